@@ -1,0 +1,278 @@
+use crate::*;
+use crate::fork::{Tip, fork_choice};
+use proctor_primitives::{Address, Amount, Hash, Keypair};
+use proctor_state::testkit::{self, keys};
+use proctor_state::*;
+use proctor_tee::sim::{SimAttestationRoot, SimPlatform, sim_measurement};
+use proctor_tee::{Platform, registration_report_data};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+#[test]
+fn lottery_rule_edges() {
+    assert!(lottery_wins(0, 1, 1));
+    assert!(lottery_wins(u128::MAX, 1, 1), "n >= D always wins");
+    assert!(lottery_wins(u128::MAX, 10, 5));
+    assert!(!lottery_wins(u128::MAX, 1, 2));
+    // Threshold for n=1, D=2 is 2^127.
+    assert!(lottery_wins((1u128 << 127) - 1, 1, 2));
+    assert!(!lottery_wins(1u128 << 127, 1, 2));
+    assert!(!lottery_wins(1u128 << 126, 1, 1u64 << 62)); // threshold 2^66
+    assert!(lottery_wins((1u128 << 66) - 1, 1, 1u64 << 62));
+}
+
+/// Wins per instruction match 1/D within a 5-sigma bound, whatever the slice size.
+#[test]
+fn lottery_rate_is_one_over_d_for_every_slice_size() {
+    let d: u64 = 2_000;
+    let instructions: u64 = 20_000_000; // 10,000 expected wins
+    let expected = instructions as f64 / d as f64;
+    let sigma = expected.sqrt();
+    let mut rates = Vec::new();
+    for (seed, n) in [(1u64, 1u64), (2, 37), (3, 500), (4, 1_999)] {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let slices = instructions / n;
+        let mut wins = 0u64;
+        for _ in 0..slices {
+            let mut b = [0u8; 16];
+            rng.fill_bytes(&mut b);
+            if lottery_wins(u128::from_le_bytes(b), n, d) {
+                wins += 1;
+            }
+        }
+        let mean = (slices * n) as f64 / d as f64;
+        assert!(
+            (wins as f64 - mean).abs() < 5.0 * sigma,
+            "slice {n}: {wins} wins, expected {mean:.0} +- {:.0}",
+            5.0 * sigma
+        );
+        rates.push(wins);
+    }
+    assert!(rates.iter().all(|&w| (w as f64 - expected).abs() < 5.0 * sigma), "{rates:?}");
+}
+
+#[test]
+fn difficulty_moves_toward_target() {
+    let p = testkit::params(None, Hash::ZERO);
+    let d = 1_000_000;
+    assert_eq!(next_difficulty(&p, d, None), d);
+    assert_eq!(next_difficulty(&p, d, Some(p.target_block_ms)), d);
+    assert!(next_difficulty(&p, d, Some(p.target_block_ms / 2)) > d, "fast blocks raise difficulty");
+    assert!(next_difficulty(&p, d, Some(p.target_block_ms * 3)) < d, "slow blocks lower it");
+    // Bounded steps even for absurd intervals, and never below the minimum.
+    assert!(next_difficulty(&p, d, Some(0)) <= d * 1104 / 1000);
+    assert!(next_difficulty(&p, d, Some(u64::MAX)) >= d * 7 / 10);
+    assert_eq!(next_difficulty(&p, p.min_difficulty, Some(u64::MAX)), p.min_difficulty);
+}
+
+struct Fixture {
+    platform: SimPlatform,
+    state: State,
+    genesis_header: Header,
+    miner: Address,
+    filler: Hash,
+    root: SimAttestationRoot,
+}
+
+fn fixture(name: &str) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("proctor-consensus-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = SimAttestationRoot::from_secret(&[42; 32]);
+    let platform = SimPlatform::open(&dir, SimAttestationRoot::from_secret(&[42; 32])).unwrap();
+    let ks = keys(2);
+    let mut params = testkit::params(Some(root.public()), sim_measurement());
+    params.filler_module = Hash::of(b"filler module");
+    params.initial_difficulty = 1000;
+    params.min_difficulty = 1;
+    let g = testkit::genesis(&ks, 1_000_000, params);
+    let genesis = State::genesis(&g).unwrap();
+    let id = platform.identity();
+    let quote = platform.quote(&registration_report_data(&id, &g.hash())).unwrap();
+    let reg = Transaction {
+        chain: g.hash(),
+        signer: ks[0].public(),
+        nonce: 0,
+        fee: Amount(1),
+        call: Call::RegisterEnclave { identity: id, quote },
+    }
+    .sign(&ks[0]);
+    let state = genesis
+        .apply_block(&BlockEnv { height: 1, timestamp: g.timestamp + 1, miner: ks[1].public().address() }, &[reg])
+        .unwrap()
+        .state;
+    let genesis_header = Header {
+        template: Template {
+            parent: Hash::ZERO,
+            height: 1,
+            timestamp: g.timestamp + 1,
+            state_root: state.root(),
+            tx_root: Hash::ZERO,
+            difficulty: g.params.initial_difficulty,
+            miner: ks[1].public().address(),
+        },
+        pouw: None,
+    };
+    Fixture { platform, state, genesis_header, miner: ks[1].public().address(), filler: g.params.filler_module, root }
+}
+
+impl Fixture {
+    fn parent(&self) -> Parent<'_> {
+        Parent { header: &self.genesis_header, state: &self.state, interval_ms: None }
+    }
+
+    /// A valid block on the fixture's parent, mined by `signer`.
+    fn block(&self, signer: &dyn Fn(&[u8]) -> proctor_primitives::Signature, enclave: proctor_primitives::PublicKey) -> Block {
+        let env = BlockEnv { height: 2, timestamp: self.genesis_header.template.timestamp + 500, miner: self.miner };
+        let applied = self.state.apply_block(&env, &[]).unwrap();
+        let template = Template {
+            parent: self.genesis_header.hash(),
+            height: 2,
+            timestamp: env.timestamp,
+            state_root: applied.state.root(),
+            tx_root: tx_root(&[]),
+            difficulty: self.genesis_header.template.difficulty,
+            miner: self.miner,
+        };
+        sign_block(template, self.filler, signer, enclave)
+    }
+}
+
+fn sign_block(
+    template: Template,
+    module: Hash,
+    signer: &dyn Fn(&[u8]) -> proctor_primitives::Signature,
+    enclave: proctor_primitives::PublicKey,
+) -> Block {
+    let th = template.hash();
+    let (slice, counter, instructions, draw) = (100, 3, 300, 0u128);
+    let pouw = PouwProof {
+        enclave,
+        template: th,
+        module,
+        slice,
+        counter,
+        instructions,
+        draw,
+        checker_sig: signer(&checker_message(&module)),
+        work_sig: signer(&work_message(&th, template.difficulty, &module, slice, counter, instructions, draw)),
+    };
+    Block { header: Header { template, pouw: Some(pouw) }, txs: vec![] }
+}
+
+fn check(f: &Fixture, b: &Block) -> Result<Applied, ConsensusError> {
+    validate_block(&f.parent(), b, None, |m| *m == f.filler)
+}
+
+#[test]
+fn valid_block_is_accepted() {
+    let f = fixture("valid");
+    let b = f.block(&|m| f.platform.sign(m), f.platform.identity());
+    let applied = check(&f, &b).unwrap();
+    assert_eq!(applied.state.root(), b.header.template.state_root);
+}
+
+#[test]
+fn pouw_negatives_each_have_their_own_error() {
+    let f = fixture("neg");
+    let sign = |m: &[u8]| f.platform.sign(m);
+    let id = f.platform.identity();
+    let good = f.block(&sign, id);
+
+    // Tampered template hash in the proof.
+    let mut b = good.clone();
+    b.header.pouw.as_mut().unwrap().template = Hash([9; 32]);
+    assert!(matches!(check(&f, &b), Err(ConsensusError::TemplateMismatch { .. })));
+    // Template changed after signing (the proof's T no longer matches).
+    let mut b = good.clone();
+    b.header.template.timestamp += 1;
+    assert!(matches!(check(&f, &b), Err(ConsensusError::TemplateMismatch { .. })));
+
+    // Wrong difficulty (re-signed so that only the difficulty is wrong).
+    let mut t = good.header.template.clone();
+    t.difficulty += 1;
+    let b = sign_block(t, f.filler, &sign, id);
+    assert!(matches!(check(&f, &b), Err(ConsensusError::WrongDifficulty { expected: 1000, got: 1001 })));
+
+    // Unregistered enclave.
+    let stranger = Keypair::from_secret(&[77; 32]);
+    let b = f.block(&|m| stranger.sign(m), stranger.public());
+    assert!(matches!(check(&f, &b), Err(ConsensusError::UnregisteredEnclave(_))));
+
+    // Bad signature on the work attestation.
+    let mut b = good.clone();
+    b.header.pouw.as_mut().unwrap().work_sig = stranger.sign(b"x");
+    assert_eq!(check(&f, &b).unwrap_err(), ConsensusError::BadWorkSignature);
+    let mut b = good.clone();
+    b.header.pouw.as_mut().unwrap().checker_sig = stranger.sign(b"x");
+    assert_eq!(check(&f, &b).unwrap_err(), ConsensusError::BadCheckerSignature);
+
+    // Module not allowed.
+    let b = sign_block(good.header.template.clone(), Hash([5; 32]), &sign, id);
+    assert!(matches!(check(&f, &b), Err(ConsensusError::ModuleNotAllowed(_))));
+
+    // A draw that does not win.
+    let mut b = good.clone();
+    let p = b.header.pouw.as_mut().unwrap();
+    p.draw = u128::MAX;
+    p.work_sig = sign(&work_message(&p.template, 1000, &p.module, p.slice, p.counter, p.instructions, p.draw));
+    assert_eq!(check(&f, &b).unwrap_err(), ConsensusError::LotteryNotWon);
+
+    // Missing proof, bad state root, bad parent.
+    let mut b = good.clone();
+    b.header.pouw = None;
+    assert_eq!(check(&f, &b).unwrap_err(), ConsensusError::MissingProof);
+    let mut t = good.header.template.clone();
+    t.state_root = Hash([1; 32]);
+    let b = sign_block(t, f.filler, &sign, id);
+    assert!(matches!(check(&f, &b), Err(ConsensusError::StateRootMismatch { .. })));
+    let mut t = good.header.template.clone();
+    t.parent = Hash([2; 32]);
+    let b = sign_block(t, f.filler, &sign, id);
+    assert!(matches!(check(&f, &b), Err(ConsensusError::WrongParent { .. })));
+
+    // Expired registration.
+    let mut t = good.header.template.clone();
+    t.height = 1 + f.state.params().registration_blocks + 1;
+    let far = Header { template: Template { height: t.height - 1, ..f.genesis_header.template.clone() }, pouw: None };
+    let b = sign_block(Template { parent: far.hash(), ..t }, f.filler, &sign, id);
+    let parent = Parent { header: &far, state: &f.state, interval_ms: None };
+    assert!(matches!(
+        validate_block(&parent, &b, None, |m| *m == f.filler),
+        Err(ConsensusError::RegistrationExpired { .. })
+    ));
+
+    // Timestamp too far in the future for the validator's clock.
+    let now = good.header.template.timestamp - MAX_FUTURE_DRIFT_MS - 1;
+    assert!(matches!(
+        validate_block(&f.parent(), &good, Some(now), |m| *m == f.filler),
+        Err(ConsensusError::TimestampInFuture { .. })
+    ));
+    // The distinct codes really are distinct.
+    let _ = &f.root;
+}
+
+#[test]
+fn fork_choice_prefers_most_work_not_longest() {
+    // Synthetic block tree: genesis -> a1 -> a2 -> a3 (light blocks)
+    //                               \-> b1 -> b2 (heavy blocks)
+    let h = |s: &str| Hash::of(s.as_bytes());
+    let mut td = std::collections::BTreeMap::new();
+    td.insert("g", 0u128);
+    let chain = [("a1", "g", 10u128), ("a2", "a1", 10), ("a3", "a2", 10), ("b1", "g", 16), ("b2", "b1", 16)];
+    let mut tips = Vec::new();
+    for (name, parent, d) in chain {
+        let t = td[parent] + d;
+        td.insert(name, t);
+        tips.push(Tip { hash: h(name), height: 0, total_difficulty: t });
+    }
+    let best = fork_choice(&tips).unwrap();
+    assert_eq!(best.hash, h("b2"), "32 beats 30 although a3 is higher");
+    let a3 = tips[2];
+    assert!(!a3.better_than(&best));
+    // Equal work: the tie-break is deterministic and symmetric.
+    let x = Tip { hash: Hash([1; 32]), height: 5, total_difficulty: 100 };
+    let y = Tip { hash: Hash([2; 32]), height: 9, total_difficulty: 100 };
+    assert!(x.better_than(&y) && !y.better_than(&x));
+    assert_eq!(fork_choice(&[x, y]).unwrap(), fork_choice(&[y, x]).unwrap());
+    assert_eq!(fork_choice(&[]), None);
+}

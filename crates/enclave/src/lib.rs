@@ -1,0 +1,306 @@
+//! The enclave: proctor's trusted computing base, kept small.
+//!
+//! It owns the platform (identity key, sealing, RNG), the checker and the
+//! metered engine, and it runs the PoUW lottery. It does no I/O of its own:
+//! the untrusted host pushes module bytes, inputs and block templates in and
+//! takes attestations out, through one narrow interface, [`Request`] ->
+//! [`Response`] (borsh-encoded when the enclave runs as its own process).
+//!
+//! Mining (seed 000 §3.3-3.4): the host loads a task ([`Request::LoadTask`]);
+//! the enclave checks the module itself (it hashes the bytes it was given, so
+//! the host cannot lie about M) and signs the checker attestation. Then the
+//! host calls [`Request::Mine`] with the current template hash T and
+//! difficulty D. After each slice of n instructions the enclave draws r from
+//! its own RNG and wins iff `r * D < n * 2^128`; on a win it signs the
+//! useful-work attestation over (T, D, M, n, counter, instructions, r) and
+//! returns the [`PouwProof`]. The task keeps running across calls and
+//! templates: the work is never thrown away when a new block arrives.
+//!
+//! The host cannot forge a win (it never sees the identity key), cannot
+//! grind (one draw per slice, bound to the T current at that slice) and cannot
+//! make the enclave sign for a module that failed the checker.
+#![forbid(unsafe_code)]
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use proctor_consensus::lottery_wins;
+use proctor_primitives::{Hash, PublicKey};
+use proctor_state::{PouwProof, checker_message, work_message};
+use proctor_tee::{Platform, Quote, TeeKind, registration_report_data};
+use proctor_vm::{Limits, Status, Step, Task, TaskSpec, Vm};
+
+/// What the host may ask of the enclave.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub enum Request {
+    /// Identity, measurement and TEE kind.
+    Info,
+    /// A quote binding the identity key to the chain with this genesis hash.
+    RegistrationQuote { genesis: Hash },
+    /// Check `module` and start running it on `input`.
+    LoadTask { module: Vec<u8>, input: Vec<u8>, args: Vec<String>, clock_ns: u64, fuel: u64, slice: u64 },
+    /// Run up to `max_slices` slices, drawing the lottery for template `template` at `difficulty`.
+    Mine { template: Hash, difficulty: u64, max_slices: u32 },
+}
+
+/// The enclave's answers.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub enum Response {
+    Info(EnclaveInfo),
+    Quote(Quote),
+    /// The module passed the checker; the signature is the checker attestation.
+    Loaded { module: Hash, checker_sig: proctor_primitives::Signature },
+    Mined(MineResult),
+    Error { code: i32, message: String },
+}
+
+/// Public facts about the enclave.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct EnclaveInfo {
+    pub kind: TeeKind,
+    pub measurement: Hash,
+    pub identity: PublicKey,
+}
+
+/// The outcome of a [`Request::Mine`].
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub enum MineResult {
+    /// A slice won: here is the proof. The task continues on the next call.
+    Won(PouwProof),
+    /// All slices ran without a win.
+    NoWin { slices: u32 },
+    /// The task finished; load another to keep mining.
+    TaskDone { instructions: u64, exit_code: Option<i32>, output_hash: Hash },
+}
+
+/// Errors of the enclave API, with stable codes.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("module rejected: {0}")]
+    Module(#[from] proctor_vm::VmError),
+    #[error("no task is loaded")]
+    NoTask,
+    #[error("slice length must be positive")]
+    BadSlice,
+    #[error("platform: {0}")]
+    Platform(#[from] proctor_tee::Error),
+}
+
+impl Error {
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::Module(_) => 3001,
+            Error::NoTask => 3002,
+            Error::BadSlice => 3003,
+            Error::Platform(_) => 3004,
+        }
+    }
+}
+
+struct Running {
+    module: Hash,
+    task: Task,
+    slice: u64,
+    counter: u64,
+    checker_sig: proctor_primitives::Signature,
+}
+
+/// The enclave object. Secrets stay inside its platform.
+pub struct Enclave {
+    platform: Box<dyn Platform>,
+    vm: Vm,
+    running: Option<Running>,
+}
+
+impl Enclave {
+    pub fn new(platform: Box<dyn Platform>) -> Result<Self, Error> {
+        Ok(Enclave { platform, vm: Vm::new(Limits::default())?, running: None })
+    }
+
+    /// Serves one request (the whole host-facing interface).
+    pub fn handle(&mut self, req: Request) -> Response {
+        let result = match req {
+            Request::Info => Ok(Response::Info(self.info())),
+            Request::RegistrationQuote { genesis } => {
+                let rd = registration_report_data(&self.platform.identity(), &genesis);
+                self.platform.quote(&rd).map(Response::Quote).map_err(Error::from)
+            }
+            Request::LoadTask { module, input, args, clock_ns, fuel, slice } => {
+                self.load_task(&module, input, args, clock_ns, fuel, slice)
+            }
+            Request::Mine { template, difficulty, max_slices } => {
+                self.mine(template, difficulty, max_slices).map(Response::Mined)
+            }
+        };
+        result.unwrap_or_else(|e| Response::Error { code: e.code(), message: e.to_string() })
+    }
+
+    pub fn info(&self) -> EnclaveInfo {
+        EnclaveInfo {
+            kind: self.platform.kind(),
+            measurement: self.platform.measurement(),
+            identity: self.platform.identity(),
+        }
+    }
+
+    fn load_task(
+        &mut self,
+        module: &[u8],
+        input: Vec<u8>,
+        args: Vec<String>,
+        clock_ns: u64,
+        fuel: u64,
+        slice: u64,
+    ) -> Result<Response, Error> {
+        if slice == 0 {
+            return Err(Error::BadSlice);
+        }
+        let loaded = self.vm.load(module)?;
+        let m = loaded.verdict.module;
+        // The random stream is keyed by module and input: reproducible, not secret.
+        let random_seed = Hash::tagged("proctor/task-seed", &[&m.0, &input]);
+        let spec = TaskSpec { args, input, fuel, clock_ns, random_seed };
+        let task = self.vm.start(&loaded, spec, slice);
+        let checker_sig = self.platform.sign(&checker_message(&m));
+        self.running = Some(Running { module: m, task, slice, counter: 0, checker_sig });
+        Ok(Response::Loaded { module: m, checker_sig })
+    }
+
+    fn mine(&mut self, template: Hash, difficulty: u64, max_slices: u32) -> Result<MineResult, Error> {
+        let run = self.running.as_mut().ok_or(Error::NoTask)?;
+        for done in 0..max_slices {
+            match run.task.step() {
+                Step::Slice => {
+                    run.counter += 1;
+                    // Seed 000 §3.3: one draw per slice of n instructions.
+                    let r = self.platform.random_u128();
+                    if lottery_wins(r, run.slice, difficulty) {
+                        let instructions = run.counter * run.slice;
+                        let work_sig = self.platform.sign(&work_message(
+                            &template,
+                            difficulty,
+                            &run.module,
+                            run.slice,
+                            run.counter,
+                            instructions,
+                            r,
+                        ));
+                        return Ok(MineResult::Won(PouwProof {
+                            enclave: self.platform.identity(),
+                            template,
+                            module: run.module,
+                            slice: run.slice,
+                            counter: run.counter,
+                            instructions,
+                            draw: r,
+                            checker_sig: run.checker_sig,
+                            work_sig,
+                        }));
+                    }
+                    let _ = done;
+                }
+                Step::Done(outcome) => {
+                    self.running = None;
+                    let exit_code = match outcome.status {
+                        Status::Exited(c) => Some(c),
+                        _ => None,
+                    };
+                    return Ok(MineResult::TaskDone {
+                        instructions: outcome.instructions,
+                        exit_code,
+                        output_hash: Hash::of(&outcome.stdout),
+                    });
+                }
+            }
+        }
+        Ok(MineResult::NoWin { slices: max_slices })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proctor_tee::sim::{SimAttestationRoot, SimPlatform};
+
+    const FILLER: &[u8] = include_bytes!("../../../examples/tasks/filler.wasm");
+
+    fn enclave(name: &str) -> Enclave {
+        let dir = std::env::temp_dir().join(format!("proctor-enclave-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Enclave::new(Box::new(SimPlatform::open(&dir, SimAttestationRoot::from_secret(&[1; 32])).unwrap())).unwrap()
+    }
+
+    fn load(e: &mut Enclave, rounds: &str, slice: u64) -> Hash {
+        match e.handle(Request::LoadTask {
+            module: FILLER.to_vec(),
+            input: b"seed".to_vec(),
+            args: vec![rounds.into()],
+            clock_ns: 0,
+            fuel: u64::MAX / 4,
+            slice,
+        }) {
+            Response::Loaded { module, checker_sig } => {
+                assert!(e.info().identity.verify(&checker_message(&module), &checker_sig).is_ok());
+                module
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn wins_carry_valid_attestations() {
+        let mut e = enclave("win");
+        let m = load(&mut e, "100000", 10_000);
+        assert_eq!(m, Hash::of(FILLER));
+        let t = Hash([7; 32]);
+        // Difficulty = slice: every slice wins.
+        let Response::Mined(MineResult::Won(p)) = e.handle(Request::Mine { template: t, difficulty: 10_000, max_slices: 10 })
+        else {
+            panic!("expected a win")
+        };
+        let id = e.info().identity;
+        assert_eq!(p.enclave, id);
+        assert_eq!(p.counter, 1);
+        let msg = work_message(&t, 10_000, &m, p.slice, p.counter, p.instructions, p.draw);
+        assert!(id.verify(&msg, &p.work_sig).is_ok());
+        // Impossible difficulty: no win, and the task eventually finishes with its exact count.
+        let mut total_slices = 0u64;
+        loop {
+            match e.handle(Request::Mine { template: t, difficulty: u64::MAX, max_slices: 1000 }) {
+                Response::Mined(MineResult::NoWin { slices }) => total_slices += slices as u64,
+                Response::Mined(MineResult::TaskDone { instructions, exit_code, .. }) => {
+                    assert_eq!(exit_code, Some(0));
+                    assert!(instructions > 100_000 * 1000, "{instructions}");
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(total_slices > 0);
+        assert!(matches!(e.handle(Request::Mine { template: t, difficulty: 1, max_slices: 1 }), Response::Error { code: 3002, .. }));
+    }
+
+    #[test]
+    fn rejected_module_gets_no_checker_attestation() {
+        let mut e = enclave("reject");
+        let r = e.handle(Request::LoadTask {
+            module: b"\0asm garbage".to_vec(),
+            input: vec![],
+            args: vec![],
+            clock_ns: 0,
+            fuel: 1,
+            slice: 1,
+        });
+        assert!(matches!(r, Response::Error { code: 3001, .. }), "{r:?}");
+    }
+
+    #[test]
+    fn filler_output_matches_native_sha256_chain() {
+        // 1000 rounds of SHA-256 over "hello", computed natively by the C build
+        // (examples/tasks/build.sh) and recorded in examples/tasks/filler.expected.
+        let expected = include_str!("../../../examples/tasks/filler.expected").trim();
+        let vm = Vm::new(Limits::default()).unwrap();
+        let l = vm.load(FILLER).unwrap();
+        let o = vm.run(&l, TaskSpec { args: vec!["1000".into()], input: b"hello".to_vec(), fuel: u64::MAX / 4, ..TaskSpec::default() }, 100_000);
+        assert!(o.success(), "{:?} {}", o.status, String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8(o.stdout).unwrap().trim(), expected);
+    }
+}

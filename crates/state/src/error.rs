@@ -1,0 +1,72 @@
+//! Errors of the state machine, each with a stable numeric code (they cross
+//! the RPC boundary, and clients match on the code).
+
+use proctor_primitives::{Amount, Hash};
+
+/// Why a transaction is invalid.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum TxError {
+    #[error("signature does not verify for the signer's key")]
+    BadSignature,
+    #[error("transaction is for chain {got}, this chain is {expected}")]
+    WrongChain { expected: Hash, got: Hash },
+    #[error("nonce {got} already used: the account's next nonce is {expected}")]
+    NonceReplayed { expected: u64, got: u64 },
+    #[error("nonce {got} is ahead of the account's next nonce {expected}: send the missing ones first")]
+    NonceGap { expected: u64, got: u64 },
+    #[error("insufficient balance: needs {needed} (amount plus fee), has {available}")]
+    InsufficientBalance { needed: Amount, available: Amount },
+    #[error("fee {got} is below the minimum fee {min}")]
+    FeeTooLow { min: Amount, got: Amount },
+    #[error("amount overflows the recipient's balance")]
+    Overflow,
+    #[error("attestation quote rejected: {0}")]
+    QuoteRejected(String),
+    #[error("enclave measurement {0} is not on the chain's allowlist")]
+    MeasurementNotAllowed(Hash),
+    #[error("quote report data does not bind this identity key to this chain")]
+    ReportDataMismatch,
+    #[error("enclave is already registered by another operator")]
+    EnclaveOwnedByOther,
+}
+
+impl TxError {
+    /// Stable numeric code.
+    pub fn code(&self) -> i32 {
+        match self {
+            TxError::BadSignature => 1001,
+            TxError::WrongChain { .. } => 1002,
+            TxError::NonceReplayed { .. } => 1003,
+            TxError::NonceGap { .. } => 1004,
+            TxError::InsufficientBalance { .. } => 1005,
+            TxError::FeeTooLow { .. } => 1006,
+            TxError::Overflow => 1007,
+            TxError::QuoteRejected(_) => 1101,
+            TxError::MeasurementNotAllowed(_) => 1102,
+            TxError::ReportDataMismatch => 1103,
+            TxError::EnclaveOwnedByOther => 1104,
+        }
+    }
+}
+
+/// Why a block's transactions cannot be applied.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum BlockError {
+    #[error("block has {count} transactions, more than the limit of {limit}")]
+    TooManyTxs { count: usize, limit: u32 },
+    #[error("transaction {index} ({hash}) is invalid: {error}")]
+    Tx { index: usize, hash: Hash, error: TxError },
+    #[error("block reward overflows the miner's balance")]
+    RewardOverflow,
+}
+
+/// Errors building the genesis state.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisError {
+    #[error("genesis allocates to {0} twice")]
+    DuplicateAllocation(proctor_primitives::Address),
+    #[error("genesis parameter {0}")]
+    BadParam(&'static str),
+    #[error("genesis file: {0}")]
+    Parse(String),
+}

@@ -1,0 +1,308 @@
+//! The state machine: `apply(state, block) -> (state', receipts)`.
+
+use crate::error::{BlockError, GenesisError, TxError};
+use crate::smt::{Change, Smt, SmtProof};
+use crate::types::*;
+use borsh::{BorshDeserialize, BorshSerialize};
+use proctor_primitives::{Address, Amount, Hash, Height, PublicKey, Timestamp, codec, verify_batch};
+use proctor_tee::{TrustPolicy, registration_report_data, verify_quote};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A value stored in the state tree. The variant tag keeps kinds apart.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Record {
+    Account(Account),
+    Enclave(EnclaveRecord),
+    Params(ChainParams),
+}
+
+/// State tree key of an account.
+pub fn account_key(a: &Address) -> Hash {
+    Hash::tagged("proctor/key/account", &[&a.0])
+}
+/// State tree key of an enclave registration.
+pub fn enclave_key(id: &PublicKey) -> Hash {
+    Hash::tagged("proctor/key/enclave", &[&id.0])
+}
+fn params_key() -> Hash {
+    Hash::tagged("proctor/key/params", &[])
+}
+
+/// Where and when a block is applied.
+#[derive(Clone, Debug)]
+pub struct BlockEnv {
+    pub height: Height,
+    pub timestamp: Timestamp,
+    pub miner: Address,
+}
+
+/// The result of applying a block.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub state: State,
+    pub receipts: Vec<Receipt>,
+    /// Block-level events (the reward).
+    pub events: Vec<Event>,
+    /// Every key the block changed and its new value (`None`: deleted), in key order.
+    pub changes: Vec<(Hash, Option<Vec<u8>>)>,
+}
+
+/// The chain state. Cloning is O(1); a clone is an independent snapshot.
+#[derive(Clone, Debug)]
+pub struct State {
+    genesis_hash: Hash,
+    params: Arc<ChainParams>,
+    tree: Smt,
+}
+
+/// Reads and writes of one block, on top of a state.
+struct Overlay<'a> {
+    base: &'a Smt,
+    writes: BTreeMap<Hash, Option<Vec<u8>>>,
+}
+
+impl Overlay<'_> {
+    fn get(&self, key: &Hash) -> Option<Record> {
+        let bytes = match self.writes.get(key) {
+            Some(v) => v.as_deref(),
+            None => self.base.get(key),
+        }?;
+        Some(codec::decode("state record", bytes).expect("state records are written only by this crate"))
+    }
+    fn put(&mut self, key: Hash, r: &Record) {
+        self.writes.insert(key, Some(codec::encode(r)));
+    }
+    fn account(&self, a: &Address) -> Account {
+        match self.get(&account_key(a)) {
+            Some(Record::Account(acc)) => acc,
+            _ => Account::default(),
+        }
+    }
+    fn set_account(&mut self, a: &Address, acc: Account) {
+        self.put(account_key(a), &Record::Account(acc));
+    }
+    fn enclave(&self, id: &PublicKey) -> Option<EnclaveRecord> {
+        match self.get(&enclave_key(id)) {
+            Some(Record::Enclave(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl State {
+    /// The state at height 0.
+    pub fn genesis(g: &Genesis) -> Result<State, GenesisError> {
+        let p = &g.params;
+        if p.target_block_ms == 0 {
+            return Err(GenesisError::BadParam("target_block_ms must be positive"));
+        }
+        if p.initial_difficulty == 0 || p.min_difficulty == 0 {
+            return Err(GenesisError::BadParam("difficulty must be positive"));
+        }
+        if p.allow_sim_quotes && p.sim_attestation_root.is_none() {
+            return Err(GenesisError::BadParam("allow_sim_quotes needs sim_attestation_root"));
+        }
+        let mut entries = BTreeMap::new();
+        entries.insert(params_key(), codec::encode(&Record::Params(p.clone())));
+        for a in &g.allocations {
+            let key = account_key(&a.address);
+            let rec = Record::Account(Account { balance: a.amount, nonce: 0 });
+            if entries.insert(key, codec::encode(&rec)).is_some() {
+                return Err(GenesisError::DuplicateAllocation(a.address));
+            }
+        }
+        Ok(State { genesis_hash: g.hash(), params: Arc::new(p.clone()), tree: Smt::from_entries(entries) })
+    }
+
+    /// Rebuilds a state from stored tree entries (as saved from [`Applied::changes`]).
+    pub fn from_entries(g: &Genesis, entries: impl IntoIterator<Item = (Hash, Vec<u8>)>) -> State {
+        State { genesis_hash: g.hash(), params: Arc::new(g.params.clone()), tree: Smt::from_entries(entries) }
+    }
+
+    pub fn root(&self) -> Hash {
+        self.tree.root()
+    }
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    fn read(&self) -> Overlay<'_> {
+        Overlay { base: &self.tree, writes: BTreeMap::new() }
+    }
+
+    pub fn account(&self, a: &Address) -> Account {
+        self.read().account(a)
+    }
+
+    pub fn enclave(&self, id: &PublicKey) -> Option<EnclaveRecord> {
+        self.read().enclave(id)
+    }
+
+    /// A proof of `address`'s account (or its absence) under [`State::root`].
+    pub fn prove_account(&self, a: &Address) -> (Option<Vec<u8>>, SmtProof) {
+        let key = account_key(a);
+        (self.tree.get(&key).map(<[u8]>::to_vec), self.tree.prove(&key))
+    }
+
+    /// Every `(key, value)` of the state tree, in key order (for storage).
+    pub fn entries(&self) -> Vec<(Hash, Vec<u8>)> {
+        self.tree.entries()
+    }
+
+    /// Sum of all balances.
+    pub fn total_supply(&self) -> u128 {
+        self.tree
+            .entries()
+            .iter()
+            .filter_map(|(_, v)| match codec::decode::<Record>("state record", v) {
+                Ok(Record::Account(a)) => Some(a.balance.0),
+                _ => None,
+            })
+            .sum()
+    }
+
+    /// Checks a transaction against this state, allowing its nonce to be up to
+    /// `pending` ahead (transactions already queued in the mempool).
+    pub fn check_tx(&self, stx: &SignedTransaction, pending: u64) -> Result<(), TxError> {
+        stx.tx.signer.verify(&stx.hash().0, &stx.signature).map_err(|_| TxError::BadSignature)?;
+        let tx = &stx.tx;
+        self.check_static(tx)?;
+        let acc = self.account(&tx.sender());
+        if tx.nonce < acc.nonce {
+            return Err(TxError::NonceReplayed { expected: acc.nonce, got: tx.nonce });
+        }
+        if tx.nonce > acc.nonce + pending {
+            return Err(TxError::NonceGap { expected: acc.nonce + pending, got: tx.nonce });
+        }
+        let needed = cost(tx).ok_or(TxError::Overflow)?;
+        if acc.balance < needed {
+            return Err(TxError::InsufficientBalance { needed, available: acc.balance });
+        }
+        Ok(())
+    }
+
+    fn check_static(&self, tx: &Transaction) -> Result<(), TxError> {
+        if tx.chain != self.genesis_hash {
+            return Err(TxError::WrongChain { expected: self.genesis_hash, got: tx.chain });
+        }
+        if tx.fee < self.params.min_fee {
+            return Err(TxError::FeeTooLow { min: self.params.min_fee, got: tx.fee });
+        }
+        Ok(())
+    }
+
+    /// Applies a block's transactions and pays the miner. Pure: `self` is unchanged.
+    pub fn apply_block(&self, env: &BlockEnv, txs: &[SignedTransaction]) -> Result<Applied, BlockError> {
+        if txs.len() > self.params.max_block_txs as usize {
+            return Err(BlockError::TooManyTxs { count: txs.len(), limit: self.params.max_block_txs });
+        }
+        let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
+        verify_signatures(txs, &hashes)?;
+        let mut o = self.read();
+        let mut receipts = Vec::with_capacity(txs.len());
+        let mut fees = Amount::ZERO;
+        for (i, (stx, hash)) in txs.iter().zip(&hashes).enumerate() {
+            let events = self
+                .apply_tx(&mut o, env, &stx.tx)
+                .map_err(|error| BlockError::Tx { index: i, hash: *hash, error })?;
+            fees = fees.checked_add(stx.tx.fee).ok_or(BlockError::RewardOverflow)?;
+            receipts.push(Receipt { tx: *hash, height: env.height, index: i as u32, fee: stx.tx.fee, events });
+        }
+        let reward = self.params.block_reward;
+        let mut miner = o.account(&env.miner);
+        miner.balance = miner
+            .balance
+            .checked_add(reward)
+            .and_then(|b| b.checked_add(fees))
+            .ok_or(BlockError::RewardOverflow)?;
+        o.set_account(&env.miner, miner);
+        let events = vec![Event::BlockReward { miner: env.miner, reward, fees }];
+
+        let changes: Vec<(Hash, Option<Vec<u8>>)> = o.writes.into_iter().collect();
+        let tree_changes: Vec<Change> = changes.iter().map(|(k, v)| (*k, v.as_deref().map(Arc::from))).collect();
+        let mut tree = self.tree.clone();
+        tree.update(&tree_changes);
+        let state = State { genesis_hash: self.genesis_hash, params: self.params.clone(), tree };
+        Ok(Applied { state, receipts, events, changes })
+    }
+
+    fn apply_tx(&self, o: &mut Overlay<'_>, env: &BlockEnv, tx: &Transaction) -> Result<Vec<Event>, TxError> {
+        self.check_static(tx)?;
+        let from = tx.sender();
+        let mut acc = o.account(&from);
+        if tx.nonce < acc.nonce {
+            return Err(TxError::NonceReplayed { expected: acc.nonce, got: tx.nonce });
+        }
+        if tx.nonce > acc.nonce {
+            return Err(TxError::NonceGap { expected: acc.nonce, got: tx.nonce });
+        }
+        let needed = cost(tx).ok_or(TxError::Overflow)?;
+        acc.balance =
+            acc.balance.checked_sub(needed).ok_or(TxError::InsufficientBalance { needed, available: acc.balance })?;
+        acc.nonce += 1;
+        o.set_account(&from, acc);
+        let mut events = vec![Event::FeePaid { payer: from, amount: tx.fee }];
+        match &tx.call {
+            Call::Transfer { to, amount } => {
+                let mut dest = o.account(to);
+                dest.balance = dest.balance.checked_add(*amount).ok_or(TxError::Overflow)?;
+                o.set_account(to, dest);
+                events.push(Event::Transfer { from, to: *to, amount: *amount });
+            }
+            Call::RegisterEnclave { identity, quote } => {
+                let policy = TrustPolicy {
+                    sim_root: if self.params.allow_sim_quotes { self.params.sim_attestation_root } else { None },
+                };
+                let claims = verify_quote(quote, &policy).map_err(|e| TxError::QuoteRejected(e.to_string()))?;
+                if !self.params.allowed_measurements.contains(&claims.measurement) {
+                    return Err(TxError::MeasurementNotAllowed(claims.measurement));
+                }
+                if claims.report_data != registration_report_data(identity, &self.genesis_hash) {
+                    return Err(TxError::ReportDataMismatch);
+                }
+                if let Some(existing) = o.enclave(identity)
+                    && existing.operator != from
+                {
+                    return Err(TxError::EnclaveOwnedByOther);
+                }
+                let expires_at = env.height + self.params.registration_blocks;
+                let rec = EnclaveRecord {
+                    identity: *identity,
+                    operator: from,
+                    measurement: claims.measurement,
+                    registered_at: env.height,
+                    expires_at,
+                };
+                o.put(enclave_key(identity), &Record::Enclave(rec));
+                events.push(Event::EnclaveRegistered { identity: *identity, operator: from, expires_at });
+            }
+        }
+        Ok(events)
+    }
+}
+
+/// What a transaction debits from its sender: fee plus amount moved.
+fn cost(tx: &Transaction) -> Option<Amount> {
+    match &tx.call {
+        Call::Transfer { amount, .. } => tx.fee.checked_add(*amount),
+        Call::RegisterEnclave { .. } => Some(tx.fee),
+    }
+}
+
+/// Batch-verifies all signatures; on failure finds the first bad one.
+fn verify_signatures(txs: &[SignedTransaction], hashes: &[Hash]) -> Result<(), BlockError> {
+    let items: Vec<_> = txs.iter().zip(hashes).map(|(t, h)| (t.tx.signer, &h.0[..], t.signature)).collect();
+    if verify_batch(&items).is_ok() {
+        return Ok(());
+    }
+    for (i, (pk, msg, sig)) in items.iter().enumerate() {
+        if pk.verify(msg, sig).is_err() {
+            return Err(BlockError::Tx { index: i, hash: hashes[i], error: TxError::BadSignature });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+use crate::testkit::{self, keys, transfer};
+use crate::*;
+use proctor_primitives::{Address, Amount, Hash, codec};
+use proctor_tee::sim::{SimAttestationRoot, SimPlatform, sim_measurement};
+use proctor_tee::{Platform, registration_report_data};
+use proptest::prelude::*;
+
+fn env(height: u64, miner: Address) -> BlockEnv {
+    BlockEnv { height, timestamp: 1_700_000_000_000 + height * 1000, miner }
+}
+
+fn chain(n: usize) -> (Vec<proctor_primitives::Keypair>, Genesis, State) {
+    let ks = keys(n);
+    let g = testkit::genesis(&ks, 1_000_000, testkit::params(None, sim_measurement()));
+    let s = State::genesis(&g).unwrap();
+    (ks, g, s)
+}
+
+#[test]
+fn transfer_moves_funds_and_pays_miner() {
+    let (ks, g, s) = chain(3);
+    let miner = ks[2].public().address();
+    let tx = transfer(&g.hash(), &ks[0], 0, &ks[1], 500, 10);
+    let a = s.apply_block(&env(1, miner), &[tx]).unwrap();
+    assert_eq!(a.state.account(&ks[0].public().address()), Account { balance: Amount(1_000_000 - 510), nonce: 1 });
+    assert_eq!(a.state.account(&ks[1].public().address()).balance, Amount(1_000_500));
+    assert_eq!(a.state.account(&miner).balance, Amount(1_000_000 + 50_000_000 + 10));
+    assert_eq!(a.receipts.len(), 1);
+    assert!(a.receipts[0].events.contains(&Event::Transfer {
+        from: ks[0].public().address(),
+        to: ks[1].public().address(),
+        amount: Amount(500)
+    }));
+    // The original state is untouched (pure).
+    assert_eq!(s.account(&ks[0].public().address()).nonce, 0);
+    assert_ne!(s.root(), a.state.root());
+}
+
+#[test]
+fn replayed_and_out_of_order_nonces_rejected() {
+    let (ks, g, s) = chain(2);
+    let m = ks[1].public().address();
+    let t0 = transfer(&g.hash(), &ks[0], 0, &ks[1], 1, 1);
+    let a = s.apply_block(&env(1, m), std::slice::from_ref(&t0)).unwrap();
+    let err = a.state.apply_block(&env(2, m), &[t0.clone()]).unwrap_err();
+    assert!(matches!(err, BlockError::Tx { error: TxError::NonceReplayed { expected: 1, got: 0 }, .. }), "{err}");
+    assert_eq!(a.state.check_tx(&t0, 0).unwrap_err().code(), 1003);
+    let t2 = transfer(&g.hash(), &ks[0], 2, &ks[1], 1, 1);
+    let err = a.state.apply_block(&env(2, m), &[t2.clone()]).unwrap_err();
+    assert!(matches!(err, BlockError::Tx { error: TxError::NonceGap { .. }, .. }));
+    // In the mempool a nonce one ahead is fine when one is pending.
+    assert!(a.state.check_tx(&t2, 1).is_ok());
+    // Same tx twice in one block: the second is a replay.
+    let err = s.apply_block(&env(1, m), &[t0.clone(), t0]).unwrap_err();
+    assert!(matches!(err, BlockError::Tx { index: 1, error: TxError::NonceReplayed { .. }, .. }));
+}
+
+#[test]
+fn insufficient_balance_has_clear_error() {
+    let (ks, g, s) = chain(2);
+    let tx = transfer(&g.hash(), &ks[0], 0, &ks[1], 1_000_000, 1);
+    let e = s.check_tx(&tx, 0).unwrap_err();
+    assert_eq!(e, TxError::InsufficientBalance { needed: Amount(1_000_001), available: Amount(1_000_000) });
+    assert!(e.to_string().contains("needs 1000001"), "{e}");
+    assert!(s.apply_block(&env(1, ks[1].public().address()), &[tx]).is_err());
+}
+
+#[test]
+fn bad_signature_wrong_chain_and_low_fee_rejected() {
+    let (ks, g, s) = chain(2);
+    let mut tx = transfer(&g.hash(), &ks[0], 0, &ks[1], 5, 1);
+    tx.tx.fee = Amount(2); // signature no longer matches
+    assert_eq!(s.check_tx(&tx, 0), Err(TxError::BadSignature));
+    let err = s.apply_block(&env(1, ks[1].public().address()), &[tx]).unwrap_err();
+    assert!(matches!(err, BlockError::Tx { error: TxError::BadSignature, .. }));
+    let other = transfer(&Hash([1; 32]), &ks[0], 0, &ks[1], 5, 1);
+    assert!(matches!(s.check_tx(&other, 0), Err(TxError::WrongChain { .. })));
+    let cheap = transfer(&g.hash(), &ks[0], 0, &ks[1], 5, 0);
+    assert!(matches!(s.check_tx(&cheap, 0), Err(TxError::FeeTooLow { .. })));
+}
+
+fn registration(
+    dir: &str,
+    root: [u8; 32],
+) -> (SimPlatform, proctor_primitives::PublicKey) {
+    let d = std::env::temp_dir().join(format!("proctor-state-{dir}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let p = SimPlatform::open(&d, SimAttestationRoot::from_secret(&root)).unwrap();
+    let pk = SimAttestationRoot::from_secret(&root).public();
+    (p, pk)
+}
+
+#[test]
+fn enclave_registration_checks_quote_measurement_and_binding() {
+    let ks = keys(2);
+    let (platform, root_pk) = registration("reg", [4; 32]);
+    let g = testkit::genesis(&ks, 1_000_000, testkit::params(Some(root_pk), sim_measurement()));
+    let s = State::genesis(&g).unwrap();
+    let id = platform.identity();
+    let reg = |identity, quote, nonce| {
+        Transaction { chain: g.hash(), signer: ks[0].public(), nonce, fee: Amount(1), call: Call::RegisterEnclave { identity, quote } }
+            .sign(&ks[0])
+    };
+    let good = platform.quote(&registration_report_data(&id, &g.hash())).unwrap();
+    let a = s.apply_block(&env(1, ks[1].public().address()), &[reg(id, good.clone(), 0)]).unwrap();
+    let rec = a.state.enclave(&id).unwrap();
+    assert_eq!(rec.operator, ks[0].public().address());
+    assert_eq!(rec.expires_at, 1 + g.params.registration_blocks);
+
+    // A quote binding another key (or another chain) is refused.
+    let other = proctor_primitives::Keypair::from_secret(&[9; 32]).public();
+    assert_eq!(s.check_tx(&reg(other, good.clone(), 0), 0), Ok(()));
+    let err = s.apply_block(&env(1, ks[1].public().address()), &[reg(other, good.clone(), 0)]).unwrap_err();
+    assert!(matches!(err, BlockError::Tx { error: TxError::ReportDataMismatch, .. }), "{err}");
+    // Signed by an untrusted root.
+    let (rogue, _) = registration("rogue", [5; 32]);
+    let q = rogue.quote(&registration_report_data(&rogue.identity(), &g.hash())).unwrap();
+    let err = s.apply_block(&env(1, ks[1].public().address()), &[reg(rogue.identity(), q, 0)]).unwrap_err();
+    assert!(matches!(err, BlockError::Tx { error: TxError::QuoteRejected(_), .. }), "{err}");
+    // Measurement not allowed.
+    let g2 = testkit::genesis(&ks, 1_000_000, testkit::params(Some(root_pk), Hash([1; 32])));
+    let s2 = State::genesis(&g2).unwrap();
+    let q = platform.quote(&registration_report_data(&id, &g2.hash())).unwrap();
+    let tx = Transaction { chain: g2.hash(), signer: ks[0].public(), nonce: 0, fee: Amount(1), call: Call::RegisterEnclave { identity: id, quote: q } }.sign(&ks[0]);
+    let err = s2.apply_block(&env(1, ks[1].public().address()), &[tx]).unwrap_err();
+    assert!(matches!(err, BlockError::Tx { error: TxError::MeasurementNotAllowed(_), .. }), "{err}");
+    // Sim quotes on a chain that forbids them.
+    let g3 = testkit::genesis(&ks, 1_000_000, testkit::params(None, sim_measurement()));
+    let s3 = State::genesis(&g3).unwrap();
+    let q = platform.quote(&registration_report_data(&id, &g3.hash())).unwrap();
+    let tx = Transaction { chain: g3.hash(), signer: ks[0].public(), nonce: 0, fee: Amount(1), call: Call::RegisterEnclave { identity: id, quote: q } }.sign(&ks[0]);
+    let err = s3.apply_block(&env(1, ks[1].public().address()), &[tx]).unwrap_err();
+    assert!(matches!(err, BlockError::Tx { error: TxError::QuoteRejected(ref m), .. } if m.contains("not accepted")), "{err}");
+}
+
+#[test]
+fn account_proofs_verify_against_root() {
+    let (ks, _, s) = chain(5);
+    let (value, proof) = s.prove_account(&ks[3].public().address());
+    assert!(proof.verify(&s.root(), &account_key(&ks[3].public().address()), value.as_deref()));
+    let nobody = Address([7; 20]);
+    let (value, proof) = s.prove_account(&nobody);
+    assert!(value.is_none());
+    assert!(proof.verify(&s.root(), &account_key(&nobody), None));
+}
+
+#[test]
+fn state_rebuilt_from_changes_has_same_root() {
+    let (ks, g, s) = chain(4);
+    let m = ks[3].public().address();
+    let a = s.apply_block(&env(1, m), &[transfer(&g.hash(), &ks[0], 0, &ks[1], 5, 1)]).unwrap();
+    let mut entries: std::collections::BTreeMap<Hash, Vec<u8>> = s_entries(&s);
+    for (k, v) in &a.changes {
+        match v {
+            Some(v) => entries.insert(*k, v.clone()),
+            None => entries.remove(k),
+        };
+    }
+    assert_eq!(State::from_entries(&g, entries).root(), a.state.root());
+}
+
+fn s_entries(s: &State) -> std::collections::BTreeMap<Hash, Vec<u8>> {
+    s.entries().into_iter().collect()
+}
+
+/// Wire-format lock: these encodings must change only deliberately.
+#[test]
+fn encoding_fixtures() {
+    let ks = keys(2);
+    let tx = transfer(&Hash([3; 32]), &ks[0], 7, &ks[1], 1000, 2);
+    let bytes = codec::encode(&tx.tx);
+    // chain(32) signer(32) nonce(8) fee(16) tag(1) to(20) amount(16)
+    assert_eq!(bytes.len(), 32 + 32 + 8 + 16 + 1 + 20 + 16);
+    assert_eq!(&bytes[..32], &[3; 32]);
+    assert_eq!(&bytes[64..72], &7u64.to_le_bytes());
+    assert_eq!(bytes[88], 0, "Transfer is variant 0");
+    let t = Template {
+        parent: Hash([1; 32]),
+        height: 2,
+        timestamp: 3,
+        state_root: Hash([4; 32]),
+        tx_root: Hash([5; 32]),
+        difficulty: 6,
+        miner: Address([7; 20]),
+    };
+    let tb = codec::encode(&t);
+    assert_eq!(tb.len(), 32 + 8 + 8 + 32 + 32 + 8 + 20);
+    assert_eq!(&tb[32..40], &2u64.to_le_bytes());
+}
+
+fn arb_tx_batch() -> impl Strategy<Value = Vec<(usize, usize, u128, u128)>> {
+    proptest::collection::vec((0usize..4, 0usize..4, 0u128..400_000, 1u128..50), 0..30)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Every transaction kind conserves total supply; only the block reward mints.
+    #[test]
+    fn supply_is_conserved(batch in arb_tx_batch()) {
+        let (ks, g, s) = chain(4);
+        let miner = ks[0].public().address();
+        let before = s.total_supply();
+        let mut nonces = [0u64; 4];
+        let mut state = s;
+        let mut height = 1;
+        for (from, to, amount, fee) in batch {
+            let tx = transfer(&g.hash(), &ks[from], nonces[from], &ks[to], amount, fee);
+            match state.apply_block(&env(height, miner), &[tx]) {
+                Ok(a) => {
+                    nonces[from] += 1;
+                    state = a.state;
+                    height += 1;
+                }
+                Err(BlockError::Tx { error: TxError::InsufficientBalance { .. }, .. }) => {}
+                Err(e) => prop_assert!(false, "unexpected {e}"),
+            }
+        }
+        let minted = (height as u128 - 1) * g.params.block_reward.0;
+        prop_assert_eq!(state.total_supply(), before + minted);
+    }
+
+    #[test]
+    fn transaction_roundtrip(nonce in any::<u64>(), fee in any::<u128>(), amount in any::<u128>(), to in any::<[u8; 20]>()) {
+        let ks = keys(1);
+        let stx = Transaction { chain: Hash([9; 32]), signer: ks[0].public(), nonce, fee: Amount(fee), call: Call::Transfer { to: Address(to), amount: Amount(amount) } }.sign(&ks[0]);
+        let back: SignedTransaction = codec::decode("tx", &codec::encode(&stx)).unwrap();
+        prop_assert_eq!(&back, &stx);
+        let block = Block { header: Header { template: Template { parent: Hash([1; 32]), height: nonce, timestamp: nonce, state_root: Hash::ZERO, tx_root: tx_root(std::slice::from_ref(&stx)), difficulty: 5, miner: Address(to) }, pouw: None }, txs: vec![stx] };
+        let back: Block = codec::decode("block", &codec::encode(&block)).unwrap();
+        prop_assert_eq!(back.hash(), block.hash());
+        let r = Receipt { tx: Hash([2; 32]), height: nonce, index: 3, fee: Amount(fee), events: vec![Event::Transfer { from: Address(to), to: Address(to), amount: Amount(amount) }] };
+        let back: Receipt = codec::decode("receipt", &codec::encode(&r)).unwrap();
+        prop_assert_eq!(back, r);
+    }
+
+    #[test]
+    fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = codec::decode::<SignedTransaction>("tx", &bytes);
+        let _ = codec::decode::<Block>("block", &bytes);
+    }
+}

@@ -1,0 +1,264 @@
+//! The consensus types: transactions, blocks, genesis, receipts, records.
+//! Every type here is borsh-encoded on the wire and in storage; the encoding
+//! is locked by fixture tests.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use proctor_primitives::{Address, Amount, Hash, Height, Keypair, PublicKey, Signature, Timestamp, merkle};
+use proctor_tee::Quote;
+use serde::{Deserialize, Serialize};
+
+/// Chain parameters, fixed in the genesis.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ChainParams {
+    /// Target time between blocks, in milliseconds.
+    pub target_block_ms: u64,
+    /// Difficulty of the first block: expected instructions per block.
+    pub initial_difficulty: u64,
+    /// Difficulty never retargets below this.
+    pub min_difficulty: u64,
+    /// Newly minted tokens paid to the miner of each block.
+    pub block_reward: Amount,
+    /// Smallest fee a transaction may pay.
+    pub min_fee: Amount,
+    /// Most transactions in one block.
+    pub max_block_txs: u32,
+    /// Whether quotes of the simulated TEE are accepted (devnets only).
+    pub allow_sim_quotes: bool,
+    /// The simulated attestation root trusted when `allow_sim_quotes`.
+    pub sim_attestation_root: Option<PublicKey>,
+    /// Enclave measurements allowed to register.
+    pub allowed_measurements: Vec<Hash>,
+    /// Module hash of the filler task run when there are no jobs.
+    pub filler_module: Hash,
+    /// Blocks an enclave registration stays valid.
+    pub registration_blocks: u64,
+    /// Confirmations after which a block is final.
+    pub finality_depth: u64,
+}
+
+/// An initial balance.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Allocation {
+    pub address: Address,
+    pub amount: Amount,
+}
+
+/// The genesis file: chain identity, parameters and initial balances.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Genesis {
+    pub chain_id: String,
+    /// Timestamp of the genesis block, in ms since the Unix epoch.
+    pub timestamp: Timestamp,
+    pub params: ChainParams,
+    pub allocations: Vec<Allocation>,
+}
+
+impl Genesis {
+    /// The chain's identity: transactions and registrations are bound to it.
+    pub fn hash(&self) -> Hash {
+        Hash::of_encoded("proctor/genesis", self)
+    }
+}
+
+/// An account.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Account {
+    pub balance: Amount,
+    /// The nonce the account's next transaction must carry.
+    pub nonce: u64,
+}
+
+/// A registered enclave.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct EnclaveRecord {
+    pub identity: PublicKey,
+    /// The account that registered it (and is paid for its work).
+    pub operator: Address,
+    pub measurement: Hash,
+    pub registered_at: Height,
+    /// Last height at which the registration is valid.
+    pub expires_at: Height,
+}
+
+/// What a transaction does.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Call {
+    /// Move `amount` to `to`.
+    Transfer { to: Address, amount: Amount },
+    /// Register (or renew) an enclave: its identity key and a quote whose
+    /// report data binds that key to this chain.
+    RegisterEnclave { identity: PublicKey, quote: Quote },
+}
+
+/// An unsigned transaction.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Transaction {
+    /// Genesis hash of the chain this transaction is for (no cross-chain replay).
+    pub chain: Hash,
+    pub signer: PublicKey,
+    pub nonce: u64,
+    pub fee: Amount,
+    pub call: Call,
+}
+
+impl Transaction {
+    pub fn hash(&self) -> Hash {
+        Hash::of_encoded("proctor/tx", self)
+    }
+
+    pub fn sender(&self) -> Address {
+        self.signer.address()
+    }
+
+    /// Signs with `key`, which must be the key named in `signer`.
+    pub fn sign(self, key: &Keypair) -> SignedTransaction {
+        let signature = key.sign(&self.hash().0);
+        SignedTransaction { tx: self, signature }
+    }
+}
+
+/// A transaction with its signature over [`Transaction::hash`].
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SignedTransaction {
+    pub tx: Transaction,
+    pub signature: Signature,
+}
+
+impl SignedTransaction {
+    pub fn hash(&self) -> Hash {
+        self.tx.hash()
+    }
+}
+
+/// The header without its proof: what the lottery is drawn for.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Template {
+    pub parent: Hash,
+    pub height: Height,
+    pub timestamp: Timestamp,
+    /// State root after this block.
+    pub state_root: Hash,
+    /// Merkle root of the block's transaction hashes.
+    pub tx_root: Hash,
+    /// Expected instructions per block (1/D chance per instruction).
+    pub difficulty: u64,
+    /// Who receives the reward and the fees.
+    pub miner: Address,
+}
+
+impl Template {
+    /// T = H(header without proof).
+    pub fn hash(&self) -> Hash {
+        Hash::of_encoded("proctor/template", self)
+    }
+}
+
+/// The proof of useful work: the two attestations of seed 000 §3.4.3, signed
+/// by the enclave's registered identity key.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct PouwProof {
+    /// The enclave identity that won.
+    pub enclave: PublicKey,
+    /// The template hash T the enclave drew the lottery for.
+    pub template: Hash,
+    /// Hash of the module whose execution won.
+    pub module: Hash,
+    /// Slice length n in instructions.
+    pub slice: u64,
+    /// Index of the winning slice within the task run.
+    pub counter: u64,
+    /// Instructions the task had executed when it won.
+    pub instructions: u64,
+    /// The lottery draw r (wins iff r * D < n * 2^128).
+    pub draw: u128,
+    /// Checker attestation: module passed the checker.
+    pub checker_sig: Signature,
+    /// Useful-work attestation: over T, D, M, n, counter, instructions, r.
+    pub work_sig: Signature,
+}
+
+/// The bytes of the checker attestation for `module`.
+pub fn checker_message(module: &Hash) -> Vec<u8> {
+    Hash::tagged("proctor/attest/checker", &[&module.0, b"accepted"]).0.to_vec()
+}
+
+/// The bytes of the useful-work attestation.
+pub fn work_message(
+    template: &Hash,
+    difficulty: u64,
+    module: &Hash,
+    slice: u64,
+    counter: u64,
+    instructions: u64,
+    draw: u128,
+) -> Vec<u8> {
+    Hash::tagged(
+        "proctor/attest/work",
+        &[
+            &template.0,
+            &difficulty.to_le_bytes(),
+            &module.0,
+            &slice.to_le_bytes(),
+            &counter.to_le_bytes(),
+            &instructions.to_le_bytes(),
+            &draw.to_le_bytes(),
+        ],
+    )
+    .0
+    .to_vec()
+}
+
+/// A block header: the template and its proof (absent only in genesis).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Header {
+    pub template: Template,
+    pub pouw: Option<PouwProof>,
+}
+
+impl Header {
+    pub fn hash(&self) -> Hash {
+        Hash::of_encoded("proctor/header", self)
+    }
+    pub fn height(&self) -> Height {
+        self.template.height
+    }
+}
+
+/// A block.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Block {
+    pub header: Header,
+    pub txs: Vec<SignedTransaction>,
+}
+
+impl Block {
+    pub fn hash(&self) -> Hash {
+        self.header.hash()
+    }
+}
+
+/// Merkle root of transaction hashes.
+pub fn tx_root(txs: &[SignedTransaction]) -> Hash {
+    let leaves: Vec<[u8; 32]> = txs.iter().map(|t| t.hash().0).collect();
+    merkle::root(&leaves)
+}
+
+/// Something that happened, recorded in receipts.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    Transfer { from: Address, to: Address, amount: Amount },
+    FeePaid { payer: Address, amount: Amount },
+    EnclaveRegistered { identity: PublicKey, operator: Address, expires_at: Height },
+    BlockReward { miner: Address, reward: Amount, fees: Amount },
+}
+
+/// The result of one transaction in a block.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Receipt {
+    pub tx: Hash,
+    pub height: Height,
+    pub index: u32,
+    pub fee: Amount,
+    pub events: Vec<Event>,
+}

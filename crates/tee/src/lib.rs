@@ -1,0 +1,79 @@
+//! Trusted execution environments: the [`Platform`] an enclave runs on, the
+//! quotes it produces, and how a chain verifies them.
+//!
+//! A platform owns three secrets the host must never see: the enclave's
+//! identity key (ed25519, signs every attestation), its sealing key (encrypts
+//! state the host stores for it) and its RNG state (the PoUW lottery). The
+//! trait therefore has no method that returns a secret: callers ask the
+//! platform to sign, seal, unseal and draw randomness.
+//!
+//! A [`Quote`] binds 64 bytes of report data to the enclave's measurement and
+//! is signed by an attestation root. Verification ([`verify_quote`]) checks the
+//! signature against a root the chain trusts and returns the claims.
+//!
+//! Backends:
+//! - [`sim`]: the simulated TEE used for development and tests. **Insecure**:
+//!   the "hardware" secrets are files on the host. It keeps the trust structure
+//!   of real hardware (sealed keys, measurement, report data, a separate
+//!   attestation root that a genesis must explicitly trust) so every code path
+//!   above it is the one real hardware uses.
+#![forbid(unsafe_code)]
+
+pub mod quote;
+pub mod sim;
+
+pub use quote::{Claims, Quote, QuoteError, TeeKind, TrustPolicy, verify_quote};
+
+use proctor_primitives::{Hash, PublicKey, Signature};
+
+/// Errors from a platform backend.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("sealed data could not be opened (tampered, or sealed by another enclave or machine)")]
+    Unseal,
+    #[error("platform I/O on {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("platform configuration: {0}")]
+    Config(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What an enclave needs from the trusted hardware beneath it.
+pub trait Platform: Send {
+    /// Which kind of TEE this is.
+    fn kind(&self) -> TeeKind;
+    /// The measurement (code identity) of the running enclave.
+    fn measurement(&self) -> Hash;
+    /// The enclave's identity public key; the secret half never leaves the platform.
+    fn identity(&self) -> PublicKey;
+    /// Signs `msg` with the identity key.
+    fn sign(&self, msg: &[u8]) -> Signature;
+    /// A quote over `report_data`, verifiable against the platform's attestation root.
+    fn quote(&self, report_data: &[u8; 64]) -> Result<Quote>;
+    /// Encrypts `plaintext` so only this enclave (same measurement, same machine) can open it.
+    fn seal(&mut self, plaintext: &[u8]) -> Vec<u8>;
+    /// Opens data sealed by [`Platform::seal`].
+    fn unseal(&self, sealed: &[u8]) -> Result<Vec<u8>>;
+    /// Fills `out` from the enclave's cryptographic RNG.
+    fn random(&mut self, out: &mut [u8]);
+    /// A uniformly random u128 from the enclave RNG (the PoUW lottery draw).
+    fn random_u128(&mut self) -> u128 {
+        let mut b = [0u8; 16];
+        self.random(&mut b);
+        u128::from_le_bytes(b)
+    }
+}
+
+/// Report data binding a registration to an identity key and a chain: the
+/// first 64 bytes of BLAKE3-XOF(tag || identity || genesis hash), so a quote
+/// cannot be replayed for another key or another chain.
+pub fn registration_report_data(identity: &PublicKey, genesis: &Hash) -> [u8; 64] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"proctor/registration/v1");
+    h.update(&identity.0);
+    h.update(&genesis.0);
+    let mut out = [0u8; 64];
+    h.finalize_xof().fill(&mut out);
+    out
+}

@@ -1,0 +1,359 @@
+//! wasmtime with fuel, and sliced execution of tasks.
+
+use crate::checker::{self, CheckError, Limits, Verdict};
+use crate::wasi::{self, Ctx, Exit, OutputLimit};
+use proctor_primitives::Hash;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use wasmtime::{Config, Engine, Linker, Module, Store, StoreLimitsBuilder, Trap};
+
+/// Errors loading a module.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("module rejected by the checker: {0}")]
+    Rejected(#[from] CheckError),
+    #[error("module failed to compile: {0}")]
+    Compile(String),
+    #[error("engine setup: {0}")]
+    Engine(String),
+}
+
+/// Everything that determines a run besides the module.
+#[derive(Clone, Debug, Default)]
+pub struct TaskSpec {
+    /// Program arguments (argv[1..]; argv[0] is the module hash).
+    pub args: Vec<String>,
+    /// Bytes on stdin.
+    pub input: Vec<u8>,
+    /// Instruction budget; the run fails when it is used up.
+    pub fuel: u64,
+    /// What the clock reads, in nanoseconds since the Unix epoch.
+    pub clock_ns: u64,
+    /// Key of the `random_get` stream.
+    pub random_seed: Hash,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// `_start` returned or the program called `proc_exit(code)`.
+    Exited(i32),
+    /// The instruction budget ran out.
+    OutOfFuel,
+    /// The program wrote more output than allowed.
+    OutputLimit,
+    /// A WebAssembly trap (out-of-bounds access, unreachable, ...).
+    Trapped(String),
+}
+
+/// The result of a finished run.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub status: Status,
+    /// Instructions executed (fuel consumed): exact and deterministic.
+    pub instructions: u64,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Outcome {
+    pub fn success(&self) -> bool {
+        self.status == Status::Exited(0)
+    }
+}
+
+/// A checked, compiled module.
+#[derive(Clone)]
+pub struct Loaded {
+    pub verdict: Verdict,
+    module: Module,
+}
+
+/// The metered engine. Cheap to clone; the module cache is shared.
+#[derive(Clone)]
+pub struct Vm {
+    engine: Engine,
+    linker: Arc<Linker<Ctx>>,
+    limits: Limits,
+    cache: Arc<Mutex<BTreeMap<Hash, Loaded>>>,
+}
+
+fn base_config() -> Config {
+    let mut c = Config::new();
+    c.cranelift_nan_canonicalization(true)
+        .wasm_relaxed_simd(false)
+        .relaxed_simd_deterministic(true);
+    c
+}
+
+impl Vm {
+    pub fn new(limits: Limits) -> Result<Self, VmError> {
+        let mut config = base_config();
+        config.consume_fuel(true).async_support(true);
+        let engine = Engine::new(&config).map_err(|e| VmError::Engine(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        wasi::add_to_linker(&mut linker).map_err(|e| VmError::Engine(e.to_string()))?;
+        Ok(Vm { engine, linker: Arc::new(linker), limits, cache: Arc::default() })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Checks and compiles `bytes`, or returns the cached result for its hash.
+    pub fn load(&self, bytes: &[u8]) -> Result<Loaded, VmError> {
+        let hash = Hash::of(bytes);
+        if let Some(l) = self.cache.lock().expect("cache lock").get(&hash) {
+            return Ok(l.clone());
+        }
+        let verdict = checker::check(bytes, &self.limits)?;
+        let module = Module::new(&self.engine, bytes).map_err(|e| VmError::Compile(e.to_string()))?;
+        let loaded = Loaded { verdict, module };
+        self.cache.lock().expect("cache lock").insert(hash, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Starts a run of `loaded` that yields every `slice` instructions.
+    pub fn start(&self, loaded: &Loaded, spec: TaskSpec, slice: u64) -> Task {
+        let mut store = Store::new(&self.engine, new_ctx(&spec, loaded, &self.limits));
+        store.limiter(|ctx| &mut ctx.limits);
+        let linker = self.linker.clone();
+        let module = loaded.module.clone();
+        let budget = spec.fuel;
+        let fut = async move {
+            let res = async {
+                store.set_fuel(budget)?;
+                store.fuel_async_yield_interval(Some(slice.max(1)))?;
+                let instance = linker.instantiate_async(&mut store, &module).await?;
+                let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                start.call_async(&mut store, ()).await
+            }
+            .await;
+            let remaining = store.get_fuel().unwrap_or(0);
+            finish(res, budget - remaining.min(budget), store.into_data())
+        };
+        Task { fut: Box::pin(fut), slices: 0 }
+    }
+
+    /// Runs to completion (no lottery); convenience for dry runs and tests.
+    pub fn run(&self, loaded: &Loaded, spec: TaskSpec, slice: u64) -> Outcome {
+        let mut t = self.start(loaded, spec, slice);
+        loop {
+            if let Step::Done(o) = t.step() {
+                return o;
+            }
+        }
+    }
+}
+
+fn new_ctx(spec: &TaskSpec, loaded_verdict: &impl ModuleName, limits: &Limits) -> Ctx {
+    let mut args = vec![loaded_verdict.name().into_bytes()];
+    args.extend(spec.args.iter().map(|a| a.clone().into_bytes()));
+    let mut rng = blake3::Hasher::new_keyed(&spec.random_seed.0);
+    rng.update(b"proctor/task-random");
+    Ctx {
+        args,
+        stdin: spec.input.clone(),
+        stdin_pos: 0,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        clock_ns: spec.clock_ns,
+        random: rng.finalize_xof(),
+        max_output: limits.max_output_bytes,
+        max_log: limits.max_log_bytes,
+        output_overflow: false,
+        limits: StoreLimitsBuilder::new()
+            .memory_size((limits.max_memory_pages as usize) << 16)
+            .table_elements(limits.max_table_elements as usize)
+            .instances(1)
+            .build(),
+    }
+}
+
+trait ModuleName {
+    fn name(&self) -> String;
+}
+impl ModuleName for Loaded {
+    fn name(&self) -> String {
+        self.verdict.module.to_hex()
+    }
+}
+impl ModuleName for Hash {
+    fn name(&self) -> String {
+        self.to_hex()
+    }
+}
+
+fn finish(res: wasmtime::Result<()>, instructions: u64, ctx: Ctx) -> Outcome {
+    let status = match res {
+        Ok(()) => Status::Exited(0),
+        Err(e) => {
+            if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+                Status::Exited(*code)
+            } else if e.downcast_ref::<OutputLimit>().is_some() || ctx.output_overflow {
+                Status::OutputLimit
+            } else if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
+                Status::OutOfFuel
+            } else {
+                Status::Trapped(format!("{e:#}"))
+            }
+        }
+    };
+    Outcome { status, instructions, stdout: ctx.stdout, stderr: ctx.stderr }
+}
+
+/// What one [`Task::step`] did.
+#[derive(Debug)]
+pub enum Step {
+    /// A slice of instructions ran; the task can be resumed.
+    Slice,
+    /// The run finished.
+    Done(Outcome),
+}
+
+/// A run in progress. Dropping it abandons the run.
+pub struct Task {
+    fut: Pin<Box<dyn Future<Output = Outcome> + Send>>,
+    slices: u64,
+}
+
+impl Task {
+    /// Runs until the next slice boundary or the end.
+    pub fn step(&mut self) -> Step {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.fut.as_mut().poll(&mut cx) {
+            Poll::Pending => {
+                self.slices += 1;
+                Step::Slice
+            }
+            Poll::Ready(o) => Step::Done(o),
+        }
+    }
+
+    /// Slices completed so far.
+    pub fn slices(&self) -> u64 {
+        self.slices
+    }
+}
+
+/// wasmtime without fuel: the baseline that benchmarks compare against.
+pub struct UnmeteredVm {
+    engine: Engine,
+    linker: Linker<Ctx>,
+    limits: Limits,
+}
+
+impl UnmeteredVm {
+    pub fn new(limits: Limits) -> Result<Self, VmError> {
+        let engine = Engine::new(&base_config()).map_err(|e| VmError::Engine(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        wasi::add_to_linker(&mut linker).map_err(|e| VmError::Engine(e.to_string()))?;
+        Ok(UnmeteredVm { engine, linker, limits })
+    }
+
+    pub fn compile(&self, bytes: &[u8]) -> Result<Module, VmError> {
+        checker::check(bytes, &self.limits)?;
+        Module::new(&self.engine, bytes).map_err(|e| VmError::Compile(e.to_string()))
+    }
+
+    /// Runs `module` to completion; `instructions` is 0 (not metered).
+    pub fn run(&self, module: &Module, spec: &TaskSpec) -> Outcome {
+        let mut store = Store::new(&self.engine, new_ctx(spec, &Hash::of(b"unmetered"), &self.limits));
+        store.limiter(|ctx| &mut ctx.limits);
+        let res = (|| {
+            let instance = self.linker.instantiate(&mut store, module)?;
+            let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+            start.call(&mut store, ())
+        })();
+        finish(res, 0, store.into_data())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOOP: &str = r#"(module
+        (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "fd_read" (func $r (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (func (export "_start") (local $i i32) (local $n i32)
+            ;; read 4 bytes of input: the iteration count
+            (i32.store (i32.const 0) (i32.const 100)) (i32.store (i32.const 4) (i32.const 4))
+            (drop (call $r (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+            (local.set $n (i32.load (i32.const 100)))
+            (block $done (loop $l
+                (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (br $l)))
+            ;; write "ok\n"
+            (i32.store (i32.const 200) (i32.const 0x0a6b6f))
+            (i32.store (i32.const 0) (i32.const 200)) (i32.store (i32.const 4) (i32.const 3))
+            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+    fn spec(n: u32, fuel: u64) -> TaskSpec {
+        TaskSpec { input: n.to_le_bytes().to_vec(), fuel, ..TaskSpec::default() }
+    }
+
+    #[test]
+    fn count_is_identical_across_runs_and_slice_sizes() {
+        let vm = Vm::new(Limits::default()).unwrap();
+        let m = vm.load(&wat::parse_str(LOOP).unwrap()).unwrap();
+        let base = vm.run(&m, spec(100_000, u64::MAX / 2), 1_000_000_000);
+        assert!(base.success(), "{:?}", base.status);
+        assert_eq!(base.stdout, b"ok\n");
+        for slice in [1_000, 7_777, 100_000] {
+            for _ in 0..2 {
+                let o = vm.run(&m, spec(100_000, u64::MAX / 2), slice);
+                assert_eq!(o.instructions, base.instructions, "slice {slice}");
+            }
+        }
+        // The count grows with the work: each loop iteration costs the same.
+        let bigger = vm.run(&m, spec(200_000, u64::MAX / 2), 10_000);
+        let per_iter = (bigger.instructions - base.instructions) / 100_000;
+        assert!(per_iter >= 4 && per_iter < 20, "per-iteration cost {per_iter}");
+    }
+
+    #[test]
+    fn slices_yield_about_every_n_instructions() {
+        let vm = Vm::new(Limits::default()).unwrap();
+        let m = vm.load(&wat::parse_str(LOOP).unwrap()).unwrap();
+        let mut t = vm.start(&m, spec(1_000_000, u64::MAX / 2), 50_000);
+        let outcome = loop {
+            if let Step::Done(o) = t.step() {
+                break o;
+            }
+        };
+        let expected = outcome.instructions / 50_000;
+        assert!(t.slices().abs_diff(expected) <= 1, "{} slices for {} instructions", t.slices(), outcome.instructions);
+    }
+
+    #[test]
+    fn budget_exhaustion_reports_used_fuel() {
+        let vm = Vm::new(Limits::default()).unwrap();
+        let m = vm.load(&wat::parse_str(LOOP).unwrap()).unwrap();
+        let o = vm.run(&m, spec(u32::MAX, 123_456), 10_000);
+        assert_eq!(o.status, Status::OutOfFuel);
+        assert_eq!(o.instructions, 123_456);
+        assert!(o.stdout.is_empty());
+    }
+
+    #[test]
+    fn unmetered_matches_output() {
+        let u = UnmeteredVm::new(Limits::default()).unwrap();
+        let m = u.compile(&wat::parse_str(LOOP).unwrap()).unwrap();
+        let o = u.run(&m, &spec(1000, 0));
+        assert!(o.success());
+        assert_eq!(o.stdout, b"ok\n");
+    }
+
+    #[test]
+    fn rejected_module_does_not_load() {
+        let vm = Vm::new(Limits::default()).unwrap();
+        let bad = wat::parse_str(r#"(module (import "env" "x" (func)) (func (export "_start")))"#).unwrap();
+        assert!(matches!(vm.load(&bad), Err(VmError::Rejected(_))));
+    }
+}
