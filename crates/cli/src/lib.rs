@@ -1,1 +1,408 @@
-//! proctor-cli
+//! The `proctor` command-line interface.
+//!
+//! One binary for every role: `devnet` (a whole local chain in one command),
+//! `node`, `worker`, and the client commands (keys, accounts, transfers, chain
+//! inspection) that talk to a node over JSON-RPC (`--rpc URL`). Read commands
+//! print human-readable text by default and JSON with `--json`. Errors go to
+//! stderr with a non-zero exit code and say what was wrong.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod devnet;
+pub mod keys;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand};
+use proctor_primitives::{Address, Amount, Hash};
+use proctor_rpc::jsonrpsee::http_client::HttpClient;
+use proctor_rpc::{ApiClient, TxStatus};
+use proctor_state::{Call, Transaction};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Default RPC endpoint (a local devnet).
+pub const DEFAULT_RPC: &str = "http://127.0.0.1:8645";
+
+#[derive(Parser)]
+#[command(
+    name = "proctor",
+    version,
+    about = "proctor: a decentralized cloud on trusted hardware, secured by Proof of Useful Work"
+)]
+struct Cli {
+    /// JSON-RPC endpoint of a node.
+    #[arg(long, global = true, env = "PROCTOR_RPC", default_value = DEFAULT_RPC)]
+    rpc: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a local chain: a node and workers, with funded dev accounts.
+    Devnet(devnet::DevnetArgs),
+    /// Run a full node from its directory.
+    Node {
+        /// Node directory (genesis.json, node.json, chain.redb).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Serve JSON-RPC here instead of the address in node.json (saved for restarts).
+        #[arg(long)]
+        rpc_addr: Option<std::net::SocketAddr>,
+        /// Genesis file for a new node directory.
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
+    /// Run a worker: a (simulated) enclave that registers and mines.
+    Worker(devnet::WorkerArgs),
+    /// Create and inspect key files.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+    /// Show an account's balance and nonce.
+    Account {
+        address: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send tokens.
+    Transfer {
+        /// Key file of the sender.
+        #[arg(long)]
+        key: PathBuf,
+        /// Recipient address (prc1...).
+        #[arg(long)]
+        to: String,
+        /// Amount in base units.
+        #[arg(long)]
+        amount: u128,
+        /// Fee in base units (default: the chain's minimum fee).
+        #[arg(long)]
+        fee: Option<u128>,
+        /// Wait until the transfer is in a block.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect the chain.
+    Chain {
+        #[command(subcommand)]
+        cmd: ChainCmd,
+    },
+    /// Show where a transaction is.
+    Tx {
+        hash: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks: PoUW overhead and state-machine throughput.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Generate a new key file.
+    New {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a key file's address and public key (never the secret).
+    Show {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChainCmd {
+    /// The current head.
+    Head {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A block by height or hash.
+    Block {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Chain identity and parameters.
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default level.
+pub(crate) fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,jsonrpsee=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn client(url: &str) -> Result<HttpClient> {
+    proctor_rpc::http_client(url).with_context(|| format!("invalid RPC URL {url:?}"))
+}
+
+/// Makes RPC failures say which node could not be reached.
+fn rpc_err(url: &str) -> impl Fn(proctor_rpc::jsonrpsee::core::ClientError) -> anyhow::Error + '_ {
+    move |e| match e {
+        proctor_rpc::jsonrpsee::core::ClientError::Call(obj) => {
+            anyhow!("{} (code {})", obj.message(), obj.code())
+        }
+        other => anyhow!("cannot talk to the node at {url}: {other} (is it running? see --rpc)"),
+    }
+}
+
+fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        println!("{}", human(value));
+    }
+    Ok(())
+}
+
+fn parse_address(s: &str) -> Result<Address> {
+    s.parse::<Address>().map_err(|e| anyhow!("{e}"))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let url = cli.rpc.as_str();
+    match cli.cmd {
+        Cmd::Devnet(args) => devnet::run(args).await,
+        Cmd::Node {
+            dir,
+            rpc_addr,
+            genesis,
+        } => devnet::run_node(dir, rpc_addr, genesis).await,
+        Cmd::Worker(args) => devnet::run_worker(args, url).await,
+        Cmd::Keys {
+            cmd: KeysCmd::New { out, json },
+        } => {
+            let k = proctor_primitives::Keypair::generate(&mut rand_core::OsRng);
+            keys::write(&out, &k)?;
+            print(json, &keys::info(&k), |i| {
+                format!("wrote {}\naddress: {}", out.display(), i.address)
+            })
+        }
+        Cmd::Keys {
+            cmd: KeysCmd::Show { file, json },
+        } => {
+            let k = keys::read(&file)?;
+            print(json, &keys::info(&k), |i| {
+                format!("address:    {}\npublic key: {}", i.address, i.public_key)
+            })
+        }
+        Cmd::Account { address, json } => {
+            let a = parse_address(&address)?;
+            let info = client(url)?.account(a).await.map_err(rpc_err(url))?;
+            print(json, &info, |i| {
+                format!(
+                    "address: {}\nbalance: {}\nnonce:   {}",
+                    i.address, i.balance, i.nonce
+                )
+            })
+        }
+        Cmd::Transfer {
+            key,
+            to,
+            amount,
+            fee,
+            wait,
+            timeout,
+            json,
+        } => {
+            transfer(
+                url,
+                key,
+                &to,
+                amount,
+                fee,
+                wait,
+                Duration::from_secs(timeout),
+                json,
+            )
+            .await
+        }
+        Cmd::Chain {
+            cmd: ChainCmd::Head { json },
+        } => {
+            let h = client(url)?.head().await.map_err(rpc_err(url))?;
+            print(json, &h, |h| {
+                format!(
+                    "height: {}\nhash:   {}\nstate:  {}",
+                    h.height, h.hash, h.state_root
+                )
+            })
+        }
+        Cmd::Chain {
+            cmd: ChainCmd::Block { id, json },
+        } => {
+            let b = client(url)?.block(id).await.map_err(rpc_err(url))?;
+            print(json, &b, |b| {
+                let mut s = format!(
+                    "height:     {}\nhash:       {}\nparent:     {}\ntimestamp:  {}\nstate root: {}\nminer:      {}\ndifficulty: {}\ntxs:        {}",
+                    b.height,
+                    b.hash,
+                    b.parent,
+                    b.timestamp,
+                    b.state_root,
+                    b.miner,
+                    b.difficulty,
+                    b.transactions.len()
+                );
+                if let Some(p) = &b.pouw {
+                    s += &format!(
+                        "\npouw:       enclave {} module {} instructions {}",
+                        p.enclave, p.module, p.instructions
+                    );
+                }
+                s
+            })
+        }
+        Cmd::Chain {
+            cmd: ChainCmd::Info { json },
+        } => {
+            let i = client(url)?.chain_info().await.map_err(rpc_err(url))?;
+            print(json, &i, |i| {
+                format!(
+                    "chain:   {}\ngenesis: {}\nmin fee: {}",
+                    i.chain_id, i.genesis_hash, i.min_fee
+                )
+            })
+        }
+        Cmd::Tx { hash, json } => {
+            let h: Hash = hash.parse().map_err(|e| anyhow!("{e}"))?;
+            let s = client(url)?.transaction(h).await.map_err(rpc_err(url))?;
+            print(json, &s, |s| match s {
+                TxStatus::Included { height, block, .. } => {
+                    format!("included at height {height} in block {block}")
+                }
+                TxStatus::Pending { .. } => "pending".into(),
+                TxStatus::Unknown { .. } => "unknown to this node".into(),
+            })
+        }
+        Cmd::Bench(args) => bench::run(args),
+    }
+}
+
+#[derive(Serialize)]
+struct TransferResult {
+    hash: Hash,
+    status: TxStatus,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn transfer(
+    url: &str,
+    key: PathBuf,
+    to: &str,
+    amount: u128,
+    fee: Option<u128>,
+    wait: bool,
+    timeout: Duration,
+    json: bool,
+) -> Result<()> {
+    let k = keys::read(&key)?;
+    let to = parse_address(to)?;
+    let c = client(url)?;
+    let info = c.chain_info().await.map_err(rpc_err(url))?;
+    let fee = fee.map(Amount).unwrap_or(info.min_fee);
+    let acc = c
+        .account(k.public().address())
+        .await
+        .map_err(rpc_err(url))?;
+    let needed = fee
+        .0
+        .checked_add(amount)
+        .ok_or_else(|| anyhow!("amount plus fee overflows"))?;
+    if acc.balance.0 < needed {
+        bail!(
+            "insufficient balance: {} has {}, the transfer needs {} (amount {} + fee {})",
+            acc.address,
+            acc.balance,
+            needed,
+            amount,
+            fee
+        );
+    }
+    let tx = Transaction {
+        chain: info.genesis_hash,
+        signer: k.public(),
+        nonce: acc.next_nonce,
+        fee,
+        call: Call::Transfer {
+            to,
+            amount: Amount(amount),
+        },
+    }
+    .sign(&k);
+    let hash = c
+        .send_transaction(proctor_rpc::to_hex(&tx))
+        .await
+        .map_err(rpc_err(url))?;
+    let mut status = TxStatus::Pending { hash };
+    if wait {
+        let deadline = Instant::now() + timeout;
+        loop {
+            status = c.transaction(hash).await.map_err(rpc_err(url))?;
+            match status {
+                TxStatus::Included { .. } => break,
+                TxStatus::Unknown { .. } => {
+                    bail!("transfer {hash} was dropped by the node before inclusion")
+                }
+                TxStatus::Pending { .. } if Instant::now() >= deadline => {
+                    bail!(
+                        "transfer {hash} still pending after {} s (are workers mining?)",
+                        timeout.as_secs()
+                    )
+                }
+                TxStatus::Pending { .. } => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    print(json, &TransferResult { hash, status }, |r| {
+        match &r.status {
+            TxStatus::Included { height, .. } => {
+                format!("transfer {} included at height {height}", r.hash)
+            }
+            _ => format!("transfer {} submitted", r.hash),
+        }
+    })
+}

@@ -1,5 +1,8 @@
 use proctor_primitives::{Hash, Timestamp};
-use proctor_state::{Applied, Block, BlockEnv, BlockError, ChainParams, Header, State, checker_message, tx_root, work_message};
+use proctor_state::{
+    Applied, Block, BlockEnv, BlockError, ChainParams, Header, State, checker_message, tx_root,
+    work_message,
+};
 
 /// How far ahead of the validator's clock a block timestamp may be.
 pub const MAX_FUTURE_DRIFT_MS: u64 = 15_000;
@@ -88,8 +91,14 @@ pub fn lottery_wins(r: u128, n: u64, d: u64) -> bool {
 ///
 /// `D' = D * 8T / (7T + t)` with t clamped to [T/4, 4T]: a damped step
 /// toward the target interval T, at most +10.4% and -27.3% per block.
-pub fn next_difficulty(params: &ChainParams, parent_difficulty: u64, parent_interval_ms: Option<u64>) -> u64 {
-    let Some(actual) = parent_interval_ms else { return parent_difficulty };
+pub fn next_difficulty(
+    params: &ChainParams,
+    parent_difficulty: u64,
+    parent_interval_ms: Option<u64>,
+) -> u64 {
+    let Some(actual) = parent_interval_ms else {
+        return parent_difficulty;
+    };
     let t = params.target_block_ms as u128;
     let actual = (actual as u128).clamp(t / 4, t * 4);
     let next = parent_difficulty as u128 * 8 * t / (7 * t + actual);
@@ -97,26 +106,53 @@ pub fn next_difficulty(params: &ChainParams, parent_difficulty: u64, parent_inte
 }
 
 /// Checks the proof of useful work on `header` against the state at its parent.
-pub fn validate_pouw(header: &Header, parent_state: &State, known_module: impl Fn(&Hash) -> bool) -> Result<(), ConsensusError> {
+pub fn validate_pouw(
+    header: &Header,
+    parent_state: &State,
+    known_module: impl Fn(&Hash) -> bool,
+) -> Result<(), ConsensusError> {
     let p = header.pouw.as_ref().ok_or(ConsensusError::MissingProof)?;
     let t = &header.template;
     let th = t.hash();
     if p.template != th {
-        return Err(ConsensusError::TemplateMismatch { header: th, proof: p.template });
+        return Err(ConsensusError::TemplateMismatch {
+            header: th,
+            proof: p.template,
+        });
     }
-    let rec = parent_state.enclave(&p.enclave).ok_or(ConsensusError::UnregisteredEnclave(p.enclave))?;
+    let rec = parent_state
+        .enclave(&p.enclave)
+        .ok_or(ConsensusError::UnregisteredEnclave(p.enclave))?;
     if t.height > rec.expires_at {
-        return Err(ConsensusError::RegistrationExpired { expired_at: rec.expires_at });
+        return Err(ConsensusError::RegistrationExpired {
+            expired_at: rec.expires_at,
+        });
     }
-    if !parent_state.params().allowed_measurements.contains(&rec.measurement) {
+    if !parent_state
+        .params()
+        .allowed_measurements
+        .contains(&rec.measurement)
+    {
         return Err(ConsensusError::MeasurementNotAllowed(rec.measurement));
     }
     if !known_module(&p.module) {
         return Err(ConsensusError::ModuleNotAllowed(p.module));
     }
-    p.enclave.verify(&checker_message(&p.module), &p.checker_sig).map_err(|_| ConsensusError::BadCheckerSignature)?;
-    let msg = work_message(&th, t.difficulty, &p.module, p.slice, p.counter, p.instructions, p.draw);
-    p.enclave.verify(&msg, &p.work_sig).map_err(|_| ConsensusError::BadWorkSignature)?;
+    p.enclave
+        .verify(&checker_message(&p.module), &p.checker_sig)
+        .map_err(|_| ConsensusError::BadCheckerSignature)?;
+    let msg = work_message(
+        &th,
+        t.difficulty,
+        &p.module,
+        p.slice,
+        p.counter,
+        p.instructions,
+        p.draw,
+    );
+    p.enclave
+        .verify(&msg, &p.work_sig)
+        .map_err(|_| ConsensusError::BadWorkSignature)?;
     if p.slice == 0 {
         return Err(ConsensusError::BadSlice);
     }
@@ -135,26 +171,45 @@ pub struct Parent<'a> {
 }
 
 /// Checks the header fields that do not need the proof or the transactions.
-pub fn validate_header(parent: &Parent<'_>, header: &Header, now_ms: Option<Timestamp>) -> Result<(), ConsensusError> {
+pub fn validate_header(
+    parent: &Parent<'_>,
+    header: &Header,
+    now_ms: Option<Timestamp>,
+) -> Result<(), ConsensusError> {
     let (pt, t) = (&parent.header.template, &header.template);
     let ph = parent.header.hash();
     if t.parent != ph {
-        return Err(ConsensusError::WrongParent { expected: ph, got: t.parent });
+        return Err(ConsensusError::WrongParent {
+            expected: ph,
+            got: t.parent,
+        });
     }
     if t.height != pt.height + 1 {
-        return Err(ConsensusError::WrongHeight { expected: pt.height + 1, got: t.height });
+        return Err(ConsensusError::WrongHeight {
+            expected: pt.height + 1,
+            got: t.height,
+        });
     }
     if t.timestamp <= pt.timestamp {
-        return Err(ConsensusError::TimestampNotIncreasing { parent: pt.timestamp, got: t.timestamp });
+        return Err(ConsensusError::TimestampNotIncreasing {
+            parent: pt.timestamp,
+            got: t.timestamp,
+        });
     }
     if let Some(now) = now_ms
         && t.timestamp > now + MAX_FUTURE_DRIFT_MS
     {
-        return Err(ConsensusError::TimestampInFuture { now, got: t.timestamp });
+        return Err(ConsensusError::TimestampInFuture {
+            now,
+            got: t.timestamp,
+        });
     }
     let expected = next_difficulty(parent.state.params(), pt.difficulty, parent.interval_ms);
     if t.difficulty != expected {
-        return Err(ConsensusError::WrongDifficulty { expected, got: t.difficulty });
+        return Err(ConsensusError::WrongDifficulty {
+            expected,
+            got: t.difficulty,
+        });
     }
     Ok(())
 }
@@ -172,11 +227,17 @@ pub fn validate_block(
     if tx_root(&block.txs) != h.template.tx_root {
         return Err(ConsensusError::TxRootMismatch);
     }
-    let env = BlockEnv { height: h.template.height, timestamp: h.template.timestamp, miner: h.template.miner };
+    let env = BlockEnv {
+        height: h.template.height,
+        timestamp: h.template.timestamp,
+        miner: h.template.miner,
+    };
     let applied = parent.state.apply_block(&env, &block.txs)?;
     if applied.state.root() != h.template.state_root {
-        return Err(ConsensusError::StateRootMismatch { header: h.template.state_root, computed: applied.state.root() });
+        return Err(ConsensusError::StateRootMismatch {
+            header: h.template.state_root,
+            computed: applied.state.root(),
+        });
     }
     Ok(applied)
 }
-

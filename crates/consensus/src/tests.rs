@@ -1,5 +1,5 @@
-use crate::*;
 use crate::fork::{Tip, fork_choice};
+use crate::*;
 use proctor_primitives::{Address, Amount, Hash, Keypair};
 use proctor_state::testkit::{self, keys};
 use proctor_state::*;
@@ -48,7 +48,12 @@ fn lottery_rate_is_one_over_d_for_every_slice_size() {
         );
         rates.push(wins);
     }
-    assert!(rates.iter().all(|&w| (w as f64 - expected).abs() < 5.0 * sigma), "{rates:?}");
+    assert!(
+        rates
+            .iter()
+            .all(|&w| (w as f64 - expected).abs() < 5.0 * sigma),
+        "{rates:?}"
+    );
 }
 
 #[test]
@@ -57,12 +62,21 @@ fn difficulty_moves_toward_target() {
     let d = 1_000_000;
     assert_eq!(next_difficulty(&p, d, None), d);
     assert_eq!(next_difficulty(&p, d, Some(p.target_block_ms)), d);
-    assert!(next_difficulty(&p, d, Some(p.target_block_ms / 2)) > d, "fast blocks raise difficulty");
-    assert!(next_difficulty(&p, d, Some(p.target_block_ms * 3)) < d, "slow blocks lower it");
+    assert!(
+        next_difficulty(&p, d, Some(p.target_block_ms / 2)) > d,
+        "fast blocks raise difficulty"
+    );
+    assert!(
+        next_difficulty(&p, d, Some(p.target_block_ms * 3)) < d,
+        "slow blocks lower it"
+    );
     // Bounded steps even for absurd intervals, and never below the minimum.
     assert!(next_difficulty(&p, d, Some(0)) <= d * 1104 / 1000);
     assert!(next_difficulty(&p, d, Some(u64::MAX)) >= d * 7 / 10);
-    assert_eq!(next_difficulty(&p, p.min_difficulty, Some(u64::MAX)), p.min_difficulty);
+    assert_eq!(
+        next_difficulty(&p, p.min_difficulty, Some(u64::MAX)),
+        p.min_difficulty
+    );
 }
 
 struct Fixture {
@@ -87,17 +101,29 @@ fn fixture(name: &str) -> Fixture {
     let g = testkit::genesis(&ks, 1_000_000, params);
     let genesis = State::genesis(&g).unwrap();
     let id = platform.identity();
-    let quote = platform.quote(&registration_report_data(&id, &g.hash())).unwrap();
+    let quote = platform
+        .quote(&registration_report_data(&id, &g.hash()))
+        .unwrap();
     let reg = Transaction {
         chain: g.hash(),
         signer: ks[0].public(),
         nonce: 0,
         fee: Amount(1),
-        call: Call::RegisterEnclave { identity: id, quote },
+        call: Call::RegisterEnclave {
+            identity: id,
+            quote,
+        },
     }
     .sign(&ks[0]);
     let state = genesis
-        .apply_block(&BlockEnv { height: 1, timestamp: g.timestamp + 1, miner: ks[1].public().address() }, &[reg])
+        .apply_block(
+            &BlockEnv {
+                height: 1,
+                timestamp: g.timestamp + 1,
+                miner: ks[1].public().address(),
+            },
+            &[reg],
+        )
         .unwrap()
         .state;
     let genesis_header = Header {
@@ -112,17 +138,36 @@ fn fixture(name: &str) -> Fixture {
         },
         pouw: None,
     };
-    Fixture { platform, state, genesis_header, miner: ks[1].public().address(), filler: g.params.filler_module, root }
+    Fixture {
+        platform,
+        state,
+        genesis_header,
+        miner: ks[1].public().address(),
+        filler: g.params.filler_module,
+        root,
+    }
 }
 
 impl Fixture {
     fn parent(&self) -> Parent<'_> {
-        Parent { header: &self.genesis_header, state: &self.state, interval_ms: None }
+        Parent {
+            header: &self.genesis_header,
+            state: &self.state,
+            interval_ms: None,
+        }
     }
 
     /// A valid block on the fixture's parent, mined by `signer`.
-    fn block(&self, signer: &dyn Fn(&[u8]) -> proctor_primitives::Signature, enclave: proctor_primitives::PublicKey) -> Block {
-        let env = BlockEnv { height: 2, timestamp: self.genesis_header.template.timestamp + 500, miner: self.miner };
+    fn block(
+        &self,
+        signer: &dyn Fn(&[u8]) -> proctor_primitives::Signature,
+        enclave: proctor_primitives::PublicKey,
+    ) -> Block {
+        let env = BlockEnv {
+            height: 2,
+            timestamp: self.genesis_header.template.timestamp + 500,
+            miner: self.miner,
+        };
         let applied = self.state.apply_block(&env, &[]).unwrap();
         let template = Template {
             parent: self.genesis_header.hash(),
@@ -154,9 +199,23 @@ fn sign_block(
         instructions,
         draw,
         checker_sig: signer(&checker_message(&module)),
-        work_sig: signer(&work_message(&th, template.difficulty, &module, slice, counter, instructions, draw)),
+        work_sig: signer(&work_message(
+            &th,
+            template.difficulty,
+            &module,
+            slice,
+            counter,
+            instructions,
+            draw,
+        )),
     };
-    Block { header: Header { template, pouw: Some(pouw) }, txs: vec![] }
+    Block {
+        header: Header {
+            template,
+            pouw: Some(pouw),
+        },
+        txs: vec![],
+    }
 }
 
 fn check(f: &Fixture, b: &Block) -> Result<Applied, ConsensusError> {
@@ -181,22 +240,37 @@ fn pouw_negatives_each_have_their_own_error() {
     // Tampered template hash in the proof.
     let mut b = good.clone();
     b.header.pouw.as_mut().unwrap().template = Hash([9; 32]);
-    assert!(matches!(check(&f, &b), Err(ConsensusError::TemplateMismatch { .. })));
+    assert!(matches!(
+        check(&f, &b),
+        Err(ConsensusError::TemplateMismatch { .. })
+    ));
     // Template changed after signing (the proof's T no longer matches).
     let mut b = good.clone();
     b.header.template.timestamp += 1;
-    assert!(matches!(check(&f, &b), Err(ConsensusError::TemplateMismatch { .. })));
+    assert!(matches!(
+        check(&f, &b),
+        Err(ConsensusError::TemplateMismatch { .. })
+    ));
 
     // Wrong difficulty (re-signed so that only the difficulty is wrong).
     let mut t = good.header.template.clone();
     t.difficulty += 1;
     let b = sign_block(t, f.filler, &sign, id);
-    assert!(matches!(check(&f, &b), Err(ConsensusError::WrongDifficulty { expected: 1000, got: 1001 })));
+    assert!(matches!(
+        check(&f, &b),
+        Err(ConsensusError::WrongDifficulty {
+            expected: 1000,
+            got: 1001
+        })
+    ));
 
     // Unregistered enclave.
     let stranger = Keypair::from_secret(&[77; 32]);
     let b = f.block(&|m| stranger.sign(m), stranger.public());
-    assert!(matches!(check(&f, &b), Err(ConsensusError::UnregisteredEnclave(_))));
+    assert!(matches!(
+        check(&f, &b),
+        Err(ConsensusError::UnregisteredEnclave(_))
+    ));
 
     // Bad signature on the work attestation.
     let mut b = good.clone();
@@ -204,17 +278,31 @@ fn pouw_negatives_each_have_their_own_error() {
     assert_eq!(check(&f, &b).unwrap_err(), ConsensusError::BadWorkSignature);
     let mut b = good.clone();
     b.header.pouw.as_mut().unwrap().checker_sig = stranger.sign(b"x");
-    assert_eq!(check(&f, &b).unwrap_err(), ConsensusError::BadCheckerSignature);
+    assert_eq!(
+        check(&f, &b).unwrap_err(),
+        ConsensusError::BadCheckerSignature
+    );
 
     // Module not allowed.
     let b = sign_block(good.header.template.clone(), Hash([5; 32]), &sign, id);
-    assert!(matches!(check(&f, &b), Err(ConsensusError::ModuleNotAllowed(_))));
+    assert!(matches!(
+        check(&f, &b),
+        Err(ConsensusError::ModuleNotAllowed(_))
+    ));
 
     // A draw that does not win.
     let mut b = good.clone();
     let p = b.header.pouw.as_mut().unwrap();
     p.draw = u128::MAX;
-    p.work_sig = sign(&work_message(&p.template, 1000, &p.module, p.slice, p.counter, p.instructions, p.draw));
+    p.work_sig = sign(&work_message(
+        &p.template,
+        1000,
+        &p.module,
+        p.slice,
+        p.counter,
+        p.instructions,
+        p.draw,
+    ));
     assert_eq!(check(&f, &b).unwrap_err(), ConsensusError::LotteryNotWon);
 
     // Missing proof, bad state root, bad parent.
@@ -224,18 +312,42 @@ fn pouw_negatives_each_have_their_own_error() {
     let mut t = good.header.template.clone();
     t.state_root = Hash([1; 32]);
     let b = sign_block(t, f.filler, &sign, id);
-    assert!(matches!(check(&f, &b), Err(ConsensusError::StateRootMismatch { .. })));
+    assert!(matches!(
+        check(&f, &b),
+        Err(ConsensusError::StateRootMismatch { .. })
+    ));
     let mut t = good.header.template.clone();
     t.parent = Hash([2; 32]);
     let b = sign_block(t, f.filler, &sign, id);
-    assert!(matches!(check(&f, &b), Err(ConsensusError::WrongParent { .. })));
+    assert!(matches!(
+        check(&f, &b),
+        Err(ConsensusError::WrongParent { .. })
+    ));
 
     // Expired registration.
     let mut t = good.header.template.clone();
     t.height = 1 + f.state.params().registration_blocks + 1;
-    let far = Header { template: Template { height: t.height - 1, ..f.genesis_header.template.clone() }, pouw: None };
-    let b = sign_block(Template { parent: far.hash(), ..t }, f.filler, &sign, id);
-    let parent = Parent { header: &far, state: &f.state, interval_ms: None };
+    let far = Header {
+        template: Template {
+            height: t.height - 1,
+            ..f.genesis_header.template.clone()
+        },
+        pouw: None,
+    };
+    let b = sign_block(
+        Template {
+            parent: far.hash(),
+            ..t
+        },
+        f.filler,
+        &sign,
+        id,
+    );
+    let parent = Parent {
+        header: &far,
+        state: &f.state,
+        interval_ms: None,
+    };
     assert!(matches!(
         validate_block(&parent, &b, None, |m| *m == f.filler),
         Err(ConsensusError::RegistrationExpired { .. })
@@ -258,20 +370,38 @@ fn fork_choice_prefers_most_work_not_longest() {
     let h = |s: &str| Hash::of(s.as_bytes());
     let mut td = std::collections::BTreeMap::new();
     td.insert("g", 0u128);
-    let chain = [("a1", "g", 10u128), ("a2", "a1", 10), ("a3", "a2", 10), ("b1", "g", 16), ("b2", "b1", 16)];
+    let chain = [
+        ("a1", "g", 10u128),
+        ("a2", "a1", 10),
+        ("a3", "a2", 10),
+        ("b1", "g", 16),
+        ("b2", "b1", 16),
+    ];
     let mut tips = Vec::new();
     for (name, parent, d) in chain {
         let t = td[parent] + d;
         td.insert(name, t);
-        tips.push(Tip { hash: h(name), height: 0, total_difficulty: t });
+        tips.push(Tip {
+            hash: h(name),
+            height: 0,
+            total_difficulty: t,
+        });
     }
     let best = fork_choice(&tips).unwrap();
     assert_eq!(best.hash, h("b2"), "32 beats 30 although a3 is higher");
     let a3 = tips[2];
     assert!(!a3.better_than(&best));
     // Equal work: the tie-break is deterministic and symmetric.
-    let x = Tip { hash: Hash([1; 32]), height: 5, total_difficulty: 100 };
-    let y = Tip { hash: Hash([2; 32]), height: 9, total_difficulty: 100 };
+    let x = Tip {
+        hash: Hash([1; 32]),
+        height: 5,
+        total_difficulty: 100,
+    };
+    let y = Tip {
+        hash: Hash([2; 32]),
+        height: 9,
+        total_difficulty: 100,
+    };
     assert!(x.better_than(&y) && !y.better_than(&x));
     assert_eq!(fork_choice(&[x, y]).unwrap(), fork_choice(&[y, x]).unwrap());
     assert_eq!(fork_choice(&[]), None);

@@ -36,9 +36,20 @@ pub enum Request {
     /// A quote binding the identity key to the chain with this genesis hash.
     RegistrationQuote { genesis: Hash },
     /// Check `module` and start running it on `input`.
-    LoadTask { module: Vec<u8>, input: Vec<u8>, args: Vec<String>, clock_ns: u64, fuel: u64, slice: u64 },
+    LoadTask {
+        module: Vec<u8>,
+        input: Vec<u8>,
+        args: Vec<String>,
+        clock_ns: u64,
+        fuel: u64,
+        slice: u64,
+    },
     /// Run up to `max_slices` slices, drawing the lottery for template `template` at `difficulty`.
-    Mine { template: Hash, difficulty: u64, max_slices: u32 },
+    Mine {
+        template: Hash,
+        difficulty: u64,
+        max_slices: u32,
+    },
 }
 
 /// The enclave's answers.
@@ -47,9 +58,15 @@ pub enum Response {
     Info(EnclaveInfo),
     Quote(Quote),
     /// The module passed the checker; the signature is the checker attestation.
-    Loaded { module: Hash, checker_sig: proctor_primitives::Signature },
+    Loaded {
+        module: Hash,
+        checker_sig: proctor_primitives::Signature,
+    },
     Mined(MineResult),
-    Error { code: i32, message: String },
+    Error {
+        code: i32,
+        message: String,
+    },
 }
 
 /// Public facts about the enclave.
@@ -68,7 +85,11 @@ pub enum MineResult {
     /// All slices ran without a win.
     NoWin { slices: u32 },
     /// The task finished; load another to keep mining.
-    TaskDone { instructions: u64, exit_code: Option<i32>, output_hash: Hash },
+    TaskDone {
+        instructions: u64,
+        exit_code: Option<i32>,
+        output_hash: Hash,
+    },
 }
 
 /// Errors of the enclave API, with stable codes.
@@ -112,7 +133,11 @@ pub struct Enclave {
 
 impl Enclave {
     pub fn new(platform: Box<dyn Platform>) -> Result<Self, Error> {
-        Ok(Enclave { platform, vm: Vm::new(Limits::default())?, running: None })
+        Ok(Enclave {
+            platform,
+            vm: Vm::new(Limits::default())?,
+            running: None,
+        })
     }
 
     /// Serves one request (the whole host-facing interface).
@@ -121,16 +146,31 @@ impl Enclave {
             Request::Info => Ok(Response::Info(self.info())),
             Request::RegistrationQuote { genesis } => {
                 let rd = registration_report_data(&self.platform.identity(), &genesis);
-                self.platform.quote(&rd).map(Response::Quote).map_err(Error::from)
+                self.platform
+                    .quote(&rd)
+                    .map(Response::Quote)
+                    .map_err(Error::from)
             }
-            Request::LoadTask { module, input, args, clock_ns, fuel, slice } => {
-                self.load_task(&module, input, args, clock_ns, fuel, slice)
-            }
-            Request::Mine { template, difficulty, max_slices } => {
-                self.mine(template, difficulty, max_slices).map(Response::Mined)
-            }
+            Request::LoadTask {
+                module,
+                input,
+                args,
+                clock_ns,
+                fuel,
+                slice,
+            } => self.load_task(&module, input, args, clock_ns, fuel, slice),
+            Request::Mine {
+                template,
+                difficulty,
+                max_slices,
+            } => self
+                .mine(template, difficulty, max_slices)
+                .map(Response::Mined),
         };
-        result.unwrap_or_else(|e| Response::Error { code: e.code(), message: e.to_string() })
+        result.unwrap_or_else(|e| Response::Error {
+            code: e.code(),
+            message: e.to_string(),
+        })
     }
 
     pub fn info(&self) -> EnclaveInfo {
@@ -157,14 +197,34 @@ impl Enclave {
         let m = loaded.verdict.module;
         // The random stream is keyed by module and input: reproducible, not secret.
         let random_seed = Hash::tagged("proctor/task-seed", &[&m.0, &input]);
-        let spec = TaskSpec { args, input, fuel, clock_ns, random_seed };
+        let spec = TaskSpec {
+            args,
+            input,
+            fuel,
+            clock_ns,
+            random_seed,
+        };
         let task = self.vm.start(&loaded, spec, slice);
         let checker_sig = self.platform.sign(&checker_message(&m));
-        self.running = Some(Running { module: m, task, slice, counter: 0, checker_sig });
-        Ok(Response::Loaded { module: m, checker_sig })
+        self.running = Some(Running {
+            module: m,
+            task,
+            slice,
+            counter: 0,
+            checker_sig,
+        });
+        Ok(Response::Loaded {
+            module: m,
+            checker_sig,
+        })
     }
 
-    fn mine(&mut self, template: Hash, difficulty: u64, max_slices: u32) -> Result<MineResult, Error> {
+    fn mine(
+        &mut self,
+        template: Hash,
+        difficulty: u64,
+        max_slices: u32,
+    ) -> Result<MineResult, Error> {
         let run = self.running.as_mut().ok_or(Error::NoTask)?;
         for done in 0..max_slices {
             match run.task.step() {
@@ -223,9 +283,13 @@ mod tests {
     const FILLER: &[u8] = include_bytes!("../../../examples/tasks/filler.wasm");
 
     fn enclave(name: &str) -> Enclave {
-        let dir = std::env::temp_dir().join(format!("proctor-enclave-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("proctor-enclave-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        Enclave::new(Box::new(SimPlatform::open(&dir, SimAttestationRoot::from_secret(&[1; 32])).unwrap())).unwrap()
+        Enclave::new(Box::new(
+            SimPlatform::open(&dir, SimAttestationRoot::from_secret(&[1; 32])).unwrap(),
+        ))
+        .unwrap()
     }
 
     fn load(e: &mut Enclave, rounds: &str, slice: u64) -> Hash {
@@ -237,8 +301,16 @@ mod tests {
             fuel: u64::MAX / 4,
             slice,
         }) {
-            Response::Loaded { module, checker_sig } => {
-                assert!(e.info().identity.verify(&checker_message(&module), &checker_sig).is_ok());
+            Response::Loaded {
+                module,
+                checker_sig,
+            } => {
+                assert!(
+                    e.info()
+                        .identity
+                        .verify(&checker_message(&module), &checker_sig)
+                        .is_ok()
+                );
                 module
             }
             other => panic!("{other:?}"),
@@ -252,8 +324,11 @@ mod tests {
         assert_eq!(m, Hash::of(FILLER));
         let t = Hash([7; 32]);
         // Difficulty = slice: every slice wins.
-        let Response::Mined(MineResult::Won(p)) = e.handle(Request::Mine { template: t, difficulty: 10_000, max_slices: 10 })
-        else {
+        let Response::Mined(MineResult::Won(p)) = e.handle(Request::Mine {
+            template: t,
+            difficulty: 10_000,
+            max_slices: 10,
+        }) else {
             panic!("expected a win")
         };
         let id = e.info().identity;
@@ -264,9 +339,17 @@ mod tests {
         // Impossible difficulty: no win, and the task eventually finishes with its exact count.
         let mut total_slices = 0u64;
         loop {
-            match e.handle(Request::Mine { template: t, difficulty: u64::MAX, max_slices: 1000 }) {
+            match e.handle(Request::Mine {
+                template: t,
+                difficulty: u64::MAX,
+                max_slices: 1000,
+            }) {
                 Response::Mined(MineResult::NoWin { slices }) => total_slices += slices as u64,
-                Response::Mined(MineResult::TaskDone { instructions, exit_code, .. }) => {
+                Response::Mined(MineResult::TaskDone {
+                    instructions,
+                    exit_code,
+                    ..
+                }) => {
                     assert_eq!(exit_code, Some(0));
                     assert!(instructions > 100_000 * 1000, "{instructions}");
                     break;
@@ -275,7 +358,14 @@ mod tests {
             }
         }
         assert!(total_slices > 0);
-        assert!(matches!(e.handle(Request::Mine { template: t, difficulty: 1, max_slices: 1 }), Response::Error { code: 3002, .. }));
+        assert!(matches!(
+            e.handle(Request::Mine {
+                template: t,
+                difficulty: 1,
+                max_slices: 1
+            }),
+            Response::Error { code: 3002, .. }
+        ));
     }
 
     #[test]
@@ -299,8 +389,22 @@ mod tests {
         let expected = include_str!("../../../examples/tasks/filler.expected").trim();
         let vm = Vm::new(Limits::default()).unwrap();
         let l = vm.load(FILLER).unwrap();
-        let o = vm.run(&l, TaskSpec { args: vec!["1000".into()], input: b"hello".to_vec(), fuel: u64::MAX / 4, ..TaskSpec::default() }, 100_000);
-        assert!(o.success(), "{:?} {}", o.status, String::from_utf8_lossy(&o.stderr));
+        let o = vm.run(
+            &l,
+            TaskSpec {
+                args: vec!["1000".into()],
+                input: b"hello".to_vec(),
+                fuel: u64::MAX / 4,
+                ..TaskSpec::default()
+            },
+            100_000,
+        );
+        assert!(
+            o.success(),
+            "{:?} {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert_eq!(String::from_utf8(o.stdout).unwrap().trim(), expected);
     }
 }

@@ -47,15 +47,22 @@ impl fmt::Debug for Address {
 impl FromStr for Address {
     type Err = AddressError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |reason: String| AddressError::Invalid { input: s.to_string(), reason };
+        let bad = |reason: String| AddressError::Invalid {
+            input: s.to_string(),
+            reason,
+        };
         let checked = bech32::primitives::decode::CheckedHrpstring::new::<Bech32m>(s)
             .map_err(|e| bad(format!("not a bech32m string ({e})")))?;
         if checked.hrp().as_str() != ADDRESS_HRP {
-            return Err(bad(format!("prefix is {:?}, expected {ADDRESS_HRP:?}", checked.hrp().as_str())));
+            return Err(bad(format!(
+                "prefix is {:?}, expected {ADDRESS_HRP:?}",
+                checked.hrp().as_str()
+            )));
         }
         let data: Vec<u8> = checked.byte_iter().collect();
-        let bytes: [u8; 20] =
-            data.try_into().map_err(|d: Vec<u8>| bad(format!("{} bytes, expected 20", d.len())))?;
+        let bytes: [u8; 20] = data
+            .try_into()
+            .map_err(|d: Vec<u8>| bad(format!("{} bytes, expected 20", d.len())))?;
         Ok(Address(bytes))
     }
 }

@@ -17,7 +17,10 @@ pub fn encode<T: BorshSerialize + ?Sized>(value: &T) -> Vec<u8> {
 
 /// Decode `bytes` as a `T`, rejecting trailing bytes; `what` names the type in errors.
 pub fn decode<T: BorshDeserialize>(what: &'static str, bytes: &[u8]) -> Result<T, DecodeError> {
-    borsh::from_slice(bytes).map_err(|e| DecodeError { what, reason: e.to_string() })
+    borsh::from_slice(bytes).map_err(|e| DecodeError {
+        what,
+        reason: e.to_string(),
+    })
 }
 
 /// Implements serde `Serialize`/`Deserialize` through `Display`/`FromStr`.

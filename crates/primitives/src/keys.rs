@@ -33,12 +33,16 @@ pub struct Keypair {
 impl Keypair {
     /// A fresh key from a cryptographic RNG.
     pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
-        Keypair { signing: SigningKey::generate(rng) }
+        Keypair {
+            signing: SigningKey::generate(rng),
+        }
     }
 
     /// The key with this 32-byte secret seed.
     pub fn from_secret(seed: &[u8; 32]) -> Self {
-        Keypair { signing: SigningKey::from_bytes(seed) }
+        Keypair {
+            signing: SigningKey::from_bytes(seed),
+        }
     }
 
     /// The secret seed, for sealing or writing a key file.
@@ -71,7 +75,8 @@ impl PublicKey {
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> Result<(), KeyError> {
         let vk = self.verifying()?;
         let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
-        vk.verify_strict(msg, &sig).map_err(|_| KeyError::VerifyFailed)
+        vk.verify_strict(msg, &sig)
+            .map_err(|_| KeyError::VerifyFailed)
     }
 
     /// The account address of this key.
@@ -99,7 +104,8 @@ impl FromStr for PublicKey {
     type Err = KeyError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|e| KeyError::BadPublicKey(format!("{s:?}: {e}")))?;
+        hex::decode_to_slice(s, &mut out)
+            .map_err(|e| KeyError::BadPublicKey(format!("{s:?}: {e}")))?;
         Ok(PublicKey(out))
     }
 }
@@ -145,17 +151,26 @@ mod tests {
         let kp = Keypair::from_secret(&[7; 32]);
         let sig = kp.sign(b"hello");
         assert!(kp.public().verify(b"hello", &sig).is_ok());
-        assert_eq!(kp.public().verify(b"hellp", &sig), Err(KeyError::VerifyFailed));
+        assert_eq!(
+            kp.public().verify(b"hellp", &sig),
+            Err(KeyError::VerifyFailed)
+        );
         let other = Keypair::from_secret(&[8; 32]);
-        assert_eq!(other.public().verify(b"hello", &sig), Err(KeyError::VerifyFailed));
+        assert_eq!(
+            other.public().verify(b"hello", &sig),
+            Err(KeyError::VerifyFailed)
+        );
     }
 
     #[test]
     fn batch_verification_catches_one_bad_signature() {
         let kps: Vec<Keypair> = (0..8u8).map(|i| Keypair::from_secret(&[i; 32])).collect();
         let msgs: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 10]).collect();
-        let mut items: Vec<(PublicKey, &[u8], Signature)> =
-            kps.iter().zip(&msgs).map(|(k, m)| (k.public(), m.as_slice(), k.sign(m))).collect();
+        let mut items: Vec<(PublicKey, &[u8], Signature)> = kps
+            .iter()
+            .zip(&msgs)
+            .map(|(k, m)| (k.public(), m.as_slice(), k.sign(m)))
+            .collect();
         assert!(verify_batch(&items).is_ok());
         items[3].2 = kps[4].sign(&msgs[3]);
         assert!(verify_batch(&items).is_err());

@@ -26,7 +26,13 @@ pub fn root<L: AsRef<[u8]>>(leaves: &[L]) -> Hash {
     while level.len() > 1 {
         level = level
             .chunks(2)
-            .map(|c| if c.len() == 2 { node_hash(&c[0], &c[1]) } else { c[0] })
+            .map(|c| {
+                if c.len() == 2 {
+                    node_hash(&c[0], &c[1])
+                } else {
+                    c[0]
+                }
+            })
             .collect();
     }
     level[0]
@@ -56,11 +62,21 @@ pub fn prove<L: AsRef<[u8]>>(leaves: &[L], index: usize) -> Option<Proof> {
         }
         level = level
             .chunks(2)
-            .map(|c| if c.len() == 2 { node_hash(&c[0], &c[1]) } else { c[0] })
+            .map(|c| {
+                if c.len() == 2 {
+                    node_hash(&c[0], &c[1])
+                } else {
+                    c[0]
+                }
+            })
             .collect();
         i /= 2;
     }
-    Some(Proof { index: index as u64, len: leaves.len() as u64, siblings })
+    Some(Proof {
+        index: index as u64,
+        len: leaves.len() as u64,
+        siblings,
+    })
 }
 
 /// Checks that `leaf` is in the tree with `root` at the proof's index.
@@ -75,7 +91,11 @@ pub fn verify(root: &Hash, leaf: &[u8], proof: &Proof) -> bool {
         let sib = i ^ 1;
         if sib < n {
             let Some(s) = sibs.next() else { return false };
-            h = if i % 2 == 0 { node_hash(&h, s) } else { node_hash(s, &h) };
+            h = if i % 2 == 0 {
+                node_hash(&h, s)
+            } else {
+                node_hash(s, &h)
+            };
         }
         i /= 2;
         n = n.div_ceil(2);

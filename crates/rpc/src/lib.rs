@@ -1,1 +1,232 @@
-//! proctor-rpc
+//! The node's JSON-RPC 2.0 API: types, the method table (one trait from which
+//! jsonrpsee derives both the server and a typed client), and error codes.
+//!
+//! Conventions:
+//! - Hashes and keys are lowercase hex, addresses bech32m (`prc1...`),
+//!   amounts JSON integers in base units.
+//! - Binary consensus objects (signed transactions, PoUW proofs, blobs) travel
+//!   as hex of their borsh encoding, so what is signed is exactly what is sent.
+//! - Every error has a stable numeric code ([`codes`]) and a message that says
+//!   what was wrong; validation errors reuse the state machine's and
+//!   consensus's own codes (1xxx transactions, 2xxx blocks).
+//! - Methods are served over HTTP and WebSocket on the same port; WebSocket
+//!   clients can subscribe to new heads (`proctor_subscribeNewHeads`).
+#![forbid(unsafe_code)]
+
+use jsonrpsee::core::SubscriptionResult;
+use jsonrpsee::proc_macros::rpc;
+use jsonrpsee::types::ErrorObjectOwned;
+use proctor_primitives::{Address, Amount, Hash, Height, PublicKey, Timestamp};
+use proctor_state::{EnclaveRecord, Event, Receipt};
+use serde::{Deserialize, Serialize};
+
+pub use jsonrpsee;
+
+/// Stable error codes of the RPC layer (besides 1xxx/2xxx validation codes).
+pub mod codes {
+    /// A parameter could not be parsed (bad hex, bad encoding).
+    pub const INVALID_PARAMS: i32 = -32602;
+    /// The requested object does not exist.
+    pub const NOT_FOUND: i32 = 4004;
+    /// The mempool is full; retry later or pay a higher fee.
+    pub const MEMPOOL_FULL: i32 = 4029;
+    /// The transaction is already pending.
+    pub const ALREADY_PENDING: i32 = 4009;
+    /// The work template is unknown or stale (a new block arrived).
+    pub const STALE_TEMPLATE: i32 = 4010;
+    /// Internal error (storage); the message says more.
+    pub const INTERNAL: i32 = 5000;
+}
+
+/// Builds an error object.
+pub fn error(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, message.into(), None::<()>)
+}
+
+/// Chain identity and parameters a client needs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChainInfo {
+    pub chain_id: String,
+    pub genesis_hash: Hash,
+    pub min_fee: Amount,
+    pub block_reward: Amount,
+    pub target_block_ms: u64,
+    pub filler_module: Hash,
+    pub registration_blocks: u64,
+    pub finality_depth: u64,
+    pub allow_sim_quotes: bool,
+}
+
+/// The head of the chain.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HeadInfo {
+    pub height: Height,
+    pub hash: Hash,
+    pub parent: Hash,
+    pub timestamp: Timestamp,
+    /// Root of the node's current state (equals the head block's state root).
+    pub state_root: Hash,
+    pub difficulty: u64,
+    /// Decimal string: may exceed 2^64.
+    pub total_difficulty: String,
+}
+
+/// The proof of useful work of a block, as shown to users.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PouwInfo {
+    pub enclave: PublicKey,
+    pub module: Hash,
+    pub difficulty: u64,
+    /// Instructions the task had executed when it won.
+    pub instructions: u64,
+    pub slice: u64,
+    pub counter: u64,
+}
+
+/// A block.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BlockInfo {
+    pub height: Height,
+    pub hash: Hash,
+    pub parent: Hash,
+    pub timestamp: Timestamp,
+    pub state_root: Hash,
+    pub tx_root: Hash,
+    pub difficulty: u64,
+    pub miner: Address,
+    pub transactions: Vec<Hash>,
+    /// Absent only for the genesis block.
+    pub pouw: Option<PouwInfo>,
+}
+
+/// An account.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccountInfo {
+    pub address: Address,
+    pub balance: Amount,
+    /// Nonce of the account's next transaction (on chain).
+    pub nonce: u64,
+    /// Nonce to use for a new transaction, counting ones pending in the mempool.
+    pub next_nonce: u64,
+}
+
+/// Where a transaction is.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxStatus {
+    Pending {
+        hash: Hash,
+    },
+    Included {
+        hash: Hash,
+        block: Hash,
+        height: Height,
+        fee: Amount,
+        events: Vec<Event>,
+    },
+    Unknown {
+        hash: Hash,
+    },
+}
+
+impl TxStatus {
+    pub fn from_receipt(block: Hash, r: Receipt) -> TxStatus {
+        TxStatus::Included {
+            hash: r.tx,
+            block,
+            height: r.height,
+            fee: r.fee,
+            events: r.events,
+        }
+    }
+}
+
+/// Work for a miner: the template to draw the lottery for.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WorkInfo {
+    /// T = H(template).
+    pub template_hash: Hash,
+    pub height: Height,
+    pub parent: Hash,
+    pub difficulty: u64,
+    pub timestamp: Timestamp,
+    /// Module the chain accepts as useful work (the filler task).
+    pub filler_module: Hash,
+}
+
+#[rpc(server, client, namespace = "proctor")]
+pub trait Api {
+    /// Chain identity and parameters.
+    #[method(name = "chainInfo")]
+    async fn chain_info(&self) -> Result<ChainInfo, ErrorObjectOwned>;
+
+    /// The current head.
+    #[method(name = "head")]
+    async fn head(&self) -> Result<HeadInfo, ErrorObjectOwned>;
+
+    /// A canonical block by height (decimal) or hash (hex).
+    #[method(name = "block")]
+    async fn block(&self, id: String) -> Result<BlockInfo, ErrorObjectOwned>;
+
+    /// An account's balance and nonces.
+    #[method(name = "account")]
+    async fn account(&self, address: Address) -> Result<AccountInfo, ErrorObjectOwned>;
+
+    /// Submits a signed transaction (hex of its borsh encoding); returns its hash.
+    #[method(name = "sendTransaction")]
+    async fn send_transaction(&self, tx: String) -> Result<Hash, ErrorObjectOwned>;
+
+    /// Where a transaction is.
+    #[method(name = "transaction")]
+    async fn transaction(&self, hash: Hash) -> Result<TxStatus, ErrorObjectOwned>;
+
+    /// An enclave's registration, if any.
+    #[method(name = "enclave")]
+    async fn enclave(&self, identity: PublicKey)
+    -> Result<Option<EnclaveRecord>, ErrorObjectOwned>;
+
+    /// A content-addressed blob (task module), hex.
+    #[method(name = "blob")]
+    async fn blob(&self, hash: Hash) -> Result<String, ErrorObjectOwned>;
+
+    /// The template a miner should work on.
+    #[method(name = "getWork")]
+    async fn get_work(&self, miner: Address) -> Result<WorkInfo, ErrorObjectOwned>;
+
+    /// Submits a winning proof (hex of its borsh encoding) for a template; returns the block hash.
+    #[method(name = "submitWork")]
+    async fn submit_work(&self, template: Hash, proof: String) -> Result<Hash, ErrorObjectOwned>;
+
+    /// New heads, as they are imported.
+    #[subscription(name = "subscribeNewHeads" => "newHead", unsubscribe = "unsubscribeNewHeads", item = HeadInfo)]
+    async fn subscribe_new_heads(&self) -> SubscriptionResult;
+}
+
+/// Hex of the borsh encoding.
+pub fn to_hex<T: borsh::BorshSerialize>(v: &T) -> String {
+    hex::encode(proctor_primitives::codec::encode(v))
+}
+
+/// Decodes hex of a borsh encoding, with an error that says what was wrong.
+pub fn from_hex<T: borsh::BorshDeserialize>(
+    what: &'static str,
+    s: &str,
+) -> Result<T, ErrorObjectOwned> {
+    let bytes = hex::decode(s).map_err(|e| {
+        error(
+            codes::INVALID_PARAMS,
+            format!("{what} is not valid hex: {e}"),
+        )
+    })?;
+    proctor_primitives::codec::decode(what, &bytes)
+        .map_err(|e| error(codes::INVALID_PARAMS, e.to_string()))
+}
+
+/// An HTTP client for `url`.
+pub fn http_client(
+    url: &str,
+) -> Result<jsonrpsee::http_client::HttpClient, jsonrpsee::core::ClientError> {
+    jsonrpsee::http_client::HttpClientBuilder::default()
+        .request_timeout(std::time::Duration::from_secs(30))
+        .build(url)
+}

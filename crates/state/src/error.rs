@@ -12,7 +12,9 @@ pub enum TxError {
     WrongChain { expected: Hash, got: Hash },
     #[error("nonce {got} already used: the account's next nonce is {expected}")]
     NonceReplayed { expected: u64, got: u64 },
-    #[error("nonce {got} is ahead of the account's next nonce {expected}: send the missing ones first")]
+    #[error(
+        "nonce {got} is ahead of the account's next nonce {expected}: send the missing ones first"
+    )]
     NonceGap { expected: u64, got: u64 },
     #[error("insufficient balance: needs {needed} (amount plus fee), has {available}")]
     InsufficientBalance { needed: Amount, available: Amount },
@@ -55,7 +57,11 @@ pub enum BlockError {
     #[error("block has {count} transactions, more than the limit of {limit}")]
     TooManyTxs { count: usize, limit: u32 },
     #[error("transaction {index} ({hash}) is invalid: {error}")]
-    Tx { index: usize, hash: Hash, error: TxError },
+    Tx {
+        index: usize,
+        hash: Hash,
+        error: TxError,
+    },
     #[error("block reward overflows the miner's balance")]
     RewardOverflow,
 }
@@ -67,6 +73,11 @@ pub enum GenesisError {
     DuplicateAllocation(proctor_primitives::Address),
     #[error("genesis parameter {0}")]
     BadParam(&'static str),
+    #[error("genesis enclave {identity}: {reason}")]
+    Enclave {
+        identity: proctor_primitives::PublicKey,
+        reason: String,
+    },
     #[error("genesis file: {0}")]
     Parse(String),
 }

@@ -4,7 +4,9 @@ use crate::error::{BlockError, GenesisError, TxError};
 use crate::smt::{Change, Smt, SmtProof};
 use crate::types::*;
 use borsh::{BorshDeserialize, BorshSerialize};
-use proctor_primitives::{Address, Amount, Hash, Height, PublicKey, Timestamp, codec, verify_batch};
+use proctor_primitives::{
+    Address, Amount, Hash, Height, PublicKey, Timestamp, codec, verify_batch,
+};
 use proctor_tee::{TrustPolicy, registration_report_data, verify_quote};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,7 +70,10 @@ impl Overlay<'_> {
             Some(v) => v.as_deref(),
             None => self.base.get(key),
         }?;
-        Some(codec::decode("state record", bytes).expect("state records are written only by this crate"))
+        Some(
+            codec::decode("state record", bytes)
+                .expect("state records are written only by this crate"),
+        )
     }
     fn put(&mut self, key: Hash, r: &Record) {
         self.writes.insert(key, Some(codec::encode(r)));
@@ -101,23 +106,54 @@ impl State {
             return Err(GenesisError::BadParam("difficulty must be positive"));
         }
         if p.allow_sim_quotes && p.sim_attestation_root.is_none() {
-            return Err(GenesisError::BadParam("allow_sim_quotes needs sim_attestation_root"));
+            return Err(GenesisError::BadParam(
+                "allow_sim_quotes needs sim_attestation_root",
+            ));
         }
         let mut entries = BTreeMap::new();
         entries.insert(params_key(), codec::encode(&Record::Params(p.clone())));
         for a in &g.allocations {
             let key = account_key(&a.address);
-            let rec = Record::Account(Account { balance: a.amount, nonce: 0 });
+            let rec = Record::Account(Account {
+                balance: a.amount,
+                nonce: 0,
+            });
             if entries.insert(key, codec::encode(&rec)).is_some() {
                 return Err(GenesisError::DuplicateAllocation(a.address));
             }
         }
-        Ok(State { genesis_hash: g.hash(), params: Arc::new(p.clone()), tree: Smt::from_entries(entries) })
+        let mut state = State {
+            genesis_hash: g.hash(),
+            params: Arc::new(p.clone()),
+            tree: Smt::from_entries(entries),
+        };
+        if !g.enclaves.is_empty() {
+            let mut o = state.read();
+            for e in &g.enclaves {
+                state
+                    .register_enclave(&mut o, e.operator, &e.identity, &e.quote, 0)
+                    .map_err(|err| GenesisError::Enclave {
+                        identity: e.identity,
+                        reason: err.to_string(),
+                    })?;
+            }
+            let changes: Vec<Change> = o
+                .writes
+                .into_iter()
+                .map(|(k, v)| (k, v.map(Arc::from)))
+                .collect();
+            state.tree.update(&changes);
+        }
+        Ok(state)
     }
 
     /// Rebuilds a state from stored tree entries (as saved from [`Applied::changes`]).
     pub fn from_entries(g: &Genesis, entries: impl IntoIterator<Item = (Hash, Vec<u8>)>) -> State {
-        State { genesis_hash: g.hash(), params: Arc::new(g.params.clone()), tree: Smt::from_entries(entries) }
+        State {
+            genesis_hash: g.hash(),
+            params: Arc::new(g.params.clone()),
+            tree: Smt::from_entries(entries),
+        }
     }
 
     pub fn root(&self) -> Hash {
@@ -131,7 +167,10 @@ impl State {
     }
 
     fn read(&self) -> Overlay<'_> {
-        Overlay { base: &self.tree, writes: BTreeMap::new() }
+        Overlay {
+            base: &self.tree,
+            writes: BTreeMap::new(),
+        }
     }
 
     pub fn account(&self, a: &Address) -> Account {
@@ -145,7 +184,10 @@ impl State {
     /// A proof of `address`'s account (or its absence) under [`State::root`].
     pub fn prove_account(&self, a: &Address) -> (Option<Vec<u8>>, SmtProof) {
         let key = account_key(a);
-        (self.tree.get(&key).map(<[u8]>::to_vec), self.tree.prove(&key))
+        (
+            self.tree.get(&key).map(<[u8]>::to_vec),
+            self.tree.prove(&key),
+        )
     }
 
     /// Every `(key, value)` of the state tree, in key order (for storage).
@@ -168,37 +210,62 @@ impl State {
     /// Checks a transaction against this state, allowing its nonce to be up to
     /// `pending` ahead (transactions already queued in the mempool).
     pub fn check_tx(&self, stx: &SignedTransaction, pending: u64) -> Result<(), TxError> {
-        stx.tx.signer.verify(&stx.hash().0, &stx.signature).map_err(|_| TxError::BadSignature)?;
+        stx.tx
+            .signer
+            .verify(&stx.hash().0, &stx.signature)
+            .map_err(|_| TxError::BadSignature)?;
         let tx = &stx.tx;
         self.check_static(tx)?;
         let acc = self.account(&tx.sender());
         if tx.nonce < acc.nonce {
-            return Err(TxError::NonceReplayed { expected: acc.nonce, got: tx.nonce });
+            return Err(TxError::NonceReplayed {
+                expected: acc.nonce,
+                got: tx.nonce,
+            });
         }
         if tx.nonce > acc.nonce + pending {
-            return Err(TxError::NonceGap { expected: acc.nonce + pending, got: tx.nonce });
+            return Err(TxError::NonceGap {
+                expected: acc.nonce + pending,
+                got: tx.nonce,
+            });
         }
-        let needed = cost(tx).ok_or(TxError::Overflow)?;
+        let needed = tx.cost().ok_or(TxError::Overflow)?;
         if acc.balance < needed {
-            return Err(TxError::InsufficientBalance { needed, available: acc.balance });
+            return Err(TxError::InsufficientBalance {
+                needed,
+                available: acc.balance,
+            });
         }
         Ok(())
     }
 
     fn check_static(&self, tx: &Transaction) -> Result<(), TxError> {
         if tx.chain != self.genesis_hash {
-            return Err(TxError::WrongChain { expected: self.genesis_hash, got: tx.chain });
+            return Err(TxError::WrongChain {
+                expected: self.genesis_hash,
+                got: tx.chain,
+            });
         }
         if tx.fee < self.params.min_fee {
-            return Err(TxError::FeeTooLow { min: self.params.min_fee, got: tx.fee });
+            return Err(TxError::FeeTooLow {
+                min: self.params.min_fee,
+                got: tx.fee,
+            });
         }
         Ok(())
     }
 
     /// Applies a block's transactions and pays the miner. Pure: `self` is unchanged.
-    pub fn apply_block(&self, env: &BlockEnv, txs: &[SignedTransaction]) -> Result<Applied, BlockError> {
+    pub fn apply_block(
+        &self,
+        env: &BlockEnv,
+        txs: &[SignedTransaction],
+    ) -> Result<Applied, BlockError> {
         if txs.len() > self.params.max_block_txs as usize {
-            return Err(BlockError::TooManyTxs { count: txs.len(), limit: self.params.max_block_txs });
+            return Err(BlockError::TooManyTxs {
+                count: txs.len(),
+                limit: self.params.max_block_txs,
+            });
         }
         let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
         verify_signatures(txs, &hashes)?;
@@ -208,9 +275,21 @@ impl State {
         for (i, (stx, hash)) in txs.iter().zip(&hashes).enumerate() {
             let events = self
                 .apply_tx(&mut o, env, &stx.tx)
-                .map_err(|error| BlockError::Tx { index: i, hash: *hash, error })?;
-            fees = fees.checked_add(stx.tx.fee).ok_or(BlockError::RewardOverflow)?;
-            receipts.push(Receipt { tx: *hash, height: env.height, index: i as u32, fee: stx.tx.fee, events });
+                .map_err(|error| BlockError::Tx {
+                    index: i,
+                    hash: *hash,
+                    error,
+                })?;
+            fees = fees
+                .checked_add(stx.tx.fee)
+                .ok_or(BlockError::RewardOverflow)?;
+            receipts.push(Receipt {
+                tx: *hash,
+                height: env.height,
+                index: i as u32,
+                fee: stx.tx.fee,
+                events,
+            });
         }
         let reward = self.params.block_reward;
         let mut miner = o.account(&env.miner);
@@ -220,88 +299,154 @@ impl State {
             .and_then(|b| b.checked_add(fees))
             .ok_or(BlockError::RewardOverflow)?;
         o.set_account(&env.miner, miner);
-        let events = vec![Event::BlockReward { miner: env.miner, reward, fees }];
+        let events = vec![Event::BlockReward {
+            miner: env.miner,
+            reward,
+            fees,
+        }];
 
         let changes: Vec<(Hash, Option<Vec<u8>>)> = o.writes.into_iter().collect();
-        let tree_changes: Vec<Change> = changes.iter().map(|(k, v)| (*k, v.as_deref().map(Arc::from))).collect();
+        let tree_changes: Vec<Change> = changes
+            .iter()
+            .map(|(k, v)| (*k, v.as_deref().map(Arc::from)))
+            .collect();
         let mut tree = self.tree.clone();
         tree.update(&tree_changes);
-        let state = State { genesis_hash: self.genesis_hash, params: self.params.clone(), tree };
-        Ok(Applied { state, receipts, events, changes })
+        let state = State {
+            genesis_hash: self.genesis_hash,
+            params: self.params.clone(),
+            tree,
+        };
+        Ok(Applied {
+            state,
+            receipts,
+            events,
+            changes,
+        })
     }
 
-    fn apply_tx(&self, o: &mut Overlay<'_>, env: &BlockEnv, tx: &Transaction) -> Result<Vec<Event>, TxError> {
+    fn apply_tx(
+        &self,
+        o: &mut Overlay<'_>,
+        env: &BlockEnv,
+        tx: &Transaction,
+    ) -> Result<Vec<Event>, TxError> {
         self.check_static(tx)?;
         let from = tx.sender();
         let mut acc = o.account(&from);
         if tx.nonce < acc.nonce {
-            return Err(TxError::NonceReplayed { expected: acc.nonce, got: tx.nonce });
+            return Err(TxError::NonceReplayed {
+                expected: acc.nonce,
+                got: tx.nonce,
+            });
         }
         if tx.nonce > acc.nonce {
-            return Err(TxError::NonceGap { expected: acc.nonce, got: tx.nonce });
+            return Err(TxError::NonceGap {
+                expected: acc.nonce,
+                got: tx.nonce,
+            });
         }
-        let needed = cost(tx).ok_or(TxError::Overflow)?;
-        acc.balance =
-            acc.balance.checked_sub(needed).ok_or(TxError::InsufficientBalance { needed, available: acc.balance })?;
+        let needed = tx.cost().ok_or(TxError::Overflow)?;
+        acc.balance = acc
+            .balance
+            .checked_sub(needed)
+            .ok_or(TxError::InsufficientBalance {
+                needed,
+                available: acc.balance,
+            })?;
         acc.nonce += 1;
         o.set_account(&from, acc);
-        let mut events = vec![Event::FeePaid { payer: from, amount: tx.fee }];
+        let mut events = vec![Event::FeePaid {
+            payer: from,
+            amount: tx.fee,
+        }];
         match &tx.call {
             Call::Transfer { to, amount } => {
                 let mut dest = o.account(to);
                 dest.balance = dest.balance.checked_add(*amount).ok_or(TxError::Overflow)?;
                 o.set_account(to, dest);
-                events.push(Event::Transfer { from, to: *to, amount: *amount });
+                events.push(Event::Transfer {
+                    from,
+                    to: *to,
+                    amount: *amount,
+                });
             }
             Call::RegisterEnclave { identity, quote } => {
-                let policy = TrustPolicy {
-                    sim_root: if self.params.allow_sim_quotes { self.params.sim_attestation_root } else { None },
-                };
-                let claims = verify_quote(quote, &policy).map_err(|e| TxError::QuoteRejected(e.to_string()))?;
-                if !self.params.allowed_measurements.contains(&claims.measurement) {
-                    return Err(TxError::MeasurementNotAllowed(claims.measurement));
-                }
-                if claims.report_data != registration_report_data(identity, &self.genesis_hash) {
-                    return Err(TxError::ReportDataMismatch);
-                }
-                if let Some(existing) = o.enclave(identity)
-                    && existing.operator != from
-                {
-                    return Err(TxError::EnclaveOwnedByOther);
-                }
-                let expires_at = env.height + self.params.registration_blocks;
-                let rec = EnclaveRecord {
-                    identity: *identity,
-                    operator: from,
-                    measurement: claims.measurement,
-                    registered_at: env.height,
-                    expires_at,
-                };
-                o.put(enclave_key(identity), &Record::Enclave(rec));
-                events.push(Event::EnclaveRegistered { identity: *identity, operator: from, expires_at });
+                events.push(self.register_enclave(o, from, identity, quote, env.height)?);
             }
         }
         Ok(events)
     }
 }
 
-/// What a transaction debits from its sender: fee plus amount moved.
-fn cost(tx: &Transaction) -> Option<Amount> {
-    match &tx.call {
-        Call::Transfer { amount, .. } => tx.fee.checked_add(*amount),
-        Call::RegisterEnclave { .. } => Some(tx.fee),
+impl State {
+    /// Verifies a registration (quote, allowlist, binding) and records it.
+    fn register_enclave(
+        &self,
+        o: &mut Overlay<'_>,
+        operator: Address,
+        identity: &PublicKey,
+        quote: &proctor_tee::Quote,
+        height: Height,
+    ) -> Result<Event, TxError> {
+        let policy = TrustPolicy {
+            sim_root: if self.params.allow_sim_quotes {
+                self.params.sim_attestation_root
+            } else {
+                None
+            },
+        };
+        let claims =
+            verify_quote(quote, &policy).map_err(|e| TxError::QuoteRejected(e.to_string()))?;
+        if !self
+            .params
+            .allowed_measurements
+            .contains(&claims.measurement)
+        {
+            return Err(TxError::MeasurementNotAllowed(claims.measurement));
+        }
+        if claims.report_data != registration_report_data(identity, &self.genesis_hash) {
+            return Err(TxError::ReportDataMismatch);
+        }
+        if let Some(existing) = o.enclave(identity)
+            && existing.operator != operator
+        {
+            return Err(TxError::EnclaveOwnedByOther);
+        }
+        let expires_at = height + self.params.registration_blocks;
+        let rec = EnclaveRecord {
+            identity: *identity,
+            operator,
+            measurement: claims.measurement,
+            registered_at: height,
+            expires_at,
+        };
+        o.put(enclave_key(identity), &Record::Enclave(rec));
+        Ok(Event::EnclaveRegistered {
+            identity: *identity,
+            operator,
+            expires_at,
+        })
     }
 }
 
 /// Batch-verifies all signatures; on failure finds the first bad one.
 fn verify_signatures(txs: &[SignedTransaction], hashes: &[Hash]) -> Result<(), BlockError> {
-    let items: Vec<_> = txs.iter().zip(hashes).map(|(t, h)| (t.tx.signer, &h.0[..], t.signature)).collect();
+    let items: Vec<_> = txs
+        .iter()
+        .zip(hashes)
+        .map(|(t, h)| (t.tx.signer, &h.0[..], t.signature))
+        .collect();
     if verify_batch(&items).is_ok() {
         return Ok(());
     }
     for (i, (pk, msg, sig)) in items.iter().enumerate() {
         if pk.verify(msg, sig).is_err() {
-            return Err(BlockError::Tx { index: i, hash: hashes[i], error: TxError::BadSignature });
+            return Err(BlockError::Tx {
+                index: i,
+                hash: hashes[i],
+                error: TxError::BadSignature,
+            });
         }
     }
     Ok(())

@@ -19,8 +19,16 @@ use std::sync::Arc;
 
 #[derive(Debug)]
 enum Node {
-    Leaf { key: Hash, value: Arc<[u8]>, hash: Hash },
-    Internal { left: Option<Arc<Node>>, right: Option<Arc<Node>>, hash: Hash },
+    Leaf {
+        key: Hash,
+        value: Arc<[u8]>,
+        hash: Hash,
+    },
+    Internal {
+        left: Option<Arc<Node>>,
+        right: Option<Arc<Node>>,
+        hash: Hash,
+    },
 }
 
 impl Node {
@@ -44,7 +52,11 @@ fn opt_hash(n: &Option<Arc<Node>>) -> Hash {
 }
 
 fn leaf(key: Hash, value: Arc<[u8]>) -> Arc<Node> {
-    Arc::new(Node::Leaf { hash: leaf_hash(&key, &value), key, value })
+    Arc::new(Node::Leaf {
+        hash: leaf_hash(&key, &value),
+        key,
+        value,
+    })
 }
 
 /// Joins two children into the canonical node: nothing, a lone leaf lifted
@@ -90,7 +102,11 @@ impl Smt {
             match &**node {
                 Node::Leaf { key: k, value, .. } => return (k == key).then_some(&**value),
                 Node::Internal { left, right, .. } => {
-                    node = if key.bit(depth) { right.as_ref()? } else { left.as_ref()? };
+                    node = if key.bit(depth) {
+                        right.as_ref()?
+                    } else {
+                        left.as_ref()?
+                    };
                     depth += 1;
                 }
             }
@@ -99,7 +115,10 @@ impl Smt {
 
     /// Applies `changes`, which must be sorted by key with no duplicates.
     pub fn update(&mut self, changes: &[Change]) {
-        debug_assert!(changes.windows(2).all(|w| w[0].0 < w[1].0), "changes must be sorted and unique");
+        debug_assert!(
+            changes.windows(2).all(|w| w[0].0 < w[1].0),
+            "changes must be sorted and unique"
+        );
         self.root = update(self.root.take(), 0, changes);
     }
 
@@ -139,9 +158,17 @@ impl Smt {
         let mut depth = 0;
         loop {
             match node.map(|n| &**n) {
-                None => return SmtProof { siblings, terminal: None },
+                None => {
+                    return SmtProof {
+                        siblings,
+                        terminal: None,
+                    };
+                }
                 Some(Node::Leaf { key: k, value, .. }) => {
-                    return SmtProof { siblings, terminal: Some((*k, Hash::of(value))) };
+                    return SmtProof {
+                        siblings,
+                        terminal: Some((*k, Hash::of(value))),
+                    };
                 }
                 Some(Node::Internal { left, right, .. }) => {
                     if key.bit(depth) {
@@ -185,7 +212,11 @@ impl SmtProof {
             }
         }
         for (d, sib) in self.siblings.iter().enumerate().rev() {
-            h = if key.bit(d) { node_hash(sib, &h) } else { node_hash(&h, sib) };
+            h = if key.bit(d) {
+                node_hash(sib, &h)
+            } else {
+                node_hash(&h, sib)
+            };
         }
         h == *root
     }
@@ -225,7 +256,10 @@ fn build(depth: usize, changes: &[Change]) -> Option<Arc<Node>> {
         (Some((k, Some(v))), None) => Some(leaf(*k, v.clone())),
         _ => {
             let split = changes.partition_point(|(k, _)| !k.bit(depth));
-            join(build(depth + 1, &changes[..split]), build(depth + 1, &changes[split..]))
+            join(
+                build(depth + 1, &changes[..split]),
+                build(depth + 1, &changes[split..]),
+            )
         }
     }
 }
@@ -277,7 +311,10 @@ mod tests {
     #[test]
     fn depth_is_logarithmic() {
         let t = Smt::from_entries((0..4096u32).map(|i| (k(i), vec![1])));
-        let max = (0..4096).map(|i| t.prove(&k(i)).siblings.len()).max().unwrap();
+        let max = (0..4096)
+            .map(|i| t.prove(&k(i)).siblings.len())
+            .max()
+            .unwrap();
         assert!(max < 40, "max depth {max} for 4096 keys");
     }
 

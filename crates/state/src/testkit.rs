@@ -29,19 +29,33 @@ pub fn genesis(keys: &[Keypair], amount: u128, params: ChainParams) -> Genesis {
         params,
         allocations: keys
             .iter()
-            .map(|k| Allocation { address: k.public().address(), amount: Amount(amount) })
+            .map(|k| Allocation {
+                address: k.public().address(),
+                amount: Amount(amount),
+            })
             .collect(),
+        enclaves: vec![],
     }
 }
 
 /// A signed transfer.
-pub fn transfer(g: &Hash, from: &Keypair, nonce: u64, to: &Keypair, amount: u128, fee: u128) -> SignedTransaction {
+pub fn transfer(
+    g: &Hash,
+    from: &Keypair,
+    nonce: u64,
+    to: &Keypair,
+    amount: u128,
+    fee: u128,
+) -> SignedTransaction {
     Transaction {
         chain: *g,
         signer: from.public(),
         nonce,
         fee: Amount(fee),
-        call: Call::Transfer { to: to.public().address(), amount: Amount(amount) },
+        call: Call::Transfer {
+            to: to.public().address(),
+            amount: Amount(amount),
+        },
     }
     .sign(from)
 }

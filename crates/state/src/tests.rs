@@ -6,7 +6,11 @@ use proctor_tee::{Platform, registration_report_data};
 use proptest::prelude::*;
 
 fn env(height: u64, miner: Address) -> BlockEnv {
-    BlockEnv { height, timestamp: 1_700_000_000_000 + height * 1000, miner }
+    BlockEnv {
+        height,
+        timestamp: 1_700_000_000_000 + height * 1000,
+        miner,
+    }
 }
 
 fn chain(n: usize) -> (Vec<proctor_primitives::Keypair>, Genesis, State) {
@@ -22,9 +26,21 @@ fn transfer_moves_funds_and_pays_miner() {
     let miner = ks[2].public().address();
     let tx = transfer(&g.hash(), &ks[0], 0, &ks[1], 500, 10);
     let a = s.apply_block(&env(1, miner), &[tx]).unwrap();
-    assert_eq!(a.state.account(&ks[0].public().address()), Account { balance: Amount(1_000_000 - 510), nonce: 1 });
-    assert_eq!(a.state.account(&ks[1].public().address()).balance, Amount(1_000_500));
-    assert_eq!(a.state.account(&miner).balance, Amount(1_000_000 + 50_000_000 + 10));
+    assert_eq!(
+        a.state.account(&ks[0].public().address()),
+        Account {
+            balance: Amount(1_000_000 - 510),
+            nonce: 1
+        }
+    );
+    assert_eq!(
+        a.state.account(&ks[1].public().address()).balance,
+        Amount(1_000_500)
+    );
+    assert_eq!(
+        a.state.account(&miner).balance,
+        Amount(1_000_000 + 50_000_000 + 10)
+    );
     assert_eq!(a.receipts.len(), 1);
     assert!(a.receipts[0].events.contains(&Event::Transfer {
         from: ks[0].public().address(),
@@ -41,18 +57,45 @@ fn replayed_and_out_of_order_nonces_rejected() {
     let (ks, g, s) = chain(2);
     let m = ks[1].public().address();
     let t0 = transfer(&g.hash(), &ks[0], 0, &ks[1], 1, 1);
-    let a = s.apply_block(&env(1, m), std::slice::from_ref(&t0)).unwrap();
+    let a = s
+        .apply_block(&env(1, m), std::slice::from_ref(&t0))
+        .unwrap();
     let err = a.state.apply_block(&env(2, m), &[t0.clone()]).unwrap_err();
-    assert!(matches!(err, BlockError::Tx { error: TxError::NonceReplayed { expected: 1, got: 0 }, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            BlockError::Tx {
+                error: TxError::NonceReplayed {
+                    expected: 1,
+                    got: 0
+                },
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(a.state.check_tx(&t0, 0).unwrap_err().code(), 1003);
     let t2 = transfer(&g.hash(), &ks[0], 2, &ks[1], 1, 1);
     let err = a.state.apply_block(&env(2, m), &[t2.clone()]).unwrap_err();
-    assert!(matches!(err, BlockError::Tx { error: TxError::NonceGap { .. }, .. }));
+    assert!(matches!(
+        err,
+        BlockError::Tx {
+            error: TxError::NonceGap { .. },
+            ..
+        }
+    ));
     // In the mempool a nonce one ahead is fine when one is pending.
     assert!(a.state.check_tx(&t2, 1).is_ok());
     // Same tx twice in one block: the second is a replay.
     let err = s.apply_block(&env(1, m), &[t0.clone(), t0]).unwrap_err();
-    assert!(matches!(err, BlockError::Tx { index: 1, error: TxError::NonceReplayed { .. }, .. }));
+    assert!(matches!(
+        err,
+        BlockError::Tx {
+            index: 1,
+            error: TxError::NonceReplayed { .. },
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -60,9 +103,18 @@ fn insufficient_balance_has_clear_error() {
     let (ks, g, s) = chain(2);
     let tx = transfer(&g.hash(), &ks[0], 0, &ks[1], 1_000_000, 1);
     let e = s.check_tx(&tx, 0).unwrap_err();
-    assert_eq!(e, TxError::InsufficientBalance { needed: Amount(1_000_001), available: Amount(1_000_000) });
+    assert_eq!(
+        e,
+        TxError::InsufficientBalance {
+            needed: Amount(1_000_001),
+            available: Amount(1_000_000)
+        }
+    );
     assert!(e.to_string().contains("needs 1000001"), "{e}");
-    assert!(s.apply_block(&env(1, ks[1].public().address()), &[tx]).is_err());
+    assert!(
+        s.apply_block(&env(1, ks[1].public().address()), &[tx])
+            .is_err()
+    );
 }
 
 #[test]
@@ -71,18 +123,29 @@ fn bad_signature_wrong_chain_and_low_fee_rejected() {
     let mut tx = transfer(&g.hash(), &ks[0], 0, &ks[1], 5, 1);
     tx.tx.fee = Amount(2); // signature no longer matches
     assert_eq!(s.check_tx(&tx, 0), Err(TxError::BadSignature));
-    let err = s.apply_block(&env(1, ks[1].public().address()), &[tx]).unwrap_err();
-    assert!(matches!(err, BlockError::Tx { error: TxError::BadSignature, .. }));
+    let err = s
+        .apply_block(&env(1, ks[1].public().address()), &[tx])
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        BlockError::Tx {
+            error: TxError::BadSignature,
+            ..
+        }
+    ));
     let other = transfer(&Hash([1; 32]), &ks[0], 0, &ks[1], 5, 1);
-    assert!(matches!(s.check_tx(&other, 0), Err(TxError::WrongChain { .. })));
+    assert!(matches!(
+        s.check_tx(&other, 0),
+        Err(TxError::WrongChain { .. })
+    ));
     let cheap = transfer(&g.hash(), &ks[0], 0, &ks[1], 5, 0);
-    assert!(matches!(s.check_tx(&cheap, 0), Err(TxError::FeeTooLow { .. })));
+    assert!(matches!(
+        s.check_tx(&cheap, 0),
+        Err(TxError::FeeTooLow { .. })
+    ));
 }
 
-fn registration(
-    dir: &str,
-    root: [u8; 32],
-) -> (SimPlatform, proctor_primitives::PublicKey) {
+fn registration(dir: &str, root: [u8; 32]) -> (SimPlatform, proctor_primitives::PublicKey) {
     let d = std::env::temp_dir().join(format!("proctor-state-{dir}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     let p = SimPlatform::open(&d, SimAttestationRoot::from_secret(&root)).unwrap();
@@ -94,15 +157,32 @@ fn registration(
 fn enclave_registration_checks_quote_measurement_and_binding() {
     let ks = keys(2);
     let (platform, root_pk) = registration("reg", [4; 32]);
-    let g = testkit::genesis(&ks, 1_000_000, testkit::params(Some(root_pk), sim_measurement()));
+    let g = testkit::genesis(
+        &ks,
+        1_000_000,
+        testkit::params(Some(root_pk), sim_measurement()),
+    );
     let s = State::genesis(&g).unwrap();
     let id = platform.identity();
     let reg = |identity, quote, nonce| {
-        Transaction { chain: g.hash(), signer: ks[0].public(), nonce, fee: Amount(1), call: Call::RegisterEnclave { identity, quote } }
-            .sign(&ks[0])
+        Transaction {
+            chain: g.hash(),
+            signer: ks[0].public(),
+            nonce,
+            fee: Amount(1),
+            call: Call::RegisterEnclave { identity, quote },
+        }
+        .sign(&ks[0])
     };
-    let good = platform.quote(&registration_report_data(&id, &g.hash())).unwrap();
-    let a = s.apply_block(&env(1, ks[1].public().address()), &[reg(id, good.clone(), 0)]).unwrap();
+    let good = platform
+        .quote(&registration_report_data(&id, &g.hash()))
+        .unwrap();
+    let a = s
+        .apply_block(
+            &env(1, ks[1].public().address()),
+            &[reg(id, good.clone(), 0)],
+        )
+        .unwrap();
     let rec = a.state.enclave(&id).unwrap();
     assert_eq!(rec.operator, ks[0].public().address());
     assert_eq!(rec.expires_at, 1 + g.params.registration_blocks);
@@ -110,34 +190,112 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
     // A quote binding another key (or another chain) is refused.
     let other = proctor_primitives::Keypair::from_secret(&[9; 32]).public();
     assert_eq!(s.check_tx(&reg(other, good.clone(), 0), 0), Ok(()));
-    let err = s.apply_block(&env(1, ks[1].public().address()), &[reg(other, good.clone(), 0)]).unwrap_err();
-    assert!(matches!(err, BlockError::Tx { error: TxError::ReportDataMismatch, .. }), "{err}");
+    let err = s
+        .apply_block(
+            &env(1, ks[1].public().address()),
+            &[reg(other, good.clone(), 0)],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BlockError::Tx {
+                error: TxError::ReportDataMismatch,
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Signed by an untrusted root.
     let (rogue, _) = registration("rogue", [5; 32]);
-    let q = rogue.quote(&registration_report_data(&rogue.identity(), &g.hash())).unwrap();
-    let err = s.apply_block(&env(1, ks[1].public().address()), &[reg(rogue.identity(), q, 0)]).unwrap_err();
-    assert!(matches!(err, BlockError::Tx { error: TxError::QuoteRejected(_), .. }), "{err}");
+    let q = rogue
+        .quote(&registration_report_data(&rogue.identity(), &g.hash()))
+        .unwrap();
+    let err = s
+        .apply_block(
+            &env(1, ks[1].public().address()),
+            &[reg(rogue.identity(), q, 0)],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BlockError::Tx {
+                error: TxError::QuoteRejected(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Measurement not allowed.
-    let g2 = testkit::genesis(&ks, 1_000_000, testkit::params(Some(root_pk), Hash([1; 32])));
+    let g2 = testkit::genesis(
+        &ks,
+        1_000_000,
+        testkit::params(Some(root_pk), Hash([1; 32])),
+    );
     let s2 = State::genesis(&g2).unwrap();
-    let q = platform.quote(&registration_report_data(&id, &g2.hash())).unwrap();
-    let tx = Transaction { chain: g2.hash(), signer: ks[0].public(), nonce: 0, fee: Amount(1), call: Call::RegisterEnclave { identity: id, quote: q } }.sign(&ks[0]);
-    let err = s2.apply_block(&env(1, ks[1].public().address()), &[tx]).unwrap_err();
-    assert!(matches!(err, BlockError::Tx { error: TxError::MeasurementNotAllowed(_), .. }), "{err}");
+    let q = platform
+        .quote(&registration_report_data(&id, &g2.hash()))
+        .unwrap();
+    let tx = Transaction {
+        chain: g2.hash(),
+        signer: ks[0].public(),
+        nonce: 0,
+        fee: Amount(1),
+        call: Call::RegisterEnclave {
+            identity: id,
+            quote: q,
+        },
+    }
+    .sign(&ks[0]);
+    let err = s2
+        .apply_block(&env(1, ks[1].public().address()), &[tx])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BlockError::Tx {
+                error: TxError::MeasurementNotAllowed(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Sim quotes on a chain that forbids them.
     let g3 = testkit::genesis(&ks, 1_000_000, testkit::params(None, sim_measurement()));
     let s3 = State::genesis(&g3).unwrap();
-    let q = platform.quote(&registration_report_data(&id, &g3.hash())).unwrap();
-    let tx = Transaction { chain: g3.hash(), signer: ks[0].public(), nonce: 0, fee: Amount(1), call: Call::RegisterEnclave { identity: id, quote: q } }.sign(&ks[0]);
-    let err = s3.apply_block(&env(1, ks[1].public().address()), &[tx]).unwrap_err();
-    assert!(matches!(err, BlockError::Tx { error: TxError::QuoteRejected(ref m), .. } if m.contains("not accepted")), "{err}");
+    let q = platform
+        .quote(&registration_report_data(&id, &g3.hash()))
+        .unwrap();
+    let tx = Transaction {
+        chain: g3.hash(),
+        signer: ks[0].public(),
+        nonce: 0,
+        fee: Amount(1),
+        call: Call::RegisterEnclave {
+            identity: id,
+            quote: q,
+        },
+    }
+    .sign(&ks[0]);
+    let err = s3
+        .apply_block(&env(1, ks[1].public().address()), &[tx])
+        .unwrap_err();
+    assert!(
+        matches!(err, BlockError::Tx { error: TxError::QuoteRejected(ref m), .. } if m.contains("not accepted")),
+        "{err}"
+    );
 }
 
 #[test]
 fn account_proofs_verify_against_root() {
     let (ks, _, s) = chain(5);
     let (value, proof) = s.prove_account(&ks[3].public().address());
-    assert!(proof.verify(&s.root(), &account_key(&ks[3].public().address()), value.as_deref()));
+    assert!(proof.verify(
+        &s.root(),
+        &account_key(&ks[3].public().address()),
+        value.as_deref()
+    ));
     let nobody = Address([7; 20]);
     let (value, proof) = s.prove_account(&nobody);
     assert!(value.is_none());
@@ -148,7 +306,9 @@ fn account_proofs_verify_against_root() {
 fn state_rebuilt_from_changes_has_same_root() {
     let (ks, g, s) = chain(4);
     let m = ks[3].public().address();
-    let a = s.apply_block(&env(1, m), &[transfer(&g.hash(), &ks[0], 0, &ks[1], 5, 1)]).unwrap();
+    let a = s
+        .apply_block(&env(1, m), &[transfer(&g.hash(), &ks[0], 0, &ks[1], 5, 1)])
+        .unwrap();
     let mut entries: std::collections::BTreeMap<Hash, Vec<u8>> = s_entries(&s);
     for (k, v) in &a.changes {
         match v {

@@ -3,7 +3,9 @@
 //! is locked by fixture tests.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use proctor_primitives::{Address, Amount, Hash, Height, Keypair, PublicKey, Signature, Timestamp, merkle};
+use proctor_primitives::{
+    Address, Amount, Hash, Height, Keypair, PublicKey, Signature, Timestamp, merkle,
+};
 use proctor_tee::Quote;
 use serde::{Deserialize, Serialize};
 
@@ -51,17 +53,51 @@ pub struct Genesis {
     pub timestamp: Timestamp,
     pub params: ChainParams,
     pub allocations: Vec<Allocation>,
+    /// Enclaves registered from the start (a new chain needs at least one to
+    /// produce its first block). Their quotes are verified like any registration.
+    #[serde(default)]
+    pub enclaves: Vec<GenesisEnclave>,
+}
+
+/// An enclave registered in the genesis.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct GenesisEnclave {
+    pub operator: Address,
+    pub identity: PublicKey,
+    pub quote: Quote,
 }
 
 impl Genesis {
     /// The chain's identity: transactions and registrations are bound to it.
+    /// It covers everything but the genesis enclaves, whose quotes must bind
+    /// this hash themselves; the genesis block still commits to them through
+    /// its state root.
     pub fn hash(&self) -> Hash {
-        Hash::of_encoded("proctor/genesis", self)
+        Hash::of_encoded(
+            "proctor/genesis",
+            &(
+                &self.chain_id,
+                self.timestamp,
+                &self.params,
+                &self.allocations,
+            ),
+        )
     }
 }
 
 /// An account.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
 pub struct Account {
     pub balance: Amount,
     /// The nonce the account's next transaction must carry.
@@ -110,10 +146,21 @@ impl Transaction {
         self.signer.address()
     }
 
+    /// What the transaction debits from its sender: fee plus any amount moved.
+    pub fn cost(&self) -> Option<Amount> {
+        match &self.call {
+            Call::Transfer { amount, .. } => self.fee.checked_add(*amount),
+            Call::RegisterEnclave { .. } => Some(self.fee),
+        }
+    }
+
     /// Signs with `key`, which must be the key named in `signer`.
     pub fn sign(self, key: &Keypair) -> SignedTransaction {
         let signature = key.sign(&self.hash().0);
-        SignedTransaction { tx: self, signature }
+        SignedTransaction {
+            tx: self,
+            signature,
+        }
     }
 }
 
@@ -179,7 +226,9 @@ pub struct PouwProof {
 
 /// The bytes of the checker attestation for `module`.
 pub fn checker_message(module: &Hash) -> Vec<u8> {
-    Hash::tagged("proctor/attest/checker", &[&module.0, b"accepted"]).0.to_vec()
+    Hash::tagged("proctor/attest/checker", &[&module.0, b"accepted"])
+        .0
+        .to_vec()
 }
 
 /// The bytes of the useful-work attestation.
@@ -247,10 +296,25 @@ pub fn tx_root(txs: &[SignedTransaction]) -> Hash {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
-    Transfer { from: Address, to: Address, amount: Amount },
-    FeePaid { payer: Address, amount: Amount },
-    EnclaveRegistered { identity: PublicKey, operator: Address, expires_at: Height },
-    BlockReward { miner: Address, reward: Amount, fees: Amount },
+    Transfer {
+        from: Address,
+        to: Address,
+        amount: Amount,
+    },
+    FeePaid {
+        payer: Address,
+        amount: Amount,
+    },
+    EnclaveRegistered {
+        identity: PublicKey,
+        operator: Address,
+        expires_at: Height,
+    },
+    BlockReward {
+        miner: Address,
+        reward: Amount,
+        fees: Amount,
+    },
 }
 
 /// The result of one transaction in a block.

@@ -89,13 +89,29 @@ impl Store {
 
     /// Stores the genesis block and state on a new database, or checks that
     /// an existing database belongs to this genesis.
-    pub fn init_genesis(&self, genesis: &Genesis, block: &Block, state: &[(Hash, Vec<u8>)]) -> Result<()> {
+    pub fn init_genesis(
+        &self,
+        genesis: &Genesis,
+        block: &Block,
+        state: &[(Hash, Vec<u8>)],
+    ) -> Result<()> {
         let gh = genesis.hash();
         if let Some(stored) = self.meta("genesis")? {
             let stored: Hash = decode("genesis hash", &stored)?;
-            return if stored == gh { Ok(()) } else { Err(Error::WrongChain { stored, expected: gh }) };
+            return if stored == gh {
+                Ok(())
+            } else {
+                Err(Error::WrongChain {
+                    stored,
+                    expected: gh,
+                })
+            };
         }
-        let tip = StoredTip { hash: block.hash(), height: 0, total_difficulty: 0 };
+        let tip = StoredTip {
+            hash: block.hash(),
+            height: 0,
+            total_difficulty: 0,
+        };
         let tx = db!(self.db.begin_write())?;
         {
             db!(db!(tx.open_table(BLOCKS))?.insert(&tip.hash.0[..], &codec::encode(block)[..]))?;
@@ -123,7 +139,11 @@ impl Store {
         total_difficulty: u128,
     ) -> Result<StoredTip> {
         let hash = block.hash();
-        let tip = StoredTip { hash, height: block.header.height(), total_difficulty };
+        let tip = StoredTip {
+            hash,
+            height: block.header.height(),
+            total_difficulty,
+        };
         let tx = db!(self.db.begin_write())?;
         {
             let mut meta = db!(tx.open_table(META))?;
@@ -138,7 +158,10 @@ impl Store {
             db!(db!(tx.open_table(HEIGHTS))?.insert(tip.height, &hash.0[..]))?;
             let mut rt = db!(tx.open_table(RECEIPTS))?;
             for r in receipts {
-                let loc = TxLocation { block: hash, receipt: r.clone() };
+                let loc = TxLocation {
+                    block: hash,
+                    receipt: r.clone(),
+                };
                 db!(rt.insert(&r.tx.0[..], &codec::encode(&loc)[..]))?;
             }
             let mut st = db!(tx.open_table(STATE))?;
@@ -162,7 +185,9 @@ impl Store {
 
     /// The stored genesis, if initialised.
     pub fn genesis(&self) -> Result<Option<Genesis>> {
-        self.meta("genesis_file")?.map(|b| decode("genesis", &b)).transpose()
+        self.meta("genesis_file")?
+            .map(|b| decode("genesis", &b))
+            .transpose()
     }
 
     /// The canonical tip.
@@ -173,14 +198,18 @@ impl Store {
     pub fn block(&self, hash: &Hash) -> Result<Option<Block>> {
         let r = db!(self.db.begin_read())?;
         let t = db!(r.open_table(BLOCKS))?;
-        db!(t.get(&hash.0[..]))?.map(|v| decode("block", v.value())).transpose()
+        db!(t.get(&hash.0[..]))?
+            .map(|v| decode("block", v.value()))
+            .transpose()
     }
 
     /// Hash of the canonical block at `height`.
     pub fn hash_at(&self, height: Height) -> Result<Option<Hash>> {
         let r = db!(self.db.begin_read())?;
         let t = db!(r.open_table(HEIGHTS))?;
-        db!(t.get(height))?.map(|v| decode::<[u8; 32]>("hash", v.value()).map(Hash)).transpose()
+        db!(t.get(height))?
+            .map(|v| decode::<[u8; 32]>("hash", v.value()).map(Hash))
+            .transpose()
     }
 
     pub fn block_at(&self, height: Height) -> Result<Option<Block>> {
@@ -194,7 +223,9 @@ impl Store {
     pub fn tx_location(&self, tx: &Hash) -> Result<Option<TxLocation>> {
         let r = db!(self.db.begin_read())?;
         let t = db!(r.open_table(RECEIPTS))?;
-        db!(t.get(&tx.0[..]))?.map(|v| decode("receipt", v.value())).transpose()
+        db!(t.get(&tx.0[..]))?
+            .map(|v| decode("receipt", v.value()))
+            .transpose()
     }
 
     /// All state records, in key order.
@@ -204,7 +235,10 @@ impl Store {
         let mut out = Vec::new();
         for item in db!(t.iter())? {
             let (k, v) = db!(item)?;
-            let key: [u8; 32] = k.value().try_into().map_err(|_| Error::Corrupt("state key length".into()))?;
+            let key: [u8; 32] = k
+                .value()
+                .try_into()
+                .map_err(|_| Error::Corrupt("state key length".into()))?;
             out.push((Hash(key), v.value().to_vec()));
         }
         Ok(out)
@@ -261,7 +295,11 @@ mod tests {
         let s0 = State::genesis(&g).unwrap();
         let gb = genesis_block(&g, &s0);
         let tx = transfer(&g.hash(), &ks[0], 0, &ks[1], 10, 1);
-        let env = BlockEnv { height: 1, timestamp: g.timestamp + 1, miner: ks[2].public().address() };
+        let env = BlockEnv {
+            height: 1,
+            timestamp: g.timestamp + 1,
+            miner: ks[2].public().address(),
+        };
         let a = s0.apply_block(&env, std::slice::from_ref(&tx)).unwrap();
         let b1 = Block {
             header: Header {
@@ -283,7 +321,10 @@ mod tests {
             store.init_genesis(&g, &gb, &s0.entries()).unwrap();
             store.commit_block(&b1, &a.receipts, &a.changes, 1).unwrap();
             // Committing a block that is not the tip's child is refused.
-            assert!(matches!(store.commit_block(&b1, &a.receipts, &a.changes, 2), Err(Error::NotChildOfTip(_))));
+            assert!(matches!(
+                store.commit_block(&b1, &a.receipts, &a.changes, 2),
+                Err(Error::NotChildOfTip(_))
+            ));
             let h = store.put_blob(b"module bytes").unwrap();
             assert_eq!(store.blob(&h).unwrap().unwrap(), b"module bytes");
         }
@@ -300,7 +341,10 @@ mod tests {
         // Another chain's genesis is refused.
         let mut other = g.clone();
         other.chain_id = "other".into();
-        assert!(matches!(store.init_genesis(&other, &gb, &[]), Err(Error::WrongChain { .. })));
+        assert!(matches!(
+            store.init_genesis(&other, &gb, &[]),
+            Err(Error::WrongChain { .. })
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

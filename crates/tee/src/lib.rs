@@ -32,7 +32,10 @@ pub enum Error {
     #[error("sealed data could not be opened (tampered, or sealed by another enclave or machine)")]
     Unseal,
     #[error("platform I/O on {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("platform configuration: {0}")]
     Config(String),
 }

@@ -5,7 +5,9 @@ use proctor_primitives::{Hash, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 
 /// The kind of TEE that produced a quote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum TeeKind {
     /// The simulated TEE (insecure; devnets only).
@@ -53,7 +55,10 @@ pub enum QuoteError {
     #[error("simulated TEE quotes are not accepted by this chain")]
     SimNotAllowed,
     #[error("quote is signed by attestation root {found}, but the chain trusts {trusted}")]
-    UntrustedRoot { found: PublicKey, trusted: PublicKey },
+    UntrustedRoot {
+        found: PublicKey,
+        trusted: PublicKey,
+    },
     #[error("quote signature does not verify")]
     BadSignature,
 }
@@ -71,12 +76,38 @@ pub fn verify_quote(quote: &Quote, policy: &TrustPolicy) -> Result<Claims, Quote
         Quote::Sim(q) => {
             let trusted = policy.sim_root.ok_or(QuoteError::SimNotAllowed)?;
             if q.root != trusted {
-                return Err(QuoteError::UntrustedRoot { found: q.root, trusted });
+                return Err(QuoteError::UntrustedRoot {
+                    found: q.root,
+                    trusted,
+                });
             }
             trusted
-                .verify(&SimQuote::signed_bytes(&q.measurement, &q.report_data), &q.signature)
+                .verify(
+                    &SimQuote::signed_bytes(&q.measurement, &q.report_data),
+                    &q.signature,
+                )
                 .map_err(|_| QuoteError::BadSignature)?;
-            Ok(Claims { kind: TeeKind::Sim, measurement: q.measurement, report_data: q.report_data })
+            Ok(Claims {
+                kind: TeeKind::Sim,
+                measurement: q.measurement,
+                report_data: q.report_data,
+            })
         }
     }
 }
+
+impl std::fmt::Display for Quote {
+    /// Hex of the borsh encoding (how quotes appear in JSON files).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(proctor_primitives::codec::encode(self)))
+    }
+}
+
+impl std::str::FromStr for Quote {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = hex::decode(s).map_err(|e| format!("quote is not hex: {e}"))?;
+        proctor_primitives::codec::decode("quote", &bytes).map_err(|e| e.to_string())
+    }
+}
+proctor_primitives::codec::serde_via_str!(Quote);

@@ -24,7 +24,10 @@ use zeroize::Zeroizing;
 /// Real backends read it from hardware; here it changes with the crate version
 /// so that an upgraded enclave is a different measurement, as on SGX.
 pub fn sim_measurement() -> Hash {
-    Hash::tagged("proctor/sim-measurement", &[b"proctor-enclave", env!("CARGO_PKG_VERSION").as_bytes()])
+    Hash::tagged(
+        "proctor/sim-measurement",
+        &[b"proctor-enclave", env!("CARGO_PKG_VERSION").as_bytes()],
+    )
 }
 
 /// The simulated attestation authority: signs quotes for sim platforms.
@@ -34,10 +37,14 @@ pub struct SimAttestationRoot {
 
 impl SimAttestationRoot {
     pub fn generate() -> Self {
-        SimAttestationRoot { key: Keypair::generate(&mut OsRng) }
+        SimAttestationRoot {
+            key: Keypair::generate(&mut OsRng),
+        }
     }
     pub fn from_secret(seed: &[u8; 32]) -> Self {
-        SimAttestationRoot { key: Keypair::from_secret(seed) }
+        SimAttestationRoot {
+            key: Keypair::from_secret(seed),
+        }
     }
     /// Loads the root from a file of 64 hex characters (written by `write`).
     pub fn load(path: &Path) -> Result<Self> {
@@ -51,8 +58,15 @@ impl SimAttestationRoot {
         self.key.public()
     }
     fn sign_quote(&self, measurement: Hash, report_data: [u8; 64]) -> SimQuote {
-        let signature = self.key.sign(&SimQuote::signed_bytes(&measurement, &report_data));
-        SimQuote { measurement, report_data, root: self.key.public(), signature }
+        let signature = self
+            .key
+            .sign(&SimQuote::signed_bytes(&measurement, &report_data));
+        SimQuote {
+            measurement,
+            report_data,
+            root: self.key.public(),
+            signature,
+        }
     }
 }
 
@@ -76,7 +90,11 @@ impl SimPlatform {
     }
 
     /// As [`SimPlatform::open`], for an enclave build with another measurement.
-    pub fn open_with_measurement(dir: &Path, root: SimAttestationRoot, measurement: Hash) -> Result<Self> {
+    pub fn open_with_measurement(
+        dir: &Path,
+        root: SimAttestationRoot,
+        measurement: Hash,
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let cpu_path = dir.join(CPU_SECRET);
         let cpu = if cpu_path.exists() {
@@ -126,13 +144,17 @@ impl Platform for SimPlatform {
         self.identity.sign(msg)
     }
     fn quote(&self, report_data: &[u8; 64]) -> Result<Quote> {
-        Ok(Quote::Sim(self.root.sign_quote(self.measurement, *report_data)))
+        Ok(Quote::Sim(
+            self.root.sign_quote(self.measurement, *report_data),
+        ))
     }
     fn seal(&mut self, plaintext: &[u8]) -> Vec<u8> {
         let cipher = XChaCha20Poly1305::new((&*self.seal_key).into());
         let mut nonce = [0u8; 24];
         self.rng.fill_bytes(&mut nonce);
-        let ct = cipher.encrypt(XNonce::from_slice(&nonce), plaintext).expect("in-memory encryption cannot fail");
+        let ct = cipher
+            .encrypt(XNonce::from_slice(&nonce), plaintext)
+            .expect("in-memory encryption cannot fail");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
         out
@@ -142,7 +164,9 @@ impl Platform for SimPlatform {
             return Err(Error::Unseal);
         }
         let cipher = XChaCha20Poly1305::new((&*self.seal_key).into());
-        cipher.decrypt(XNonce::from_slice(&sealed[..24]), &sealed[24..]).map_err(|_| Error::Unseal)
+        cipher
+            .decrypt(XNonce::from_slice(&sealed[..24]), &sealed[24..])
+            .map_err(|_| Error::Unseal)
     }
     fn random(&mut self, out: &mut [u8]) {
         self.rng.fill_bytes(out);
@@ -150,7 +174,10 @@ impl Platform for SimPlatform {
 }
 
 fn io(path: &Path, source: std::io::Error) -> Error {
-    Error::Io { path: path.display().to_string(), source }
+    Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn read_secret_file(path: &Path) -> Result<[u8; 32]> {
@@ -212,8 +239,12 @@ mod tests {
         let sealed = a.seal(b"secret");
         assert_eq!(a.unseal(&sealed).unwrap(), b"secret");
         let other_dir = tmpdir("measure2");
-        let b = SimPlatform::open_with_measurement(&other_dir, SimAttestationRoot::from_secret(&[1; 32]), Hash([5; 32]))
-            .unwrap();
+        let b = SimPlatform::open_with_measurement(
+            &other_dir,
+            SimAttestationRoot::from_secret(&[1; 32]),
+            Hash([5; 32]),
+        )
+        .unwrap();
         assert!(matches!(b.unseal(&sealed), Err(Error::Unseal)));
         let mut flipped = sealed.clone();
         flipped[30] ^= 1;
@@ -229,19 +260,38 @@ mod tests {
         let root_pk = root.public();
         let p = SimPlatform::open(&dir, root).unwrap();
         let q = p.quote(&[7; 64]).unwrap();
-        let claims = verify_quote(&q, &TrustPolicy { sim_root: Some(root_pk) }).unwrap();
+        let claims = verify_quote(
+            &q,
+            &TrustPolicy {
+                sim_root: Some(root_pk),
+            },
+        )
+        .unwrap();
         assert_eq!(claims.measurement, sim_measurement());
         assert_eq!(claims.report_data, [7; 64]);
         let other = SimAttestationRoot::from_secret(&[10; 32]).public();
         assert!(matches!(
-            verify_quote(&q, &TrustPolicy { sim_root: Some(other) }),
+            verify_quote(
+                &q,
+                &TrustPolicy {
+                    sim_root: Some(other)
+                }
+            ),
             Err(QuoteError::UntrustedRoot { .. })
         ));
-        assert_eq!(verify_quote(&q, &TrustPolicy { sim_root: None }), Err(QuoteError::SimNotAllowed));
+        assert_eq!(
+            verify_quote(&q, &TrustPolicy { sim_root: None }),
+            Err(QuoteError::SimNotAllowed)
+        );
         let Quote::Sim(mut forged) = q;
         forged.report_data[0] ^= 1;
         assert_eq!(
-            verify_quote(&Quote::Sim(forged), &TrustPolicy { sim_root: Some(root_pk) }),
+            verify_quote(
+                &Quote::Sim(forged),
+                &TrustPolicy {
+                    sim_root: Some(root_pk)
+                }
+            ),
             Err(QuoteError::BadSignature)
         );
         let _ = std::fs::remove_dir_all(&dir);

@@ -58,7 +58,9 @@ pub enum CheckError {
     TooLarge { size: usize, limit: usize },
     #[error("malformed WebAssembly module: {0}")]
     Malformed(String),
-    #[error("forbidden import {module}.{name}: only functions of wasi_snapshot_preview1's allowed subset may be imported")]
+    #[error(
+        "forbidden import {module}.{name}: only functions of wasi_snapshot_preview1's allowed subset may be imported"
+    )]
     ForbiddenImport { module: String, name: String },
     #[error("import {module}.{name} has the wrong signature")]
     ImportSignature { module: String, name: String },
@@ -85,10 +87,15 @@ pub(crate) fn features() -> WasmFeatures {
 /// Checks `bytes` against the task ABI and `limits`.
 pub fn check(bytes: &[u8], limits: &Limits) -> Result<Verdict, CheckError> {
     if bytes.len() > limits.max_module_bytes {
-        return Err(CheckError::TooLarge { size: bytes.len(), limit: limits.max_module_bytes });
+        return Err(CheckError::TooLarge {
+            size: bytes.len(),
+            limit: limits.max_module_bytes,
+        });
     }
     let malformed = |e: wasmparser::BinaryReaderError| CheckError::Malformed(e.to_string());
-    Validator::new_with_features(features()).validate_all(bytes).map_err(malformed)?;
+    Validator::new_with_features(features())
+        .validate_all(bytes)
+        .map_err(malformed)?;
 
     let mut types: Vec<wasmparser::FuncType> = Vec::new();
     let mut imports = Vec::new();
@@ -107,14 +114,22 @@ pub fn check(bytes: &[u8], limits: &Limits) -> Result<Verdict, CheckError> {
             Payload::ImportSection(r) => {
                 for imp in r {
                     let imp = imp.map_err(malformed)?;
-                    let forbidden =
-                        || CheckError::ForbiddenImport { module: imp.module.to_string(), name: imp.name.to_string() };
-                    let TypeRef::Func(idx) = imp.ty else { return Err(forbidden()) };
+                    let forbidden = || CheckError::ForbiddenImport {
+                        module: imp.module.to_string(),
+                        name: imp.name.to_string(),
+                    };
+                    let TypeRef::Func(idx) = imp.ty else {
+                        return Err(forbidden());
+                    };
                     if imp.module != wasi::MODULE {
                         return Err(forbidden());
                     }
-                    let Some((params, results)) = wasi::signature(imp.name) else { return Err(forbidden()) };
-                    let ty = types.get(idx as usize).ok_or_else(|| CheckError::Malformed("bad type index".into()))?;
+                    let Some((params, results)) = wasi::signature(imp.name) else {
+                        return Err(forbidden());
+                    };
+                    let ty = types
+                        .get(idx as usize)
+                        .ok_or_else(|| CheckError::Malformed("bad type index".into()))?;
                     if ty.params() != params || ty.results() != results {
                         return Err(CheckError::ImportSignature {
                             module: imp.module.to_string(),
@@ -132,7 +147,10 @@ pub fn check(bytes: &[u8], limits: &Limits) -> Result<Verdict, CheckError> {
                         return Err(CheckError::TooManyMemories);
                     }
                     if m.initial > limits.max_memory_pages {
-                        return Err(CheckError::TooMuchMemory { pages: m.initial, limit: limits.max_memory_pages });
+                        return Err(CheckError::TooMuchMemory {
+                            pages: m.initial,
+                            limit: limits.max_memory_pages,
+                        });
                     }
                     memory_pages = m.initial;
                 }
@@ -151,7 +169,10 @@ pub fn check(bytes: &[u8], limits: &Limits) -> Result<Verdict, CheckError> {
             Payload::GlobalSection(r) => {
                 globals += r.count();
                 if globals > limits.max_globals {
-                    return Err(CheckError::TooManyGlobals { count: globals, limit: limits.max_globals });
+                    return Err(CheckError::TooManyGlobals {
+                        count: globals,
+                        limit: limits.max_globals,
+                    });
                 }
             }
             Payload::StartSection { .. } => return Err(CheckError::StartSection),
@@ -175,9 +196,16 @@ pub fn check(bytes: &[u8], limits: &Limits) -> Result<Verdict, CheckError> {
         }
     }
     if entry_points != ["_start"] {
-        return Err(CheckError::EntryPoints { found: entry_points });
+        return Err(CheckError::EntryPoints {
+            found: entry_points,
+        });
     }
-    Ok(Verdict { module: Hash::of(bytes), imports, exports, memory_pages })
+    Ok(Verdict {
+        module: Hash::of(bytes),
+        imports,
+        exports,
+        memory_pages,
+    })
 }
 
 /// Shorthand used by the ABI table.
@@ -209,16 +237,32 @@ mod tests {
     fn rejects_forbidden_import_by_name() {
         let m = wat(r#"(module (import "env" "open_socket" (func)) (func (export "_start")))"#);
         let e = check(&m, &Limits::default()).unwrap_err();
-        assert_eq!(e, CheckError::ForbiddenImport { module: "env".into(), name: "open_socket".into() });
+        assert_eq!(
+            e,
+            CheckError::ForbiddenImport {
+                module: "env".into(),
+                name: "open_socket".into()
+            }
+        );
         assert!(e.to_string().contains("env.open_socket"));
-        let m = wat(r#"(module (import "wasi_snapshot_preview1" "sock_accept" (func (param i32 i32 i32) (result i32))) (func (export "_start")))"#);
-        assert!(matches!(check(&m, &Limits::default()), Err(CheckError::ForbiddenImport { .. })));
+        let m = wat(
+            r#"(module (import "wasi_snapshot_preview1" "sock_accept" (func (param i32 i32 i32) (result i32))) (func (export "_start")))"#,
+        );
+        assert!(matches!(
+            check(&m, &Limits::default()),
+            Err(CheckError::ForbiddenImport { .. })
+        ));
     }
 
     #[test]
     fn rejects_wrong_import_signature() {
-        let m = wat(r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func (param i64))) (func (export "_start")))"#);
-        assert!(matches!(check(&m, &Limits::default()), Err(CheckError::ImportSignature { .. })));
+        let m = wat(
+            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func (param i64))) (func (export "_start")))"#,
+        );
+        assert!(matches!(
+            check(&m, &Limits::default()),
+            Err(CheckError::ImportSignature { .. })
+        ));
     }
 
     #[test]
@@ -226,31 +270,57 @@ mod tests {
         let m = wat(r#"(module (func (export "_start")) (func (export "main")))"#);
         assert_eq!(
             check(&m, &Limits::default()),
-            Err(CheckError::EntryPoints { found: vec!["_start".into(), "main".into()] })
+            Err(CheckError::EntryPoints {
+                found: vec!["_start".into(), "main".into()]
+            })
         );
         let m = wat(r#"(module (func $s) (start $s) (func (export "_start")))"#);
         assert_eq!(check(&m, &Limits::default()), Err(CheckError::StartSection));
         let m = wat(r#"(module (memory 1))"#);
-        assert!(matches!(check(&m, &Limits::default()), Err(CheckError::EntryPoints { .. })));
+        assert!(matches!(
+            check(&m, &Limits::default()),
+            Err(CheckError::EntryPoints { .. })
+        ));
     }
 
     #[test]
     fn rejects_too_much_memory() {
         let m = wat(r#"(module (memory 5000) (func (export "_start")))"#);
-        assert_eq!(check(&m, &Limits::default()), Err(CheckError::TooMuchMemory { pages: 5000, limit: 4096 }));
+        assert_eq!(
+            check(&m, &Limits::default()),
+            Err(CheckError::TooMuchMemory {
+                pages: 5000,
+                limit: 4096
+            })
+        );
     }
 
     #[test]
     fn rejects_malformed_and_oversized() {
-        assert!(matches!(check(b"\0asm\x01\0\0\0\x01", &Limits::default()), Err(CheckError::Malformed(_))));
-        assert!(matches!(check(b"not wasm", &Limits::default()), Err(CheckError::Malformed(_))));
-        let limits = Limits { max_module_bytes: 10, ..Limits::default() };
-        assert!(matches!(check(&wat(OK), &limits), Err(CheckError::TooLarge { .. })));
+        assert!(matches!(
+            check(b"\0asm\x01\0\0\0\x01", &Limits::default()),
+            Err(CheckError::Malformed(_))
+        ));
+        assert!(matches!(
+            check(b"not wasm", &Limits::default()),
+            Err(CheckError::Malformed(_))
+        ));
+        let limits = Limits {
+            max_module_bytes: 10,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            check(&wat(OK), &limits),
+            Err(CheckError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn rejects_threads() {
         let m = wat(r#"(module (memory 1 1 shared) (func (export "_start")))"#);
-        assert!(matches!(check(&m, &Limits::default()), Err(CheckError::Malformed(_))));
+        assert!(matches!(
+            check(&m, &Limits::default()),
+            Err(CheckError::Malformed(_))
+        ));
     }
 }

@@ -96,7 +96,12 @@ impl Vm {
         let engine = Engine::new(&config).map_err(|e| VmError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker).map_err(|e| VmError::Engine(e.to_string()))?;
-        Ok(Vm { engine, linker: Arc::new(linker), limits, cache: Arc::default() })
+        Ok(Vm {
+            engine,
+            linker: Arc::new(linker),
+            limits,
+            cache: Arc::default(),
+        })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -110,9 +115,13 @@ impl Vm {
             return Ok(l.clone());
         }
         let verdict = checker::check(bytes, &self.limits)?;
-        let module = Module::new(&self.engine, bytes).map_err(|e| VmError::Compile(e.to_string()))?;
+        let module =
+            Module::new(&self.engine, bytes).map_err(|e| VmError::Compile(e.to_string()))?;
         let loaded = Loaded { verdict, module };
-        self.cache.lock().expect("cache lock").insert(hash, loaded.clone());
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .insert(hash, loaded.clone());
         Ok(loaded)
     }
 
@@ -135,7 +144,10 @@ impl Vm {
             let remaining = store.get_fuel().unwrap_or(0);
             finish(res, budget - remaining.min(budget), store.into_data())
         };
-        Task { fut: Box::pin(fut), slices: 0 }
+        Task {
+            fut: Box::pin(fut),
+            slices: 0,
+        }
     }
 
     /// Runs to completion (no lottery); convenience for dry runs and tests.
@@ -202,7 +214,12 @@ fn finish(res: wasmtime::Result<()>, instructions: u64, ctx: Ctx) -> Outcome {
             }
         }
     };
-    Outcome { status, instructions, stdout: ctx.stdout, stderr: ctx.stderr }
+    Outcome {
+        status,
+        instructions,
+        stdout: ctx.stdout,
+        stderr: ctx.stderr,
+    }
 }
 
 /// What one [`Task::step`] did.
@@ -251,7 +268,11 @@ impl UnmeteredVm {
         let engine = Engine::new(&base_config()).map_err(|e| VmError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker).map_err(|e| VmError::Engine(e.to_string()))?;
-        Ok(UnmeteredVm { engine, linker, limits })
+        Ok(UnmeteredVm {
+            engine,
+            linker,
+            limits,
+        })
     }
 
     pub fn compile(&self, bytes: &[u8]) -> Result<Module, VmError> {
@@ -261,7 +282,10 @@ impl UnmeteredVm {
 
     /// Runs `module` to completion; `instructions` is 0 (not metered).
     pub fn run(&self, module: &Module, spec: &TaskSpec) -> Outcome {
-        let mut store = Store::new(&self.engine, new_ctx(spec, &Hash::of(b"unmetered"), &self.limits));
+        let mut store = Store::new(
+            &self.engine,
+            new_ctx(spec, &Hash::of(b"unmetered"), &self.limits),
+        );
         store.limiter(|ctx| &mut ctx.limits);
         let res = (|| {
             let instance = self.linker.instantiate(&mut store, module)?;
@@ -295,7 +319,11 @@ mod tests {
             (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
 
     fn spec(n: u32, fuel: u64) -> TaskSpec {
-        TaskSpec { input: n.to_le_bytes().to_vec(), fuel, ..TaskSpec::default() }
+        TaskSpec {
+            input: n.to_le_bytes().to_vec(),
+            fuel,
+            ..TaskSpec::default()
+        }
     }
 
     #[test]
@@ -314,7 +342,10 @@ mod tests {
         // The count grows with the work: each loop iteration costs the same.
         let bigger = vm.run(&m, spec(200_000, u64::MAX / 2), 10_000);
         let per_iter = (bigger.instructions - base.instructions) / 100_000;
-        assert!(per_iter >= 4 && per_iter < 20, "per-iteration cost {per_iter}");
+        assert!(
+            per_iter >= 4 && per_iter < 20,
+            "per-iteration cost {per_iter}"
+        );
     }
 
     #[test]
@@ -328,7 +359,12 @@ mod tests {
             }
         };
         let expected = outcome.instructions / 50_000;
-        assert!(t.slices().abs_diff(expected) <= 1, "{} slices for {} instructions", t.slices(), outcome.instructions);
+        assert!(
+            t.slices().abs_diff(expected) <= 1,
+            "{} slices for {} instructions",
+            t.slices(),
+            outcome.instructions
+        );
     }
 
     #[test]
@@ -353,7 +389,8 @@ mod tests {
     #[test]
     fn rejected_module_does_not_load() {
         let vm = Vm::new(Limits::default()).unwrap();
-        let bad = wat::parse_str(r#"(module (import "env" "x" (func)) (func (export "_start")))"#).unwrap();
+        let bad = wat::parse_str(r#"(module (import "env" "x" (func)) (func (export "_start")))"#)
+            .unwrap();
         assert!(matches!(vm.load(&bad), Err(VmError::Rejected(_))));
     }
 }

@@ -24,8 +24,10 @@ const ESPIPE: i32 = 70;
 /// The allowed imports and their exact signatures (params, results).
 pub fn signature(name: &str) -> Option<(&'static [ValType], &'static [ValType])> {
     Some(match name {
-        "args_get" | "args_sizes_get" | "environ_get" | "environ_sizes_get" | "clock_res_get" | "random_get"
-        | "fd_fdstat_get" | "fd_prestat_get" | "fd_filestat_get" => (&[I32, I32], &[I32]),
+        "args_get" | "args_sizes_get" | "environ_get" | "environ_sizes_get" | "clock_res_get"
+        | "random_get" | "fd_fdstat_get" | "fd_prestat_get" | "fd_filestat_get" => {
+            (&[I32, I32], &[I32])
+        }
         "fd_prestat_dir_name" => (&[I32, I32, I32], &[I32]),
         "clock_time_get" => (&[I32, I64, I32], &[I32]),
         "fd_write" | "fd_read" => (&[I32, I32, I32, I32], &[I32]),
@@ -91,7 +93,10 @@ impl Guest<'_> {
         (0..count as u32)
             .map(|i| {
                 let at = (iovs as u32).checked_add(i.checked_mul(8)?)? as i32;
-                Some((self.read_u32(at)? as i32, self.read_u32(at.wrapping_add(4))?))
+                Some((
+                    self.read_u32(at)? as i32,
+                    self.read_u32(at.wrapping_add(4))?,
+                ))
             })
             .collect()
     }
@@ -99,14 +104,22 @@ impl Guest<'_> {
 
 /// Runs `f` over guest memory and the context; EFAULT if memory is missing or
 /// an access is out of bounds.
-fn with_mem(caller: &mut Caller<'_, Ctx>, f: impl FnOnce(&mut Guest<'_>, &mut Ctx) -> Option<i32>) -> i32 {
-    let Some(mem) = memory(caller) else { return EFAULT };
+fn with_mem(
+    caller: &mut Caller<'_, Ctx>,
+    f: impl FnOnce(&mut Guest<'_>, &mut Ctx) -> Option<i32>,
+) -> i32 {
+    let Some(mem) = memory(caller) else {
+        return EFAULT;
+    };
     let (data, ctx) = mem.data_and_store_mut(caller);
     f(&mut Guest(data), ctx).unwrap_or(EFAULT)
 }
 
 fn sizes_get(list: &[Vec<u8>]) -> (u32, u32) {
-    (list.len() as u32, list.iter().map(|a| a.len() as u32 + 1).sum())
+    (
+        list.len() as u32,
+        list.iter().map(|a| a.len() as u32 + 1).sum(),
+    )
 }
 
 fn list_get(g: &mut Guest<'_>, list: &[Vec<u8>], ptrs: i32, buf: i32) -> Option<i32> {
@@ -122,104 +135,187 @@ fn list_get(g: &mut Guest<'_>, list: &[Vec<u8>], ptrs: i32, buf: i32) -> Option<
 
 /// Adds the task ABI to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
-    linker.func_wrap(MODULE, "args_sizes_get", |mut c: Caller<'_, Ctx>, argc: i32, size: i32| {
-        with_mem(&mut c, |g, ctx| {
-            let (n, s) = sizes_get(&ctx.args);
-            g.write(argc, &n.to_le_bytes())?;
-            g.write(size, &s.to_le_bytes())?;
-            Some(SUCCESS)
-        })
-    })?;
-    linker.func_wrap(MODULE, "args_get", |mut c: Caller<'_, Ctx>, argv: i32, buf: i32| {
-        with_mem(&mut c, |g, ctx| list_get(g, &ctx.args, argv, buf))
-    })?;
-    linker.func_wrap(MODULE, "environ_sizes_get", |mut c: Caller<'_, Ctx>, n: i32, size: i32| {
-        with_mem(&mut c, |g, _| {
-            g.write(n, &0u32.to_le_bytes())?;
-            g.write(size, &0u32.to_le_bytes())?;
-            Some(SUCCESS)
-        })
-    })?;
-    linker.func_wrap(MODULE, "environ_get", |_: Caller<'_, Ctx>, _: i32, _: i32| SUCCESS)?;
-    linker.func_wrap(MODULE, "clock_res_get", |mut c: Caller<'_, Ctx>, _id: i32, out: i32| {
-        with_mem(&mut c, |g, _| g.write(out, &1u64.to_le_bytes()).map(|_| SUCCESS))
-    })?;
-    linker.func_wrap(MODULE, "clock_time_get", |mut c: Caller<'_, Ctx>, _id: i32, _prec: i64, out: i32| {
-        with_mem(&mut c, |g, ctx| g.write(out, &ctx.clock_ns.to_le_bytes()).map(|_| SUCCESS))
-    })?;
-    linker.func_wrap(MODULE, "random_get", |mut c: Caller<'_, Ctx>, buf: i32, len: i32| {
-        with_mem(&mut c, |g, ctx| {
-            ctx.random.fill(g.slice(buf, len as u32)?);
-            Some(SUCCESS)
-        })
-    })?;
-    linker.func_wrap(MODULE, "fd_write", |mut c: Caller<'_, Ctx>, fd: i32, iovs: i32, n: i32, written: i32| {
-        let Some(mem) = memory(&mut c) else { return Ok(EFAULT) };
-        let (data, ctx) = mem.data_and_store_mut(&mut c);
-        let mut g = Guest(data);
-        let Some(vecs) = g.iovecs(iovs, n) else { return Ok(EFAULT) };
-        let mut total = 0u32;
-        for (ptr, len) in vecs {
-            let Some(bytes) = g.slice(ptr, len) else { return Ok(EFAULT) };
-            match fd {
-                1 => {
-                    if ctx.stdout.len() + bytes.len() > ctx.max_output {
-                        ctx.output_overflow = true;
-                        return Err(wasmtime::Error::new(OutputLimit(ctx.max_output)));
-                    }
-                    ctx.stdout.extend_from_slice(bytes);
-                }
-                2 => {
-                    let room = ctx.max_log.saturating_sub(ctx.stderr.len());
-                    ctx.stderr.extend_from_slice(&bytes[..bytes.len().min(room)]);
-                }
-                _ => return Ok(EBADF),
-            }
-            total += len;
-        }
-        Ok(g.write(written, &total.to_le_bytes()).map(|_| SUCCESS).unwrap_or(EFAULT))
-    })?;
-    linker.func_wrap(MODULE, "fd_read", |mut c: Caller<'_, Ctx>, fd: i32, iovs: i32, n: i32, read: i32| {
-        if fd != 0 {
-            return EBADF;
-        }
-        with_mem(&mut c, |g, ctx| {
+    linker.func_wrap(
+        MODULE,
+        "args_sizes_get",
+        |mut c: Caller<'_, Ctx>, argc: i32, size: i32| {
+            with_mem(&mut c, |g, ctx| {
+                let (n, s) = sizes_get(&ctx.args);
+                g.write(argc, &n.to_le_bytes())?;
+                g.write(size, &s.to_le_bytes())?;
+                Some(SUCCESS)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "args_get",
+        |mut c: Caller<'_, Ctx>, argv: i32, buf: i32| {
+            with_mem(&mut c, |g, ctx| list_get(g, &ctx.args, argv, buf))
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "environ_sizes_get",
+        |mut c: Caller<'_, Ctx>, n: i32, size: i32| {
+            with_mem(&mut c, |g, _| {
+                g.write(n, &0u32.to_le_bytes())?;
+                g.write(size, &0u32.to_le_bytes())?;
+                Some(SUCCESS)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "environ_get",
+        |_: Caller<'_, Ctx>, _: i32, _: i32| SUCCESS,
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "clock_res_get",
+        |mut c: Caller<'_, Ctx>, _id: i32, out: i32| {
+            with_mem(&mut c, |g, _| {
+                g.write(out, &1u64.to_le_bytes()).map(|_| SUCCESS)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "clock_time_get",
+        |mut c: Caller<'_, Ctx>, _id: i32, _prec: i64, out: i32| {
+            with_mem(&mut c, |g, ctx| {
+                g.write(out, &ctx.clock_ns.to_le_bytes()).map(|_| SUCCESS)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "random_get",
+        |mut c: Caller<'_, Ctx>, buf: i32, len: i32| {
+            with_mem(&mut c, |g, ctx| {
+                ctx.random.fill(g.slice(buf, len as u32)?);
+                Some(SUCCESS)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_write",
+        |mut c: Caller<'_, Ctx>, fd: i32, iovs: i32, n: i32, written: i32| {
+            let Some(mem) = memory(&mut c) else {
+                return Ok(EFAULT);
+            };
+            let (data, ctx) = mem.data_and_store_mut(&mut c);
+            let mut g = Guest(data);
+            let Some(vecs) = g.iovecs(iovs, n) else {
+                return Ok(EFAULT);
+            };
             let mut total = 0u32;
-            for (ptr, len) in g.iovecs(iovs, n)? {
-                let rest = &ctx.stdin[ctx.stdin_pos..];
-                let k = rest.len().min(len as usize);
-                g.write(ptr, &rest[..k])?;
-                ctx.stdin_pos += k;
-                total += k as u32;
+            for (ptr, len) in vecs {
+                let Some(bytes) = g.slice(ptr, len) else {
+                    return Ok(EFAULT);
+                };
+                match fd {
+                    1 => {
+                        if ctx.stdout.len() + bytes.len() > ctx.max_output {
+                            ctx.output_overflow = true;
+                            return Err(wasmtime::Error::new(OutputLimit(ctx.max_output)));
+                        }
+                        ctx.stdout.extend_from_slice(bytes);
+                    }
+                    2 => {
+                        let room = ctx.max_log.saturating_sub(ctx.stderr.len());
+                        ctx.stderr
+                            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+                    }
+                    _ => return Ok(EBADF),
+                }
+                total += len;
             }
-            g.write(read, &total.to_le_bytes())?;
-            Some(SUCCESS)
-        })
-    })?;
-    linker.func_wrap(MODULE, "fd_seek", |_: Caller<'_, Ctx>, fd: i32, _: i64, _: i32, _: i32| {
-        if (0..=2).contains(&fd) { ESPIPE } else { EBADF }
-    })?;
-    linker.func_wrap(MODULE, "fd_close", |_: Caller<'_, Ctx>, fd: i32| if (0..=2).contains(&fd) { SUCCESS } else { EBADF })?;
-    linker.func_wrap(MODULE, "fd_fdstat_get", |mut c: Caller<'_, Ctx>, fd: i32, out: i32| {
-        if !(0..=2).contains(&fd) {
-            return EBADF;
+            Ok(g.write(written, &total.to_le_bytes())
+                .map(|_| SUCCESS)
+                .unwrap_or(EFAULT))
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_read",
+        |mut c: Caller<'_, Ctx>, fd: i32, iovs: i32, n: i32, read: i32| {
+            if fd != 0 {
+                return EBADF;
+            }
+            with_mem(&mut c, |g, ctx| {
+                let mut total = 0u32;
+                for (ptr, len) in g.iovecs(iovs, n)? {
+                    let rest = &ctx.stdin[ctx.stdin_pos..];
+                    let k = rest.len().min(len as usize);
+                    g.write(ptr, &rest[..k])?;
+                    ctx.stdin_pos += k;
+                    total += k as u32;
+                }
+                g.write(read, &total.to_le_bytes())?;
+                Some(SUCCESS)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_seek",
+        |_: Caller<'_, Ctx>, fd: i32, _: i64, _: i32, _: i32| {
+            if (0..=2).contains(&fd) { ESPIPE } else { EBADF }
+        },
+    )?;
+    linker.func_wrap(MODULE, "fd_close", |_: Caller<'_, Ctx>, fd: i32| {
+        if (0..=2).contains(&fd) {
+            SUCCESS
+        } else {
+            EBADF
         }
-        with_mem(&mut c, |g, _| {
-            // filetype unknown (not a tty, so stdio is fully buffered), no flags, all rights.
-            let mut stat = [0u8; 24];
-            stat[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
-            stat[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
-            g.write(out, &stat).map(|_| SUCCESS)
-        })
     })?;
-    linker.func_wrap(MODULE, "fd_fdstat_set_flags", |_: Caller<'_, Ctx>, _: i32, _: i32| EINVAL)?;
+    linker.func_wrap(
+        MODULE,
+        "fd_fdstat_get",
+        |mut c: Caller<'_, Ctx>, fd: i32, out: i32| {
+            if !(0..=2).contains(&fd) {
+                return EBADF;
+            }
+            with_mem(&mut c, |g, _| {
+                // filetype unknown (not a tty, so stdio is fully buffered), no flags, all rights.
+                let mut stat = [0u8; 24];
+                stat[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+                stat[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+                g.write(out, &stat).map(|_| SUCCESS)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_fdstat_set_flags",
+        |_: Caller<'_, Ctx>, _: i32, _: i32| EINVAL,
+    )?;
     // No preopened directories: EBADF ends libc's preopen scan at fd 3.
-    linker.func_wrap(MODULE, "fd_prestat_get", |_: Caller<'_, Ctx>, _: i32, _: i32| EBADF)?;
-    linker.func_wrap(MODULE, "fd_prestat_dir_name", |_: Caller<'_, Ctx>, _: i32, _: i32, _: i32| EBADF)?;
-    linker.func_wrap(MODULE, "fd_filestat_get", |_: Caller<'_, Ctx>, _: i32, _: i32| EBADF)?;
+    linker.func_wrap(
+        MODULE,
+        "fd_prestat_get",
+        |_: Caller<'_, Ctx>, _: i32, _: i32| EBADF,
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_prestat_dir_name",
+        |_: Caller<'_, Ctx>, _: i32, _: i32, _: i32| EBADF,
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_filestat_get",
+        |_: Caller<'_, Ctx>, _: i32, _: i32| EBADF,
+    )?;
     linker.func_wrap(MODULE, "sched_yield", |_: Caller<'_, Ctx>| SUCCESS)?;
-    linker.func_wrap(MODULE, "proc_exit", |_: Caller<'_, Ctx>, code: i32| -> wasmtime::Result<()> {
-        Err(wasmtime::Error::new(Exit(code)))
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "proc_exit",
+        |_: Caller<'_, Ctx>, code: i32| -> wasmtime::Result<()> {
+            Err(wasmtime::Error::new(Exit(code)))
+        },
+    )?;
     Ok(())
 }

@@ -1,1 +1,278 @@
-//! proctor-worker
+//! The worker: the untrusted host around one enclave.
+//!
+//! It never holds enclave keys and never sees a secret; it moves bytes. Its
+//! job, in order:
+//! 1. **Register** the enclave on chain: ask the enclave for a quote whose
+//!    report data binds its identity key to this chain's genesis, wrap it in a
+//!    `RegisterEnclave` transaction signed by the operator's account key (who
+//!    pays the fee and receives the rewards), and wait until it is included.
+//!    Registrations are renewed before they expire.
+//! 2. **Mine**: fetch the filler module from the node (checking its hash),
+//!    load it into the enclave, and loop: get the current template from the
+//!    node, let the enclave run a bounded batch of slices drawing the lottery
+//!    for it, submit any winning proof, reload the task when it finishes.
+//!
+//! The enclave runs on a blocking thread (mining is CPU-bound); the worker
+//! talks to it only through [`proctor_enclave::Request`]/[`Response`].
+#![forbid(unsafe_code)]
+
+use proctor_enclave::{Enclave, EnclaveInfo, MineResult, Request, Response};
+use proctor_primitives::{Address, Hash, Keypair};
+use proctor_rpc::ApiClient;
+use proctor_rpc::jsonrpsee::http_client::HttpClient;
+use proctor_state::{Call, Transaction};
+use proctor_tee::Quote;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Instructions per lottery slice: the lottery costs one RNG draw per slice,
+/// negligible at this size, while a win is reported within about a millisecond.
+pub const SLICE: u64 = 1_000_000;
+/// Slices per enclave call between template checks (about 0.1 s of work).
+pub const SLICES_PER_CALL: u32 = 100;
+/// Filler rounds per task run.
+pub const FILLER_ROUNDS: &str = "4000000";
+
+/// Worker errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("node RPC: {0}")]
+    Rpc(#[from] proctor_rpc::jsonrpsee::core::ClientError),
+    #[error("enclave: {0}")]
+    Enclave(String),
+    #[error("node served module bytes whose hash is {got}, expected {expected}")]
+    ModuleHash { expected: Hash, got: Hash },
+    #[error("registration transaction {0} was not included in time")]
+    RegistrationTimeout(Hash),
+    #[error("registration rejected: {0}")]
+    RegistrationRejected(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What a worker needs.
+pub struct WorkerConfig {
+    pub rpc_url: String,
+    /// The operator's account: pays registration fees, receives rewards.
+    pub operator: Keypair,
+}
+
+/// Moves the enclave to a blocking thread for each request. (The mutex only
+/// makes the host `Sync`; requests are sequential.)
+struct EnclaveHost {
+    enclave: std::sync::Mutex<Option<Enclave>>,
+}
+
+impl EnclaveHost {
+    async fn call(&mut self, req: Request) -> Result<Response> {
+        let slot = self.enclave.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut enclave = slot
+            .take()
+            .ok_or_else(|| Error::Enclave("enclave lost".into()))?;
+        let (enclave, resp) = tokio::task::spawn_blocking(move || {
+            let resp = enclave.handle(req);
+            (enclave, resp)
+        })
+        .await
+        .map_err(|e| Error::Enclave(e.to_string()))?;
+        *self.enclave.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(enclave);
+        match resp {
+            Response::Error { code, message } => {
+                Err(Error::Enclave(format!("{message} (code {code})")))
+            }
+            r => Ok(r),
+        }
+    }
+}
+
+/// Statistics of a worker run.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub blocks_won: u64,
+    pub stale_proofs: u64,
+    pub tasks_completed: u64,
+}
+
+/// A worker bound to one enclave and one node.
+pub struct Worker {
+    host: EnclaveHost,
+    info: EnclaveInfo,
+    client: HttpClient,
+    operator: Keypair,
+    pub stats: Stats,
+}
+
+impl Worker {
+    pub fn new(enclave: Enclave, config: WorkerConfig) -> Result<Worker> {
+        let info = enclave.info();
+        let client = proctor_rpc::http_client(&config.rpc_url)?;
+        Ok(Worker {
+            host: EnclaveHost {
+                enclave: std::sync::Mutex::new(Some(enclave)),
+            },
+            info,
+            client,
+            operator: config.operator,
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn info(&self) -> &EnclaveInfo {
+        &self.info
+    }
+
+    fn miner(&self) -> Address {
+        self.operator.public().address()
+    }
+
+    /// Registers the enclave unless a registration valid for a while exists.
+    pub async fn ensure_registered(&mut self, stop: &AtomicBool) -> Result<()> {
+        let chain = self.client.chain_info().await?;
+        let head = self.client.head().await?;
+        if let Some(rec) = self.client.enclave(self.info.identity).await? {
+            let margin = (chain.registration_blocks / 10).max(1);
+            if rec.expires_at > head.height + margin {
+                return Ok(());
+            }
+        }
+        let Response::Quote(quote) = self
+            .host
+            .call(Request::RegistrationQuote {
+                genesis: chain.genesis_hash,
+            })
+            .await?
+        else {
+            return Err(Error::Enclave(
+                "unexpected answer to a quote request".into(),
+            ));
+        };
+        let hash = self
+            .send_registration(chain.genesis_hash, chain.min_fee, quote)
+            .await?;
+        tracing::info!(identity = %self.info.identity, tx = %hash, "registration sent");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+            // While unregistered nobody else may be mining: our own enclave
+            // cannot mine yet either, so poll; a devnet's first block comes
+            // from another registered worker or this one after inclusion.
+            match self.client.transaction(hash).await? {
+                proctor_rpc::TxStatus::Included { height, .. } => {
+                    tracing::info!(height, "enclave registered");
+                    return Ok(());
+                }
+                proctor_rpc::TxStatus::Unknown { .. } => {
+                    return Err(Error::RegistrationRejected(
+                        "transaction dropped from the mempool".into(),
+                    ));
+                }
+                proctor_rpc::TxStatus::Pending { .. } => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+            }
+        }
+        Err(Error::RegistrationTimeout(hash))
+    }
+
+    async fn send_registration(
+        &self,
+        chain: Hash,
+        fee: proctor_primitives::Amount,
+        quote: Quote,
+    ) -> Result<Hash> {
+        let acc = self.client.account(self.miner()).await?;
+        let tx = Transaction {
+            chain,
+            signer: self.operator.public(),
+            nonce: acc.next_nonce,
+            fee,
+            call: Call::RegisterEnclave {
+                identity: self.info.identity,
+                quote,
+            },
+        }
+        .sign(&self.operator);
+        self.client
+            .send_transaction(proctor_rpc::to_hex(&tx))
+            .await
+            .map_err(|e| Error::RegistrationRejected(e.to_string()))
+    }
+
+    async fn load_filler(&mut self, module: &[u8], seed: Hash, timestamp_ms: u64) -> Result<()> {
+        let resp = self
+            .host
+            .call(Request::LoadTask {
+                module: module.to_vec(),
+                input: seed.0.to_vec(),
+                args: vec![FILLER_ROUNDS.into()],
+                clock_ns: timestamp_ms.saturating_mul(1_000_000),
+                fuel: u64::MAX / 2,
+                slice: SLICE,
+            })
+            .await?;
+        match resp {
+            Response::Loaded { .. } => Ok(()),
+            _ => Err(Error::Enclave("unexpected answer to LoadTask".into())),
+        }
+    }
+
+    /// Mines until `stop` is set. Mining blocks that are already taken (a new
+    /// head arrived) counts as stale, not as an error.
+    pub async fn mine(&mut self, stop: Arc<AtomicBool>) -> Result<()> {
+        let chain = self.client.chain_info().await?;
+        let module = hex::decode(self.client.blob(chain.filler_module).await?)
+            .map_err(|e| Error::Enclave(format!("blob is not hex: {e}")))?;
+        let got = Hash::of(&module);
+        if got != chain.filler_module {
+            return Err(Error::ModuleHash {
+                expected: chain.filler_module,
+                got,
+            });
+        }
+        let mut loaded = false;
+        let mut last_registration_check = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let work = self.client.get_work(self.miner()).await?;
+            if !loaded {
+                self.load_filler(&module, work.parent, work.timestamp)
+                    .await?;
+                loaded = true;
+            }
+            let req = Request::Mine {
+                template: work.template_hash,
+                difficulty: work.difficulty,
+                max_slices: SLICES_PER_CALL,
+            };
+            let Response::Mined(result) = self.host.call(req).await? else {
+                return Err(Error::Enclave("unexpected answer to Mine".into()));
+            };
+            match result {
+                MineResult::Won(proof) => match self
+                    .client
+                    .submit_work(work.template_hash, proctor_rpc::to_hex(&proof))
+                    .await
+                {
+                    Ok(hash) => {
+                        self.stats.blocks_won += 1;
+                        tracing::info!(height = work.height, %hash, "won block");
+                    }
+                    Err(e) => {
+                        self.stats.stale_proofs += 1;
+                        tracing::debug!(%e, "proof not accepted");
+                    }
+                },
+                MineResult::NoWin { .. } => {}
+                MineResult::TaskDone { instructions, .. } => {
+                    self.stats.tasks_completed += 1;
+                    tracing::debug!(instructions, "filler task finished; loading the next");
+                    loaded = false;
+                }
+            }
+            if last_registration_check.elapsed() > Duration::from_secs(30) {
+                last_registration_check = Instant::now();
+                self.ensure_registered(&stop).await?;
+            }
+        }
+        Ok(())
+    }
+}

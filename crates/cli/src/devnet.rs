@@ -1,0 +1,329 @@
+//! `proctor devnet`, `proctor node` and `proctor worker`.
+//!
+//! A devnet directory holds everything of a local chain, so running the same
+//! command again restarts the same chain:
+//! ```text
+//! DIR/genesis.json                the chain (funded dev accounts, genesis enclaves)
+//! DIR/sim-attestation-root.key    the simulated attestation root (INSECURE, devnet only)
+//! DIR/keys/dev{0..3}.json         funded accounts for you
+//! DIR/keys/worker{0..7}.json      worker operator accounts (fees, rewards)
+//! DIR/node/                       the node's own directory (`proctor node --dir DIR/node`)
+//! DIR/workers/w{i}/               each worker's sealed enclave state
+//! DIR/devnet.json                 what is running: RPC URL, node directory, process id
+//! ```
+
+use crate::keys;
+use anyhow::{Context, Result, bail};
+use proctor_enclave::Enclave;
+use proctor_node::{FILLER_WASM, Node, NodeConfig, init_dir, read_genesis, write_json};
+use proctor_primitives::{Amount, Hash, Keypair};
+use proctor_state::{Allocation, ChainParams, Genesis, GenesisEnclave};
+use proctor_tee::sim::{SimAttestationRoot, SimPlatform, sim_measurement};
+use proctor_tee::{Platform, registration_report_data};
+use proctor_worker::{Worker, WorkerConfig};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Dev accounts and worker accounts created in a new devnet.
+const DEV_ACCOUNTS: usize = 4;
+const WORKER_ACCOUNTS: usize = 8;
+/// Balance of each dev account, in base units.
+const DEV_BALANCE: u128 = 1_000_000_000_000_000;
+
+#[derive(clap::Args)]
+pub struct DevnetArgs {
+    /// Directory of the devnet (created on first run, reused after).
+    #[arg(long, default_value = "devnet")]
+    dir: PathBuf,
+    /// Number of workers (mining enclaves), at most 8.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// RPC port on 127.0.0.1 (0: any free port; see DIR/devnet.json). Default: the saved one, or 8645.
+    #[arg(long)]
+    rpc_port: Option<u16>,
+    /// Target block interval of a new devnet, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    block_ms: u64,
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// Worker directory (sealed enclave state).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Operator key file: pays the registration fee, receives rewards.
+    #[arg(long)]
+    key: PathBuf,
+    /// Simulated attestation root key file (simulated TEE only; INSECURE).
+    #[arg(long)]
+    sim_root: PathBuf,
+}
+
+#[derive(Serialize)]
+struct DevnetNode {
+    rpc: String,
+    dir: PathBuf,
+    pid: u32,
+}
+
+#[derive(Serialize)]
+struct DevnetFile {
+    rpc: String,
+    nodes: Vec<DevnetNode>,
+    keys: PathBuf,
+}
+
+fn warn_insecure() {
+    tracing::warn!(
+        "using the SIMULATED TEE: enclave secrets are files on this host and quotes are signed by a local key. INSECURE: for development only"
+    );
+}
+
+fn open_enclave(dir: &Path, root_file: &Path) -> Result<Enclave> {
+    let root = SimAttestationRoot::load(root_file)
+        .with_context(|| format!("loading {}", root_file.display()))?;
+    let platform = SimPlatform::open(&dir.join("enclave"), root)
+        .context("opening the simulated enclave platform")?;
+    Enclave::new(Box::new(platform)).context("starting the enclave")
+}
+
+/// Creates a new devnet in `dir`.
+fn create(dir: &Path, block_ms: u64) -> Result<Genesis> {
+    std::fs::create_dir_all(dir.join("keys"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let root = SimAttestationRoot::generate();
+    root.write(&dir.join("sim-attestation-root.key"))?;
+    let mut allocations = Vec::new();
+    for i in 0..DEV_ACCOUNTS {
+        let k = Keypair::generate(&mut rand_core::OsRng);
+        keys::write(&dir.join(format!("keys/dev{i}.json")), &k)?;
+        allocations.push(Allocation {
+            address: k.public().address(),
+            amount: Amount(DEV_BALANCE),
+        });
+    }
+    let mut operators = Vec::new();
+    for i in 0..WORKER_ACCOUNTS {
+        let k = Keypair::generate(&mut rand_core::OsRng);
+        keys::write(&dir.join(format!("keys/worker{i}.json")), &k)?;
+        allocations.push(Allocation {
+            address: k.public().address(),
+            amount: Amount(DEV_BALANCE / 1000),
+        });
+        operators.push(k);
+    }
+    let mut genesis = Genesis {
+        chain_id: "proctor-devnet".into(),
+        timestamp: proctor_node::now_ms(),
+        params: ChainParams {
+            target_block_ms: block_ms,
+            initial_difficulty: 1_000_000_000,
+            min_difficulty: 1_000_000,
+            block_reward: Amount(1_000_000_000),
+            min_fee: Amount(1_000),
+            max_block_txs: 20_000,
+            allow_sim_quotes: true,
+            sim_attestation_root: Some(root.public()),
+            allowed_measurements: vec![sim_measurement()],
+            filler_module: Hash::of(FILLER_WASM),
+            registration_blocks: 1_000_000,
+            finality_depth: 6,
+        },
+        allocations,
+        enclaves: vec![],
+    };
+    // Genesis enclaves: every worker slot is registered from the start, so the
+    // chain can produce its first block (their quotes bind the genesis hash,
+    // which does not cover the enclave list itself).
+    let mut enclaves = Vec::new();
+    for (i, op) in operators.iter().enumerate() {
+        let wdir = dir.join(format!("workers/w{i}"));
+        let platform = SimPlatform::open(
+            &wdir.join("enclave"),
+            SimAttestationRoot::load(&dir.join("sim-attestation-root.key"))?,
+        )?;
+        enclaves.push((op.public().address(), platform));
+    }
+    genesis.enclaves = enclaves
+        .iter()
+        .map(|(op, p)| {
+            let identity = p.identity();
+            let quote = p.quote(&registration_report_data(&identity, &genesis.hash()))?;
+            Ok(GenesisEnclave {
+                operator: *op,
+                identity,
+                quote,
+            })
+        })
+        .collect::<Result<_, proctor_tee::Error>>()?;
+    write_json(&dir.join("genesis.json"), &genesis)?;
+    Ok(genesis)
+}
+
+/// `proctor devnet`.
+pub async fn run(args: DevnetArgs) -> Result<()> {
+    crate::init_logging();
+    warn_insecure();
+    if args.workers > WORKER_ACCOUNTS {
+        bail!(
+            "--workers {} is more than this devnet's {WORKER_ACCOUNTS} worker accounts",
+            args.workers
+        );
+    }
+    let dir = &args.dir;
+    let gpath = dir.join("genesis.json");
+    let genesis = if gpath.exists() {
+        read_genesis(&gpath)?
+    } else {
+        tracing::info!(dir = %dir.display(), "creating a new devnet");
+        create(dir, args.block_ms)?
+    };
+    let ndir = proctor_node::node_dir(dir);
+    let port = match (args.rpc_port, proctor_node::read_config(&ndir)) {
+        (Some(p), _) => p,
+        (None, Ok(c)) => c.rpc_addr.port(),
+        (None, Err(_)) => 8645,
+    };
+    init_dir(
+        &ndir,
+        &genesis,
+        &NodeConfig {
+            rpc_addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        },
+    )?;
+    let node = Node::start(&ndir).await?;
+    let url = node.rpc_url();
+    write_json(
+        &dir.join("devnet.json"),
+        &DevnetFile {
+            rpc: url.clone(),
+            nodes: vec![DevnetNode {
+                rpc: url.clone(),
+                dir: ndir.clone(),
+                pid: std::process::id(),
+            }],
+            keys: dir.join("keys"),
+        },
+    )?;
+    println!(
+        "proctor devnet running\n  RPC:  {url}\n  keys: {}\n  try:  proctor --rpc {url} chain head",
+        dir.join("keys").display()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for i in 0..args.workers {
+        let wdir = dir.join(format!("workers/w{i}"));
+        let enclave = open_enclave(&wdir, &dir.join("sim-attestation-root.key"))?;
+        let operator = keys::read(&dir.join(format!("keys/worker{i}.json")))?;
+        let mut worker = Worker::new(
+            enclave,
+            WorkerConfig {
+                rpc_url: url.clone(),
+                operator,
+            },
+        )?;
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = async {
+                worker.ensure_registered(&stop).await?;
+                worker.mine(stop.clone()).await
+            }
+            .await;
+            if let Err(e) = &r {
+                tracing::error!(worker = i, "worker stopped: {e}");
+            }
+            r
+        }));
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    node.stop().await;
+    Ok(())
+}
+
+/// `proctor node`.
+pub async fn run_node(
+    dir: PathBuf,
+    rpc_addr: Option<SocketAddr>,
+    genesis: Option<PathBuf>,
+) -> Result<()> {
+    crate::init_logging();
+    let gpath = dir.join("genesis.json");
+    if !gpath.exists() {
+        let Some(g) = genesis else {
+            bail!(
+                "{} not found: pass --genesis FILE for a new node directory, or use a directory made by `proctor devnet`",
+                gpath.display()
+            );
+        };
+        let g = read_genesis(&g)?;
+        init_dir(
+            &dir,
+            &g,
+            &NodeConfig {
+                rpc_addr: rpc_addr.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8645))),
+            },
+        )?;
+    } else if let Some(addr) = rpc_addr {
+        write_json(&dir.join("node.json"), &NodeConfig { rpc_addr: addr })?;
+    }
+    let node = Node::start(&dir).await?;
+    println!("proctor node running\n  RPC: {}", node.rpc_url());
+    shutdown_signal().await;
+    node.stop().await;
+    Ok(())
+}
+
+/// `proctor worker`.
+pub async fn run_worker(args: WorkerArgs, url: &str) -> Result<()> {
+    crate::init_logging();
+    warn_insecure();
+    let enclave = open_enclave(&args.dir, &args.sim_root)?;
+    let operator = keys::read(&args.key)?;
+    let mut worker = Worker::new(
+        enclave,
+        WorkerConfig {
+            rpc_url: url.to_string(),
+            operator,
+        },
+    )?;
+    println!("proctor worker: enclave {}", worker.info().identity);
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        s2.store(true, Ordering::Relaxed);
+    });
+    worker.ensure_registered(&stop).await?;
+    worker.mine(stop).await?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,321 @@
+//! End-to-end tests: real `proctor` processes on loopback.
+//!
+//! Every wait polls a condition with a deadline; every child process is
+//! killed when its guard drops.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_proctor");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("proctor-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run proctor")
+}
+
+fn ok_json(args: &[&str]) -> Value {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "proctor {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+/// Polls `f` until it returns Some, or panics after `secs`.
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A child process killed (SIGKILL) on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str], log: &Path) -> Proc {
+    let out = std::fs::File::create(log).unwrap();
+    let err = out.try_clone().unwrap();
+    Proc(
+        Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn proctor"),
+    )
+}
+
+fn head(url: &str) -> Option<Value> {
+    let o = run(&["--rpc", url, "chain", "head", "--json"]);
+    o.status
+        .success()
+        .then(|| serde_json::from_slice(&o.stdout).unwrap())
+}
+
+fn height(url: &str) -> Option<u64> {
+    head(url).map(|h| h["height"].as_u64().unwrap())
+}
+
+fn start_devnet(dir: &Path, workers: usize) -> (Proc, String) {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let p = spawn(
+        &[
+            "devnet",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--workers",
+            &workers.to_string(),
+            "--rpc-port",
+            &port.to_string(),
+        ],
+        &dir.with_extension("log"),
+    );
+    wait_for("the devnet's RPC", 120, || head(&url));
+    (p, url)
+}
+
+fn address(key: &Path) -> String {
+    ok_json(&["keys", "show", key.to_str().unwrap(), "--json"])["address"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn devnet_transfer_and_blocks_from_the_registered_enclave() {
+    let dir = tmp("transfer");
+    let chain = dir.join("chain");
+    let (_devnet, url) = start_devnet(&chain, 1);
+    wait_for("height 2", 120, || height(&url).filter(|&h| h >= 2));
+
+    let dev0 = chain.join("keys/dev0.json");
+    let (a0, a1) = (address(&dev0), address(&chain.join("keys/dev1.json")));
+    let before = ok_json(&["--rpc", &url, "account", &a1, "--json"]);
+    let b1 = before["balance"].as_u64().unwrap();
+
+    let t = ok_json(&[
+        "--rpc",
+        &url,
+        "transfer",
+        "--key",
+        dev0.to_str().unwrap(),
+        "--to",
+        &a1,
+        "--amount",
+        "12345",
+        "--wait",
+        "--json",
+    ]);
+    assert_eq!(t["status"]["status"], "included", "{t}");
+    let included_at = t["status"]["height"].as_u64().unwrap();
+    let after = ok_json(&["--rpc", &url, "account", &a1, "--json"]);
+    assert_eq!(after["balance"].as_u64().unwrap(), b1 + 12345);
+    let sender = ok_json(&["--rpc", &url, "account", &a0, "--json"]);
+    assert_eq!(sender["nonce"], 1);
+    // The block that included it lists it.
+    let blk = ok_json(&[
+        "--rpc",
+        &url,
+        "chain",
+        "block",
+        &included_at.to_string(),
+        "--json",
+    ]);
+    assert!(
+        blk["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == &t["hash"]),
+        "{blk}"
+    );
+
+    // Consecutive blocks all carry PoUW from the enclave registered in the genesis.
+    let genesis: Value =
+        serde_json::from_str(&std::fs::read_to_string(chain.join("genesis.json")).unwrap())
+            .unwrap();
+    let enclave = genesis["enclaves"][0]["identity"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let info = ok_json(&["--rpc", &url, "chain", "info", "--json"]);
+    let top = wait_for("three more blocks", 120, || {
+        height(&url).filter(|&h| h >= included_at + 2)
+    });
+    let mut prev: Option<Value> = None;
+    for h in 1..=top {
+        let b = ok_json(&["--rpc", &url, "chain", "block", &h.to_string(), "--json"]);
+        let p = &b["pouw"];
+        assert_eq!(p["enclave"].as_str().unwrap(), enclave, "block {h}");
+        assert_eq!(p["module"], info["filler_module"], "block {h}");
+        assert_eq!(p["difficulty"], b["difficulty"]);
+        assert!(p["instructions"].as_u64().unwrap() > 0);
+        if let Some(prev) = prev {
+            assert_eq!(b["parent"], prev["hash"], "block {h} links to its parent");
+        }
+        prev = Some(b);
+    }
+
+    // Bad input gets a clear error and a non-zero exit.
+    let o = run(&[
+        "--rpc",
+        &url,
+        "transfer",
+        "--key",
+        dev0.to_str().unwrap(),
+        "--to",
+        &a1,
+        "--amount",
+        "1000000000000000000000",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("insufficient balance"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(&[
+        "--rpc",
+        &url,
+        "transfer",
+        "--key",
+        dev0.to_str().unwrap(),
+        "--to",
+        "prc1notanaddress",
+        "--amount",
+        "1",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("invalid address"));
+    let o = run(&["--rpc", &url, "chain", "block", "999999", "--json"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no block 999999"));
+}
+
+#[test]
+fn node_killed_mid_mining_restarts_at_its_committed_tip() {
+    let dir = tmp("crash");
+    let chain = dir.join("chain");
+    let (devnet, url) = start_devnet(&chain, 1);
+    let seen = wait_for("height 4", 120, || height(&url).filter(|&h| h >= 4));
+    let hashes: Vec<Value> = (0..=seen)
+        .map(|h| {
+            ok_json(&["--rpc", &url, "chain", "block", &h.to_string(), "--json"])["hash"].clone()
+        })
+        .collect();
+    drop(devnet); // SIGKILL while the worker is mining
+
+    // Restart only the node, from its own directory.
+    let port = free_port();
+    let url2 = format!("http://127.0.0.1:{port}");
+    let node_dir = chain.join("node");
+    let _node = spawn(
+        &[
+            "node",
+            "--dir",
+            node_dir.to_str().unwrap(),
+            "--rpc-addr",
+            &format!("127.0.0.1:{port}"),
+        ],
+        &dir.join("node.log"),
+    );
+    let h = wait_for("the restarted node", 60, || head(&url2));
+    let tip = h["height"].as_u64().unwrap();
+    assert!(
+        tip >= seen,
+        "restarted at {tip}, but {seen} had been committed"
+    );
+    for (height, hash) in hashes.iter().enumerate() {
+        let b = ok_json(&[
+            "--rpc",
+            &url2,
+            "chain",
+            "block",
+            &height.to_string(),
+            "--json",
+        ]);
+        assert_eq!(&b["hash"], hash, "block {height} changed across the crash");
+    }
+    // The state rebuilt from storage has the tip header's state root.
+    let tip_block = ok_json(&["--rpc", &url2, "chain", "block", &tip.to_string(), "--json"]);
+    assert_eq!(h["hash"], tip_block["hash"]);
+    assert_eq!(h["state_root"], tip_block["state_root"]);
+}
+
+#[test]
+fn keys_new_and_show() {
+    let dir = tmp("keys");
+    let f = dir.join("me.json");
+    let o = run(&["keys", "new", "--out", f.to_str().unwrap()]);
+    assert!(o.status.success());
+    let shown = ok_json(&["keys", "show", f.to_str().unwrap(), "--json"]);
+    assert!(shown["address"].as_str().unwrap().starts_with("prc1"));
+    assert!(
+        shown.get("secret_key").is_none(),
+        "keys show must never print the secret"
+    );
+    let again = run(&["keys", "new", "--out", f.to_str().unwrap()]);
+    assert!(
+        !again.status.success(),
+        "overwriting a key file must be refused"
+    );
+    std::fs::write(dir.join("bad.json"), "{}").unwrap();
+    let bad = run(&["keys", "show", dir.join("bad.json").to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a proctor key file"));
+}
+
+#[test]
+fn unreachable_node_is_reported() {
+    let port = free_port();
+    let o = run(&[
+        "--rpc",
+        &format!("http://127.0.0.1:{port}"),
+        "chain",
+        "head",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot talk to the node"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -1,0 +1,341 @@
+//! The node's chain: tip state, storage, mempool and pending templates, behind
+//! one lock. Synchronous: RPC handlers call it and return.
+
+use crate::mempool::{AdmitError, Mempool};
+use proctor_consensus::{
+    ConsensusError, Parent, next_difficulty, validate_block, validate_header, validate_pouw,
+};
+use proctor_primitives::{Address, Hash, Timestamp};
+use proctor_rpc::{BlockInfo, HeadInfo, PouwInfo, WorkInfo};
+use proctor_state::{
+    Applied, Block, BlockEnv, BlockError, Genesis, Header, PouwProof, SignedTransaction, State,
+    Template, tx_root,
+};
+use proctor_storage::Store;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Templates kept for late proofs.
+const KEPT_TEMPLATES: usize = 32;
+/// A template is reused for this long; after that it is rebuilt so that block
+/// timestamps track when blocks are won and new transactions get in.
+const TEMPLATE_REFRESH: Duration = Duration::from_millis(500);
+/// Attempts to drop invalid transactions while building a template.
+const MAX_TEMPLATE_RETRIES: usize = 64;
+
+/// Errors of chain operations.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error(transparent)]
+    Storage(#[from] proctor_storage::Error),
+    #[error(transparent)]
+    Consensus(#[from] ConsensusError),
+    #[error(transparent)]
+    Admit(#[from] AdmitError),
+    #[error("template {0} is unknown or stale: a new block arrived, fetch new work")]
+    StaleTemplate(Hash),
+    #[error(
+        "stored state root {computed} does not match the tip's header {header}: the database is corrupt"
+    )]
+    CorruptState { header: Hash, computed: Hash },
+    #[error("{0}")]
+    Genesis(String),
+}
+
+struct PendingTemplate {
+    hash: Hash,
+    template: Template,
+    txs: Vec<SignedTransaction>,
+    applied: Applied,
+    miner: Address,
+    built: Instant,
+}
+
+/// The chain as one node sees it.
+pub struct Chain {
+    store: Store,
+    genesis: Genesis,
+    state: State,
+    tip: Header,
+    tip_hash: Hash,
+    total_difficulty: u128,
+    /// Time the tip took after its parent (None when the tip is genesis).
+    tip_interval: Option<u64>,
+    pub(crate) mempool: Mempool,
+    templates: VecDeque<PendingTemplate>,
+}
+
+/// The genesis block of `g` on `state`.
+pub fn genesis_block(g: &Genesis, state: &State) -> Block {
+    Block {
+        header: Header {
+            template: Template {
+                parent: Hash::ZERO,
+                height: 0,
+                timestamp: g.timestamp,
+                state_root: state.root(),
+                tx_root: tx_root(&[]),
+                difficulty: g.params.initial_difficulty,
+                miner: Address([0; 20]),
+            },
+            pouw: None,
+        },
+        txs: vec![],
+    }
+}
+
+impl Chain {
+    /// Opens the chain stored at `db_path`, creating it from `genesis` if new.
+    /// Verifies that the stored state matches the tip's state root.
+    pub fn open(
+        db_path: &Path,
+        genesis: Genesis,
+        mempool_capacity: usize,
+    ) -> Result<Chain, ChainError> {
+        let store = Store::open(db_path)?;
+        let g_state = State::genesis(&genesis).map_err(|e| ChainError::Genesis(e.to_string()))?;
+        store.init_genesis(
+            &genesis,
+            &genesis_block(&genesis, &g_state),
+            &g_state.entries(),
+        )?;
+        let tip_info = store
+            .tip()?
+            .ok_or_else(|| ChainError::Genesis("database has no tip".into()))?;
+        let tip_block = store
+            .block(&tip_info.hash)?
+            .ok_or_else(|| proctor_storage::Error::Corrupt("tip block missing".into()))?;
+        let state = State::from_entries(&genesis, store.state_entries()?);
+        if state.root() != tip_block.header.template.state_root {
+            return Err(ChainError::CorruptState {
+                header: tip_block.header.template.state_root,
+                computed: state.root(),
+            });
+        }
+        let tip_interval = if tip_info.height == 0 {
+            None
+        } else {
+            let parent = store
+                .block(&tip_block.header.template.parent)?
+                .ok_or_else(|| proctor_storage::Error::Corrupt("tip's parent missing".into()))?;
+            Some(tip_block.header.template.timestamp - parent.header.template.timestamp)
+        };
+        Ok(Chain {
+            store,
+            genesis,
+            state,
+            tip: tip_block.header,
+            tip_hash: tip_info.hash,
+            total_difficulty: tip_info.total_difficulty,
+            tip_interval,
+            mempool: Mempool::new(mempool_capacity),
+            templates: VecDeque::new(),
+        })
+    }
+
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn head(&self) -> HeadInfo {
+        let t = &self.tip.template;
+        HeadInfo {
+            height: t.height,
+            hash: self.tip_hash,
+            parent: t.parent,
+            timestamp: t.timestamp,
+            // The root of the state the node holds (rebuilt from storage at
+            // start-up), not the header's claim: clients can compare the two.
+            state_root: self.state.root(),
+            difficulty: t.difficulty,
+            total_difficulty: self.total_difficulty.to_string(),
+        }
+    }
+
+    fn known_module(&self) -> impl Fn(&Hash) -> bool + '_ {
+        move |m| *m == self.genesis.params.filler_module
+    }
+
+    /// Admits a transaction to the mempool.
+    pub fn submit_tx(&mut self, stx: SignedTransaction) -> Result<Hash, ChainError> {
+        Ok(self.mempool.add(&self.state, stx)?)
+    }
+
+    /// The work for `miner`: a cached template if still fresh, else a new one.
+    pub fn work(&mut self, miner: Address, now_ms: Timestamp) -> WorkInfo {
+        let fresh = self.templates.iter().rev().find(|p| {
+            p.miner == miner
+                && p.template.parent == self.tip_hash
+                && p.built.elapsed() < TEMPLATE_REFRESH
+        });
+        let p = match fresh {
+            Some(p) => p,
+            None => {
+                let p = self.build_template(miner, now_ms);
+                if self.templates.len() >= KEPT_TEMPLATES {
+                    self.templates.pop_front();
+                }
+                self.templates.push_back(p);
+                self.templates.back().expect("just pushed")
+            }
+        };
+        WorkInfo {
+            template_hash: p.hash,
+            height: p.template.height,
+            parent: p.template.parent,
+            difficulty: p.template.difficulty,
+            timestamp: p.template.timestamp,
+            filler_module: self.genesis.params.filler_module,
+        }
+    }
+
+    fn build_template(&mut self, miner: Address, now_ms: Timestamp) -> PendingTemplate {
+        let t = &self.tip.template;
+        let height = t.height + 1;
+        let timestamp = now_ms.max(t.timestamp + 1);
+        let difficulty = next_difficulty(&self.genesis.params, t.difficulty, self.tip_interval);
+        let env = BlockEnv {
+            height,
+            timestamp,
+            miner,
+        };
+        let mut txs = self
+            .mempool
+            .select(self.genesis.params.max_block_txs as usize);
+        let mut applied = None;
+        for _ in 0..MAX_TEMPLATE_RETRIES {
+            match self.state.apply_block(&env, &txs) {
+                Ok(a) => {
+                    applied = Some(a);
+                    break;
+                }
+                Err(BlockError::Tx { index, error, .. }) => {
+                    // Stale or invalid: drop it and its sender's later transactions.
+                    let bad = &txs[index].tx;
+                    tracing::debug!(%error, "dropping transaction from template");
+                    let (sender, nonce) = (bad.sender(), bad.nonce);
+                    self.mempool.drop_from(&sender, nonce);
+                    txs.retain(|s| !(s.tx.sender() == sender && s.tx.nonce >= nonce));
+                }
+                Err(e) => {
+                    tracing::warn!(%e, "template without transactions");
+                    txs.clear();
+                }
+            }
+        }
+        let applied = match applied {
+            Some(a) => a,
+            None => {
+                txs.clear();
+                self.state
+                    .apply_block(&env, &[])
+                    .expect("an empty block always applies")
+            }
+        };
+        let template = Template {
+            parent: self.tip_hash,
+            height,
+            timestamp,
+            state_root: applied.state.root(),
+            tx_root: tx_root(&txs),
+            difficulty,
+            miner,
+        };
+        PendingTemplate {
+            hash: template.hash(),
+            template,
+            txs,
+            applied,
+            miner,
+            built: Instant::now(),
+        }
+    }
+
+    /// Seals the block of a template with a winning proof and makes it the tip.
+    pub fn submit_work(
+        &mut self,
+        template: Hash,
+        proof: PouwProof,
+        now_ms: Timestamp,
+    ) -> Result<Hash, ChainError> {
+        let idx = self
+            .templates
+            .iter()
+            .position(|p| p.hash == template && p.template.parent == self.tip_hash)
+            .ok_or(ChainError::StaleTemplate(template))?;
+        let p = &self.templates[idx];
+        let header = Header {
+            template: p.template.clone(),
+            pouw: Some(proof),
+        };
+        let parent = Parent {
+            header: &self.tip,
+            state: &self.state,
+            interval_ms: self.tip_interval,
+        };
+        validate_header(&parent, &header, Some(now_ms))?;
+        validate_pouw(&header, &self.state, self.known_module())?;
+        // The template's transactions were applied when it was built; reuse that.
+        let p = self.templates.remove(idx).expect("index is valid");
+        let block = Block { header, txs: p.txs };
+        self.commit(block, p.applied)
+    }
+
+    /// Fully validates a block from elsewhere and makes it the tip.
+    pub fn import_block(&mut self, block: Block, now_ms: Timestamp) -> Result<Hash, ChainError> {
+        let parent = Parent {
+            header: &self.tip,
+            state: &self.state,
+            interval_ms: self.tip_interval,
+        };
+        let applied = validate_block(&parent, &block, Some(now_ms), self.known_module())?;
+        self.commit(block, applied)
+    }
+
+    fn commit(&mut self, block: Block, applied: Applied) -> Result<Hash, ChainError> {
+        let td = self.total_difficulty + block.header.template.difficulty as u128;
+        let tip = self
+            .store
+            .commit_block(&block, &applied.receipts, &applied.changes, td)?;
+        let senders: Vec<Address> = block.txs.iter().map(|t| t.tx.sender()).collect();
+        self.tip_interval = Some(block.header.template.timestamp - self.tip.template.timestamp);
+        self.state = applied.state;
+        self.tip = block.header;
+        self.tip_hash = tip.hash;
+        self.total_difficulty = td;
+        self.mempool.prune(&self.state, senders);
+        self.templates.clear();
+        Ok(tip.hash)
+    }
+}
+
+/// A block as shown over RPC.
+pub fn block_info(b: &Block) -> BlockInfo {
+    let t = &b.header.template;
+    BlockInfo {
+        height: t.height,
+        hash: b.hash(),
+        parent: t.parent,
+        timestamp: t.timestamp,
+        state_root: t.state_root,
+        tx_root: t.tx_root,
+        difficulty: t.difficulty,
+        miner: t.miner,
+        transactions: b.txs.iter().map(SignedTransaction::hash).collect(),
+        pouw: b.header.pouw.as_ref().map(|p| PouwInfo {
+            enclave: p.enclave,
+            module: p.module,
+            difficulty: t.difficulty,
+            instructions: p.instructions,
+            slice: p.slice,
+            counter: p.counter,
+        }),
+    }
+}

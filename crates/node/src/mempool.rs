@@ -1,0 +1,218 @@
+//! The mempool: pending transactions, bounded, ordered by sender and nonce.
+//!
+//! Admission checks a transaction against the tip state *plus* the sender's
+//! pending transactions: its nonce must be the next one after them (no gaps,
+//! no duplicates) and the balance must cover all of them together, so every
+//! pending transaction can be included in order.
+
+use proctor_primitives::{Address, Amount, Hash};
+use proctor_state::{SignedTransaction, State, TxError};
+use std::collections::BTreeMap;
+
+/// Why a transaction was not admitted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AdmitError {
+    #[error(transparent)]
+    Invalid(#[from] TxError),
+    #[error("transaction {0} is already pending")]
+    AlreadyPending(Hash),
+    #[error(
+        "nonce {nonce} is already used by a pending transaction of this account; the next free nonce is {next}"
+    )]
+    NonceTaken { nonce: u64, next: u64 },
+    #[error("mempool is full ({0} transactions); retry later")]
+    Full(usize),
+}
+
+/// Pending transactions.
+pub struct Mempool {
+    by_sender: BTreeMap<Address, BTreeMap<u64, SignedTransaction>>,
+    hashes: BTreeMap<Hash, (Address, u64)>,
+    capacity: usize,
+    version: u64,
+}
+
+impl Mempool {
+    pub fn new(capacity: usize) -> Self {
+        Mempool {
+            by_sender: BTreeMap::new(),
+            hashes: BTreeMap::new(),
+            capacity,
+            version: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    /// Changes whenever the content changes (templates are rebuilt on change).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn contains(&self, h: &Hash) -> bool {
+        self.hashes.contains_key(h)
+    }
+
+    /// The nonce a new transaction of `a` should carry.
+    pub fn next_nonce(&self, state: &State, a: &Address) -> u64 {
+        state.account(a).nonce + self.by_sender.get(a).map_or(0, |m| m.len() as u64)
+    }
+
+    /// Admits `stx` if it is valid after the sender's pending transactions.
+    pub fn add(&mut self, state: &State, stx: SignedTransaction) -> Result<Hash, AdmitError> {
+        let hash = stx.hash();
+        if self.hashes.contains_key(&hash) {
+            return Err(AdmitError::AlreadyPending(hash));
+        }
+        if self.hashes.len() >= self.capacity {
+            return Err(AdmitError::Full(self.capacity));
+        }
+        let sender = stx.tx.sender();
+        let pending = self.by_sender.get(&sender);
+        let n_pending = pending.map_or(0, |m| m.len() as u64);
+        let acc = state.account(&sender);
+        if stx.tx.nonce >= acc.nonce && stx.tx.nonce < acc.nonce + n_pending {
+            return Err(AdmitError::NonceTaken {
+                nonce: stx.tx.nonce,
+                next: acc.nonce + n_pending,
+            });
+        }
+        state.check_tx(&stx, n_pending)?;
+        if stx.tx.nonce != acc.nonce + n_pending {
+            return Err(TxError::NonceGap {
+                expected: acc.nonce + n_pending,
+                got: stx.tx.nonce,
+            }
+            .into());
+        }
+        let committed: u128 = pending.map_or(0, |m| {
+            m.values().filter_map(|t| t.tx.cost()).map(|a| a.0).sum()
+        });
+        let needed = stx.tx.cost().ok_or(TxError::Overflow)?;
+        if committed.saturating_add(needed.0) > acc.balance.0 {
+            return Err(TxError::InsufficientBalance {
+                needed: Amount(committed.saturating_add(needed.0)),
+                available: acc.balance,
+            }
+            .into());
+        }
+        self.hashes.insert(hash, (sender, stx.tx.nonce));
+        self.by_sender
+            .entry(sender)
+            .or_default()
+            .insert(stx.tx.nonce, stx);
+        self.version += 1;
+        Ok(hash)
+    }
+
+    /// Up to `max` transactions in includable order (each sender's in nonce order).
+    pub fn select(&self, max: usize) -> Vec<SignedTransaction> {
+        self.by_sender
+            .values()
+            .flat_map(|m| m.values())
+            .take(max)
+            .cloned()
+            .collect()
+    }
+
+    /// Drops `sender`'s transactions from `nonce` on (they can no longer be included in order).
+    pub fn drop_from(&mut self, sender: &Address, nonce: u64) {
+        if let Some(m) = self.by_sender.get_mut(sender) {
+            for (_, t) in m.split_off(&nonce) {
+                self.hashes.remove(&t.hash());
+            }
+            if m.is_empty() {
+                self.by_sender.remove(sender);
+            }
+            self.version += 1;
+        }
+    }
+
+    /// Drops transactions the new `state` has made stale (nonces already used).
+    pub fn prune(&mut self, state: &State, senders: impl IntoIterator<Item = Address>) {
+        for s in senders {
+            let Some(m) = self.by_sender.get_mut(&s) else {
+                continue;
+            };
+            let next = state.account(&s).nonce;
+            let keep = m.split_off(&next);
+            for (_, t) in std::mem::replace(m, keep) {
+                self.hashes.remove(&t.hash());
+            }
+            if m.is_empty() {
+                self.by_sender.remove(&s);
+            }
+            self.version += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proctor_state::testkit::{self, keys, transfer};
+
+    #[test]
+    fn admission_orders_nonces_and_counts_pending_spend() {
+        let ks = keys(2);
+        let g = testkit::genesis(&ks, 1_000, testkit::params(None, Hash::ZERO));
+        let s = State::genesis(&g).unwrap();
+        let mut mp = Mempool::new(10);
+        let gh = g.hash();
+        mp.add(&s, transfer(&gh, &ks[0], 0, &ks[1], 400, 1))
+            .unwrap();
+        let dup = transfer(&gh, &ks[0], 0, &ks[1], 400, 1);
+        assert!(matches!(
+            mp.add(&s, dup),
+            Err(AdmitError::AlreadyPending(_))
+        ));
+        let same_nonce = transfer(&gh, &ks[0], 0, &ks[1], 300, 1);
+        assert_eq!(
+            mp.add(&s, same_nonce),
+            Err(AdmitError::NonceTaken { nonce: 0, next: 1 })
+        );
+        let gap = transfer(&gh, &ks[0], 5, &ks[1], 1, 1);
+        assert!(matches!(
+            mp.add(&s, gap),
+            Err(AdmitError::Invalid(TxError::NonceGap { .. }))
+        ));
+        mp.add(&s, transfer(&gh, &ks[0], 1, &ks[1], 400, 1))
+            .unwrap();
+        // 802 pending + 401 > 1000.
+        let over = transfer(&gh, &ks[0], 2, &ks[1], 400, 1);
+        assert!(matches!(
+            mp.add(&s, over),
+            Err(AdmitError::Invalid(TxError::InsufficientBalance { .. }))
+        ));
+        assert_eq!(mp.next_nonce(&s, &ks[0].public().address()), 2);
+        let sel = mp.select(10);
+        assert_eq!(
+            sel.iter().map(|t| t.tx.nonce).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        mp.drop_from(&ks[0].public().address(), 1);
+        assert_eq!(mp.len(), 1);
+    }
+
+    #[test]
+    fn capacity_is_bounded() {
+        let ks = keys(3);
+        let g = testkit::genesis(&ks, 1_000, testkit::params(None, Hash::ZERO));
+        let s = State::genesis(&g).unwrap();
+        let mut mp = Mempool::new(2);
+        mp.add(&s, transfer(&g.hash(), &ks[0], 0, &ks[1], 1, 1))
+            .unwrap();
+        mp.add(&s, transfer(&g.hash(), &ks[1], 0, &ks[0], 1, 1))
+            .unwrap();
+        assert_eq!(
+            mp.add(&s, transfer(&g.hash(), &ks[2], 0, &ks[0], 1, 1)),
+            Err(AdmitError::Full(2))
+        );
+    }
+}

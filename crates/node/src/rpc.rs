@@ -1,0 +1,194 @@
+//! The JSON-RPC server: [`proctor_rpc::ApiServer`] over the chain.
+
+use crate::chain::{Chain, ChainError, block_info};
+use crate::mempool::AdmitError;
+use crate::{Error, now_ms};
+use jsonrpsee::core::{SubscriptionResult, async_trait};
+use jsonrpsee::server::{
+    PendingSubscriptionSink, ServerBuilder, ServerConfig, ServerHandle, SubscriptionMessage,
+};
+use jsonrpsee::types::ErrorObjectOwned;
+use proctor_primitives::{Address, Hash, PublicKey};
+use proctor_rpc::{
+    AccountInfo, ApiServer, BlockInfo, ChainInfo, HeadInfo, TxStatus, WorkInfo, codes, error,
+    from_hex,
+};
+use proctor_state::{EnclaveRecord, PouwProof, SignedTransaction};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::broadcast;
+
+struct Rpc {
+    chain: Arc<Mutex<Chain>>,
+    heads: broadcast::Sender<HeadInfo>,
+}
+
+fn chain_error(e: ChainError) -> ErrorObjectOwned {
+    let code = match &e {
+        ChainError::Admit(AdmitError::Invalid(t)) => t.code(),
+        ChainError::Admit(AdmitError::AlreadyPending(_) | AdmitError::NonceTaken { .. }) => {
+            codes::ALREADY_PENDING
+        }
+        ChainError::Admit(AdmitError::Full(_)) => codes::MEMPOOL_FULL,
+        ChainError::Consensus(c) => c.code(),
+        ChainError::StaleTemplate(_) => codes::STALE_TEMPLATE,
+        _ => codes::INTERNAL,
+    };
+    error(code, e.to_string())
+}
+
+fn storage_error(e: proctor_storage::Error) -> ErrorObjectOwned {
+    error(codes::INTERNAL, e.to_string())
+}
+
+impl Rpc {
+    fn lock(&self) -> MutexGuard<'_, Chain> {
+        self.chain.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl ApiServer for Rpc {
+    async fn chain_info(&self) -> Result<ChainInfo, ErrorObjectOwned> {
+        let c = self.lock();
+        let g = c.genesis();
+        Ok(ChainInfo {
+            chain_id: g.chain_id.clone(),
+            genesis_hash: g.hash(),
+            min_fee: g.params.min_fee,
+            block_reward: g.params.block_reward,
+            target_block_ms: g.params.target_block_ms,
+            filler_module: g.params.filler_module,
+            registration_blocks: g.params.registration_blocks,
+            finality_depth: g.params.finality_depth,
+            allow_sim_quotes: g.params.allow_sim_quotes,
+        })
+    }
+
+    async fn head(&self) -> Result<HeadInfo, ErrorObjectOwned> {
+        Ok(self.lock().head())
+    }
+
+    async fn block(&self, id: String) -> Result<BlockInfo, ErrorObjectOwned> {
+        let c = self.lock();
+        let block = if let Ok(h) = id.parse::<u64>() {
+            c.store().block_at(h).map_err(storage_error)?
+        } else if let Ok(hash) = id.parse::<Hash>() {
+            c.store().block(&hash).map_err(storage_error)?
+        } else {
+            return Err(error(
+                codes::INVALID_PARAMS,
+                format!("{id:?} is neither a height nor a block hash"),
+            ));
+        };
+        block
+            .as_ref()
+            .map(block_info)
+            .ok_or_else(|| error(codes::NOT_FOUND, format!("no block {id}")))
+    }
+
+    async fn account(&self, address: Address) -> Result<AccountInfo, ErrorObjectOwned> {
+        let c = self.lock();
+        let acc = c.state().account(&address);
+        let next_nonce = c.mempool.next_nonce(c.state(), &address);
+        Ok(AccountInfo {
+            address,
+            balance: acc.balance,
+            nonce: acc.nonce,
+            next_nonce,
+        })
+    }
+
+    async fn send_transaction(&self, tx: String) -> Result<Hash, ErrorObjectOwned> {
+        let stx: SignedTransaction = from_hex("signed transaction", &tx)?;
+        self.lock().submit_tx(stx).map_err(chain_error)
+    }
+
+    async fn transaction(&self, hash: Hash) -> Result<TxStatus, ErrorObjectOwned> {
+        let c = self.lock();
+        if let Some(loc) = c.store().tx_location(&hash).map_err(storage_error)? {
+            return Ok(TxStatus::from_receipt(loc.block, loc.receipt));
+        }
+        Ok(if c.mempool.contains(&hash) {
+            TxStatus::Pending { hash }
+        } else {
+            TxStatus::Unknown { hash }
+        })
+    }
+
+    async fn enclave(
+        &self,
+        identity: PublicKey,
+    ) -> Result<Option<EnclaveRecord>, ErrorObjectOwned> {
+        Ok(self.lock().state().enclave(&identity))
+    }
+
+    async fn blob(&self, hash: Hash) -> Result<String, ErrorObjectOwned> {
+        let c = self.lock();
+        let bytes = c.store().blob(&hash).map_err(storage_error)?;
+        bytes
+            .map(hex::encode)
+            .ok_or_else(|| error(codes::NOT_FOUND, format!("no blob {hash}")))
+    }
+
+    async fn get_work(&self, miner: Address) -> Result<WorkInfo, ErrorObjectOwned> {
+        Ok(self.lock().work(miner, now_ms()))
+    }
+
+    async fn submit_work(&self, template: Hash, proof: String) -> Result<Hash, ErrorObjectOwned> {
+        let proof: PouwProof = from_hex("pouw proof", &proof)?;
+        let (hash, head) = {
+            let mut c = self.lock();
+            let hash = c
+                .submit_work(template, proof, now_ms())
+                .map_err(chain_error)?;
+            (hash, c.head())
+        };
+        tracing::info!(height = head.height, %hash, "sealed block");
+        let _ = self.heads.send(head);
+        Ok(hash)
+    }
+
+    async fn subscribe_new_heads(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        let mut rx = self.heads.subscribe();
+        let sink = pending.accept().await?;
+        loop {
+            match rx.recv().await {
+                Ok(head) => {
+                    let msg = SubscriptionMessage::from(serde_json::value::to_raw_value(&head)?);
+                    if sink.send(msg).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                // A slow subscriber skips heads rather than holding memory.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Starts the RPC server on `addr`.
+pub async fn serve(
+    addr: SocketAddr,
+    chain: Arc<Mutex<Chain>>,
+) -> Result<(ServerHandle, SocketAddr), Error> {
+    let config = ServerConfig::builder()
+        .max_request_body_size(32 << 20)
+        .max_connections(256)
+        .build();
+    let server = ServerBuilder::with_config(config)
+        .build(addr)
+        .await
+        .map_err(|e| Error::Rpc {
+            addr,
+            message: e.to_string(),
+        })?;
+    let local = server.local_addr().map_err(|e| Error::Rpc {
+        addr,
+        message: e.to_string(),
+    })?;
+    let (heads, _) = broadcast::channel(64);
+    let handle = server.start(Rpc { chain, heads }.into_rpc());
+    Ok((handle, local))
+}
