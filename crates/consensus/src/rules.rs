@@ -45,7 +45,13 @@ pub enum ConsensusError {
     #[error("state root after replay is {computed}, header says {header}")]
     StateRootMismatch { header: Hash, computed: Hash },
     #[error(transparent)]
-    Block(#[from] BlockError),
+    Block(Box<BlockError>),
+}
+
+impl From<BlockError> for ConsensusError {
+    fn from(e: BlockError) -> Self {
+        ConsensusError::Block(Box::new(e))
+    }
 }
 
 impl ConsensusError {

@@ -81,7 +81,7 @@ pub struct EnclaveInfo {
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub enum MineResult {
     /// A slice won: here is the proof. The task continues on the next call.
-    Won(PouwProof),
+    Won(Box<PouwProof>),
     /// All slices ran without a win.
     NoWin { slices: u32 },
     /// The task finished; load another to keep mining.
@@ -243,7 +243,7 @@ impl Enclave {
                             instructions,
                             r,
                         ));
-                        return Ok(MineResult::Won(PouwProof {
+                        return Ok(MineResult::Won(Box::new(PouwProof {
                             enclave: self.platform.identity(),
                             template,
                             module: run.module,
@@ -253,7 +253,7 @@ impl Enclave {
                             draw: r,
                             checker_sig: run.checker_sig,
                             work_sig,
-                        }));
+                        })));
                     }
                     let _ = done;
                 }

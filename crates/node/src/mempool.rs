@@ -29,7 +29,6 @@ pub struct Mempool {
     by_sender: BTreeMap<Address, BTreeMap<u64, SignedTransaction>>,
     hashes: BTreeMap<Hash, (Address, u64)>,
     capacity: usize,
-    version: u64,
 }
 
 impl Mempool {
@@ -38,7 +37,6 @@ impl Mempool {
             by_sender: BTreeMap::new(),
             hashes: BTreeMap::new(),
             capacity,
-            version: 0,
         }
     }
 
@@ -48,11 +46,6 @@ impl Mempool {
 
     pub fn is_empty(&self) -> bool {
         self.hashes.is_empty()
-    }
-
-    /// Changes whenever the content changes (templates are rebuilt on change).
-    pub fn version(&self) -> u64 {
-        self.version
     }
 
     pub fn contains(&self, h: &Hash) -> bool {
@@ -107,7 +100,6 @@ impl Mempool {
             .entry(sender)
             .or_default()
             .insert(stx.tx.nonce, stx);
-        self.version += 1;
         Ok(hash)
     }
 
@@ -130,7 +122,6 @@ impl Mempool {
             if m.is_empty() {
                 self.by_sender.remove(sender);
             }
-            self.version += 1;
         }
     }
 
@@ -148,7 +139,6 @@ impl Mempool {
             if m.is_empty() {
                 self.by_sender.remove(&s);
             }
-            self.version += 1;
         }
     }
 }

@@ -299,7 +299,7 @@ mod tests {
         // Deleting everything but one key gives the one-key tree's root.
         let root_before = t.root();
         let mut dels: Vec<Change> = (1..200).map(|i| (k(i), None)).collect();
-        dels.sort_by(|a, b| a.0.cmp(&b.0));
+        dels.sort_by_key(|a| a.0);
         let mut t2 = t.clone();
         t2.update(&dels);
         let mut single = Smt::default();

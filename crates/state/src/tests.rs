@@ -60,7 +60,10 @@ fn replayed_and_out_of_order_nonces_rejected() {
     let a = s
         .apply_block(&env(1, m), std::slice::from_ref(&t0))
         .unwrap();
-    let err = a.state.apply_block(&env(2, m), &[t0.clone()]).unwrap_err();
+    let err = a
+        .state
+        .apply_block(&env(2, m), std::slice::from_ref(&t0))
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -76,7 +79,10 @@ fn replayed_and_out_of_order_nonces_rejected() {
     );
     assert_eq!(a.state.check_tx(&t0, 0).unwrap_err().code(), 1003);
     let t2 = transfer(&g.hash(), &ks[0], 2, &ks[1], 1, 1);
-    let err = a.state.apply_block(&env(2, m), &[t2.clone()]).unwrap_err();
+    let err = a
+        .state
+        .apply_block(&env(2, m), std::slice::from_ref(&t2))
+        .unwrap_err();
     assert!(matches!(
         err,
         BlockError::Tx {
@@ -346,6 +352,70 @@ fn encoding_fixtures() {
     let tb = codec::encode(&t);
     assert_eq!(tb.len(), 32 + 8 + 8 + 32 + 32 + 8 + 20);
     assert_eq!(&tb[32..40], &2u64.to_le_bytes());
+}
+
+/// Round trip of the remaining wire and storage types.
+#[test]
+fn wire_types_roundtrip() {
+    fn rt<T: borsh::BorshSerialize + borsh::BorshDeserialize + PartialEq + std::fmt::Debug>(v: &T) {
+        let back: T = codec::decode("value", &codec::encode(v)).unwrap();
+        assert_eq!(&back, v);
+    }
+    let (platform, root_pk) = registration("rt", [6; 32]);
+    let ks = keys(1);
+    let g = testkit::genesis(&ks, 5, testkit::params(Some(root_pk), sim_measurement()));
+    let quote = platform.quote(&[1; 64]).unwrap();
+    rt(&quote);
+    let mut g2 = g.clone();
+    g2.enclaves.push(GenesisEnclave {
+        operator: ks[0].public().address(),
+        identity: platform.identity(),
+        quote: quote.clone(),
+    });
+    rt(&g2);
+    assert_eq!(
+        g2.hash(),
+        g.hash(),
+        "the chain id does not cover genesis enclaves"
+    );
+    let json: Genesis = serde_json::from_str(&serde_json::to_string(&g2).unwrap()).unwrap();
+    assert_eq!(json, g2);
+    rt(&Account {
+        balance: Amount(3),
+        nonce: 4,
+    });
+    rt(&EnclaveRecord {
+        identity: platform.identity(),
+        operator: Address([1; 20]),
+        measurement: Hash([2; 32]),
+        registered_at: 3,
+        expires_at: 4,
+    });
+    let p = PouwProof {
+        enclave: platform.identity(),
+        template: Hash([1; 32]),
+        module: Hash([2; 32]),
+        slice: 3,
+        counter: 4,
+        instructions: 12,
+        draw: u128::MAX,
+        checker_sig: platform.sign(b"a"),
+        work_sig: platform.sign(b"b"),
+    };
+    rt(&p);
+    rt(&Header {
+        template: Template {
+            parent: Hash::ZERO,
+            height: 1,
+            timestamp: 2,
+            state_root: Hash::ZERO,
+            tx_root: Hash::ZERO,
+            difficulty: 3,
+            miner: Address([0; 20]),
+        },
+        pouw: Some(p),
+    });
+    rt(&Record::Params(g.params.clone()));
 }
 
 fn arb_tx_batch() -> impl Strategy<Value = Vec<(usize, usize, u128, u128)>> {

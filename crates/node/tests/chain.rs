@@ -1,0 +1,82 @@
+//! Block import: a block sealed by one node is fully validated and accepted by
+//! another, and tampered copies are refused.
+
+mod common;
+
+use proctor_enclave::{MineResult, Request, Response};
+use proctor_node::FILLER_WASM;
+use proctor_node::chain::{Chain, ChainError};
+use proctor_primitives::Hash;
+use proctor_state::testkit::transfer;
+
+#[test]
+fn a_block_sealed_by_one_node_imports_on_another() {
+    let mut tc = common::test_chain("import");
+    let mut enclave = tc.enclave.take().unwrap();
+    let mut a = Chain::open(&tc.dir.join("a.redb"), tc.genesis.clone(), 100).unwrap();
+    let mut b = Chain::open(&tc.dir.join("b.redb"), tc.genesis.clone(), 100).unwrap();
+    assert_eq!(a.head(), b.head());
+
+    let gh = tc.genesis.hash();
+    a.submit_tx(transfer(&gh, &tc.keys[1], 0, &tc.keys[2], 777, 3))
+        .unwrap();
+    let now = tc.genesis.timestamp + 1_000;
+    let work = a.work(tc.keys[0].public().address(), now);
+    let Response::Loaded { .. } = enclave.handle(Request::LoadTask {
+        module: FILLER_WASM.to_vec(),
+        input: b"seed".to_vec(),
+        args: vec!["100000000".into()],
+        clock_ns: 0,
+        fuel: u64::MAX / 2,
+        slice: 1_000_000,
+    }) else {
+        panic!("filler did not load")
+    };
+    let proof = (0..10_000)
+        .find_map(|_| {
+            match enclave.handle(Request::Mine {
+                template: work.template_hash,
+                difficulty: work.difficulty,
+                max_slices: 50,
+            }) {
+                Response::Mined(MineResult::Won(p)) => Some(*p),
+                Response::Mined(MineResult::NoWin { .. }) => None,
+                other => panic!("{other:?}"),
+            }
+        })
+        .expect("a win within 5e11 instructions at difficulty 2e7");
+    let hash = a
+        .submit_work(work.template_hash, proof.clone(), now)
+        .unwrap();
+    // The same proof cannot seal a second block.
+    assert!(matches!(
+        a.submit_work(work.template_hash, proof, now),
+        Err(ChainError::StaleTemplate(_))
+    ));
+
+    let block = a.store().block(&hash).unwrap().unwrap();
+    assert_eq!(block.txs.len(), 1);
+
+    // Tampered copies fail full validation on the other node.
+    let mut forged = block.clone();
+    forged.txs[0] = transfer(&gh, &tc.keys[1], 0, &tc.keys[2], 778, 3);
+    assert!(matches!(
+        b.import_block(forged, now),
+        Err(ChainError::Consensus(_))
+    ));
+    let mut forged = block.clone();
+    forged.header.template.miner = tc.keys[2].public().address();
+    assert!(matches!(
+        b.import_block(forged, now),
+        Err(ChainError::Consensus(_))
+    ));
+
+    b.import_block(block, now).unwrap();
+    assert_eq!(a.head(), b.head());
+    let recipient = tc.keys[2].public().address();
+    assert_eq!(
+        b.state().account(&recipient).balance.0,
+        1_000_000_000_000 + 777
+    );
+    assert_ne!(a.head().hash, Hash::ZERO);
+}

@@ -1,0 +1,47 @@
+//! A one-enclave test chain.
+
+use proctor_enclave::Enclave;
+use proctor_node::FILLER_WASM;
+use proctor_primitives::{Hash, Keypair};
+use proctor_state::testkit;
+use proctor_state::{Genesis, GenesisEnclave};
+use proctor_tee::sim::{SimAttestationRoot, SimPlatform, sim_measurement};
+use proctor_tee::{Platform, registration_report_data};
+use std::path::PathBuf;
+
+pub struct TestChain {
+    pub dir: PathBuf,
+    pub genesis: Genesis,
+    pub keys: Vec<Keypair>,
+    pub enclave: Option<Enclave>,
+}
+
+pub fn test_chain(name: &str) -> TestChain {
+    let dir = std::env::temp_dir().join(format!("proctor-node-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = SimAttestationRoot::from_secret(&[5; 32]);
+    let root_pk = root.public();
+    let platform = SimPlatform::open(&dir.join("enclave"), root).unwrap();
+    let keys = testkit::keys(3);
+    let mut params = testkit::params(Some(root_pk), sim_measurement());
+    params.filler_module = Hash::of(FILLER_WASM);
+    params.initial_difficulty = 20_000_000;
+    params.min_fee = proctor_primitives::Amount(1);
+    let mut genesis = testkit::genesis(&keys, 1_000_000_000_000, params);
+    let identity = platform.identity();
+    let quote = platform
+        .quote(&registration_report_data(&identity, &genesis.hash()))
+        .unwrap();
+    genesis.enclaves = vec![GenesisEnclave {
+        operator: keys[0].public().address(),
+        identity,
+        quote,
+    }];
+    TestChain {
+        dir,
+        genesis,
+        keys,
+        enclave: Some(Enclave::new(Box::new(platform)).unwrap()),
+    }
+}

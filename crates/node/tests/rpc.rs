@@ -1,0 +1,143 @@
+//! The RPC server: new heads over WebSocket while a worker mines, and stable
+//! error codes for bad input.
+
+mod common;
+
+use proctor_node::{Node, NodeConfig, init_dir};
+use proctor_primitives::{Amount, Hash};
+use proctor_rpc::ApiClient;
+use proctor_rpc::jsonrpsee::core::ClientError;
+use proctor_rpc::jsonrpsee::ws_client::WsClientBuilder;
+use proctor_state::testkit::transfer;
+use proctor_worker::{Worker, WorkerConfig};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+fn code(e: ClientError) -> i32 {
+    match e {
+        ClientError::Call(obj) => obj.code(),
+        other => panic!("expected a call error, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_heads_over_websocket_and_error_codes() {
+    let mut tc = common::test_chain("rpc");
+    let ndir = tc.dir.join("node");
+    init_dir(
+        &ndir,
+        &tc.genesis,
+        &NodeConfig {
+            rpc_addr: "127.0.0.1:0".parse().unwrap(),
+        },
+    )
+    .unwrap();
+    let node = Node::start(&ndir).await.unwrap();
+    let ws = WsClientBuilder::default()
+        .build(format!("ws://{}", node.rpc_addr))
+        .await
+        .unwrap();
+    let http = proctor_rpc::http_client(&node.rpc_url()).unwrap();
+    let mut heads = ws.subscribe_new_heads().await.unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut worker = Worker::new(
+        tc.enclave.take().unwrap(),
+        WorkerConfig {
+            rpc_url: node.rpc_url(),
+            operator: tc.keys[0].clone(),
+        },
+    )
+    .unwrap();
+    let s = stop.clone();
+    let mining = tokio::spawn(async move { worker.mine(s).await });
+
+    let mut last = 0;
+    for _ in 0..3 {
+        let head = tokio::time::timeout(Duration::from_secs(60), heads.next())
+            .await
+            .expect("a new head within 60 s")
+            .expect("subscription open")
+            .expect("well-formed head");
+        assert!(head.height > last, "heads arrive in order");
+        last = head.height;
+        let block = http.block(head.height.to_string()).await.unwrap();
+        assert_eq!(block.hash, head.hash);
+    }
+
+    // Stable error codes.
+    let g = tc.genesis.hash();
+    assert_eq!(
+        code(http.send_transaction("zz".into()).await.unwrap_err()),
+        -32602
+    );
+    let mut bad_sig = transfer(&g, &tc.keys[1], 0, &tc.keys[2], 1, 1);
+    bad_sig.tx.fee = Amount(2);
+    assert_eq!(
+        code(
+            http.send_transaction(proctor_rpc::to_hex(&bad_sig))
+                .await
+                .unwrap_err()
+        ),
+        1001
+    );
+    let other_chain = transfer(&Hash([1; 32]), &tc.keys[1], 0, &tc.keys[2], 1, 1);
+    assert_eq!(
+        code(
+            http.send_transaction(proctor_rpc::to_hex(&other_chain))
+                .await
+                .unwrap_err()
+        ),
+        1002
+    );
+    let gap = transfer(&g, &tc.keys[1], 9, &tc.keys[2], 1, 1);
+    assert_eq!(
+        code(
+            http.send_transaction(proctor_rpc::to_hex(&gap))
+                .await
+                .unwrap_err()
+        ),
+        1004
+    );
+    let broke = transfer(&g, &tc.keys[1], 0, &tc.keys[2], u64::MAX as u128, 1);
+    let e = http
+        .send_transaction(proctor_rpc::to_hex(&broke))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("insufficient balance"), "{e}");
+    assert_eq!(code(e), 1005);
+    let good = transfer(&g, &tc.keys[1], 0, &tc.keys[2], 1, 1);
+    http.send_transaction(proctor_rpc::to_hex(&good))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            http.send_transaction(proctor_rpc::to_hex(&good))
+                .await
+                .unwrap_err()
+        ),
+        4009
+    );
+    assert_eq!(
+        code(
+            http.submit_work(Hash([3; 32]), "00".into())
+                .await
+                .unwrap_err()
+        ),
+        -32602
+    );
+    assert_eq!(
+        code(http.block("not-a-block".into()).await.unwrap_err()),
+        -32602
+    );
+    assert_eq!(code(http.block("123456".into()).await.unwrap_err()), 4004);
+
+    stop.store(true, Ordering::Relaxed);
+    tokio::time::timeout(Duration::from_secs(30), mining)
+        .await
+        .expect("worker stops")
+        .unwrap()
+        .unwrap();
+    node.stop().await;
+}
