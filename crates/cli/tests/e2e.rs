@@ -112,6 +112,29 @@ fn start_devnet(dir: &Path, workers: usize) -> (Proc, String) {
     (p, url)
 }
 
+/// Arguments of `proctor transfer`.
+fn transfer<'a>(
+    url: &'a str,
+    key: &'a Path,
+    to: &'a str,
+    amount: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut v = vec![
+        "--rpc",
+        url,
+        "transfer",
+        "--key",
+        key.to_str().unwrap(),
+        "--to",
+        to,
+        "--amount",
+        amount,
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
 fn address(key: &Path) -> String {
     ok_json(&["keys", "show", key.to_str().unwrap(), "--json"])["address"]
         .as_str()
@@ -131,19 +154,7 @@ fn devnet_transfer_and_blocks_from_the_registered_enclave() {
     let before = ok_json(&["--rpc", &url, "account", &a1, "--json"]);
     let b1 = before["balance"].as_u64().unwrap();
 
-    let t = ok_json(&[
-        "--rpc",
-        &url,
-        "transfer",
-        "--key",
-        dev0.to_str().unwrap(),
-        "--to",
-        &a1,
-        "--amount",
-        "12345",
-        "--wait",
-        "--json",
-    ]);
+    let t = ok_json(&transfer(&url, &dev0, &a1, "12345", &["--wait", "--json"]));
     assert_eq!(t["status"]["status"], "included", "{t}");
     let included_at = t["status"]["height"].as_u64().unwrap();
     let after = ok_json(&["--rpc", &url, "account", &a1, "--json"]);
@@ -195,34 +206,14 @@ fn devnet_transfer_and_blocks_from_the_registered_enclave() {
     }
 
     // Bad input gets a clear error and a non-zero exit.
-    let o = run(&[
-        "--rpc",
-        &url,
-        "transfer",
-        "--key",
-        dev0.to_str().unwrap(),
-        "--to",
-        &a1,
-        "--amount",
-        "1000000000000000000000",
-    ]);
+    let o = run(&transfer(&url, &dev0, &a1, "1000000000000000000000", &[]));
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("insufficient balance"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let o = run(&[
-        "--rpc",
-        &url,
-        "transfer",
-        "--key",
-        dev0.to_str().unwrap(),
-        "--to",
-        "prc1notanaddress",
-        "--amount",
-        "1",
-    ]);
+    let o = run(&transfer(&url, &dev0, "prc1notanaddress", "1", &[]));
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("invalid address"));
     let o = run(&["--rpc", &url, "chain", "block", "999999", "--json"]);

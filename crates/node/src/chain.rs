@@ -66,25 +66,6 @@ pub struct Chain {
     templates: VecDeque<PendingTemplate>,
 }
 
-/// The genesis block of `g` on `state`.
-pub fn genesis_block(g: &Genesis, state: &State) -> Block {
-    Block {
-        header: Header {
-            template: Template {
-                parent: Hash::ZERO,
-                height: 0,
-                timestamp: g.timestamp,
-                state_root: state.root(),
-                tx_root: tx_root(&[]),
-                difficulty: g.params.initial_difficulty,
-                miner: Address([0; 20]),
-            },
-            pouw: None,
-        },
-        txs: vec![],
-    }
-}
-
 impl Chain {
     /// Opens the chain stored at `db_path`, creating it from `genesis` if new.
     /// Verifies that the stored state matches the tip's state root.
@@ -97,7 +78,7 @@ impl Chain {
         let g_state = State::genesis(&genesis).map_err(|e| ChainError::Genesis(e.to_string()))?;
         store.init_genesis(
             &genesis,
-            &genesis_block(&genesis, &g_state),
+            &g_state.genesis_block(&genesis),
             &g_state.entries(),
         )?;
         let tip_info = store

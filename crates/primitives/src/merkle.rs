@@ -17,6 +17,20 @@ fn node_hash(l: &Hash, r: &Hash) -> Hash {
     Hash::tagged("proctor/merkle/node", &[&l.0, &r.0])
 }
 
+/// The next level up: pairs hashed, an odd last node promoted.
+fn next_level(level: &[Hash]) -> Vec<Hash> {
+    level
+        .chunks(2)
+        .map(|c| {
+            if c.len() == 2 {
+                node_hash(&c[0], &c[1])
+            } else {
+                c[0]
+            }
+        })
+        .collect()
+}
+
 /// The root of `leaves`; [`Hash::ZERO`] for an empty list.
 pub fn root<L: AsRef<[u8]>>(leaves: &[L]) -> Hash {
     let mut level: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l.as_ref())).collect();
@@ -24,16 +38,7 @@ pub fn root<L: AsRef<[u8]>>(leaves: &[L]) -> Hash {
         return Hash::ZERO;
     }
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|c| {
-                if c.len() == 2 {
-                    node_hash(&c[0], &c[1])
-                } else {
-                    c[0]
-                }
-            })
-            .collect();
+        level = next_level(&level);
     }
     level[0]
 }
@@ -60,16 +65,7 @@ pub fn prove<L: AsRef<[u8]>>(leaves: &[L], index: usize) -> Option<Proof> {
         if sib < level.len() {
             siblings.push(level[sib]);
         }
-        level = level
-            .chunks(2)
-            .map(|c| {
-                if c.len() == 2 {
-                    node_hash(&c[0], &c[1])
-                } else {
-                    c[0]
-                }
-            })
-            .collect();
+        level = next_level(&level);
         i /= 2;
     }
     Some(Proof {

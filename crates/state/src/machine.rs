@@ -159,6 +159,25 @@ impl State {
     pub fn root(&self) -> Hash {
         self.tree.root()
     }
+
+    /// The genesis block of `g`, whose state root is this (genesis) state's.
+    pub fn genesis_block(&self, g: &Genesis) -> Block {
+        Block {
+            header: Header {
+                template: Template {
+                    parent: Hash::ZERO,
+                    height: 0,
+                    timestamp: g.timestamp,
+                    state_root: self.root(),
+                    tx_root: tx_root(&[]),
+                    difficulty: g.params.initial_difficulty,
+                    miner: Address([0; 20]),
+                },
+                pouw: None,
+            },
+            txs: vec![],
+        }
+    }
     pub fn params(&self) -> &ChainParams {
         &self.params
     }

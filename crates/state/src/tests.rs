@@ -189,6 +189,11 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
             &[reg(id, good.clone(), 0)],
         )
         .unwrap();
+    // Registration conserves supply: the fee moves to the miner, only the reward is minted.
+    assert_eq!(
+        a.state.total_supply(),
+        s.total_supply() + g.params.block_reward.0
+    );
     let rec = a.state.enclave(&id).unwrap();
     assert_eq!(rec.operator, ks[0].public().address());
     assert_eq!(rec.expires_at, 1 + g.params.registration_blocks);
@@ -239,58 +244,43 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
         1_000_000,
         testkit::params(Some(root_pk), Hash([1; 32])),
     );
-    let s2 = State::genesis(&g2).unwrap();
-    let q = platform
-        .quote(&registration_report_data(&id, &g2.hash()))
-        .unwrap();
-    let tx = Transaction {
-        chain: g2.hash(),
-        signer: ks[0].public(),
-        nonce: 0,
-        fee: Amount(1),
-        call: Call::RegisterEnclave {
-            identity: id,
-            quote: q,
-        },
-    }
-    .sign(&ks[0]);
-    let err = s2
-        .apply_block(&env(1, ks[1].public().address()), &[tx])
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            BlockError::Tx {
-                error: TxError::MeasurementNotAllowed(_),
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let err = rejected_registration(&g2, &ks, &platform);
+    assert!(matches!(err, TxError::MeasurementNotAllowed(_)), "{err}");
     // Sim quotes on a chain that forbids them.
     let g3 = testkit::genesis(&ks, 1_000_000, testkit::params(None, sim_measurement()));
-    let s3 = State::genesis(&g3).unwrap();
-    let q = platform
-        .quote(&registration_report_data(&id, &g3.hash()))
+    let err = rejected_registration(&g3, &ks, &platform);
+    assert!(
+        matches!(err, TxError::QuoteRejected(ref m) if m.contains("not accepted")),
+        "{err}"
+    );
+}
+
+/// Registers `platform`'s enclave on the chain of `g` (quote correctly bound)
+/// and returns why the block was refused.
+fn rejected_registration(
+    g: &Genesis,
+    ks: &[proctor_primitives::Keypair],
+    platform: &SimPlatform,
+) -> TxError {
+    let identity = platform.identity();
+    let quote = platform
+        .quote(&registration_report_data(&identity, &g.hash()))
         .unwrap();
     let tx = Transaction {
-        chain: g3.hash(),
+        chain: g.hash(),
         signer: ks[0].public(),
         nonce: 0,
         fee: Amount(1),
-        call: Call::RegisterEnclave {
-            identity: id,
-            quote: q,
-        },
+        call: Call::RegisterEnclave { identity, quote },
     }
     .sign(&ks[0]);
-    let err = s3
+    match State::genesis(g)
+        .unwrap()
         .apply_block(&env(1, ks[1].public().address()), &[tx])
-        .unwrap_err();
-    assert!(
-        matches!(err, BlockError::Tx { error: TxError::QuoteRejected(ref m), .. } if m.contains("not accepted")),
-        "{err}"
-    );
+    {
+        Err(BlockError::Tx { error, .. }) => error,
+        other => panic!("expected a rejected transaction, got {other:?}"),
+    }
 }
 
 #[test]

@@ -266,24 +266,6 @@ mod tests {
     use proctor_state::testkit::{self, keys, transfer};
     use proctor_state::{BlockEnv, Header, State, Template, tx_root};
 
-    fn genesis_block(g: &Genesis, s: &State) -> Block {
-        Block {
-            header: Header {
-                template: Template {
-                    parent: Hash::ZERO,
-                    height: 0,
-                    timestamp: g.timestamp,
-                    state_root: s.root(),
-                    tx_root: Hash::ZERO,
-                    difficulty: g.params.initial_difficulty,
-                    miner: proctor_primitives::Address([0; 20]),
-                },
-                pouw: None,
-            },
-            txs: vec![],
-        }
-    }
-
     #[test]
     fn blocks_and_state_survive_reopen() {
         let dir = std::env::temp_dir().join(format!("proctor-storage-{}", std::process::id()));
@@ -293,7 +275,7 @@ mod tests {
         let ks = keys(3);
         let g = testkit::genesis(&ks, 1_000, testkit::params(None, Hash::ZERO));
         let s0 = State::genesis(&g).unwrap();
-        let gb = genesis_block(&g, &s0);
+        let gb = s0.genesis_block(&g);
         let tx = transfer(&g.hash(), &ks[0], 0, &ks[1], 10, 1);
         let env = BlockEnv {
             height: 1,
