@@ -141,3 +141,96 @@ async fn new_heads_over_websocket_and_error_codes() {
         .unwrap();
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_enclave_registers_by_transaction_then_mines() {
+    use proctor_enclave::Enclave;
+    use proctor_tee::sim::{SimAttestationRoot, SimPlatform};
+
+    let mut tc = common::test_chain("register");
+    let ndir = tc.dir.join("node");
+    init_dir(
+        &ndir,
+        &tc.genesis,
+        &NodeConfig {
+            rpc_addr: "127.0.0.1:0".parse().unwrap(),
+        },
+    )
+    .unwrap();
+    let node = Node::start(&ndir).await.unwrap();
+    let http = proctor_rpc::http_client(&node.rpc_url()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // The genesis enclave mines, so that the registration can be included.
+    let mut first = Worker::new(
+        tc.enclave.take().unwrap(),
+        WorkerConfig {
+            rpc_url: node.rpc_url(),
+            operator: tc.keys[0].clone(),
+        },
+    )
+    .unwrap();
+    let s = stop.clone();
+    let first = tokio::spawn(async move { first.mine(s).await });
+
+    // A new machine, same simulated attestation root, not in the genesis.
+    let platform = SimPlatform::open(
+        &tc.dir.join("second"),
+        SimAttestationRoot::from_secret(&[5; 32]),
+    )
+    .unwrap();
+    let mut second = Worker::new(
+        Enclave::new(Box::new(platform)).unwrap(),
+        WorkerConfig {
+            rpc_url: node.rpc_url(),
+            operator: tc.keys[1].clone(),
+        },
+    )
+    .unwrap();
+    let id = second.info().identity;
+    assert!(http.enclave(id).await.unwrap().is_none());
+    second.ensure_registered(&stop).await.unwrap();
+    let rec = http
+        .enclave(id)
+        .await
+        .unwrap()
+        .expect("registered on chain");
+    assert_eq!(rec.operator, tc.keys[1].public().address());
+    let registered_at = rec.registered_at;
+
+    let s = stop.clone();
+    let second = tokio::spawn(async move { second.mine(s).await });
+    // Both enclaves now compete; the new one wins a block within a bounded wait.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut next = registered_at + 1;
+    let won_by_second = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new enclave never won a block"
+        );
+        match http.block(next.to_string()).await {
+            Ok(b) => {
+                if b.pouw.as_ref().unwrap().enclave == id {
+                    break b;
+                }
+                next += 1;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    assert_eq!(
+        won_by_second.miner,
+        tc.keys[1].public().address(),
+        "rewards go to the new operator"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    for w in [first, second] {
+        tokio::time::timeout(Duration::from_secs(30), w)
+            .await
+            .expect("worker stops")
+            .unwrap()
+            .unwrap();
+    }
+    node.stop().await;
+}
