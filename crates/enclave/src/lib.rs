@@ -385,8 +385,8 @@ mod tests {
     #[test]
     fn filler_output_matches_native_sha256_chain() {
         // 1000 rounds of SHA-256 over "hello", computed natively by the C build
-        // (examples/tasks/build.sh) and recorded in examples/tasks/filler.expected.
-        let expected = include_str!("../../../examples/tasks/filler.expected").trim();
+        // (examples/tasks/build.sh) and recorded in examples/tasks/expected/.
+        let expected = include_str!("../../../examples/tasks/expected/filler.1000.out").trim();
         let vm = Vm::new(Limits::default()).unwrap();
         let l = vm.load(FILLER).unwrap();
         let o = vm.run(
