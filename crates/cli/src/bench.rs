@@ -8,16 +8,15 @@
 //!   (batch signature verification, nonce and balance checks, state-tree
 //!   update), on the calling thread; reports transfers per second.
 
+use crate::task::{Comparison, median, ms};
 use anyhow::{Result, bail};
-use proctor_enclave::{Enclave, MineResult, Request, Response};
 use proctor_node::FILLER_WASM;
 use proctor_primitives::Hash;
 use proctor_state::testkit;
 use proctor_state::{BlockEnv, State};
-use proctor_tee::sim::{SimAttestationRoot, SimPlatform};
-use proctor_vm::{Limits, TaskSpec, UnmeteredVm};
+use proctor_vm::TaskSpec;
 use serde::Serialize;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -38,16 +37,6 @@ pub struct BenchArgs {
 }
 
 #[derive(Serialize)]
-struct PouwReport {
-    instructions: u64,
-    unmetered_ms: f64,
-    pouw_ms: f64,
-    ratio: f64,
-    slices: u64,
-    slice_instructions: u64,
-}
-
-#[derive(Serialize)]
 struct TransfersReport {
     txs: usize,
     apply_ms: f64,
@@ -58,18 +47,9 @@ struct TransfersReport {
 #[derive(Serialize, Default)]
 struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pouw: Option<PouwReport>,
+    pouw: Option<Comparison>,
     #[serde(skip_serializing_if = "Option::is_none")]
     transfers: Option<TransfersReport>,
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -88,10 +68,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         return Ok(());
     }
     if let Some(p) = &report.pouw {
-        println!(
-            "pouw: filler, {} instructions, {} slices of {}\n  wasmtime unmetered  {:>9.1} ms\n  PoUW path           {:>9.1} ms\n  ratio               {:>9.3}x",
-            p.instructions, p.slices, p.slice_instructions, p.unmetered_ms, p.pouw_ms, p.ratio
-        );
+        println!("pouw: filler task, {}", p.human());
     }
     if let Some(t) = &report.transfers {
         println!(
@@ -102,73 +79,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn pouw(args: &BenchArgs) -> Result<PouwReport> {
+fn pouw(args: &BenchArgs) -> Result<Comparison> {
     let spec = TaskSpec {
         args: vec![args.rounds.to_string()],
         input: b"bench seed".to_vec(),
         fuel: u64::MAX / 2,
         ..TaskSpec::default()
     };
-    let base = UnmeteredVm::new(Limits::default())?;
-    let module = base.compile(FILLER_WASM)?;
-    let dir = std::env::temp_dir().join(format!("proctor-bench-{}", std::process::id()));
-    let platform = SimPlatform::open(&dir, SimAttestationRoot::generate())?;
-    let mut enclave = Enclave::new(Box::new(platform))?;
-    let slice = proctor_worker::SLICE;
-    let (mut t_base, mut t_pouw) = (Vec::new(), Vec::new());
-    let (mut instructions, mut slices) = (0, 0);
-    // Warm-up, then alternate so that both sides see the same machine state.
-    let expected = base.run(&module, &spec).stdout;
-    for _ in 0..args.reps {
-        let t = Instant::now();
-        let o = base.run(&module, &spec);
-        t_base.push(t.elapsed());
-        if o.stdout != expected {
-            bail!("unmetered run is not deterministic");
-        }
-
-        let t = Instant::now();
-        let Response::Loaded { .. } = enclave.handle(Request::LoadTask {
-            module: FILLER_WASM.to_vec(),
-            input: spec.input.clone(),
-            args: spec.args.clone(),
-            clock_ns: 0,
-            fuel: spec.fuel,
-            slice,
-        }) else {
-            bail!("filler did not load")
-        };
-        let mut n = 0u64;
-        loop {
-            match enclave.handle(Request::Mine {
-                template: Hash::ZERO,
-                difficulty: u64::MAX,
-                max_slices: 1_000,
-            }) {
-                Response::Mined(MineResult::NoWin { slices }) => n += slices as u64,
-                Response::Mined(MineResult::TaskDone {
-                    instructions: i, ..
-                }) => {
-                    instructions = i;
-                    break;
-                }
-                Response::Mined(MineResult::Won(_)) => n += 1,
-                other => bail!("unexpected enclave answer {other:?}"),
-            }
-        }
-        t_pouw.push(t.elapsed());
-        slices = n;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    let (b, p) = (median(t_base), median(t_pouw));
-    Ok(PouwReport {
-        instructions,
-        unmetered_ms: ms(b),
-        pouw_ms: ms(p),
-        ratio: p.as_secs_f64() / b.as_secs_f64(),
-        slices,
-        slice_instructions: slice,
-    })
+    crate::task::compare(FILLER_WASM, &spec, args.reps, None)
 }
 
 fn transfers(args: &BenchArgs) -> Result<TransfersReport> {

@@ -10,6 +10,7 @@
 mod bench;
 mod devnet;
 pub mod keys;
+mod task;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
@@ -101,6 +102,11 @@ enum Cmd {
         hash: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Check, dry-run and benchmark WebAssembly tasks locally.
+    Task {
+        #[command(subcommand)]
+        cmd: task::TaskCmd,
     },
     /// Benchmarks: PoUW overhead and state-machine throughput.
     Bench(bench::BenchArgs),
@@ -318,6 +324,7 @@ async fn run(cli: Cli) -> Result<()> {
                 TxStatus::Unknown { .. } => "unknown to this node".into(),
             })
         }
+        Cmd::Task { cmd } => task::run(cmd),
         Cmd::Bench(args) => bench::run(args),
     }
 }

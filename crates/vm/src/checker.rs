@@ -324,3 +324,32 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FILLER: &[u8] = include_bytes!("../../../examples/tasks/filler.wasm");
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Arbitrary bytes: an error, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = check(&bytes, &Limits::default());
+        }
+
+        /// A real module with a few bytes changed: accepted or rejected, never a panic.
+        #[test]
+        fn mutated_modules_never_panic(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+            let mut m = FILLER.to_vec();
+            for (at, b) in edits {
+                let i = at % m.len();
+                m[i] = b;
+            }
+            let _ = check(&m, &Limits::default());
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! `proctor task`: check a module, dry-run it metered, benchmark it.
+//!
+//! `run` uses exactly the engine a worker's enclave uses (fuel metering,
+//! deterministic WASI environment), so the instruction count it prints is the
+//! count a job would be charged for the same module, input and arguments.
+
+use anyhow::{Context, Result, anyhow, bail};
+use proctor_enclave::{Enclave, MineResult, Request, Response};
+use proctor_primitives::Hash;
+use proctor_tee::sim::{SimAttestationRoot, SimPlatform};
+use proctor_vm::{Limits, Status, TaskSpec, UnmeteredVm, Vm};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Default instruction budget of a dry run.
+pub const DEFAULT_FUEL: u64 = 1_000_000_000_000;
+
+#[derive(clap::Subcommand)]
+pub enum TaskCmd {
+    /// Run the checker: accept or reject a module, list its imports and exports.
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a module locally, metered, and report the instructions it used.
+    Run {
+        file: PathBuf,
+        #[command(flatten)]
+        io: TaskIo,
+        /// Instruction budget.
+        #[arg(long, default_value_t = DEFAULT_FUEL)]
+        fuel: u64,
+        /// Write the output here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print a JSON report (with the output inline unless --out is given).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Time the module under plain wasmtime and under the full PoUW path.
+    Bench {
+        file: PathBuf,
+        #[command(flatten)]
+        io: TaskIo,
+        /// Also time this native build of the same program.
+        #[arg(long)]
+        native: Option<PathBuf>,
+        /// Repetitions of each side (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Input and arguments of a task run.
+#[derive(clap::Args)]
+pub struct TaskIo {
+    /// File whose bytes are the task's stdin.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// A program argument (repeatable).
+    #[arg(long = "arg")]
+    args: Vec<String>,
+}
+
+impl TaskIo {
+    fn spec(&self, fuel: u64, module: &[u8]) -> Result<TaskSpec> {
+        let input = match &self.input {
+            Some(p) => {
+                std::fs::read(p).with_context(|| format!("reading input {}", p.display()))?
+            }
+            None => Vec::new(),
+        };
+        let random_seed = Hash::tagged("proctor/task-seed", &[&Hash::of(module).0, &input]);
+        Ok(TaskSpec {
+            args: self.args.clone(),
+            input,
+            fuel,
+            clock_ns: 0,
+            random_seed,
+        })
+    }
+}
+
+fn read_module(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading module {}", path.display()))
+}
+
+pub fn run(cmd: TaskCmd) -> Result<()> {
+    match cmd {
+        TaskCmd::Check { file, json } => check(&file, json),
+        TaskCmd::Run {
+            file,
+            io,
+            fuel,
+            out,
+            json,
+        } => dry_run(&file, &io, fuel, out, json),
+        TaskCmd::Bench {
+            file,
+            io,
+            native,
+            reps,
+            json,
+        } => {
+            let module = read_module(&file)?;
+            let spec = io.spec(u64::MAX / 2, &module)?;
+            let c = compare(&module, &spec, reps, native.as_deref())?;
+            crate::print(json, &c, Comparison::human)
+        }
+    }
+}
+
+fn check(file: &Path, json: bool) -> Result<()> {
+    let bytes = read_module(file)?;
+    let verdict = proctor_vm::check(&bytes, &Limits::default())
+        .map_err(|e| anyhow!("{}: rejected: {e}", file.display()))?;
+    crate::print(json, &verdict, |v| {
+        format!(
+            "accepted {}\nmodule:  {}\nmemory:  {} pages\nimports: {}\nexports: {}",
+            file.display(),
+            v.module,
+            v.memory_pages,
+            v.imports.join(", "),
+            v.exports.join(", ")
+        )
+    })
+}
+
+#[derive(Serialize)]
+struct RunReport {
+    module: Hash,
+    status: String,
+    exit_code: Option<i32>,
+    instructions: u64,
+    output_bytes: usize,
+    output_hash: Hash,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_hex: Option<String>,
+    stderr: String,
+}
+
+fn dry_run(file: &Path, io: &TaskIo, fuel: u64, out: Option<PathBuf>, json: bool) -> Result<()> {
+    let bytes = read_module(file)?;
+    let vm = Vm::new(Limits::default())?;
+    let loaded = vm
+        .load(&bytes)
+        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let o = vm.run(&loaded, io.spec(fuel, &bytes)?, proctor_worker::SLICE);
+    let (status, exit_code) = match &o.status {
+        Status::Exited(c) => (
+            if *c == 0 {
+                "ok".to_string()
+            } else {
+                "exited".to_string()
+            },
+            Some(*c),
+        ),
+        Status::OutOfFuel => (
+            format!("out of fuel after {} instructions", o.instructions),
+            None,
+        ),
+        Status::OutputLimit => ("output limit exceeded".to_string(), None),
+        Status::Trapped(t) => (format!("trapped: {t}"), None),
+    };
+    if let Some(path) = &out {
+        std::fs::write(path, &o.stdout).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if json {
+        let (output, output_hex) = match (&out, std::str::from_utf8(&o.stdout)) {
+            (Some(_), _) => (None, None),
+            (None, Ok(s)) => (Some(s.to_string()), None),
+            (None, Err(_)) => (None, Some(hex::encode(&o.stdout))),
+        };
+        let report = RunReport {
+            module: loaded.verdict.module,
+            status: status.clone(),
+            exit_code,
+            instructions: o.instructions,
+            output_bytes: o.stdout.len(),
+            output_hash: Hash::of(&o.stdout),
+            output,
+            output_hex,
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        if out.is_none() {
+            use std::io::Write;
+            std::io::stdout().write_all(&o.stdout)?;
+        }
+        eprintln!(
+            "{}: {status}, {} instructions",
+            file.display(),
+            o.instructions
+        );
+    }
+    if !o.success() {
+        bail!("the task did not finish successfully: {status}");
+    }
+    Ok(())
+}
+
+/// Side-by-side timings of one module and input.
+#[derive(Serialize)]
+pub struct Comparison {
+    pub instructions: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub native_ms: Option<f64>,
+    pub unmetered_ms: f64,
+    pub pouw_ms: f64,
+    /// PoUW path over unmetered wasmtime.
+    pub ratio: f64,
+    /// PoUW path over native, when a native build was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_native: Option<f64>,
+    pub slices: u64,
+    pub slice_instructions: u64,
+}
+
+impl Comparison {
+    pub fn human(&self) -> String {
+        let mut s = format!(
+            "{} instructions, {} slices of {}\n",
+            self.instructions, self.slices, self.slice_instructions
+        );
+        if let Some(n) = self.native_ms {
+            s += &format!("  native (gcc -O2)    {n:>9.1} ms\n");
+        }
+        s += &format!(
+            "  wasmtime unmetered  {:>9.1} ms\n  PoUW path           {:>9.1} ms\n  PoUW / unmetered    {:>9.3}x",
+            self.unmetered_ms, self.pouw_ms, self.ratio
+        );
+        if let Some(r) = self.ratio_native {
+            s += &format!("\n  PoUW / native       {r:>9.3}x");
+        }
+        s
+    }
+}
+
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Runs `module` alternately under wasmtime without fuel and through the full
+/// PoUW path (enclave: checker, fuel metering, slices, one lottery draw per
+/// slice at an unwinnable difficulty so the whole run is measured), and
+/// optionally as a native process; reports medians and ratios.
+pub fn compare(
+    module: &[u8],
+    spec: &TaskSpec,
+    reps: usize,
+    native: Option<&Path>,
+) -> Result<Comparison> {
+    let reps = reps.max(1);
+    let base = UnmeteredVm::new(Limits::default())?;
+    let compiled = base.compile(module)?;
+    let dir = std::env::temp_dir().join(format!("proctor-bench-{}", std::process::id()));
+    let mut enclave = Enclave::new(Box::new(SimPlatform::open(
+        &dir,
+        SimAttestationRoot::generate(),
+    )?))?;
+    let slice = proctor_worker::SLICE;
+    let expected = base.run(&compiled, spec).stdout; // warm-up
+    let (mut t_native, mut t_base, mut t_pouw) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut instructions, mut slices) = (0, 0);
+    for _ in 0..reps {
+        if let Some(bin) = native {
+            let t = Instant::now();
+            let out = native_run(bin, spec)?;
+            t_native.push(t.elapsed());
+            if out != expected {
+                bail!("the native build's output differs from the WebAssembly build's");
+            }
+        }
+        let t = Instant::now();
+        let o = base.run(&compiled, spec);
+        t_base.push(t.elapsed());
+        if o.stdout != expected {
+            bail!("unmetered run is not deterministic");
+        }
+
+        let t = Instant::now();
+        let Response::Loaded { .. } = enclave.handle(Request::LoadTask {
+            module: module.to_vec(),
+            input: spec.input.clone(),
+            args: spec.args.clone(),
+            clock_ns: spec.clock_ns,
+            fuel: spec.fuel,
+            slice,
+        }) else {
+            bail!("the module did not load into the enclave")
+        };
+        let mut n = 0u64;
+        loop {
+            match enclave.handle(Request::Mine {
+                template: Hash::ZERO,
+                difficulty: u64::MAX,
+                max_slices: 1_000,
+            }) {
+                Response::Mined(MineResult::NoWin { slices }) => n += slices as u64,
+                Response::Mined(MineResult::TaskDone {
+                    instructions: i,
+                    output_hash,
+                    ..
+                }) => {
+                    if output_hash != Hash::of(&expected) {
+                        bail!("PoUW run output differs from the unmetered run");
+                    }
+                    instructions = i;
+                    break;
+                }
+                Response::Mined(MineResult::Won(_)) => n += 1,
+                other => bail!("unexpected enclave answer {other:?}"),
+            }
+        }
+        t_pouw.push(t.elapsed());
+        slices = n;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let (b, p) = (median(t_base), median(t_pouw));
+    let native_ms = (!t_native.is_empty()).then(|| ms(median(t_native)));
+    Ok(Comparison {
+        instructions,
+        native_ms,
+        unmetered_ms: ms(b),
+        pouw_ms: ms(p),
+        ratio: p.as_secs_f64() / b.as_secs_f64(),
+        ratio_native: native_ms.map(|n| ms(p) / n),
+        slices,
+        slice_instructions: slice,
+    })
+}
+
+fn native_run(bin: &Path, spec: &TaskSpec) -> Result<Vec<u8>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(bin)
+        .args(&spec.args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    child.stdin.take().expect("piped").write_all(&spec.input)?;
+    let out = child.wait_with_output()?;
+    Ok(out.stdout)
+}

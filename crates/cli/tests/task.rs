@@ -1,0 +1,121 @@
+//! `proctor task check | run | bench` on the example tasks.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_proctor");
+
+fn tasks() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/tasks")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run proctor")
+}
+
+fn path(p: &str) -> String {
+    tasks().join(p).to_str().unwrap().to_string()
+}
+
+#[test]
+fn check_accepts_examples_and_rejects_bad_modules() {
+    for name in ["filler", "sha256", "nbody", "wordfreq", "lz"] {
+        let o = run(&["task", "check", &path(&format!("{name}.wasm")), "--json"]);
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(
+            v["imports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|i| i.as_str().unwrap().starts_with("wasi_snapshot_preview1."))
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("proctor-task-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.wasm");
+    std::fs::write(&bad, b"\0asm\x01\0\0\0\x01").unwrap();
+    let o = run(&["task", "check", bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("malformed"));
+}
+
+#[test]
+fn run_reports_instructions_and_output() {
+    let o = run(&[
+        "task",
+        "run",
+        &path("sha256.wasm"),
+        "--input",
+        &path("inputs/text.txt"),
+        "--arg",
+        "20",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let expected = std::fs::read_to_string(path("expected/sha256.20.out")).unwrap();
+    assert_eq!(v["output"].as_str().unwrap(), expected);
+    let instructions = v["instructions"].as_u64().unwrap();
+    assert!(instructions > 1_000_000);
+
+    // Plain mode writes the output to stdout or --out; the count is the same.
+    let out = std::env::temp_dir().join(format!("proctor-task-out-{}", std::process::id()));
+    let o = run(&[
+        "task",
+        "run",
+        &path("sha256.wasm"),
+        "--input",
+        &path("inputs/text.txt"),
+        "--arg",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), expected);
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("{instructions} instructions")));
+}
+
+#[test]
+fn run_out_of_fuel_fails_with_the_count() {
+    let o = run(&[
+        "task",
+        "run",
+        &path("filler.wasm"),
+        "--arg",
+        "1000000000",
+        "--fuel",
+        "2000000",
+        "--json",
+    ]);
+    assert!(!o.status.success());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["instructions"], 2_000_000);
+    assert!(v["status"].as_str().unwrap().contains("out of fuel"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("did not finish"));
+}
+
+#[test]
+fn bench_reports_a_ratio() {
+    let o = run(&[
+        "task",
+        "bench",
+        &path("nbody.wasm"),
+        "--arg",
+        "20000",
+        "--reps",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ratio = v["ratio"].as_f64().unwrap();
+    assert!(ratio > 0.0 && ratio.is_finite());
+    assert!(v["instructions"].as_u64().unwrap() > 0);
+}
