@@ -273,7 +273,7 @@ pub fn compare(
     let slice = proctor_worker::SLICE;
     let expected = base.run(&compiled, spec).stdout; // warm-up
     let (mut t_native, mut t_base, mut t_pouw) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut instructions, mut slices) = (0, 0);
+    let mut instructions = 0;
     for _ in 0..reps {
         if let Some(bin) = native {
             let t = Instant::now();
@@ -301,14 +301,13 @@ pub fn compare(
         }) else {
             bail!("the module did not load into the enclave")
         };
-        let mut n = 0u64;
         loop {
             match enclave.handle(Request::Mine {
                 template: Hash::ZERO,
                 difficulty: u64::MAX,
                 max_slices: 1_000,
             }) {
-                Response::Mined(MineResult::NoWin { slices }) => n += slices as u64,
+                Response::Mined(MineResult::NoWin { .. } | MineResult::Won(_)) => {}
                 Response::Mined(MineResult::TaskDone {
                     instructions: i,
                     output_hash,
@@ -320,12 +319,10 @@ pub fn compare(
                     instructions = i;
                     break;
                 }
-                Response::Mined(MineResult::Won(_)) => n += 1,
                 other => bail!("unexpected enclave answer {other:?}"),
             }
         }
         t_pouw.push(t.elapsed());
-        slices = n;
     }
     let _ = std::fs::remove_dir_all(&dir);
     let (b, p) = (median(t_base), median(t_pouw));
@@ -337,7 +334,8 @@ pub fn compare(
         pouw_ms: ms(p),
         ratio: p.as_secs_f64() / b.as_secs_f64(),
         ratio_native: native_ms.map(|n| ms(p) / n),
-        slices,
+        // One lottery draw per completed slice.
+        slices: instructions / slice,
         slice_instructions: slice,
     })
 }

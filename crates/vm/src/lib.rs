@@ -21,8 +21,10 @@
 //! for every slice size (fuel left over in one slice carries into the next).
 //!
 //! Determinism: the task's environment (arguments, input, clock, random bytes)
-//! is fully given by [`TaskSpec`]; NaNs are canonicalized; threads and relaxed
-//! SIMD are refused by the checker.
+//! is fully given by [`TaskSpec`]; threads and relaxed SIMD are refused by the
+//! checker; float results are bit-identical across x86-64 machines running the
+//! same enclave build (NaNs are canonicalized on other architectures, see
+//! `base_config`).
 #![forbid(unsafe_code)]
 
 mod checker;

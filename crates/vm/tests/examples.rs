@@ -158,3 +158,44 @@ fn clock_and_random_come_from_the_spec() {
     assert_eq!(a.stdout, b.stdout, "same seed, same bytes");
     assert_ne!(a.stdout[8..], c.stdout[8..], "another seed, other bytes");
 }
+
+#[test]
+fn nan_producing_floats_are_deterministic() {
+    // 0/0, sqrt(-1) and inf-inf produce NaNs; their bits are written out.
+    let probe = wat::parse_str(
+        r#"(module
+        (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (func $nan (param f64 f64) (result f64) (f64.div (local.get 0) (local.get 1)))
+        (func (export "_start")
+            (i64.store (i32.const 16) (i64.reinterpret_f64 (call $nan (f64.const 0) (f64.const 0))))
+            (i64.store (i32.const 24) (i64.reinterpret_f64 (f64.sqrt (f64.const -1))))
+            (i64.store (i32.const 32) (i64.reinterpret_f64 (f64.sub (f64.const inf) (f64.const inf))))
+            (i32.store (i32.const 40) (i32.reinterpret_f32 (f32.mul (f32.const inf) (f32.const 0))))
+            (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 28))
+            (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+    )
+    .unwrap();
+    let vm = Vm::new(Limits::default()).unwrap();
+    let u = UnmeteredVm::new(Limits::default()).unwrap();
+    let loaded = vm.load(&probe).unwrap();
+    let s = TaskSpec {
+        fuel: 1_000_000,
+        ..TaskSpec::default()
+    };
+    let a = vm.run(&loaded, s.clone(), 3);
+    let b = vm.run(&loaded, s.clone(), 1_000);
+    let c = u.run(&u.compile(&probe).unwrap(), &s);
+    assert_eq!(a.stdout.len(), 28);
+    assert_eq!(a.stdout, b.stdout);
+    assert_eq!(
+        a.stdout, c.stdout,
+        "metered and unmetered engines agree bit for bit"
+    );
+    assert_eq!(a.instructions, b.instructions);
+    // Every value is a NaN.
+    for i in 0..3 {
+        let bits = u64::from_le_bytes(a.stdout[i * 8..i * 8 + 8].try_into().unwrap());
+        assert!(f64::from_bits(bits).is_nan());
+    }
+}

@@ -231,8 +231,22 @@ impl Worker {
         }
         let mut loaded = false;
         let mut last_registration_check = Instant::now();
+        let mut backoff = Duration::from_millis(100);
         while !stop.load(Ordering::Relaxed) {
-            let work = self.client.get_work(self.miner()).await?;
+            // A node that restarts or is briefly unreachable is waited for,
+            // not fatal: the enclave keeps its task and resumes.
+            let work = match self.client.get_work(self.miner()).await {
+                Ok(w) => {
+                    backoff = Duration::from_millis(100);
+                    w
+                }
+                Err(e) => {
+                    tracing::warn!("cannot get work from the node ({e}); retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
             if !loaded {
                 self.load_filler(&module, work.parent, work.timestamp)
                     .await?;
