@@ -15,6 +15,7 @@
 use crate::keys;
 use anyhow::{Context, Result, bail};
 use proctor_enclave::Enclave;
+use proctor_enclave::wire::{RemoteEnclave, Transport};
 use proctor_node::{FILLER_WASM, Node, NodeConfig, init_dir, read_genesis, write_json};
 use proctor_primitives::{Amount, Hash, Keypair};
 use proctor_state::{Allocation, ChainParams, Genesis, GenesisEnclave};
@@ -51,13 +52,29 @@ pub struct DevnetArgs {
 
 #[derive(clap::Args)]
 pub struct WorkerArgs {
-    /// Worker directory (sealed enclave state).
-    #[arg(long)]
-    dir: PathBuf,
     /// Operator key file: pays the registration fee, receives rewards.
     #[arg(long)]
     key: PathBuf,
+    /// Use the enclave served on this Unix socket by `proctor enclave`.
+    #[arg(long, conflicts_with_all = ["dir", "sim_root"])]
+    enclave_socket: Option<PathBuf>,
+    /// Run an in-process simulated enclave whose sealed state lives here.
+    #[arg(long, requires = "sim_root")]
+    dir: Option<PathBuf>,
     /// Simulated attestation root key file (simulated TEE only; INSECURE).
+    #[arg(long, requires = "dir")]
+    sim_root: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct EnclaveArgs {
+    /// Directory of the enclave's sealed state.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Serve the enclave API on this Unix socket.
+    #[arg(long)]
+    socket: PathBuf,
+    /// Simulated attestation root key file (simulated TEE; INSECURE).
     #[arg(long)]
     sim_root: PathBuf,
 }
@@ -220,7 +237,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         let enclave = open_enclave(&wdir, &dir.join("sim-attestation-root.key"))?;
         let operator = keys::read(&dir.join(format!("keys/worker{i}.json")))?;
         let mut worker = Worker::new(
-            enclave,
+            Box::new(enclave),
             WorkerConfig {
                 rpc_url: url.clone(),
                 operator,
@@ -285,11 +302,22 @@ pub async fn run_node(
 /// `proctor worker`.
 pub async fn run_worker(args: WorkerArgs, url: &str) -> Result<()> {
     crate::init_logging();
-    warn_insecure();
-    let enclave = open_enclave(&args.dir, &args.sim_root)?;
+    let transport: Box<dyn Transport> = match (&args.enclave_socket, &args.dir, &args.sim_root) {
+        (Some(sock), _, _) => Box::new(
+            RemoteEnclave::connect(sock)
+                .with_context(|| format!("connecting to the enclave at {}", sock.display()))?,
+        ),
+        (None, Some(dir), Some(root)) => {
+            warn_insecure();
+            Box::new(open_enclave(dir, root)?)
+        }
+        _ => bail!(
+            "give either --enclave-socket PATH, or --dir DIR and --sim-root FILE for an in-process simulated enclave"
+        ),
+    };
     let operator = keys::read(&args.key)?;
     let mut worker = Worker::new(
-        enclave,
+        transport,
         WorkerConfig {
             rpc_url: url.to_string(),
             operator,
@@ -304,6 +332,37 @@ pub async fn run_worker(args: WorkerArgs, url: &str) -> Result<()> {
     });
     worker.ensure_registered(&stop).await?;
     worker.mine(stop).await?;
+    Ok(())
+}
+
+/// `proctor enclave`: the enclave as its own process, serving its API on a
+/// Unix socket (what runs under Gramine on SGX; here with the simulated TEE).
+pub fn run_enclave(args: EnclaveArgs) -> Result<()> {
+    crate::init_logging();
+    warn_insecure();
+    let mut enclave = open_enclave(&args.dir, &args.sim_root)?;
+    if args.socket.exists() {
+        // A stale socket from a previous run; refuse anything that is not a socket.
+        use std::os::unix::fs::FileTypeExt;
+        if !std::fs::metadata(&args.socket)?.file_type().is_socket() {
+            bail!("{} exists and is not a socket", args.socket.display());
+        }
+        std::fs::remove_file(&args.socket)?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(&args.socket)
+        .with_context(|| format!("binding {}", args.socket.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&args.socket, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let info = enclave.info();
+    println!(
+        "proctor enclave {}\n  measurement: {}\n  socket:      {}",
+        info.identity,
+        info.measurement,
+        args.socket.display()
+    );
+    proctor_enclave::wire::serve(&listener, &mut enclave)?;
     Ok(())
 }
 

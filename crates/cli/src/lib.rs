@@ -58,6 +58,8 @@ enum Cmd {
     },
     /// Run a worker: a (simulated) enclave that registers and mines.
     Worker(devnet::WorkerArgs),
+    /// Run an enclave as its own process, serving a worker over a Unix socket.
+    Enclave(devnet::EnclaveArgs),
     /// Create and inspect key files.
     Keys {
         #[command(subcommand)]
@@ -218,6 +220,9 @@ async fn run(cli: Cli) -> Result<()> {
             genesis,
         } => devnet::run_node(dir, rpc_addr, genesis).await,
         Cmd::Worker(args) => devnet::run_worker(args, url).await,
+        Cmd::Enclave(args) => {
+            tokio::task::spawn_blocking(move || devnet::run_enclave(args)).await?
+        }
         Cmd::Keys {
             cmd: KeysCmd::New { out, json },
         } => {

@@ -310,3 +310,65 @@ fn unreachable_node_is_reported() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn worker_mines_through_an_enclave_process_on_a_socket() {
+    let dir = tmp("socket");
+    let chain = dir.join("chain");
+    let (_devnet, url) = start_devnet(&chain, 1);
+    let sock = dir.join("enclave.sock");
+    let _enclave = spawn(
+        &[
+            "enclave",
+            "--dir",
+            dir.join("enclave").to_str().unwrap(),
+            "--socket",
+            sock.to_str().unwrap(),
+            "--sim-root",
+            chain.join("sim-attestation-root.key").to_str().unwrap(),
+        ],
+        &dir.join("enclave.log"),
+    );
+    wait_for("the enclave socket", 60, || sock.exists().then_some(()));
+    let worker_log = dir.join("worker.log");
+    let _worker = spawn(
+        &[
+            "--rpc",
+            &url,
+            "worker",
+            "--key",
+            chain.join("keys/worker1.json").to_str().unwrap(),
+            "--enclave-socket",
+            sock.to_str().unwrap(),
+        ],
+        &worker_log,
+    );
+    let identity = wait_for("the worker to report its enclave", 60, || {
+        let log = std::fs::read_to_string(&worker_log).ok()?;
+        let line = log
+            .lines()
+            .find(|l| l.starts_with("proctor worker: enclave "))?;
+        Some(
+            line.trim_start_matches("proctor worker: enclave ")
+                .trim()
+                .to_string(),
+        )
+    });
+    // The new enclave registers by transaction and then wins blocks of its own.
+    let mut next = 1;
+    let block = wait_for("a block won through the socket enclave", 180, || {
+        loop {
+            let o = run(&["--rpc", &url, "chain", "block", &next.to_string(), "--json"]);
+            if !o.status.success() {
+                return None;
+            }
+            let b: Value = serde_json::from_slice(&o.stdout).unwrap();
+            if b["pouw"]["enclave"].as_str() == Some(identity.as_str()) {
+                return Some(b);
+            }
+            next += 1;
+        }
+    });
+    let operator = address(&chain.join("keys/worker1.json"));
+    assert_eq!(block["miner"].as_str().unwrap(), operator);
+}

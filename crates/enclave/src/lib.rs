@@ -21,6 +21,8 @@
 //! make the enclave sign for a module that failed the checker.
 #![forbid(unsafe_code)]
 
+pub mod wire;
+
 use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_consensus::lottery_wins;
 use proctor_primitives::{Hash, PublicKey};

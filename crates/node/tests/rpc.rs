@@ -43,7 +43,7 @@ async fn new_heads_over_websocket_and_error_codes() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut worker = Worker::new(
-        tc.enclave.take().unwrap(),
+        Box::new(tc.enclave.take().unwrap()),
         WorkerConfig {
             rpc_url: node.rpc_url(),
             operator: tc.keys[0].clone(),
@@ -163,7 +163,7 @@ async fn a_new_enclave_registers_by_transaction_then_mines() {
 
     // The genesis enclave mines, so that the registration can be included.
     let mut first = Worker::new(
-        tc.enclave.take().unwrap(),
+        Box::new(tc.enclave.take().unwrap()),
         WorkerConfig {
             rpc_url: node.rpc_url(),
             operator: tc.keys[0].clone(),
@@ -180,7 +180,7 @@ async fn a_new_enclave_registers_by_transaction_then_mines() {
     )
     .unwrap();
     let mut second = Worker::new(
-        Enclave::new(Box::new(platform)).unwrap(),
+        Box::new(Enclave::new(Box::new(platform)).unwrap()),
         WorkerConfig {
             rpc_url: node.rpc_url(),
             operator: tc.keys[1].clone(),

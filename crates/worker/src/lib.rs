@@ -16,7 +16,8 @@
 //! talks to it only through [`proctor_enclave::Request`]/[`Response`].
 #![forbid(unsafe_code)]
 
-use proctor_enclave::{Enclave, EnclaveInfo, MineResult, Request, Response};
+use proctor_enclave::wire::Transport;
+use proctor_enclave::{EnclaveInfo, MineResult, Request, Response};
 use proctor_primitives::{Address, Hash, Keypair};
 use proctor_rpc::ApiClient;
 use proctor_rpc::jsonrpsee::http_client::HttpClient;
@@ -58,25 +59,26 @@ pub struct WorkerConfig {
     pub operator: Keypair,
 }
 
-/// Moves the enclave to a blocking thread for each request. (The mutex only
-/// makes the host `Sync`; requests are sequential.)
+/// Moves each request to a blocking thread (mining is CPU-bound; a remote
+/// enclave blocks on its socket). The mutex only makes the host `Sync`;
+/// requests are sequential.
 struct EnclaveHost {
-    enclave: std::sync::Mutex<Option<Enclave>>,
+    transport: std::sync::Mutex<Option<Box<dyn Transport>>>,
 }
 
 impl EnclaveHost {
     async fn call(&mut self, req: Request) -> Result<Response> {
-        let slot = self.enclave.get_mut().unwrap_or_else(|p| p.into_inner());
-        let mut enclave = slot
+        let slot = self.transport.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut t = slot
             .take()
             .ok_or_else(|| Error::Enclave("enclave lost".into()))?;
-        let (enclave, resp) = tokio::task::spawn_blocking(move || {
-            let resp = enclave.handle(req);
-            (enclave, resp)
+        let (t, resp) = tokio::task::spawn_blocking(move || {
+            let resp = t.call(req);
+            (t, resp)
         })
         .await
         .map_err(|e| Error::Enclave(e.to_string()))?;
-        *self.enclave.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(enclave);
+        *self.transport.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(t);
         match resp {
             Response::Error { code, message } => {
                 Err(Error::Enclave(format!("{message} (code {code})")))
@@ -104,12 +106,20 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(enclave: Enclave, config: WorkerConfig) -> Result<Worker> {
-        let info = enclave.info();
+    /// A worker around `enclave`: an in-process [`Enclave`] or a
+    /// [`RemoteEnclave`](proctor_enclave::wire::RemoteEnclave) in another process.
+    pub fn new(mut enclave: Box<dyn Transport>, config: WorkerConfig) -> Result<Worker> {
+        let info = match enclave.call(Request::Info) {
+            Response::Info(i) => i,
+            Response::Error { code, message } => {
+                return Err(Error::Enclave(format!("{message} (code {code})")));
+            }
+            _ => return Err(Error::Enclave("unexpected answer to Info".into())),
+        };
         let client = proctor_rpc::http_client(&config.rpc_url)?;
         Ok(Worker {
             host: EnclaveHost {
-                enclave: std::sync::Mutex::new(Some(enclave)),
+                transport: std::sync::Mutex::new(Some(enclave)),
             },
             info,
             client,
