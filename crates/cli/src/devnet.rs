@@ -144,6 +144,7 @@ fn create(dir: &Path, block_ms: u64) -> Result<Genesis> {
             max_block_txs: 20_000,
             allow_sim_quotes: true,
             sim_attestation_root: Some(root.public()),
+            dcap: None,
             allowed_measurements: vec![sim_measurement()],
             filler_module: Hash::of(FILLER_WASM),
             registration_blocks: 1_000_000,

@@ -11,6 +11,7 @@ mod bench;
 mod devnet;
 pub mod keys;
 mod task;
+mod tee;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
@@ -109,6 +110,11 @@ enum Cmd {
     Task {
         #[command(subcommand)]
         cmd: task::TaskCmd,
+    },
+    /// Inspect trusted-hardware attestation.
+    Tee {
+        #[command(subcommand)]
+        cmd: tee::TeeCmd,
     },
     /// Benchmarks: PoUW overhead and state-machine throughput.
     Bench(bench::BenchArgs),
@@ -330,6 +336,7 @@ async fn run(cli: Cli) -> Result<()> {
             })
         }
         Cmd::Task { cmd } => task::run(cmd),
+        Cmd::Tee { cmd } => tee::run(cmd),
         Cmd::Bench(args) => bench::run(args),
     }
 }

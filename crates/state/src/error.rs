@@ -23,7 +23,7 @@ pub enum TxError {
     #[error("amount overflows the recipient's balance")]
     Overflow,
     #[error("attestation quote rejected: {0}")]
-    QuoteRejected(String),
+    QuoteRejected(proctor_tee::QuoteError),
     #[error("enclave measurement {0} is not on the chain's allowlist")]
     MeasurementNotAllowed(Hash),
     #[error("quote report data does not bind this identity key to this chain")]
@@ -43,7 +43,7 @@ impl TxError {
             TxError::InsufficientBalance { .. } => 1005,
             TxError::FeeTooLow { .. } => 1006,
             TxError::Overflow => 1007,
-            TxError::QuoteRejected(_) => 1101,
+            TxError::QuoteRejected(q) => q.code(),
             TxError::MeasurementNotAllowed(_) => 1102,
             TxError::ReportDataMismatch => 1103,
             TxError::EnclaveOwnedByOther => 1104,

@@ -131,7 +131,7 @@ impl State {
             let mut o = state.read();
             for e in &g.enclaves {
                 state
-                    .register_enclave(&mut o, e.operator, &e.identity, &e.quote, 0)
+                    .register_enclave(&mut o, e.operator, &e.identity, &e.quote, 0, g.timestamp)
                     .map_err(|err| GenesisError::Enclave {
                         identity: e.identity,
                         reason: err.to_string(),
@@ -391,7 +391,14 @@ impl State {
                 });
             }
             Call::RegisterEnclave { identity, quote } => {
-                events.push(self.register_enclave(o, from, identity, quote, env.height)?);
+                events.push(self.register_enclave(
+                    o,
+                    from,
+                    identity,
+                    quote,
+                    env.height,
+                    env.timestamp,
+                )?);
             }
         }
         Ok(events)
@@ -407,6 +414,7 @@ impl State {
         identity: &PublicKey,
         quote: &proctor_tee::Quote,
         height: Height,
+        now_ms: Timestamp,
     ) -> Result<Event, TxError> {
         let policy = TrustPolicy {
             sim_root: if self.params.allow_sim_quotes {
@@ -414,9 +422,10 @@ impl State {
             } else {
                 None
             },
+            dcap: self.params.dcap.clone(),
         };
-        let claims =
-            verify_quote(quote, &policy).map_err(|e| TxError::QuoteRejected(e.to_string()))?;
+        // Verified at the block's time, never the wall clock.
+        let claims = verify_quote(quote, &policy, now_ms / 1000).map_err(TxError::QuoteRejected)?;
         if !self
             .params
             .allowed_measurements

@@ -14,6 +14,7 @@ pub fn params(sim_root: Option<PublicKey>, measurement: Hash) -> ChainParams {
         max_block_txs: 20_000,
         allow_sim_quotes: sim_root.is_some(),
         sim_attestation_root: sim_root,
+        dcap: None,
         allowed_measurements: vec![measurement],
         filler_module: Hash::ZERO,
         registration_blocks: 10_000,

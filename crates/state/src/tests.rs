@@ -250,7 +250,10 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
     let g3 = testkit::genesis(&ks, 1_000_000, testkit::params(None, sim_measurement()));
     let err = rejected_registration(&g3, &ks, &platform);
     assert!(
-        matches!(err, TxError::QuoteRejected(ref m) if m.contains("not accepted")),
+        matches!(
+            err,
+            TxError::QuoteRejected(proctor_tee::QuoteError::SimNotAllowed)
+        ),
         "{err}"
     );
 }
@@ -459,4 +462,67 @@ proptest! {
         let _ = codec::decode::<SignedTransaction>("tx", &bytes);
         let _ = codec::decode::<Block>("block", &bytes);
     }
+}
+
+/// A real SGX quote through the chain's registration path: it verifies up to
+/// the binding, which it cannot satisfy (its report data binds another key).
+#[test]
+fn real_dcap_quote_registration_checks_binding_and_allowlist() {
+    use proctor_tee::quote::{DcapPolicy, DcapQuote, INTEL_SGX_ROOT_CA_DER};
+    let sgx: &[u8] = include_bytes!("../../tee/tests/fixtures/sgx_quote");
+    let collateral: &[u8] = include_bytes!("../../tee/tests/fixtures/sgx_quote_collateral.json");
+    let ks = keys(2);
+    let mrenclave = Hash(sgx[112..144].try_into().unwrap());
+    let mut params = testkit::params(None, mrenclave);
+    params.dcap = Some(DcapPolicy {
+        root_ca_der: INTEL_SGX_ROOT_CA_DER.to_vec(),
+        accepted_tcb_statuses: vec!["ConfigurationAndSWHardeningNeeded".into()],
+        rejected_advisories: vec![],
+        allow_debug: false,
+    });
+    let register = |g: &Genesis, at_ms: u64| {
+        let tx = Transaction {
+            chain: g.hash(),
+            signer: ks[0].public(),
+            nonce: 0,
+            fee: Amount(1),
+            call: Call::RegisterEnclave {
+                identity: ks[0].public(),
+                quote: proctor_tee::Quote::Dcap(DcapQuote {
+                    quote: sgx.to_vec(),
+                    collateral: collateral.to_vec(),
+                }),
+            },
+        }
+        .sign(&ks[0]);
+        let env = BlockEnv {
+            height: 1,
+            timestamp: at_ms,
+            miner: ks[1].public().address(),
+        };
+        match State::genesis(g).unwrap().apply_block(&env, &[tx]) {
+            Err(BlockError::Tx { error, .. }) => error,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    };
+    // 2025-07-01: the collateral is valid, the quote verifies, the binding does not.
+    let g = testkit::genesis(&ks, 1_000, params.clone());
+    assert_eq!(register(&g, 1_751_328_000_000), TxError::ReportDataMismatch);
+    // The same quote at a block time after the collateral expired.
+    let e = register(&g, 1_754_006_400_000);
+    assert!(
+        matches!(
+            e,
+            TxError::QuoteRejected(proctor_tee::QuoteError::CollateralExpired(_))
+        ),
+        "{e}"
+    );
+    assert_eq!(e.code(), 1109);
+    // A chain whose allowlist does not hold its MRENCLAVE.
+    params.allowed_measurements = vec![Hash([7; 32])];
+    let g = testkit::genesis(&ks, 1_000, params);
+    assert_eq!(
+        register(&g, 1_751_328_000_000),
+        TxError::MeasurementNotAllowed(mrenclave)
+    );
 }

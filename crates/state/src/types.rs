@@ -28,6 +28,9 @@ pub struct ChainParams {
     pub allow_sim_quotes: bool,
     /// The simulated attestation root trusted when `allow_sim_quotes`.
     pub sim_attestation_root: Option<PublicKey>,
+    /// Policy for Intel DCAP (SGX/TDX) quotes; None refuses them.
+    #[serde(default)]
+    pub dcap: Option<proctor_tee::DcapPolicy>,
     /// Enclave measurements allowed to register.
     pub allowed_measurements: Vec<Hash>,
     /// Module hash of the filler task run when there are no jobs.

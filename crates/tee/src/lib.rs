@@ -22,7 +22,10 @@
 pub mod quote;
 pub mod sim;
 
-pub use quote::{Claims, Quote, QuoteError, TeeKind, TrustPolicy, verify_quote};
+pub use quote::{
+    Claims, DcapPolicy, DcapQuote, INTEL_SGX_ROOT_CA_DER, Quote, QuoteError, TeeKind, TrustPolicy,
+    verify_quote,
+};
 
 use proctor_primitives::{Hash, PublicKey, Signature};
 

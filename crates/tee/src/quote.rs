@@ -1,8 +1,21 @@
-//! Quotes and their verification.
+//! Quotes and their verification: the one `verify_quote` the chain uses for
+//! every kind of TEE.
+//!
+//! - Simulated quotes verify against the simulated attestation root named in
+//!   the genesis, and only when the genesis allows them.
+//! - SGX and TDX quotes (Intel DCAP) verify with `dcap-qvl` against the root CA
+//!   the genesis names (Intel's in production), using collateral (PCK CRL, TCB
+//!   info, QE identity) that travels with the quote, checked at the time the
+//!   caller gives: the block's timestamp, never the wall clock, so every node
+//!   reaches the same verdict. The chain's TCB policy then decides which TCB
+//!   statuses and advisories it accepts and whether debug enclaves may join.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_primitives::{Hash, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
+
+/// Intel's SGX/TDX root CA certificate (DER), the DCAP root of trust in production.
+pub const INTEL_SGX_ROOT_CA_DER: &[u8] = include_bytes!("intel-sgx-root-ca.der");
 
 /// The kind of TEE that produced a quote.
 #[derive(
@@ -12,13 +25,19 @@ use serde::{Deserialize, Serialize};
 pub enum TeeKind {
     /// The simulated TEE (insecure; devnets only).
     Sim,
+    /// An Intel SGX enclave, DCAP attestation.
+    Sgx,
+    /// An Intel TDX trust domain, DCAP attestation.
+    Tdx,
 }
 
 /// An attestation quote: the platform's signed statement that an enclave with
-/// `measurement` produced `report_data`.
+/// a measurement produced some report data.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum Quote {
     Sim(SimQuote),
+    /// An Intel DCAP quote (SGX or TDX) with the collateral to verify it.
+    Dcap(DcapQuote),
 }
 
 /// A quote of the simulated TEE, signed by the simulated attestation root.
@@ -41,16 +60,45 @@ impl SimQuote {
     }
 }
 
-/// What a verified quote proves.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Claims {
-    pub kind: TeeKind,
-    pub measurement: Hash,
-    pub report_data: [u8; 64],
+/// An Intel DCAP quote and its collateral.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct DcapQuote {
+    /// The raw quote (v3 for SGX, v4/v5 for TDX).
+    pub quote: Vec<u8>,
+    /// The collateral as Intel's PCS/PCCS JSON (`QuoteCollateralV3`).
+    pub collateral: Vec<u8>,
 }
 
-/// Why a quote was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// What a verified quote proves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Claims {
+    pub kind: TeeKind,
+    /// The code identity: MRENCLAVE for SGX; for TDX the tagged BLAKE3 of the
+    /// 48-byte MRTD (`tdx_measurement`); the sim measurement for sim.
+    pub measurement: Hash,
+    #[serde(with = "hex_64")]
+    pub report_data: [u8; 64],
+    /// Intel's TCB status of the platform (DCAP only), e.g. "UpToDate".
+    pub tcb_status: Option<String>,
+    /// Intel security advisories that apply to the platform (DCAP only).
+    pub advisory_ids: Vec<String>,
+    /// Whether the enclave runs in debug mode (its memory is readable by the host).
+    pub debug: bool,
+}
+
+mod hex_64 {
+    pub fn serialize<S: serde::Serializer>(b: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(b))
+    }
+}
+
+/// The measurement proctor uses for a TDX trust domain: BLAKE3 of its MRTD.
+pub fn tdx_measurement(mr_td: &[u8; 48]) -> Hash {
+    Hash::tagged("proctor/tdx-mrtd", &[mr_td])
+}
+
+/// Why a quote was refused. Each reason has its own variant and code.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum QuoteError {
     #[error("simulated TEE quotes are not accepted by this chain")]
     SimNotAllowed,
@@ -61,17 +109,70 @@ pub enum QuoteError {
     },
     #[error("quote signature does not verify")]
     BadSignature,
+    #[error("DCAP (SGX/TDX) quotes are not accepted by this chain")]
+    DcapNotAllowed,
+    #[error("malformed quote or collateral: {0}")]
+    Malformed(String),
+    #[error("collateral is expired or not yet valid at the verification time: {0}")]
+    CollateralExpired(String),
+    #[error("DCAP verification failed: {0}")]
+    DcapVerification(String),
+    #[error("TCB status {0} is not accepted by the chain's policy")]
+    TcbStatusNotAccepted(String),
+    #[error("platform is affected by advisory {0}, which the chain's policy rejects")]
+    AdvisoryRejected(String),
+    #[error("debug enclaves are not accepted by the chain's policy")]
+    DebugEnclave,
+}
+
+impl QuoteError {
+    /// Stable numeric code.
+    pub fn code(&self) -> i32 {
+        match self {
+            QuoteError::BadSignature => 1101,
+            QuoteError::SimNotAllowed => 1105,
+            QuoteError::UntrustedRoot { .. } => 1106,
+            QuoteError::DcapNotAllowed => 1107,
+            QuoteError::Malformed(_) => 1108,
+            QuoteError::CollateralExpired(_) => 1109,
+            QuoteError::DcapVerification(_) => 1110,
+            QuoteError::TcbStatusNotAccepted(_) => 1111,
+            QuoteError::AdvisoryRejected(_) => 1112,
+            QuoteError::DebugEnclave => 1113,
+        }
+    }
+}
+
+/// The chain's policy for DCAP quotes.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct DcapPolicy {
+    /// DER of the root CA (Intel's in production).
+    #[serde(with = "proctor_primitives::codec::hex_bytes")]
+    pub root_ca_der: Vec<u8>,
+    /// TCB statuses accepted, e.g. ["UpToDate", "SWHardeningNeeded"].
+    pub accepted_tcb_statuses: Vec<String>,
+    /// Advisory IDs that disqualify a platform, e.g. ["INTEL-SA-00615"].
+    pub rejected_advisories: Vec<String>,
+    /// Whether debug enclaves are accepted (never on a production chain).
+    pub allow_debug: bool,
 }
 
 /// The roots of trust a verifier accepts.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct TrustPolicy {
     /// The simulated attestation root, if sim quotes are accepted at all.
     pub sim_root: Option<PublicKey>,
+    /// The DCAP policy, if SGX/TDX quotes are accepted.
+    pub dcap: Option<DcapPolicy>,
 }
 
-/// Verifies `quote` under `policy` and returns its claims.
-pub fn verify_quote(quote: &Quote, policy: &TrustPolicy) -> Result<Claims, QuoteError> {
+/// Verifies `quote` under `policy` at `now_secs` (Unix seconds; the block's
+/// timestamp on chain) and returns its claims.
+pub fn verify_quote(
+    quote: &Quote,
+    policy: &TrustPolicy,
+    now_secs: u64,
+) -> Result<Claims, QuoteError> {
     match quote {
         Quote::Sim(q) => {
             let trusted = policy.sim_root.ok_or(QuoteError::SimNotAllowed)?;
@@ -91,9 +192,89 @@ pub fn verify_quote(quote: &Quote, policy: &TrustPolicy) -> Result<Claims, Quote
                 kind: TeeKind::Sim,
                 measurement: q.measurement,
                 report_data: q.report_data,
+                tcb_status: None,
+                advisory_ids: vec![],
+                debug: false,
             })
         }
+        Quote::Dcap(q) => verify_dcap(
+            q,
+            policy.dcap.as_ref().ok_or(QuoteError::DcapNotAllowed)?,
+            now_secs,
+        ),
     }
+}
+
+/// Verifies a DCAP quote's signatures and collateral, then applies the TCB policy.
+pub fn verify_dcap(
+    q: &DcapQuote,
+    policy: &DcapPolicy,
+    now_secs: u64,
+) -> Result<Claims, QuoteError> {
+    use dcap_qvl::quote::Report;
+    let collateral: dcap_qvl::QuoteCollateralV3 = serde_json::from_slice(&q.collateral)
+        .map_err(|e| QuoteError::Malformed(format!("collateral: {e}")))?;
+    // Debug mode is judged by this policy below, with its own error.
+    let verified = dcap_qvl::verify::QuoteVerifier::new(policy.root_ca_der.clone())
+        .allow_debug(true)
+        .verify(&q.quote, &collateral, now_secs)
+        .map_err(|e| {
+            let msg = format!("{e:#}");
+            if msg.contains("expired") || msg.contains("not yet valid") || msg.contains("Expired") {
+                QuoteError::CollateralExpired(msg)
+            } else if msg.contains("decode")
+                || msg.contains("Failed to parse")
+                || msg.contains("nsupported")
+            {
+                QuoteError::Malformed(msg)
+            } else {
+                QuoteError::DcapVerification(msg)
+            }
+        })?;
+    let (kind, measurement, report_data, debug) = match &verified.report {
+        Report::SgxEnclave(r) => (
+            TeeKind::Sgx,
+            Hash(r.mr_enclave),
+            r.report_data,
+            r.attributes[0] & 0x02 != 0,
+        ),
+        other => {
+            let td = other
+                .as_td10()
+                .ok_or_else(|| QuoteError::Malformed("unknown report type".into()))?;
+            (
+                TeeKind::Tdx,
+                tdx_measurement(&td.mr_td),
+                td.report_data,
+                td.td_attributes[0] & 0x01 != 0,
+            )
+        }
+    };
+    if !policy
+        .accepted_tcb_statuses
+        .iter()
+        .any(|s| *s == verified.status)
+    {
+        return Err(QuoteError::TcbStatusNotAccepted(verified.status));
+    }
+    if let Some(a) = verified
+        .advisory_ids
+        .iter()
+        .find(|a| policy.rejected_advisories.contains(a))
+    {
+        return Err(QuoteError::AdvisoryRejected(a.clone()));
+    }
+    if debug && !policy.allow_debug {
+        return Err(QuoteError::DebugEnclave);
+    }
+    Ok(Claims {
+        kind,
+        measurement,
+        report_data,
+        tcb_status: Some(verified.status),
+        advisory_ids: verified.advisory_ids,
+        debug,
+    })
 }
 
 impl std::fmt::Display for Quote {

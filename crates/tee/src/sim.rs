@@ -260,13 +260,11 @@ mod tests {
         let root_pk = root.public();
         let p = SimPlatform::open(&dir, root).unwrap();
         let q = p.quote(&[7; 64]).unwrap();
-        let claims = verify_quote(
-            &q,
-            &TrustPolicy {
-                sim_root: Some(root_pk),
-            },
-        )
-        .unwrap();
+        let trusted = TrustPolicy {
+            sim_root: Some(root_pk),
+            dcap: None,
+        };
+        let claims = verify_quote(&q, &trusted, 0).unwrap();
         assert_eq!(claims.measurement, sim_measurement());
         assert_eq!(claims.report_data, [7; 64]);
         let other = SimAttestationRoot::from_secret(&[10; 32]).public();
@@ -274,24 +272,23 @@ mod tests {
             verify_quote(
                 &q,
                 &TrustPolicy {
-                    sim_root: Some(other)
-                }
+                    sim_root: Some(other),
+                    dcap: None
+                },
+                0
             ),
             Err(QuoteError::UntrustedRoot { .. })
         ));
         assert_eq!(
-            verify_quote(&q, &TrustPolicy { sim_root: None }),
+            verify_quote(&q, &TrustPolicy::default(), 0),
             Err(QuoteError::SimNotAllowed)
         );
-        let Quote::Sim(mut forged) = q;
+        let Quote::Sim(mut forged) = q else {
+            unreachable!("sim platform")
+        };
         forged.report_data[0] ^= 1;
         assert_eq!(
-            verify_quote(
-                &Quote::Sim(forged),
-                &TrustPolicy {
-                    sim_root: Some(root_pk)
-                }
-            ),
+            verify_quote(&Quote::Sim(forged), &trusted, 0),
             Err(QuoteError::BadSignature)
         );
         let _ = std::fs::remove_dir_all(&dir);

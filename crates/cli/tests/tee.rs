@@ -1,0 +1,96 @@
+//! `proctor tee verify-quote` on real SGX and TDX quotes.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_proctor");
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tee/tests/fixtures")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn verify(quote: &str, collateral: &str, at: &str) -> Output {
+    Command::new(BIN)
+        .args([
+            "tee",
+            "verify-quote",
+            "--quote",
+            quote,
+            "--collateral",
+            collateral,
+            "--at",
+            at,
+            "--json",
+        ])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn verify_quote_prints_the_claims_of_real_quotes() {
+    let o = verify(
+        &fixture("sgx_quote"),
+        &fixture("sgx_quote_collateral.json"),
+        "1751328000",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let raw = std::fs::read(fixture("sgx_quote")).unwrap();
+    assert_eq!(v["kind"], "sgx");
+    assert_eq!(
+        v["measurement"].as_str().unwrap(),
+        hex::encode(&raw[112..144])
+    );
+    assert_eq!(v["tcb_status"], "ConfigurationAndSWHardeningNeeded");
+    assert_eq!(v["advisory_ids"][1], "INTEL-SA-00615");
+    assert_eq!(
+        v["report_data"].as_str().unwrap(),
+        hex::encode(&raw[368..432])
+    );
+
+    let o = verify(
+        &fixture("tdx_quote"),
+        &fixture("tdx_quote_collateral.json"),
+        "1751328000",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kind"], "tdx");
+    assert_eq!(v["tcb_status"], "UpToDate");
+}
+
+#[test]
+fn verify_quote_fails_with_the_reason() {
+    // Expired collateral at the given time.
+    let o = verify(
+        &fixture("sgx_quote"),
+        &fixture("sgx_quote_collateral.json"),
+        "1754006400",
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("code 1109"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A flipped bit.
+    let dir = std::env::temp_dir().join(format!("proctor-tee-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut q = std::fs::read(fixture("sgx_quote")).unwrap();
+    q[200] ^= 0x10;
+    let bad = dir.join("flipped");
+    std::fs::write(&bad, &q).unwrap();
+    let o = verify(
+        bad.to_str().unwrap(),
+        &fixture("sgx_quote_collateral.json"),
+        "1751328000",
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not verify"));
+}
