@@ -250,11 +250,7 @@ pub fn verify_dcap(
             )
         }
     };
-    if !policy
-        .accepted_tcb_statuses
-        .iter()
-        .any(|s| *s == verified.status)
-    {
+    if !policy.accepted_tcb_statuses.contains(&verified.status) {
         return Err(QuoteError::TcbStatusNotAccepted(verified.status));
     }
     if let Some(a) = verified
