@@ -27,7 +27,10 @@ pub enum TeeCmd {
 fn read_quote(path: &PathBuf) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading quote {}", path.display()))?;
     let text = std::str::from_utf8(&bytes).map(str::trim).unwrap_or("");
-    if !text.is_empty() && text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !text.is_empty()
+        && text.len().is_multiple_of(2)
+        && text.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return hex::decode(text).map_err(|e| anyhow!("{}: bad hex: {e}", path.display()));
     }
     Ok(bytes)
