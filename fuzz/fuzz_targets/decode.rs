@@ -1,10 +1,17 @@
-//! Decoders of network and RPC bytes: transactions, blocks, proofs.
+//! Decoders of network and RPC bytes: transactions (with their quotes and
+//! registration calls), blocks, proofs, quotes; a decoded DCAP quote also
+//! goes through the verifier, which must fail cleanly on garbage.
 #![no_main]
 use proctor_primitives::codec::decode;
-use proctor_state::{Block, PouwProof, SignedTransaction};
+use proctor_state::{Block, Call, PouwProof, SignedTransaction};
+use proctor_tee::{Quote, TrustPolicy, verify_quote};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let _ = decode::<SignedTransaction>("tx", data);
     let _ = decode::<Block>("block", data);
     let _ = decode::<PouwProof>("proof", data);
+    let _ = decode::<Call>("call", data);
+    if let Ok(q) = decode::<Quote>("quote", data) {
+        let _ = verify_quote(&q, &TrustPolicy::default(), 0);
+    }
 });

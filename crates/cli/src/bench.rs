@@ -20,7 +20,7 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: pouw, transfers or all.
+    /// Which benchmark: pouw, transfers, quotes or all.
     #[arg(default_value = "all")]
     which: String,
     /// Filler rounds for the pouw benchmark.
@@ -44,8 +44,17 @@ struct TransfersReport {
     verify_only_ms: f64,
 }
 
+#[derive(Serialize)]
+struct QuotesReport {
+    sim_per_sec: f64,
+    dcap_per_sec: f64,
+    dcap_ms_each: f64,
+}
+
 #[derive(Serialize, Default)]
 struct Report {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quotes: Option<QuotesReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pouw: Option<Comparison>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,11 +66,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     match args.which.as_str() {
         "pouw" => report.pouw = Some(pouw(&args)?),
         "transfers" => report.transfers = Some(transfers(&args)?),
+        "quotes" => report.quotes = Some(quotes()?),
         "all" => {
             report.pouw = Some(pouw(&args)?);
             report.transfers = Some(transfers(&args)?);
+            report.quotes = Some(quotes()?);
         }
-        other => bail!("unknown benchmark {other:?}: use pouw, transfers or all"),
+        other => bail!("unknown benchmark {other:?}: use pouw, transfers, quotes or all"),
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -76,7 +87,65 @@ pub fn run(args: BenchArgs) -> Result<()> {
             t.txs, t.verify_only_ms, t.apply_ms, t.transfers_per_sec
         );
     }
+    if let Some(q) = &report.quotes {
+        println!(
+            "quotes: verifications per second on one core\n  simulated TEE        {:>8.0}/s\n  Intel DCAP (SGX)     {:>8.0}/s ({:.2} ms each)",
+            q.sim_per_sec, q.dcap_per_sec, q.dcap_ms_each
+        );
+    }
     Ok(())
+}
+
+/// Quote verification rate: the real SGX quote of the test fixtures (DCAP,
+/// with its collateral, at a time inside the collateral's validity) and a
+/// simulated quote, each through the chain's `verify_quote`.
+fn quotes() -> Result<QuotesReport> {
+    use proctor_tee::quote::{DcapPolicy, DcapQuote, INTEL_SGX_ROOT_CA_DER};
+    use proctor_tee::sim::{SimAttestationRoot, SimPlatform};
+    use proctor_tee::{Platform, Quote, TrustPolicy, verify_quote};
+    const SGX: &[u8] = include_bytes!("../../tee/tests/fixtures/sgx_quote");
+    const COLLATERAL: &[u8] = include_bytes!("../../tee/tests/fixtures/sgx_quote_collateral.json");
+    let rate = |q: &Quote, policy: &TrustPolicy, at: u64| -> Result<f64> {
+        verify_quote(q, policy, at)?;
+        let n = 2_000;
+        let t = Instant::now();
+        for _ in 0..n {
+            verify_quote(q, policy, at)?;
+        }
+        Ok(n as f64 / t.elapsed().as_secs_f64())
+    };
+    let dcap = Quote::Dcap(DcapQuote {
+        quote: SGX.to_vec(),
+        collateral: COLLATERAL.to_vec(),
+    });
+    let dcap_policy = TrustPolicy {
+        sim_root: None,
+        dcap: Some(DcapPolicy {
+            root_ca_der: INTEL_SGX_ROOT_CA_DER.to_vec(),
+            accepted_tcb_statuses: vec!["ConfigurationAndSWHardeningNeeded".into()],
+            rejected_advisories: vec![],
+            allow_debug: false,
+        }),
+    };
+    let dcap_per_sec = rate(&dcap, &dcap_policy, 1_751_328_000)?;
+    let dir = std::env::temp_dir().join(format!("proctor-bench-quotes-{}", std::process::id()));
+    let root = SimAttestationRoot::generate();
+    let root_pk = root.public();
+    let sim = SimPlatform::open(&dir, root)?.quote(&[1; 64])?;
+    let sim_per_sec = rate(
+        &sim,
+        &TrustPolicy {
+            sim_root: Some(root_pk),
+            dcap: None,
+        },
+        0,
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(QuotesReport {
+        sim_per_sec,
+        dcap_per_sec,
+        dcap_ms_each: 1000.0 / dcap_per_sec,
+    })
 }
 
 fn pouw(args: &BenchArgs) -> Result<Comparison> {
