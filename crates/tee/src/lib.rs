@@ -17,10 +17,19 @@
 //!   of real hardware (sealed keys, measurement, report data, a separate
 //!   attestation root that a genesis must explicitly trust) so every code path
 //!   above it is the one real hardware uses.
+//! - [`gramine`]: SGX under Gramine (`/dev/attestation` pseudo-files).
+//! - [`tsm`]: TDX through Linux's configfs-tsm report interface.
+//!
+//! Verification ([`verify_quote`]) handles sim quotes and Intel DCAP quotes
+//! (SGX and TDX, through `dcap-qvl`) behind one function, at a caller-given
+//! time (the block's timestamp on chain).
 #![forbid(unsafe_code)]
 
+pub mod gramine;
 pub mod quote;
+mod sealed;
 pub mod sim;
+pub mod tsm;
 
 pub use quote::{
     Claims, DcapPolicy, DcapQuote, INTEL_SGX_ROOT_CA_DER, Quote, QuoteError, TeeKind, TrustPolicy,

@@ -11,9 +11,8 @@
 //!   chain) that signs quotes; a chain accepts them only if its genesis names
 //!   that root and allows sim quotes.
 
+use crate::sealed::{self, io};
 use crate::{Error, Platform, Quote, Result, TeeKind, quote::SimQuote};
-use chacha20poly1305::aead::{Aead, KeyInit};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use proctor_primitives::{Hash, Keypair, PublicKey, Signature};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
@@ -80,7 +79,6 @@ pub struct SimPlatform {
 }
 
 const CPU_SECRET: &str = "sim-cpu.secret";
-const SEALED_IDENTITY: &str = "identity.sealed";
 
 impl SimPlatform {
     /// Opens (or on first use creates) the simulated platform whose state lives
@@ -106,27 +104,15 @@ impl SimPlatform {
             s
         };
         let seal_key = Zeroizing::new(Hash::tagged("proctor/sim-seal", &[&cpu, &measurement.0]).0);
-        let mut platform = SimPlatform {
+        let mut rng = ChaCha20Rng::from_rng(OsRng).map_err(|e| Error::Config(e.to_string()))?;
+        let identity = sealed::load_or_create_identity(dir, &seal_key, &mut rng)?;
+        Ok(SimPlatform {
             measurement,
             seal_key,
-            identity: Keypair::from_secret(&[0; 32]),
-            rng: ChaCha20Rng::from_rng(OsRng).map_err(|e| Error::Config(e.to_string()))?,
+            identity,
+            rng,
             root,
-        };
-        let sealed_path = dir.join(SEALED_IDENTITY);
-        if sealed_path.exists() {
-            let sealed = std::fs::read(&sealed_path).map_err(|e| io(&sealed_path, e))?;
-            let seed = Zeroizing::new(platform.unseal(&sealed)?);
-            let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| Error::Unseal)?;
-            platform.identity = Keypair::from_secret(&seed);
-        } else {
-            let mut seed = Zeroizing::new([0u8; 32]);
-            platform.rng.fill_bytes(seed.as_mut());
-            platform.identity = Keypair::from_secret(&seed);
-            let sealed = platform.seal(seed.as_ref());
-            std::fs::write(&sealed_path, sealed).map_err(|e| io(&sealed_path, e))?;
-        }
-        Ok(platform)
+        })
     }
 }
 
@@ -149,34 +135,13 @@ impl Platform for SimPlatform {
         ))
     }
     fn seal(&mut self, plaintext: &[u8]) -> Vec<u8> {
-        let cipher = XChaCha20Poly1305::new((&*self.seal_key).into());
-        let mut nonce = [0u8; 24];
-        self.rng.fill_bytes(&mut nonce);
-        let ct = cipher
-            .encrypt(XNonce::from_slice(&nonce), plaintext)
-            .expect("in-memory encryption cannot fail");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&ct);
-        out
+        sealed::seal(&self.seal_key, &mut self.rng, plaintext)
     }
-    fn unseal(&self, sealed: &[u8]) -> Result<Vec<u8>> {
-        if sealed.len() < 24 {
-            return Err(Error::Unseal);
-        }
-        let cipher = XChaCha20Poly1305::new((&*self.seal_key).into());
-        cipher
-            .decrypt(XNonce::from_slice(&sealed[..24]), &sealed[24..])
-            .map_err(|_| Error::Unseal)
+    fn unseal(&self, data: &[u8]) -> Result<Vec<u8>> {
+        sealed::unseal(&self.seal_key, data)
     }
     fn random(&mut self, out: &mut [u8]) {
         self.rng.fill_bytes(out);
-    }
-}
-
-fn io(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        source,
     }
 }
 
@@ -225,7 +190,7 @@ mod tests {
         let b = SimPlatform::open(&dir, root).unwrap();
         assert_eq!(b.identity(), id);
         // The sealed file must not contain the identity secret in the clear.
-        let sealed = std::fs::read(dir.join(SEALED_IDENTITY)).unwrap();
+        let sealed = std::fs::read(dir.join(sealed::SEALED_IDENTITY)).unwrap();
         let sig = b.sign(b"x");
         assert!(id.verify(b"x", &sig).is_ok());
         assert!(sealed.len() > 32 + 24);

@@ -1,0 +1,65 @@
+//! What every backend does the same way once it has a sealing key: encrypt
+//! with XChaCha20-Poly1305 under a key only this enclave on this machine can
+//! derive, and keep the identity key on disk only in sealed form.
+
+use crate::{Error, Result};
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use proctor_primitives::Keypair;
+use rand_chacha::ChaCha20Rng;
+use rand_core::RngCore;
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// Name of the sealed identity file in a platform's state directory.
+pub(crate) const SEALED_IDENTITY: &str = "identity.sealed";
+
+pub(crate) fn seal(key: &[u8; 32], rng: &mut ChaCha20Rng, plaintext: &[u8]) -> Vec<u8> {
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let mut nonce = [0u8; 24];
+    rng.fill_bytes(&mut nonce);
+    let ct = cipher
+        .encrypt(XNonce::from_slice(&nonce), plaintext)
+        .expect("in-memory encryption cannot fail");
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    out
+}
+
+pub(crate) fn unseal(key: &[u8; 32], sealed: &[u8]) -> Result<Vec<u8>> {
+    if sealed.len() < 24 {
+        return Err(Error::Unseal);
+    }
+    let cipher = XChaCha20Poly1305::new(key.into());
+    cipher
+        .decrypt(XNonce::from_slice(&sealed[..24]), &sealed[24..])
+        .map_err(|_| Error::Unseal)
+}
+
+/// Loads the identity sealed in `dir`, or creates one from `rng` and seals it there.
+pub(crate) fn load_or_create_identity(
+    dir: &Path,
+    key: &[u8; 32],
+    rng: &mut ChaCha20Rng,
+) -> Result<Keypair> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let path = dir.join(SEALED_IDENTITY);
+    if path.exists() {
+        let sealed = std::fs::read(&path).map_err(|e| io(&path, e))?;
+        let seed = Zeroizing::new(unseal(key, &sealed)?);
+        let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| Error::Unseal)?;
+        return Ok(Keypair::from_secret(&seed));
+    }
+    let mut seed = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(seed.as_mut());
+    let sealed = seal(key, rng, seed.as_ref());
+    std::fs::write(&path, sealed).map_err(|e| io(&path, e))?;
+    Ok(Keypair::from_secret(&seed))
+}
+
+pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}

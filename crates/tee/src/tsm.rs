@@ -1,0 +1,168 @@
+//! The `tsm` backend: Linux's configfs-tsm report interface, which serves
+//! Intel TDX (and AMD SEV-SNP) guests:
+//! `mkdir /sys/kernel/config/tsm/report/<entry>`, write 64 bytes to `inblob`,
+//! read the quote from `outblob`; `provider` names the TEE and `generation`
+//! counts writes, so a concurrent writer is detected (generation changed
+//! between our write and our read) instead of returning another's quote.
+//!
+//! configfs-tsm has no sealing interface, so the identity key of this backend
+//! lives for the process only: sealed data does not survive a restart and the
+//! enclave registers again. Only TDX quotes are verifiable on chain today;
+//! `sev_guest` is refused at start-up with that reason. Untested on real
+//! hardware here: the file protocol is tested against a stand-in directory.
+
+use crate::quote::{DcapQuote, tdx_measurement};
+use crate::sealed::{self, io};
+use crate::{Error, Platform, Quote, Result, TeeKind};
+use proctor_primitives::{Hash, Keypair, PublicKey, Signature};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{OsRng, RngCore, SeedableRng};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// Where configfs-tsm report entries live.
+pub const DEFAULT_REPORT_DIR: &str = "/sys/kernel/config/tsm/report";
+
+/// MRTD's offset in a TDX quote (v4): 48-byte header + 136.
+const MRTD: std::ops::Range<usize> = 184..232;
+
+pub struct TsmPlatform {
+    entry: PathBuf,
+    measurement: Hash,
+    seal_key: Zeroizing<[u8; 32]>,
+    identity: Keypair,
+    rng: ChaCha20Rng,
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    Ok(std::fs::read_to_string(path)
+        .map_err(|e| io(path, e))?
+        .trim()
+        .to_string())
+}
+
+impl TsmPlatform {
+    /// Opens (creating if needed) report entry `name` under `report_dir`.
+    pub fn open(report_dir: &Path, name: &str) -> Result<Self> {
+        let entry = report_dir.join(name);
+        if !entry.exists() {
+            std::fs::create_dir(&entry).map_err(|e| io(&entry, e))?;
+        }
+        let provider = read_text(&entry.join("provider"))?;
+        if provider != "tdx_guest" {
+            return Err(Error::Config(format!(
+                "TSM provider {provider:?}: only TDX (tdx_guest) quotes can be verified on chain so far"
+            )));
+        }
+        let mut rng = ChaCha20Rng::from_rng(OsRng).map_err(|e| Error::Config(e.to_string()))?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(key.as_mut());
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(seed.as_mut());
+        let mut p = TsmPlatform {
+            entry,
+            measurement: Hash::ZERO,
+            seal_key: key,
+            identity: Keypair::from_secret(&seed),
+            rng,
+        };
+        let own = p.raw_quote(&[0; 64])?;
+        let mr_td: [u8; 48] = own
+            .get(MRTD)
+            .ok_or_else(|| Error::Config("quote too short to hold MRTD".into()))?
+            .try_into()
+            .expect("48-byte range");
+        p.measurement = tdx_measurement(&mr_td);
+        Ok(p)
+    }
+
+    fn raw_quote(&self, report_data: &[u8; 64]) -> Result<Vec<u8>> {
+        let inblob = self.entry.join("inblob");
+        std::fs::write(&inblob, report_data).map_err(|e| io(&inblob, e))?;
+        let generation = read_text(&self.entry.join("generation"))?;
+        let outblob = self.entry.join("outblob");
+        let quote = std::fs::read(&outblob).map_err(|e| io(&outblob, e))?;
+        if read_text(&self.entry.join("generation"))? != generation {
+            return Err(Error::Config(
+                "another process wrote the TSM report entry concurrently; retry".into(),
+            ));
+        }
+        Ok(quote)
+    }
+}
+
+impl Platform for TsmPlatform {
+    fn kind(&self) -> TeeKind {
+        TeeKind::Tdx
+    }
+    fn measurement(&self) -> Hash {
+        self.measurement
+    }
+    fn identity(&self) -> PublicKey {
+        self.identity.public()
+    }
+    fn sign(&self, msg: &[u8]) -> Signature {
+        self.identity.sign(msg)
+    }
+    fn quote(&self, report_data: &[u8; 64]) -> Result<Quote> {
+        Ok(Quote::Dcap(DcapQuote {
+            quote: self.raw_quote(report_data)?,
+            collateral: vec![],
+        }))
+    }
+    fn seal(&mut self, plaintext: &[u8]) -> Vec<u8> {
+        sealed::seal(&self.seal_key, &mut self.rng, plaintext)
+    }
+    fn unseal(&self, data: &[u8]) -> Result<Vec<u8>> {
+        sealed::unseal(&self.seal_key, data)
+    }
+    fn random(&mut self, out: &mut [u8]) {
+        self.rng.fill_bytes(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TDX: &[u8] = include_bytes!("../tests/fixtures/tdx_quote");
+
+    fn stand_in(name: &str, provider: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("proctor-tsm-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let e = d.join("proctor");
+        std::fs::create_dir_all(&e).unwrap();
+        std::fs::write(e.join("provider"), format!("{provider}\n")).unwrap();
+        std::fs::write(e.join("generation"), "1\n").unwrap();
+        std::fs::write(e.join("outblob"), TDX).unwrap();
+        d
+    }
+
+    #[test]
+    fn file_protocol_measurement_and_quote() {
+        let dir = stand_in("proto", "tdx_guest");
+        let mut p = TsmPlatform::open(&dir, "proctor").unwrap();
+        assert_eq!(p.kind(), TeeKind::Tdx);
+        assert_eq!(
+            p.measurement(),
+            tdx_measurement(&TDX[184..232].try_into().unwrap())
+        );
+        let Quote::Dcap(q) = p.quote(&[5; 64]).unwrap() else {
+            panic!("expected a DCAP quote")
+        };
+        assert_eq!(q.quote, TDX);
+        assert_eq!(std::fs::read(dir.join("proctor/inblob")).unwrap(), [5; 64]);
+        let sealed = p.seal(b"x");
+        assert_eq!(p.unseal(&sealed).unwrap(), b"x");
+    }
+
+    #[test]
+    fn refuses_sev_snp_for_now() {
+        let dir = stand_in("snp", "sev_guest");
+        let err = TsmPlatform::open(&dir, "proctor")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("only TDX"), "{err}");
+    }
+}
