@@ -66,17 +66,59 @@ pub struct WorkerArgs {
     sim_root: Option<PathBuf>,
 }
 
+/// Which trusted hardware an enclave runs on, and where its files are.
 #[derive(clap::Args)]
-pub struct EnclaveArgs {
+pub struct BackendArgs {
+    /// TEE backend: sim (INSECURE, development), gramine-sgx, or tsm (TDX).
+    #[arg(long, default_value = "sim")]
+    backend: String,
     /// Directory of the enclave's sealed state.
     #[arg(long)]
     dir: PathBuf,
+    /// Simulated attestation root key file (sim backend only).
+    #[arg(long)]
+    sim_root: Option<PathBuf>,
+    /// Gramine's attestation pseudo-file directory (gramine-sgx backend).
+    #[arg(long, default_value = proctor_tee::gramine::DEFAULT_ATTESTATION_DIR)]
+    attestation_dir: PathBuf,
+    /// configfs-tsm report directory (tsm backend).
+    #[arg(long, default_value = proctor_tee::tsm::DEFAULT_REPORT_DIR)]
+    tsm_dir: PathBuf,
+}
+
+impl BackendArgs {
+    /// Opens the enclave on the chosen backend.
+    pub fn open(&self) -> Result<Enclave> {
+        let platform: Box<dyn proctor_tee::Platform> = match self.backend.as_str() {
+            "sim" => {
+                warn_insecure();
+                let root = self
+                    .sim_root
+                    .as_ref()
+                    .context("the sim backend needs --sim-root FILE")?;
+                Box::new(sim_platform(&self.dir, root)?)
+            }
+            "gramine-sgx" => Box::new(proctor_tee::gramine::GraminePlatform::open(
+                &self.attestation_dir,
+                &self.dir,
+            )?),
+            "tsm" => Box::new(proctor_tee::tsm::TsmPlatform::open(
+                &self.tsm_dir,
+                "proctor",
+            )?),
+            other => bail!("unknown backend {other:?}: use sim, gramine-sgx or tsm"),
+        };
+        Enclave::new(platform).context("starting the enclave")
+    }
+}
+
+#[derive(clap::Args)]
+pub struct EnclaveArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Serve the enclave API on this Unix socket.
     #[arg(long)]
     socket: PathBuf,
-    /// Simulated attestation root key file (simulated TEE; INSECURE).
-    #[arg(long)]
-    sim_root: PathBuf,
 }
 
 #[derive(Serialize)]
@@ -99,12 +141,14 @@ fn warn_insecure() {
     );
 }
 
-fn open_enclave(dir: &Path, root_file: &Path) -> Result<Enclave> {
+fn sim_platform(dir: &Path, root_file: &Path) -> Result<SimPlatform> {
     let root = SimAttestationRoot::load(root_file)
         .with_context(|| format!("loading {}", root_file.display()))?;
-    let platform = SimPlatform::open(&dir.join("enclave"), root)
-        .context("opening the simulated enclave platform")?;
-    Enclave::new(Box::new(platform)).context("starting the enclave")
+    SimPlatform::open(&dir.join("enclave"), root).context("opening the simulated enclave platform")
+}
+
+fn open_enclave(dir: &Path, root_file: &Path) -> Result<Enclave> {
+    Enclave::new(Box::new(sim_platform(dir, root_file)?)).context("starting the enclave")
 }
 
 /// Creates a new devnet in `dir`.
@@ -340,8 +384,7 @@ pub async fn run_worker(args: WorkerArgs, url: &str) -> Result<()> {
 /// Unix socket (what runs under Gramine on SGX; here with the simulated TEE).
 pub fn run_enclave(args: EnclaveArgs) -> Result<()> {
     crate::init_logging();
-    warn_insecure();
-    let mut enclave = open_enclave(&args.dir, &args.sim_root)?;
+    let mut enclave = args.backend.open()?;
     if args.socket.exists() {
         // A stale socket from a previous run; refuse anything that is not a socket.
         use std::os::unix::fs::FileTypeExt;

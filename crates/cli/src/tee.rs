@@ -6,6 +6,13 @@ use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
 pub enum TeeCmd {
+    /// Show the enclave's backend, measurement and identity key.
+    Info {
+        #[command(flatten)]
+        backend: crate::devnet::BackendArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify an Intel DCAP (SGX or TDX) quote against Intel's root CA and
     /// print what it proves; exits non-zero with the reason if it does not verify.
     VerifyQuote {
@@ -38,6 +45,15 @@ fn read_quote(path: &PathBuf) -> Result<Vec<u8>> {
 
 pub fn run(cmd: TeeCmd) -> Result<()> {
     match cmd {
+        TeeCmd::Info { backend, json } => {
+            let info = backend.open()?.info();
+            crate::print(json, &info, |i| {
+                format!(
+                    "backend:     {:?}\nmeasurement: {}\nidentity:    {}",
+                    i.kind, i.measurement, i.identity
+                )
+            })
+        }
         TeeCmd::VerifyQuote {
             quote,
             collateral,

@@ -94,3 +94,67 @@ fn verify_quote_fails_with_the_reason() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not verify"));
 }
+
+#[test]
+fn tee_info_for_sim_and_a_gramine_stand_in() {
+    let dir = std::env::temp_dir().join(format!("proctor-tee-info-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = dir.join("root.key");
+    std::fs::write(&root, "07".repeat(32)).unwrap();
+    let info = |args: &[&str]| -> Value {
+        let o = Command::new(BIN)
+            .args(["tee", "info", "--json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let d = dir.join("sim");
+    let a = info(&[
+        "--dir",
+        d.to_str().unwrap(),
+        "--sim-root",
+        root.to_str().unwrap(),
+    ]);
+    let b = info(&[
+        "--dir",
+        d.to_str().unwrap(),
+        "--sim-root",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(a["kind"], "sim");
+    assert_eq!(
+        a["identity"], b["identity"],
+        "the sealed identity survives restarts"
+    );
+
+    // Gramine's /dev/attestation, stood in by a directory answering with a real quote.
+    let dev = dir.join("attestation");
+    std::fs::create_dir_all(dev.join("keys")).unwrap();
+    std::fs::write(dev.join("attestation_type"), "dcap").unwrap();
+    let quote = std::fs::read(fixture("sgx_quote")).unwrap();
+    std::fs::write(dev.join("quote"), &quote).unwrap();
+    std::fs::write(dev.join("keys/_sgx_mrenclave"), [1u8; 16]).unwrap();
+    let g = info(&[
+        "--backend",
+        "gramine-sgx",
+        "--attestation-dir",
+        dev.to_str().unwrap(),
+        "--dir",
+        dir.join("sgx").to_str().unwrap(),
+    ]);
+    assert_eq!(g["kind"], "sgx");
+    assert_eq!(
+        g["measurement"].as_str().unwrap(),
+        hex::encode(&quote[112..144])
+    );
+
+    let o = Command::new(BIN)
+        .args(["tee", "info", "--backend", "nitro", "--dir", "x"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown backend"));
+}
