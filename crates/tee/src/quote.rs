@@ -250,19 +250,7 @@ pub fn verify_dcap(
             )
         }
     };
-    if !policy.accepted_tcb_statuses.contains(&verified.status) {
-        return Err(QuoteError::TcbStatusNotAccepted(verified.status));
-    }
-    if let Some(a) = verified
-        .advisory_ids
-        .iter()
-        .find(|a| policy.rejected_advisories.contains(a))
-    {
-        return Err(QuoteError::AdvisoryRejected(a.clone()));
-    }
-    if debug && !policy.allow_debug {
-        return Err(QuoteError::DebugEnclave);
-    }
+    apply_tcb_policy(policy, &verified.status, &verified.advisory_ids, debug)?;
     Ok(Claims {
         kind,
         measurement,
@@ -271,6 +259,29 @@ pub fn verify_dcap(
         advisory_ids: verified.advisory_ids,
         debug,
     })
+}
+
+/// The chain's TCB policy on a verified platform: accepted status, no
+/// rejected advisory, debug only if allowed.
+pub fn apply_tcb_policy(
+    policy: &DcapPolicy,
+    status: &str,
+    advisories: &[String],
+    debug: bool,
+) -> Result<(), QuoteError> {
+    if !policy.accepted_tcb_statuses.iter().any(|s| s == status) {
+        return Err(QuoteError::TcbStatusNotAccepted(status.to_string()));
+    }
+    if let Some(a) = advisories
+        .iter()
+        .find(|a| policy.rejected_advisories.contains(a))
+    {
+        return Err(QuoteError::AdvisoryRejected(a.clone()));
+    }
+    if debug && !policy.allow_debug {
+        return Err(QuoteError::DebugEnclave);
+    }
+    Ok(())
 }
 
 impl std::fmt::Display for Quote {

@@ -138,3 +138,30 @@ fn rejections_each_have_their_own_code() {
         Err(QuoteError::DcapVerification(_))
     ));
 }
+
+#[test]
+fn debug_enclaves_are_refused_unless_the_policy_allows_them() {
+    use proctor_tee::quote::apply_tcb_policy;
+    let mut p = policy(&["UpToDate"]).dcap.unwrap();
+    assert_eq!(
+        apply_tcb_policy(&p, "UpToDate", &[], true),
+        Err(QuoteError::DebugEnclave)
+    );
+    assert_eq!(QuoteError::DebugEnclave.code(), 1113);
+    assert_eq!(apply_tcb_policy(&p, "UpToDate", &[], false), Ok(()));
+    p.allow_debug = true;
+    assert_eq!(apply_tcb_policy(&p, "UpToDate", &[], true), Ok(()));
+    // The debug bit itself is read from the report: both real samples are production enclaves.
+    let sgx = verify_quote(
+        &sgx(),
+        &policy(&["ConfigurationAndSWHardeningNeeded"]),
+        VALID_AT,
+    )
+    .unwrap();
+    assert!(!sgx.debug);
+    assert_eq!(
+        SGX[96] & 0x02,
+        0,
+        "SGX ATTRIBUTES.DEBUG is clear in the sample"
+    );
+}
