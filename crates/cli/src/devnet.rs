@@ -7,6 +7,7 @@
 //! DIR/sim-attestation-root.key    the simulated attestation root (INSECURE, devnet only)
 //! DIR/keys/dev{0..3}.json         funded accounts for you
 //! DIR/keys/worker{0..7}.json      worker operator accounts (fees, rewards)
+//! DIR/keys/governance.json        the account that governs the measurement allowlist
 //! DIR/node/                       the node's own directory (`proctor node --dir DIR/node`)
 //! DIR/workers/w{i}/               each worker's sealed enclave state
 //! DIR/devnet.json                 what is running: RPC URL, node directory, process id
@@ -166,6 +167,13 @@ fn create(dir: &Path, block_ms: u64) -> Result<Genesis> {
             amount: Amount(DEV_BALANCE),
         });
     }
+    // The devnet's governance account: it alone may change the measurement allowlist.
+    let governance = Keypair::generate(&mut rand_core::OsRng);
+    keys::write(&dir.join("keys/governance.json"), &governance)?;
+    allocations.push(Allocation {
+        address: governance.public().address(),
+        amount: Amount(DEV_BALANCE / 1000),
+    });
     let mut operators = Vec::new();
     for i in 0..WORKER_ACCOUNTS {
         let k = Keypair::generate(&mut rand_core::OsRng);
@@ -192,6 +200,10 @@ fn create(dir: &Path, block_ms: u64) -> Result<Genesis> {
             allowed_measurements: vec![sim_measurement()],
             filler_module: Hash::of(FILLER_WASM),
             registration_blocks: 1_000_000,
+            min_stake: Amount(1_000_000),
+            unbonding_blocks: 100,
+            measurement_grace_blocks: 100,
+            governance: Some(governance.public().address()),
             finality_depth: 6,
         },
         allocations,

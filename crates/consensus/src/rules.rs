@@ -46,6 +46,8 @@ pub enum ConsensusError {
     StateRootMismatch { header: Hash, computed: Hash },
     #[error(transparent)]
     Block(Box<BlockError>),
+    #[error("enclave was deregistered and is unbonding: it can no longer mine")]
+    EnclaveDeregistered,
 }
 
 impl From<BlockError> for ConsensusError {
@@ -77,6 +79,7 @@ impl ConsensusError {
             TxRootMismatch => 2016,
             StateRootMismatch { .. } => 2017,
             Block(_) => 2018,
+            EnclaveDeregistered => 2019,
         }
     }
 }
@@ -134,11 +137,10 @@ pub fn validate_pouw(
             expired_at: rec.expires_at,
         });
     }
-    if !parent_state
-        .params()
-        .allowed_measurements
-        .contains(&rec.measurement)
-    {
+    if rec.unbonding_until.is_some() {
+        return Err(ConsensusError::EnclaveDeregistered);
+    }
+    if !parent_state.measurement_allowed(&rec.measurement, t.height) {
         return Err(ConsensusError::MeasurementNotAllowed(rec.measurement));
     }
     if !known_module(&p.module) {

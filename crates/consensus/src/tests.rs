@@ -112,6 +112,7 @@ fn fixture(name: &str) -> Fixture {
         call: Call::RegisterEnclave {
             identity: id,
             quote,
+            stake: Amount(1_000),
         },
     }
     .sign(&ks[0]);
@@ -405,4 +406,41 @@ fn fork_choice_prefers_most_work_not_longest() {
     assert!(x.better_than(&y) && !y.better_than(&x));
     assert_eq!(fork_choice(&[x, y]).unwrap(), fork_choice(&[y, x]).unwrap());
     assert_eq!(fork_choice(&[]), None);
+}
+
+#[test]
+fn deregistered_enclaves_and_retired_measurements_cannot_mine() {
+    let f = fixture("lifecycle");
+    let id = f.platform.identity();
+    let b = f.block(&|m| f.platform.sign(m), id);
+    let known = |m: &Hash| *m == f.filler;
+    assert!(validate_pouw(&b.header, &f.state, known).is_ok());
+    let ks = keys(2);
+    let g_hash = f.state.genesis_hash();
+    let call = |nonce, call| {
+        Transaction {
+            chain: g_hash,
+            signer: ks[0].public(),
+            nonce,
+            fee: Amount(1),
+            call,
+        }
+        .sign(&ks[0])
+    };
+    let env = BlockEnv {
+        height: 2,
+        timestamp: f.genesis_header.template.timestamp + 1,
+        miner: f.miner,
+    };
+    let deregistered = f
+        .state
+        .apply_block(&env, &[call(1, Call::DeregisterEnclave { identity: id })])
+        .unwrap()
+        .state;
+    let e = validate_pouw(&b.header, &deregistered, known).unwrap_err();
+    assert_eq!(e, ConsensusError::EnclaveDeregistered);
+    assert_eq!(e.code(), 2019);
+    // Measurements come from the governed allowlist, with the grace period.
+    assert!(deregistered.measurement_allowed(&sim_measurement(), 2));
+    assert!(!deregistered.measurement_allowed(&Hash([3; 32]), 2));
 }

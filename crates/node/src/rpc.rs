@@ -60,6 +60,7 @@ impl ApiServer for Rpc {
             target_block_ms: g.params.target_block_ms,
             filler_module: g.params.filler_module,
             registration_blocks: g.params.registration_blocks,
+            min_stake: g.params.min_stake,
             finality_depth: g.params.finality_depth,
             allow_sim_quotes: g.params.allow_sim_quotes,
         })

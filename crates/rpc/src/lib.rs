@@ -53,6 +53,8 @@ pub struct ChainInfo {
     pub target_block_ms: u64,
     pub filler_module: Hash,
     pub registration_blocks: u64,
+    /// Smallest stake a new enclave registration must lock.
+    pub min_stake: Amount,
     pub finality_depth: u64,
     pub allow_sim_quotes: bool,
 }

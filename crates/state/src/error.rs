@@ -30,6 +30,24 @@ pub enum TxError {
     ReportDataMismatch,
     #[error("enclave is already registered by another operator")]
     EnclaveOwnedByOther,
+    #[error("stake {got} is below the minimum stake {min}")]
+    InsufficientStake { min: Amount, got: Amount },
+    #[error("enclave {0} is not registered")]
+    EnclaveNotFound(proctor_primitives::PublicKey),
+    #[error("only the enclave's operator may do this")]
+    NotOperator,
+    #[error(
+        "enclave is unbonding (since deregistration); it cannot be renewed or deregistered again"
+    )]
+    AlreadyUnbonding,
+    #[error(
+        "the stake is bonded: deregister the enclave first, then withdraw after the unbonding period"
+    )]
+    NotDeregistered,
+    #[error("the stake unbonds at height {until}; withdraw after it")]
+    StillUnbonding { until: u64 },
+    #[error("only the governance account may change the measurement allowlist")]
+    NotGovernance,
 }
 
 impl TxError {
@@ -47,6 +65,13 @@ impl TxError {
             TxError::MeasurementNotAllowed(_) => 1102,
             TxError::ReportDataMismatch => 1103,
             TxError::EnclaveOwnedByOther => 1104,
+            TxError::InsufficientStake { .. } => 1120,
+            TxError::EnclaveNotFound(_) => 1121,
+            TxError::NotOperator => 1122,
+            TxError::AlreadyUnbonding => 1123,
+            TxError::NotDeregistered => 1124,
+            TxError::StillUnbonding { .. } => 1126,
+            TxError::NotGovernance => 1125,
         }
     }
 }

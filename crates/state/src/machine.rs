@@ -17,6 +17,7 @@ pub enum Record {
     Account(Account),
     Enclave(EnclaveRecord),
     Params(ChainParams),
+    Measurements(Vec<MeasurementEntry>),
 }
 
 /// State tree key of an account.
@@ -29,6 +30,9 @@ pub fn enclave_key(id: &PublicKey) -> Hash {
 }
 fn params_key() -> Hash {
     Hash::tagged("proctor/key/params", &[])
+}
+fn measurements_key() -> Hash {
+    Hash::tagged("proctor/key/measurements", &[])
 }
 
 /// Where and when a block is applied.
@@ -93,6 +97,12 @@ impl Overlay<'_> {
             _ => None,
         }
     }
+    fn measurements(&self) -> Vec<MeasurementEntry> {
+        match self.get(&measurements_key()) {
+            Some(Record::Measurements(m)) => m,
+            _ => vec![],
+        }
+    }
 }
 
 impl State {
@@ -112,6 +122,14 @@ impl State {
         }
         let mut entries = BTreeMap::new();
         entries.insert(params_key(), codec::encode(&Record::Params(p.clone())));
+        let allowlist = p.allowed_measurements.iter().map(|m| MeasurementEntry {
+            measurement: *m,
+            retired_at: None,
+        });
+        entries.insert(
+            measurements_key(),
+            codec::encode(&Record::Measurements(allowlist.collect())),
+        );
         for a in &g.allocations {
             let key = account_key(&a.address);
             let rec = Record::Account(Account {
@@ -131,7 +149,15 @@ impl State {
             let mut o = state.read();
             for e in &g.enclaves {
                 state
-                    .register_enclave(&mut o, e.operator, &e.identity, &e.quote, 0, g.timestamp)
+                    .register_enclave(
+                        &mut o,
+                        e.operator,
+                        &e.identity,
+                        &e.quote,
+                        Amount::ZERO,
+                        0,
+                        g.timestamp,
+                    )
                     .map_err(|err| GenesisError::Enclave {
                         identity: e.identity,
                         reason: err.to_string(),
@@ -214,13 +240,30 @@ impl State {
         self.tree.entries()
     }
 
-    /// Sum of all balances.
+    /// The governed measurement allowlist.
+    pub fn measurements(&self) -> Vec<MeasurementEntry> {
+        self.read().measurements()
+    }
+
+    /// Whether an enclave with measurement `m` may work at `height`: listed
+    /// and not retired, or retired less than the grace period ago.
+    pub fn measurement_allowed(&self, m: &Hash, height: Height) -> bool {
+        self.measurements().iter().any(|e| {
+            e.measurement == *m
+                && e.retired_at.is_none_or(|r| {
+                    height <= r.saturating_add(self.params.measurement_grace_blocks)
+                })
+        })
+    }
+
+    /// Sum of all balances and locked stakes.
     pub fn total_supply(&self) -> u128 {
         self.tree
             .entries()
             .iter()
             .filter_map(|(_, v)| match codec::decode::<Record>("state record", v) {
                 Ok(Record::Account(a)) => Some(a.balance.0),
+                Ok(Record::Enclave(e)) => Some(e.stake.0),
                 _ => None,
             })
             .sum()
@@ -390,15 +433,93 @@ impl State {
                     amount: *amount,
                 });
             }
-            Call::RegisterEnclave { identity, quote } => {
+            Call::RegisterEnclave {
+                identity,
+                quote,
+                stake,
+            } => {
                 events.push(self.register_enclave(
                     o,
                     from,
                     identity,
                     quote,
+                    *stake,
                     env.height,
                     env.timestamp,
                 )?);
+            }
+            Call::DeregisterEnclave { identity } => {
+                let mut rec = o
+                    .enclave(identity)
+                    .ok_or(TxError::EnclaveNotFound(*identity))?;
+                if rec.operator != from {
+                    return Err(TxError::NotOperator);
+                }
+                if rec.unbonding_until.is_some() {
+                    return Err(TxError::AlreadyUnbonding);
+                }
+                let until = env.height + self.params.unbonding_blocks;
+                rec.unbonding_until = Some(until);
+                o.put(enclave_key(identity), &Record::Enclave(rec));
+                events.push(Event::EnclaveDeregistered {
+                    identity: *identity,
+                    unbonding_until: until,
+                });
+            }
+            Call::WithdrawStake { identity } => {
+                let rec = o
+                    .enclave(identity)
+                    .ok_or(TxError::EnclaveNotFound(*identity))?;
+                if rec.operator != from {
+                    return Err(TxError::NotOperator);
+                }
+                match rec.unbonding_until {
+                    None => return Err(TxError::NotDeregistered),
+                    Some(until) if env.height <= until => {
+                        return Err(TxError::StillUnbonding { until });
+                    }
+                    Some(_) => {}
+                }
+                let mut acc = o.account(&from);
+                acc.balance = acc
+                    .balance
+                    .checked_add(rec.stake)
+                    .ok_or(TxError::Overflow)?;
+                o.set_account(&from, acc);
+                o.writes.insert(enclave_key(identity), None);
+                events.push(Event::StakeWithdrawn {
+                    identity: *identity,
+                    operator: from,
+                    amount: rec.stake,
+                });
+            }
+            Call::UpdateMeasurements { add, retire } => {
+                if self.params.governance != Some(from) {
+                    return Err(TxError::NotGovernance);
+                }
+                let mut list = o.measurements();
+                for m in add {
+                    match list.iter_mut().find(|e| e.measurement == *m) {
+                        Some(e) => e.retired_at = None,
+                        None => list.push(MeasurementEntry {
+                            measurement: *m,
+                            retired_at: None,
+                        }),
+                    }
+                }
+                for m in retire {
+                    if let Some(e) = list
+                        .iter_mut()
+                        .find(|e| e.measurement == *m && e.retired_at.is_none())
+                    {
+                        e.retired_at = Some(env.height);
+                    }
+                }
+                o.put(measurements_key(), &Record::Measurements(list));
+                events.push(Event::MeasurementsUpdated {
+                    added: add.clone(),
+                    retired: retire.clone(),
+                });
             }
         }
         Ok(events)
@@ -406,13 +527,16 @@ impl State {
 }
 
 impl State {
-    /// Verifies a registration (quote, allowlist, binding) and records it.
+    /// Verifies a registration (quote, allowlist, binding, stake) and records
+    /// it; on an existing registration by the same operator, renews it.
+    #[allow(clippy::too_many_arguments)]
     fn register_enclave(
         &self,
         o: &mut Overlay<'_>,
         operator: Address,
         identity: &PublicKey,
         quote: &proctor_tee::Quote,
+        stake: Amount,
         height: Height,
         now_ms: Timestamp,
     ) -> Result<Event, TxError> {
@@ -426,34 +550,54 @@ impl State {
         };
         // Verified at the block's time, never the wall clock.
         let claims = verify_quote(quote, &policy, now_ms / 1000).map_err(TxError::QuoteRejected)?;
-        if !self
-            .params
-            .allowed_measurements
-            .contains(&claims.measurement)
+        // New registrations need a measurement that is listed and not retired.
+        if !o
+            .measurements()
+            .iter()
+            .any(|e| e.measurement == claims.measurement && e.retired_at.is_none())
         {
             return Err(TxError::MeasurementNotAllowed(claims.measurement));
         }
         if claims.report_data != registration_report_data(identity, &self.genesis_hash) {
             return Err(TxError::ReportDataMismatch);
         }
-        if let Some(existing) = o.enclave(identity)
-            && existing.operator != operator
-        {
-            return Err(TxError::EnclaveOwnedByOther);
+        let existing = o.enclave(identity);
+        if let Some(e) = &existing {
+            if e.operator != operator {
+                return Err(TxError::EnclaveOwnedByOther);
+            }
+            if e.unbonding_until.is_some() {
+                return Err(TxError::AlreadyUnbonding);
+            }
+        }
+        let total = existing
+            .as_ref()
+            .map_or(Amount::ZERO, |e| e.stake)
+            .checked_add(stake)
+            .ok_or(TxError::Overflow)?;
+        // Genesis enclaves (height 0) bootstrap the chain without a stake.
+        if height > 0 && total < self.params.min_stake {
+            return Err(TxError::InsufficientStake {
+                min: self.params.min_stake,
+                got: total,
+            });
         }
         let expires_at = height + self.params.registration_blocks;
         let rec = EnclaveRecord {
             identity: *identity,
             operator,
             measurement: claims.measurement,
-            registered_at: height,
+            registered_at: existing.as_ref().map_or(height, |e| e.registered_at),
             expires_at,
+            stake: total,
+            unbonding_until: None,
         };
         o.put(enclave_key(identity), &Record::Enclave(rec));
         Ok(Event::EnclaveRegistered {
             identity: *identity,
             operator,
             expires_at,
+            stake: total,
         })
     }
 }

@@ -18,6 +18,10 @@ pub fn params(sim_root: Option<PublicKey>, measurement: Hash) -> ChainParams {
         allowed_measurements: vec![measurement],
         filler_module: Hash::ZERO,
         registration_blocks: 10_000,
+        min_stake: Amount(1_000),
+        unbonding_blocks: 10,
+        measurement_grace_blocks: 10,
+        governance: None,
         finality_depth: 6,
     }
 }

@@ -176,7 +176,11 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
             signer: ks[0].public(),
             nonce,
             fee: Amount(1),
-            call: Call::RegisterEnclave { identity, quote },
+            call: Call::RegisterEnclave {
+                identity,
+                quote,
+                stake: Amount(1_000),
+            },
         }
         .sign(&ks[0])
     };
@@ -274,7 +278,11 @@ fn rejected_registration(
         signer: ks[0].public(),
         nonce: 0,
         fee: Amount(1),
-        call: Call::RegisterEnclave { identity, quote },
+        call: Call::RegisterEnclave {
+            identity,
+            quote,
+            stake: Amount(1_000),
+        },
     }
     .sign(&ks[0]);
     match State::genesis(g)
@@ -383,6 +391,8 @@ fn wire_types_roundtrip() {
         measurement: Hash([2; 32]),
         registered_at: 3,
         expires_at: 4,
+        stake: Amount(5),
+        unbonding_until: Some(9),
     });
     let p = PouwProof {
         enclave: platform.identity(),
@@ -492,6 +502,7 @@ fn real_dcap_quote_registration_checks_binding_and_allowlist() {
                     quote: sgx.to_vec(),
                     collateral: collateral.to_vec(),
                 }),
+                stake: Amount(1_000),
             },
         }
         .sign(&ks[0]);
@@ -506,7 +517,7 @@ fn real_dcap_quote_registration_checks_binding_and_allowlist() {
         }
     };
     // 2025-07-01: the collateral is valid, the quote verifies, the binding does not.
-    let g = testkit::genesis(&ks, 1_000, params.clone());
+    let g = testkit::genesis(&ks, 1_000_000, params.clone());
     assert_eq!(register(&g, 1_751_328_000_000), TxError::ReportDataMismatch);
     // The same quote at a block time after the collateral expired.
     let e = register(&g, 1_754_006_400_000);
@@ -520,9 +531,220 @@ fn real_dcap_quote_registration_checks_binding_and_allowlist() {
     assert_eq!(e.code(), 1109);
     // A chain whose allowlist does not hold its MRENCLAVE.
     params.allowed_measurements = vec![Hash([7; 32])];
-    let g = testkit::genesis(&ks, 1_000, params);
+    let g = testkit::genesis(&ks, 1_000_000, params);
     assert_eq!(
         register(&g, 1_751_328_000_000),
         TxError::MeasurementNotAllowed(mrenclave)
     );
+}
+
+/// Register with a stake, renew, deregister, unbond, withdraw: each step's
+/// rules, and supply (balances plus stakes) conserved throughout.
+#[test]
+fn registration_lifecycle_with_stake_and_unbonding() {
+    let ks = keys(3);
+    let (platform, root_pk) = registration("life", [8; 32]);
+    let g = testkit::genesis(
+        &ks,
+        1_000_000,
+        testkit::params(Some(root_pk), sim_measurement()),
+    );
+    let p = &g.params;
+    let id = platform.identity();
+    let miner = ks[2].public().address();
+    let op = ks[0].public().address();
+    let mut state = State::genesis(&g).unwrap();
+    let height = std::cell::Cell::new(0u64);
+    let mut nonces = [0u64; 3];
+    let mut step = |state: &mut State, who: usize, call: Call| -> Result<Vec<Event>, TxError> {
+        height.set(height.get() + 1);
+        let height = height.get();
+        let tx = Transaction {
+            chain: g.hash(),
+            signer: ks[who].public(),
+            nonce: nonces[who],
+            fee: Amount(1),
+            call,
+        }
+        .sign(&ks[who]);
+        let before = state.total_supply();
+        match state.apply_block(&env(height, miner), &[tx]) {
+            Ok(a) => {
+                assert_eq!(
+                    a.state.total_supply(),
+                    before + p.block_reward.0,
+                    "supply conserved at height {height}"
+                );
+                nonces[who] += 1;
+                *state = a.state;
+                Ok(a.receipts[0].events.clone())
+            }
+            Err(BlockError::Tx { error, .. }) => Err(error),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let quote = platform
+        .quote(&registration_report_data(&id, &g.hash()))
+        .unwrap();
+    let reg = |stake: u128| Call::RegisterEnclave {
+        identity: id,
+        quote: quote.clone(),
+        stake: Amount(stake),
+    };
+
+    let e = step(&mut state, 0, reg(p.min_stake.0 - 1)).unwrap_err();
+    assert_eq!(
+        e,
+        TxError::InsufficientStake {
+            min: p.min_stake,
+            got: Amount(p.min_stake.0 - 1)
+        }
+    );
+    assert_eq!(e.code(), 1120);
+    step(&mut state, 0, reg(p.min_stake.0)).unwrap();
+    let rec = state.enclave(&id).unwrap();
+    assert_eq!(rec.stake, p.min_stake);
+    assert_eq!(
+        state.account(&op).balance.0,
+        1_000_000 - 1 - p.min_stake.0,
+        "stake and fee left the balance"
+    );
+
+    // Renewal: same operator, no extra stake needed, expiry moves on.
+    step(&mut state, 0, reg(0)).unwrap();
+    let renewed = state.enclave(&id).unwrap();
+    assert_eq!(renewed.registered_at, rec.registered_at);
+    assert!(renewed.expires_at > rec.expires_at);
+    assert_eq!(
+        step(&mut state, 1, reg(p.min_stake.0)).unwrap_err(),
+        TxError::EnclaveOwnedByOther
+    );
+
+    // Withdrawing while bonded, deregistering someone else's enclave: refused.
+    assert_eq!(
+        step(&mut state, 0, Call::WithdrawStake { identity: id }).unwrap_err(),
+        TxError::NotDeregistered
+    );
+    assert_eq!(
+        step(&mut state, 1, Call::DeregisterEnclave { identity: id }).unwrap_err(),
+        TxError::NotOperator
+    );
+    let events = step(&mut state, 0, Call::DeregisterEnclave { identity: id }).unwrap();
+    let until = state.enclave(&id).unwrap().unbonding_until.unwrap();
+    assert!(events.contains(&Event::EnclaveDeregistered {
+        identity: id,
+        unbonding_until: until
+    }));
+    assert_eq!(
+        step(&mut state, 0, Call::DeregisterEnclave { identity: id }).unwrap_err(),
+        TxError::AlreadyUnbonding
+    );
+    assert_eq!(
+        step(&mut state, 0, reg(0)).unwrap_err(),
+        TxError::AlreadyUnbonding
+    );
+    assert_eq!(
+        step(&mut state, 0, Call::WithdrawStake { identity: id }).unwrap_err(),
+        TxError::StillUnbonding { until }
+    );
+
+    // After the unbonding period the stake comes back and the record is gone.
+    while height.get() <= until {
+        step(
+            &mut state,
+            1,
+            Call::Transfer {
+                to: miner,
+                amount: Amount(1),
+            },
+        )
+        .unwrap();
+    }
+    let balance = state.account(&op).balance.0;
+    step(&mut state, 0, Call::WithdrawStake { identity: id }).unwrap();
+    assert_eq!(state.account(&op).balance.0, balance - 1 + p.min_stake.0);
+    assert!(state.enclave(&id).is_none());
+    assert_eq!(
+        step(&mut state, 0, Call::WithdrawStake { identity: id }).unwrap_err(),
+        TxError::EnclaveNotFound(id)
+    );
+}
+
+/// The measurement allowlist is governed: only the governance account changes
+/// it; retired measurements refuse new registrations at once and stop mining
+/// after the grace period.
+#[test]
+fn measurement_allowlist_is_governed_with_a_grace_period() {
+    let ks = keys(3);
+    let (platform, root_pk) = registration("gov", [9; 32]);
+    let mut params = testkit::params(Some(root_pk), Hash([1; 32]));
+    params.governance = Some(ks[1].public().address());
+    let g = testkit::genesis(&ks, 1_000_000, params);
+    let grace = g.params.measurement_grace_blocks;
+    let id = platform.identity();
+    let quote = platform
+        .quote(&registration_report_data(&id, &g.hash()))
+        .unwrap();
+    let m = sim_measurement();
+    let tx = |who: usize, nonce: u64, call: Call| {
+        Transaction {
+            chain: g.hash(),
+            signer: ks[who].public(),
+            nonce,
+            fee: Amount(1),
+            call,
+        }
+        .sign(&ks[who])
+    };
+    let apply = |s: &State, h: u64, t: SignedTransaction| {
+        s.apply_block(&env(h, ks[2].public().address()), &[t])
+    };
+    let s0 = State::genesis(&g).unwrap();
+    let reg = Call::RegisterEnclave {
+        identity: id,
+        quote: quote.clone(),
+        stake: Amount(1_000),
+    };
+    assert!(matches!(
+        apply(&s0, 1, tx(0, 0, reg.clone())),
+        Err(BlockError::Tx {
+            error: TxError::MeasurementNotAllowed(_),
+            ..
+        })
+    ));
+
+    let add = Call::UpdateMeasurements {
+        add: vec![m],
+        retire: vec![],
+    };
+    assert!(matches!(
+        apply(&s0, 1, tx(0, 0, add.clone())),
+        Err(BlockError::Tx {
+            error: TxError::NotGovernance,
+            ..
+        })
+    ));
+    let s1 = apply(&s0, 1, tx(1, 0, add)).unwrap().state;
+    assert!(s1.measurement_allowed(&m, 1));
+    let s2 = apply(&s1, 2, tx(0, 0, reg.clone())).unwrap().state;
+    assert!(s2.enclave(&id).is_some());
+
+    let retire = Call::UpdateMeasurements {
+        add: vec![],
+        retire: vec![m],
+    };
+    let s3 = apply(&s2, 3, tx(1, 1, retire)).unwrap().state;
+    assert!(
+        s3.measurement_allowed(&m, 3 + grace),
+        "still valid within the grace period"
+    );
+    assert!(!s3.measurement_allowed(&m, 3 + grace + 1), "not after it");
+    // New registrations with a retired measurement are refused at once.
+    assert!(matches!(
+        apply(&s3, 4, tx(0, 1, reg)),
+        Err(BlockError::Tx {
+            error: TxError::MeasurementNotAllowed(_),
+            ..
+        })
+    ));
 }

@@ -37,6 +37,18 @@ pub struct ChainParams {
     pub filler_module: Hash,
     /// Blocks an enclave registration stays valid.
     pub registration_blocks: u64,
+    /// Smallest stake an enclave registration must lock.
+    #[serde(default)]
+    pub min_stake: Amount,
+    /// Blocks a deregistered enclave's stake stays locked before it can be withdrawn.
+    #[serde(default)]
+    pub unbonding_blocks: u64,
+    /// Blocks a retired measurement stays valid for enclaves already registered with it.
+    #[serde(default)]
+    pub measurement_grace_blocks: u64,
+    /// The account that may change the measurement allowlist (None: nobody).
+    #[serde(default)]
+    pub governance: Option<Address>,
     /// Confirmations after which a block is final.
     pub finality_depth: u64,
 }
@@ -117,6 +129,20 @@ pub struct EnclaveRecord {
     pub registered_at: Height,
     /// Last height at which the registration is valid.
     pub expires_at: Height,
+    /// Tokens locked by the registration (slashable; returned after unbonding).
+    pub stake: Amount,
+    /// Set by deregistration: the enclave no longer mines or takes work, and
+    /// the stake can be withdrawn after this height.
+    pub unbonding_until: Option<Height>,
+}
+
+/// An entry of the governed measurement allowlist.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct MeasurementEntry {
+    pub measurement: Hash,
+    /// When governance retired it; enclaves already registered with it keep
+    /// working for `measurement_grace_blocks` after this height.
+    pub retired_at: Option<Height>,
 }
 
 /// What a transaction does.
@@ -125,8 +151,19 @@ pub enum Call {
     /// Move `amount` to `to`.
     Transfer { to: Address, amount: Amount },
     /// Register (or renew) an enclave: its identity key and a quote whose
-    /// report data binds that key to this chain.
-    RegisterEnclave { identity: PublicKey, quote: Quote },
+    /// report data binds that key to this chain; `stake` is locked (added to
+    /// the existing stake on renewal).
+    RegisterEnclave {
+        identity: PublicKey,
+        quote: Quote,
+        stake: Amount,
+    },
+    /// Stop an enclave: it can no longer mine or take work; its stake unbonds.
+    DeregisterEnclave { identity: PublicKey },
+    /// Return an unbonded enclave's stake to its operator and forget it.
+    WithdrawStake { identity: PublicKey },
+    /// Governance: change the measurement allowlist.
+    UpdateMeasurements { add: Vec<Hash>, retire: Vec<Hash> },
 }
 
 /// An unsigned transaction.
@@ -153,7 +190,10 @@ impl Transaction {
     pub fn cost(&self) -> Option<Amount> {
         match &self.call {
             Call::Transfer { amount, .. } => self.fee.checked_add(*amount),
-            Call::RegisterEnclave { .. } => Some(self.fee),
+            Call::RegisterEnclave { stake, .. } => self.fee.checked_add(*stake),
+            Call::DeregisterEnclave { .. }
+            | Call::WithdrawStake { .. }
+            | Call::UpdateMeasurements { .. } => Some(self.fee),
         }
     }
 
@@ -312,6 +352,20 @@ pub enum Event {
         identity: PublicKey,
         operator: Address,
         expires_at: Height,
+        stake: Amount,
+    },
+    EnclaveDeregistered {
+        identity: PublicKey,
+        unbonding_until: Height,
+    },
+    StakeWithdrawn {
+        identity: PublicKey,
+        operator: Address,
+        amount: Amount,
+    },
+    MeasurementsUpdated {
+        added: Vec<Hash>,
+        retired: Vec<Hash>,
     },
     BlockReward {
         miner: Address,

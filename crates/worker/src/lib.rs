@@ -22,7 +22,6 @@ use proctor_primitives::{Address, Hash, Keypair};
 use proctor_rpc::ApiClient;
 use proctor_rpc::jsonrpsee::http_client::HttpClient;
 use proctor_state::{Call, Transaction};
-use proctor_tee::Quote;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -141,11 +140,30 @@ impl Worker {
         let chain = self.client.chain_info().await?;
         let head = self.client.head().await?;
         if let Some(rec) = self.client.enclave(self.info.identity).await? {
+            if rec.unbonding_until.is_some() {
+                return Err(Error::RegistrationRejected(
+                    "the enclave was deregistered; it cannot mine again".into(),
+                ));
+            }
             let margin = (chain.registration_blocks / 10).max(1);
             if rec.expires_at > head.height + margin {
                 return Ok(());
             }
         }
+        self.register(stop).await.map(|_| ())
+    }
+
+    /// Registers the enclave, or renews its registration, and waits for
+    /// inclusion; returns the height. A new registration locks the chain's
+    /// minimum stake; a renewal adds none.
+    pub async fn register(&mut self, stop: &AtomicBool) -> Result<u64> {
+        let chain = self.client.chain_info().await?;
+        let existing = self.client.enclave(self.info.identity).await?;
+        let stake = if existing.is_some() {
+            proctor_primitives::Amount::ZERO
+        } else {
+            chain.min_stake
+        };
         let Response::Quote(quote) = self
             .host
             .call(Request::RegistrationQuote {
@@ -158,19 +176,43 @@ impl Worker {
             ));
         };
         let hash = self
-            .send_registration(chain.genesis_hash, chain.min_fee, quote)
+            .send_call(Call::RegisterEnclave {
+                identity: self.info.identity,
+                quote,
+                stake,
+            })
             .await?;
         tracing::info!(identity = %self.info.identity, tx = %hash, "registration sent");
+        let height = self.wait_included(hash, stop).await?;
+        tracing::info!(height, "enclave registered");
+        Ok(height)
+    }
+
+    /// Signs `call` with the operator's key and submits it; returns its hash.
+    pub async fn send_call(&self, call: Call) -> Result<Hash> {
+        let chain = self.client.chain_info().await?;
+        let acc = self.client.account(self.miner()).await?;
+        let tx = Transaction {
+            chain: chain.genesis_hash,
+            signer: self.operator.public(),
+            nonce: acc.next_nonce,
+            fee: chain.min_fee,
+            call,
+        }
+        .sign(&self.operator);
+        self.client
+            .send_transaction(proctor_rpc::to_hex(&tx))
+            .await
+            .map_err(|e| Error::RegistrationRejected(e.to_string()))
+    }
+
+    /// Waits (at most two minutes) until transaction `hash` is in a block;
+    /// returns the block's height.
+    pub async fn wait_included(&self, hash: Hash, stop: &AtomicBool) -> Result<u64> {
         let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
-            // While unregistered nobody else may be mining: our own enclave
-            // cannot mine yet either, so poll; a devnet's first block comes
-            // from another registered worker or this one after inclusion.
             match self.client.transaction(hash).await? {
-                proctor_rpc::TxStatus::Included { height, .. } => {
-                    tracing::info!(height, "enclave registered");
-                    return Ok(());
-                }
+                proctor_rpc::TxStatus::Included { height, .. } => return Ok(height),
                 proctor_rpc::TxStatus::Unknown { .. } => {
                     return Err(Error::RegistrationRejected(
                         "transaction dropped from the mempool".into(),
@@ -184,28 +226,9 @@ impl Worker {
         Err(Error::RegistrationTimeout(hash))
     }
 
-    async fn send_registration(
-        &self,
-        chain: Hash,
-        fee: proctor_primitives::Amount,
-        quote: Quote,
-    ) -> Result<Hash> {
-        let acc = self.client.account(self.miner()).await?;
-        let tx = Transaction {
-            chain,
-            signer: self.operator.public(),
-            nonce: acc.next_nonce,
-            fee,
-            call: Call::RegisterEnclave {
-                identity: self.info.identity,
-                quote,
-            },
-        }
-        .sign(&self.operator);
-        self.client
-            .send_transaction(proctor_rpc::to_hex(&tx))
-            .await
-            .map_err(|e| Error::RegistrationRejected(e.to_string()))
+    /// The enclave's on-chain registration, if any.
+    pub async fn registration(&self) -> Result<Option<proctor_state::EnclaveRecord>> {
+        Ok(self.client.enclave(self.info.identity).await?)
     }
 
     async fn load_filler(&mut self, module: &[u8], seed: Hash, timestamp_ms: u64) -> Result<()> {
