@@ -113,6 +113,24 @@ impl BackendArgs {
     }
 }
 
+/// Managing a worker's on-chain registration.
+#[derive(clap::Subcommand)]
+pub enum WorkerCmd {
+    /// Register the enclave (locks the chain's minimum stake).
+    Register,
+    /// Renew the registration with a fresh quote before it expires.
+    Renew,
+    /// Show the enclave's on-chain registration.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the enclave: it no longer mines; its stake starts unbonding.
+    Deregister,
+    /// Take the stake back after the unbonding period.
+    Withdraw,
+}
+
 #[derive(clap::Args)]
 pub struct EnclaveArgs {
     #[command(flatten)]
@@ -356,9 +374,68 @@ pub async fn run_node(
     Ok(())
 }
 
-/// `proctor worker`.
-pub async fn run_worker(args: WorkerArgs, url: &str) -> Result<()> {
-    crate::init_logging();
+/// `proctor worker register | renew | status | deregister | withdraw`.
+pub async fn manage_worker(args: WorkerArgs, cmd: WorkerCmd, url: &str) -> Result<()> {
+    let mut worker = connect_worker(&args, url)?;
+    let id = worker.info().identity;
+    let stop = AtomicBool::new(false);
+    let existing = worker.registration().await?;
+    match cmd {
+        WorkerCmd::Register | WorkerCmd::Renew => {
+            match (&cmd, &existing) {
+                (WorkerCmd::Renew, None) => {
+                    bail!("enclave {id} is not registered: use `worker register`")
+                }
+                (WorkerCmd::Register, Some(r)) => {
+                    bail!(
+                        "enclave {id} is already registered (until height {}): use `worker renew`",
+                        r.expires_at
+                    )
+                }
+                _ => {}
+            }
+            let height = worker.register(&stop).await?;
+            let rec = worker
+                .registration()
+                .await?
+                .context("registration not found after inclusion")?;
+            println!(
+                "enclave {id} registered at height {height}, valid until {}, stake {}",
+                rec.expires_at, rec.stake
+            );
+        }
+        WorkerCmd::Status { json } => {
+            crate::print(json, &existing, |r| match r {
+                None => format!("enclave {id} is not registered"),
+                Some(r) => format!(
+                    "enclave:     {id}\noperator:    {}\nmeasurement: {}\nregistered:  height {}\nexpires:     height {}\nstake:       {}\nstatus:      {}",
+                    r.operator,
+                    r.measurement,
+                    r.registered_at,
+                    r.expires_at,
+                    r.stake,
+                    match r.unbonding_until {
+                        Some(u) => format!("deregistered, unbonding until height {u}"),
+                        None => "active".into(),
+                    }
+                ),
+            })?;
+        }
+        WorkerCmd::Deregister | WorkerCmd::Withdraw => {
+            let call = if matches!(cmd, WorkerCmd::Deregister) {
+                proctor_state::Call::DeregisterEnclave { identity: id }
+            } else {
+                proctor_state::Call::WithdrawStake { identity: id }
+            };
+            let hash = worker.send_call(call).await?;
+            let height = worker.wait_included(hash, &stop).await?;
+            println!("transaction {hash} included at height {height}");
+        }
+    }
+    Ok(())
+}
+
+fn connect_worker(args: &WorkerArgs, url: &str) -> Result<Worker> {
     let transport: Box<dyn Transport> = match (&args.enclave_socket, &args.dir, &args.sim_root) {
         (Some(sock), _, _) => Box::new(
             RemoteEnclave::connect(sock)
@@ -373,13 +450,19 @@ pub async fn run_worker(args: WorkerArgs, url: &str) -> Result<()> {
         ),
     };
     let operator = keys::read(&args.key)?;
-    let mut worker = Worker::new(
+    Ok(Worker::new(
         transport,
         WorkerConfig {
             rpc_url: url.to_string(),
             operator,
         },
-    )?;
+    )?)
+}
+
+/// `proctor worker`.
+pub async fn run_worker(args: WorkerArgs, url: &str) -> Result<()> {
+    crate::init_logging();
+    let mut worker = connect_worker(&args, url)?;
     println!("proctor worker: enclave {}", worker.info().identity);
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();

@@ -57,8 +57,18 @@ enum Cmd {
         #[arg(long)]
         genesis: Option<PathBuf>,
     },
-    /// Run a worker: a (simulated) enclave that registers and mines.
-    Worker(devnet::WorkerArgs),
+    /// Run a worker (registers its enclave and mines), or manage its registration.
+    Worker {
+        #[command(flatten)]
+        args: devnet::WorkerArgs,
+        #[command(subcommand)]
+        cmd: Option<devnet::WorkerCmd>,
+    },
+    /// Governance transactions (signed by the genesis's governance key).
+    Governance {
+        #[command(subcommand)]
+        cmd: GovernanceCmd,
+    },
     /// Run an enclave as its own process, serving a worker over a Unix socket.
     Enclave(devnet::EnclaveArgs),
     /// Create and inspect key files.
@@ -118,6 +128,25 @@ enum Cmd {
     },
     /// Benchmarks: PoUW overhead and state-machine throughput.
     Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum GovernanceCmd {
+    /// Add or retire enclave measurements on the allowlist.
+    Measurements {
+        /// The governance key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// A measurement to allow (hex; repeatable).
+        #[arg(long)]
+        add: Vec<String>,
+        /// A measurement to retire (hex; repeatable); registered enclaves keep
+        /// working for the chain's grace period.
+        #[arg(long)]
+        retire: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -225,7 +254,36 @@ async fn run(cli: Cli) -> Result<()> {
             rpc_addr,
             genesis,
         } => devnet::run_node(dir, rpc_addr, genesis).await,
-        Cmd::Worker(args) => devnet::run_worker(args, url).await,
+        Cmd::Worker { args, cmd: None } => devnet::run_worker(args, url).await,
+        Cmd::Worker {
+            args,
+            cmd: Some(cmd),
+        } => devnet::manage_worker(args, cmd, url).await,
+        Cmd::Governance {
+            cmd:
+                GovernanceCmd::Measurements {
+                    key,
+                    add,
+                    retire,
+                    json,
+                },
+        } => {
+            let k = keys::read(&key)?;
+            let parse = |v: &[String]| -> Result<Vec<Hash>> {
+                v.iter()
+                    .map(|h| h.parse::<Hash>().map_err(|e| anyhow!("{e}")))
+                    .collect()
+            };
+            let call = Call::UpdateMeasurements {
+                add: parse(&add)?,
+                retire: parse(&retire)?,
+            };
+            let (hash, status) =
+                send_call(url, &k, call, None, Some(Duration::from_secs(120))).await?;
+            print(json, &TransferResult { hash, status }, |r| {
+                format!("allowlist updated by {}", r.hash)
+            })
+        }
         Cmd::Enclave(args) => {
             tokio::task::spawn_blocking(move || devnet::run_enclave(args)).await?
         }
@@ -332,12 +390,75 @@ async fn run(cli: Cli) -> Result<()> {
                     format!("included at height {height} in block {block}")
                 }
                 TxStatus::Pending { .. } => "pending".into(),
+                TxStatus::Dropped { code, reason, .. } => {
+                    format!("dropped: {reason} (code {code})")
+                }
                 TxStatus::Unknown { .. } => "unknown to this node".into(),
             })
         }
         Cmd::Task { cmd } => task::run(cmd),
         Cmd::Tee { cmd } => tee::run(cmd),
         Cmd::Bench(args) => bench::run(args),
+    }
+}
+
+/// Signs `call` with `key`, submits it (with `fee`, or the chain's minimum),
+/// and with `wait` polls until it is in a block or the wait runs out.
+pub(crate) async fn send_call(
+    url: &str,
+    key: &proctor_primitives::Keypair,
+    call: Call,
+    fee: Option<Amount>,
+    wait: Option<Duration>,
+) -> Result<(Hash, TxStatus)> {
+    let c = client(url)?;
+    let info = c.chain_info().await.map_err(rpc_err(url))?;
+    let acc = c
+        .account(key.public().address())
+        .await
+        .map_err(rpc_err(url))?;
+    let fee = fee.unwrap_or(info.min_fee);
+    let tx = Transaction {
+        chain: info.genesis_hash,
+        signer: key.public(),
+        nonce: acc.next_nonce,
+        fee,
+        call,
+    }
+    .sign(key);
+    if let Some(needed) = tx.tx.cost()
+        && acc.balance < needed
+    {
+        bail!(
+            "insufficient balance: {} has {}, the transaction needs {needed} (fee {fee} included)",
+            acc.address,
+            acc.balance
+        );
+    }
+    let hash = c
+        .send_transaction(proctor_rpc::to_hex(&tx))
+        .await
+        .map_err(rpc_err(url))?;
+    let Some(timeout) = wait else {
+        return Ok((hash, TxStatus::Pending { hash }));
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = c.transaction(hash).await.map_err(rpc_err(url))?;
+        match status {
+            TxStatus::Included { .. } => return Ok((hash, status)),
+            TxStatus::Dropped { code, reason, .. } => {
+                bail!("transaction {hash} was dropped: {reason} (code {code})")
+            }
+            TxStatus::Unknown { .. } => bail!("transaction {hash} is unknown to the node"),
+            TxStatus::Pending { .. } if Instant::now() >= deadline => {
+                bail!(
+                    "transaction {hash} still pending after {} s (are workers mining?)",
+                    timeout.as_secs()
+                )
+            }
+            TxStatus::Pending { .. } => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
     }
 }
 
@@ -359,63 +480,11 @@ async fn transfer(
     json: bool,
 ) -> Result<()> {
     let k = keys::read(&key)?;
-    let to = parse_address(to)?;
-    let c = client(url)?;
-    let info = c.chain_info().await.map_err(rpc_err(url))?;
-    let fee = fee.map(Amount).unwrap_or(info.min_fee);
-    let acc = c
-        .account(k.public().address())
-        .await
-        .map_err(rpc_err(url))?;
-    let needed = fee
-        .0
-        .checked_add(amount)
-        .ok_or_else(|| anyhow!("amount plus fee overflows"))?;
-    if acc.balance.0 < needed {
-        bail!(
-            "insufficient balance: {} has {}, the transfer needs {} (amount {} + fee {})",
-            acc.address,
-            acc.balance,
-            needed,
-            amount,
-            fee
-        );
-    }
-    let tx = Transaction {
-        chain: info.genesis_hash,
-        signer: k.public(),
-        nonce: acc.next_nonce,
-        fee,
-        call: Call::Transfer {
-            to,
-            amount: Amount(amount),
-        },
-    }
-    .sign(&k);
-    let hash = c
-        .send_transaction(proctor_rpc::to_hex(&tx))
-        .await
-        .map_err(rpc_err(url))?;
-    let mut status = TxStatus::Pending { hash };
-    if wait {
-        let deadline = Instant::now() + timeout;
-        loop {
-            status = c.transaction(hash).await.map_err(rpc_err(url))?;
-            match status {
-                TxStatus::Included { .. } => break,
-                TxStatus::Unknown { .. } => {
-                    bail!("transfer {hash} was dropped by the node before inclusion")
-                }
-                TxStatus::Pending { .. } if Instant::now() >= deadline => {
-                    bail!(
-                        "transfer {hash} still pending after {} s (are workers mining?)",
-                        timeout.as_secs()
-                    )
-                }
-                TxStatus::Pending { .. } => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
+    let call = Call::Transfer {
+        to: parse_address(to)?,
+        amount: Amount(amount),
+    };
+    let (hash, status) = send_call(url, &k, call, fee.map(Amount), wait.then_some(timeout)).await?;
     print(json, &TransferResult { hash, status }, |r| {
         match &r.status {
             TxStatus::Included { height, .. } => {

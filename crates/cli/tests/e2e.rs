@@ -372,3 +372,82 @@ fn worker_mines_through_an_enclave_process_on_a_socket() {
     let operator = address(&chain.join("keys/worker1.json"));
     assert_eq!(block["miner"].as_str().unwrap(), operator);
 }
+
+#[test]
+fn worker_registration_lifecycle_and_governance_from_the_cli() {
+    let dir = tmp("lifecycle");
+    let chain = dir.join("chain");
+    let (_devnet, url) = start_devnet(&chain, 1);
+    let key = chain.join("keys/worker2.json");
+    let root = chain.join("sim-attestation-root.key");
+    let edir = dir.join("second");
+    let worker = |cmd: &[&str]| {
+        let mut args = vec![
+            "--rpc",
+            url.as_str(),
+            "worker",
+            "--key",
+            key.to_str().unwrap(),
+        ];
+        args.extend([
+            "--dir",
+            edir.to_str().unwrap(),
+            "--sim-root",
+            root.to_str().unwrap(),
+        ]);
+        args.extend_from_slice(cmd);
+        run(&args)
+    };
+    let status = |w: &dyn Fn(&[&str]) -> Output| -> Value {
+        let o = w(&["status", "--json"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    assert!(status(&worker).is_null(), "a new enclave is not registered");
+
+    let o = worker(&["register"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = status(&worker);
+    let info = ok_json(&["--rpc", &url, "chain", "info", "--json"]);
+    assert_eq!(s["stake"], info["min_stake"]);
+    assert_eq!(s["operator"].as_str().unwrap(), address(&key));
+    assert!(s["unbonding_until"].is_null());
+    let o = worker(&["register"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already registered"));
+    assert!(worker(&["renew"]).status.success());
+
+    assert!(worker(&["deregister"]).status.success());
+    assert!(status(&worker)["unbonding_until"].as_u64().is_some());
+    let o = worker(&["withdraw"]);
+    assert!(!o.status.success(), "the stake is still unbonding");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("code 1126"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Only the governance key may change the measurement allowlist.
+    let m = "ab".repeat(32);
+    let gov = |k: &str| {
+        run(&[
+            "--rpc",
+            &url,
+            "governance",
+            "measurements",
+            "--key",
+            chain.join(k).to_str().unwrap(),
+            "--add",
+            &m,
+        ])
+    };
+    let o = gov("keys/dev0.json");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("code 1125"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = gov("keys/governance.json");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -21,6 +21,8 @@ const KEPT_TEMPLATES: usize = 32;
 /// A template is reused for this long; after that it is rebuilt so that block
 /// timestamps track when blocks are won and new transactions get in.
 const TEMPLATE_REFRESH: Duration = Duration::from_millis(500);
+/// Dropped transactions whose reason is remembered for clients.
+const KEPT_DROPPED: usize = 10_000;
 /// Attempts to drop invalid transactions while building a template.
 const MAX_TEMPLATE_RETRIES: usize = 64;
 
@@ -64,6 +66,8 @@ pub struct Chain {
     tip_interval: Option<u64>,
     pub(crate) mempool: Mempool,
     templates: VecDeque<PendingTemplate>,
+    /// Recently dropped transactions: hash, error code, reason.
+    dropped: VecDeque<(Hash, i32, String)>,
 }
 
 impl Chain {
@@ -112,6 +116,7 @@ impl Chain {
             tip_interval,
             mempool: Mempool::new(mempool_capacity),
             templates: VecDeque::new(),
+            dropped: VecDeque::new(),
         })
     }
 
@@ -145,8 +150,34 @@ impl Chain {
     }
 
     /// Admits a transaction to the mempool.
-    pub fn submit_tx(&mut self, stx: SignedTransaction) -> Result<Hash, ChainError> {
-        Ok(self.mempool.add(&self.state, stx)?)
+    pub fn submit_tx(
+        &mut self,
+        stx: SignedTransaction,
+        now_ms: Timestamp,
+    ) -> Result<Hash, ChainError> {
+        let t = &self.tip.template;
+        let env = BlockEnv {
+            height: t.height + 1,
+            timestamp: now_ms.max(t.timestamp + 1),
+            miner: Address([0; 20]),
+        };
+        Ok(self.mempool.add(&self.state, &env, stx)?)
+    }
+
+    /// Why transaction `hash` was dropped from the mempool, if it was recently.
+    pub fn dropped(&self, hash: &Hash) -> Option<(i32, String)> {
+        self.dropped
+            .iter()
+            .rev()
+            .find(|(h, _, _)| h == hash)
+            .map(|(_, c, r)| (*c, r.clone()))
+    }
+
+    fn record_dropped(&mut self, hash: Hash, code: i32, reason: String) {
+        if self.dropped.len() >= KEPT_DROPPED {
+            self.dropped.pop_front();
+        }
+        self.dropped.push_back((hash, code, reason));
     }
 
     /// The work for `miner`: a cached template if still fresh, else a new one.
@@ -202,6 +233,17 @@ impl Chain {
                     let bad = &txs[index].tx;
                     tracing::debug!(%error, "dropping transaction from template");
                     let (sender, nonce) = (bad.sender(), bad.nonce);
+                    let bad_hash = txs[index].hash();
+                    for t in txs
+                        .iter()
+                        .filter(|t| t.tx.sender() == sender && t.tx.nonce > nonce)
+                    {
+                        let why = format!(
+                            "an earlier transaction of this account ({bad_hash}) was dropped: {error}"
+                        );
+                        self.record_dropped(t.hash(), error.code(), why);
+                    }
+                    self.record_dropped(bad_hash, error.code(), error.to_string());
                     self.mempool.drop_from(&sender, nonce);
                     txs.retain(|s| !(s.tx.sender() == sender && s.tx.nonce >= nonce));
                 }

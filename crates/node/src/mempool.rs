@@ -6,7 +6,7 @@
 //! pending transaction can be included in order.
 
 use proctor_primitives::{Address, Amount, Hash};
-use proctor_state::{SignedTransaction, State, TxError};
+use proctor_state::{BlockEnv, BlockError, Call, SignedTransaction, State, TxError};
 use std::collections::BTreeMap;
 
 /// Why a transaction was not admitted.
@@ -58,7 +58,17 @@ impl Mempool {
     }
 
     /// Admits `stx` if it is valid after the sender's pending transactions.
-    pub fn add(&mut self, state: &State, stx: SignedTransaction) -> Result<Hash, AdmitError> {
+    ///
+    /// Calls other than transfers (registrations, stake, governance) are also
+    /// dry-run on top of the sender's pending transactions in `env` (the next
+    /// block), so an invalid one is refused now, with its reason, instead of
+    /// being dropped later when a block is built.
+    pub fn add(
+        &mut self,
+        state: &State,
+        env: &BlockEnv,
+        stx: SignedTransaction,
+    ) -> Result<Hash, AdmitError> {
         let hash = stx.hash();
         if self.hashes.contains_key(&hash) {
             return Err(AdmitError::AlreadyPending(hash));
@@ -94,6 +104,19 @@ impl Mempool {
                 available: acc.balance,
             }
             .into());
+        }
+        if !matches!(stx.tx.call, Call::Transfer { .. }) {
+            let mut run: Vec<SignedTransaction> = pending
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default();
+            run.push(stx.clone());
+            let last = run.len() - 1;
+            match state.apply_block(env, &run) {
+                Err(BlockError::Tx { index, error, .. }) if index == last => {
+                    return Err(error.into());
+                }
+                _ => {}
+            }
         }
         self.hashes.insert(hash, (sender, stx.tx.nonce));
         self.by_sender
@@ -153,31 +176,36 @@ mod tests {
         let ks = keys(2);
         let g = testkit::genesis(&ks, 1_000, testkit::params(None, Hash::ZERO));
         let s = State::genesis(&g).unwrap();
+        let env = BlockEnv {
+            height: 1,
+            timestamp: g.timestamp + 1,
+            miner: ks[1].public().address(),
+        };
         let mut mp = Mempool::new(10);
         let gh = g.hash();
-        mp.add(&s, transfer(&gh, &ks[0], 0, &ks[1], 400, 1))
+        mp.add(&s, &env, transfer(&gh, &ks[0], 0, &ks[1], 400, 1))
             .unwrap();
         let dup = transfer(&gh, &ks[0], 0, &ks[1], 400, 1);
         assert!(matches!(
-            mp.add(&s, dup),
+            mp.add(&s, &env, dup),
             Err(AdmitError::AlreadyPending(_))
         ));
         let same_nonce = transfer(&gh, &ks[0], 0, &ks[1], 300, 1);
         assert_eq!(
-            mp.add(&s, same_nonce),
+            mp.add(&s, &env, same_nonce),
             Err(AdmitError::NonceTaken { nonce: 0, next: 1 })
         );
         let gap = transfer(&gh, &ks[0], 5, &ks[1], 1, 1);
         assert!(matches!(
-            mp.add(&s, gap),
+            mp.add(&s, &env, gap),
             Err(AdmitError::Invalid(TxError::NonceGap { .. }))
         ));
-        mp.add(&s, transfer(&gh, &ks[0], 1, &ks[1], 400, 1))
+        mp.add(&s, &env, transfer(&gh, &ks[0], 1, &ks[1], 400, 1))
             .unwrap();
         // 802 pending + 401 > 1000.
         let over = transfer(&gh, &ks[0], 2, &ks[1], 400, 1);
         assert!(matches!(
-            mp.add(&s, over),
+            mp.add(&s, &env, over),
             Err(AdmitError::Invalid(TxError::InsufficientBalance { .. }))
         ));
         assert_eq!(mp.next_nonce(&s, &ks[0].public().address()), 2);
@@ -195,13 +223,18 @@ mod tests {
         let ks = keys(3);
         let g = testkit::genesis(&ks, 1_000, testkit::params(None, Hash::ZERO));
         let s = State::genesis(&g).unwrap();
+        let env = BlockEnv {
+            height: 1,
+            timestamp: g.timestamp + 1,
+            miner: ks[1].public().address(),
+        };
         let mut mp = Mempool::new(2);
-        mp.add(&s, transfer(&g.hash(), &ks[0], 0, &ks[1], 1, 1))
+        mp.add(&s, &env, transfer(&g.hash(), &ks[0], 0, &ks[1], 1, 1))
             .unwrap();
-        mp.add(&s, transfer(&g.hash(), &ks[1], 0, &ks[0], 1, 1))
+        mp.add(&s, &env, transfer(&g.hash(), &ks[1], 0, &ks[0], 1, 1))
             .unwrap();
         assert_eq!(
-            mp.add(&s, transfer(&g.hash(), &ks[2], 0, &ks[0], 1, 1)),
+            mp.add(&s, &env, transfer(&g.hash(), &ks[2], 0, &ks[0], 1, 1)),
             Err(AdmitError::Full(2))
         );
     }

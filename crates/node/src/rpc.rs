@@ -102,7 +102,7 @@ impl ApiServer for Rpc {
 
     async fn send_transaction(&self, tx: String) -> Result<Hash, ErrorObjectOwned> {
         let stx: SignedTransaction = from_hex("signed transaction", &tx)?;
-        self.lock().submit_tx(stx).map_err(chain_error)
+        self.lock().submit_tx(stx, now_ms()).map_err(chain_error)
     }
 
     async fn transaction(&self, hash: Hash) -> Result<TxStatus, ErrorObjectOwned> {

@@ -18,9 +18,9 @@ fn a_block_sealed_by_one_node_imports_on_another() {
     assert_eq!(a.head(), b.head());
 
     let gh = tc.genesis.hash();
-    a.submit_tx(transfer(&gh, &tc.keys[1], 0, &tc.keys[2], 777, 3))
-        .unwrap();
     let now = tc.genesis.timestamp + 1_000;
+    a.submit_tx(transfer(&gh, &tc.keys[1], 0, &tc.keys[2], 777, 3), now)
+        .unwrap();
     let work = a.work(tc.keys[0].public().address(), now);
     let Response::Loaded { .. } = enclave.handle(Request::LoadTask {
         module: FILLER_WASM.to_vec(),
@@ -79,4 +79,54 @@ fn a_block_sealed_by_one_node_imports_on_another() {
         1_000_000_000_000 + 777
     );
     assert_ne!(a.head().hash, Hash::ZERO);
+}
+
+#[test]
+fn a_transaction_invalidated_by_another_is_dropped_with_its_reason() {
+    use proctor_primitives::Amount;
+    use proctor_state::{Call, Transaction};
+    use proctor_tee::sim::{SimAttestationRoot, SimPlatform};
+    use proctor_tee::{Platform, registration_report_data};
+
+    let tc = common::test_chain("dropped");
+    let mut chain = Chain::open(&tc.dir.join("c.redb"), tc.genesis.clone(), 100).unwrap();
+    let gh = tc.genesis.hash();
+    let p = SimPlatform::open(
+        &tc.dir.join("new"),
+        SimAttestationRoot::from_secret(&[5; 32]),
+    )
+    .unwrap();
+    let quote = p
+        .quote(&registration_report_data(&p.identity(), &gh))
+        .unwrap();
+    // Two operators race to register the same enclave: each is valid alone.
+    let reg = |who: usize| {
+        Transaction {
+            chain: gh,
+            signer: tc.keys[who].public(),
+            nonce: 0,
+            fee: Amount(1),
+            call: Call::RegisterEnclave {
+                identity: p.identity(),
+                quote: quote.clone(),
+                stake: Amount(1_000),
+            },
+        }
+        .sign(&tc.keys[who])
+    };
+    let now = tc.genesis.timestamp + 1_000;
+    let (first, second) = (reg(1), reg(2));
+    chain.submit_tx(first.clone(), now).unwrap();
+    chain.submit_tx(second.clone(), now).unwrap();
+    // Building the next block keeps one and drops the other, remembering why.
+    chain.work(tc.keys[0].public().address(), now);
+    let (kept, lost) = if chain.dropped(&second.hash()).is_some() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let (code, reason) = chain.dropped(&lost.hash()).expect("the loser is dropped");
+    assert_eq!(code, 1104);
+    assert!(reason.contains("another operator"), "{reason}");
+    assert!(chain.dropped(&kept.hash()).is_none());
 }

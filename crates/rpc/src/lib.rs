@@ -126,6 +126,12 @@ pub enum TxStatus {
         fee: Amount,
         events: Vec<Event>,
     },
+    /// Admitted, then found invalid when a block was built (the state changed).
+    Dropped {
+        hash: Hash,
+        code: i32,
+        reason: String,
+    },
     Unknown {
         hash: Hash,
     },

@@ -20,6 +20,7 @@ use proctor_enclave::wire::Transport;
 use proctor_enclave::{EnclaveInfo, MineResult, Request, Response};
 use proctor_primitives::{Address, Hash, Keypair};
 use proctor_rpc::ApiClient;
+use proctor_rpc::jsonrpsee::core::ClientError;
 use proctor_rpc::jsonrpsee::http_client::HttpClient;
 use proctor_state::{Call, Transaction};
 use std::sync::Arc;
@@ -43,9 +44,9 @@ pub enum Error {
     Enclave(String),
     #[error("node served module bytes whose hash is {got}, expected {expected}")]
     ModuleHash { expected: Hash, got: Hash },
-    #[error("registration transaction {0} was not included in time")]
+    #[error("transaction {0} was not included in time")]
     RegistrationTimeout(Hash),
-    #[error("registration rejected: {0}")]
+    #[error("transaction rejected: {0}")]
     RegistrationRejected(String),
 }
 
@@ -203,7 +204,12 @@ impl Worker {
         self.client
             .send_transaction(proctor_rpc::to_hex(&tx))
             .await
-            .map_err(|e| Error::RegistrationRejected(e.to_string()))
+            .map_err(|e| match e {
+                ClientError::Call(obj) => {
+                    Error::RegistrationRejected(format!("{} (code {})", obj.message(), obj.code()))
+                }
+                other => Error::Rpc(other),
+            })
     }
 
     /// Waits (at most two minutes) until transaction `hash` is in a block;
@@ -213,9 +219,14 @@ impl Worker {
         while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
             match self.client.transaction(hash).await? {
                 proctor_rpc::TxStatus::Included { height, .. } => return Ok(height),
+                proctor_rpc::TxStatus::Dropped { code, reason, .. } => {
+                    return Err(Error::RegistrationRejected(format!(
+                        "{reason} (code {code})"
+                    )));
+                }
                 proctor_rpc::TxStatus::Unknown { .. } => {
                     return Err(Error::RegistrationRejected(
-                        "transaction dropped from the mempool".into(),
+                        "the node no longer knows the transaction".into(),
                     ));
                 }
                 proctor_rpc::TxStatus::Pending { .. } => {
