@@ -242,12 +242,16 @@ fn create(dir: &Path, block_ms: u64) -> Result<Genesis> {
     genesis.enclaves = enclaves
         .iter()
         .map(|(op, p)| {
-            let identity = p.identity();
-            let quote = p.quote(&registration_report_data(&identity, &genesis.hash()))?;
+            let (identity, encryption_key) = (p.identity(), p.encryption_key());
+            let expires_at = genesis.params.registration_blocks;
+            let rd =
+                registration_report_data(&identity, &encryption_key, &genesis.hash(), expires_at);
             Ok(GenesisEnclave {
                 operator: *op,
                 identity,
-                quote,
+                encryption_key,
+                expires_at,
+                quote: p.quote(&rd)?,
             })
         })
         .collect::<Result<_, proctor_tee::Error>>()?;

@@ -3,8 +3,8 @@ use crate::*;
 use proctor_primitives::{Address, Amount, Hash, Keypair};
 use proctor_state::testkit::{self, keys};
 use proctor_state::*;
+use proctor_tee::Platform;
 use proctor_tee::sim::{SimAttestationRoot, SimPlatform, sim_measurement};
-use proctor_tee::{Platform, registration_report_data};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -100,20 +100,17 @@ fn fixture(name: &str) -> Fixture {
     params.min_difficulty = 1;
     let g = testkit::genesis(&ks, 1_000_000, params);
     let genesis = State::genesis(&g).unwrap();
-    let id = platform.identity();
-    let quote = platform
-        .quote(&registration_report_data(&id, &g.hash()))
-        .unwrap();
     let reg = Transaction {
         chain: g.hash(),
         signer: ks[0].public(),
         nonce: 0,
         fee: Amount(1),
-        call: Call::RegisterEnclave {
-            identity: id,
-            quote,
-            stake: Amount(1_000),
-        },
+        call: testkit::register_call(
+            &platform,
+            &g.hash(),
+            1 + g.params.registration_blocks,
+            1_000,
+        ),
     }
     .sign(&ks[0]);
     let state = genesis

@@ -25,7 +25,7 @@ pub mod wire;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_consensus::lottery_wins;
-use proctor_primitives::{Hash, PublicKey};
+use proctor_primitives::{EncryptionKey, Hash, PublicKey};
 use proctor_state::{PouwProof, checker_message, work_message};
 use proctor_tee::{Platform, Quote, TeeKind, registration_report_data};
 use proctor_vm::{Limits, Status, Step, Task, TaskSpec, Vm};
@@ -35,8 +35,9 @@ use proctor_vm::{Limits, Status, Step, Task, TaskSpec, Vm};
 pub enum Request {
     /// Identity, measurement and TEE kind.
     Info,
-    /// A quote binding the identity key to the chain with this genesis hash.
-    RegistrationQuote { genesis: Hash },
+    /// A quote binding the identity and encryption keys to the chain with this
+    /// genesis hash, for a registration valid until `expires_at`.
+    RegistrationQuote { genesis: Hash, expires_at: u64 },
     /// Check `module` and start running it on `input`.
     LoadTask {
         module: Vec<u8>,
@@ -77,6 +78,8 @@ pub struct EnclaveInfo {
     pub kind: TeeKind,
     pub measurement: Hash,
     pub identity: PublicKey,
+    /// X25519 key that data for this enclave is encrypted to.
+    pub encryption_key: EncryptionKey,
 }
 
 /// The outcome of a [`Request::Mine`].
@@ -146,8 +149,17 @@ impl Enclave {
     pub fn handle(&mut self, req: Request) -> Response {
         let result = match req {
             Request::Info => Ok(Response::Info(self.info())),
-            Request::RegistrationQuote { genesis } => {
-                let rd = registration_report_data(&self.platform.identity(), &genesis);
+            Request::RegistrationQuote {
+                genesis,
+                expires_at,
+            } => {
+                let p = &self.platform;
+                let rd = registration_report_data(
+                    &p.identity(),
+                    &p.encryption_key(),
+                    &genesis,
+                    expires_at,
+                );
                 self.platform
                     .quote(&rd)
                     .map(Response::Quote)
@@ -180,6 +192,7 @@ impl Enclave {
             kind: self.platform.kind(),
             measurement: self.platform.measurement(),
             identity: self.platform.identity(),
+            encryption_key: self.platform.encryption_key(),
         }
     }
 

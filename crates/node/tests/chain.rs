@@ -84,9 +84,8 @@ fn a_block_sealed_by_one_node_imports_on_another() {
 #[test]
 fn a_transaction_invalidated_by_another_is_dropped_with_its_reason() {
     use proctor_primitives::Amount;
-    use proctor_state::{Call, Transaction};
+    use proctor_state::Transaction;
     use proctor_tee::sim::{SimAttestationRoot, SimPlatform};
-    use proctor_tee::{Platform, registration_report_data};
 
     let tc = common::test_chain("dropped");
     let mut chain = Chain::open(&tc.dir.join("c.redb"), tc.genesis.clone(), 100).unwrap();
@@ -96,9 +95,7 @@ fn a_transaction_invalidated_by_another_is_dropped_with_its_reason() {
         SimAttestationRoot::from_secret(&[5; 32]),
     )
     .unwrap();
-    let quote = p
-        .quote(&registration_report_data(&p.identity(), &gh))
-        .unwrap();
+    let call = proctor_state::testkit::register_call(&p, &gh, 100, 1_000);
     // Two operators race to register the same enclave: each is valid alone.
     let reg = |who: usize| {
         Transaction {
@@ -106,11 +103,7 @@ fn a_transaction_invalidated_by_another_is_dropped_with_its_reason() {
             signer: tc.keys[who].public(),
             nonce: 0,
             fee: Amount(1),
-            call: Call::RegisterEnclave {
-                identity: p.identity(),
-                quote: quote.clone(),
-                stake: Amount(1_000),
-            },
+            call: call.clone(),
         }
         .sign(&tc.keys[who])
     };

@@ -29,7 +29,7 @@ pub mod merkle;
 pub use address::{Address, AddressError};
 pub use amount::Amount;
 pub use hash::{Hash, HashError};
-pub use keys::{KeyError, Keypair, PublicKey, Signature, verify_batch};
+pub use keys::{EncryptionKey, KeyError, Keypair, PublicKey, Signature, verify_batch};
 
 /// Milliseconds since the Unix epoch, as carried in block headers.
 pub type Timestamp = u64;

@@ -48,6 +48,12 @@ pub enum TxError {
     StillUnbonding { until: u64 },
     #[error("only the governance account may change the measurement allowlist")]
     NotGovernance,
+    #[error("registration expiry {expires_at} must be after height {height} and at most {max}")]
+    BadExpiry {
+        expires_at: u64,
+        height: u64,
+        max: u64,
+    },
 }
 
 impl TxError {
@@ -72,6 +78,7 @@ impl TxError {
             TxError::NotDeregistered => 1124,
             TxError::StillUnbonding { .. } => 1126,
             TxError::NotGovernance => 1125,
+            TxError::BadExpiry { .. } => 1127,
         }
     }
 }

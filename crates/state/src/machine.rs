@@ -5,7 +5,7 @@ use crate::smt::{Change, Smt, SmtProof};
 use crate::types::*;
 use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_primitives::{
-    Address, Amount, Hash, Height, PublicKey, Timestamp, codec, verify_batch,
+    Address, Amount, EncryptionKey, Hash, Height, PublicKey, Timestamp, codec, verify_batch,
 };
 use proctor_tee::{TrustPolicy, registration_report_data, verify_quote};
 use std::collections::BTreeMap;
@@ -152,7 +152,7 @@ impl State {
                     .register_enclave(
                         &mut o,
                         e.operator,
-                        &e.identity,
+                        (&e.identity, &e.encryption_key, e.expires_at),
                         &e.quote,
                         Amount::ZERO,
                         0,
@@ -435,13 +435,16 @@ impl State {
             }
             Call::RegisterEnclave {
                 identity,
+                encryption_key,
+                expires_at,
                 quote,
                 stake,
             } => {
+                let keys = (identity, encryption_key, *expires_at);
                 events.push(self.register_enclave(
                     o,
                     from,
-                    identity,
+                    keys,
                     quote,
                     *stake,
                     env.height,
@@ -534,12 +537,20 @@ impl State {
         &self,
         o: &mut Overlay<'_>,
         operator: Address,
-        identity: &PublicKey,
+        (identity, encryption_key, expires_at): (&PublicKey, &EncryptionKey, Height),
         quote: &proctor_tee::Quote,
         stake: Amount,
         height: Height,
         now_ms: Timestamp,
     ) -> Result<Event, TxError> {
+        let max = height + self.params.registration_blocks;
+        if expires_at <= height || expires_at > max {
+            return Err(TxError::BadExpiry {
+                expires_at,
+                height,
+                max,
+            });
+        }
         let policy = TrustPolicy {
             sim_root: if self.params.allow_sim_quotes {
                 self.params.sim_attestation_root
@@ -558,7 +569,9 @@ impl State {
         {
             return Err(TxError::MeasurementNotAllowed(claims.measurement));
         }
-        if claims.report_data != registration_report_data(identity, &self.genesis_hash) {
+        if claims.report_data
+            != registration_report_data(identity, encryption_key, &self.genesis_hash, expires_at)
+        {
             return Err(TxError::ReportDataMismatch);
         }
         let existing = o.enclave(identity);
@@ -582,9 +595,9 @@ impl State {
                 got: total,
             });
         }
-        let expires_at = height + self.params.registration_blocks;
         let rec = EnclaveRecord {
             identity: *identity,
+            encryption_key: *encryption_key,
             operator,
             measurement: claims.measurement,
             registered_at: existing.as_ref().map_or(height, |e| e.registered_at),

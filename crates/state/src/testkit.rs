@@ -2,6 +2,7 @@
 
 use crate::types::*;
 use proctor_primitives::{Amount, Hash, Keypair, PublicKey};
+use proctor_tee::{Platform, registration_report_data};
 
 /// Parameters for a local test chain.
 pub fn params(sim_root: Option<PublicKey>, measurement: Hash) -> ChainParams {
@@ -74,4 +75,24 @@ pub fn keys(n: usize) -> Vec<Keypair> {
             Keypair::from_secret(&seed)
         })
         .collect()
+}
+
+/// A registration of `platform`'s enclave on the chain `genesis`, valid until
+/// `expires_at`, with its quote correctly bound.
+pub fn register_call(
+    platform: &dyn Platform,
+    genesis: &Hash,
+    expires_at: u64,
+    stake: u128,
+) -> Call {
+    let (identity, encryption_key) = (platform.identity(), platform.encryption_key());
+    let rd = registration_report_data(&identity, &encryption_key, genesis, expires_at);
+    let quote = platform.quote(&rd).expect("the platform quotes");
+    Call::RegisterEnclave {
+        identity,
+        encryption_key,
+        expires_at,
+        quote,
+        stake: Amount(stake),
+    }
 }

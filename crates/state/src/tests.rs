@@ -1,8 +1,8 @@
 use crate::testkit::{self, keys, transfer};
 use crate::*;
 use proctor_primitives::{Address, Amount, Hash, codec};
+use proctor_tee::Platform;
 use proctor_tee::sim::{SimAttestationRoot, SimPlatform, sim_measurement};
-use proctor_tee::{Platform, registration_report_data};
 use proptest::prelude::*;
 
 fn env(height: u64, miner: Address) -> BlockEnv {
@@ -170,77 +170,88 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
     );
     let s = State::genesis(&g).unwrap();
     let id = platform.identity();
-    let reg = |identity, quote, nonce| {
+    let exp = 1 + g.params.registration_blocks;
+    let sign = |call: Call| {
         Transaction {
             chain: g.hash(),
             signer: ks[0].public(),
-            nonce,
+            nonce: 0,
             fee: Amount(1),
-            call: Call::RegisterEnclave {
-                identity,
-                quote,
-                stake: Amount(1_000),
-            },
+            call,
         }
         .sign(&ks[0])
     };
-    let good = platform
-        .quote(&registration_report_data(&id, &g.hash()))
-        .unwrap();
-    let a = s
-        .apply_block(
-            &env(1, ks[1].public().address()),
-            &[reg(id, good.clone(), 0)],
-        )
-        .unwrap();
-    // Registration conserves supply: the fee moves to the miner, only the reward is minted.
+    let apply = |call: Call| s.apply_block(&env(1, ks[1].public().address()), &[sign(call)]);
+    let rejected = |call: Call| match apply(call) {
+        Err(BlockError::Tx { error, .. }) => error,
+        other => panic!("expected a rejection, got {other:?}"),
+    };
+    let good = testkit::register_call(&platform, &g.hash(), exp, 1_000);
+    let a = apply(good.clone()).unwrap();
+    // Registration conserves supply: fee to the miner, stake locked, only the reward minted.
     assert_eq!(
         a.state.total_supply(),
         s.total_supply() + g.params.block_reward.0
     );
     let rec = a.state.enclave(&id).unwrap();
     assert_eq!(rec.operator, ks[0].public().address());
-    assert_eq!(rec.expires_at, 1 + g.params.registration_blocks);
+    assert_eq!(rec.expires_at, exp);
+    assert_eq!(rec.encryption_key, platform.encryption_key());
 
-    // A quote binding another key (or another chain) is refused.
+    // The quote binds identity, encryption key, chain and expiry: change any and it is refused.
+    let Call::RegisterEnclave {
+        identity,
+        encryption_key,
+        expires_at,
+        quote,
+        stake,
+    } = good
+    else {
+        unreachable!()
+    };
+    let with = |identity, encryption_key, expires_at| Call::RegisterEnclave {
+        identity,
+        encryption_key,
+        expires_at,
+        quote: quote.clone(),
+        stake,
+    };
     let other = proctor_primitives::Keypair::from_secret(&[9; 32]).public();
-    assert_eq!(s.check_tx(&reg(other, good.clone(), 0), 0), Ok(()));
-    let err = s
-        .apply_block(
-            &env(1, ks[1].public().address()),
-            &[reg(other, good.clone(), 0)],
-        )
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            BlockError::Tx {
-                error: TxError::ReportDataMismatch,
-                ..
-            }
-        ),
-        "{err}"
+    assert_eq!(
+        s.check_tx(&sign(with(other, encryption_key, expires_at)), 0),
+        Ok(()),
+        "stateless checks pass"
     );
+    assert_eq!(
+        rejected(with(other, encryption_key, expires_at)),
+        TxError::ReportDataMismatch
+    );
+    let other_key = proctor_primitives::EncryptionKey([7; 32]);
+    assert_eq!(
+        rejected(with(identity, other_key, expires_at)),
+        TxError::ReportDataMismatch
+    );
+    assert_eq!(
+        rejected(with(identity, encryption_key, expires_at - 1)),
+        TxError::ReportDataMismatch
+    );
+    // Expiry out of range, whatever the quote.
+    let e = rejected(testkit::register_call(&platform, &g.hash(), exp + 1, 1_000));
+    assert!(matches!(e, TxError::BadExpiry { .. }), "{e}");
+    assert_eq!(e.code(), 1127);
+    assert!(matches!(
+        rejected(testkit::register_call(&platform, &g.hash(), 1, 1_000)),
+        TxError::BadExpiry { .. }
+    ));
     // Signed by an untrusted root.
     let (rogue, _) = registration("rogue", [5; 32]);
-    let q = rogue
-        .quote(&registration_report_data(&rogue.identity(), &g.hash()))
-        .unwrap();
-    let err = s
-        .apply_block(
-            &env(1, ks[1].public().address()),
-            &[reg(rogue.identity(), q, 0)],
-        )
-        .unwrap_err();
+    let e = rejected(testkit::register_call(&rogue, &g.hash(), exp, 1_000));
     assert!(
         matches!(
-            err,
-            BlockError::Tx {
-                error: TxError::QuoteRejected(_),
-                ..
-            }
+            e,
+            TxError::QuoteRejected(proctor_tee::QuoteError::UntrustedRoot { .. })
         ),
-        "{err}"
+        "{e}"
     );
     // Measurement not allowed.
     let g2 = testkit::genesis(
@@ -269,20 +280,13 @@ fn rejected_registration(
     ks: &[proctor_primitives::Keypair],
     platform: &SimPlatform,
 ) -> TxError {
-    let identity = platform.identity();
-    let quote = platform
-        .quote(&registration_report_data(&identity, &g.hash()))
-        .unwrap();
+    let call = testkit::register_call(platform, &g.hash(), 1 + g.params.registration_blocks, 1_000);
     let tx = Transaction {
         chain: g.hash(),
         signer: ks[0].public(),
         nonce: 0,
         fee: Amount(1),
-        call: Call::RegisterEnclave {
-            identity,
-            quote,
-            stake: Amount(1_000),
-        },
+        call,
     }
     .sign(&ks[0]);
     match State::genesis(g)
@@ -371,6 +375,8 @@ fn wire_types_roundtrip() {
     g2.enclaves.push(GenesisEnclave {
         operator: ks[0].public().address(),
         identity: platform.identity(),
+        encryption_key: platform.encryption_key(),
+        expires_at: 9,
         quote: quote.clone(),
     });
     rt(&g2);
@@ -387,6 +393,7 @@ fn wire_types_roundtrip() {
     });
     rt(&EnclaveRecord {
         identity: platform.identity(),
+        encryption_key: platform.encryption_key(),
         operator: Address([1; 20]),
         measurement: Hash([2; 32]),
         registered_at: 3,
@@ -498,6 +505,8 @@ fn real_dcap_quote_registration_checks_binding_and_allowlist() {
             fee: Amount(1),
             call: Call::RegisterEnclave {
                 identity: ks[0].public(),
+                encryption_key: proctor_primitives::EncryptionKey([0; 32]),
+                expires_at: 100,
                 quote: proctor_tee::Quote::Dcap(DcapQuote {
                     quote: sgx.to_vec(),
                     collateral: collateral.to_vec(),
@@ -583,14 +592,9 @@ fn registration_lifecycle_with_stake_and_unbonding() {
             Err(e) => panic!("{e}"),
         }
     };
-    let quote = platform
-        .quote(&registration_report_data(&id, &g.hash()))
-        .unwrap();
-    let reg = |stake: u128| Call::RegisterEnclave {
-        identity: id,
-        quote: quote.clone(),
-        stake: Amount(stake),
-    };
+    // First registration valid until 5,000, the renewal until 6,000.
+    let reg = |stake: u128| testkit::register_call(&platform, &g.hash(), 5_000, stake);
+    let renew = testkit::register_call(&platform, &g.hash(), 6_000, 0);
 
     let e = step(&mut state, 0, reg(p.min_stake.0 - 1)).unwrap_err();
     assert_eq!(
@@ -611,7 +615,7 @@ fn registration_lifecycle_with_stake_and_unbonding() {
     );
 
     // Renewal: same operator, no extra stake needed, expiry moves on.
-    step(&mut state, 0, reg(0)).unwrap();
+    step(&mut state, 0, renew.clone()).unwrap();
     let renewed = state.enclave(&id).unwrap();
     assert_eq!(renewed.registered_at, rec.registered_at);
     assert!(renewed.expires_at > rec.expires_at);
@@ -682,9 +686,6 @@ fn measurement_allowlist_is_governed_with_a_grace_period() {
     let g = testkit::genesis(&ks, 1_000_000, params);
     let grace = g.params.measurement_grace_blocks;
     let id = platform.identity();
-    let quote = platform
-        .quote(&registration_report_data(&id, &g.hash()))
-        .unwrap();
     let m = sim_measurement();
     let tx = |who: usize, nonce: u64, call: Call| {
         Transaction {
@@ -700,11 +701,7 @@ fn measurement_allowlist_is_governed_with_a_grace_period() {
         s.apply_block(&env(h, ks[2].public().address()), &[t])
     };
     let s0 = State::genesis(&g).unwrap();
-    let reg = Call::RegisterEnclave {
-        identity: id,
-        quote: quote.clone(),
-        stake: Amount(1_000),
-    };
+    let reg = testkit::register_call(&platform, &g.hash(), 500, 1_000);
     assert!(matches!(
         apply(&s0, 1, tx(0, 0, reg.clone())),
         Err(BlockError::Tx {

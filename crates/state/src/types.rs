@@ -4,7 +4,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_primitives::{
-    Address, Amount, Hash, Height, Keypair, PublicKey, Signature, Timestamp, merkle,
+    Address, Amount, EncryptionKey, Hash, Height, Keypair, PublicKey, Signature, Timestamp, merkle,
 };
 use proctor_tee::Quote;
 use serde::{Deserialize, Serialize};
@@ -79,6 +79,8 @@ pub struct Genesis {
 pub struct GenesisEnclave {
     pub operator: Address,
     pub identity: PublicKey,
+    pub encryption_key: EncryptionKey,
+    pub expires_at: Height,
     pub quote: Quote,
 }
 
@@ -123,6 +125,8 @@ pub struct Account {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct EnclaveRecord {
     pub identity: PublicKey,
+    /// Where data for this enclave is encrypted to (X25519).
+    pub encryption_key: EncryptionKey,
     /// The account that registered it (and is paid for its work).
     pub operator: Address,
     pub measurement: Hash,
@@ -146,15 +150,21 @@ pub struct MeasurementEntry {
 }
 
 /// What a transaction does.
+// A registration carries its quote inline (a DCAP quote is a few KiB on the
+// heap anyway); calls are decoded once and moved, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum Call {
     /// Move `amount` to `to`.
     Transfer { to: Address, amount: Amount },
-    /// Register (or renew) an enclave: its identity key and a quote whose
-    /// report data binds that key to this chain; `stake` is locked (added to
-    /// the existing stake on renewal).
+    /// Register (or renew) an enclave until `expires_at`: its identity and
+    /// encryption keys and a quote whose report data binds both keys, this
+    /// chain and the expiry; `stake` is locked (added to the existing stake on
+    /// renewal).
     RegisterEnclave {
         identity: PublicKey,
+        encryption_key: EncryptionKey,
+        expires_at: Height,
         quote: Quote,
         stake: Amount,
     },

@@ -32,6 +32,7 @@ pub struct GraminePlatform {
     measurement: Hash,
     seal_key: Zeroizing<[u8; 32]>,
     identity: Keypair,
+    encryption: x25519_dalek::StaticSecret,
     rng: ChaCha20Rng,
 }
 
@@ -64,11 +65,13 @@ impl GraminePlatform {
         let seal_key = Zeroizing::new(Hash::tagged("proctor/sgx-seal", &[&key16]).0);
         let mut rng = ChaCha20Rng::from_rng(OsRng).map_err(|e| Error::Config(e.to_string()))?;
         let identity = sealed::load_or_create_identity(state, &seal_key, &mut rng)?;
+        let encryption = sealed::encryption_secret(&identity);
         let mut p = GraminePlatform {
             dev: dev.to_path_buf(),
             measurement: Hash::ZERO,
             seal_key,
             identity,
+            encryption,
             rng,
         };
         let own = p.raw_quote(&[0; 64])?;
@@ -94,6 +97,9 @@ impl Platform for GraminePlatform {
     }
     fn identity(&self) -> PublicKey {
         self.identity.public()
+    }
+    fn encryption_key(&self) -> proctor_primitives::EncryptionKey {
+        sealed::encryption_public(&self.encryption)
     }
     fn sign(&self, msg: &[u8]) -> Signature {
         self.identity.sign(msg)

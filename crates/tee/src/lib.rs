@@ -36,7 +36,7 @@ pub use quote::{
     verify_quote,
 };
 
-use proctor_primitives::{Hash, PublicKey, Signature};
+use proctor_primitives::{EncryptionKey, Hash, PublicKey, Signature};
 
 /// Errors from a platform backend.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,9 @@ pub trait Platform: Send {
     fn measurement(&self) -> Hash;
     /// The enclave's identity public key; the secret half never leaves the platform.
     fn identity(&self) -> PublicKey;
+    /// The enclave's X25519 public key, for data encrypted to it; the secret
+    /// half (derived from the sealed identity seed) never leaves the platform.
+    fn encryption_key(&self) -> EncryptionKey;
     /// Signs `msg` with the identity key.
     fn sign(&self, msg: &[u8]) -> Signature;
     /// A quote over `report_data`, verifiable against the platform's attestation root.
@@ -80,14 +83,22 @@ pub trait Platform: Send {
     }
 }
 
-/// Report data binding a registration to an identity key and a chain: the
-/// first 64 bytes of BLAKE3-XOF(tag || identity || genesis hash), so a quote
-/// cannot be replayed for another key or another chain.
-pub fn registration_report_data(identity: &PublicKey, genesis: &Hash) -> [u8; 64] {
+/// Report data binding a registration to its keys, its chain and its
+/// expiry: the first 64 bytes of BLAKE3-XOF(tag || identity || encryption key
+/// || genesis hash || expiry height), so a quote cannot be replayed for
+/// another key, another chain, or past the registration it was made for.
+pub fn registration_report_data(
+    identity: &PublicKey,
+    encryption_key: &EncryptionKey,
+    genesis: &Hash,
+    expires_at: u64,
+) -> [u8; 64] {
     let mut h = blake3::Hasher::new();
-    h.update(b"proctor/registration/v1");
+    h.update(b"proctor/registration/v2");
     h.update(&identity.0);
+    h.update(&encryption_key.0);
     h.update(&genesis.0);
+    h.update(&expires_at.to_le_bytes());
     let mut out = [0u8; 64];
     h.finalize_xof().fill(&mut out);
     out

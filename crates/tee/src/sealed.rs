@@ -63,3 +63,19 @@ pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
         source,
     }
 }
+
+/// The enclave's X25519 secret, derived from its identity seed (so it is
+/// sealed with it and needs no file of its own).
+pub(crate) fn encryption_secret(identity: &Keypair) -> x25519_dalek::StaticSecret {
+    let seed = Zeroizing::new(identity.secret_bytes());
+    x25519_dalek::StaticSecret::from(
+        proctor_primitives::Hash::tagged("proctor/x25519", &[seed.as_ref()]).0,
+    )
+}
+
+/// The public half of [`encryption_secret`].
+pub(crate) fn encryption_public(
+    secret: &x25519_dalek::StaticSecret,
+) -> proctor_primitives::EncryptionKey {
+    proctor_primitives::EncryptionKey(x25519_dalek::PublicKey::from(secret).to_bytes())
+}

@@ -74,6 +74,7 @@ pub struct SimPlatform {
     measurement: Hash,
     seal_key: Zeroizing<[u8; 32]>,
     identity: Keypair,
+    encryption: x25519_dalek::StaticSecret,
     rng: ChaCha20Rng,
     root: SimAttestationRoot,
 }
@@ -106,10 +107,12 @@ impl SimPlatform {
         let seal_key = Zeroizing::new(Hash::tagged("proctor/sim-seal", &[&cpu, &measurement.0]).0);
         let mut rng = ChaCha20Rng::from_rng(OsRng).map_err(|e| Error::Config(e.to_string()))?;
         let identity = sealed::load_or_create_identity(dir, &seal_key, &mut rng)?;
+        let encryption = sealed::encryption_secret(&identity);
         Ok(SimPlatform {
             measurement,
             seal_key,
             identity,
+            encryption,
             rng,
             root,
         })
@@ -125,6 +128,9 @@ impl Platform for SimPlatform {
     }
     fn identity(&self) -> PublicKey {
         self.identity.public()
+    }
+    fn encryption_key(&self) -> proctor_primitives::EncryptionKey {
+        sealed::encryption_public(&self.encryption)
     }
     fn sign(&self, msg: &[u8]) -> Signature {
         self.identity.sign(msg)

@@ -31,6 +31,7 @@ pub struct TsmPlatform {
     measurement: Hash,
     seal_key: Zeroizing<[u8; 32]>,
     identity: Keypair,
+    encryption: x25519_dalek::StaticSecret,
     rng: ChaCha20Rng,
 }
 
@@ -59,11 +60,14 @@ impl TsmPlatform {
         rng.fill_bytes(key.as_mut());
         let mut seed = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(seed.as_mut());
+        let identity = Keypair::from_secret(&seed);
+        let encryption = sealed::encryption_secret(&identity);
         let mut p = TsmPlatform {
             entry,
             measurement: Hash::ZERO,
             seal_key: key,
-            identity: Keypair::from_secret(&seed),
+            identity,
+            encryption,
             rng,
         };
         let own = p.raw_quote(&[0; 64])?;
@@ -100,6 +104,9 @@ impl Platform for TsmPlatform {
     }
     fn identity(&self) -> PublicKey {
         self.identity.public()
+    }
+    fn encryption_key(&self) -> proctor_primitives::EncryptionKey {
+        sealed::encryption_public(&self.encryption)
     }
     fn sign(&self, msg: &[u8]) -> Signature {
         self.identity.sign(msg)

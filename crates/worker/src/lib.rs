@@ -165,10 +165,14 @@ impl Worker {
         } else {
             chain.min_stake
         };
+        // Valid for the longest period the chain allows from now (the
+        // transaction lands later, so this stays within the limit).
+        let expires_at = self.client.head().await?.height + chain.registration_blocks;
         let Response::Quote(quote) = self
             .host
             .call(Request::RegistrationQuote {
                 genesis: chain.genesis_hash,
+                expires_at,
             })
             .await?
         else {
@@ -179,6 +183,8 @@ impl Worker {
         let hash = self
             .send_call(Call::RegisterEnclave {
                 identity: self.info.identity,
+                encryption_key: self.info.encryption_key,
+                expires_at,
                 quote,
                 stake,
             })

@@ -29,13 +29,15 @@ pub fn test_chain(name: &str) -> TestChain {
     params.initial_difficulty = 20_000_000;
     params.min_fee = proctor_primitives::Amount(1);
     let mut genesis = testkit::genesis(&keys, 1_000_000_000_000, params);
-    let identity = platform.identity();
-    let quote = platform
-        .quote(&registration_report_data(&identity, &genesis.hash()))
-        .unwrap();
+    let (identity, encryption_key) = (platform.identity(), platform.encryption_key());
+    let expires_at = genesis.params.registration_blocks;
+    let rd = registration_report_data(&identity, &encryption_key, &genesis.hash(), expires_at);
+    let quote = platform.quote(&rd).unwrap();
     genesis.enclaves = vec![GenesisEnclave {
         operator: keys[0].public().address(),
         identity,
+        encryption_key,
+        expires_at,
         quote,
     }];
     TestChain {
