@@ -65,6 +65,10 @@ pub struct WorkerArgs {
     /// Simulated attestation root key file (simulated TEE only; INSECURE).
     #[arg(long, requires = "dir")]
     sim_root: Option<PathBuf>,
+    /// DCAP collateral (Intel PCS/PCCS JSON, fetched by the operator) to
+    /// attach to the hardware enclave's registration quotes.
+    #[arg(long)]
+    collateral: Option<PathBuf>,
 }
 
 /// Which trusted hardware an enclave runs on, and where its files are.
@@ -320,6 +324,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             WorkerConfig {
                 rpc_url: url.clone(),
                 operator,
+                collateral: None,
             },
         )?;
         let stop = stop.clone();
@@ -454,11 +459,18 @@ fn connect_worker(args: &WorkerArgs, url: &str) -> Result<Worker> {
         ),
     };
     let operator = keys::read(&args.key)?;
+    let collateral = match &args.collateral {
+        Some(p) => {
+            Some(std::fs::read(p).with_context(|| format!("reading collateral {}", p.display()))?)
+        }
+        None => None,
+    };
     Ok(Worker::new(
         transport,
         WorkerConfig {
             rpc_url: url.to_string(),
             operator,
+            collateral,
         },
     )?)
 }

@@ -49,8 +49,11 @@ pub fn run(cmd: TeeCmd) -> Result<()> {
             let info = backend.open()?.info();
             crate::print(json, &info, |i| {
                 format!(
-                    "backend:     {:?}\nmeasurement: {}\nidentity:    {}",
-                    i.kind, i.measurement, i.identity
+                    "backend:        {:?}
+measurement:    {}
+identity:       {}
+encryption key: {}",
+                    i.kind, i.measurement, i.identity, i.encryption_key
                 )
             })
         }

@@ -47,6 +47,7 @@ async fn new_heads_over_websocket_and_error_codes() {
         WorkerConfig {
             rpc_url: node.rpc_url(),
             operator: tc.keys[0].clone(),
+            collateral: None,
         },
     )
     .unwrap();
@@ -167,6 +168,7 @@ async fn a_new_enclave_registers_by_transaction_then_mines() {
         WorkerConfig {
             rpc_url: node.rpc_url(),
             operator: tc.keys[0].clone(),
+            collateral: None,
         },
     )
     .unwrap();
@@ -184,6 +186,7 @@ async fn a_new_enclave_registers_by_transaction_then_mines() {
         WorkerConfig {
             rpc_url: node.rpc_url(),
             operator: tc.keys[1].clone(),
+            collateral: None,
         },
     )
     .unwrap();

@@ -7,7 +7,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_primitives::{
     Address, Amount, EncryptionKey, Hash, Height, PublicKey, Timestamp, codec, verify_batch,
 };
-use proctor_tee::{TrustPolicy, registration_report_data, verify_quote};
+use proctor_tee::{AttestationVerifier, TrustPolicy, registration_report_data};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -560,7 +560,9 @@ impl State {
             dcap: self.params.dcap.clone(),
         };
         // Verified at the block's time, never the wall clock.
-        let claims = verify_quote(quote, &policy, now_ms / 1000).map_err(TxError::QuoteRejected)?;
+        let claims = policy
+            .verify(quote, now_ms / 1000)
+            .map_err(TxError::QuoteRejected)?;
         // New registrations need a measurement that is listed and not retired.
         if !o
             .measurements()

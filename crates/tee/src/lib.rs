@@ -32,8 +32,8 @@ pub mod sim;
 pub mod tsm;
 
 pub use quote::{
-    Claims, DcapPolicy, DcapQuote, INTEL_SGX_ROOT_CA_DER, Quote, QuoteError, TeeKind, TrustPolicy,
-    verify_quote,
+    AttestationVerifier, Claims, DcapPolicy, DcapQuote, INTEL_SGX_ROOT_CA_DER, Quote, QuoteError,
+    TeeKind, TrustPolicy, verify_quote,
 };
 
 use proctor_primitives::{EncryptionKey, Hash, PublicKey, Signature};

@@ -166,6 +166,20 @@ pub struct TrustPolicy {
     pub dcap: Option<DcapPolicy>,
 }
 
+/// Verifies attestation quotes: the one interface the chain uses for every
+/// kind of TEE.
+pub trait AttestationVerifier {
+    /// The claims of `quote` if it verifies at `now_secs` (Unix seconds; on
+    /// chain, the block's timestamp, never the wall clock).
+    fn verify(&self, quote: &Quote, now_secs: u64) -> Result<Claims, QuoteError>;
+}
+
+impl AttestationVerifier for TrustPolicy {
+    fn verify(&self, quote: &Quote, now_secs: u64) -> Result<Claims, QuoteError> {
+        verify_quote(quote, self, now_secs)
+    }
+}
+
 /// Verifies `quote` under `policy` at `now_secs` (Unix seconds; the block's
 /// timestamp on chain) and returns its claims.
 pub fn verify_quote(
@@ -299,3 +313,17 @@ impl std::str::FromStr for Quote {
     }
 }
 proctor_primitives::codec::serde_via_str!(Quote);
+
+impl Quote {
+    /// Attaches DCAP collateral to a quote that left the hardware without it
+    /// (the host fetches collateral from a PCCS); other quotes are unchanged.
+    pub fn with_collateral(self, collateral: Option<&[u8]>) -> Quote {
+        match (self, collateral) {
+            (Quote::Dcap(mut q), Some(c)) if q.collateral.is_empty() => {
+                q.collateral = c.to_vec();
+                Quote::Dcap(q)
+            }
+            (q, _) => q,
+        }
+    }
+}

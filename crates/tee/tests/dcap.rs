@@ -165,3 +165,22 @@ fn debug_enclaves_are_refused_unless_the_policy_allows_them() {
         "SGX ATTRIBUTES.DEBUG is clear in the sample"
     );
 }
+
+#[test]
+fn collateral_attaches_only_to_dcap_quotes_without_it() {
+    use proctor_tee::AttestationVerifier;
+    let bare = Quote::Dcap(DcapQuote {
+        quote: SGX.to_vec(),
+        collateral: vec![],
+    });
+    let p = policy(&["ConfigurationAndSWHardeningNeeded"]);
+    assert!(
+        matches!(p.verify(&bare, VALID_AT), Err(QuoteError::Malformed(_))),
+        "no collateral, no verification"
+    );
+    let full = bare.with_collateral(Some(SGX_COLLATERAL));
+    assert!(p.verify(&full, VALID_AT).is_ok());
+    // A quote that already carries collateral keeps it.
+    let again = full.clone().with_collateral(Some(b"{}"));
+    assert_eq!(again, full);
+}

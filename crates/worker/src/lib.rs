@@ -57,6 +57,9 @@ pub struct WorkerConfig {
     pub rpc_url: String,
     /// The operator's account: pays registration fees, receives rewards.
     pub operator: Keypair,
+    /// DCAP collateral (Intel PCS/PCCS JSON) to attach to the enclave's
+    /// hardware quotes, which leave the enclave without it.
+    pub collateral: Option<Vec<u8>>,
 }
 
 /// Moves each request to a blocking thread (mining is CPU-bound; a remote
@@ -102,6 +105,7 @@ pub struct Worker {
     info: EnclaveInfo,
     client: HttpClient,
     operator: Keypair,
+    collateral: Option<Vec<u8>>,
     pub stats: Stats,
 }
 
@@ -124,6 +128,7 @@ impl Worker {
             info,
             client,
             operator: config.operator,
+            collateral: config.collateral,
             stats: Stats::default(),
         })
     }
@@ -180,6 +185,7 @@ impl Worker {
                 "unexpected answer to a quote request".into(),
             ));
         };
+        let quote = quote.with_collateral(self.collateral.as_deref());
         let hash = self
             .send_call(Call::RegisterEnclave {
                 identity: self.info.identity,
