@@ -495,7 +495,7 @@ pub async fn run_worker(args: WorkerArgs, url: &str) -> Result<()> {
 /// Unix socket (what runs under Gramine on SGX; here with the simulated TEE).
 pub fn run_enclave(args: EnclaveArgs) -> Result<()> {
     crate::init_logging();
-    let mut enclave = args.backend.open()?;
+    let enclave = args.backend.open()?;
     if args.socket.exists() {
         // A stale socket from a previous run; refuse anything that is not a socket.
         use std::os::unix::fs::FileTypeExt;
@@ -517,7 +517,7 @@ pub fn run_enclave(args: EnclaveArgs) -> Result<()> {
         info.measurement,
         args.socket.display()
     );
-    proctor_enclave::wire::serve(&listener, &mut enclave)?;
+    proctor_enclave::wire::serve(&listener, enclave)?;
     Ok(())
 }
 

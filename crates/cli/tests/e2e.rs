@@ -371,6 +371,50 @@ fn worker_mines_through_an_enclave_process_on_a_socket() {
     });
     let operator = address(&chain.join("keys/worker1.json"));
     assert_eq!(block["miner"].as_str().unwrap(), operator);
+
+    // While that worker mines through the socket, the operator can still ask
+    // the same enclave for its registration.
+    let key = chain.join("keys/worker1.json");
+    let status = run_bounded(
+        &[
+            "--rpc",
+            &url,
+            "worker",
+            "--key",
+            key.to_str().unwrap(),
+            "--enclave-socket",
+            sock.to_str().unwrap(),
+            "status",
+            "--json",
+        ],
+        60,
+    );
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let rec: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(rec["identity"].as_str().unwrap(), identity);
+}
+
+/// Runs proctor, killing it and failing the test if it takes longer than `secs`.
+fn run_bounded(args: &[&str], secs: u64) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("proctor {args:?} did not finish within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
 }
 
 #[test]

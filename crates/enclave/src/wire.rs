@@ -12,9 +12,13 @@ use proctor_primitives::codec;
 use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// Largest frame accepted (a task module plus its input fit well within).
 pub const MAX_FRAME: usize = 64 << 20;
+
+/// Longest wait for a reply (loading a large module compiles it).
+pub const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Code of a malformed request frame.
 pub const MALFORMED_REQUEST: i32 = 3005;
@@ -72,9 +76,10 @@ pub struct RemoteEnclave {
 
 impl RemoteEnclave {
     pub fn connect(path: &Path) -> io::Result<Self> {
-        Ok(RemoteEnclave {
-            stream: UnixStream::connect(path)?,
-        })
+        let stream = UnixStream::connect(path)?;
+        // Never wait forever on an enclave that stopped answering.
+        stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+        Ok(RemoteEnclave { stream })
     }
 
     fn try_call(&mut self, req: &Request) -> io::Result<Response> {
@@ -99,21 +104,27 @@ impl Transport for RemoteEnclave {
     }
 }
 
-/// Serves `enclave` on `listener`, one connection at a time (one worker per
-/// enclave), until the listener fails. A malformed frame gets an error
-/// response; a broken connection is dropped and the next one accepted.
-pub fn serve(listener: &UnixListener, enclave: &mut Enclave) -> io::Result<()> {
+/// Serves `enclave` on `listener` until the listener fails: each connection
+/// on its own thread, requests serialized on the one enclave (a mining call
+/// is bounded, so an operator's status query is answered between two). A
+/// malformed frame gets an error response; a broken connection is dropped.
+pub fn serve(listener: &UnixListener, enclave: Enclave) -> io::Result<()> {
+    let enclave = Arc::new(Mutex::new(enclave));
     for stream in listener.incoming() {
-        serve_connection(stream?, enclave);
+        let (stream, enclave) = (stream?, enclave.clone());
+        std::thread::spawn(move || serve_connection(stream, &enclave));
     }
     Ok(())
 }
 
 /// Answers requests on one connection until it closes or breaks.
-pub fn serve_connection(mut stream: UnixStream, enclave: &mut Enclave) {
+pub fn serve_connection(mut stream: UnixStream, enclave: &Mutex<Enclave>) {
     while let Ok(Some(bytes)) = read_frame(&mut stream) {
         let resp = match codec::decode::<Request>("enclave request", &bytes) {
-            Ok(req) => enclave.handle(req),
+            Ok(req) => enclave
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .handle(req),
             Err(e) => Response::Error {
                 code: MALFORMED_REQUEST,
                 message: e.to_string(),
@@ -137,16 +148,17 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let sock = dir.join("enclave.sock");
         let listener = UnixListener::bind(&sock).unwrap();
-        let mut enclave = Enclave::new(Box::new(
+        let enclave = Enclave::new(Box::new(
             SimPlatform::open(&dir.join("e"), SimAttestationRoot::from_secret(&[1; 32])).unwrap(),
         ))
         .unwrap();
         let identity = enclave.info().identity;
+        let enclave = Arc::new(Mutex::new(enclave));
         let server = std::thread::spawn(move || {
             // Serve exactly two connections, then stop.
             let mut n = 0;
             for stream in listener.incoming().take(2) {
-                serve_connection(stream.unwrap(), &mut enclave);
+                serve_connection(stream.unwrap(), &enclave);
                 n += 1;
             }
             n
