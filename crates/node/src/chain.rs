@@ -2,6 +2,7 @@
 //! one lock. Synchronous: RPC handlers call it and return.
 
 use crate::mempool::{AdmitError, Mempool};
+use proctor_consensus::Tip;
 use proctor_consensus::{
     ConsensusError, Parent, next_difficulty, validate_block, validate_header, validate_pouw,
 };
@@ -12,7 +13,8 @@ use proctor_state::{
     Template, tx_root,
 };
 use proctor_storage::Store;
-use std::collections::VecDeque;
+use proctor_storage::{NewBlock, Switch};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -43,6 +45,28 @@ pub enum ChainError {
     CorruptState { header: Hash, computed: Hash },
     #[error("{0}")]
     Genesis(String),
+    #[error("block's parent {0} is unknown: fetch it first")]
+    UnknownParent(Hash),
+    #[error("a reorganization {depth} blocks deep exceeds the finality depth {limit}")]
+    ReorgTooDeep { depth: u64, limit: u64 },
+}
+
+/// What importing a block did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Imported {
+    /// The block extends the tip.
+    Extended(Hash),
+    /// The block is stored on a branch lighter than the canonical chain.
+    Side(Hash),
+    /// The block's branch is heavier: the chain switched to it, reverting
+    /// `depth` blocks and returning `returned` of their transactions to the mempool.
+    Reorg {
+        tip: Hash,
+        depth: u64,
+        returned: usize,
+    },
+    /// The block was already stored.
+    Known(Hash),
 }
 
 struct PendingTemplate {
@@ -162,6 +186,11 @@ impl Chain {
             miner: Address([0; 20]),
         };
         Ok(self.mempool.add(&self.state, &env, stx)?)
+    }
+
+    /// Whether transaction `hash` is pending in the mempool.
+    pub fn is_pending(&self, hash: &Hash) -> bool {
+        self.mempool.contains(hash)
     }
 
     /// Why transaction `hash` was dropped from the mempool, if it was recently.
@@ -311,22 +340,181 @@ impl Chain {
         self.commit(block, p.applied)
     }
 
-    /// Fully validates a block from elsewhere and makes it the tip.
-    pub fn import_block(&mut self, block: Block, now_ms: Timestamp) -> Result<Hash, ChainError> {
-        let parent = Parent {
-            header: &self.tip,
-            state: &self.state,
-            interval_ms: self.tip_interval,
+    /// Fully validates a block from elsewhere. A child of the tip extends the
+    /// chain; a block on another branch is stored, and if its branch carries
+    /// more total difficulty the chain switches to it (fork choice), after
+    /// validating every block of the branch from the fork point.
+    pub fn import_block(
+        &mut self,
+        block: Block,
+        now_ms: Timestamp,
+    ) -> Result<Imported, ChainError> {
+        let hash = block.hash();
+        if self.store.total_difficulty(&hash)?.is_some() {
+            return Ok(Imported::Known(hash));
+        }
+        let parent = block.header.template.parent;
+        if parent == self.tip_hash {
+            let p = Parent {
+                header: &self.tip,
+                state: &self.state,
+                interval_ms: self.tip_interval,
+            };
+            let applied = validate_block(&p, &block, Some(now_ms), self.known_module())?;
+            return self.commit(block, applied).map(Imported::Extended);
+        }
+        let parent_td = self
+            .store
+            .total_difficulty(&parent)?
+            .ok_or(ChainError::UnknownParent(parent))?;
+        let td = parent_td + block.header.template.difficulty as u128;
+        let candidate = Tip {
+            hash,
+            height: block.header.height(),
+            total_difficulty: td,
         };
-        let applied = validate_block(&parent, &block, Some(now_ms), self.known_module())?;
-        self.commit(block, applied)
+        let current = Tip {
+            hash: self.tip_hash,
+            height: self.tip.height(),
+            total_difficulty: self.total_difficulty,
+        };
+        if !candidate.better_than(&current) {
+            self.store.store_side_block(&block, td)?;
+            return Ok(Imported::Side(hash));
+        }
+        self.reorg_to(block, now_ms)
+    }
+
+    /// Switches to the branch ending in `block` (heavier than the tip).
+    fn reorg_to(&mut self, block: Block, now_ms: Timestamp) -> Result<Imported, ChainError> {
+        let limit = self.genesis.params.finality_depth;
+        let tip_height = self.tip.height();
+        // The branch back to the first block that is canonical (the fork point).
+        let mut branch = vec![block];
+        let fork = loop {
+            let cursor = branch.last().expect("not empty").header.template.parent;
+            let b = self
+                .store
+                .block(&cursor)?
+                .ok_or(ChainError::UnknownParent(cursor))?;
+            if self.store.hash_at(b.header.height())? == Some(cursor) {
+                break b;
+            }
+            if tip_height.saturating_sub(b.header.height()) > limit {
+                return Err(ChainError::ReorgTooDeep {
+                    depth: tip_height - b.header.height(),
+                    limit,
+                });
+            }
+            branch.push(b);
+        };
+        branch.reverse();
+        let fork_height = fork.header.height();
+        let depth = tip_height - fork_height;
+        if depth > limit {
+            return Err(ChainError::ReorgTooDeep { depth, limit });
+        }
+        // The state at the fork point: undo the canonical blocks above it.
+        let mut state = self.state.clone();
+        let mut net: BTreeMap<Hash, Option<Vec<u8>>> = BTreeMap::new();
+        let mut reverted = Vec::new();
+        for h in (fork_height + 1..=tip_height).rev() {
+            let corrupt = || {
+                proctor_storage::Error::Corrupt(format!(
+                    "canonical block {h} or its undo data missing"
+                ))
+            };
+            let bh = self.store.hash_at(h)?.ok_or_else(corrupt)?;
+            let b = self.store.block(&bh)?.ok_or_else(corrupt)?;
+            let undo = self.store.undo(&bh)?.ok_or_else(corrupt)?;
+            state = state.with_changes(&undo);
+            net.extend(undo);
+            reverted.push(b);
+        }
+        reverted.reverse();
+        // Validate the branch block by block from the fork point.
+        let mut interval = match fork_height {
+            0 => None,
+            _ => {
+                let pp = self.store.block(&fork.header.template.parent)?;
+                pp.map(|p| fork.header.template.timestamp - p.header.template.timestamp)
+            }
+        };
+        let mut td = self.store.total_difficulty(&fork.hash())?.unwrap_or(0);
+        let mut header = fork.header;
+        let mut staged = Vec::with_capacity(branch.len());
+        for b in branch {
+            let p = Parent {
+                header: &header,
+                state: &state,
+                interval_ms: interval,
+            };
+            let applied = validate_block(&p, &b, Some(now_ms), self.known_module())?;
+            let undo = state.undo_of(&applied.changes);
+            net.extend(applied.changes.iter().cloned());
+            td += b.header.template.difficulty as u128;
+            interval = Some(b.header.template.timestamp - header.template.timestamp);
+            header = b.header.clone();
+            state = applied.state;
+            staged.push((b, applied.receipts, undo, td));
+        }
+        let news: Vec<NewBlock<'_>> = staged
+            .iter()
+            .map(|(b, r, u, td)| NewBlock {
+                block: b,
+                receipts: r,
+                undo: u,
+                total_difficulty: *td,
+            })
+            .collect();
+        let net: Vec<(Hash, Option<Vec<u8>>)> = net.into_iter().collect();
+        let tip = self.store.switch(&Switch {
+            fork_height,
+            reverted: &reverted,
+            applied: &news,
+            state: &net,
+        })?;
+        self.state = state;
+        self.tip = header;
+        self.tip_hash = tip.hash;
+        self.total_difficulty = tip.total_difficulty;
+        self.tip_interval = interval;
+        self.templates.clear();
+        // Transactions of the abandoned blocks go back to the mempool, in order.
+        let kept: BTreeSet<Hash> = staged
+            .iter()
+            .flat_map(|(b, ..)| b.txs.iter().map(SignedTransaction::hash))
+            .collect();
+        let senders: Vec<Address> = staged
+            .iter()
+            .flat_map(|(b, ..)| b.txs.iter().map(|t| t.tx.sender()))
+            .collect();
+        self.mempool.prune(&self.state, senders);
+        let env = BlockEnv {
+            height: tip.height + 1,
+            timestamp: now_ms.max(self.tip.template.timestamp + 1),
+            miner: Address([0; 20]),
+        };
+        let mut returned = 0;
+        for t in reverted.iter().flat_map(|b| b.txs.iter()) {
+            if !kept.contains(&t.hash()) && self.mempool.add(&self.state, &env, t.clone()).is_ok() {
+                returned += 1;
+            }
+        }
+        tracing::info!(depth, returned, tip = %tip.hash, "reorganized to a heavier branch");
+        Ok(Imported::Reorg {
+            tip: tip.hash,
+            depth,
+            returned,
+        })
     }
 
     fn commit(&mut self, block: Block, applied: Applied) -> Result<Hash, ChainError> {
         let td = self.total_difficulty + block.header.template.difficulty as u128;
-        let tip = self
-            .store
-            .commit_block(&block, &applied.receipts, &applied.changes, td)?;
+        let undo = self.state.undo_of(&applied.changes);
+        let tip =
+            self.store
+                .commit_block(&block, &applied.receipts, &applied.changes, &undo, td)?;
         let senders: Vec<Address> = block.txs.iter().map(|t| t.tx.sender()).collect();
         self.tip_interval = Some(block.header.template.timestamp - self.tip.template.timestamp);
         self.state = applied.state;

@@ -32,6 +32,8 @@ fn chain_error(e: ChainError) -> ErrorObjectOwned {
         ChainError::Admit(AdmitError::Full(_)) => codes::MEMPOOL_FULL,
         ChainError::Consensus(c) => c.code(),
         ChainError::StaleTemplate(_) => codes::STALE_TEMPLATE,
+        ChainError::UnknownParent(_) => codes::UNKNOWN_PARENT,
+        ChainError::ReorgTooDeep { .. } => codes::REORG_TOO_DEEP,
         _ => codes::INTERNAL,
     };
     error(code, e.to_string())

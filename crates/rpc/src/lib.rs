@@ -34,6 +34,10 @@ pub mod codes {
     pub const ALREADY_PENDING: i32 = 4009;
     /// The work template is unknown or stale (a new block arrived).
     pub const STALE_TEMPLATE: i32 = 4010;
+    /// A block's parent is unknown to this node.
+    pub const UNKNOWN_PARENT: i32 = 4011;
+    /// A reorganization would revert blocks past the finality depth.
+    pub const REORG_TOO_DEEP: i32 = 4012;
     /// Internal error (storage); the message says more.
     pub const INTERNAL: i32 = 5000;
 }

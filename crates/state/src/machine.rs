@@ -235,6 +235,34 @@ impl State {
         )
     }
 
+    /// What undoes `changes` on this state: each changed key with its value
+    /// here (`None`: absent), in key order.
+    pub fn undo_of(&self, changes: &[(Hash, Option<Vec<u8>>)]) -> Vec<(Hash, Option<Vec<u8>>)> {
+        let mut undo: Vec<_> = changes
+            .iter()
+            .map(|(k, _)| (*k, self.tree.get(k).map(<[u8]>::to_vec)))
+            .collect();
+        undo.sort_by_key(|(k, _)| *k);
+        undo.dedup_by_key(|(k, _)| *k);
+        undo
+    }
+
+    /// This state with `changes` applied (e.g. undo data, to step back a block).
+    pub fn with_changes(&self, changes: &[(Hash, Option<Vec<u8>>)]) -> State {
+        let mut sorted: BTreeMap<Hash, Option<Arc<[u8]>>> = BTreeMap::new();
+        for (k, v) in changes {
+            sorted.insert(*k, v.as_deref().map(Arc::from));
+        }
+        let changes: Vec<Change> = sorted.into_iter().collect();
+        let mut tree = self.tree.clone();
+        tree.update(&changes);
+        State {
+            genesis_hash: self.genesis_hash,
+            params: self.params.clone(),
+            tree,
+        }
+    }
+
     /// Every `(key, value)` of the state tree, in key order (for storage).
     pub fn entries(&self) -> Vec<(Hash, Vec<u8>)> {
         self.tree.entries()

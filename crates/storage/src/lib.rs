@@ -27,6 +27,35 @@ const RECEIPTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("receip
 const STATE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const BLOBS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("blobs");
+/// Total difficulty of every stored block, canonical or not.
+const TOTALS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("totals");
+/// Undo data of canonical blocks: the previous value of every key they changed.
+const UNDO: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("undo");
+
+/// State changes: each key with its new value (`None`: deleted).
+pub type Changes = Vec<(Hash, Option<Vec<u8>>)>;
+
+/// A block joining the canonical chain.
+pub struct NewBlock<'a> {
+    pub block: &'a Block,
+    pub receipts: &'a [Receipt],
+    /// The previous values of the keys the block changes (to revert it).
+    pub undo: &'a [(Hash, Option<Vec<u8>>)],
+    pub total_difficulty: u128,
+}
+
+/// A change of the canonical chain, written in one transaction: blocks from
+/// the tip down to `fork_height` leave it, `applied` join it on top.
+pub struct Switch<'a> {
+    /// Height of the last block both chains share (the tip's height when extending).
+    pub fork_height: Height,
+    /// Canonical blocks above the fork point, leaving the chain.
+    pub reverted: &'a [Block],
+    /// Blocks joining the chain above the fork point, in order.
+    pub applied: &'a [NewBlock<'a>],
+    /// Net state change from the old tip's state to the new tip's.
+    pub state: &'a [(Hash, Option<Vec<u8>>)],
+}
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +107,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let db = db!(Database::create(path))?;
         let tx = db!(db.begin_write())?;
-        for t in [BLOCKS, RECEIPTS, STATE, BLOBS] {
+        for t in [BLOCKS, RECEIPTS, STATE, BLOBS, TOTALS, UNDO] {
             db!(tx.open_table(t))?;
         }
         db!(tx.open_table(HEIGHTS))?;
@@ -116,6 +145,7 @@ impl Store {
         {
             db!(db!(tx.open_table(BLOCKS))?.insert(&tip.hash.0[..], &codec::encode(block)[..]))?;
             db!(db!(tx.open_table(HEIGHTS))?.insert(0, &tip.hash.0[..]))?;
+            db!(db!(tx.open_table(TOTALS))?.insert(&tip.hash.0[..], &0u128.to_le_bytes()[..]))?;
             let mut st = db!(tx.open_table(STATE))?;
             for (k, v) in state {
                 db!(st.insert(&k.0[..], &v[..]))?;
@@ -130,19 +160,53 @@ impl Store {
     }
 
     /// Appends `block` to the canonical chain, atomically with its receipts,
-    /// its state changes and the new tip.
+    /// its state changes, its undo data and the new tip.
     pub fn commit_block(
         &self,
         block: &Block,
         receipts: &[Receipt],
         changes: &[(Hash, Option<Vec<u8>>)],
+        undo: &[(Hash, Option<Vec<u8>>)],
         total_difficulty: u128,
     ) -> Result<StoredTip> {
-        let hash = block.hash();
-        let tip = StoredTip {
-            hash,
-            height: block.header.height(),
+        let height = block.header.height();
+        let new = NewBlock {
+            block,
+            receipts,
+            undo,
             total_difficulty,
+        };
+        self.switch(&Switch {
+            fork_height: height.saturating_sub(1),
+            reverted: &[],
+            applied: &[new],
+            state: changes,
+        })
+    }
+
+    /// Stores a block that is not (yet) on the canonical chain.
+    pub fn store_side_block(&self, block: &Block, total_difficulty: u128) -> Result<()> {
+        let hash = block.hash();
+        let tx = db!(self.db.begin_write())?;
+        db!(db!(tx.open_table(BLOCKS))?.insert(&hash.0[..], &codec::encode(block)[..]))?;
+        db!(db!(tx.open_table(TOTALS))?.insert(&hash.0[..], &total_difficulty.to_le_bytes()[..]))?;
+        db!(tx.commit())?;
+        Ok(())
+    }
+
+    /// Changes the canonical chain as `sw` says, atomically: receipts of
+    /// reverted blocks go, those of applied blocks come, heights above the
+    /// new tip are cleared, the state moves by `sw.state`, the tip is the last
+    /// applied block.
+    pub fn switch(&self, sw: &Switch<'_>) -> Result<StoredTip> {
+        let last = sw
+            .applied
+            .last()
+            .ok_or_else(|| Error::Corrupt("a switch must apply a block".into()))?;
+        let tip = StoredTip {
+            hash: last.block.hash(),
+            height: last.block.header.height(),
+            total_difficulty: last.total_difficulty,
         };
         let tx = db!(self.db.begin_write())?;
         {
@@ -151,21 +215,44 @@ impl Store {
                 Some(v) => decode("tip", v.value())?,
                 None => return Err(Error::Corrupt("no tip: genesis not initialised".into())),
             };
-            if block.header.template.parent != current.hash || tip.height != current.height + 1 {
-                return Err(Error::NotChildOfTip(hash));
+            let mut heights = db!(tx.open_table(HEIGHTS))?;
+            let first = sw.applied[0].block;
+            let fork_hash = db!(heights.get(sw.fork_height))?.map(|v| v.value().to_vec());
+            if fork_hash.as_deref() != Some(&first.header.template.parent.0[..])
+                || first.header.height() != sw.fork_height + 1
+                || current.height != sw.fork_height + sw.reverted.len() as u64
+            {
+                return Err(Error::NotChildOfTip(first.hash()));
             }
-            db!(db!(tx.open_table(BLOCKS))?.insert(&hash.0[..], &codec::encode(block)[..]))?;
-            db!(db!(tx.open_table(HEIGHTS))?.insert(tip.height, &hash.0[..]))?;
-            let mut rt = db!(tx.open_table(RECEIPTS))?;
-            for r in receipts {
-                let loc = TxLocation {
-                    block: hash,
-                    receipt: r.clone(),
-                };
-                db!(rt.insert(&r.tx.0[..], &codec::encode(&loc)[..]))?;
+            let mut blocks = db!(tx.open_table(BLOCKS))?;
+            let mut totals = db!(tx.open_table(TOTALS))?;
+            let mut receipts = db!(tx.open_table(RECEIPTS))?;
+            let mut undo = db!(tx.open_table(UNDO))?;
+            for b in sw.reverted {
+                for t in &b.txs {
+                    db!(receipts.remove(&t.hash().0[..]))?;
+                }
+                db!(undo.remove(&b.hash().0[..]))?;
+            }
+            for h in tip.height + 1..=current.height {
+                db!(heights.remove(h))?;
+            }
+            for nb in sw.applied {
+                let hash = nb.block.hash();
+                db!(blocks.insert(&hash.0[..], &codec::encode(nb.block)[..]))?;
+                db!(totals.insert(&hash.0[..], &nb.total_difficulty.to_le_bytes()[..]))?;
+                db!(heights.insert(nb.block.header.height(), &hash.0[..]))?;
+                db!(undo.insert(&hash.0[..], &codec::encode(&nb.undo.to_vec())[..]))?;
+                for r in nb.receipts {
+                    let loc = TxLocation {
+                        block: hash,
+                        receipt: r.clone(),
+                    };
+                    db!(receipts.insert(&r.tx.0[..], &codec::encode(&loc)[..]))?;
+                }
             }
             let mut st = db!(tx.open_table(STATE))?;
-            for (k, v) in changes {
+            for (k, v) in sw.state {
                 match v {
                     Some(v) => db!(st.insert(&k.0[..], &v[..]))?,
                     None => db!(st.remove(&k.0[..]))?,
@@ -175,6 +262,24 @@ impl Store {
         }
         db!(tx.commit())?;
         Ok(tip)
+    }
+
+    /// Total difficulty of a stored block.
+    pub fn total_difficulty(&self, hash: &Hash) -> Result<Option<u128>> {
+        let r = db!(self.db.begin_read())?;
+        let t = db!(r.open_table(TOTALS))?;
+        db!(t.get(&hash.0[..]))?
+            .map(|v| decode::<u128>("total difficulty", v.value()))
+            .transpose()
+    }
+
+    /// Undo data of a canonical block.
+    pub fn undo(&self, hash: &Hash) -> Result<Option<Changes>> {
+        let r = db!(self.db.begin_read())?;
+        let t = db!(r.open_table(UNDO))?;
+        db!(t.get(&hash.0[..]))?
+            .map(|v| decode("undo", v.value()))
+            .transpose()
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -301,10 +406,12 @@ mod tests {
         {
             let store = Store::open(&path).unwrap();
             store.init_genesis(&g, &gb, &s0.entries()).unwrap();
-            store.commit_block(&b1, &a.receipts, &a.changes, 1).unwrap();
+            store
+                .commit_block(&b1, &a.receipts, &a.changes, &[], 1)
+                .unwrap();
             // Committing a block that is not the tip's child is refused.
             assert!(matches!(
-                store.commit_block(&b1, &a.receipts, &a.changes, 2),
+                store.commit_block(&b1, &a.receipts, &a.changes, &[], 2),
                 Err(Error::NotChildOfTip(_))
             ));
             let h = store.put_blob(b"module bytes").unwrap();

@@ -17,6 +17,14 @@ pub struct TestChain {
 }
 
 pub fn test_chain(name: &str) -> TestChain {
+    test_chain_with(name, |_| {})
+}
+
+/// A test chain whose parameters `tune` adjusts before the genesis is sealed.
+pub fn test_chain_with(
+    name: &str,
+    tune: impl FnOnce(&mut proctor_state::ChainParams),
+) -> TestChain {
     let dir = std::env::temp_dir().join(format!("proctor-node-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -28,6 +36,7 @@ pub fn test_chain(name: &str) -> TestChain {
     params.filler_module = Hash::of(FILLER_WASM);
     params.initial_difficulty = 20_000_000;
     params.min_fee = proctor_primitives::Amount(1);
+    tune(&mut params);
     let mut genesis = testkit::genesis(&keys, 1_000_000_000_000, params);
     let (identity, encryption_key) = (platform.identity(), platform.encryption_key());
     let expires_at = genesis.params.registration_blocks;

@@ -1,0 +1,169 @@
+//! Fork choice across nodes: two chains from one genesis mine competing
+//! branches; the lighter one switches to the heavier, keeping receipts, state
+//! and mempool consistent, durably; reorganizations past the finality depth
+//! are refused.
+
+mod common;
+
+use proctor_enclave::{Enclave, MineResult, Request, Response};
+use proctor_node::FILLER_WASM;
+use proctor_node::chain::{Chain, ChainError, Imported};
+use proctor_primitives::{Address, Hash};
+use proctor_state::testkit::transfer;
+
+fn load(enclave: &mut Enclave) {
+    let Response::Loaded { .. } = enclave.handle(Request::LoadTask {
+        module: FILLER_WASM.to_vec(),
+        input: b"seed".to_vec(),
+        args: vec!["100000000".into()],
+        clock_ns: 0,
+        fuel: u64::MAX / 2,
+        slice: 1_000_000,
+    }) else {
+        panic!("filler did not load")
+    };
+}
+
+/// Mines one block on `chain` at time `now`.
+fn mine(chain: &mut Chain, enclave: &mut Enclave, miner: Address, now: u64) -> Hash {
+    let work = chain.work(miner, now);
+    for _ in 0..100_000 {
+        let req = Request::Mine {
+            template: work.template_hash,
+            difficulty: work.difficulty,
+            max_slices: 50,
+        };
+        match enclave.handle(req) {
+            Response::Mined(MineResult::Won(p)) => {
+                return chain.submit_work(work.template_hash, *p, now).unwrap();
+            }
+            Response::Mined(MineResult::NoWin { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    panic!("no win within the bound")
+}
+
+#[test]
+fn the_lighter_branch_switches_to_the_heavier_one() {
+    let mut tc = common::test_chain("reorg");
+    let mut enclave = tc.enclave.take().unwrap();
+    load(&mut enclave);
+    let t0 = tc.genesis.timestamp;
+    let (ma, mb) = (tc.keys[0].public().address(), tc.keys[2].public().address());
+    let mut a = Chain::open(&tc.dir.join("a.redb"), tc.genesis.clone(), 100).unwrap();
+    let mut b = Chain::open(&tc.dir.join("b.redb"), tc.genesis.clone(), 100).unwrap();
+
+    // A: one block with a transfer. B: two blocks, a heavier branch.
+    let tx = transfer(&tc.genesis.hash(), &tc.keys[1], 0, &tc.keys[2], 777, 3);
+    a.submit_tx(tx.clone(), t0 + 1_000).unwrap();
+    let a1 = mine(&mut a, &mut enclave, ma, t0 + 1_000);
+    assert!(a.store().tx_location(&tx.hash()).unwrap().is_some());
+    let b1 = mine(&mut b, &mut enclave, mb, t0 + 1_000);
+    let b2 = mine(&mut b, &mut enclave, mb, t0 + 2_000);
+    assert_ne!(a1, b1);
+
+    // A learns B's blocks: the first is a tie or lighter, the second wins.
+    let first = a
+        .import_block(b.store().block(&b1).unwrap().unwrap(), t0 + 3_000)
+        .unwrap();
+    assert!(
+        matches!(first, Imported::Side(_) | Imported::Reorg { .. }),
+        "{first:?}"
+    );
+    let second = a
+        .import_block(b.store().block(&b2).unwrap().unwrap(), t0 + 3_000)
+        .unwrap();
+    if let Imported::Reorg {
+        depth, returned, ..
+    } = &second
+    {
+        assert_eq!((*depth, *returned), (1, 1));
+    } else {
+        assert_eq!(second, Imported::Extended(b2), "reorganized at b1 already");
+    }
+    assert_eq!(a.head(), b.head(), "same tip and state root");
+    // The transfer left with a1: no receipt, back in the mempool.
+    assert!(a.store().tx_location(&tx.hash()).unwrap().is_none());
+    assert!(a.is_pending(&tx.hash()));
+    assert_eq!(a.store().hash_at(2).unwrap(), Some(b2));
+    assert_eq!(
+        a.import_block(b.store().block(&b2).unwrap().unwrap(), t0 + 3_000)
+            .unwrap(),
+        Imported::Known(b2)
+    );
+
+    // The switch is durable: a restart finds the same tip and state root.
+    drop(a);
+    let mut a = Chain::open(&tc.dir.join("a.redb"), tc.genesis.clone(), 100).unwrap();
+    assert_eq!(a.head(), b.head());
+
+    // The returned transfer is mined again on the new branch, and B follows.
+    a.submit_tx(tx.clone(), t0 + 3_000).unwrap();
+    let a3 = mine(&mut a, &mut enclave, ma, t0 + 3_000);
+    assert!(a.store().tx_location(&tx.hash()).unwrap().is_some());
+    assert_eq!(
+        b.import_block(a.store().block(&a3).unwrap().unwrap(), t0 + 4_000)
+            .unwrap(),
+        Imported::Extended(a3)
+    );
+    assert_eq!(a.head(), b.head());
+    // Total supply: genesis plus three rewards, whichever branch won.
+    let r = tc.genesis.params.block_reward.0;
+    let g = tc
+        .genesis
+        .allocations
+        .iter()
+        .map(|x| x.amount.0)
+        .sum::<u128>();
+    assert_eq!(b.state().total_supply(), g + 3 * r);
+}
+
+#[test]
+fn reorganizations_past_the_finality_depth_are_refused() {
+    let mut tc = common::test_chain_with("deep", |p| p.finality_depth = 1);
+    let mut enclave = tc.enclave.take().unwrap();
+    load(&mut enclave);
+    let t0 = tc.genesis.timestamp;
+    let (ma, mb) = (tc.keys[0].public().address(), tc.keys[2].public().address());
+    let mut a = Chain::open(&tc.dir.join("a.redb"), tc.genesis.clone(), 100).unwrap();
+    let mut b = Chain::open(&tc.dir.join("b.redb"), tc.genesis.clone(), 100).unwrap();
+    for i in 1..=2 {
+        mine(&mut a, &mut enclave, ma, t0 + 1_000 * i);
+    }
+    let branch: Vec<Hash> = (1..=3)
+        .map(|i| mine(&mut b, &mut enclave, mb, t0 + 1_000 * i))
+        .collect();
+    let tip = a.head();
+    let mut refused = false;
+    for h in branch {
+        match a.import_block(b.store().block(&h).unwrap().unwrap(), t0 + 5_000) {
+            Ok(Imported::Side(_)) => {}
+            Err(ChainError::ReorgTooDeep { depth: 2, limit: 1 }) => refused = true,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        refused,
+        "the heavier branch needs a 2-block reorg, past the finality depth of 1"
+    );
+    assert_eq!(a.head(), tip, "the chain did not move");
+}
+
+#[test]
+fn blocks_with_unknown_parents_are_refused_with_that_reason() {
+    let mut tc = common::test_chain("orphan");
+    let mut enclave = tc.enclave.take().unwrap();
+    load(&mut enclave);
+    let t0 = tc.genesis.timestamp;
+    let m = tc.keys[0].public().address();
+    let mut a = Chain::open(&tc.dir.join("a.redb"), tc.genesis.clone(), 100).unwrap();
+    let mut b = Chain::open(&tc.dir.join("b.redb"), tc.genesis.clone(), 100).unwrap();
+    mine(&mut b, &mut enclave, m, t0 + 1_000);
+    let b2 = mine(&mut b, &mut enclave, m, t0 + 2_000);
+    let orphan = b.store().block(&b2).unwrap().unwrap();
+    let parent = orphan.header.template.parent;
+    assert!(
+        matches!(a.import_block(orphan, t0 + 3_000), Err(ChainError::UnknownParent(p)) if p == parent)
+    );
+}
