@@ -3,8 +3,6 @@
 
 mod common;
 
-use proctor_enclave::{MineResult, Request, Response};
-use proctor_node::FILLER_WASM;
 use proctor_node::chain::{Chain, ChainError};
 use proctor_primitives::Hash;
 use proctor_state::testkit::transfer;
@@ -22,29 +20,8 @@ fn a_block_sealed_by_one_node_imports_on_another() {
     a.submit_tx(transfer(&gh, &tc.keys[1], 0, &tc.keys[2], 777, 3), now)
         .unwrap();
     let work = a.work(tc.keys[0].public().address(), now);
-    let Response::Loaded { .. } = enclave.handle(Request::LoadTask {
-        module: FILLER_WASM.to_vec(),
-        input: b"seed".to_vec(),
-        args: vec!["100000000".into()],
-        clock_ns: 0,
-        fuel: u64::MAX / 2,
-        slice: 1_000_000,
-    }) else {
-        panic!("filler did not load")
-    };
-    let proof = (0..10_000)
-        .find_map(|_| {
-            match enclave.handle(Request::Mine {
-                template: work.template_hash,
-                difficulty: work.difficulty,
-                max_slices: 50,
-            }) {
-                Response::Mined(MineResult::Won(p)) => Some(*p),
-                Response::Mined(MineResult::NoWin { .. }) => None,
-                other => panic!("{other:?}"),
-            }
-        })
-        .expect("a win within 5e11 instructions at difficulty 2e7");
+    common::load(&mut enclave);
+    let proof = common::win(&mut enclave, work.template_hash, work.difficulty);
     let hash = a
         .submit_work(work.template_hash, proof.clone(), now)
         .unwrap();

@@ -5,44 +5,10 @@
 
 mod common;
 
-use proctor_enclave::{Enclave, MineResult, Request, Response};
-use proctor_node::FILLER_WASM;
+use common::{load, mine};
 use proctor_node::chain::{Chain, ChainError, Imported};
-use proctor_primitives::{Address, Hash};
+use proctor_primitives::Hash;
 use proctor_state::testkit::transfer;
-
-fn load(enclave: &mut Enclave) {
-    let Response::Loaded { .. } = enclave.handle(Request::LoadTask {
-        module: FILLER_WASM.to_vec(),
-        input: b"seed".to_vec(),
-        args: vec!["100000000".into()],
-        clock_ns: 0,
-        fuel: u64::MAX / 2,
-        slice: 1_000_000,
-    }) else {
-        panic!("filler did not load")
-    };
-}
-
-/// Mines one block on `chain` at time `now`.
-fn mine(chain: &mut Chain, enclave: &mut Enclave, miner: Address, now: u64) -> Hash {
-    let work = chain.work(miner, now);
-    for _ in 0..100_000 {
-        let req = Request::Mine {
-            template: work.template_hash,
-            difficulty: work.difficulty,
-            max_slices: 50,
-        };
-        match enclave.handle(req) {
-            Response::Mined(MineResult::Won(p)) => {
-                return chain.submit_work(work.template_hash, *p, now).unwrap();
-            }
-            Response::Mined(MineResult::NoWin { .. }) => {}
-            other => panic!("{other:?}"),
-        }
-    }
-    panic!("no win within the bound")
-}
 
 #[test]
 fn the_lighter_branch_switches_to_the_heavier_one() {

@@ -13,11 +13,11 @@
 //! directory.
 
 use crate::quote::DcapQuote;
-use crate::sealed::{self, io};
-use crate::{Error, Platform, Quote, Result, TeeKind};
-use proctor_primitives::{Hash, Keypair, PublicKey, Signature};
+use crate::sealed::{self, Backend, Keys, io};
+use crate::{Error, Quote, Result, TeeKind};
+use proctor_primitives::Hash;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{OsRng, RngCore, SeedableRng};
+use rand_core::{OsRng, SeedableRng};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -30,10 +30,7 @@ const MRENCLAVE: std::ops::Range<usize> = 112..144;
 pub struct GraminePlatform {
     dev: PathBuf,
     measurement: Hash,
-    seal_key: Zeroizing<[u8; 32]>,
-    identity: Keypair,
-    encryption: x25519_dalek::StaticSecret,
-    rng: ChaCha20Rng,
+    keys: Keys,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -65,14 +62,11 @@ impl GraminePlatform {
         let seal_key = Zeroizing::new(Hash::tagged("proctor/sgx-seal", &[&key16]).0);
         let mut rng = ChaCha20Rng::from_rng(OsRng).map_err(|e| Error::Config(e.to_string()))?;
         let identity = sealed::load_or_create_identity(state, &seal_key, &mut rng)?;
-        let encryption = sealed::encryption_secret(&identity);
+        let keys = Keys::new(identity, seal_key, rng);
         let mut p = GraminePlatform {
             dev: dev.to_path_buf(),
             measurement: Hash::ZERO,
-            seal_key,
-            identity,
-            encryption,
-            rng,
+            keys,
         };
         let own = p.raw_quote(&[0; 64])?;
         let m = own
@@ -88,42 +82,31 @@ impl GraminePlatform {
     }
 }
 
-impl Platform for GraminePlatform {
-    fn kind(&self) -> TeeKind {
+impl Backend for GraminePlatform {
+    fn tee_kind(&self) -> TeeKind {
         TeeKind::Sgx
     }
-    fn measurement(&self) -> Hash {
+    fn measured(&self) -> Hash {
         self.measurement
     }
-    fn identity(&self) -> PublicKey {
-        self.identity.public()
-    }
-    fn encryption_key(&self) -> proctor_primitives::EncryptionKey {
-        sealed::encryption_public(&self.encryption)
-    }
-    fn sign(&self, msg: &[u8]) -> Signature {
-        self.identity.sign(msg)
-    }
-    fn quote(&self, report_data: &[u8; 64]) -> Result<Quote> {
+    fn hardware_quote(&self, report_data: &[u8; 64]) -> Result<Quote> {
         Ok(Quote::Dcap(DcapQuote {
             quote: self.raw_quote(report_data)?,
             collateral: vec![],
         }))
     }
-    fn seal(&mut self, plaintext: &[u8]) -> Vec<u8> {
-        sealed::seal(&self.seal_key, &mut self.rng, plaintext)
+    fn keys(&self) -> &Keys {
+        &self.keys
     }
-    fn unseal(&self, data: &[u8]) -> Result<Vec<u8>> {
-        sealed::unseal(&self.seal_key, data)
-    }
-    fn random(&mut self, out: &mut [u8]) {
-        self.rng.fill_bytes(out);
+    fn keys_mut(&mut self) -> &mut Keys {
+        &mut self.keys
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Platform;
 
     const SGX: &[u8] = include_bytes!("../tests/fixtures/sgx_quote");
 

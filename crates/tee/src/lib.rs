@@ -28,6 +28,8 @@
 pub mod gramine;
 pub mod quote;
 mod sealed;
+
+pub use sealed::{Backend, Keys};
 pub mod sim;
 pub mod tsm;
 

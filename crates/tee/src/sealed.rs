@@ -2,10 +2,10 @@
 //! with XChaCha20-Poly1305 under a key only this enclave on this machine can
 //! derive, and keep the identity key on disk only in sealed form.
 
-use crate::{Error, Result};
+use crate::{Error, Platform, Quote, Result, TeeKind};
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use proctor_primitives::Keypair;
+use proctor_primitives::{EncryptionKey, Hash, Keypair, PublicKey, Signature};
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
 use std::path::Path;
@@ -78,4 +78,69 @@ pub(crate) fn encryption_public(
     secret: &x25519_dalek::StaticSecret,
 ) -> proctor_primitives::EncryptionKey {
     proctor_primitives::EncryptionKey(x25519_dalek::PublicKey::from(secret).to_bytes())
+}
+
+/// An enclave's secrets, which every backend handles the same way: the
+/// identity key, the encryption key derived from it, the sealing key and the RNG.
+pub struct Keys {
+    identity: Keypair,
+    encryption: x25519_dalek::StaticSecret,
+    seal_key: Zeroizing<[u8; 32]>,
+    rng: ChaCha20Rng,
+}
+
+impl Keys {
+    pub(crate) fn new(identity: Keypair, seal_key: Zeroizing<[u8; 32]>, rng: ChaCha20Rng) -> Keys {
+        let encryption = encryption_secret(&identity);
+        Keys {
+            identity,
+            encryption,
+            seal_key,
+            rng,
+        }
+    }
+}
+
+/// What a TEE backend provides itself; [`Platform`] follows from it, with the
+/// secrets handled by [`Keys`].
+pub trait Backend: Send {
+    /// Which TEE this is.
+    fn tee_kind(&self) -> TeeKind;
+    /// The measurement of the running enclave, as the hardware reports it.
+    fn measured(&self) -> Hash;
+    /// The hardware's quote over `report_data`.
+    fn hardware_quote(&self, report_data: &[u8; 64]) -> Result<Quote>;
+    fn keys(&self) -> &Keys;
+    fn keys_mut(&mut self) -> &mut Keys;
+}
+
+impl<B: Backend> Platform for B {
+    fn kind(&self) -> TeeKind {
+        self.tee_kind()
+    }
+    fn measurement(&self) -> Hash {
+        self.measured()
+    }
+    fn identity(&self) -> PublicKey {
+        self.keys().identity.public()
+    }
+    fn encryption_key(&self) -> EncryptionKey {
+        encryption_public(&self.keys().encryption)
+    }
+    fn sign(&self, msg: &[u8]) -> Signature {
+        self.keys().identity.sign(msg)
+    }
+    fn quote(&self, report_data: &[u8; 64]) -> Result<Quote> {
+        self.hardware_quote(report_data)
+    }
+    fn seal(&mut self, plaintext: &[u8]) -> Vec<u8> {
+        let k = self.keys_mut();
+        seal(&k.seal_key, &mut k.rng, plaintext)
+    }
+    fn unseal(&self, data: &[u8]) -> Result<Vec<u8>> {
+        unseal(&self.keys().seal_key, data)
+    }
+    fn random(&mut self, out: &mut [u8]) {
+        self.keys_mut().rng.fill_bytes(out);
+    }
 }

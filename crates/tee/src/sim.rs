@@ -11,9 +11,9 @@
 //!   chain) that signs quotes; a chain accepts them only if its genesis names
 //!   that root and allows sim quotes.
 
-use crate::sealed::{self, io};
-use crate::{Error, Platform, Quote, Result, TeeKind, quote::SimQuote};
-use proctor_primitives::{Hash, Keypair, PublicKey, Signature};
+use crate::sealed::{self, Backend, Keys, io};
+use crate::{Error, Quote, Result, TeeKind, quote::SimQuote};
+use proctor_primitives::{Hash, Keypair, PublicKey};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 use std::path::{Path, PathBuf};
@@ -72,10 +72,7 @@ impl SimAttestationRoot {
 /// A simulated enclave platform rooted in a directory on the host.
 pub struct SimPlatform {
     measurement: Hash,
-    seal_key: Zeroizing<[u8; 32]>,
-    identity: Keypair,
-    encryption: x25519_dalek::StaticSecret,
-    rng: ChaCha20Rng,
+    keys: Keys,
     root: SimAttestationRoot,
 }
 
@@ -107,47 +104,31 @@ impl SimPlatform {
         let seal_key = Zeroizing::new(Hash::tagged("proctor/sim-seal", &[&cpu, &measurement.0]).0);
         let mut rng = ChaCha20Rng::from_rng(OsRng).map_err(|e| Error::Config(e.to_string()))?;
         let identity = sealed::load_or_create_identity(dir, &seal_key, &mut rng)?;
-        let encryption = sealed::encryption_secret(&identity);
         Ok(SimPlatform {
             measurement,
-            seal_key,
-            identity,
-            encryption,
-            rng,
+            keys: Keys::new(identity, seal_key, rng),
             root,
         })
     }
 }
 
-impl Platform for SimPlatform {
-    fn kind(&self) -> TeeKind {
+impl Backend for SimPlatform {
+    fn tee_kind(&self) -> TeeKind {
         TeeKind::Sim
     }
-    fn measurement(&self) -> Hash {
+    fn measured(&self) -> Hash {
         self.measurement
     }
-    fn identity(&self) -> PublicKey {
-        self.identity.public()
-    }
-    fn encryption_key(&self) -> proctor_primitives::EncryptionKey {
-        sealed::encryption_public(&self.encryption)
-    }
-    fn sign(&self, msg: &[u8]) -> Signature {
-        self.identity.sign(msg)
-    }
-    fn quote(&self, report_data: &[u8; 64]) -> Result<Quote> {
+    fn hardware_quote(&self, report_data: &[u8; 64]) -> Result<Quote> {
         Ok(Quote::Sim(
             self.root.sign_quote(self.measurement, *report_data),
         ))
     }
-    fn seal(&mut self, plaintext: &[u8]) -> Vec<u8> {
-        sealed::seal(&self.seal_key, &mut self.rng, plaintext)
+    fn keys(&self) -> &Keys {
+        &self.keys
     }
-    fn unseal(&self, data: &[u8]) -> Result<Vec<u8>> {
-        sealed::unseal(&self.seal_key, data)
-    }
-    fn random(&mut self, out: &mut [u8]) {
-        self.rng.fill_bytes(out);
+    fn keys_mut(&mut self) -> &mut Keys {
+        &mut self.keys
     }
 }
 
@@ -177,6 +158,7 @@ fn restrict_permissions(_: &Path) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Platform;
     use crate::quote::{QuoteError, TrustPolicy};
     use crate::verify_quote;
 

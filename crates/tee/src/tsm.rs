@@ -12,9 +12,9 @@
 //! hardware here: the file protocol is tested against a stand-in directory.
 
 use crate::quote::{DcapQuote, tdx_measurement};
-use crate::sealed::{self, io};
-use crate::{Error, Platform, Quote, Result, TeeKind};
-use proctor_primitives::{Hash, Keypair, PublicKey, Signature};
+use crate::sealed::{Backend, Keys, io};
+use crate::{Error, Quote, Result, TeeKind};
+use proctor_primitives::{Hash, Keypair};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 use std::path::{Path, PathBuf};
@@ -29,10 +29,7 @@ const MRTD: std::ops::Range<usize> = 184..232;
 pub struct TsmPlatform {
     entry: PathBuf,
     measurement: Hash,
-    seal_key: Zeroizing<[u8; 32]>,
-    identity: Keypair,
-    encryption: x25519_dalek::StaticSecret,
-    rng: ChaCha20Rng,
+    keys: Keys,
 }
 
 fn read_text(path: &Path) -> Result<String> {
@@ -61,14 +58,11 @@ impl TsmPlatform {
         let mut seed = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(seed.as_mut());
         let identity = Keypair::from_secret(&seed);
-        let encryption = sealed::encryption_secret(&identity);
+        let keys = Keys::new(identity, key, rng);
         let mut p = TsmPlatform {
             entry,
             measurement: Hash::ZERO,
-            seal_key: key,
-            identity,
-            encryption,
-            rng,
+            keys,
         };
         let own = p.raw_quote(&[0; 64])?;
         let mr_td: [u8; 48] = own
@@ -95,42 +89,31 @@ impl TsmPlatform {
     }
 }
 
-impl Platform for TsmPlatform {
-    fn kind(&self) -> TeeKind {
+impl Backend for TsmPlatform {
+    fn tee_kind(&self) -> TeeKind {
         TeeKind::Tdx
     }
-    fn measurement(&self) -> Hash {
+    fn measured(&self) -> Hash {
         self.measurement
     }
-    fn identity(&self) -> PublicKey {
-        self.identity.public()
-    }
-    fn encryption_key(&self) -> proctor_primitives::EncryptionKey {
-        sealed::encryption_public(&self.encryption)
-    }
-    fn sign(&self, msg: &[u8]) -> Signature {
-        self.identity.sign(msg)
-    }
-    fn quote(&self, report_data: &[u8; 64]) -> Result<Quote> {
+    fn hardware_quote(&self, report_data: &[u8; 64]) -> Result<Quote> {
         Ok(Quote::Dcap(DcapQuote {
             quote: self.raw_quote(report_data)?,
             collateral: vec![],
         }))
     }
-    fn seal(&mut self, plaintext: &[u8]) -> Vec<u8> {
-        sealed::seal(&self.seal_key, &mut self.rng, plaintext)
+    fn keys(&self) -> &Keys {
+        &self.keys
     }
-    fn unseal(&self, data: &[u8]) -> Result<Vec<u8>> {
-        sealed::unseal(&self.seal_key, data)
-    }
-    fn random(&mut self, out: &mut [u8]) {
-        self.rng.fill_bytes(out);
+    fn keys_mut(&mut self) -> &mut Keys {
+        &mut self.keys
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Platform;
 
     const TDX: &[u8] = include_bytes!("../tests/fixtures/tdx_quote");
 

@@ -1,7 +1,12 @@
+// Each test binary uses a subset of these helpers.
+#![allow(dead_code)]
+
 //! A one-enclave test chain.
 
-use proctor_enclave::Enclave;
+use proctor_enclave::{Enclave, MineResult, Request, Response};
 use proctor_node::FILLER_WASM;
+use proctor_node::chain::Chain;
+use proctor_primitives::Address;
 use proctor_primitives::{Hash, Keypair};
 use proctor_state::testkit;
 use proctor_state::{Genesis, GenesisEnclave};
@@ -55,4 +60,41 @@ pub fn test_chain_with(
         keys,
         enclave: Some(Enclave::new(Box::new(platform)).unwrap()),
     }
+}
+
+/// Loads the filler task into `enclave` (long enough for any test).
+pub fn load(enclave: &mut Enclave) {
+    let Response::Loaded { .. } = enclave.handle(Request::LoadTask {
+        module: FILLER_WASM.to_vec(),
+        input: b"seed".to_vec(),
+        args: vec!["100000000".into()],
+        clock_ns: 0,
+        fuel: u64::MAX / 2,
+        slice: 1_000_000,
+    }) else {
+        panic!("filler did not load")
+    };
+}
+
+/// Runs the enclave's task until it wins the lottery for a template.
+pub fn win(enclave: &mut Enclave, template: Hash, difficulty: u64) -> proctor_state::PouwProof {
+    for _ in 0..100_000 {
+        match enclave.handle(Request::Mine {
+            template,
+            difficulty,
+            max_slices: 50,
+        }) {
+            Response::Mined(MineResult::Won(p)) => return *p,
+            Response::Mined(MineResult::NoWin { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    panic!("no win within the bound")
+}
+
+/// Mines one block on `chain` at time `now`.
+pub fn mine(chain: &mut Chain, enclave: &mut Enclave, miner: Address, now: u64) -> Hash {
+    let work = chain.work(miner, now);
+    let proof = win(enclave, work.template_hash, work.difficulty);
+    chain.submit_work(work.template_hash, proof, now).unwrap()
 }
