@@ -14,6 +14,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// Starts a node for the test chain, serving RPC on a free loopback port.
+async fn start_node(tc: &common::TestChain) -> Node {
+    let ndir = tc.dir.join("node");
+    init_dir(
+        &ndir,
+        &tc.genesis,
+        &NodeConfig {
+            rpc_addr: "127.0.0.1:0".parse().unwrap(),
+        },
+    )
+    .unwrap();
+    Node::start(&ndir).await.unwrap()
+}
+
 fn code(e: ClientError) -> i32 {
     match e {
         ClientError::Call(obj) => obj.code(),
@@ -24,16 +38,7 @@ fn code(e: ClientError) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_heads_over_websocket_and_error_codes() {
     let mut tc = common::test_chain("rpc");
-    let ndir = tc.dir.join("node");
-    init_dir(
-        &ndir,
-        &tc.genesis,
-        &NodeConfig {
-            rpc_addr: "127.0.0.1:0".parse().unwrap(),
-        },
-    )
-    .unwrap();
-    let node = Node::start(&ndir).await.unwrap();
+    let node = start_node(&tc).await;
     let ws = WsClientBuilder::default()
         .build(format!("ws://{}", node.rpc_addr))
         .await
@@ -149,16 +154,7 @@ async fn a_new_enclave_registers_by_transaction_then_mines() {
     use proctor_tee::sim::{SimAttestationRoot, SimPlatform};
 
     let mut tc = common::test_chain("register");
-    let ndir = tc.dir.join("node");
-    init_dir(
-        &ndir,
-        &tc.genesis,
-        &NodeConfig {
-            rpc_addr: "127.0.0.1:0".parse().unwrap(),
-        },
-    )
-    .unwrap();
-    let node = Node::start(&ndir).await.unwrap();
+    let node = start_node(&tc).await;
     let http = proctor_rpc::http_client(&node.rpc_url()).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
 
