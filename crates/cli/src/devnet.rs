@@ -49,6 +49,9 @@ pub struct DevnetArgs {
     /// Target block interval of a new devnet, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     block_ms: u64,
+    /// Listen for peers on 127.0.0.1 at this port (other nodes can then join with `--bootnode`).
+    #[arg(long)]
+    p2p_port: Option<u16>,
 }
 
 #[derive(clap::Args)]
@@ -287,13 +290,17 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         (None, Ok(c)) => c.rpc_addr.port(),
         (None, Err(_)) => 8645,
     };
-    init_dir(
-        &ndir,
-        &genesis,
-        &NodeConfig {
-            rpc_addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        },
-    )?;
+    let saved = proctor_node::read_config(&ndir).ok();
+    let p2p_listen = match args.p2p_port {
+        Some(p) => Some(format!("/ip4/127.0.0.1/tcp/{p}")),
+        None => saved.and_then(|c| c.p2p_listen),
+    };
+    let config = NodeConfig {
+        rpc_addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        p2p_listen,
+        bootnodes: vec![],
+    };
+    init_dir(&ndir, &genesis, &config)?;
     let node = Node::start(&ndir).await?;
     let url = node.rpc_url();
     write_json(
@@ -351,36 +358,70 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
 }
 
 /// `proctor node`.
-pub async fn run_node(
-    dir: PathBuf,
-    rpc_addr: Option<SocketAddr>,
-    genesis: Option<PathBuf>,
-) -> Result<()> {
+pub async fn run_node(args: NodeArgs) -> Result<()> {
     crate::init_logging();
+    let dir = &args.dir;
     let gpath = dir.join("genesis.json");
+    let saved = proctor_node::read_config(dir).ok();
     if !gpath.exists() {
-        let Some(g) = genesis else {
+        let Some(g) = &args.genesis else {
             bail!(
                 "{} not found: pass --genesis FILE for a new node directory, or use a directory made by `proctor devnet`",
                 gpath.display()
             );
         };
-        let g = read_genesis(&g)?;
-        init_dir(
-            &dir,
-            &g,
-            &NodeConfig {
-                rpc_addr: rpc_addr.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8645))),
-            },
-        )?;
-    } else if let Some(addr) = rpc_addr {
-        write_json(&dir.join("node.json"), &NodeConfig { rpc_addr: addr })?;
+        let g = read_genesis(g)?;
+        init_dir(dir, &g, &args.config(None))?;
+    } else if args.rpc_addr.is_some() || args.p2p_listen.is_some() || !args.bootnode.is_empty() {
+        write_json(&dir.join("node.json"), &args.config(saved))?;
     }
-    let node = Node::start(&dir).await?;
+    let node = Node::start(dir).await?;
     println!("proctor node running\n  RPC: {}", node.rpc_url());
     shutdown_signal().await;
     node.stop().await;
     Ok(())
+}
+
+/// `proctor node` arguments.
+#[derive(clap::Args)]
+pub struct NodeArgs {
+    /// Node directory (genesis.json, node.json, chain.redb).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Serve JSON-RPC here instead of the address in node.json (saved for restarts).
+    #[arg(long)]
+    rpc_addr: Option<SocketAddr>,
+    /// Genesis file for a new node directory.
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+    /// Listen for peers on this multiaddr, e.g. /ip4/127.0.0.1/tcp/7000 (saved for restarts).
+    #[arg(long)]
+    p2p_listen: Option<String>,
+    /// A peer to connect to at start-up (multiaddr; repeatable; saved for restarts).
+    #[arg(long)]
+    bootnode: Vec<String>,
+}
+
+impl NodeArgs {
+    /// The configuration these arguments give on top of the saved one.
+    fn config(&self, saved: Option<NodeConfig>) -> NodeConfig {
+        let saved_addr = saved.as_ref().map(|c| c.rpc_addr);
+        NodeConfig {
+            rpc_addr: self
+                .rpc_addr
+                .or(saved_addr)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8645))),
+            p2p_listen: self
+                .p2p_listen
+                .clone()
+                .or_else(|| saved.as_ref().and_then(|c| c.p2p_listen.clone())),
+            bootnodes: if self.bootnode.is_empty() {
+                saved.map(|c| c.bootnodes).unwrap_or_default()
+            } else {
+                self.bootnode.clone()
+            },
+        }
+    }
 }
 
 /// `proctor worker register | renew | status | deregister | withdraw`.

@@ -46,17 +46,7 @@ enum Cmd {
     /// Run a local chain: a node and workers, with funded dev accounts.
     Devnet(devnet::DevnetArgs),
     /// Run a full node from its directory.
-    Node {
-        /// Node directory (genesis.json, node.json, chain.redb).
-        #[arg(long)]
-        dir: PathBuf,
-        /// Serve JSON-RPC here instead of the address in node.json (saved for restarts).
-        #[arg(long)]
-        rpc_addr: Option<std::net::SocketAddr>,
-        /// Genesis file for a new node directory.
-        #[arg(long)]
-        genesis: Option<PathBuf>,
-    },
+    Node(devnet::NodeArgs),
     /// Run a worker (registers its enclave and mines), or manage its registration.
     Worker {
         #[command(flatten)]
@@ -249,11 +239,7 @@ async fn run(cli: Cli) -> Result<()> {
     let url = cli.rpc.as_str();
     match cli.cmd {
         Cmd::Devnet(args) => devnet::run(args).await,
-        Cmd::Node {
-            dir,
-            rpc_addr,
-            genesis,
-        } => devnet::run_node(dir, rpc_addr, genesis).await,
+        Cmd::Node(args) => devnet::run_node(args).await,
         Cmd::Worker { args, cmd: None } => devnet::run_worker(args, url).await,
         Cmd::Worker {
             args,

@@ -94,20 +94,24 @@ fn height(url: &str) -> Option<u64> {
 }
 
 fn start_devnet(dir: &Path, workers: usize) -> (Proc, String) {
+    start_devnet_with(dir, workers, &[])
+}
+
+fn start_devnet_with(dir: &Path, workers: usize, extra: &[&str]) -> (Proc, String) {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let p = spawn(
-        &[
-            "devnet",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--workers",
-            &workers.to_string(),
-            "--rpc-port",
-            &port.to_string(),
-        ],
-        &dir.with_extension("log"),
-    );
+    let (port_s, workers_s) = (port.to_string(), workers.to_string());
+    let mut args = vec![
+        "devnet",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--rpc-port",
+        &port_s,
+        "--workers",
+        &workers_s,
+    ];
+    args.extend_from_slice(extra);
+    let p = spawn(&args, &dir.with_extension("log"));
     wait_for("the devnet's RPC", 120, || head(&url));
     (p, url)
 }
@@ -494,4 +498,97 @@ fn worker_registration_lifecycle_and_governance_from_the_cli() {
     );
     let o = gov("keys/governance.json");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn block_hash(url: &str, height: u64) -> Option<Value> {
+    let o = run(&[
+        "--rpc",
+        url,
+        "chain",
+        "block",
+        &height.to_string(),
+        "--json",
+    ]);
+    o.status
+        .success()
+        .then(|| serde_json::from_slice::<Value>(&o.stdout).unwrap()["hash"].clone())
+}
+
+/// Waits until both nodes hold the same block at a height of at least `min`.
+fn converged(a: &str, b: &str, min: u64) -> u64 {
+    wait_for("the nodes to converge", 120, || {
+        let h = height(a)?.min(height(b)?);
+        (h >= min && block_hash(a, h)? == block_hash(b, h)?).then_some(h)
+    })
+}
+
+#[test]
+fn a_second_node_syncs_gossips_and_catches_up_after_a_crash() {
+    let dir = tmp("p2p");
+    let chain = dir.join("chain");
+    let p2p_a = free_port().to_string();
+    let (_a, url_a) = start_devnet_with(&chain, 1, &["--p2p-port", &p2p_a]);
+    wait_for("some blocks on A", 120, || {
+        height(&url_a).filter(|&h| h >= 3)
+    });
+
+    // B joins late, with no worker: it must sync from genesis and follow A.
+    let b_dir = dir.join("b");
+    let rpc_b = free_port();
+    let url_b = format!("http://127.0.0.1:{rpc_b}");
+    let p2p_b = free_port();
+    let genesis = chain.join("genesis.json");
+    let b_args = [
+        "node",
+        "--dir",
+        b_dir.to_str().unwrap(),
+        "--genesis",
+        genesis.to_str().unwrap(),
+        "--rpc-addr",
+        &format!("127.0.0.1:{rpc_b}"),
+        "--p2p-listen",
+        &format!("/ip4/127.0.0.1/tcp/{p2p_b}"),
+        "--bootnode",
+        &format!("/ip4/127.0.0.1/tcp/{p2p_a}"),
+    ];
+    let b = spawn(&b_args, &dir.join("b.log"));
+    let h = converged(&url_a, &url_b, 3);
+    assert_eq!(
+        block_hash(&url_a, 1),
+        block_hash(&url_b, 1),
+        "synced from genesis"
+    );
+
+    // A transfer sent to B travels by gossip, is mined on A, and B sees the block.
+    let to = address(&chain.join("keys/dev1.json"));
+    let before = ok_json(&["--rpc", &url_b, "account", &to, "--json"])["balance"]
+        .as_u64()
+        .unwrap();
+    let t = ok_json(&transfer(
+        &url_b,
+        &chain.join("keys/dev0.json"),
+        &to,
+        "4242",
+        &["--wait", "--json"],
+    ));
+    assert_eq!(t["status"]["status"], "included");
+    for url in [&url_a, &url_b] {
+        let bal = wait_for("the balance on both nodes", 60, || {
+            let v = ok_json(&["--rpc", url, "account", &to, "--json"])["balance"]
+                .as_u64()
+                .unwrap();
+            (v == before + 4242).then_some(v)
+        });
+        assert_eq!(bal, before + 4242);
+    }
+
+    // B killed and restarted from its directory (same configuration) catches up.
+    drop(b);
+    let seen = height(&url_a).unwrap();
+    let _b = spawn(
+        &["node", "--dir", b_dir.to_str().unwrap()],
+        &dir.join("b2.log"),
+    );
+    let after = converged(&url_a, &url_b, seen + 2);
+    assert!(after > h);
 }

@@ -13,6 +13,7 @@
 
 pub mod chain;
 pub mod mempool;
+mod p2p;
 pub mod rpc;
 
 use proctor_state::Genesis;
@@ -37,6 +38,8 @@ pub enum Error {
     Chain(#[from] chain::ChainError),
     #[error("cannot serve RPC on {addr}: {message}")]
     Rpc { addr: SocketAddr, message: String },
+    #[error("p2p: {0}")]
+    Network(String),
 }
 
 /// The node's persisted configuration (`node.json`).
@@ -44,6 +47,12 @@ pub enum Error {
 pub struct NodeConfig {
     /// Where JSON-RPC (HTTP and WebSocket) is served.
     pub rpc_addr: SocketAddr,
+    /// Where to listen for peers (a multiaddr, e.g. `/ip4/127.0.0.1/tcp/7000`); None: no networking.
+    #[serde(default)]
+    pub p2p_listen: Option<String>,
+    /// Peers to connect to at start-up (multiaddrs).
+    #[serde(default)]
+    pub bootnodes: Vec<String>,
 }
 
 fn file_err(path: &Path, message: impl ToString) -> Error {
@@ -107,7 +116,18 @@ impl Node {
         let head = chain.head();
         tracing::info!(height = head.height, hash = %head.hash, "chain opened");
         let chain = Arc::new(Mutex::new(chain));
-        let (server, rpc_addr) = rpc::serve(config.rpc_addr, chain.clone()).await?;
+        let (heads, _) = tokio::sync::broadcast::channel(64);
+        let network = match &config.p2p_listen {
+            Some(listen) => Some(p2p::start(
+                dir,
+                listen,
+                &config.bootnodes,
+                chain.clone(),
+                heads.clone(),
+            )?),
+            None => None,
+        };
+        let (server, rpc_addr) = rpc::serve(config.rpc_addr, chain.clone(), heads, network).await?;
         tracing::info!(%rpc_addr, "JSON-RPC listening");
         Ok(Node {
             rpc_addr,

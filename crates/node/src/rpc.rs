@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 struct Rpc {
     chain: Arc<Mutex<Chain>>,
     heads: broadcast::Sender<HeadInfo>,
+    network: Option<proctor_network::Handle>,
 }
 
 fn chain_error(e: ChainError) -> ErrorObjectOwned {
@@ -104,7 +105,14 @@ impl ApiServer for Rpc {
 
     async fn send_transaction(&self, tx: String) -> Result<Hash, ErrorObjectOwned> {
         let stx: SignedTransaction = from_hex("signed transaction", &tx)?;
-        self.lock().submit_tx(stx, now_ms()).map_err(chain_error)
+        let hash = self
+            .lock()
+            .submit_tx(stx.clone(), now_ms())
+            .map_err(chain_error)?;
+        if let Some(n) = &self.network {
+            n.publish_tx(proctor_primitives::codec::encode(&stx));
+        }
+        Ok(hash)
     }
 
     async fn transaction(&self, hash: Hash) -> Result<TxStatus, ErrorObjectOwned> {
@@ -149,6 +157,12 @@ impl ApiServer for Rpc {
         };
         tracing::info!(height = head.height, %hash, "sealed block");
         let _ = self.heads.send(head);
+        if let Some(n) = &self.network {
+            let block = self.lock().store().block(&hash).map_err(storage_error)?;
+            if let Some(b) = block {
+                n.publish_block(proctor_primitives::codec::encode(&b));
+            }
+        }
         Ok(hash)
     }
 
@@ -175,6 +189,8 @@ impl ApiServer for Rpc {
 pub async fn serve(
     addr: SocketAddr,
     chain: Arc<Mutex<Chain>>,
+    heads: broadcast::Sender<HeadInfo>,
+    network: Option<proctor_network::Handle>,
 ) -> Result<(ServerHandle, SocketAddr), Error> {
     let config = ServerConfig::builder()
         .max_request_body_size(32 << 20)
@@ -191,7 +207,13 @@ pub async fn serve(
         addr,
         message: e.to_string(),
     })?;
-    let (heads, _) = broadcast::channel(64);
-    let handle = server.start(Rpc { chain, heads }.into_rpc());
+    let handle = server.start(
+        Rpc {
+            chain,
+            heads,
+            network,
+        }
+        .into_rpc(),
+    );
     Ok((handle, local))
 }

@@ -22,6 +22,8 @@ async fn start_node(tc: &common::TestChain) -> Node {
         &tc.genesis,
         &NodeConfig {
             rpc_addr: "127.0.0.1:0".parse().unwrap(),
+            p2p_listen: None,
+            bootnodes: vec![],
         },
     )
     .unwrap();

@@ -1,0 +1,125 @@
+//! The node's side of the network: its persistent p2p identity and the
+//! [`ChainAccess`] the network uses to read and extend the chain.
+
+use crate::chain::{Chain, ChainError, Imported};
+use crate::mempool::AdmitError;
+use crate::{Error, now_ms};
+use proctor_network::{ChainAccess, Handle, NetworkConfig, Verdict, libp2p_identity, parse_addr};
+use proctor_primitives::codec;
+use proctor_rpc::HeadInfo;
+use proctor_state::{Block, SignedTransaction, TxError};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::broadcast;
+
+/// File of the node's p2p key (its peer id survives restarts).
+const P2P_KEY: &str = "p2p.key";
+
+struct NetChain {
+    chain: Arc<Mutex<Chain>>,
+    heads: broadcast::Sender<HeadInfo>,
+}
+
+impl NetChain {
+    fn lock(&self) -> MutexGuard<'_, Chain> {
+        self.chain.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ChainAccess for NetChain {
+    fn height(&self) -> u64 {
+        self.lock().head().height
+    }
+
+    fn blocks_from(&self, from: u64, count: u64) -> Vec<Vec<u8>> {
+        let c = self.lock();
+        (from..from.saturating_add(count))
+            .map_while(|h| c.store().block_at(h).ok().flatten())
+            .map(|b| codec::encode(&b))
+            .collect()
+    }
+
+    fn import(&self, bytes: &[u8]) -> Verdict {
+        let Ok(block) = codec::decode::<Block>("block", bytes) else {
+            return Verdict::Reject;
+        };
+        let mut c = self.lock();
+        match c.import_block(block, now_ms()) {
+            Ok(Imported::Extended(_) | Imported::Reorg { .. }) => {
+                let _ = self.heads.send(c.head());
+                Verdict::Accept
+            }
+            Ok(Imported::Side(_) | Imported::Known(_)) => Verdict::Accept,
+            Err(ChainError::UnknownParent(_)) => Verdict::UnknownParent,
+            Err(ChainError::Consensus(e)) => {
+                tracing::debug!("invalid block from the network: {e}");
+                Verdict::Reject
+            }
+            Err(e) => {
+                tracing::warn!("block from the network not imported: {e}");
+                Verdict::Ignore
+            }
+        }
+    }
+
+    fn add_tx(&self, bytes: &[u8]) -> Verdict {
+        let Ok(stx) = codec::decode::<SignedTransaction>("transaction", bytes) else {
+            return Verdict::Reject;
+        };
+        match self.lock().submit_tx(stx, now_ms()) {
+            Ok(_) => Verdict::Accept,
+            // Forged or for another chain: the sender's fault.
+            Err(ChainError::Admit(AdmitError::Invalid(
+                TxError::BadSignature | TxError::WrongChain { .. },
+            ))) => Verdict::Reject,
+            // Already seen, stale, or not yet valid here: just do not forward.
+            Err(_) => Verdict::Ignore,
+        }
+    }
+}
+
+/// Loads (or creates) the node's p2p key and starts the network.
+pub(crate) fn start(
+    dir: &Path,
+    listen: &str,
+    bootnodes: &[String],
+    chain: Arc<Mutex<Chain>>,
+    heads: broadcast::Sender<HeadInfo>,
+) -> Result<Handle, Error> {
+    let keypair = load_or_create_key(&dir.join(P2P_KEY))?;
+    let config = NetworkConfig {
+        keypair,
+        listen: parse_addr(listen).map_err(|e| Error::Network(e.to_string()))?,
+        bootnodes: bootnodes
+            .iter()
+            .map(|b| parse_addr(b))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::Network(e.to_string()))?,
+    };
+    let handle = proctor_network::start(config, Arc::new(NetChain { chain, heads }))
+        .map_err(|e| Error::Network(e.to_string()))?;
+    tracing::info!(peer_id = %handle.peer_id, "p2p started");
+    Ok(handle)
+}
+
+fn load_or_create_key(path: &Path) -> Result<libp2p_identity::Keypair, Error> {
+    let bad = |m: String| Error::File {
+        path: path.display().to_string(),
+        message: m,
+    };
+    let mut secret = if path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        hex::decode(text.trim()).map_err(|e| bad(format!("not a hex key: {e}")))?
+    } else {
+        let k = libp2p_identity::Keypair::generate_ed25519();
+        let bytes = k
+            .try_into_ed25519()
+            .map_err(|e| bad(e.to_string()))?
+            .secret()
+            .as_ref()
+            .to_vec();
+        std::fs::write(path, hex::encode(&bytes)).map_err(|e| bad(e.to_string()))?;
+        bytes
+    };
+    libp2p_identity::Keypair::ed25519_from_bytes(&mut secret).map_err(|e| bad(e.to_string()))
+}
