@@ -52,6 +52,10 @@ pub struct DevnetArgs {
     /// Listen for peers on 127.0.0.1 at this port (other nodes can then join with `--bootnode`).
     #[arg(long)]
     p2p_port: Option<u16>,
+    /// Number of nodes: node 0 runs in this process, the others as `proctor
+    /// node` child processes on consecutive RPC and p2p ports, peered to node 0.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
 }
 
 #[derive(clap::Args)]
@@ -147,7 +151,7 @@ pub struct EnclaveArgs {
     socket: PathBuf,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 struct DevnetNode {
     rpc: String,
     dir: PathBuf,
@@ -290,6 +294,12 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         (None, Ok(c)) => c.rpc_addr.port(),
         (None, Err(_)) => 8645,
     };
+    if args.nodes > 1 && (port == 0 || args.p2p_port.is_none()) {
+        bail!(
+            "--nodes {} needs --rpc-port P and --p2p-port Q (node i uses P+i and Q+i)",
+            args.nodes
+        );
+    }
     let saved = proctor_node::read_config(&ndir).ok();
     let p2p_listen = match args.p2p_port {
         Some(p) => Some(format!("/ip4/127.0.0.1/tcp/{p}")),
@@ -303,15 +313,22 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     init_dir(&ndir, &genesis, &config)?;
     let node = Node::start(&ndir).await?;
     let url = node.rpc_url();
+    let mut nodes = vec![DevnetNode {
+        rpc: url.clone(),
+        dir: ndir.clone(),
+        pid: std::process::id(),
+    }];
+    let mut children = Vec::new();
+    for i in 1..args.nodes {
+        let (child, info) = spawn_node(dir, &genesis, i, port, args.p2p_port.unwrap_or(0))?;
+        children.push((i, child));
+        nodes.push(info);
+    }
     write_json(
         &dir.join("devnet.json"),
         &DevnetFile {
             rpc: url.clone(),
-            nodes: vec![DevnetNode {
-                rpc: url.clone(),
-                dir: ndir.clone(),
-                pid: std::process::id(),
-            }],
+            nodes: nodes.clone(),
             keys: dir.join("keys"),
         },
     )?;
@@ -319,6 +336,25 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         "proctor devnet running\n  RPC:  {url}\n  keys: {}\n  try:  proctor --rpc {url} chain head",
         dir.join("keys").display()
     );
+    for n in &nodes[1..] {
+        println!("  node: {} ({})", n.rpc, n.dir.display());
+    }
+    // A node that dies is reported, not restarted; the others keep running.
+    let watched = std::sync::Arc::new(std::sync::Mutex::new(children));
+    let watch = watched.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let mut kids = watch.lock().unwrap_or_else(|p| p.into_inner());
+            kids.retain_mut(|(i, c)| match c.try_wait() {
+                Ok(Some(status)) => {
+                    tracing::error!(node = *i, %status, "node exited; the devnet keeps the others running");
+                    false
+                }
+                _ => true,
+            });
+        }
+    });
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -326,10 +362,13 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         let wdir = dir.join(format!("workers/w{i}"));
         let enclave = open_enclave(&wdir, &dir.join("sim-attestation-root.key"))?;
         let operator = keys::read(&dir.join(format!("keys/worker{i}.json")))?;
+        // Workers spread over the nodes, so blocks are mined on more than one.
+        let rpc_url = nodes[i % nodes.len()].rpc.clone();
+        wait_for_rpc(&rpc_url).await?;
         let mut worker = Worker::new(
             Box::new(enclave),
             WorkerConfig {
-                rpc_url: url.clone(),
+                rpc_url,
                 operator,
                 collateral: None,
             },
@@ -353,8 +392,66 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     for t in tasks {
         let _ = t.await;
     }
+    for (_, mut c) in watched.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        let _ = std::process::Command::new("kill")
+            .arg(c.id().to_string())
+            .status();
+        let _ = c.wait();
+    }
     node.stop().await;
     Ok(())
+}
+
+/// Starts node `i` of a devnet as a child process peered to node 0.
+fn spawn_node(
+    dir: &Path,
+    genesis: &Genesis,
+    i: usize,
+    rpc_base: u16,
+    p2p_base: u16,
+) -> Result<(std::process::Child, DevnetNode)> {
+    let ndir = dir.join(format!("node{i}"));
+    let rpc = SocketAddr::from(([127, 0, 0, 1], rpc_base + i as u16));
+    let config = NodeConfig {
+        rpc_addr: rpc,
+        p2p_listen: Some(format!("/ip4/127.0.0.1/tcp/{}", p2p_base + i as u16)),
+        bootnodes: vec![format!("/ip4/127.0.0.1/tcp/{p2p_base}")],
+    };
+    init_dir(&ndir, genesis, &config)?;
+    // Restarting a devnet keeps each node's saved configuration.
+    write_json(&ndir.join("node.json"), &config)?;
+    let log = std::fs::File::create(ndir.join("node.log"))?;
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "node",
+            "--parent-pid",
+            &std::process::id().to_string(),
+            "--dir",
+        ])
+        .arg(&ndir)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting node {i}"))?;
+    let info = DevnetNode {
+        rpc: format!("http://{rpc}"),
+        dir: ndir,
+        pid: child.id(),
+    };
+    Ok((child, info))
+}
+
+/// Waits (at most a minute) until the node at `url` answers.
+async fn wait_for_rpc(url: &str) -> Result<()> {
+    use proctor_rpc::ApiClient;
+    let client = proctor_rpc::http_client(url)?;
+    for _ in 0..600 {
+        if client.head().await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    bail!("node at {url} did not come up within a minute")
 }
 
 /// `proctor node`.
@@ -377,9 +474,25 @@ pub async fn run_node(args: NodeArgs) -> Result<()> {
     }
     let node = Node::start(dir).await?;
     println!("proctor node running\n  RPC: {}", node.rpc_url());
-    shutdown_signal().await;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = parent_gone(args.parent_pid) => tracing::info!("the devnet that started this node is gone; stopping"),
+    }
     node.stop().await;
     Ok(())
+}
+
+/// Resolves once process `pid` no longer exists (never, without a pid or /proc).
+async fn parent_gone(pid: Option<u32>) {
+    let proc_dir = pid
+        .map(|p| PathBuf::from(format!("/proc/{p}")))
+        .filter(|_| Path::new("/proc/self").exists());
+    let Some(proc_dir) = proc_dir else {
+        return std::future::pending().await;
+    };
+    while proc_dir.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// `proctor node` arguments.
@@ -400,6 +513,9 @@ pub struct NodeArgs {
     /// A peer to connect to at start-up (multiaddr; repeatable; saved for restarts).
     #[arg(long)]
     bootnode: Vec<String>,
+    /// Exit when the process with this id is gone (set by `proctor devnet` for its nodes).
+    #[arg(long, hide = true)]
+    parent_pid: Option<u32>,
 }
 
 impl NodeArgs {

@@ -592,3 +592,100 @@ fn a_second_node_syncs_gossips_and_catches_up_after_a_crash() {
     let after = converged(&url_a, &url_b, seen + 2);
     assert!(after > h);
 }
+
+/// A base port with `n` consecutive free ports on loopback.
+fn free_ports(n: u16) -> u16 {
+    for _ in 0..50 {
+        let base = free_port();
+        if base < u16::MAX - n
+            && (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+        {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports")
+}
+
+#[test]
+fn a_three_node_devnet_converges_with_mining_on_several_nodes() {
+    let dir = tmp("three");
+    let chain = dir.join("chain");
+    let (rpc, p2p) = (free_ports(3), free_ports(3));
+    let (rpc_s, p2p_s) = (rpc.to_string(), p2p.to_string());
+    let args = [
+        "devnet",
+        "--dir",
+        chain.to_str().unwrap(),
+        "--nodes",
+        "3",
+        "--workers",
+        "3",
+    ];
+    let devnet = spawn(
+        &[&args[..], &["--rpc-port", &rpc_s, "--p2p-port", &p2p_s]].concat(),
+        &dir.join("devnet.log"),
+    );
+    let file = chain.join("devnet.json");
+    let nodes: Vec<Value> = wait_for("devnet.json", 120, || {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&file).ok()?).ok()?;
+        let nodes = v["nodes"].as_array()?.clone();
+        (nodes.len() == 3).then_some(nodes)
+    });
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| n["rpc"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["pid"].as_u64().is_some() && n["dir"].as_str().is_some())
+    );
+
+    // All three converge, and blocks come from more than one enclave (workers sit on different nodes).
+    let h = converged(&urls[0], &urls[1], 6);
+    converged(&urls[0], &urls[2], h);
+    let enclaves: std::collections::BTreeSet<String> = (1..=h)
+        .map(|i| {
+            ok_json(&[
+                "--rpc",
+                &urls[2],
+                "chain",
+                "block",
+                &i.to_string(),
+                "--json",
+            ])["pouw"]["enclave"]
+                .to_string()
+        })
+        .collect();
+    assert!(
+        enclaves.len() >= 2,
+        "blocks mined through only {enclaves:?}"
+    );
+
+    // A node killed with SIGKILL is not restarted by the devnet; the rest go on,
+    // and `proctor node --dir` brings it back in sync.
+    let pid = nodes[2]["pid"].as_u64().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let before = height(&urls[0]).unwrap();
+    wait_for("the others to keep mining", 120, || {
+        height(&urls[0]).filter(|&x| x >= before + 2)
+    });
+    let _node2 = spawn(
+        &["node", "--dir", nodes[2]["dir"].as_str().unwrap()],
+        &dir.join("node2.log"),
+    );
+    converged(&urls[0], &urls[2], before + 2);
+
+    // Node 1 is the devnet's child: killing the devnet must not leave it running.
+    let pid1 = nodes[1]["pid"].as_u64().unwrap();
+    drop(devnet);
+    wait_for("the devnet's node to exit with it", 30, || {
+        (!Path::new(&format!("/proc/{pid1}")).exists()).then_some(())
+    });
+}
