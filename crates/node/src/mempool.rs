@@ -171,9 +171,16 @@ mod tests {
     use super::*;
     use proctor_state::testkit::{self, keys, transfer};
 
-    #[test]
-    fn admission_orders_nonces_and_counts_pending_spend() {
-        let ks = keys(2);
+    /// `n` funded keys, their genesis and state, and the next block's environment.
+    fn setup(
+        n: usize,
+    ) -> (
+        Vec<proctor_primitives::Keypair>,
+        proctor_state::Genesis,
+        State,
+        BlockEnv,
+    ) {
+        let ks = keys(n);
         let g = testkit::genesis(&ks, 1_000, testkit::params(None, Hash::ZERO));
         let s = State::genesis(&g).unwrap();
         let env = BlockEnv {
@@ -181,6 +188,12 @@ mod tests {
             timestamp: g.timestamp + 1,
             miner: ks[1].public().address(),
         };
+        (ks, g, s, env)
+    }
+
+    #[test]
+    fn admission_orders_nonces_and_counts_pending_spend() {
+        let (ks, g, s, env) = setup(2);
         let mut mp = Mempool::new(10);
         let gh = g.hash();
         mp.add(&s, &env, transfer(&gh, &ks[0], 0, &ks[1], 400, 1))
@@ -220,14 +233,7 @@ mod tests {
 
     #[test]
     fn capacity_is_bounded() {
-        let ks = keys(3);
-        let g = testkit::genesis(&ks, 1_000, testkit::params(None, Hash::ZERO));
-        let s = State::genesis(&g).unwrap();
-        let env = BlockEnv {
-            height: 1,
-            timestamp: g.timestamp + 1,
-            miner: ks[1].public().address(),
-        };
+        let (ks, g, s, env) = setup(3);
         let mut mp = Mempool::new(2);
         mp.add(&s, &env, transfer(&g.hash(), &ks[0], 0, &ks[1], 1, 1))
             .unwrap();

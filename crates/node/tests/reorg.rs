@@ -10,15 +10,22 @@ use proctor_node::chain::{Chain, ChainError, Imported};
 use proctor_primitives::Hash;
 use proctor_state::testkit::transfer;
 
-#[test]
-fn the_lighter_branch_switches_to_the_heavier_one() {
-    let mut tc = common::test_chain("reorg");
+/// Two nodes (chains `a` and `b`) of one test chain, and its enclave, loaded.
+fn two_nodes(
+    mut tc: common::TestChain,
+) -> (common::TestChain, proctor_enclave::Enclave, Chain, Chain) {
     let mut enclave = tc.enclave.take().unwrap();
     load(&mut enclave);
+    let a = Chain::open(&tc.dir.join("a.redb"), tc.genesis.clone(), 100).unwrap();
+    let b = Chain::open(&tc.dir.join("b.redb"), tc.genesis.clone(), 100).unwrap();
+    (tc, enclave, a, b)
+}
+
+#[test]
+fn the_lighter_branch_switches_to_the_heavier_one() {
+    let (tc, mut enclave, mut a, mut b) = two_nodes(common::test_chain("reorg"));
     let t0 = tc.genesis.timestamp;
     let (ma, mb) = (tc.keys[0].public().address(), tc.keys[2].public().address());
-    let mut a = Chain::open(&tc.dir.join("a.redb"), tc.genesis.clone(), 100).unwrap();
-    let mut b = Chain::open(&tc.dir.join("b.redb"), tc.genesis.clone(), 100).unwrap();
 
     // A: one block with a transfer. B: two blocks, a heavier branch.
     let tx = transfer(&tc.genesis.hash(), &tc.keys[1], 0, &tc.keys[2], 777, 3);
@@ -87,13 +94,10 @@ fn the_lighter_branch_switches_to_the_heavier_one() {
 
 #[test]
 fn reorganizations_past_the_finality_depth_are_refused() {
-    let mut tc = common::test_chain_with("deep", |p| p.finality_depth = 1);
-    let mut enclave = tc.enclave.take().unwrap();
-    load(&mut enclave);
+    let (tc, mut enclave, mut a, mut b) =
+        two_nodes(common::test_chain_with("deep", |p| p.finality_depth = 1));
     let t0 = tc.genesis.timestamp;
     let (ma, mb) = (tc.keys[0].public().address(), tc.keys[2].public().address());
-    let mut a = Chain::open(&tc.dir.join("a.redb"), tc.genesis.clone(), 100).unwrap();
-    let mut b = Chain::open(&tc.dir.join("b.redb"), tc.genesis.clone(), 100).unwrap();
     for i in 1..=2 {
         mine(&mut a, &mut enclave, ma, t0 + 1_000 * i);
     }
@@ -120,13 +124,9 @@ fn reorganizations_past_the_finality_depth_are_refused() {
 
 #[test]
 fn blocks_with_unknown_parents_are_refused_with_that_reason() {
-    let mut tc = common::test_chain("orphan");
-    let mut enclave = tc.enclave.take().unwrap();
-    load(&mut enclave);
+    let (tc, mut enclave, mut a, mut b) = two_nodes(common::test_chain("orphan"));
     let t0 = tc.genesis.timestamp;
     let m = tc.keys[0].public().address();
-    let mut a = Chain::open(&tc.dir.join("a.redb"), tc.genesis.clone(), 100).unwrap();
-    let mut b = Chain::open(&tc.dir.join("b.redb"), tc.genesis.clone(), 100).unwrap();
     mine(&mut b, &mut enclave, m, t0 + 1_000);
     let b2 = mine(&mut b, &mut enclave, m, t0 + 2_000);
     let orphan = b.store().block(&b2).unwrap().unwrap();

@@ -30,6 +30,23 @@ async fn start_node(tc: &common::TestChain) -> Node {
     Node::start(&ndir).await.unwrap()
 }
 
+/// A worker mining through `enclave` for `operator` until `stop` is set.
+fn spawn_miner(
+    enclave: Box<dyn proctor_enclave::wire::Transport>,
+    operator: &proctor_primitives::Keypair,
+    node: &Node,
+    stop: &Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Result<(), proctor_worker::Error>> {
+    let config = WorkerConfig {
+        rpc_url: node.rpc_url(),
+        operator: operator.clone(),
+        collateral: None,
+    };
+    let mut worker = Worker::new(enclave, config).unwrap();
+    let stop = stop.clone();
+    tokio::spawn(async move { worker.mine(stop).await })
+}
+
 fn code(e: ClientError) -> i32 {
     match e {
         ClientError::Call(obj) => obj.code(),
@@ -49,17 +66,12 @@ async fn new_heads_over_websocket_and_error_codes() {
     let mut heads = ws.subscribe_new_heads().await.unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut worker = Worker::new(
+    let mining = spawn_miner(
         Box::new(tc.enclave.take().unwrap()),
-        WorkerConfig {
-            rpc_url: node.rpc_url(),
-            operator: tc.keys[0].clone(),
-            collateral: None,
-        },
-    )
-    .unwrap();
-    let s = stop.clone();
-    let mining = tokio::spawn(async move { worker.mine(s).await });
+        &tc.keys[0],
+        &node,
+        &stop,
+    );
 
     let mut last = 0;
     for _ in 0..3 {
@@ -161,17 +173,12 @@ async fn a_new_enclave_registers_by_transaction_then_mines() {
     let stop = Arc::new(AtomicBool::new(false));
 
     // The genesis enclave mines, so that the registration can be included.
-    let mut first = Worker::new(
+    let first = spawn_miner(
         Box::new(tc.enclave.take().unwrap()),
-        WorkerConfig {
-            rpc_url: node.rpc_url(),
-            operator: tc.keys[0].clone(),
-            collateral: None,
-        },
-    )
-    .unwrap();
-    let s = stop.clone();
-    let first = tokio::spawn(async move { first.mine(s).await });
+        &tc.keys[0],
+        &node,
+        &stop,
+    );
 
     // A new machine, same simulated attestation root, not in the genesis.
     let platform = SimPlatform::open(
