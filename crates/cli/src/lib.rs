@@ -100,6 +100,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ChainCmd,
     },
+    /// Peers of the node: who is connected, who is banned.
+    Net {
+        #[command(subcommand)]
+        cmd: NetCmd,
+    },
     /// Show where a transaction is.
     Tx {
         hash: String,
@@ -140,6 +145,23 @@ enum GovernanceCmd {
 }
 
 #[derive(Subcommand)]
+enum NetCmd {
+    /// This node's peer id, connected and banned peers.
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ban a peer (by its peer id) until unbanned: its connections are closed and refused.
+    Ban {
+        peer: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a ban.
+    Unban { peer: String },
+}
+
+#[derive(Subcommand)]
 enum KeysCmd {
     /// Generate a new key file.
     New {
@@ -171,6 +193,11 @@ enum ChainCmd {
     },
     /// Chain identity and parameters.
     Info {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Total supply at the head (balances plus locked stakes).
+    Supply {
         #[arg(long)]
         json: bool,
     },
@@ -367,6 +394,74 @@ async fn run(cli: Cli) -> Result<()> {
                     i.chain_id, i.genesis_hash, i.min_fee
                 )
             })
+        }
+        Cmd::Chain {
+            cmd: ChainCmd::Supply { json },
+        } => {
+            let s = client(url)?.supply().await.map_err(rpc_err(url))?;
+            print(json, &s, |s| {
+                format!(
+                    "total supply: {} at height {} ({})",
+                    s.total_supply.0, s.height, s.hash
+                )
+            })
+        }
+        Cmd::Net {
+            cmd: NetCmd::Info { json },
+        } => {
+            let n = client(url)?.net_info().await.map_err(rpc_err(url))?;
+            print(json, &n, |n| {
+                let mut s = format!(
+                    "peer id: {}\nlisten:  {}\npeers:   {} connected, {} known, {} orphan blocks",
+                    n.peer_id,
+                    n.listen.join(" "),
+                    n.peers.len(),
+                    n.known,
+                    n.orphans
+                );
+                for p in &n.peers {
+                    s += &format!(
+                        "\n  {} {} ({} points)",
+                        p.id,
+                        p.address.as_deref().unwrap_or("-"),
+                        p.points
+                    );
+                }
+                for b in &n.banned {
+                    let until = b
+                        .seconds_left
+                        .map_or("until unbanned".to_string(), |t| format!("{t} s left"));
+                    s += &format!("\n  banned {}: {} ({until})", b.id, b.reason);
+                }
+                s
+            })
+        }
+        Cmd::Net {
+            cmd: NetCmd::Ban { peer, reason },
+        } => {
+            client(url)?
+                .ban_peer(peer.clone(), reason)
+                .await
+                .map_err(rpc_err(url))?;
+            println!("banned {peer}");
+            Ok(())
+        }
+        Cmd::Net {
+            cmd: NetCmd::Unban { peer },
+        } => {
+            let was = client(url)?
+                .unban_peer(peer.clone())
+                .await
+                .map_err(rpc_err(url))?;
+            println!(
+                "{}",
+                if was {
+                    format!("unbanned {peer}")
+                } else {
+                    format!("{peer} was not banned")
+                }
+            );
+            Ok(())
         }
         Cmd::Tx { hash, json } => {
             let h: Hash = hash.parse().map_err(|e| anyhow!("{e}"))?;

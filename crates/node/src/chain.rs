@@ -2,6 +2,7 @@
 //! one lock. Synchronous: RPC handlers call it and return.
 
 use crate::mempool::{AdmitError, Mempool};
+use crate::orphans::OrphanPool;
 use proctor_consensus::Tip;
 use proctor_consensus::{
     ConsensusError, Parent, next_difficulty, validate_block, validate_header, validate_pouw,
@@ -59,11 +60,12 @@ pub enum Imported {
     /// The block is stored on a branch lighter than the canonical chain.
     Side(Hash),
     /// The block's branch is heavier: the chain switched to it, reverting
-    /// `depth` blocks and returning `returned` of their transactions to the mempool.
+    /// `depth` blocks and returning the `returned` transactions of the
+    /// abandoned blocks to the mempool (the node gossips them again).
     Reorg {
         tip: Hash,
         depth: u64,
-        returned: usize,
+        returned: Vec<SignedTransaction>,
     },
     /// The block was already stored.
     Known(Hash),
@@ -92,6 +94,8 @@ pub struct Chain {
     templates: VecDeque<PendingTemplate>,
     /// Recently dropped transactions: hash, error code, reason.
     dropped: VecDeque<(Hash, i32, String)>,
+    /// Blocks whose parent is unknown, waiting for it.
+    orphans: OrphanPool<Block>,
 }
 
 impl Chain {
@@ -141,6 +145,7 @@ impl Chain {
             mempool: Mempool::new(mempool_capacity),
             templates: VecDeque::new(),
             dropped: VecDeque::new(),
+            orphans: OrphanPool::default(),
         })
     }
 
@@ -343,7 +348,9 @@ impl Chain {
     /// Fully validates a block from elsewhere. A child of the tip extends the
     /// chain; a block on another branch is stored, and if its branch carries
     /// more total difficulty the chain switches to it (fork choice), after
-    /// validating every block of the branch from the fork point.
+    /// validating every block of the branch from the fork point. A block
+    /// whose parent is unknown waits in the bounded orphan pool (see
+    /// [`Chain::connect_orphans`]) and the error says which parent to fetch.
     pub fn import_block(
         &mut self,
         block: Block,
@@ -363,10 +370,11 @@ impl Chain {
             let applied = validate_block(&p, &block, Some(now_ms), self.known_module())?;
             return self.commit(block, applied).map(Imported::Extended);
         }
-        let parent_td = self
-            .store
-            .total_difficulty(&parent)?
-            .ok_or(ChainError::UnknownParent(parent))?;
+        let Some(parent_td) = self.store.total_difficulty(&parent)? else {
+            let size = proctor_primitives::codec::encode(&block).len();
+            self.orphans.insert(parent, hash, size, block);
+            return Err(ChainError::UnknownParent(parent));
+        };
         let td = parent_td + block.header.template.difficulty as u128;
         let candidate = Tip {
             hash,
@@ -383,6 +391,30 @@ impl Chain {
             return Ok(Imported::Side(hash));
         }
         self.reorg_to(block, now_ms)
+    }
+
+    /// Imports the orphans descending from `parent` (a block just imported),
+    /// recursively; returns what each import did. Orphans that fail are dropped.
+    pub fn connect_orphans(&mut self, parent: Hash, now_ms: Timestamp) -> Vec<Imported> {
+        let mut done = Vec::new();
+        let mut queue = vec![parent];
+        while let Some(p) = queue.pop() {
+            for (hash, block) in self.orphans.take_children(&p) {
+                match self.import_block(block, now_ms) {
+                    Ok(i) => {
+                        queue.push(hash);
+                        done.push(i);
+                    }
+                    Err(e) => tracing::debug!(%hash, "orphan not imported: {e}"),
+                }
+            }
+        }
+        done
+    }
+
+    /// Number of blocks waiting for their parent.
+    pub fn orphan_count(&self) -> usize {
+        self.orphans.len()
     }
 
     /// Switches to the branch ending in `block` (heavier than the tip).
@@ -495,13 +527,13 @@ impl Chain {
             timestamp: now_ms.max(self.tip.template.timestamp + 1),
             miner: Address([0; 20]),
         };
-        let mut returned = 0;
+        let mut returned = Vec::new();
         for t in reverted.iter().flat_map(|b| b.txs.iter()) {
             if !kept.contains(&t.hash()) && self.mempool.add(&self.state, &env, t.clone()).is_ok() {
-                returned += 1;
+                returned.push(t.clone());
             }
         }
-        tracing::info!(depth, returned, tip = %tip.hash, "reorganized to a heavier branch");
+        tracing::info!(depth, returned = returned.len(), tip = %tip.hash, "reorganized to a heavier branch");
         Ok(Imported::Reorg {
             tip: tip.hash,
             depth,

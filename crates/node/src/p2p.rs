@@ -9,15 +9,19 @@ use proctor_primitives::codec;
 use proctor_rpc::HeadInfo;
 use proctor_state::{Block, SignedTransaction, TxError};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::broadcast;
 
 /// File of the node's p2p key (its peer id survives restarts).
 const P2P_KEY: &str = "p2p.key";
+/// File of the node's peer book (addresses of peers it has seen).
+const PEERS_FILE: &str = "peers.txt";
 
 struct NetChain {
     chain: Arc<Mutex<Chain>>,
     heads: broadcast::Sender<HeadInfo>,
+    /// The network, to gossip again the transactions a reorg returned.
+    network: OnceLock<Handle>,
 }
 
 impl NetChain {
@@ -31,11 +35,17 @@ impl ChainAccess for NetChain {
         self.lock().head().height
     }
 
-    fn blocks_from(&self, from: u64, count: u64) -> Vec<Vec<u8>> {
+    fn blocks_from(&self, from: u64, count: u64, max_bytes: usize) -> Vec<Vec<u8>> {
         let c = self.lock();
+        let mut total = 0;
         (from..from.saturating_add(count))
             .map_while(|h| c.store().block_at(h).ok().flatten())
             .map(|b| codec::encode(&b))
+            .take_while(|b| {
+                let first = total == 0;
+                total += b.len();
+                first || total <= max_bytes
+            })
             .collect()
     }
 
@@ -43,13 +53,33 @@ impl ChainAccess for NetChain {
         let Ok(block) = codec::decode::<Block>("block", bytes) else {
             return Verdict::Reject;
         };
+        let hash = block.hash();
+        let now = now_ms();
         let mut c = self.lock();
-        match c.import_block(block, now_ms()) {
-            Ok(Imported::Extended(_) | Imported::Reorg { .. }) => {
-                let _ = self.heads.send(c.head());
-                Verdict::Accept
+        let first = c.import_block(block, now);
+        if let Ok(imported) = &first {
+            // Blocks that were waiting for this one.
+            let mut all = vec![imported.clone()];
+            all.extend(c.connect_orphans(hash, now));
+            let mut moved = false;
+            for imported in all {
+                match imported {
+                    Imported::Extended(_) => moved = true,
+                    Imported::Reorg { returned, .. } => {
+                        moved = true;
+                        if let Some(n) = self.network.get() {
+                            returned.iter().for_each(|t| n.publish_tx(codec::encode(t)));
+                        }
+                    }
+                    Imported::Side(_) | Imported::Known(_) => {}
+                }
             }
-            Ok(Imported::Side(_) | Imported::Known(_)) => Verdict::Accept,
+            if moved {
+                let _ = self.heads.send(c.head());
+            }
+        }
+        match first {
+            Ok(_) => Verdict::Accept,
             Err(ChainError::UnknownParent(_)) => Verdict::UnknownParent,
             Err(ChainError::Consensus(e)) => {
                 tracing::debug!("invalid block from the network: {e}");
@@ -95,9 +125,16 @@ pub(crate) fn start(
             .map(|b| parse_addr(b))
             .collect::<Result<_, _>>()
             .map_err(|e| Error::Network(e.to_string()))?,
+        peers_file: Some(dir.join(PEERS_FILE)),
     };
-    let handle = proctor_network::start(config, Arc::new(NetChain { chain, heads }))
+    let access = Arc::new(NetChain {
+        chain,
+        heads,
+        network: OnceLock::new(),
+    });
+    let handle = proctor_network::start(config, access.clone())
         .map_err(|e| Error::Network(e.to_string()))?;
+    let _ = access.network.set(handle.clone());
     tracing::info!(peer_id = %handle.peer_id, "p2p started");
     Ok(handle)
 }

@@ -10,8 +10,8 @@ use jsonrpsee::server::{
 use jsonrpsee::types::ErrorObjectOwned;
 use proctor_primitives::{Address, Hash, PublicKey};
 use proctor_rpc::{
-    AccountInfo, ApiServer, BlockInfo, ChainInfo, HeadInfo, TxStatus, WorkInfo, codes, error,
-    from_hex,
+    AccountInfo, ApiServer, BannedPeer, BlockInfo, ChainInfo, HeadInfo, NetInfo, PeerInfo,
+    SupplyInfo, TxStatus, WorkInfo, codes, error, from_hex,
 };
 use proctor_state::{EnclaveRecord, PouwProof, SignedTransaction};
 use std::net::SocketAddr;
@@ -48,6 +48,23 @@ impl Rpc {
     fn lock(&self) -> MutexGuard<'_, Chain> {
         self.chain.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn network(&self) -> Result<&proctor_network::Handle, ErrorObjectOwned> {
+        self.network.as_ref().ok_or_else(|| {
+            error(
+                codes::NO_NETWORK,
+                "this node runs without p2p networking (no p2p_listen in node.json)",
+            )
+        })
+    }
+}
+
+fn network_error(e: proctor_network::Error) -> ErrorObjectOwned {
+    let code = match e {
+        proctor_network::Error::PeerId(..) => codes::INVALID_PARAMS,
+        _ => codes::INTERNAL,
+    };
+    error(code, e.to_string())
 }
 
 #[async_trait]
@@ -164,6 +181,60 @@ impl ApiServer for Rpc {
             }
         }
         Ok(hash)
+    }
+
+    async fn supply(&self) -> Result<SupplyInfo, ErrorObjectOwned> {
+        let c = self.lock();
+        let head = c.head();
+        Ok(SupplyInfo {
+            height: head.height,
+            hash: head.hash,
+            total_supply: proctor_primitives::Amount(c.state().total_supply()),
+        })
+    }
+
+    async fn net_info(&self) -> Result<NetInfo, ErrorObjectOwned> {
+        let s = self.network()?.status().await.map_err(network_error)?;
+        Ok(NetInfo {
+            peer_id: s.local.to_string(),
+            listen: s.listen.iter().map(ToString::to_string).collect(),
+            peers: s
+                .connected
+                .into_iter()
+                .map(|p| PeerInfo {
+                    id: p.id.to_string(),
+                    address: p.address.map(|a| a.to_string()),
+                    points: p.points,
+                })
+                .collect(),
+            banned: s
+                .banned
+                .into_iter()
+                .map(|b| BannedPeer {
+                    id: b.id.to_string(),
+                    reason: b.reason,
+                    seconds_left: b.seconds_left,
+                })
+                .collect(),
+            known: s.known,
+            orphans: self.lock().orphan_count(),
+        })
+    }
+
+    async fn ban_peer(&self, peer: String, reason: Option<String>) -> Result<(), ErrorObjectOwned> {
+        let net = self.network()?;
+        let id = proctor_network::parse_peer(&peer).map_err(network_error)?;
+        if id == net.peer_id {
+            return Err(error(codes::INVALID_PARAMS, "a node cannot ban itself"));
+        }
+        let reason = reason.unwrap_or_else(|| "banned by the operator".into());
+        net.ban(id, reason).await.map_err(network_error)
+    }
+
+    async fn unban_peer(&self, peer: String) -> Result<bool, ErrorObjectOwned> {
+        let net = self.network()?;
+        let id = proctor_network::parse_peer(&peer).map_err(network_error)?;
+        net.unban(id).await.map_err(network_error)
     }
 
     async fn subscribe_new_heads(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {

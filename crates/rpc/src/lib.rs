@@ -38,6 +38,8 @@ pub mod codes {
     pub const UNKNOWN_PARENT: i32 = 4011;
     /// A reorganization would revert blocks past the finality depth.
     pub const REORG_TOO_DEEP: i32 = 4012;
+    /// The node runs without peer-to-peer networking.
+    pub const NO_NETWORK: i32 = 4030;
     /// Internal error (storage); the message says more.
     pub const INTERNAL: i32 = 5000;
 }
@@ -75,6 +77,47 @@ pub struct HeadInfo {
     pub difficulty: u64,
     /// Decimal string: may exceed 2^64.
     pub total_difficulty: String,
+}
+
+/// Total supply at the head: every balance plus every locked stake.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SupplyInfo {
+    pub height: Height,
+    pub hash: Hash,
+    pub total_supply: Amount,
+}
+
+/// A connected peer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// libp2p peer id (base58).
+    pub id: String,
+    /// Where it listens, if known (multiaddr).
+    pub address: Option<String>,
+    /// Misbehaviour points; the node bans a peer at 100.
+    pub points: u32,
+}
+
+/// A banned peer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BannedPeer {
+    pub id: String,
+    pub reason: String,
+    /// Seconds until the ban ends; null: until an operator lifts it.
+    pub seconds_left: Option<u64>,
+}
+
+/// The node's peer-to-peer view.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NetInfo {
+    pub peer_id: String,
+    pub listen: Vec<String>,
+    pub peers: Vec<PeerInfo>,
+    pub banned: Vec<BannedPeer>,
+    /// Peers whose addresses the node knows.
+    pub known: usize,
+    /// Blocks waiting for their parent.
+    pub orphans: usize,
 }
 
 /// The proof of useful work of a block, as shown to users.
@@ -208,6 +251,22 @@ pub trait Api {
     /// Submits a winning proof (hex of its borsh encoding) for a template; returns the block hash.
     #[method(name = "submitWork")]
     async fn submit_work(&self, template: Hash, proof: String) -> Result<Hash, ErrorObjectOwned>;
+
+    /// Total supply at the head.
+    #[method(name = "supply")]
+    async fn supply(&self) -> Result<SupplyInfo, ErrorObjectOwned>;
+
+    /// Peers, bans and discovery state.
+    #[method(name = "netInfo")]
+    async fn net_info(&self) -> Result<NetInfo, ErrorObjectOwned>;
+
+    /// Bans a peer (base58 id) until unbanned: its connections are closed and refused.
+    #[method(name = "banPeer")]
+    async fn ban_peer(&self, peer: String, reason: Option<String>) -> Result<(), ErrorObjectOwned>;
+
+    /// Lifts a ban; returns whether the peer was banned.
+    #[method(name = "unbanPeer")]
+    async fn unban_peer(&self, peer: String) -> Result<bool, ErrorObjectOwned>;
 
     /// New heads, as they are imported.
     #[subscription(name = "subscribeNewHeads" => "newHead", unsubscribe = "unsubscribeNewHeads", item = HeadInfo)]
