@@ -611,12 +611,17 @@ impl Net {
                 info,
                 ..
             })) => {
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                let mut new_peer = false;
                 for addr in info.listen_addrs {
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&peer_id, addr.clone());
+                    let update = kad.add_address(&peer_id, addr.clone());
+                    new_peer |= matches!(update, kad::RoutingUpdate::Success);
                     self.book.learn(peer_id, addr);
+                }
+                // A peer we did not know: ask the DHT for the peers near us,
+                // which finds the rest of the network through it.
+                if new_peer {
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {

@@ -123,15 +123,33 @@ fn reorganizations_past_the_finality_depth_are_refused() {
 }
 
 #[test]
-fn blocks_with_unknown_parents_are_refused_with_that_reason() {
+fn blocks_before_their_parent_wait_in_the_orphan_pool_then_connect() {
     let (tc, mut enclave, mut a, mut b) = two_nodes(common::test_chain("orphan"));
     let t0 = tc.genesis.timestamp;
     let m = tc.keys[0].public().address();
-    mine(&mut b, &mut enclave, m, t0 + 1_000);
-    let b2 = mine(&mut b, &mut enclave, m, t0 + 2_000);
-    let orphan = b.store().block(&b2).unwrap().unwrap();
-    let parent = orphan.header.template.parent;
-    assert!(
-        matches!(a.import_block(orphan, t0 + 3_000), Err(ChainError::UnknownParent(p)) if p == parent)
+    let hashes: Vec<Hash> = (1..=3)
+        .map(|i| mine(&mut b, &mut enclave, m, t0 + 1_000 * i))
+        .collect();
+    let block = |h: &Hash| b.store().block(h).unwrap().unwrap();
+    // Blocks 3 and 2 arrive first: each is refused with the parent to fetch, and kept.
+    for i in [2, 1] {
+        let parent = hashes[i - 1];
+        assert!(
+            matches!(a.import_block(block(&hashes[i]), t0 + 4_000), Err(ChainError::UnknownParent(p)) if p == parent)
+        );
+    }
+    assert_eq!(a.orphan_count(), 2);
+    assert_eq!(a.head().height, 0);
+    // Block 1 arrives: it and then the waiting blocks connect, in order.
+    assert_eq!(
+        a.import_block(block(&hashes[0]), t0 + 4_000).unwrap(),
+        Imported::Extended(hashes[0])
     );
+    let connected = a.connect_orphans(hashes[0], t0 + 4_000);
+    assert_eq!(
+        connected,
+        vec![Imported::Extended(hashes[1]), Imported::Extended(hashes[2])]
+    );
+    assert_eq!(a.orphan_count(), 0);
+    assert_eq!(a.head(), b.head());
 }

@@ -1,0 +1,162 @@
+//! Real libp2p nodes on loopback, in one process, over a stand-in chain:
+//! discovery through a bootnode, bans for invalid blocks, bans by hand.
+
+use proctor_network::{ChainAccess, Handle, NetworkConfig, PeerId, Verdict, libp2p_identity};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A chain that accepts everything except blocks starting with `bad`.
+#[derive(Default)]
+struct StandIn {
+    blocks: Mutex<Vec<Vec<u8>>>,
+}
+
+impl ChainAccess for StandIn {
+    fn height(&self) -> u64 {
+        0
+    }
+    fn blocks_from(&self, _: u64, _: u64, _: usize) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+    fn import(&self, block: &[u8]) -> Verdict {
+        if block.starts_with(b"bad") {
+            return Verdict::Reject;
+        }
+        self.blocks.lock().unwrap().push(block.to_vec());
+        Verdict::Accept
+    }
+    fn add_tx(&self, _: &[u8]) -> Verdict {
+        Verdict::Accept
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct TestNode {
+    handle: Handle,
+    chain: Arc<StandIn>,
+    addr: String,
+}
+
+fn node(bootnodes: &[&TestNode]) -> TestNode {
+    let addr = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let chain = Arc::new(StandIn::default());
+    let config = NetworkConfig {
+        keypair: libp2p_identity::Keypair::generate_ed25519(),
+        listen: addr.parse().unwrap(),
+        bootnodes: bootnodes.iter().map(|b| b.addr.parse().unwrap()).collect(),
+        peers_file: None,
+    };
+    let handle = proctor_network::start(config, chain.clone()).unwrap();
+    TestNode {
+        handle,
+        chain,
+        addr,
+    }
+}
+
+/// Polls `f` until it holds, or panics after `secs`.
+async fn until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn connected(n: &TestNode, peer: PeerId) -> bool {
+    let s = n.handle.status().await.unwrap();
+    s.connected.iter().any(|p| p.id == peer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_of_a_bootnode_find_each_other_through_the_dht() {
+    let a = node(&[]);
+    let b = node(&[&a]);
+    let c = node(&[&a]);
+    // B and C were only told about A.
+    until("B and C to connect directly", 30, async || {
+        connected(&b, c.handle.peer_id).await && connected(&c, b.handle.peer_id).await
+    })
+    .await;
+    let s = b.handle.status().await.unwrap();
+    assert!(s.known >= 2, "B knows A's and C's addresses: {s:?}");
+    // And gossip flows between them.
+    until("a block from C to reach B", 30, async || {
+        c.handle.publish_block(b"block-1".to_vec());
+        b.chain.blocks.lock().unwrap().contains(&b"block-1".to_vec())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sending_invalid_blocks_is_banned_and_refused() {
+    let a = node(&[]);
+    let b = node(&[&a]);
+    until("B to connect to A", 30, async || {
+        connected(&a, b.handle.peer_id).await
+    })
+    .await;
+    let mut i = 0;
+    until("A to ban B", 30, async || {
+        i += 1;
+        b.handle.publish_block(format!("bad block {i}").into_bytes());
+        let s = a.handle.status().await.unwrap();
+        s.banned.iter().any(|x| x.id == b.handle.peer_id)
+    })
+    .await;
+    let s = a.handle.status().await.unwrap();
+    let ban = s.banned.iter().find(|x| x.id == b.handle.peer_id).unwrap();
+    assert_eq!(ban.reason, "sent invalid blocks");
+    assert!(ban.seconds_left.is_some_and(|t| t > 500), "{ban:?}");
+    until("B's connection to be closed", 10, async || {
+        !connected(&a, b.handle.peer_id).await
+    })
+    .await;
+    assert!(
+        a.chain.blocks.lock().unwrap().is_empty(),
+        "nothing from B was imported"
+    );
+
+    // Lifted by hand, B's own redial brings it back.
+    assert!(a.handle.unban(b.handle.peer_id).await.unwrap());
+    assert!(!a.handle.unban(b.handle.peer_id).await.unwrap());
+    until("B to reconnect", 30, async || {
+        connected(&a, b.handle.peer_id).await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_ban_holds_until_lifted() {
+    let a = node(&[]);
+    let b = node(&[&a]);
+    until("B to connect to A", 30, async || {
+        connected(&a, b.handle.peer_id).await
+    })
+    .await;
+    a.handle
+        .ban(b.handle.peer_id, "partition test".into())
+        .await
+        .unwrap();
+    until("B to be disconnected", 10, async || {
+        !connected(&a, b.handle.peer_id).await && !connected(&b, a.handle.peer_id).await
+    })
+    .await;
+    let s = a.handle.status().await.unwrap();
+    assert_eq!(s.banned.len(), 1);
+    assert_eq!(s.banned[0].seconds_left, None, "manual bans do not expire");
+    // Blocks B gossips no longer reach A (they do once unbanned).
+    a.handle.unban(b.handle.peer_id).await.unwrap();
+    until("gossip from B after the ban is lifted", 30, async || {
+        b.handle.publish_block(b"after".to_vec());
+        a.chain.blocks.lock().unwrap().contains(&b"after".to_vec())
+    })
+    .await;
+}
