@@ -182,7 +182,7 @@ fn open_enclave(dir: &Path, root_file: &Path) -> Result<Enclave> {
 }
 
 /// Creates a new devnet in `dir`.
-fn create(dir: &Path, block_ms: u64) -> Result<Genesis> {
+fn create(dir: &Path, block_ms: u64, workers: usize) -> Result<Genesis> {
     std::fs::create_dir_all(dir.join("keys"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let root = SimAttestationRoot::generate();
@@ -218,7 +218,7 @@ fn create(dir: &Path, block_ms: u64) -> Result<Genesis> {
         timestamp: proctor_node::now_ms(),
         params: ChainParams {
             target_block_ms: block_ms,
-            initial_difficulty: 1_000_000_000,
+            initial_difficulty: calibrated_difficulty(block_ms, workers),
             min_difficulty: 1_000_000,
             block_reward: Amount(1_000_000_000),
             min_fee: Amount(1_000),
@@ -270,6 +270,41 @@ fn create(dir: &Path, block_ms: u64) -> Result<Genesis> {
     Ok(genesis)
 }
 
+/// The initial difficulty at which `workers` workers on this machine find a
+/// block every `block_ms` on average: the lottery draws once per slice with
+/// probability instructions/difficulty, so the difficulty is the number of
+/// instructions the workers run in one block interval. Measured by running
+/// the filler task for a moment (workers beyond the CPU count add nothing).
+/// Retargeting corrects the rest; without this a new devnet starts far too
+/// fast or too slow and takes dozens of blocks to settle.
+fn calibrated_difficulty(block_ms: u64, workers: usize) -> u64 {
+    const FALLBACK: u64 = 1_000_000_000;
+    let measure = || -> Option<u64> {
+        let vm = proctor_vm::Vm::new(proctor_vm::Limits::default()).ok()?;
+        let loaded = vm.load(FILLER_WASM).ok()?;
+        let spec = proctor_vm::TaskSpec {
+            fuel: 300_000_000,
+            ..Default::default()
+        };
+        let t = std::time::Instant::now();
+        let out = vm.run(&loaded, spec, 10_000_000);
+        let ns = t.elapsed().as_nanos().max(1);
+        Some((out.instructions as u128 * 1_000_000_000 / ns) as u64)
+    };
+    let Some(per_sec) = measure() else {
+        return FALLBACK;
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let miners = workers.clamp(1, cores) as u64;
+    let d = per_sec.saturating_mul(miners).saturating_mul(block_ms) / 1000;
+    tracing::info!(
+        instructions_per_sec = per_sec,
+        difficulty = d,
+        "calibrated the initial difficulty"
+    );
+    d.max(1_000_000)
+}
+
 /// `proctor devnet`.
 pub async fn run(args: DevnetArgs) -> Result<()> {
     crate::init_logging();
@@ -286,7 +321,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         read_genesis(&gpath)?
     } else {
         tracing::info!(dir = %dir.display(), "creating a new devnet");
-        create(dir, args.block_ms)?
+        create(dir, args.block_ms, args.workers)?
     };
     let ndir = proctor_node::node_dir(dir);
     let port = match (args.rpc_port, proctor_node::read_config(&ndir)) {

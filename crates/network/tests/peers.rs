@@ -90,7 +90,11 @@ async fn peers_of_a_bootnode_find_each_other_through_the_dht() {
     // And gossip flows between them.
     until("a block from C to reach B", 30, async || {
         c.handle.publish_block(b"block-1".to_vec());
-        b.chain.blocks.lock().unwrap().contains(&b"block-1".to_vec())
+        b.chain
+            .blocks
+            .lock()
+            .unwrap()
+            .contains(&b"block-1".to_vec())
     })
     .await;
 }
@@ -106,7 +110,8 @@ async fn a_peer_sending_invalid_blocks_is_banned_and_refused() {
     let mut i = 0;
     until("A to ban B", 30, async || {
         i += 1;
-        b.handle.publish_block(format!("bad block {i}").into_bytes());
+        b.handle
+            .publish_block(format!("bad block {i}").into_bytes());
         let s = a.handle.status().await.unwrap();
         s.banned.iter().any(|x| x.id == b.handle.peer_id)
     })

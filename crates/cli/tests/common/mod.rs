@@ -1,0 +1,252 @@
+//! Helpers of the end-to-end tests: real `proctor` processes on loopback.
+//!
+//! Every wait polls a condition with a deadline; every child process is
+//! killed when its guard drops.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_proctor");
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("proctor-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run proctor")
+}
+
+pub fn ok_json(args: &[&str]) -> Value {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "proctor {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+/// Polls `f` until it returns Some, or panics after `secs`.
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A child process killed (SIGKILL) on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn spawn(args: &[&str], log: &Path) -> Proc {
+    let out = std::fs::File::create(log).unwrap();
+    let err = out.try_clone().unwrap();
+    Proc(
+        Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn proctor"),
+    )
+}
+
+pub fn head(url: &str) -> Option<Value> {
+    let o = run(&["--rpc", url, "chain", "head", "--json"]);
+    o.status
+        .success()
+        .then(|| serde_json::from_slice(&o.stdout).unwrap())
+}
+
+pub fn height(url: &str) -> Option<u64> {
+    head(url).map(|h| h["height"].as_u64().unwrap())
+}
+
+pub fn start_devnet(dir: &Path, workers: usize) -> (Proc, String) {
+    start_devnet_with(dir, workers, &[])
+}
+
+pub fn start_devnet_with(dir: &Path, workers: usize, extra: &[&str]) -> (Proc, String) {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (port_s, workers_s) = (port.to_string(), workers.to_string());
+    let mut args = vec![
+        "devnet",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--rpc-port",
+        &port_s,
+        "--workers",
+        &workers_s,
+    ];
+    args.extend_from_slice(extra);
+    let p = spawn(&args, &dir.with_extension("log"));
+    wait_for("the devnet's RPC", 120, || head(&url));
+    (p, url)
+}
+
+/// Arguments of `proctor transfer`.
+pub fn transfer<'a>(
+    url: &'a str,
+    key: &'a Path,
+    to: &'a str,
+    amount: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut v = vec![
+        "--rpc",
+        url,
+        "transfer",
+        "--key",
+        key.to_str().unwrap(),
+        "--to",
+        to,
+        "--amount",
+        amount,
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+pub fn address(key: &Path) -> String {
+    ok_json(&["keys", "show", key.to_str().unwrap(), "--json"])["address"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+pub fn block_hash(url: &str, height: u64) -> Option<Value> {
+    let o = run(&[
+        "--rpc",
+        url,
+        "chain",
+        "block",
+        &height.to_string(),
+        "--json",
+    ]);
+    o.status
+        .success()
+        .then(|| serde_json::from_slice::<Value>(&o.stdout).unwrap()["hash"].clone())
+}
+
+/// Waits until both nodes hold the same block at a height of at least `min`.
+pub fn converged(a: &str, b: &str, min: u64) -> u64 {
+    wait_for("the nodes to converge", 120, || {
+        let h = height(a)?.min(height(b)?);
+        (h >= min && block_hash(a, h)? == block_hash(b, h)?).then_some(h)
+    })
+}
+
+/// A base port with `n` consecutive free ports on loopback.
+pub fn free_ports(n: u16) -> u16 {
+    for _ in 0..50 {
+        let base = free_port();
+        if base < u16::MAX - n
+            && (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+        {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports")
+}
+
+/// A devnet of `nodes` node processes and `workers` workers in `dir`/chain,
+/// with its log in `dir`/devnet.log; returns it and devnet.json's nodes.
+pub fn start_nodes(dir: &Path, nodes: usize, workers: usize) -> (Proc, Vec<Value>) {
+    let chain = dir.join("chain");
+    let (rpc, p2p) = (free_ports(nodes as u16), free_ports(nodes as u16));
+    let (rpc_s, p2p_s) = (rpc.to_string(), p2p.to_string());
+    let (nodes_s, workers_s) = (nodes.to_string(), workers.to_string());
+    let devnet = spawn(
+        &[
+            "devnet",
+            "--dir",
+            chain.to_str().unwrap(),
+            "--nodes",
+            &nodes_s,
+            "--workers",
+            &workers_s,
+            "--rpc-port",
+            &rpc_s,
+            "--p2p-port",
+            &p2p_s,
+        ],
+        &dir.join("devnet.log"),
+    );
+    let file = chain.join("devnet.json");
+    let list: Vec<Value> = wait_for("devnet.json", 120, || {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&file).ok()?).ok()?;
+        let list = v["nodes"].as_array()?.clone();
+        (list.len() == nodes).then_some(list)
+    });
+    (devnet, list)
+}
+
+/// The RPC URLs of devnet.json's nodes.
+pub fn urls(nodes: &[Value]) -> Vec<String> {
+    nodes
+        .iter()
+        .map(|n| n["rpc"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// An account's balance on a node.
+pub fn balance(url: &str, address: &str) -> u64 {
+    ok_json(&["--rpc", url, "account", address, "--json"])["balance"]
+        .as_u64()
+        .unwrap()
+}
+
+/// A node's `net info --json`.
+pub fn net_info(url: &str) -> Value {
+    ok_json(&["--rpc", url, "net", "info", "--json"])
+}
+
+/// Ids of a node's connected peers.
+pub fn peer_ids(url: &str) -> Vec<String> {
+    net_info(url)["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Total supply minus all block rewards so far: constant on a sound chain.
+pub fn supply_less_rewards(url: &str, reward: u64) -> u128 {
+    let s = ok_json(&["--rpc", url, "chain", "supply", "--json"]);
+    let total = s["total_supply"].as_u64().unwrap() as u128;
+    total - s["height"].as_u64().unwrap() as u128 * reward as u128
+}
