@@ -257,7 +257,8 @@ impl Chain {
             .select(self.genesis.params.max_block_txs as usize);
         let mut applied = None;
         for _ in 0..MAX_TEMPLATE_RETRIES {
-            match self.state.apply_block(&env, &txs) {
+            // Admission to the mempool verified every signature.
+            match self.state.apply_verified(&env, &txs) {
                 Ok(a) => {
                     applied = Some(a);
                     break;

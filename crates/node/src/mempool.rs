@@ -28,6 +28,8 @@ pub enum AdmitError {
 pub struct Mempool {
     by_sender: BTreeMap<Address, BTreeMap<u64, SignedTransaction>>,
     hashes: BTreeMap<Hash, (Address, u64)>,
+    /// What each sender's pending transactions may spend together (amounts and fees).
+    spend: BTreeMap<Address, u128>,
     capacity: usize,
 }
 
@@ -36,6 +38,7 @@ impl Mempool {
         Mempool {
             by_sender: BTreeMap::new(),
             hashes: BTreeMap::new(),
+            spend: BTreeMap::new(),
             capacity,
         }
     }
@@ -94,9 +97,7 @@ impl Mempool {
             }
             .into());
         }
-        let committed: u128 = pending.map_or(0, |m| {
-            m.values().filter_map(|t| t.tx.cost()).map(|a| a.0).sum()
-        });
+        let committed = self.spend.get(&sender).copied().unwrap_or(0);
         let needed = stx.tx.cost().ok_or(TxError::Overflow)?;
         if committed.saturating_add(needed.0) > acc.balance.0 {
             return Err(TxError::InsufficientBalance {
@@ -119,6 +120,7 @@ impl Mempool {
             }
         }
         self.hashes.insert(hash, (sender, stx.tx.nonce));
+        *self.spend.entry(sender).or_default() += needed.0;
         self.by_sender
             .entry(sender)
             .or_default()
@@ -142,8 +144,20 @@ impl Mempool {
             for (_, t) in m.split_off(&nonce) {
                 self.hashes.remove(&t.hash());
             }
-            if m.is_empty() {
+        }
+        self.recount(sender);
+    }
+
+    /// Recomputes what `sender`'s remaining pending transactions spend.
+    fn recount(&mut self, sender: &Address) {
+        match self.by_sender.get(sender) {
+            Some(m) if !m.is_empty() => {
+                let total = m.values().filter_map(|t| t.tx.cost()).map(|a| a.0).sum();
+                self.spend.insert(*sender, total);
+            }
+            _ => {
                 self.by_sender.remove(sender);
+                self.spend.remove(sender);
             }
         }
     }
@@ -159,9 +173,7 @@ impl Mempool {
             for (_, t) in std::mem::replace(m, keep) {
                 self.hashes.remove(&t.hash());
             }
-            if m.is_empty() {
-                self.by_sender.remove(&s);
-            }
+            self.recount(&s);
         }
     }
 }

@@ -351,18 +351,46 @@ impl State {
         env: &BlockEnv,
         txs: &[SignedTransaction],
     ) -> Result<Applied, BlockError> {
+        self.check_count(txs)?;
+        let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
+        verify_signatures(txs, &hashes)?;
+        self.apply_with_hashes(env, txs, &hashes)
+    }
+
+    /// [`State::apply_block`] for transactions whose signatures the caller
+    /// has already verified (a node building a block from its mempool, where
+    /// admission checked every signature). Never use it on a block from
+    /// elsewhere: it does not check signatures.
+    pub fn apply_verified(
+        &self,
+        env: &BlockEnv,
+        txs: &[SignedTransaction],
+    ) -> Result<Applied, BlockError> {
+        self.check_count(txs)?;
+        let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
+        self.apply_with_hashes(env, txs, &hashes)
+    }
+
+    fn check_count(&self, txs: &[SignedTransaction]) -> Result<(), BlockError> {
         if txs.len() > self.params.max_block_txs as usize {
             return Err(BlockError::TooManyTxs {
                 count: txs.len(),
                 limit: self.params.max_block_txs,
             });
         }
-        let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
-        verify_signatures(txs, &hashes)?;
+        Ok(())
+    }
+
+    fn apply_with_hashes(
+        &self,
+        env: &BlockEnv,
+        txs: &[SignedTransaction],
+        hashes: &[Hash],
+    ) -> Result<Applied, BlockError> {
         let mut o = self.read();
         let mut receipts = Vec::with_capacity(txs.len());
         let mut fees = Amount::ZERO;
-        for (i, (stx, hash)) in txs.iter().zip(&hashes).enumerate() {
+        for (i, (stx, hash)) in txs.iter().zip(hashes).enumerate() {
             let events = self
                 .apply_tx(&mut o, env, &stx.tx)
                 .map_err(|error| BlockError::Tx {

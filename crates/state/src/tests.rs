@@ -124,6 +124,36 @@ fn insufficient_balance_has_clear_error() {
 }
 
 #[test]
+fn apply_verified_equals_apply_block_and_only_skips_signatures() {
+    let (ks, g, s) = chain(3);
+    let m = ks[2].public().address();
+    let txs = vec![
+        transfer(&g.hash(), &ks[0], 0, &ks[1], 5, 1),
+        transfer(&g.hash(), &ks[0], 1, &ks[2], 7, 1),
+        transfer(&g.hash(), &ks[1], 0, &ks[0], 9, 1),
+    ];
+    let checked = s.apply_block(&env(1, m), &txs).unwrap();
+    let trusted = s.apply_verified(&env(1, m), &txs).unwrap();
+    assert_eq!(checked.state.root(), trusted.state.root());
+    assert_eq!(checked.receipts, trusted.receipts);
+    assert_eq!(checked.changes, trusted.changes);
+    // Every other rule still holds: a replayed nonce fails the same way.
+    let replay = [txs[0].clone(), txs[0].clone()];
+    assert_eq!(
+        s.apply_verified(&env(1, m), &replay).unwrap_err(),
+        s.apply_block(&env(1, m), &replay).unwrap_err()
+    );
+    // A forged signature is the one thing it does not see.
+    let mut forged = txs[0].clone();
+    forged.tx.fee = Amount(2);
+    assert!(
+        s.apply_block(&env(1, m), std::slice::from_ref(&forged))
+            .is_err()
+    );
+    assert!(s.apply_verified(&env(1, m), &[forged]).is_ok());
+}
+
+#[test]
 fn bad_signature_wrong_chain_and_low_fee_rejected() {
     let (ks, g, s) = chain(2);
     let mut tx = transfer(&g.hash(), &ks[0], 0, &ks[1], 5, 1);
