@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_net;
 mod devnet;
 pub mod keys;
 mod task;
@@ -121,8 +122,15 @@ enum Cmd {
         #[command(subcommand)]
         cmd: tee::TeeCmd,
     },
-    /// Benchmarks: PoUW overhead and state-machine throughput.
-    Bench(bench::BenchArgs),
+    /// Benchmarks: PoUW overhead, state-machine throughput, quote
+    /// verification; `bench network` loads a multi-node devnet.
+    #[command(args_conflicts_with_subcommands = true)]
+    Bench {
+        #[command(subcommand)]
+        cmd: Option<BenchCmd>,
+        #[command(flatten)]
+        args: bench::BenchArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -142,6 +150,13 @@ enum GovernanceCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Transactions per second, block propagation and stale rate of a
+    /// multi-node devnet started for the purpose (takes a few minutes).
+    Network(bench_net::NetBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -479,7 +494,11 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Task { cmd } => task::run(cmd),
         Cmd::Tee { cmd } => tee::run(cmd),
-        Cmd::Bench(args) => bench::run(args),
+        Cmd::Bench {
+            cmd: Some(BenchCmd::Network(args)),
+            ..
+        } => bench_net::run(args).await,
+        Cmd::Bench { cmd: None, args } => bench::run(args),
     }
 }
 

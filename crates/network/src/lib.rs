@@ -66,8 +66,11 @@ const MAX_MESSAGE: usize = 8 << 20;
 const MAX_SYNC_RESPONSE: u64 = 32 << 20;
 /// How often pending transactions are gossiped as one batch.
 pub const TX_FLUSH: Duration = Duration::from_millis(50);
-/// A transaction batch is flushed early past this many bytes.
+/// Largest transaction batch message (a flush sends several if needed).
 const TX_BATCH_BYTES: usize = 1 << 20;
+/// Most bytes of transactions waiting for the next flush; beyond, new ones
+/// are not gossiped (they stay in the local mempool and get mined here).
+const MAX_PENDING_TX_BYTES: usize = 64 << 20;
 /// Maintenance: re-sync, dial, decay scores, save the peer book.
 pub const RESYNC_EVERY: Duration = Duration::from_secs(3);
 /// The node dials known peers while it has fewer than this.
@@ -101,8 +104,9 @@ pub trait ChainAccess: Send + Sync + 'static {
     fn blocks_from(&self, from: u64, count: u64, max_bytes: usize) -> Vec<Vec<u8>>;
     /// Imports a block (borsh bytes) received from a peer.
     fn import(&self, block: &[u8]) -> Verdict;
-    /// Adds a transaction (borsh bytes) received from a peer to the mempool.
-    fn add_tx(&self, tx: &[u8]) -> Verdict;
+    /// Adds transactions (borsh bytes each) received from a peer to the
+    /// mempool; one verdict per transaction.
+    fn add_txs(&self, txs: &[Vec<u8>]) -> Vec<Verdict>;
 }
 
 /// A sync request: canonical blocks from `from`, at most `count`.
@@ -244,16 +248,24 @@ pub struct NetworkStatus {
 
 enum Command {
     Block(Vec<u8>),
-    Tx(Vec<u8>),
     Status(oneshot::Sender<NetworkStatus>),
     Ban(PeerId, String, oneshot::Sender<()>),
     Unban(PeerId, oneshot::Sender<bool>),
+}
+
+/// Transactions waiting for the next gossip batch.
+#[derive(Default)]
+struct TxBuffer {
+    txs: Vec<Vec<u8>>,
+    bytes: usize,
+    dropped: u64,
 }
 
 /// The node's handle on the running network.
 #[derive(Clone)]
 pub struct Handle {
     commands: mpsc::Sender<Command>,
+    txs: Arc<std::sync::Mutex<TxBuffer>>,
     pub peer_id: PeerId,
 }
 
@@ -263,9 +275,15 @@ impl Handle {
         let _ = self.commands.try_send(Command::Block(bytes));
     }
     /// Gossips a transaction (borsh bytes) with the next batch. Drops it if
-    /// the network is overloaded.
+    /// [`MAX_PENDING_TX_BYTES`] are already waiting.
     pub fn publish_tx(&self, bytes: Vec<u8>) {
-        let _ = self.commands.try_send(Command::Tx(bytes));
+        let mut b = self.txs.lock().unwrap_or_else(|p| p.into_inner());
+        if b.bytes + bytes.len() > MAX_PENDING_TX_BYTES {
+            b.dropped += 1;
+            return;
+        }
+        b.bytes += bytes.len();
+        b.txs.push(bytes);
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
@@ -372,7 +390,9 @@ pub fn start(config: NetworkConfig, chain: Arc<dyn ChainAccess>) -> Result<Handl
         }
     }
     let (commands, rx) = mpsc::channel(4096);
+    let txs: Arc<std::sync::Mutex<TxBuffer>> = Arc::default();
     let mut net = Net {
+        txs: txs.clone(),
         swarm,
         chain,
         book,
@@ -380,13 +400,15 @@ pub fn start(config: NetworkConfig, chain: Arc<dyn ChainAccess>) -> Result<Handl
         bootnodes: config.bootnodes.into_iter().map(|a| (a, None)).collect(),
         pending: BTreeMap::new(),
         requests: BTreeMap::new(),
-        txs: Vec::new(),
-        tx_bytes: 0,
         ticks: 0,
     };
     net.dial_more();
     tokio::spawn(net.run(rx));
-    Ok(Handle { commands, peer_id })
+    Ok(Handle {
+        commands,
+        txs,
+        peer_id,
+    })
 }
 
 /// The event loop's state.
@@ -401,9 +423,8 @@ struct Net {
     pending: BTreeMap<request_response::OutboundRequestId, (PeerId, u64)>,
     /// Sync requests received this tick, per peer.
     requests: BTreeMap<PeerId, u32>,
-    /// Transactions waiting for the next gossip batch.
-    txs: Vec<Vec<u8>>,
-    tx_bytes: usize,
+    /// Transactions waiting for the next gossip batch (shared with [`Handle`]).
+    txs: Arc<std::sync::Mutex<TxBuffer>>,
     ticks: u64,
 }
 
@@ -418,7 +439,7 @@ impl Net {
                     None => return,
                 },
                 _ = tick.tick() => self.maintain(),
-                _ = flush.tick(), if !self.txs.is_empty() => self.flush_txs(),
+                _ = flush.tick() => self.flush_txs(),
                 event = self.swarm.select_next_some() => self.on_event(event),
             }
         }
@@ -427,13 +448,6 @@ impl Net {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Block(bytes) => self.publish(BLOCKS_TOPIC, bytes),
-            Command::Tx(bytes) => {
-                self.tx_bytes += bytes.len();
-                self.txs.push(bytes);
-                if self.tx_bytes >= TX_BATCH_BYTES {
-                    self.flush_txs();
-                }
-            }
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
             }
@@ -463,10 +477,30 @@ impl Net {
         }
     }
 
+    /// Gossips the waiting transactions, in messages of at most [`TX_BATCH_BYTES`].
     fn flush_txs(&mut self) {
-        let batch = std::mem::take(&mut self.txs);
-        self.tx_bytes = 0;
-        self.publish(TXS_TOPIC, proctor_primitives::codec::encode(&batch));
+        let (txs, dropped) = {
+            let mut b = self.txs.lock().unwrap_or_else(|p| p.into_inner());
+            b.bytes = 0;
+            (std::mem::take(&mut b.txs), std::mem::take(&mut b.dropped))
+        };
+        if dropped > 0 {
+            tracing::warn!(dropped, "gossip backlog full: transactions kept local");
+        }
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut size = 0;
+        for tx in txs {
+            if size + tx.len() > TX_BATCH_BYTES && !batch.is_empty() {
+                self.publish(TXS_TOPIC, proctor_primitives::codec::encode(&batch));
+                batch.clear();
+                size = 0;
+            }
+            size += tx.len();
+            batch.push(tx);
+        }
+        if !batch.is_empty() {
+            self.publish(TXS_TOPIC, proctor_primitives::codec::encode(&batch));
+        }
     }
 
     fn status(&self) -> NetworkStatus {
@@ -717,8 +751,8 @@ impl Net {
             return MessageAcceptance::Reject;
         };
         let (mut accepted, mut rejected) = (0, 0);
-        for tx in &batch {
-            match self.chain.add_tx(tx) {
+        for v in self.chain.add_txs(&batch) {
+            match v {
                 Verdict::Accept => accepted += 1,
                 Verdict::Reject => rejected += 1,
                 Verdict::Ignore | Verdict::UnknownParent => {}

@@ -25,8 +25,8 @@ impl ChainAccess for StandIn {
         self.blocks.lock().unwrap().push(block.to_vec());
         Verdict::Accept
     }
-    fn add_tx(&self, _: &[u8]) -> Verdict {
-        Verdict::Accept
+    fn add_txs(&self, txs: &[Vec<u8>]) -> Vec<Verdict> {
+        vec![Verdict::Accept; txs.len()]
     }
 }
 

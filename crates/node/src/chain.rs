@@ -193,6 +193,24 @@ impl Chain {
         Ok(self.mempool.add(&self.state, &env, stx)?)
     }
 
+    /// Admits transactions whose signatures the caller verified as a batch
+    /// ([`proctor_state::signatures_valid`]); one result per transaction.
+    pub fn submit_verified_txs(
+        &mut self,
+        txs: Vec<SignedTransaction>,
+        now_ms: Timestamp,
+    ) -> Vec<Result<Hash, ChainError>> {
+        let t = &self.tip.template;
+        let env = BlockEnv {
+            height: t.height + 1,
+            timestamp: now_ms.max(t.timestamp + 1),
+            miner: Address([0; 20]),
+        };
+        txs.into_iter()
+            .map(|stx| Ok(self.mempool.add_verified(&self.state, &env, stx)?))
+            .collect()
+    }
+
     /// Whether transaction `hash` is pending in the mempool.
     pub fn is_pending(&self, hash: &Hash) -> bool {
         self.mempool.contains(hash)
@@ -518,21 +536,30 @@ impl Chain {
             .iter()
             .flat_map(|(b, ..)| b.txs.iter().map(SignedTransaction::hash))
             .collect();
-        let senders: Vec<Address> = staged
-            .iter()
-            .flat_map(|(b, ..)| b.txs.iter().map(|t| t.tx.sender()))
-            .collect();
-        self.mempool.prune(&self.state, senders);
+        // The mempool is rebuilt on the new state: first the abandoned
+        // blocks' transactions (they come before any pending ones of the same
+        // account), then what was pending; whatever the new branch made stale
+        // falls out. Every signature was verified before (block validation or
+        // admission), so none is checked again.
         let env = BlockEnv {
             height: tip.height + 1,
             timestamp: now_ms.max(self.tip.template.timestamp + 1),
             miner: Address([0; 20]),
         };
+        let pending = self.mempool.take_all();
         let mut returned = Vec::new();
         for t in reverted.iter().flat_map(|b| b.txs.iter()) {
-            if !kept.contains(&t.hash()) && self.mempool.add(&self.state, &env, t.clone()).is_ok() {
+            if !kept.contains(&t.hash())
+                && self
+                    .mempool
+                    .add_verified(&self.state, &env, t.clone())
+                    .is_ok()
+            {
                 returned.push(t.clone());
             }
+        }
+        for t in pending {
+            let _ = self.mempool.add_verified(&self.state, &env, t);
         }
         tracing::info!(depth, returned = returned.len(), tip = %tip.hash, "reorganized to a heavier branch");
         Ok(Imported::Reorg {

@@ -72,6 +72,27 @@ impl Mempool {
         env: &BlockEnv,
         stx: SignedTransaction,
     ) -> Result<Hash, AdmitError> {
+        self.admit(state, env, stx, false)
+    }
+
+    /// [`Mempool::add`] for a transaction whose signature the caller has
+    /// verified (in a batch with others).
+    pub fn add_verified(
+        &mut self,
+        state: &State,
+        env: &BlockEnv,
+        stx: SignedTransaction,
+    ) -> Result<Hash, AdmitError> {
+        self.admit(state, env, stx, true)
+    }
+
+    fn admit(
+        &mut self,
+        state: &State,
+        env: &BlockEnv,
+        stx: SignedTransaction,
+        sig_verified: bool,
+    ) -> Result<Hash, AdmitError> {
         let hash = stx.hash();
         if self.hashes.contains_key(&hash) {
             return Err(AdmitError::AlreadyPending(hash));
@@ -89,7 +110,11 @@ impl Mempool {
                 next: acc.nonce + n_pending,
             });
         }
-        state.check_tx(&stx, n_pending)?;
+        if sig_verified {
+            state.check_tx_verified(&stx, n_pending)?;
+        } else {
+            state.check_tx(&stx, n_pending)?;
+        }
         if stx.tx.nonce != acc.nonce + n_pending {
             return Err(TxError::NonceGap {
                 expected: acc.nonce + n_pending,
@@ -160,6 +185,16 @@ impl Mempool {
                 self.spend.remove(sender);
             }
         }
+    }
+
+    /// Empties the pool, returning every transaction in includable order.
+    pub fn take_all(&mut self) -> Vec<SignedTransaction> {
+        self.hashes.clear();
+        self.spend.clear();
+        std::mem::take(&mut self.by_sender)
+            .into_values()
+            .flat_map(BTreeMap::into_values)
+            .collect()
     }
 
     /// Drops transactions the new `state` has made stale (nonces already used).

@@ -7,7 +7,7 @@ use crate::{Error, now_ms};
 use proctor_network::{ChainAccess, Handle, NetworkConfig, Verdict, libp2p_identity, parse_addr};
 use proctor_primitives::codec;
 use proctor_rpc::HeadInfo;
-use proctor_state::{Block, SignedTransaction, TxError};
+use proctor_state::{Block, SignedTransaction, TxError, signatures_valid};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::broadcast;
@@ -92,19 +92,45 @@ impl ChainAccess for NetChain {
         }
     }
 
-    fn add_tx(&self, bytes: &[u8]) -> Verdict {
-        let Ok(stx) = codec::decode::<SignedTransaction>("transaction", bytes) else {
-            return Verdict::Reject;
-        };
-        match self.lock().submit_tx(stx, now_ms()) {
-            Ok(_) => Verdict::Accept,
-            // Forged or for another chain: the sender's fault.
-            Err(ChainError::Admit(AdmitError::Invalid(
-                TxError::BadSignature | TxError::WrongChain { .. },
-            ))) => Verdict::Reject,
-            // Already seen, stale, or not yet valid here: just do not forward.
-            Err(_) => Verdict::Ignore,
+    fn add_txs(&self, txs: &[Vec<u8>]) -> Vec<Verdict> {
+        let decoded: Vec<Option<SignedTransaction>> = txs
+            .iter()
+            .map(|b| codec::decode::<SignedTransaction>("transaction", b).ok())
+            .collect();
+        let valid: Vec<SignedTransaction> = decoded.iter().flatten().cloned().collect();
+        let now = now_ms();
+        // One batch signature check outside the chain lock; only if some
+        // signature is bad are they checked one by one to find it.
+        if signatures_valid(&valid) {
+            let mut results = self.lock().submit_verified_txs(valid, now).into_iter();
+            decoded
+                .iter()
+                .map(|d| match d {
+                    None => Verdict::Reject,
+                    Some(_) => tx_verdict(results.next().expect("one result per transaction")),
+                })
+                .collect()
+        } else {
+            decoded
+                .into_iter()
+                .map(|d| match d {
+                    None => Verdict::Reject,
+                    Some(stx) => tx_verdict(self.lock().submit_tx(stx, now)),
+                })
+                .collect()
         }
+    }
+}
+
+fn tx_verdict(r: Result<proctor_primitives::Hash, ChainError>) -> Verdict {
+    match r {
+        Ok(_) => Verdict::Accept,
+        // Forged or for another chain: the sender's fault.
+        Err(ChainError::Admit(AdmitError::Invalid(
+            TxError::BadSignature | TxError::WrongChain { .. },
+        ))) => Verdict::Reject,
+        // Already seen, stale, or not yet valid here: just do not forward.
+        Err(_) => Verdict::Ignore,
     }
 }
 

@@ -93,6 +93,44 @@ fn the_lighter_branch_switches_to_the_heavier_one() {
 }
 
 #[test]
+fn a_reorg_returns_transactions_ahead_of_the_pending_ones_of_the_same_account() {
+    let (tc, mut enclave, mut a, mut b) = two_nodes(common::test_chain("reorg-pending"));
+    let t0 = tc.genesis.timestamp;
+    let (ma, mb) = (tc.keys[0].public().address(), tc.keys[2].public().address());
+    let g = tc.genesis.hash();
+    // A mines nonce 0 of keys[1]; nonces 1 and 2 then wait in A's mempool.
+    let tx0 = transfer(&g, &tc.keys[1], 0, &tc.keys[2], 10, 3);
+    a.submit_tx(tx0.clone(), t0 + 1_000).unwrap();
+    mine(&mut a, &mut enclave, ma, t0 + 1_000);
+    let later: Vec<_> = (1..=2)
+        .map(|n| transfer(&g, &tc.keys[1], n, &tc.keys[2], 10, 3))
+        .collect();
+    for t in &later {
+        a.submit_tx(t.clone(), t0 + 1_500).unwrap();
+    }
+    // B's heavier branch never saw any of them: A switches, and nonce 0 goes
+    // back in front of 1 and 2 instead of being refused as "taken".
+    let b1 = mine(&mut b, &mut enclave, mb, t0 + 1_000);
+    let b2 = mine(&mut b, &mut enclave, mb, t0 + 2_000);
+    for h in [b1, b2] {
+        let _ = a.import_block(b.store().block(&h).unwrap().unwrap(), t0 + 3_000);
+    }
+    assert_eq!(a.head(), b.head());
+    for t in std::iter::once(&tx0).chain(&later) {
+        assert!(
+            a.is_pending(&t.hash()),
+            "nonce {} pending again",
+            t.tx.nonce
+        );
+    }
+    // And all three are mined, in order, in A's next block.
+    mine(&mut a, &mut enclave, ma, t0 + 4_000);
+    for t in std::iter::once(&tx0).chain(&later) {
+        assert!(a.store().tx_location(&t.hash()).unwrap().is_some());
+    }
+}
+
+#[test]
 fn reorganizations_past_the_finality_depth_are_refused() {
     let (tc, mut enclave, mut a, mut b) =
         two_nodes(common::test_chain_with("deep", |p| p.finality_depth = 1));

@@ -27,7 +27,7 @@ pub mod testkit;
 pub mod types;
 
 pub use error::{BlockError, GenesisError, TxError};
-pub use machine::{Applied, BlockEnv, Record, State, account_key, enclave_key};
+pub use machine::{Applied, BlockEnv, Record, State, account_key, enclave_key, signatures_valid};
 pub use types::*;
 
 #[cfg(test)]

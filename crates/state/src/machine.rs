@@ -304,6 +304,12 @@ impl State {
             .signer
             .verify(&stx.hash().0, &stx.signature)
             .map_err(|_| TxError::BadSignature)?;
+        self.check_tx_verified(stx, pending)
+    }
+
+    /// [`State::check_tx`] without the signature check, for a transaction
+    /// whose signature the caller verified (see [`signatures_valid`]).
+    pub fn check_tx_verified(&self, stx: &SignedTransaction, pending: u64) -> Result<(), TxError> {
         let tx = &stx.tx;
         self.check_static(tx)?;
         let acc = self.account(&tx.sender());
@@ -674,6 +680,18 @@ impl State {
 }
 
 /// Batch-verifies all signatures; on failure finds the first bad one.
+/// Whether every transaction's signature is valid, checked as one batch
+/// (about twice as fast per signature as one by one). False if any is not.
+pub fn signatures_valid(txs: &[SignedTransaction]) -> bool {
+    let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
+    let items: Vec<_> = txs
+        .iter()
+        .zip(&hashes)
+        .map(|(t, h)| (t.tx.signer, &h.0[..], t.signature))
+        .collect();
+    verify_batch(&items).is_ok()
+}
+
 fn verify_signatures(txs: &[SignedTransaction], hashes: &[Hash]) -> Result<(), BlockError> {
     let items: Vec<_> = txs
         .iter()
