@@ -321,6 +321,9 @@ async fn bench(args: &NetBenchArgs, dir: &Path) -> Result<NetReport> {
     }
     let submit_secs = t0.elapsed().as_secs_f64();
     let accepted = args.txs - rejected;
+    eprintln!(
+        "submitted in {submit_secs:.2} s; waiting for {accepted} transfers to be confirmed ..."
+    );
 
     // Count: blocks above start_height on node 0, until every accepted
     // transaction is in a block with enough blocks on top.
@@ -328,6 +331,7 @@ async fn bench(args: &NetBenchArgs, dir: &Path) -> Result<NetReport> {
     let mut included_at = None;
     let mut largest = 0;
     let deadline = Instant::now() + Duration::from_secs(600);
+    let mut next_report = Instant::now() + Duration::from_secs(5);
     let confirmed_at = loop {
         let tip = clients[0].head().await?.height;
         let from = counted.keys().next_back().map_or(start_height, |h| *h) + 1;
@@ -350,10 +354,15 @@ async fn bench(args: &NetBenchArgs, dir: &Path) -> Result<NetReport> {
         if Instant::now() > deadline {
             bail!("only {confirmed} of {accepted} transfers confirmed after 10 minutes");
         }
+        if Instant::now() > next_report {
+            eprintln!("  {total} included, {confirmed} confirmed at height {tip}");
+            next_report = Instant::now() + Duration::from_secs(5);
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let blocks_under_load = counted.len() as u64;
 
+    eprintln!("measuring propagation and stale blocks ...");
     // Stale blocks and propagation, from the heads every node announced.
     let end = clients[0].head().await?;
     let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
