@@ -7,6 +7,10 @@
 //! - `transfers`: one block of signed transfers applied by the state machine
 //!   (batch signature verification, nonce and balance checks, state-tree
 //!   update), on the calling thread; reports transfers per second.
+//! - `scheduler`: the market's WDRF scheduler placing jobs from a queue of
+//!   100,000 on 10,000 workers (varied prices, reputations, capacities,
+//!   requesters and replica counts): all at once, and in per-block calls of
+//!   256; reports placements per second.
 
 use crate::task::{Comparison, median, ms};
 use anyhow::{Result, bail};
@@ -20,7 +24,7 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: pouw, transfers, quotes or all.
+    /// Which benchmark: pouw, transfers, quotes, scheduler or all.
     #[arg(default_value = "all")]
     which: String,
     /// Filler rounds for the pouw benchmark.
@@ -51,8 +55,20 @@ struct QuotesReport {
     dcap_ms_each: f64,
 }
 
+#[derive(Serialize)]
+struct SchedulerReport {
+    workers: usize,
+    jobs: usize,
+    placed: usize,
+    placements_per_sec: f64,
+    block_calls: usize,
+    block_call_ms: f64,
+}
+
 #[derive(Serialize, Default)]
 struct Report {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scheduler: Option<SchedulerReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     quotes: Option<QuotesReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,12 +83,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "pouw" => report.pouw = Some(pouw(&args)?),
         "transfers" => report.transfers = Some(transfers(&args)?),
         "quotes" => report.quotes = Some(quotes()?),
+        "scheduler" => report.scheduler = Some(scheduler()),
         "all" => {
+            report.scheduler = Some(scheduler());
             report.pouw = Some(pouw(&args)?);
             report.transfers = Some(transfers(&args)?);
             report.quotes = Some(quotes()?);
         }
-        other => bail!("unknown benchmark {other:?}: use pouw, transfers, quotes or all"),
+        other => {
+            bail!("unknown benchmark {other:?}: use pouw, transfers, quotes, scheduler or all")
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -85,6 +105,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         println!(
             "transfers: block of {} signed transfers\n  signature batch only {:>8.1} ms\n  apply block          {:>8.1} ms\n  throughput           {:>8.0} transfers/s",
             t.txs, t.verify_only_ms, t.apply_ms, t.transfers_per_sec
+        );
+    }
+    if let Some(r) = &report.scheduler {
+        println!(
+            "scheduler: WDRF, {} workers, {} pending jobs\n  placed {} at once      {:>8.0} placements/s\n  per-block calls of 256 {:>8.2} ms each ({} calls)",
+            r.workers, r.jobs, r.placed, r.placements_per_sec, r.block_call_ms, r.block_calls
         );
     }
     if let Some(q) = &report.quotes {
@@ -210,4 +236,76 @@ fn transfers(args: &BenchArgs) -> Result<TransfersReport> {
         transfers_per_sec: n as f64 / a.as_secs_f64(),
         verify_only_ms: ms(median(verify)),
     })
+}
+
+/// The WDRF scheduler on a large market: 10,000 workers, 100,000 jobs from
+/// 1,000 requesters (1-3 replicas, varied demands and price limits).
+fn scheduler() -> SchedulerReport {
+    use proctor_market::scheduler::{Job, Resources, Usage, Weights, Worker, schedule};
+    use proctor_primitives::{Address, PublicKey};
+    const WORKERS: usize = 10_000;
+    const JOBS: usize = 100_000;
+    let mix = |i: u64| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    let workers = || -> Vec<Worker> {
+        (0..WORKERS as u64)
+            .map(|i| {
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&i.to_le_bytes());
+                Worker {
+                    id: PublicKey(id),
+                    price: 1 + (mix(i) % 1_000) as u128,
+                    capacity: Resources {
+                        memory_pages: 4_096 + mix(i + 1) % 4_096,
+                        fuel: 40_000_000_000,
+                    },
+                    used: Resources::default(),
+                    reputation: mix(i + 2) % proctor_market::SCALE,
+                }
+            })
+            .collect()
+    };
+    let jobs: Vec<Job> = (0..JOBS as u64)
+        .map(|i| {
+            let mut a = [0u8; 20];
+            a[..8].copy_from_slice(&(mix(i) % 1_000).to_le_bytes());
+            Job {
+                id: i,
+                requester: Address(a),
+                demand: Resources {
+                    memory_pages: 16 + mix(i + 3) % 256,
+                    fuel: 1_000_000_000 + mix(i + 4) % 3_000_000_000,
+                },
+                max_price: 200 + (mix(i + 5) % 1_000) as u128,
+                replicas: 1 + (i % 3) as u32,
+                exclude: vec![],
+            }
+        })
+        .collect();
+    let w = Weights::default();
+    let mut ws = workers();
+    let mut usage: std::collections::BTreeMap<Address, Usage> = Default::default();
+    let t = Instant::now();
+    let placed = schedule(&mut ws, jobs.clone(), &mut usage, &w, usize::MAX);
+    let secs = t.elapsed().as_secs_f64();
+    let replicas: usize = placed.iter().map(|p| p.workers.len()).sum();
+    // Per-block calls: the same queue, 256 placements at a time.
+    let mut ws = workers();
+    let mut usage = Default::default();
+    let mut queue = jobs;
+    let calls = 20;
+    let t = Instant::now();
+    for _ in 0..calls {
+        let done = schedule(&mut ws, queue.clone(), &mut usage, &w, 256);
+        let ids: std::collections::BTreeSet<u64> = done.iter().map(|p| p.job).collect();
+        queue.retain(|j| !ids.contains(&j.id));
+    }
+    let block_call_ms = t.elapsed().as_secs_f64() * 1e3 / calls as f64;
+    SchedulerReport {
+        workers: WORKERS,
+        jobs: JOBS,
+        placed: replicas,
+        placements_per_sec: replicas as f64 / secs,
+        block_calls: calls,
+        block_call_ms,
+    }
 }

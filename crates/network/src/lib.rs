@@ -11,6 +11,10 @@
 //!   gossiped block's parent is unknown, stepping back when the peer is on
 //!   another branch, so fork choice ([`ChainAccess::import`]) sees whole
 //!   branches.
+//! - **Blobs** (request-response, `/proctor/blob/1`): content-addressed
+//!   data (task modules, job inputs and outputs) by hash. A node missing a
+//!   blob asks its peers one at a time and keeps the first answer whose hash
+//!   matches; a peer answering with other bytes is penalized.
 //! - **Discovery** (Kademlia, `/proctor/kad/1`, identify): bootnodes are
 //!   dialed at start and whenever the node has too few peers; the addresses
 //!   peers announce go into the DHT and into the [`peers::PeerBook`], which is
@@ -41,6 +45,7 @@ use libp2p::{
     StreamProtocol, allow_block_list, connection_limits, identify, identity, kad, noise, tcp, yamux,
 };
 use peers::{Offence, PeerBook};
+use proctor_primitives::Hash;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -54,6 +59,10 @@ pub const BLOCKS_TOPIC: &str = "proctor/blocks/1";
 pub const TXS_TOPIC: &str = "proctor/txs/1";
 /// The block sync protocol.
 pub const SYNC_PROTOCOL: &str = "/proctor/sync/1";
+/// The blob transfer protocol.
+pub const BLOB_PROTOCOL: &str = "/proctor/blob/1";
+/// Largest blob served or fetched.
+pub const MAX_BLOB: u64 = 64 << 20;
 /// The Kademlia protocol of proctor networks.
 pub const KAD_PROTOCOL: &str = "/proctor/kad/1";
 /// Most blocks in one sync response.
@@ -107,6 +116,21 @@ pub trait ChainAccess: Send + Sync + 'static {
     /// Adds transactions (borsh bytes each) received from a peer to the
     /// mempool; one verdict per transaction.
     fn add_txs(&self, txs: &[Vec<u8>]) -> Vec<Verdict>;
+    /// A stored blob by its hash, if this node has it.
+    fn blob(&self, hash: &Hash) -> Option<Vec<u8>>;
+}
+
+/// A blob request: the blob with this hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlobRequest {
+    pub hash: [u8; 32],
+}
+
+/// A blob response: the bytes, or None if the peer does not have it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlobResponse {
+    #[serde(with = "byte_strings")]
+    pub data: Vec<Vec<u8>>,
 }
 
 /// A sync request: canonical blocks from `from`, at most `count`.
@@ -179,6 +203,7 @@ struct Behaviour {
     limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    blobs: request_response::cbor::Behaviour<BlobRequest, BlobResponse>,
     identify: identify::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
 }
@@ -251,6 +276,7 @@ enum Command {
     Status(oneshot::Sender<NetworkStatus>),
     Ban(PeerId, String, oneshot::Sender<()>),
     Unban(PeerId, oneshot::Sender<bool>),
+    FetchBlob(Hash, oneshot::Sender<Option<Vec<u8>>>),
 }
 
 /// Transactions waiting for the next gossip batch.
@@ -307,6 +333,11 @@ impl Handle {
     pub async fn unban(&self, peer: PeerId) -> Result<bool, Error> {
         self.ask(|tx| Command::Unban(peer, tx)).await
     }
+    /// Fetches a blob from the peers (each asked in turn until one has it);
+    /// the bytes returned hash to `hash`. None if no peer has it.
+    pub async fn fetch_blob(&self, hash: Hash) -> Result<Option<Vec<u8>>, Error> {
+        self.ask(|tx| Command::FetchBlob(hash, tx)).await
+    }
 }
 
 fn setup(e: impl std::fmt::Display) -> Error {
@@ -343,6 +374,15 @@ pub fn start(config: NetworkConfig, chain: Arc<dyn ChainAccess>) -> Result<Handl
                     .with_request_timeout(Duration::from_secs(20))
                     .with_max_concurrent_streams(16),
             );
+            let blobs = request_response::cbor::Behaviour::with_codec(
+                request_response::cbor::codec::Codec::default()
+                    .set_request_size_maximum(1024)
+                    .set_response_size_maximum(MAX_BLOB + 1024),
+                [(StreamProtocol::new(BLOB_PROTOCOL), ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(60))
+                    .with_max_concurrent_streams(8),
+            );
             let identify =
                 identify::Behaviour::new(identify::Config::new("/proctor/1".into(), key.public()));
             let local = key.public().to_peer_id();
@@ -365,6 +405,7 @@ pub fn start(config: NetworkConfig, chain: Arc<dyn ChainAccess>) -> Result<Handl
                 limits,
                 gossipsub,
                 sync,
+                blobs,
                 identify,
                 kad,
             })
@@ -400,6 +441,7 @@ pub fn start(config: NetworkConfig, chain: Arc<dyn ChainAccess>) -> Result<Handl
         bootnodes: config.bootnodes.into_iter().map(|a| (a, None)).collect(),
         pending: BTreeMap::new(),
         requests: BTreeMap::new(),
+        fetches: BTreeMap::new(),
         ticks: 0,
     };
     net.dial_more();
@@ -409,6 +451,14 @@ pub fn start(config: NetworkConfig, chain: Arc<dyn ChainAccess>) -> Result<Handl
         txs,
         peer_id,
     })
+}
+
+/// A blob fetch in flight.
+struct Fetch {
+    hash: Hash,
+    /// Peers not asked yet.
+    peers: Vec<PeerId>,
+    reply: oneshot::Sender<Option<Vec<u8>>>,
 }
 
 /// The event loop's state.
@@ -421,8 +471,10 @@ struct Net {
     bootnodes: Vec<(Multiaddr, Option<PeerId>)>,
     /// Outstanding sync requests: to whom, from which height.
     pending: BTreeMap<request_response::OutboundRequestId, (PeerId, u64)>,
-    /// Sync requests received this tick, per peer.
+    /// Sync and blob requests received this tick, per peer.
     requests: BTreeMap<PeerId, u32>,
+    /// Blob fetches in flight: the hash, the peers still to ask, the caller.
+    fetches: BTreeMap<request_response::OutboundRequestId, Fetch>,
     /// Transactions waiting for the next gossip batch (shared with [`Handle`]).
     txs: Arc<std::sync::Mutex<TxBuffer>>,
     ticks: u64,
@@ -466,7 +518,39 @@ impl Net {
                 self.lift(peer);
                 let _ = reply.send(was);
             }
+            Command::FetchBlob(hash, reply) => {
+                let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                self.fetch_next(Fetch { hash, peers, reply });
+            }
         }
+    }
+
+    /// Asks the next peer of `f` for its blob, or answers None when none is left.
+    fn fetch_next(&mut self, mut f: Fetch) {
+        match f.peers.pop() {
+            Some(peer) => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .blobs
+                    .send_request(&peer, BlobRequest { hash: f.hash.0 });
+                self.fetches.insert(id, f);
+            }
+            None => {
+                let _ = f.reply.send(None);
+            }
+        }
+    }
+
+    /// Whether a peer may have another request served this tick.
+    fn allow_request(&mut self, peer: PeerId) -> bool {
+        let n = self.requests.entry(peer).or_default();
+        *n += 1;
+        if *n > MAX_SYNC_REQUESTS_PER_TICK {
+            self.penalize(peer, Offence::RequestFlood);
+            return false;
+        }
+        true
     }
 
     fn publish(&mut self, topic: &'static str, bytes: Vec<u8>) {
@@ -696,11 +780,8 @@ impl Net {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let n = self.requests.entry(peer).or_default();
-                    *n += 1;
-                    if *n > MAX_SYNC_REQUESTS_PER_TICK {
+                    if !self.allow_request(peer) {
                         // Not answered: the channel drops and the peer's request fails.
-                        self.penalize(peer, Offence::RequestFlood);
                         return;
                     }
                     let blocks = self.chain.blocks_from(
@@ -723,6 +804,55 @@ impl Net {
                     }
                 }
             },
+            SwarmEvent::Behaviour(BehaviourEvent::Blobs(request_response::Event::Message {
+                peer,
+                message,
+                ..
+            })) => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    if !self.allow_request(peer) {
+                        return;
+                    }
+                    let data = self
+                        .chain
+                        .blob(&Hash(request.hash))
+                        .filter(|d| d.len() as u64 <= MAX_BLOB)
+                        .into_iter()
+                        .collect();
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .blobs
+                        .send_response(channel, BlobResponse { data });
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    let Some(f) = self.fetches.remove(&request_id) else {
+                        return;
+                    };
+                    match response.data.into_iter().next() {
+                        Some(d) if Hash::of(&d) == f.hash => {
+                            let _ = f.reply.send(Some(d));
+                        }
+                        Some(_) => {
+                            self.penalize(peer, Offence::Malformed);
+                            self.fetch_next(f);
+                        }
+                        None => self.fetch_next(f),
+                    }
+                }
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Blobs(
+                request_response::Event::OutboundFailure { request_id, .. },
+            )) => {
+                if let Some(f) = self.fetches.remove(&request_id) {
+                    self.fetch_next(f);
+                }
+            }
             _ => {}
         }
     }

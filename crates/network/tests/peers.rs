@@ -2,13 +2,16 @@
 //! discovery through a bootnode, bans for invalid blocks, bans by hand.
 
 use proctor_network::{ChainAccess, Handle, NetworkConfig, PeerId, Verdict, libp2p_identity};
+use proctor_primitives::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A chain that accepts everything except blocks starting with `bad`.
+/// A chain that accepts everything except blocks starting with `bad`, and
+/// serves the blobs it is given (keyed by whatever hash the test says).
 #[derive(Default)]
 struct StandIn {
     blocks: Mutex<Vec<Vec<u8>>>,
+    blobs: Mutex<Vec<(Hash, Vec<u8>)>>,
 }
 
 impl ChainAccess for StandIn {
@@ -27,6 +30,13 @@ impl ChainAccess for StandIn {
     }
     fn add_txs(&self, txs: &[Vec<u8>]) -> Vec<Verdict> {
         vec![Verdict::Accept; txs.len()]
+    }
+    fn blob(&self, hash: &Hash) -> Option<Vec<u8>> {
+        let blobs = self.blobs.lock().unwrap();
+        blobs
+            .iter()
+            .find(|(h, _)| h == hash)
+            .map(|(_, d)| d.clone())
     }
 }
 
@@ -164,4 +174,53 @@ async fn an_operator_ban_holds_until_lifted() {
         a.chain.blocks.lock().unwrap().contains(&b"after".to_vec())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_come_from_whichever_peer_has_them_checked_against_their_hash() {
+    let a = node(&[]);
+    let liar = node(&[&a]);
+    let b = node(&[&a]);
+    let data = b"a task module".repeat(10_000);
+    let hash = Hash::of(&data);
+    a.chain.blobs.lock().unwrap().push((hash, data.clone()));
+    // The liar claims to have it but serves other bytes.
+    liar.chain
+        .blobs
+        .lock()
+        .unwrap()
+        .push((hash, b"not it".to_vec()));
+    until("B to see both peers", 30, async || {
+        connected(&b, a.handle.peer_id).await && connected(&b, liar.handle.peer_id).await
+    })
+    .await;
+    for _ in 0..3 {
+        let got = b.handle.fetch_blob(hash).await.unwrap();
+        assert_eq!(got.as_deref(), Some(&data[..]));
+    }
+    assert_eq!(
+        b.handle
+            .fetch_blob(Hash::of(b"nobody has this"))
+            .await
+            .unwrap(),
+        None
+    );
+    // A blob only the liar claims: its bytes are refused, and it loses points.
+    let other = Hash::of(b"the real other blob");
+    liar.chain
+        .blobs
+        .lock()
+        .unwrap()
+        .push((other, b"forged".to_vec()));
+    assert_eq!(b.handle.fetch_blob(other).await.unwrap(), None);
+    let s = b.handle.status().await.unwrap();
+    let liar_points = s
+        .connected
+        .iter()
+        .find(|p| p.id == liar.handle.peer_id)
+        .map(|p| p.points);
+    assert!(
+        liar_points.is_some_and(|p| p > 0) || s.banned.iter().any(|x| x.id == liar.handle.peer_id),
+        "{s:?}"
+    );
 }

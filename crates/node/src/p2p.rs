@@ -92,6 +92,10 @@ impl ChainAccess for NetChain {
         }
     }
 
+    fn blob(&self, hash: &proctor_primitives::Hash) -> Option<Vec<u8>> {
+        self.lock().store().blob(hash).ok().flatten()
+    }
+
     fn add_txs(&self, txs: &[Vec<u8>]) -> Vec<Verdict> {
         let decoded: Vec<Option<SignedTransaction>> = txs
             .iter()

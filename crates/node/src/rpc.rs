@@ -152,11 +152,24 @@ impl ApiServer for Rpc {
     }
 
     async fn blob(&self, hash: Hash) -> Result<String, ErrorObjectOwned> {
-        let c = self.lock();
-        let bytes = c.store().blob(&hash).map_err(storage_error)?;
-        bytes
-            .map(hex::encode)
-            .ok_or_else(|| error(codes::NOT_FOUND, format!("no blob {hash}")))
+        let local = self.lock().store().blob(&hash).map_err(storage_error)?;
+        if let Some(bytes) = local {
+            return Ok(hex::encode(bytes));
+        }
+        // Not here: ask the peers (the bytes are checked against the hash).
+        if let Some(net) = &self.network
+            && let Ok(Some(bytes)) = net.fetch_blob(hash).await
+        {
+            self.lock()
+                .store()
+                .put_blob(&bytes)
+                .map_err(storage_error)?;
+            return Ok(hex::encode(bytes));
+        }
+        Err(error(
+            codes::NOT_FOUND,
+            format!("no blob {hash} on this node or its peers"),
+        ))
     }
 
     async fn get_work(&self, miner: Address) -> Result<WorkInfo, ErrorObjectOwned> {
