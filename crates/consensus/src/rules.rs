@@ -229,6 +229,20 @@ pub fn validate_block(
     now_ms: Option<Timestamp>,
     known_module: impl Fn(&Hash) -> bool,
 ) -> Result<Applied, ConsensusError> {
+    validate_block_known(parent, block, now_ms, known_module, &|_| false)
+}
+
+/// [`validate_block`] that skips the signature check of transactions for
+/// which `known_tx` is true: ones whose exact signed bytes the caller has
+/// verified before (a node's mempool holds most of a new block's
+/// transactions). Every other rule is checked in full.
+pub fn validate_block_known(
+    parent: &Parent<'_>,
+    block: &Block,
+    now_ms: Option<Timestamp>,
+    known_module: impl Fn(&Hash) -> bool,
+    known_tx: &dyn Fn(&proctor_state::SignedTransaction) -> bool,
+) -> Result<Applied, ConsensusError> {
     let h = &block.header;
     validate_header(parent, h, now_ms)?;
     validate_pouw(h, parent.state, known_module)?;
@@ -240,7 +254,7 @@ pub fn validate_block(
         timestamp: h.template.timestamp,
         miner: h.template.miner,
     };
-    let applied = parent.state.apply_block(&env, &block.txs)?;
+    let applied = parent.state.apply_block_known(&env, &block.txs, known_tx)?;
     if applied.state.root() != h.template.state_root {
         return Err(ConsensusError::StateRootMismatch {
             header: h.template.state_root,

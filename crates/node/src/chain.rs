@@ -5,7 +5,7 @@ use crate::mempool::{AdmitError, Mempool};
 use crate::orphans::OrphanPool;
 use proctor_consensus::Tip;
 use proctor_consensus::{
-    ConsensusError, Parent, next_difficulty, validate_block, validate_header, validate_pouw,
+    ConsensusError, Parent, next_difficulty, validate_block_known, validate_header, validate_pouw,
 };
 use proctor_primitives::{Address, Hash, Timestamp};
 use proctor_rpc::{BlockInfo, HeadInfo, PouwInfo, WorkInfo};
@@ -386,7 +386,10 @@ impl Chain {
                 state: &self.state,
                 interval_ms: self.tip_interval,
             };
-            let applied = validate_block(&p, &block, Some(now_ms), self.known_module())?;
+            // Transactions already in the mempool had their signatures checked.
+            let known = |t: &SignedTransaction| self.mempool.holds(t);
+            let applied =
+                validate_block_known(&p, &block, Some(now_ms), self.known_module(), &known)?;
             return self.commit(block, applied).map(Imported::Extended);
         }
         let Some(parent_td) = self.store.total_difficulty(&parent)? else {
@@ -500,7 +503,8 @@ impl Chain {
                 state: &state,
                 interval_ms: interval,
             };
-            let applied = validate_block(&p, &b, Some(now_ms), self.known_module())?;
+            let known = |t: &SignedTransaction| self.mempool.holds(t);
+            let applied = validate_block_known(&p, &b, Some(now_ms), self.known_module(), &known)?;
             let undo = state.undo_of(&applied.changes);
             net.extend(applied.changes.iter().cloned());
             td += b.header.template.difficulty as u128;

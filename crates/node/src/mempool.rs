@@ -55,6 +55,17 @@ impl Mempool {
         self.hashes.contains_key(h)
     }
 
+    /// Whether exactly this signed transaction (same body and signature) is
+    /// pending, i.e. its signature was verified on admission.
+    pub fn holds(&self, stx: &SignedTransaction) -> bool {
+        self.hashes.get(&stx.hash()).is_some_and(|(sender, nonce)| {
+            self.by_sender
+                .get(sender)
+                .and_then(|m| m.get(nonce))
+                .is_some_and(|t| t.signature == stx.signature)
+        })
+    }
+
     /// The nonce a new transaction of `a` should carry.
     pub fn next_nonce(&self, state: &State, a: &Address) -> u64 {
         state.account(a).nonce + self.by_sender.get(a).map_or(0, |m| m.len() as u64)
@@ -276,6 +287,20 @@ mod tests {
         );
         mp.drop_from(&ks[0].public().address(), 1);
         assert_eq!(mp.len(), 1);
+    }
+
+    #[test]
+    fn holds_means_the_same_body_and_signature() {
+        let (ks, g, s, env) = setup(2);
+        let mut mp = Mempool::new(10);
+        let t = transfer(&g.hash(), &ks[0], 0, &ks[1], 5, 1);
+        assert!(!mp.holds(&t));
+        mp.add(&s, &env, t.clone()).unwrap();
+        assert!(mp.holds(&t));
+        let mut resigned = t.clone();
+        resigned.signature = transfer(&g.hash(), &ks[0], 1, &ks[1], 5, 1).signature;
+        assert_eq!(resigned.hash(), t.hash(), "same body");
+        assert!(!mp.holds(&resigned), "another signature is not vouched for");
     }
 
     #[test]

@@ -363,6 +363,22 @@ impl State {
         self.apply_with_hashes(env, txs, &hashes)
     }
 
+    /// [`State::apply_block`] checking only the signatures of transactions
+    /// for which `known` is false: `known` marks transactions whose exact
+    /// signed bytes the caller verified before (a node's mempool).
+    pub fn apply_block_known(
+        &self,
+        env: &BlockEnv,
+        txs: &[SignedTransaction],
+        known: &dyn Fn(&SignedTransaction) -> bool,
+    ) -> Result<Applied, BlockError> {
+        self.check_count(txs)?;
+        let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
+        let unknown: Vec<usize> = (0..txs.len()).filter(|&i| !known(&txs[i])).collect();
+        verify_some(txs, &hashes, &unknown)?;
+        self.apply_with_hashes(env, txs, &hashes)
+    }
+
     /// [`State::apply_block`] for transactions whose signatures the caller
     /// has already verified (a node building a block from its mempool, where
     /// admission checked every signature). Never use it on a block from
@@ -693,15 +709,25 @@ pub fn signatures_valid(txs: &[SignedTransaction]) -> bool {
 }
 
 fn verify_signatures(txs: &[SignedTransaction], hashes: &[Hash]) -> Result<(), BlockError> {
-    let items: Vec<_> = txs
+    let all: Vec<usize> = (0..txs.len()).collect();
+    verify_some(txs, hashes, &all)
+}
+
+/// Verifies the signatures of `txs[i]` for `i` in `which` as one batch; if
+/// the batch fails, finds the first bad one (reported at its block index).
+fn verify_some(
+    txs: &[SignedTransaction],
+    hashes: &[Hash],
+    which: &[usize],
+) -> Result<(), BlockError> {
+    let items: Vec<_> = which
         .iter()
-        .zip(hashes)
-        .map(|(t, h)| (t.tx.signer, &h.0[..], t.signature))
+        .map(|&i| (txs[i].tx.signer, &hashes[i].0[..], txs[i].signature))
         .collect();
     if verify_batch(&items).is_ok() {
         return Ok(());
     }
-    for (i, (pk, msg, sig)) in items.iter().enumerate() {
+    for (&i, (pk, msg, sig)) in which.iter().zip(&items) {
         if pk.verify(msg, sig).is_err() {
             return Err(BlockError::Tx {
                 index: i,
