@@ -234,6 +234,7 @@ fn create(dir: &Path, block_ms: u64, workers: usize) -> Result<Genesis> {
             measurement_grace_blocks: 100,
             governance: Some(governance.public().address()),
             finality_depth: 6,
+            market: Default::default(),
         },
         allocations,
         enclaves: vec![],

@@ -56,3 +56,37 @@ pub mod hex_bytes {
         hex::decode(s.as_ref()).map_err(serde::de::Error::custom)
     }
 }
+
+/// Serde for `[u8; 32]` fields as lowercase hex strings.
+pub mod hex_array32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let v = hex::decode(s.as_ref()).map_err(serde::de::Error::custom)?;
+        v.try_into()
+            .map_err(|_| serde::de::Error::custom("expected 32 bytes of hex"))
+    }
+}
+
+/// Serde for `Option<Vec<u8>>` fields as an optional lowercase hex string.
+pub mod hex_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => s.serialize_some(&hex::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| hex::decode(s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}

@@ -1,7 +1,7 @@
 //! Errors of the state machine, each with a stable numeric code (they cross
 //! the RPC boundary, and clients match on the code).
 
-use proctor_primitives::{Amount, Hash};
+use proctor_primitives::{Address, Amount, Hash, PublicKey};
 
 /// Why a transaction is invalid.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -54,6 +54,24 @@ pub enum TxError {
         height: u64,
         max: u64,
     },
+    #[error("job {0} does not exist")]
+    JobNotFound(u64),
+    #[error("only the job's requester may do this")]
+    NotRequester,
+    #[error("invalid job: {0}")]
+    BadJob(String),
+    #[error("escrow {got} does not match the job's maximum cost {expected} (fuel x max price x replicas, plus the platform fee)")]
+    EscrowMismatch { expected: Amount, got: Amount },
+    #[error("job {job} is {state:?}, which does not allow this")]
+    JobState { job: u64, state: crate::jobs::JobState },
+    #[error("worker {0} is not assigned to this job")]
+    NotAssigned(PublicKey),
+    #[error("invalid result report: {0}")]
+    BadReport(String),
+    #[error("this worker already reported a result for the job")]
+    AlreadyReported,
+    #[error("the module is already registered to {0}")]
+    ModuleOwned(Address),
 }
 
 impl TxError {
@@ -79,6 +97,15 @@ impl TxError {
             TxError::StillUnbonding { .. } => 1126,
             TxError::NotGovernance => 1125,
             TxError::BadExpiry { .. } => 1127,
+            TxError::JobNotFound(_) => 1130,
+            TxError::NotRequester => 1131,
+            TxError::BadJob(_) => 1132,
+            TxError::EscrowMismatch { .. } => 1133,
+            TxError::JobState { .. } => 1134,
+            TxError::NotAssigned(_) => 1135,
+            TxError::BadReport(_) => 1136,
+            TxError::AlreadyReported => 1137,
+            TxError::ModuleOwned(_) => 1138,
         }
     }
 }
@@ -94,6 +121,8 @@ pub enum BlockError {
         hash: Hash,
         error: TxError,
     },
+    #[error("market processing failed: {0}")]
+    Market(TxError),
     #[error("block reward overflows the miner's balance")]
     RewardOverflow,
 }

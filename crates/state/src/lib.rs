@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod jobs;
 mod machine;
 pub mod smt;
 pub mod testkit;

@@ -18,6 +18,12 @@ pub enum Record {
     Enclave(EnclaveRecord),
     Params(ChainParams),
     Measurements(Vec<MeasurementEntry>),
+    Job(crate::jobs::JobRecord),
+    Offer(crate::jobs::WorkerOffer),
+    Market(crate::jobs::MarketIndex),
+    /// A task module's owner (the application provider).
+    Module(Address),
+    Usage(crate::jobs::RequesterUsage),
 }
 
 /// State tree key of an account.
@@ -63,13 +69,13 @@ pub struct State {
 }
 
 /// Reads and writes of one block, on top of a state.
-struct Overlay<'a> {
+pub(crate) struct Overlay<'a> {
     base: &'a Smt,
     writes: BTreeMap<Hash, Option<Vec<u8>>>,
 }
 
 impl Overlay<'_> {
-    fn get(&self, key: &Hash) -> Option<Record> {
+    pub(crate) fn get(&self, key: &Hash) -> Option<Record> {
         let bytes = match self.writes.get(key) {
             Some(v) => v.as_deref(),
             None => self.base.get(key),
@@ -79,19 +85,19 @@ impl Overlay<'_> {
                 .expect("state records are written only by this crate"),
         )
     }
-    fn put(&mut self, key: Hash, r: &Record) {
+    pub(crate) fn put(&mut self, key: Hash, r: &Record) {
         self.writes.insert(key, Some(codec::encode(r)));
     }
-    fn account(&self, a: &Address) -> Account {
+    pub(crate) fn account(&self, a: &Address) -> Account {
         match self.get(&account_key(a)) {
             Some(Record::Account(acc)) => acc,
             _ => Account::default(),
         }
     }
-    fn set_account(&mut self, a: &Address, acc: Account) {
+    pub(crate) fn set_account(&mut self, a: &Address, acc: Account) {
         self.put(account_key(a), &Record::Account(acc));
     }
-    fn enclave(&self, id: &PublicKey) -> Option<EnclaveRecord> {
+    pub(crate) fn enclave(&self, id: &PublicKey) -> Option<EnclaveRecord> {
         match self.get(&enclave_key(id)) {
             Some(Record::Enclave(e)) => Some(e),
             _ => None,
@@ -431,6 +437,10 @@ impl State {
                 events,
             });
         }
+        // The market's block-level work: deadlines, then scheduling.
+        let market_events = self
+            .process_market(&mut o, env)
+            .map_err(BlockError::Market)?;
         let reward = self.params.block_reward;
         let mut miner = o.account(&env.miner);
         miner.balance = miner
@@ -439,11 +449,12 @@ impl State {
             .and_then(|b| b.checked_add(fees))
             .ok_or(BlockError::RewardOverflow)?;
         o.set_account(&env.miner, miner);
-        let events = vec![Event::BlockReward {
+        let mut events = market_events;
+        events.push(Event::BlockReward {
             miner: env.miner,
             reward,
             fees,
-        }];
+        });
 
         let changes: Vec<(Hash, Option<Vec<u8>>)> = o.writes.into_iter().collect();
         let tree_changes: Vec<Change> = changes
@@ -601,6 +612,14 @@ impl State {
                     added: add.clone(),
                     retired: retire.clone(),
                 });
+            }
+            Call::SetOffer { .. }
+            | Call::RegisterModule { .. }
+            | Call::SubmitJob { .. }
+            | Call::PostKeys { .. }
+            | Call::SubmitResult { .. }
+            | Call::CancelJob { .. } => {
+                events.extend(self.apply_market_call(o, env, from, &tx.call)?);
             }
         }
         Ok(events)

@@ -24,6 +24,7 @@ pub fn params(sim_root: Option<PublicKey>, measurement: Hash) -> ChainParams {
         measurement_grace_blocks: 10,
         governance: None,
         finality_depth: 6,
+        market: Default::default(),
     }
 }
 

@@ -51,6 +51,9 @@ pub struct ChainParams {
     pub governance: Option<Address>,
     /// Confirmations after which a block is final.
     pub finality_depth: u64,
+    /// The compute market's fees, limits and penalties.
+    #[serde(default)]
+    pub market: crate::jobs::MarketParams,
 }
 
 /// An initial balance.
@@ -174,6 +177,35 @@ pub enum Call {
     WithdrawStake { identity: PublicKey },
     /// Governance: change the measurement allowlist.
     UpdateMeasurements { add: Vec<Hash>, retire: Vec<Hash> },
+    /// The operator offers an enclave's capacity to the market at `price`
+    /// per instruction (or updates the offer).
+    SetOffer {
+        identity: PublicKey,
+        price: Amount,
+        memory_pages: u64,
+        fuel: u64,
+    },
+    /// Claims a task module: its owner receives the application provider's
+    /// share of the fees of jobs that run it.
+    RegisterModule { module: Hash },
+    /// Submits a job, escrowing its maximum cost (which must equal
+    /// [`proctor_market::settle::escrow`] of the spec).
+    SubmitJob {
+        spec: crate::jobs::JobSpec,
+        escrow: Amount,
+    },
+    /// The requester releases the job's content key to its assigned enclaves.
+    PostKeys {
+        job: u64,
+        keys: Vec<crate::jobs::WrappedKey>,
+    },
+    /// A worker's result, signed by its enclave.
+    SubmitResult {
+        report: crate::jobs::ResultReport,
+        signature: Signature,
+    },
+    /// The requester withdraws a job before any key was released.
+    CancelJob { job: u64 },
 }
 
 /// An unsigned transaction.
@@ -201,9 +233,15 @@ impl Transaction {
         match &self.call {
             Call::Transfer { amount, .. } => self.fee.checked_add(*amount),
             Call::RegisterEnclave { stake, .. } => self.fee.checked_add(*stake),
+            Call::SubmitJob { escrow, .. } => self.fee.checked_add(*escrow),
             Call::DeregisterEnclave { .. }
             | Call::WithdrawStake { .. }
-            | Call::UpdateMeasurements { .. } => Some(self.fee),
+            | Call::UpdateMeasurements { .. }
+            | Call::SetOffer { .. }
+            | Call::RegisterModule { .. }
+            | Call::PostKeys { .. }
+            | Call::SubmitResult { .. }
+            | Call::CancelJob { .. } => Some(self.fee),
         }
     }
 
@@ -381,6 +419,47 @@ pub enum Event {
         miner: Address,
         reward: Amount,
         fees: Amount,
+    },
+    OfferSet {
+        identity: PublicKey,
+        price: Amount,
+    },
+    ModuleRegistered {
+        module: Hash,
+        owner: Address,
+    },
+    JobSubmitted {
+        job: u64,
+        requester: Address,
+        escrow: Amount,
+    },
+    JobAssigned {
+        job: u64,
+        workers: Vec<PublicKey>,
+        deadline: Height,
+    },
+    JobKeysPosted {
+        job: u64,
+        running: bool,
+    },
+    JobResult {
+        job: u64,
+        worker: PublicKey,
+    },
+    JobRequeued {
+        job: u64,
+        missing: u8,
+    },
+    JobEnded {
+        job: u64,
+        state: crate::jobs::JobState,
+        paid: Amount,
+        refund: Amount,
+    },
+    WorkerSlashed {
+        identity: PublicKey,
+        amount: Amount,
+        reason: String,
     },
 }
 
