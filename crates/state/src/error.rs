@@ -60,10 +60,15 @@ pub enum TxError {
     NotRequester,
     #[error("invalid job: {0}")]
     BadJob(String),
-    #[error("escrow {got} does not match the job's maximum cost {expected} (fuel x max price x replicas, plus the platform fee)")]
+    #[error(
+        "escrow {got} does not match the job's maximum cost {expected} (fuel x max price x replicas, plus the platform fee)"
+    )]
     EscrowMismatch { expected: Amount, got: Amount },
     #[error("job {job} is {state:?}, which does not allow this")]
-    JobState { job: u64, state: crate::jobs::JobState },
+    JobState {
+        job: u64,
+        state: crate::jobs::JobState,
+    },
     #[error("worker {0} is not assigned to this job")]
     NotAssigned(PublicKey),
     #[error("invalid result report: {0}")]

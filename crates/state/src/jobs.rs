@@ -22,7 +22,8 @@
 //! 5. At the deadline: keys never posted → **Expired** (refunded minus the
 //!    expiry fee); workers that did not report are slashed a little and
 //!    replaced, up to `max_reassignments`; after that the job settles on the
-//!    reports it has, or fails.
+//!    reports it has, or fails. A job no worker takes within its deadline
+//!    blocks (at submission or after a reassignment) ends the same way.
 //!
 //! Money never appears or vanishes: the escrow is split exactly
 //! ([`proctor_market::settle::Settlement::total`]), slashed stake goes to the
@@ -98,7 +99,9 @@ pub struct JobSpec {
 }
 
 /// Where a job is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Pending,
@@ -247,7 +250,9 @@ pub fn treasury() -> Address {
 }
 
 fn bps(amount: Amount, bps: u32) -> Amount {
-    Amount(amount.0 / settle::BPS * bps as u128 + amount.0 % settle::BPS * bps as u128 / settle::BPS)
+    Amount(
+        amount.0 / settle::BPS * bps as u128 + amount.0 % settle::BPS * bps as u128 / settle::BPS,
+    )
 }
 
 impl Overlay<'_> {
@@ -371,8 +376,9 @@ impl State {
             }
             Call::SubmitJob { spec, escrow } => {
                 check_spec(spec, mp)?;
-                let expected = settle::escrow(spec.fuel, spec.max_price.0, spec.replicas as u32, &mp.fees)
-                    .ok_or(TxError::Overflow)?;
+                let expected =
+                    settle::escrow(spec.fuel, spec.max_price.0, spec.replicas as u32, &mp.fees)
+                        .ok_or(TxError::Overflow)?;
                 if escrow.0 != expected {
                     return Err(TxError::EscrowMismatch {
                         expected: Amount(expected),
@@ -391,7 +397,8 @@ impl State {
                     escrow: *escrow,
                     state: JobState::Pending,
                     submitted_at: env.height,
-                    deadline: 0,
+                    // Until placed, the deadline bounds the wait for workers.
+                    deadline: env.height + spec.deadline_blocks,
                     assignments: vec![],
                     failed: vec![],
                     reassignments: 0,
@@ -420,7 +427,9 @@ impl State {
                 }
                 for k in keys {
                     if k.key.is_empty() || k.key.len() > MAX_WRAPPED_KEY {
-                        return Err(TxError::BadJob("a wrapped key must be 1 to 256 bytes".into()));
+                        return Err(TxError::BadJob(
+                            "a wrapped key must be 1 to 256 bytes".into(),
+                        ));
                     }
                     let a = j
                         .assignments
@@ -485,7 +494,9 @@ impl State {
             .verify(&report.hash().0, signature)
             .map_err(|_| TxError::BadReport("not signed by the worker's enclave".into()))?;
         if report.module != j.spec.module || report.input != j.spec.input {
-            return Err(TxError::BadReport("module or input differ from the job's".into()));
+            return Err(TxError::BadReport(
+                "module or input differ from the job's".into(),
+            ));
         }
         if report.instructions > j.spec.fuel {
             return Err(TxError::BadReport(format!(
@@ -516,7 +527,12 @@ impl State {
 
     /// Settles a job on the reports it has: the commitment held by a strict
     /// majority of the requested replicas wins; no majority fails the job.
-    fn finalize(&self, o: &mut Overlay<'_>, env: &crate::BlockEnv, j: &mut JobRecord) -> MarketResult {
+    fn finalize(
+        &self,
+        o: &mut Overlay<'_>,
+        env: &crate::BlockEnv,
+        j: &mut JobRecord,
+    ) -> MarketResult {
         let mp = &self.params().market;
         let mut votes: BTreeMap<Hash, Vec<usize>> = BTreeMap::new();
         for (i, a) in j.assignments.iter().enumerate() {
@@ -540,7 +556,10 @@ impl State {
         let mut events = Vec::new();
         // The outvoted are slashed and lose reputation.
         for a in j.assignments.clone() {
-            if a.report.as_ref().is_some_and(|r| r.commitment != commitment) {
+            if a.report
+                .as_ref()
+                .is_some_and(|r| r.commitment != commitment)
+            {
                 events.extend(self.slash(o, &a.worker, mp.slash_wrong_bps, "result outvoted")?);
                 j.failed.push(a.worker);
             }
@@ -555,12 +574,18 @@ impl State {
             .collect();
         let s = settle::settle(j.escrow.0, &paid_to, j.spec.max_price.0, &mp.fees)
             .map_err(|_| TxError::Overflow)?;
-        let window = j.deadline.saturating_sub(j.assignments[accepted[0]].assigned_at).max(1);
-        let service = (j.deadline.saturating_sub(env.height) as u128 * SCALE as u128 / window as u128) as u64;
+        let window = j
+            .deadline
+            .saturating_sub(j.assignments[accepted[0]].assigned_at)
+            .max(1);
+        let service =
+            (j.deadline.saturating_sub(env.height) as u128 * SCALE as u128 / window as u128) as u64;
         let mut paid = 0u128;
         for (&i, &(pay, fee_share)) in accepted.iter().zip(&s.workers) {
             let a = &j.assignments[i];
-            let e = o.enclave(&a.worker).ok_or(TxError::EnclaveNotFound(a.worker))?;
+            let e = o
+                .enclave(&a.worker)
+                .ok_or(TxError::EnclaveNotFound(a.worker))?;
             o.credit(&e.operator, Amount(pay + fee_share))?;
             if let Some(mut offer) = o.offer(&a.worker) {
                 offer.reputation.record_completed(pay, service);
@@ -607,7 +632,13 @@ impl State {
 
     /// Frees what the job holds on its workers and its requester, takes it
     /// off the market's lists and stores it in its final `state`.
-    fn close(&self, o: &mut Overlay<'_>, env: &crate::BlockEnv, j: &mut JobRecord, state: JobState) {
+    fn close(
+        &self,
+        o: &mut Overlay<'_>,
+        env: &crate::BlockEnv,
+        j: &mut JobRecord,
+        state: JobState,
+    ) {
         for a in &j.assignments {
             release(o, &a.worker, &j.spec);
         }
@@ -626,7 +657,13 @@ impl State {
     }
 
     /// Takes `bps` of a worker's stake to the treasury and records the failure.
-    fn slash(&self, o: &mut Overlay<'_>, worker: &PublicKey, bp: u32, reason: &str) -> MarketResult {
+    fn slash(
+        &self,
+        o: &mut Overlay<'_>,
+        worker: &PublicKey,
+        bp: u32,
+        reason: &str,
+    ) -> MarketResult {
         let mut events = Vec::new();
         if let Some(mut e) = o.enclave(worker) {
             let amount = bps(e.stake, bp);
@@ -647,7 +684,11 @@ impl State {
     }
 
     /// End of block: deadlines, then scheduling.
-    pub(crate) fn process_market(&self, o: &mut Overlay<'_>, env: &crate::BlockEnv) -> MarketResult {
+    pub(crate) fn process_market(
+        &self,
+        o: &mut Overlay<'_>,
+        env: &crate::BlockEnv,
+    ) -> MarketResult {
         let mut events = Vec::new();
         let m = o.market();
         for id in m.active.clone() {
@@ -656,11 +697,34 @@ impl State {
                 events.extend(self.on_deadline(o, env, &mut j)?);
             }
         }
+        // Jobs no worker could take in time: they end on the reports they
+        // have (from before a reassignment), or are refunded.
+        for id in m.pending.clone() {
+            let Some(mut j) = o.job(id) else { continue };
+            if j.deadline < env.height {
+                if j.assignments.iter().any(|a| a.report.is_some()) {
+                    events.extend(self.finalize(o, env, &mut j)?);
+                } else {
+                    let refund = self.end_unpaid(o, env, &mut j, JobState::Expired)?;
+                    events.push(Event::JobEnded {
+                        job: j.id,
+                        state: JobState::Expired,
+                        paid: Amount::ZERO,
+                        refund,
+                    });
+                }
+            }
+        }
         events.extend(self.schedule(o, env));
         Ok(events)
     }
 
-    fn on_deadline(&self, o: &mut Overlay<'_>, env: &crate::BlockEnv, j: &mut JobRecord) -> MarketResult {
+    fn on_deadline(
+        &self,
+        o: &mut Overlay<'_>,
+        env: &crate::BlockEnv,
+        j: &mut JobRecord,
+    ) -> MarketResult {
         let mp = &self.params().market;
         if j.state == JobState::Assigned && j.assignments.iter().any(|a| a.key.is_none()) {
             // The requester never released the key to every worker.
@@ -686,14 +750,19 @@ impl State {
             j.failed.push(*w);
         }
         let mut u = o.usage(&j.requester);
-        u.memory_pages = u.memory_pages.saturating_sub(j.spec.memory_pages * silent.len() as u64);
-        u.fuel = u.fuel.saturating_sub(j.spec.fuel.saturating_mul(silent.len() as u64));
+        u.memory_pages = u
+            .memory_pages
+            .saturating_sub(j.spec.memory_pages * silent.len() as u64);
+        u.fuel = u
+            .fuel
+            .saturating_sub(j.spec.fuel.saturating_mul(silent.len() as u64));
         o.put(usage_key(&j.requester), &crate::Record::Usage(u));
         j.assignments.retain(|a| a.report.is_some());
         if j.reassignments < mp.max_reassignments {
             // Replace them: back in the queue for the missing replicas.
             j.reassignments += 1;
             j.state = JobState::Pending;
+            j.deadline = env.height + j.spec.deadline_blocks;
             let mut m = o.market();
             m.active.retain(|x| *x != j.id);
             m.pending.push(j.id);
@@ -801,7 +870,9 @@ impl State {
             }
             let mut u = o.usage(&j.requester);
             u.memory_pages += j.spec.memory_pages * p.workers.len() as u64;
-            u.fuel = u.fuel.saturating_add(j.spec.fuel.saturating_mul(p.workers.len() as u64));
+            u.fuel = u
+                .fuel
+                .saturating_add(j.spec.fuel.saturating_mul(p.workers.len() as u64));
             o.put(usage_key(&j.requester), &crate::Record::Usage(u));
             // Workers that kept their reports keep their keys; new ones need theirs.
             j.state = if j.assignments.iter().all(|a| a.key.is_some()) {
@@ -845,7 +916,25 @@ fn check_spec(s: &JobSpec, mp: &MarketParams) -> Result<(), TxError> {
         return bad("memory must be 1 to 65536 pages");
     }
     if s.deadline_blocks == 0 || s.deadline_blocks > mp.max_deadline_blocks {
-        return bad(&format!("deadline must be 1 to {} blocks", mp.max_deadline_blocks));
+        return bad(&format!(
+            "deadline must be 1 to {} blocks",
+            mp.max_deadline_blocks
+        ));
     }
     Ok(())
+}
+
+impl State {
+    /// A job by id.
+    pub fn job(&self, id: u64) -> Option<JobRecord> {
+        self.read().job(id)
+    }
+    /// A worker's market offer.
+    pub fn offer(&self, id: &PublicKey) -> Option<WorkerOffer> {
+        self.read().offer(id)
+    }
+    /// Pending and active job ids and the workers with offers.
+    pub fn market_index(&self) -> MarketIndex {
+        self.read().market()
+    }
 }

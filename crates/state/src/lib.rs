@@ -32,4 +32,6 @@ pub use machine::{Applied, BlockEnv, Record, State, account_key, enclave_key, si
 pub use types::*;
 
 #[cfg(test)]
+mod jobs_tests;
+#[cfg(test)]
 mod tests;

@@ -217,7 +217,7 @@ impl State {
         self.genesis_hash
     }
 
-    fn read(&self) -> Overlay<'_> {
+    pub(crate) fn read(&self) -> Overlay<'_> {
         Overlay {
             base: &self.tree,
             writes: BTreeMap::new(),
@@ -290,7 +290,7 @@ impl State {
         })
     }
 
-    /// Sum of all balances and locked stakes.
+    /// Sum of all balances, locked stakes and the escrow of unfinished jobs.
     pub fn total_supply(&self) -> u128 {
         self.tree
             .entries()
@@ -298,6 +298,7 @@ impl State {
             .filter_map(|(_, v)| match codec::decode::<Record>("state record", v) {
                 Ok(Record::Account(a)) => Some(a.balance.0),
                 Ok(Record::Enclave(e)) => Some(e.stake.0),
+                Ok(Record::Job(j)) if !j.state.is_final() => Some(j.escrow.0),
                 _ => None,
             })
             .sum()

@@ -1,0 +1,591 @@
+//! The job lifecycle end to end in the state machine, with real simulated
+//! enclaves signing reports; every block checks that supply (balances,
+//! stakes and open escrows) grows by exactly the block reward.
+
+use crate::jobs::*;
+use crate::testkit::{self, keys};
+use crate::*;
+use proctor_market::settle::{self, FeeSplit};
+use proctor_primitives::{Address, Amount, Hash, Keypair, PublicKey};
+use proctor_tee::Platform;
+use proctor_tee::sim::{SimAttestationRoot, SimPlatform, sim_measurement};
+
+const STAKE: u128 = 1_000_000;
+const PRICE: u128 = 10;
+
+/// A chain with `workers` registered enclaves offering work at PRICE.
+struct Market {
+    ks: Vec<Keypair>,
+    g: Genesis,
+    state: State,
+    height: u64,
+    nonces: Vec<u64>,
+    enclaves: Vec<SimPlatform>,
+}
+
+/// Key indices: 0 requester, 1 app owner, 2 miner, 3.. worker operators.
+const REQUESTER: usize = 0;
+const APP: usize = 1;
+const MINER: usize = 2;
+
+impl Market {
+    fn new(name: &str, workers: usize) -> Market {
+        let ks = keys(3 + workers);
+        let root = SimAttestationRoot::from_secret(&[7; 32]);
+        let mut params = testkit::params(Some(root.public()), sim_measurement());
+        params.market.max_deadline_blocks = 100;
+        let g = testkit::genesis(&ks, 1_000_000_000, params);
+        let state = State::genesis(&g).unwrap();
+        let enclaves = (0..workers)
+            .map(|i| {
+                let d = std::env::temp_dir()
+                    .join(format!("proctor-jobs-{name}-{i}-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&d);
+                SimPlatform::open(&d, SimAttestationRoot::from_secret(&[7; 32])).unwrap()
+            })
+            .collect();
+        let mut m = Market {
+            nonces: vec![0; ks.len()],
+            ks,
+            g,
+            state,
+            height: 0,
+            enclaves,
+        };
+        for i in 0..workers {
+            let reg = testkit::register_call(&m.enclaves[i], &m.g.hash(), 5_000, STAKE);
+            m.ok(3 + i, reg);
+            let offer = Call::SetOffer {
+                identity: m.enclaves[i].identity(),
+                price: Amount(PRICE),
+                memory_pages: 1_000,
+                fuel: 1_000_000,
+            };
+            m.ok(3 + i, offer);
+        }
+        m
+    }
+
+    /// Applies a block with `who`'s `call` (or none); checks supply.
+    fn block(&mut self, tx: Option<(usize, Call)>) -> Result<(Vec<Event>, Vec<Event>), TxError> {
+        let txs: Vec<SignedTransaction> = tx
+            .iter()
+            .map(|(who, call)| {
+                Transaction {
+                    chain: self.g.hash(),
+                    signer: self.ks[*who].public(),
+                    nonce: self.nonces[*who],
+                    fee: Amount(1),
+                    call: call.clone(),
+                }
+                .sign(&self.ks[*who])
+            })
+            .collect();
+        let env = BlockEnv {
+            height: self.height + 1,
+            timestamp: 1_700_000_000_000 + (self.height + 1) * 1000,
+            miner: self.ks[MINER].public().address(),
+        };
+        let before = self.state.total_supply();
+        match self.state.apply_block(&env, &txs) {
+            Ok(a) => {
+                assert_eq!(
+                    a.state.total_supply(),
+                    before + self.g.params.block_reward.0,
+                    "supply at height {}",
+                    env.height
+                );
+                if let Some((who, _)) = tx {
+                    self.nonces[who] += 1;
+                }
+                self.height += 1;
+                self.state = a.state;
+                let receipt = a
+                    .receipts
+                    .first()
+                    .map(|r| r.events.clone())
+                    .unwrap_or_default();
+                Ok((receipt, a.events))
+            }
+            Err(BlockError::Tx { error, .. }) => Err(error),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn ok(&mut self, who: usize, call: Call) -> (Vec<Event>, Vec<Event>) {
+        self.block(Some((who, call))).unwrap()
+    }
+
+    fn tick(&mut self) -> Vec<Event> {
+        self.block(None).unwrap().1
+    }
+
+    fn balance(&self, who: usize) -> u128 {
+        self.state
+            .account(&self.ks[who].public().address())
+            .balance
+            .0
+    }
+
+    fn addr_balance(&self, a: &Address) -> u128 {
+        self.state.account(a).balance.0
+    }
+
+    fn spec(&self, replicas: u8, fuel: u64) -> JobSpec {
+        JobSpec {
+            module: Hash::of(b"module"),
+            input: Hash::of(b"encrypted input"),
+            memory_pages: 100,
+            fuel,
+            max_price: Amount(20),
+            replicas,
+            deadline_blocks: 5,
+            retention_blocks: 10,
+            output_key: [9; 32],
+        }
+    }
+
+    fn submit(&mut self, spec: JobSpec) -> u64 {
+        let escrow = escrow_of(&spec, &self.g.params.market.fees);
+        let (events, _) = self.ok(
+            REQUESTER,
+            Call::SubmitJob {
+                spec,
+                escrow: Amount(escrow),
+            },
+        );
+        match events.last() {
+            Some(Event::JobSubmitted { job, .. }) => *job,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn worker_index(&self, id: &PublicKey) -> usize {
+        self.enclaves
+            .iter()
+            .position(|e| e.identity() == *id)
+            .unwrap()
+    }
+
+    fn post_keys(&mut self, job: u64) {
+        let j = self.state.job(job).unwrap();
+        let keys = j
+            .assignments
+            .iter()
+            .filter(|a| a.key.is_none())
+            .map(|a| WrappedKey {
+                worker: a.worker,
+                key: vec![1; 48],
+            })
+            .collect();
+        self.ok(REQUESTER, Call::PostKeys { job, keys });
+    }
+
+    fn report(&self, job: u64, worker: &PublicKey, instructions: u64, output: &[u8]) -> Call {
+        let j = self.state.job(job).unwrap();
+        let report = ResultReport {
+            job,
+            worker: *worker,
+            module: j.spec.module,
+            input: j.spec.input,
+            output: Hash::of(output),
+            instructions,
+            commitment: Hash::tagged("commitment", &[b"K", output]),
+        };
+        let signature = self.enclaves[self.worker_index(worker)].sign(&report.hash().0);
+        Call::SubmitResult { report, signature }
+    }
+
+    fn operator_of(&self, id: &PublicKey) -> usize {
+        3 + self.worker_index(id)
+    }
+}
+
+fn escrow_of(spec: &JobSpec, fees: &FeeSplit) -> u128 {
+    settle::escrow(spec.fuel, spec.max_price.0, spec.replicas as u32, fees).unwrap()
+}
+
+#[test]
+fn one_replica_runs_settles_and_pays_exact_shares() {
+    let mut m = Market::new("one", 1);
+    m.ok(
+        APP,
+        Call::RegisterModule {
+            module: Hash::of(b"module"),
+        },
+    );
+    let (req0, app0) = (m.balance(REQUESTER), m.balance(APP));
+    let spec = m.spec(1, 1_000);
+    let escrow = escrow_of(&spec, &m.g.params.market.fees);
+    // 1,000 fuel x 20 max price = 20,000, plus 5% = 21,000.
+    assert_eq!(escrow, 21_000);
+    let job = m.submit(spec);
+    // Placed at the end of the same block.
+    let j = m.state.job(job).unwrap();
+    assert_eq!(j.state, JobState::Assigned);
+    let w = j.assignments[0].worker;
+    let op0 = m.balance(m.operator_of(&w));
+    let treasury0 = m.addr_balance(&treasury());
+    m.post_keys(job);
+    assert_eq!(m.state.job(job).unwrap().state, JobState::Running);
+    let report = m.report(job, &w, 600, b"the output");
+    let (events, _) = m.ok(m.operator_of(&w), report);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::JobEnded {
+            state: JobState::Settled,
+            ..
+        }
+    )));
+    let j = m.state.job(job).unwrap();
+    assert_eq!(
+        (j.state, j.paid.0, j.instructions),
+        (JobState::Settled, 6_000, 600)
+    );
+    // By hand: pay 600 x 10 = 6,000; fee 5% = 300: provider 40% = 120,
+    // app 20% = 60, treasury 120; refund 21,000 - 6,300 = 14,700.
+    assert_eq!(j.refund.0, 14_700);
+    assert_eq!(
+        m.balance(REQUESTER),
+        req0 - 21_000 - 2 + 14_700,
+        "escrow, two fees, refund"
+    );
+    assert_eq!(m.balance(m.operator_of(&w)), op0 - 1 + 6_000 + 120);
+    assert_eq!(m.balance(APP), app0 + 60);
+    assert_eq!(m.addr_balance(&treasury()), treasury0 + 120);
+    // Resources are free again; the worker's reputation rose.
+    let offer = m.state.offer(&w).unwrap();
+    assert_eq!((offer.used_memory_pages, offer.used_fuel), (0, 0));
+    assert_eq!(offer.reputation.completed, 1);
+    assert!(m.state.market_index().active.is_empty());
+}
+
+#[test]
+fn three_replicas_the_outvoted_worker_is_slashed_the_others_paid() {
+    let mut m = Market::new("three", 3);
+    let job = m.submit(m.spec(3, 1_000));
+    let workers: Vec<PublicKey> = m
+        .state
+        .job(job)
+        .unwrap()
+        .assignments
+        .iter()
+        .map(|a| a.worker)
+        .collect();
+    assert_eq!(workers.len(), 3);
+    let before: Vec<u128> = workers
+        .iter()
+        .map(|w| m.balance(m.operator_of(w)))
+        .collect();
+    let treasury0 = m.addr_balance(&treasury());
+    m.post_keys(job);
+    for (i, w) in workers.iter().enumerate() {
+        let output: &[u8] = if i == 1 { b"wrong" } else { b"right" };
+        let r = m.report(job, w, 500, output);
+        m.ok(m.operator_of(w), r);
+    }
+    let j = m.state.job(job).unwrap();
+    assert_eq!(j.state, JobState::Settled);
+    assert_eq!(j.output, Some(Hash::of(b"right")));
+    assert_eq!(j.failed, vec![workers[1]]);
+    // Honest: 5,000 each plus half the provider fee (10,000 x 5% x 40% / 2 = 100).
+    for i in [0, 2] {
+        assert_eq!(
+            m.balance(m.operator_of(&workers[i])),
+            before[i] - 1 + 5_000 + 100
+        );
+    }
+    // Outvoted: its fee only; 10% of its stake goes to the treasury.
+    assert_eq!(m.balance(m.operator_of(&workers[1])), before[1] - 1);
+    let e = m.state.enclave(&workers[1]).unwrap();
+    assert_eq!(e.stake.0, STAKE - STAKE / 10);
+    // Treasury: the slash, its fee share (500 x 40% = 200) and, as nobody
+    // registered the module, the application share (500 x 20% = 100).
+    assert_eq!(m.addr_balance(&treasury()), treasury0 + STAKE / 10 + 300);
+    let rep = m.state.offer(&workers[1]).unwrap().reputation;
+    assert_eq!((rep.completed, rep.failed), (0, 1));
+}
+
+#[test]
+fn a_silent_worker_is_slashed_and_replaced_and_the_job_completes() {
+    let mut m = Market::new("silent", 2);
+    let job = m.submit(m.spec(1, 1_000));
+    let first = m.state.job(job).unwrap().assignments[0].worker;
+    m.post_keys(job);
+    let deadline = m.state.job(job).unwrap().deadline;
+    // Nobody reports; after the deadline the job is requeued and placed on
+    // the other worker in the same block.
+    while m.height <= deadline {
+        m.tick();
+    }
+    let j = m.state.job(job).unwrap();
+    assert_eq!(j.failed, vec![first]);
+    assert_eq!(j.reassignments, 1);
+    assert_eq!(j.state, JobState::Assigned, "the new worker needs its key");
+    let second = j.assignments[0].worker;
+    assert_ne!(second, first);
+    assert_eq!(
+        m.state.enclave(&first).unwrap().stake.0,
+        STAKE - STAKE / 100
+    );
+    m.post_keys(job);
+    let r = m.report(job, &second, 10, b"out");
+    m.ok(m.operator_of(&second), r);
+    assert_eq!(m.state.job(job).unwrap().state, JobState::Settled);
+    // A report from the replaced worker is refused.
+    let late = m.report(job, &first, 10, b"out");
+    assert!(m.block(Some((m.operator_of(&first), late))).is_err());
+}
+
+#[test]
+fn keys_never_posted_expire_the_job_refunded_minus_the_fee() {
+    let mut m = Market::new("expire", 1);
+    let req0 = m.balance(REQUESTER);
+    let job = m.submit(m.spec(1, 1_000));
+    let deadline = m.state.job(job).unwrap().deadline;
+    while m.height <= deadline {
+        m.tick();
+    }
+    let j = m.state.job(job).unwrap();
+    assert_eq!(j.state, JobState::Expired);
+    let fee = m.g.params.market.expiry_fee.0;
+    assert_eq!(m.balance(REQUESTER), req0 - 1 - fee);
+    let w = &m.enclaves[0].identity();
+    assert_eq!(
+        m.state.enclave(w).unwrap().stake.0,
+        STAKE,
+        "not the worker's fault"
+    );
+}
+
+#[test]
+fn cancel_before_keys_only() {
+    let mut m = Market::new("cancel", 1);
+    let req0 = m.balance(REQUESTER);
+    let job = m.submit(m.spec(1, 1_000));
+    m.ok(REQUESTER, Call::CancelJob { job });
+    assert_eq!(m.state.job(job).unwrap().state, JobState::Cancelled);
+    let fee = m.g.params.market.expiry_fee.0;
+    assert_eq!(m.balance(REQUESTER), req0 - 2 - fee);
+    // Once keys are out, the work may be under way: no cancelling.
+    let job = m.submit(m.spec(1, 1_000));
+    m.post_keys(job);
+    let e = m
+        .block(Some((REQUESTER, Call::CancelJob { job })))
+        .unwrap_err();
+    assert_eq!(e.code(), 1134);
+    // Nor by anyone else.
+    let other = m.submit(m.spec(1, 1_000));
+    let e = m
+        .block(Some((APP, Call::CancelJob { job: other })))
+        .unwrap_err();
+    assert_eq!(e, TxError::NotRequester);
+}
+
+#[test]
+fn bad_submissions_and_reports_each_have_their_own_error() {
+    let mut m = Market::new("errors", 2);
+    let spec = m.spec(1, 1_000);
+    let e = m
+        .block(Some((
+            REQUESTER,
+            Call::SubmitJob {
+                spec: spec.clone(),
+                escrow: Amount(5),
+            },
+        )))
+        .unwrap_err();
+    assert!(matches!(e, TxError::EscrowMismatch { .. }), "{e}");
+    for bad in [m.spec(0, 1_000), m.spec(8, 1_000), m.spec(1, 0)] {
+        let escrow = Amount(escrow_of(&bad, &m.g.params.market.fees));
+        let e = m
+            .block(Some((REQUESTER, Call::SubmitJob { spec: bad, escrow })))
+            .unwrap_err();
+        assert_eq!(e.code(), 1132, "{e}");
+    }
+    let job = m.submit(spec);
+    let w = m.state.job(job).unwrap().assignments[0].worker;
+    let idle = m
+        .enclaves
+        .iter()
+        .map(|e| e.identity())
+        .find(|i| *i != w)
+        .unwrap();
+    // Before the keys: not running.
+    let r = m.report(job, &w, 10, b"x");
+    assert_eq!(m.block(Some((3, r))).unwrap_err().code(), 1134);
+    m.post_keys(job);
+    // Signed by another enclave.
+    let Call::SubmitResult { report, .. } = m.report(job, &w, 10, b"x") else {
+        unreachable!()
+    };
+    let forged = Call::SubmitResult {
+        signature: m.enclaves[m.worker_index(&idle)].sign(&report.hash().0),
+        report: report.clone(),
+    };
+    assert_eq!(m.block(Some((3, forged))).unwrap_err().code(), 1136);
+    // More instructions than the fuel.
+    let r = m.report(job, &w, 1_001, b"x");
+    assert_eq!(m.block(Some((3, r))).unwrap_err().code(), 1136);
+    // A worker not on the job.
+    let r = m.report(job, &idle, 10, b"x");
+    assert_eq!(
+        m.block(Some((3, r))).unwrap_err(),
+        TxError::NotAssigned(idle)
+    );
+    // Keys for a worker not on the job.
+    let e = m
+        .block(Some((
+            REQUESTER,
+            Call::PostKeys {
+                job,
+                keys: vec![WrappedKey {
+                    worker: idle,
+                    key: vec![1],
+                }],
+            },
+        )))
+        .unwrap_err();
+    assert_eq!(e.code(), 1134, "already running: keys are in");
+    // Module ownership is first come.
+    m.ok(
+        APP,
+        Call::RegisterModule {
+            module: Hash::of(b"m"),
+        },
+    );
+    let e = m
+        .block(Some((
+            REQUESTER,
+            Call::RegisterModule {
+                module: Hash::of(b"m"),
+            },
+        )))
+        .unwrap_err();
+    assert_eq!(e.code(), 1138);
+}
+
+#[test]
+fn the_scheduler_spreads_jobs_and_respects_capacity() {
+    let mut m = Market::new("spread", 2);
+    // Each worker offers 1,000 pages; jobs take 400: two per worker fit.
+    let mut spec = m.spec(1, 1_000);
+    spec.memory_pages = 400;
+    let jobs: Vec<u64> = (0..5).map(|_| m.submit(spec.clone())).collect();
+    let assigned: Vec<u64> = jobs
+        .iter()
+        .copied()
+        .filter(|j| m.state.job(*j).unwrap().state == JobState::Assigned)
+        .collect();
+    assert_eq!(assigned.len(), 4);
+    assert_eq!(m.state.market_index().pending, vec![jobs[4]]);
+    for w in m.enclaves.iter().map(|e| e.identity()) {
+        assert_eq!(m.state.offer(&w).unwrap().used_memory_pages, 800);
+    }
+    // One finishes (cancelled): the waiting job gets its place.
+    m.ok(REQUESTER, Call::CancelJob { job: jobs[0] });
+    assert_eq!(m.state.job(jobs[4]).unwrap().state, JobState::Assigned);
+}
+
+mod conservation {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Submit {
+            replicas: u8,
+            fuel: u64,
+        },
+        PostKeys,
+        Report {
+            worker: usize,
+            instructions: u64,
+            wrong: bool,
+        },
+        Cancel,
+        Wait,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (1u8..=3, 1u64..5_000).prop_map(|(replicas, fuel)| Step::Submit { replicas, fuel }),
+            Just(Step::PostKeys),
+            (0usize..3, 0u64..5_000, any::<bool>()).prop_map(|(worker, instructions, wrong)| {
+                Step::Report {
+                    worker,
+                    instructions,
+                    wrong,
+                }
+            }),
+            Just(Step::Cancel),
+            Just(Step::Wait),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Random interleavings of every job path (success, outvoted, silent,
+        /// expiry, cancel, invalid calls): every block conserves supply, and
+        /// when all jobs have ended no escrow is left.
+        #[test]
+        fn escrow_and_supply_are_conserved_on_every_path(steps in proptest::collection::vec(step(), 1..40)) {
+            let mut m = Market::new("prop", 3);
+            let mut last = None;
+            for s in steps {
+                // Invalid calls may fail; supply is checked either way.
+                let _ = match s {
+                    Step::Submit { replicas, fuel } => {
+                        let spec = m.spec(replicas, fuel);
+                        let escrow = Amount(escrow_of(&spec, &m.g.params.market.fees));
+                        let r = m.block(Some((REQUESTER, Call::SubmitJob { spec, escrow })));
+                        if let Ok((ev, _)) = &r
+                            && let Some(Event::JobSubmitted { job, .. }) = ev.last()
+                        {
+                            last = Some(*job);
+                        }
+                        r.map(|_| ())
+                    }
+                    Step::PostKeys => match last {
+                        Some(job) if m.state.job(job).unwrap().state == JobState::Assigned => {
+                            m.post_keys(job);
+                            Ok(())
+                        }
+                        _ => Ok(()),
+                    },
+                    Step::Report { worker, instructions, wrong } => match last {
+                        Some(job) => {
+                            let w = m.enclaves[worker].identity();
+                            let out: &[u8] = if wrong { b"wrong" } else { b"right" };
+                            let r = m.report(job, &w, instructions, out);
+                            m.block(Some((3 + worker, r))).map(|_| ())
+                        }
+                        None => Ok(()),
+                    },
+                    Step::Cancel => match last {
+                        Some(job) => m.block(Some((REQUESTER, Call::CancelJob { job }))).map(|_| ()),
+                        None => Ok(()),
+                    },
+                    Step::Wait => {
+                        m.tick();
+                        Ok(())
+                    }
+                };
+            }
+            // Run out every deadline: all jobs end, and their escrow is gone.
+            for _ in 0..40 {
+                m.tick();
+            }
+            let idx = m.state.market_index();
+            prop_assert!(idx.pending.is_empty() && idx.active.is_empty(), "{idx:?}");
+            for id in 0..idx.next_job {
+                prop_assert!(m.state.job(id).unwrap().state.is_final());
+            }
+            for w in &m.enclaves {
+                let o = m.state.offer(&w.identity()).unwrap();
+                prop_assert_eq!((o.used_memory_pages, o.used_fuel), (0, 0));
+            }
+        }
+    }
+}
