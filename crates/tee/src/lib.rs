@@ -25,6 +25,7 @@
 //! time (the block's timestamp on chain).
 #![forbid(unsafe_code)]
 
+pub mod envelope;
 pub mod gramine;
 pub mod quote;
 mod sealed;
@@ -75,6 +76,13 @@ pub trait Platform: Send {
     fn seal(&mut self, plaintext: &[u8]) -> Vec<u8>;
     /// Opens data sealed by [`Platform::seal`].
     fn unseal(&self, sealed: &[u8]) -> Result<Vec<u8>>;
+    /// Opens an HPKE message sealed to [`Platform::encryption_key`] (see
+    /// [`envelope`]); the secret stays inside.
+    fn open_envelope(
+        &self,
+        info: &[u8],
+        sealed: &[u8],
+    ) -> std::result::Result<Vec<u8>, envelope::EnvelopeError>;
     /// Fills `out` from the enclave's cryptographic RNG.
     fn random(&mut self, out: &mut [u8]);
     /// A uniformly random u128 from the enclave RNG (the PoUW lottery draw).

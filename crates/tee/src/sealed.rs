@@ -140,6 +140,13 @@ impl<B: Backend> Platform for B {
     fn unseal(&self, data: &[u8]) -> Result<Vec<u8>> {
         unseal(&self.keys().seal_key, data)
     }
+    fn open_envelope(
+        &self,
+        info: &[u8],
+        sealed: &[u8],
+    ) -> std::result::Result<Vec<u8>, crate::envelope::EnvelopeError> {
+        crate::envelope::open_with(&self.keys().encryption, info, sealed)
+    }
     fn random(&mut self, out: &mut [u8]) {
         self.keys_mut().rng.fill_bytes(out);
     }
