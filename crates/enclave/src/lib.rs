@@ -19,6 +19,14 @@
 //! The host cannot forge a win (it never sees the identity key), cannot
 //! grind (one draw per slice, bound to the T current at that slice) and cannot
 //! make the enclave sign for a module that failed the checker.
+//!
+//! Jobs ([`Request::RunJob`]): the host brings the module and the *encrypted*
+//! input it fetched, and the content key K wrapped (HPKE) to this enclave's
+//! registered encryption key. The enclave checks both blobs against the
+//! job's hashes, unwraps K, decrypts the input, runs the task metered,
+//! seals the output to the requester's key, and signs a
+//! [`ResultReport`] with the instruction count and the commitment
+//! `H(K || output)`. Plaintext input and output exist only inside this call.
 #![forbid(unsafe_code)]
 
 pub mod wire;
@@ -26,7 +34,9 @@ pub mod wire;
 use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_consensus::lottery_wins;
 use proctor_primitives::{EncryptionKey, Hash, PublicKey};
+use proctor_state::jobs::ResultReport;
 use proctor_state::{PouwProof, checker_message, work_message};
+use proctor_tee::envelope;
 use proctor_tee::{Platform, Quote, TeeKind, registration_report_data};
 use proctor_vm::{Limits, Status, Step, Task, TaskSpec, Vm};
 
@@ -53,6 +63,29 @@ pub enum Request {
         difficulty: u64,
         max_slices: u32,
     },
+    /// Run a confidential job to completion.
+    RunJob(Box<JobTicket>),
+}
+
+/// Everything the enclave needs to run one job (all of it safe for the host to see).
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct JobTicket {
+    pub job: u64,
+    pub module: Vec<u8>,
+    /// The job's module hash, as on chain.
+    pub module_hash: Hash,
+    /// The input, encrypted under the content key.
+    pub input: Vec<u8>,
+    /// The job's input blob hash, as on chain.
+    pub input_hash: Hash,
+    /// The content key, HPKE-sealed to this enclave for this job.
+    pub wrapped_key: Vec<u8>,
+    pub fuel: u64,
+    pub memory_pages: u64,
+    /// The requester's key the output is sealed to.
+    pub output_key: EncryptionKey,
+    pub args: Vec<String>,
+    pub clock_ns: u64,
 }
 
 /// The enclave's answers.
@@ -66,6 +99,12 @@ pub enum Response {
         checker_sig: proctor_primitives::Signature,
     },
     Mined(MineResult),
+    /// A job ran: its signed report and the output sealed to the requester.
+    JobDone {
+        report: ResultReport,
+        signature: proctor_primitives::Signature,
+        output: Vec<u8>,
+    },
     Error {
         code: i32,
         message: String,
@@ -108,6 +147,8 @@ pub enum Error {
     BadSlice,
     #[error("platform: {0}")]
     Platform(#[from] proctor_tee::Error),
+    #[error("job refused: {0}")]
+    Job(String),
 }
 
 impl Error {
@@ -117,6 +158,7 @@ impl Error {
             Error::NoTask => 3002,
             Error::BadSlice => 3003,
             Error::Platform(_) => 3004,
+            Error::Job(_) => 3005,
         }
     }
 }
@@ -134,6 +176,7 @@ pub struct Enclave {
     platform: Box<dyn Platform>,
     vm: Vm,
     running: Option<Running>,
+    corrupt_results: bool,
 }
 
 impl Enclave {
@@ -142,6 +185,7 @@ impl Enclave {
             platform,
             vm: Vm::new(Limits::default())?,
             running: None,
+            corrupt_results: false,
         })
     }
 
@@ -180,6 +224,7 @@ impl Enclave {
             } => self
                 .mine(template, difficulty, max_slices)
                 .map(Response::Mined),
+            Request::RunJob(ticket) => self.run_job(*ticket),
         };
         result.unwrap_or_else(|e| Response::Error {
             code: e.code(),
@@ -194,6 +239,80 @@ impl Enclave {
             identity: self.platform.identity(),
             encryption_key: self.platform.encryption_key(),
         }
+    }
+
+    fn run_job(&mut self, t: JobTicket) -> Result<Response, Error> {
+        let refuse = |m: String| Error::Job(m);
+        if Hash::of(&t.module) != t.module_hash {
+            return Err(refuse(
+                "module bytes do not match the job's module hash".into(),
+            ));
+        }
+        if Hash::of(&t.input) != t.input_hash {
+            return Err(refuse(
+                "input bytes do not match the job's input hash".into(),
+            ));
+        }
+        let key = self
+            .platform
+            .open_envelope(&envelope::key_info(t.job), &t.wrapped_key)
+            .map_err(|e| refuse(format!("content key: {e}")))?;
+        let k: [u8; 32] = key
+            .try_into()
+            .map_err(|_| refuse("content key must be 32 bytes".into()))?;
+        let input = envelope::decrypt(&k, &t.input).map_err(|e| refuse(format!("input: {e}")))?;
+        let limits = Limits {
+            max_memory_pages: t.memory_pages.min(Limits::default().max_memory_pages),
+            ..Limits::default()
+        };
+        let vm = Vm::new(limits)?;
+        let loaded = vm.load(&t.module)?;
+        let random_seed = Hash::tagged("proctor/task-seed", &[&t.module_hash.0, &input]);
+        let spec = TaskSpec {
+            args: t.args,
+            input,
+            fuel: t.fuel,
+            clock_ns: t.clock_ns,
+            random_seed,
+        };
+        let out = vm.run(&loaded, spec, t.fuel.max(1));
+        let mut output = out.stdout;
+        if self.corrupt_results {
+            output.extend_from_slice(b" (corrupted)");
+        }
+        let commitment = envelope::commitment(&k, &output);
+        let mut seed = [0u8; 32];
+        self.platform.random(&mut seed);
+        let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed(seed);
+        let sealed = envelope::seal_to(
+            &t.output_key,
+            &envelope::output_info(t.job),
+            &output,
+            &mut rng,
+        )
+        .map_err(|e| refuse(format!("output key: {e}")))?;
+        let report = ResultReport {
+            job: t.job,
+            worker: self.platform.identity(),
+            module: t.module_hash,
+            input: t.input_hash,
+            output: Hash::of(&sealed),
+            instructions: out.instructions,
+            commitment,
+        };
+        let signature = self.platform.sign(&report.hash().0);
+        Ok(Response::JobDone {
+            report,
+            signature,
+            output: sealed,
+        })
+    }
+
+    /// Test-only fault injection: every job output is altered before it is
+    /// committed to and sealed, as a broken or malicious enclave would. Used
+    /// to test that replication outvotes and slashes such a worker.
+    pub fn corrupt_results_for_testing(&mut self, on: bool) {
+        self.corrupt_results = on;
     }
 
     fn load_task(
