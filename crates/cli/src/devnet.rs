@@ -22,7 +22,7 @@ use proctor_primitives::{Amount, Hash, Keypair};
 use proctor_state::{Allocation, ChainParams, Genesis, GenesisEnclave};
 use proctor_tee::sim::{SimAttestationRoot, SimPlatform, sim_measurement};
 use proctor_tee::{Platform, registration_report_data};
-use proctor_worker::{Worker, WorkerConfig};
+use proctor_worker::{MarketOffer, Worker, WorkerConfig};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -56,6 +56,10 @@ pub struct DevnetArgs {
     /// node` child processes on consecutive RPC and p2p ports, peered to node 0.
     #[arg(long, default_value_t = 1)]
     nodes: usize,
+    /// Test only: worker I's enclave corrupts its job results (to exercise
+    /// replication and slashing).
+    #[arg(long, hide = true)]
+    corrupt_worker: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -76,6 +80,12 @@ pub struct WorkerArgs {
     /// attach to the hardware enclave's registration quotes.
     #[arg(long)]
     collateral: Option<PathBuf>,
+    /// Price per instruction offered to the compute market, in base units.
+    #[arg(long, default_value_t = 1)]
+    price: u128,
+    /// Mine only: make no offer to the compute market.
+    #[arg(long)]
+    no_market: bool,
 }
 
 /// Which trusted hardware an enclave runs on, and where its files are.
@@ -396,7 +406,11 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     let mut tasks = Vec::new();
     for i in 0..args.workers {
         let wdir = dir.join(format!("workers/w{i}"));
-        let enclave = open_enclave(&wdir, &dir.join("sim-attestation-root.key"))?;
+        let mut enclave = open_enclave(&wdir, &dir.join("sim-attestation-root.key"))?;
+        if args.corrupt_worker == Some(i) {
+            tracing::warn!(worker = i, "TEST MODE: this worker's enclave corrupts its job results");
+            enclave.corrupt_results_for_testing(true);
+        }
         let operator = keys::read(&dir.join(format!("keys/worker{i}.json")))?;
         // Workers spread over the nodes, so blocks are mined on more than one.
         let rpc_url = nodes[i % nodes.len()].rpc.clone();
@@ -407,6 +421,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
                 rpc_url,
                 operator,
                 collateral: None,
+                offer: Some(MarketOffer::default()),
             },
         )?;
         let stop = stop.clone();
@@ -664,6 +679,10 @@ fn connect_worker(args: &WorkerArgs, url: &str) -> Result<Worker> {
             rpc_url: url.to_string(),
             operator,
             collateral,
+            offer: (!args.no_market).then(|| MarketOffer {
+                price: args.price,
+                ..MarketOffer::default()
+            }),
         },
     )?)
 }

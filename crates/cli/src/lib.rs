@@ -10,6 +10,7 @@
 mod bench;
 mod bench_net;
 mod devnet;
+mod job;
 pub mod keys;
 mod task;
 mod tee;
@@ -100,6 +101,11 @@ enum Cmd {
     Chain {
         #[command(subcommand)]
         cmd: ChainCmd,
+    },
+    /// Confidential jobs on the compute market.
+    Job {
+        #[command(subcommand)]
+        cmd: job::JobCmd,
     },
     /// Peers of the node: who is connected, who is banned.
     Net {
@@ -492,6 +498,7 @@ async fn run(cli: Cli) -> Result<()> {
                 TxStatus::Unknown { .. } => "unknown to this node".into(),
             })
         }
+        Cmd::Job { cmd } => job::run(cmd, url).await,
         Cmd::Task { cmd } => task::run(cmd),
         Cmd::Tee { cmd } => tee::run(cmd),
         Cmd::Bench {

@@ -13,7 +13,11 @@ use proctor_rpc::{
     AccountInfo, ApiServer, BannedPeer, BlockInfo, ChainInfo, HeadInfo, NetInfo, PeerInfo,
     SupplyInfo, TxStatus, WorkInfo, codes, error, from_hex,
 };
+use proctor_state::jobs::{JobRecord, WorkerOffer};
 use proctor_state::{EnclaveRecord, PouwProof, SignedTransaction};
+
+/// Largest blob accepted over RPC.
+const MAX_BLOB: usize = 12 << 20;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
@@ -83,6 +87,7 @@ impl ApiServer for Rpc {
             min_stake: g.params.min_stake,
             finality_depth: g.params.finality_depth,
             allow_sim_quotes: g.params.allow_sim_quotes,
+            market: g.params.market.clone(),
         })
     }
 
@@ -170,6 +175,61 @@ impl ApiServer for Rpc {
             codes::NOT_FOUND,
             format!("no blob {hash} on this node or its peers"),
         ))
+    }
+
+    async fn put_blob(&self, data: String) -> Result<Hash, ErrorObjectOwned> {
+        let bytes = hex::decode(&data)
+            .map_err(|e| error(codes::INVALID_PARAMS, format!("blob is not valid hex: {e}")))?;
+        if bytes.len() > MAX_BLOB {
+            return Err(error(
+                codes::TOO_LARGE,
+                format!("blob of {} bytes exceeds the limit of {MAX_BLOB}", bytes.len()),
+            ));
+        }
+        self.lock().store().put_blob(&bytes).map_err(storage_error)
+    }
+
+    async fn job(&self, id: u64) -> Result<JobRecord, ErrorObjectOwned> {
+        self.lock()
+            .state()
+            .job(id)
+            .ok_or_else(|| error(codes::NOT_FOUND, format!("no job {id}")))
+    }
+
+    async fn jobs(
+        &self,
+        requester: Address,
+        limit: Option<u32>,
+    ) -> Result<Vec<JobRecord>, ErrorObjectOwned> {
+        let c = self.lock();
+        let s = c.state();
+        let limit = limit.unwrap_or(100).min(1_000) as usize;
+        let next = s.market_index().next_job;
+        Ok((0..next)
+            .rev()
+            .filter_map(|id| s.job(id))
+            .filter(|j| j.requester == requester)
+            .take(limit)
+            .collect())
+    }
+
+    async fn worker_jobs(&self, identity: PublicKey) -> Result<Vec<JobRecord>, ErrorObjectOwned> {
+        let c = self.lock();
+        let s = c.state();
+        Ok(s.market_index()
+            .active
+            .iter()
+            .filter_map(|id| s.job(*id))
+            .filter(|j| {
+                j.assignments
+                    .iter()
+                    .any(|a| a.worker == identity && a.key.is_some() && a.report.is_none())
+            })
+            .collect())
+    }
+
+    async fn offer(&self, identity: PublicKey) -> Result<Option<WorkerOffer>, ErrorObjectOwned> {
+        Ok(self.lock().state().offer(&identity))
     }
 
     async fn get_work(&self, miner: Address) -> Result<WorkInfo, ErrorObjectOwned> {

@@ -38,6 +38,8 @@ pub mod codes {
     pub const UNKNOWN_PARENT: i32 = 4011;
     /// A reorganization would revert blocks past the finality depth.
     pub const REORG_TOO_DEEP: i32 = 4012;
+    /// A blob is larger than the node accepts.
+    pub const TOO_LARGE: i32 = 4013;
     /// The node runs without peer-to-peer networking.
     pub const NO_NETWORK: i32 = 4030;
     /// Internal error (storage); the message says more.
@@ -63,6 +65,8 @@ pub struct ChainInfo {
     pub min_stake: Amount,
     pub finality_depth: u64,
     pub allow_sim_quotes: bool,
+    /// The compute market's fees and limits (clients compute a job's escrow from them).
+    pub market: proctor_state::jobs::MarketParams,
 }
 
 /// The head of the chain.
@@ -243,6 +247,36 @@ pub trait Api {
     /// A content-addressed blob (task module), hex.
     #[method(name = "blob")]
     async fn blob(&self, hash: Hash) -> Result<String, ErrorObjectOwned>;
+
+    /// Stores a blob (hex, at most 12 MiB); returns its hash.
+    #[method(name = "putBlob")]
+    async fn put_blob(&self, data: String) -> Result<Hash, ErrorObjectOwned>;
+
+    /// A job by id.
+    #[method(name = "job")]
+    async fn job(&self, id: u64) -> Result<proctor_state::jobs::JobRecord, ErrorObjectOwned>;
+
+    /// Jobs of a requester (newest first, at most `limit`).
+    #[method(name = "jobs")]
+    async fn jobs(
+        &self,
+        requester: Address,
+        limit: Option<u32>,
+    ) -> Result<Vec<proctor_state::jobs::JobRecord>, ErrorObjectOwned>;
+
+    /// Jobs a worker's enclave should run now: assigned to it, key posted, not reported.
+    #[method(name = "workerJobs")]
+    async fn worker_jobs(
+        &self,
+        identity: PublicKey,
+    ) -> Result<Vec<proctor_state::jobs::JobRecord>, ErrorObjectOwned>;
+
+    /// A worker's market offer and reputation.
+    #[method(name = "offer")]
+    async fn offer(
+        &self,
+        identity: PublicKey,
+    ) -> Result<Option<proctor_state::jobs::WorkerOffer>, ErrorObjectOwned>;
 
     /// The template a miner should work on.
     #[method(name = "getWork")]

@@ -96,6 +96,8 @@ pub struct JobSpec {
     /// The requester's X25519 key the output is encrypted to (HPKE).
     #[serde(with = "proctor_primitives::codec::hex_array32")]
     pub output_key: [u8; 32],
+    /// Program arguments (at most 16, 1 KiB in all).
+    pub args: Vec<String>,
 }
 
 /// Where a job is in its life.
@@ -165,6 +167,8 @@ pub struct JobRecord {
     pub escrow: Amount,
     pub state: JobState,
     pub submitted_at: Height,
+    /// Block timestamp of the submission: what the task's clock reads.
+    pub submitted_ms: u64,
     /// Last height at which the current assignments may report.
     pub deadline: Height,
     pub assignments: Vec<Assignment>,
@@ -397,6 +401,7 @@ impl State {
                     escrow: *escrow,
                     state: JobState::Pending,
                     submitted_at: env.height,
+                    submitted_ms: env.timestamp,
                     // Until placed, the deadline bounds the wait for workers.
                     deadline: env.height + spec.deadline_blocks,
                     assignments: vec![],
@@ -920,6 +925,9 @@ fn check_spec(s: &JobSpec, mp: &MarketParams) -> Result<(), TxError> {
             "deadline must be 1 to {} blocks",
             mp.max_deadline_blocks
         ));
+    }
+    if s.args.len() > 16 || s.args.iter().map(String::len).sum::<usize>() > 1024 {
+        return bad("at most 16 arguments, 1 KiB in all");
     }
     Ok(())
 }

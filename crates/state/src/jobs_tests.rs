@@ -142,6 +142,7 @@ impl Market {
             deadline_blocks: 5,
             retention_blocks: 10,
             output_key: [9; 32],
+            args: vec![],
         }
     }
 

@@ -60,7 +60,33 @@ pub struct WorkerConfig {
     /// DCAP collateral (Intel PCS/PCCS JSON) to attach to the enclave's
     /// hardware quotes, which leave the enclave without it.
     pub collateral: Option<Vec<u8>>,
+    /// The capacity offered to the compute market (None: mining only).
+    pub offer: Option<MarketOffer>,
 }
+
+/// What a worker offers the compute market.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarketOffer {
+    /// Price per instruction, in base units.
+    pub price: u128,
+    /// Memory for concurrent jobs, in 64 KiB pages.
+    pub memory_pages: u64,
+    /// Instructions of concurrent jobs.
+    pub fuel: u64,
+}
+
+impl Default for MarketOffer {
+    fn default() -> Self {
+        MarketOffer {
+            price: 1,
+            memory_pages: 16_384,
+            fuel: 100_000_000_000,
+        }
+    }
+}
+
+/// How often a mining worker looks for jobs assigned to it.
+const JOB_POLL: Duration = Duration::from_secs(1);
 
 /// Moves each request to a blocking thread (mining is CPU-bound; a remote
 /// enclave blocks on its socket). The mutex only makes the host `Sync`;
@@ -97,6 +123,7 @@ pub struct Stats {
     pub blocks_won: u64,
     pub stale_proofs: u64,
     pub tasks_completed: u64,
+    pub jobs_run: u64,
 }
 
 /// A worker bound to one enclave and one node.
@@ -106,6 +133,9 @@ pub struct Worker {
     client: HttpClient,
     operator: Keypair,
     collateral: Option<Vec<u8>>,
+    offer: Option<MarketOffer>,
+    /// Jobs whose result this worker already submitted (until the chain stops listing them).
+    reported: std::collections::BTreeSet<u64>,
     pub stats: Stats,
 }
 
@@ -129,6 +159,8 @@ impl Worker {
             client,
             operator: config.operator,
             collateral: config.collateral,
+            offer: config.offer,
+            reported: Default::default(),
             stats: Stats::default(),
         })
     }
@@ -249,6 +281,94 @@ impl Worker {
         Err(Error::RegistrationTimeout(hash))
     }
 
+    /// Publishes (or updates) the market offer, if one is configured.
+    pub async fn ensure_offer(&mut self, stop: &AtomicBool) -> Result<()> {
+        let Some(offer) = self.offer else {
+            return Ok(());
+        };
+        let current = self.client.offer(self.info.identity).await?;
+        let same = current.is_some_and(|c| {
+            (c.price.0, c.memory_pages, c.fuel) == (offer.price, offer.memory_pages, offer.fuel)
+        });
+        if same {
+            return Ok(());
+        }
+        let hash = self
+            .send_call(Call::SetOffer {
+                identity: self.info.identity,
+                price: proctor_primitives::Amount(offer.price),
+                memory_pages: offer.memory_pages,
+                fuel: offer.fuel,
+            })
+            .await?;
+        self.wait_included(hash, stop).await?;
+        tracing::info!(price = offer.price, "market offer published");
+        Ok(())
+    }
+
+    /// Runs the jobs assigned to this enclave whose key has been posted, and
+    /// submits their results. The host sees only ciphertext.
+    pub async fn run_assigned_jobs(&mut self) -> Result<()> {
+        let jobs = self.client.worker_jobs(self.info.identity).await?;
+        let listed: std::collections::BTreeSet<u64> = jobs.iter().map(|j| j.id).collect();
+        self.reported.retain(|id| listed.contains(id));
+        for j in jobs {
+            if self.reported.contains(&j.id) {
+                continue;
+            }
+            match self.run_job(&j).await {
+                Ok(tx) => {
+                    self.stats.jobs_run += 1;
+                    tracing::info!(job = j.id, %tx, "job result submitted");
+                }
+                Err(e) => tracing::warn!(job = j.id, "job not run: {e}"),
+            }
+            // Either way, not again until the chain stops listing it for us.
+            self.reported.insert(j.id);
+        }
+        Ok(())
+    }
+
+    async fn run_job(&mut self, j: &proctor_state::jobs::JobRecord) -> Result<Hash> {
+        let wrapped_key = j
+            .assignments
+            .iter()
+            .find(|a| a.worker == self.info.identity)
+            .and_then(|a| a.key.clone())
+            .ok_or_else(|| Error::Enclave("no key posted for this worker".into()))?;
+        let module = self.fetch_blob(j.spec.module).await?;
+        let input = self.fetch_blob(j.spec.input).await?;
+        let ticket = proctor_enclave::JobTicket {
+            job: j.id,
+            module,
+            module_hash: j.spec.module,
+            input,
+            input_hash: j.spec.input,
+            wrapped_key,
+            fuel: j.spec.fuel,
+            memory_pages: j.spec.memory_pages,
+            output_key: proctor_primitives::EncryptionKey(j.spec.output_key),
+            args: j.spec.args.clone(),
+            clock_ns: j.submitted_ms.saturating_mul(1_000_000),
+        };
+        let Response::JobDone {
+            report,
+            signature,
+            output,
+        } = self.host.call(Request::RunJob(Box::new(ticket))).await?
+        else {
+            return Err(Error::Enclave("unexpected answer to RunJob".into()));
+        };
+        self.client.put_blob(hex::encode(&output)).await?;
+        self.send_call(Call::SubmitResult { report, signature }).await
+    }
+
+    async fn fetch_blob(&self, h: Hash) -> Result<Vec<u8>> {
+        let text = self.client.blob(h).await?;
+        hex::decode(text).map_err(|e| Error::Enclave(format!("blob {h} is not hex: {e}")))
+    }
+
+
     /// The enclave's on-chain registration, if any.
     pub async fn registration(&self) -> Result<Option<proctor_state::EnclaveRecord>> {
         Ok(self.client.enclave(self.info.identity).await?)
@@ -287,6 +407,10 @@ impl Worker {
         }
         let mut loaded = false;
         let mut last_registration_check = Instant::now();
+        let mut last_job_check = Instant::now();
+        if let Err(e) = self.ensure_offer(&stop).await {
+            tracing::warn!("market offer not published: {e}");
+        }
         let mut backoff = Duration::from_millis(100);
         while !stop.load(Ordering::Relaxed) {
             // A node that restarts or is briefly unreachable is waited for,
@@ -336,6 +460,12 @@ impl Worker {
                     self.stats.tasks_completed += 1;
                     tracing::debug!(instructions, "filler task finished; loading the next");
                     loaded = false;
+                }
+            }
+            if last_job_check.elapsed() > JOB_POLL {
+                last_job_check = Instant::now();
+                if let Err(e) = self.run_assigned_jobs().await {
+                    tracing::warn!("cannot check for jobs: {e}");
                 }
             }
             if last_registration_check.elapsed() > Duration::from_secs(30) {
