@@ -408,7 +408,10 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         let wdir = dir.join(format!("workers/w{i}"));
         let mut enclave = open_enclave(&wdir, &dir.join("sim-attestation-root.key"))?;
         if args.corrupt_worker == Some(i) {
-            tracing::warn!(worker = i, "TEST MODE: this worker's enclave corrupts its job results");
+            tracing::warn!(
+                worker = i,
+                "TEST MODE: this worker's enclave corrupts its job results"
+            );
             enclave.corrupt_results_for_testing(true);
         }
         let operator = keys::read(&dir.join(format!("keys/worker{i}.json")))?;

@@ -128,7 +128,17 @@ pub async fn run(cmd: JobCmd, url: &str) -> Result<()> {
                 retention,
                 args,
             };
-            run_job(url, &task, &input, &key, spec, out.as_deref(), watch, timeout).await
+            run_job(
+                url,
+                &task,
+                &input,
+                &key,
+                spec,
+                out.as_deref(),
+                watch,
+                timeout,
+            )
+            .await
         }
         JobCmd::Status { id, json } => {
             let j = client(url)?.job(id).await.map_err(rpc_err(url))?;
@@ -271,7 +281,11 @@ async fn run_job(
     let module_hash = upload(url, &module).await?;
     let mut content_key = [0u8; 32];
     OsRng.fill_bytes(&mut content_key);
-    let input_hash = upload(url, &envelope::encrypt(&content_key, &plaintext, &mut OsRng)).await?;
+    let input_hash = upload(
+        url,
+        &envelope::encrypt(&content_key, &plaintext, &mut OsRng),
+    )
+    .await?;
 
     let spec = JobSpec {
         module: module_hash,
@@ -312,7 +326,10 @@ async fn run_job(
     }
     .ok_or_else(|| anyhow!("the submission's receipt names no job"))?;
     let progress = |what: &str| {
-        eprintln!("[{:>6.1} s] job {id}: {what}", started.elapsed().as_secs_f64());
+        eprintln!(
+            "[{:>6.1} s] job {id}: {what}",
+            started.elapsed().as_secs_f64()
+        );
     };
     progress(&format!("submitted, {escrow} escrowed"));
 
@@ -328,7 +345,10 @@ async fn run_job(
             JobState::Assigned => {
                 release_key(url, &k, &j, &content_key).await?;
                 if !watch {
-                    println!("job {id} submitted; its key is released. Fetch the output with `proctor job result {id} --key {}`", key.display());
+                    println!(
+                        "job {id} submitted; its key is released. Fetch the output with `proctor job result {id} --key {}`",
+                        key.display()
+                    );
                     return Ok(());
                 }
             }

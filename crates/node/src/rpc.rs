@@ -183,7 +183,10 @@ impl ApiServer for Rpc {
         if bytes.len() > MAX_BLOB {
             return Err(error(
                 codes::TOO_LARGE,
-                format!("blob of {} bytes exceeds the limit of {MAX_BLOB}", bytes.len()),
+                format!(
+                    "blob of {} bytes exceeds the limit of {MAX_BLOB}",
+                    bytes.len()
+                ),
             ));
         }
         self.lock().store().put_blob(&bytes).map_err(storage_error)

@@ -41,6 +41,7 @@ fn spawn_miner(
         rpc_url: node.rpc_url(),
         operator: operator.clone(),
         collateral: None,
+        offer: None,
     };
     let mut worker = Worker::new(enclave, config).unwrap();
     let stop = stop.clone();
@@ -192,6 +193,7 @@ async fn a_new_enclave_registers_by_transaction_then_mines() {
             rpc_url: node.rpc_url(),
             operator: tc.keys[1].clone(),
             collateral: None,
+            offer: None,
         },
     )
     .unwrap();

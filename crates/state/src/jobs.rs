@@ -592,6 +592,13 @@ impl State {
                 .enclave(&a.worker)
                 .ok_or(TxError::EnclaveNotFound(a.worker))?;
             o.credit(&e.operator, Amount(pay + fee_share))?;
+            events.push(Event::JobPaid {
+                job: j.id,
+                worker: a.worker,
+                operator: e.operator,
+                pay: Amount(pay),
+                fee_share: Amount(fee_share),
+            });
             if let Some(mut offer) = o.offer(&a.worker) {
                 offer.reputation.record_completed(pay, service);
                 o.set_offer(&offer);
@@ -601,6 +608,12 @@ impl State {
         let app = o.module_owner(&j.spec.module).unwrap_or_else(treasury);
         o.credit(&app, Amount(s.app_fee))?;
         o.credit(&treasury(), Amount(s.treasury))?;
+        events.push(Event::JobFees {
+            job: j.id,
+            app,
+            app_fee: Amount(s.app_fee),
+            treasury: Amount(s.treasury),
+        });
         o.credit(&j.requester, Amount(s.refund))?;
         let report = j.assignments[accepted[0]].report.clone().expect("voter");
         j.paid = Amount(paid);

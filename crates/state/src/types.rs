@@ -456,6 +456,21 @@ pub enum Event {
         paid: Amount,
         refund: Amount,
     },
+    /// A worker's pay for a settled job and its share of the platform fee.
+    JobPaid {
+        job: u64,
+        worker: PublicKey,
+        operator: Address,
+        pay: Amount,
+        fee_share: Amount,
+    },
+    /// The rest of a settled job's platform fee.
+    JobFees {
+        job: u64,
+        app: Address,
+        app_fee: Amount,
+        treasury: Amount,
+    },
     WorkerSlashed {
         identity: PublicKey,
         amount: Amount,

@@ -134,6 +134,8 @@ pub struct Worker {
     operator: Keypair,
     collateral: Option<Vec<u8>>,
     offer: Option<MarketOffer>,
+    /// When the offer was last sent (not resent while it may still be pending).
+    offer_sent: Option<Instant>,
     /// Jobs whose result this worker already submitted (until the chain stops listing them).
     reported: std::collections::BTreeSet<u64>,
     pub stats: Stats,
@@ -160,6 +162,7 @@ impl Worker {
             operator: config.operator,
             collateral: config.collateral,
             offer: config.offer,
+            offer_sent: None,
             reported: Default::default(),
             stats: Stats::default(),
         })
@@ -281,8 +284,11 @@ impl Worker {
         Err(Error::RegistrationTimeout(hash))
     }
 
-    /// Publishes (or updates) the market offer, if one is configured.
-    pub async fn ensure_offer(&mut self, stop: &AtomicBool) -> Result<()> {
+    /// Publishes (or updates) the market offer, if one is configured and the
+    /// chain does not have it. Does not wait for inclusion (a lone worker
+    /// has to mine the block that includes it); mining calls it again
+    /// periodically until the chain shows the offer.
+    pub async fn ensure_offer(&mut self) -> Result<()> {
         let Some(offer) = self.offer else {
             return Ok(());
         };
@@ -290,7 +296,10 @@ impl Worker {
         let same = current.is_some_and(|c| {
             (c.price.0, c.memory_pages, c.fuel) == (offer.price, offer.memory_pages, offer.fuel)
         });
-        if same {
+        let recently = self
+            .offer_sent
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+        if same || recently {
             return Ok(());
         }
         let hash = self
@@ -300,9 +309,16 @@ impl Worker {
                 memory_pages: offer.memory_pages,
                 fuel: offer.fuel,
             })
-            .await?;
-        self.wait_included(hash, stop).await?;
-        tracing::info!(price = offer.price, "market offer published");
+            .await;
+        match hash {
+            Ok(tx) => {
+                self.offer_sent = Some(Instant::now());
+                tracing::info!(price = offer.price, %tx, "market offer sent");
+            }
+            // Already pending from an earlier call: nothing to do.
+            Err(Error::RegistrationRejected(m)) if m.contains("already") => {}
+            Err(e) => return Err(e),
+        }
         Ok(())
     }
 
@@ -360,14 +376,14 @@ impl Worker {
             return Err(Error::Enclave("unexpected answer to RunJob".into()));
         };
         self.client.put_blob(hex::encode(&output)).await?;
-        self.send_call(Call::SubmitResult { report, signature }).await
+        self.send_call(Call::SubmitResult { report, signature })
+            .await
     }
 
     async fn fetch_blob(&self, h: Hash) -> Result<Vec<u8>> {
         let text = self.client.blob(h).await?;
         hex::decode(text).map_err(|e| Error::Enclave(format!("blob {h} is not hex: {e}")))
     }
-
 
     /// The enclave's on-chain registration, if any.
     pub async fn registration(&self) -> Result<Option<proctor_state::EnclaveRecord>> {
@@ -408,8 +424,9 @@ impl Worker {
         let mut loaded = false;
         let mut last_registration_check = Instant::now();
         let mut last_job_check = Instant::now();
-        if let Err(e) = self.ensure_offer(&stop).await {
-            tracing::warn!("market offer not published: {e}");
+        let mut last_offer_check = Instant::now();
+        if let Err(e) = self.ensure_offer().await {
+            tracing::warn!("market offer not sent: {e}");
         }
         let mut backoff = Duration::from_millis(100);
         while !stop.load(Ordering::Relaxed) {
@@ -460,6 +477,12 @@ impl Worker {
                     self.stats.tasks_completed += 1;
                     tracing::debug!(instructions, "filler task finished; loading the next");
                     loaded = false;
+                }
+            }
+            if last_offer_check.elapsed() > Duration::from_secs(10) {
+                last_offer_check = Instant::now();
+                if let Err(e) = self.ensure_offer().await {
+                    tracing::warn!("market offer not sent: {e}");
                 }
             }
             if last_job_check.elapsed() > JOB_POLL {

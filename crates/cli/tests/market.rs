@@ -1,0 +1,245 @@
+//! The compute market end to end on a devnet: `proctor job run` uploads,
+//! submits, releases the key, follows the job and opens its output; the
+//! chain pays exactly the shares it should; nothing of the plaintext reaches
+//! the node, the workers, their logs, their disks or RPC.
+
+mod common;
+
+use common::*;
+use proctor_market::settle::{self, FeeSplit};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const MARKER: &str = "zqxsecretmarker";
+const TASK: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../examples/tasks/wordfreq.wasm"
+);
+
+/// The requester's files live apart from the devnet directory.
+fn client_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let c = dir.join("client");
+    std::fs::create_dir_all(&c).unwrap();
+    let input = c.join("input.txt");
+    std::fs::write(&input, format!("a {MARKER} b\nthe {MARKER} and the rest\n")).unwrap();
+    (c.clone(), input, c.join("out.txt"))
+}
+
+/// What `proctor task run` gives locally: the output and the instruction count.
+fn local_run(input: &Path, out_dir: &Path) -> (Vec<u8>, u64) {
+    let out = out_dir.join("local.txt");
+    let r = ok_json(&[
+        "task",
+        "run",
+        TASK,
+        "--input",
+        input.to_str().unwrap(),
+        "--arg",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    (
+        std::fs::read(&out).unwrap(),
+        r["instructions"].as_u64().unwrap(),
+    )
+}
+
+fn job_run(url: &str, key: &Path, input: &Path, out: &Path, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "--rpc",
+        url,
+        "job",
+        "run",
+        TASK,
+        "--input",
+        input.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--arg",
+        "1",
+        "--watch",
+        "--timeout",
+        "240",
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "job run failed: {err}");
+    // The progress names the states it went through.
+    for s in ["submitted", "assigned", "settled"] {
+        assert!(err.contains(s), "no {s:?} in the progress: {err}");
+    }
+    let id = ok_json(&[
+        "--rpc",
+        url,
+        "job",
+        "list",
+        "--key",
+        key.to_str().unwrap(),
+        "--json",
+    ])[0]["id"]
+        .as_u64()
+        .unwrap();
+    ok_json(&["--rpc", url, "job", "status", &id.to_string(), "--json"])
+}
+
+/// Every event of every transaction in blocks `from..=to`.
+fn events(url: &str, from: u64, to: u64) -> Vec<Value> {
+    let mut all = Vec::new();
+    for h in from..=to {
+        let b = ok_json(&["--rpc", url, "chain", "block", &h.to_string(), "--json"]);
+        for tx in b["transactions"].as_array().unwrap() {
+            let s = ok_json(&["--rpc", url, "tx", tx.as_str().unwrap(), "--json"]);
+            all.extend(s["events"].as_array().cloned().unwrap_or_default());
+        }
+    }
+    all
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_confidential_job_runs_end_to_end_and_pays_exact_shares() {
+    let dir = tmp("market");
+    let chain = dir.join("chain");
+    let (_devnet, url) = start_devnet(&chain, 1);
+    wait_for("a few blocks", 120, || height(&url).filter(|&h| h >= 2));
+    let (client, input, out) = client_files(&dir);
+    let (expected, instructions) = local_run(&input, &client);
+    let key = chain.join("keys/dev0.json");
+    let me = address(&key);
+    let info = ok_json(&["--rpc", &url, "chain", "info", "--json"]);
+    let min_fee = info["min_fee"].as_u64().unwrap() as u128;
+    let fees: FeeSplit = serde_json::from_value(info["market"]["fees"].clone()).unwrap();
+    let treasury = proctor_state::jobs::treasury().to_string();
+    let (before, treasury_before) = (balance(&url, &me) as u128, balance(&url, &treasury) as u128);
+    let start = height(&url).unwrap();
+
+    let j = job_run(&url, &key, &input, &out, &[]);
+
+    // The decrypted output equals a local run, instruction for instruction.
+    assert_eq!(std::fs::read(&out).unwrap(), expected);
+    assert_eq!(j["state"], "settled");
+    assert_eq!(j["instructions"].as_u64().unwrap(), instructions);
+    // Exact money: the devnet's worker charges 1 per instruction.
+    let escrow = j["escrow"].as_u64().unwrap() as u128;
+    let s = settle::settle(escrow, &[(instructions, 1)], 10, &fees).unwrap();
+    assert_eq!(j["paid"].as_u64().unwrap() as u128, s.workers[0].0);
+    assert_eq!(j["refund"].as_u64().unwrap() as u128, s.refund);
+    // The requester paid the escrow less the refund, and two fees (submit, keys).
+    assert_eq!(
+        before - balance(&url, &me) as u128,
+        escrow - s.refund + 2 * min_fee
+    );
+    // The worker's pay and fee share, and the treasury's (plus the application
+    // share: nobody registered the module).
+    let ev = events(&url, start, height(&url).unwrap());
+    let paid: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "job_paid").collect();
+    assert_eq!(paid.len(), 1, "{ev:?}");
+    assert_eq!(paid[0]["pay"].as_u64().unwrap() as u128, s.workers[0].0);
+    assert_eq!(
+        paid[0]["fee_share"].as_u64().unwrap() as u128,
+        s.workers[0].1
+    );
+    assert_eq!(
+        balance(&url, &treasury) as u128 - treasury_before,
+        s.treasury + s.app_fee
+    );
+
+    // Confidentiality: the marker is nowhere in the devnet directory (node,
+    // workers, their logs and databases), nor in the devnet's own log, nor in
+    // what RPC serves about the job.
+    let mut scanned = 0;
+    for f in files(&chain)
+        .into_iter()
+        .chain([chain.with_extension("log")])
+    {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !contains(&bytes, MARKER),
+            "the plaintext leaked into {}",
+            f.display()
+        );
+        scanned += bytes.len();
+    }
+    assert!(
+        scanned > 100_000,
+        "the scan covered the databases ({scanned} bytes)"
+    );
+    assert!(!contains(j.to_string().as_bytes(), MARKER));
+    let human = run(&["--rpc", &url, "job", "status", &j["id"].to_string()]).stdout;
+    assert!(!contains(&human, MARKER));
+    for h in [&j["spec"]["input"], &j["output"]] {
+        let hex_blob = proctor_rpc_blob(&url, h.as_str().unwrap());
+        assert!(!contains(&hex_blob, MARKER), "blob {h} holds plaintext");
+    }
+    // The requester's own decryption is where it appears.
+    assert!(contains(&std::fs::read(&out).unwrap(), MARKER));
+}
+
+/// A blob's bytes as the node serves them.
+fn proctor_rpc_blob(url: &str, hash: &str) -> Vec<u8> {
+    use proctor_rpc::ApiClient;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = proctor_rpc::http_client(url).unwrap();
+        hex::decode(c.blob(hash.parse().unwrap()).await.unwrap()).unwrap()
+    })
+}
+
+#[test]
+fn three_replicas_with_one_corrupted_enclave_the_majority_wins() {
+    let dir = tmp("replicas");
+    let chain = dir.join("chain");
+    let (_devnet, url) = start_devnet_with(&chain, 3, &["--corrupt-worker", "1"]);
+    wait_for("a few blocks", 120, || height(&url).filter(|&h| h >= 2));
+    let (client, input, out) = client_files(&dir);
+    let (expected, instructions) = local_run(&input, &client);
+    let genesis: Value =
+        serde_json::from_str(&std::fs::read_to_string(chain.join("genesis.json")).unwrap())
+            .unwrap();
+    let bad = genesis["enclaves"][1]["identity"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = chain.join("keys/dev0.json");
+
+    let j = job_run(&url, &key, &input, &out, &["--replicas", "3"]);
+
+    assert_eq!(std::fs::read(&out).unwrap(), expected, "the right output");
+    let failed: Vec<String> = j["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(failed, vec![bad], "the corrupted worker was outvoted");
+    assert_eq!(
+        j["paid"].as_u64().unwrap(),
+        2 * instructions,
+        "two workers paid at 1 per instruction"
+    );
+}
