@@ -135,7 +135,7 @@ fn a_confidential_job_runs_end_to_end_and_pays_exact_shares() {
     let (before, treasury_before) = (balance(&url, &me) as u128, balance(&url, &treasury) as u128);
     let start = height(&url).unwrap();
 
-    let j = job_run(&url, &key, &input, &out, &[]);
+    let j = job_run(&url, &key, &input, &out, &["--retention", "2"]);
 
     // The decrypted output equals a local run, instruction for instruction.
     assert_eq!(std::fs::read(&out).unwrap(), expected);
@@ -195,6 +195,39 @@ fn a_confidential_job_runs_end_to_end_and_pays_exact_shares() {
     }
     // The requester's own decryption is where it appears.
     assert!(contains(&std::fs::read(&out).unwrap(), MARKER));
+
+    // Short-lived storage: two blocks after the job's end (--retention 2),
+    // its input and output are gone from the node.
+    let ended = j["ended_at"].as_u64().unwrap();
+    wait_for("the retention to pass", 120, || {
+        height(&url).filter(|&h| h > ended + 2)
+    });
+    for h in [&j["spec"]["input"], &j["output"]] {
+        let o = run(&[
+            "--rpc",
+            &url,
+            "job",
+            "result",
+            &j["id"].to_string(),
+            "--key",
+            key.to_str().unwrap(),
+        ]);
+        assert!(!o.status.success());
+        let rpc_blob = blob_exists(&url, h.as_str().unwrap());
+        assert!(!rpc_blob, "blob {h} outlived its retention");
+    }
+}
+
+fn blob_exists(url: &str, hash: &str) -> bool {
+    use proctor_rpc::ApiClient;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = proctor_rpc::http_client(url).unwrap();
+        c.blob(hash.parse().unwrap()).await.is_ok()
+    })
 }
 
 /// A blob's bytes as the node serves them.

@@ -565,12 +565,49 @@ impl Chain {
         for t in pending {
             let _ = self.mempool.add_verified(&self.state, &env, t);
         }
+        // Job ends in the new branch's transactions keep their blobs (ends at
+        // a deadline, in block-level events, keep the upload-time retention).
+        let ended: Vec<&proctor_state::Event> = staged
+            .iter()
+            .flat_map(|(_, receipts, ..)| receipts.iter().flat_map(|r| r.events.iter()))
+            .collect();
+        self.retain_and_expire_blobs(&ended, tip.height);
         tracing::info!(depth, returned = returned.len(), tip = %tip.hash, "reorganized to a heavier branch");
         Ok(Imported::Reorg {
             tip: tip.hash,
             depth,
             returned,
         })
+    }
+
+    /// Blob retention (seed 000 §6.2, "short-time storage, self-destruct"):
+    /// the blobs of jobs that ended in this block are kept for the job's
+    /// retention, then deleted with everything else whose time has come.
+    /// Failures are logged, never fatal: blobs are not consensus data.
+    fn retain_and_expire_blobs(&self, events: &[&proctor_state::Event], height: u64) {
+        for e in events {
+            let proctor_state::Event::JobEnded { job, .. } = e else {
+                continue;
+            };
+            let Some(j) = self.state.job(*job) else {
+                continue;
+            };
+            let until = height + j.spec.retention_blocks;
+            // Input and output belong to this job alone: exactly its retention.
+            // The module may serve other jobs: only ever kept longer.
+            let mut done = vec![self.store.retain_blob(&j.spec.module, until)];
+            for h in [Some(j.spec.input), j.output].into_iter().flatten() {
+                done.push(self.store.expire_blob_after(&h, until));
+            }
+            if let Some(Err(err)) = done.into_iter().find(Result::is_err) {
+                tracing::warn!(job, "blob retention not recorded: {err}");
+            }
+        }
+        match self.store.expire_blobs(height) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(n, height, "deleted blobs past their retention"),
+            Err(err) => tracing::warn!("blob expiry failed: {err}"),
+        }
     }
 
     fn commit(&mut self, block: Block, applied: Applied) -> Result<Hash, ChainError> {
@@ -587,6 +624,13 @@ impl Chain {
         self.total_difficulty = td;
         self.mempool.prune(&self.state, senders);
         self.templates.clear();
+        let events: Vec<&proctor_state::Event> = applied
+            .receipts
+            .iter()
+            .flat_map(|r| r.events.iter())
+            .chain(applied.events.iter())
+            .collect();
+        self.retain_and_expire_blobs(&events, tip.height);
         Ok(tip.hash)
     }
 }

@@ -18,6 +18,9 @@ use proctor_state::{EnclaveRecord, PouwProof, SignedTransaction};
 
 /// Largest blob accepted over RPC.
 const MAX_BLOB: usize = 12 << 20;
+/// Blocks an uploaded blob is kept if no job claims it (a job that ends
+/// keeps its blobs for its own retention instead).
+const UNCLAIMED_BLOB_BLOCKS: u64 = 10_000;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
@@ -189,7 +192,11 @@ impl ApiServer for Rpc {
                 ),
             ));
         }
-        self.lock().store().put_blob(&bytes).map_err(storage_error)
+        let c = self.lock();
+        let until = c.head().height + UNCLAIMED_BLOB_BLOCKS;
+        c.store()
+            .put_blob_until(&bytes, until)
+            .map_err(storage_error)
     }
 
     async fn job(&self, id: u64) -> Result<JobRecord, ErrorObjectOwned> {

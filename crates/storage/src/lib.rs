@@ -31,6 +31,10 @@ const BLOBS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("blobs");
 const TOTALS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("totals");
 /// Undo data of canonical blocks: the previous value of every key they changed.
 const UNDO: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("undo");
+/// Height after which a blob is deleted (blobs without an entry are kept).
+const BLOB_EXPIRY: TableDefinition<'_, &[u8], u64> = TableDefinition::new("blob_expiry");
+/// The same, ordered by height: big-endian height ++ blob hash.
+const EXPIRY_INDEX: TableDefinition<'_, &[u8], ()> = TableDefinition::new("expiry_index");
 
 /// State changes: each key with its new value (`None`: deleted).
 pub type Changes = Vec<(Hash, Option<Vec<u8>>)>;
@@ -358,6 +362,86 @@ impl Store {
         Ok(h)
     }
 
+    /// Stores a blob that is deleted after height `until` unless something
+    /// extends it ([`Store::retain_blob`]). A blob stored before without an
+    /// expiry stays permanent.
+    pub fn put_blob_until(&self, bytes: &[u8], until: u64) -> Result<Hash> {
+        let h = Hash::of(bytes);
+        let tx = db!(self.db.begin_write())?;
+        let existed = {
+            let mut blobs = db!(tx.open_table(BLOBS))?;
+            let existed = db!(blobs.get(&h.0[..]))?.is_some();
+            db!(blobs.insert(&h.0[..], bytes))?;
+            existed
+        };
+        let permanent = existed && db!(db!(tx.open_table(BLOB_EXPIRY))?.get(&h.0[..]))?.is_none();
+        if !permanent {
+            set_expiry(&tx, &h, until)?;
+        }
+        db!(tx.commit())?;
+        Ok(h)
+    }
+
+    /// Keeps blob `hash` (if stored and not permanent) at least until after height `until`.
+    pub fn retain_blob(&self, hash: &Hash, until: u64) -> Result<()> {
+        let tx = db!(self.db.begin_write())?;
+        let current = db!(db!(tx.open_table(BLOB_EXPIRY))?.get(&hash.0[..]))?.map(|v| v.value());
+        if let Some(c) = current
+            && c < until
+        {
+            set_expiry(&tx, hash, until)?;
+        }
+        db!(tx.commit())?;
+        Ok(())
+    }
+
+    /// Sets blob `hash` (if stored and not permanent) to expire after height
+    /// `until`, shorter or longer than before.
+    pub fn expire_blob_after(&self, hash: &Hash, until: u64) -> Result<()> {
+        let tx = db!(self.db.begin_write())?;
+        let has_expiry = db!(db!(tx.open_table(BLOB_EXPIRY))?.get(&hash.0[..]))?.is_some();
+        if has_expiry {
+            set_expiry(&tx, hash, until)?;
+        }
+        db!(tx.commit())?;
+        Ok(())
+    }
+
+    /// Deletes the blobs whose retention ended at or before `height`; returns how many.
+    pub fn expire_blobs(&self, height: u64) -> Result<usize> {
+        // Look first with a read transaction: most blocks expire nothing.
+        let mut due = Vec::new();
+        {
+            let r = db!(self.db.begin_read())?;
+            let index = match r.open_table(EXPIRY_INDEX) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+                Err(e) => return Err(Error::Db(e.into())),
+            };
+            let end = [&(height + 1).to_be_bytes()[..], &[0u8; 32]].concat();
+            for item in db!(index.range(..&end[..]))? {
+                let (k, _) = db!(item)?;
+                due.push(k.value().to_vec());
+            }
+        }
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let tx = db!(self.db.begin_write())?;
+        {
+            let mut index = db!(tx.open_table(EXPIRY_INDEX))?;
+            let mut expiry = db!(tx.open_table(BLOB_EXPIRY))?;
+            let mut blobs = db!(tx.open_table(BLOBS))?;
+            for k in &due {
+                db!(index.remove(&k[..]))?;
+                db!(expiry.remove(&k[8..]))?;
+                db!(blobs.remove(&k[8..]))?;
+            }
+        }
+        db!(tx.commit())?;
+        Ok(due.len())
+    }
+
     pub fn blob(&self, hash: &Hash) -> Result<Option<Vec<u8>>> {
         let r = db!(self.db.begin_read())?;
         let t = db!(r.open_table(BLOBS))?;
@@ -365,11 +449,57 @@ impl Store {
     }
 }
 
+/// Sets a blob's expiry, replacing its index entry.
+fn set_expiry(tx: &redb::WriteTransaction, h: &Hash, until: u64) -> Result<()> {
+    let mut expiry = db!(tx.open_table(BLOB_EXPIRY))?;
+    let mut index = db!(tx.open_table(EXPIRY_INDEX))?;
+    if let Some(old) = db!(expiry.get(&h.0[..]))?.map(|v| v.value()) {
+        db!(index.remove(&[&old.to_be_bytes()[..], &h.0[..]].concat()[..]))?;
+    }
+    db!(expiry.insert(&h.0[..], until))?;
+    db!(index.insert(&[&until.to_be_bytes()[..], &h.0[..]].concat()[..], ()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proctor_state::testkit::{self, keys, transfer};
     use proctor_state::{BlockEnv, Header, State, Template, tx_root};
+
+    #[test]
+    fn blobs_expire_after_their_retention_unless_permanent() {
+        let dir = std::env::temp_dir().join(format!("proctor-store-blobs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("db.redb")).unwrap();
+        let permanent = store.put_blob(b"filler").unwrap();
+        let a = store.put_blob_until(b"input", 10).unwrap();
+        let b = store.put_blob_until(b"output", 10).unwrap();
+        // Uploading a permanent blob again does not give it an expiry.
+        store.put_blob_until(b"filler", 5).unwrap();
+        store.expire_blob_after(&permanent, 5).unwrap();
+        // A job's own blob gets exactly its retention, even if shorter.
+        let c = store.put_blob_until(b"claimed", 10_000).unwrap();
+        store.expire_blob_after(&c, 3).unwrap();
+        // A job that used `b` ended: it is kept longer; shortening is ignored.
+        store.retain_blob(&b, 20).unwrap();
+        store.retain_blob(&b, 15).unwrap();
+        assert_eq!(store.expire_blobs(3).unwrap(), 1);
+        assert!(store.blob(&c).unwrap().is_none());
+        assert_eq!(store.expire_blobs(9).unwrap(), 0);
+        assert_eq!(store.expire_blobs(10).unwrap(), 1);
+        assert!(store.blob(&a).unwrap().is_none());
+        assert!(store.blob(&b).unwrap().is_some());
+        assert_eq!(store.expire_blobs(19).unwrap(), 0);
+        assert_eq!(store.expire_blobs(20).unwrap(), 1);
+        assert!(store.blob(&b).unwrap().is_none());
+        assert_eq!(store.expire_blobs(1_000_000).unwrap(), 0);
+        assert_eq!(
+            store.blob(&permanent).unwrap().as_deref(),
+            Some(&b"filler"[..])
+        );
+    }
 
     #[test]
     fn blocks_and_state_survive_reopen() {
