@@ -135,7 +135,12 @@ fn a_confidential_job_runs_end_to_end_and_pays_exact_shares() {
     let (before, treasury_before) = (balance(&url, &me) as u128, balance(&url, &treasury) as u128);
     let start = height(&url).unwrap();
 
-    let j = job_run(&url, &key, &input, &out, &["--retention", "2"]);
+    let j = job_run(&url, &key, &input, &out, &["--retention", "10"]);
+    // The job's blobs as the node serves them: ciphertext only.
+    for h in [&j["spec"]["input"], &j["output"]] {
+        let served = proctor_rpc_blob(&url, h.as_str().unwrap());
+        assert!(!contains(&served, MARKER), "blob {h} holds plaintext");
+    }
 
     // The decrypted output equals a local run, instruction for instruction.
     assert_eq!(std::fs::read(&out).unwrap(), expected);
@@ -189,18 +194,14 @@ fn a_confidential_job_runs_end_to_end_and_pays_exact_shares() {
     assert!(!contains(j.to_string().as_bytes(), MARKER));
     let human = run(&["--rpc", &url, "job", "status", &j["id"].to_string()]).stdout;
     assert!(!contains(&human, MARKER));
-    for h in [&j["spec"]["input"], &j["output"]] {
-        let hex_blob = proctor_rpc_blob(&url, h.as_str().unwrap());
-        assert!(!contains(&hex_blob, MARKER), "blob {h} holds plaintext");
-    }
     // The requester's own decryption is where it appears.
     assert!(contains(&std::fs::read(&out).unwrap(), MARKER));
 
-    // Short-lived storage: two blocks after the job's end (--retention 2),
+    // Short-lived storage: ten blocks after the job's end (--retention 10),
     // its input and output are gone from the node.
     let ended = j["ended_at"].as_u64().unwrap();
     wait_for("the retention to pass", 120, || {
-        height(&url).filter(|&h| h > ended + 2)
+        height(&url).filter(|&h| h > ended + 10)
     });
     for h in [&j["spec"]["input"], &j["output"]] {
         let o = run(&[
@@ -275,4 +276,182 @@ fn three_replicas_with_one_corrupted_enclave_the_majority_wins() {
         2 * instructions,
         "two workers paid at 1 per instruction"
     );
+}
+
+/// Sends `call` signed by `key` and waits until it is in a block.
+fn send(url: &str, key: &Path, call: proctor_state::Call) {
+    use proctor_rpc::ApiClient;
+    let k = proctor_cli::keys::read(key).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = proctor_rpc::http_client(url).unwrap();
+        let info = c.chain_info().await.unwrap();
+        let acc = c.account(k.public().address()).await.unwrap();
+        let tx = proctor_state::Transaction {
+            chain: info.genesis_hash,
+            signer: k.public(),
+            nonce: acc.next_nonce,
+            fee: info.min_fee,
+            call,
+        }
+        .sign(&k);
+        let h = c.send_transaction(proctor_rpc::to_hex(&tx)).await.unwrap();
+        for _ in 0..600 {
+            if let proctor_rpc::TxStatus::Included { .. } = c.transaction(h).await.unwrap() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("transaction {h} not included");
+    });
+}
+
+#[test]
+fn a_requester_who_never_releases_the_key_is_refunded_minus_the_fee() {
+    let dir = tmp("nokey");
+    let chain = dir.join("chain");
+    let (_devnet, url) = start_devnet(&chain, 1);
+    let key = chain.join("keys/dev0.json");
+    let me = address(&key);
+    let info = ok_json(&["--rpc", &url, "chain", "info", "--json"]);
+    let fees: FeeSplit = serde_json::from_value(info["market"]["fees"].clone()).unwrap();
+    let expiry_fee = info["market"]["expiry_fee"].as_u64().unwrap();
+    let min_fee = info["min_fee"].as_u64().unwrap();
+    // The worker must have its offer on chain, or the job would wait unassigned.
+    wait_for("a few blocks", 120, || height(&url).filter(|&h| h >= 3));
+    let spec = proctor_state::jobs::JobSpec {
+        module: proctor_primitives::Hash::of(b"never fetched"),
+        input: proctor_primitives::Hash::of(b"never fetched either"),
+        memory_pages: 16,
+        fuel: 1_000,
+        max_price: proctor_primitives::Amount(10),
+        replicas: 1,
+        deadline_blocks: 3,
+        retention_blocks: 1,
+        output_key: [1; 32],
+        args: vec![],
+    };
+    let escrow = settle::escrow(1_000, 10, 1, &fees).unwrap();
+    let before = balance(&url, &me);
+    send(
+        &url,
+        &key,
+        proctor_state::Call::SubmitJob {
+            spec,
+            escrow: proctor_primitives::Amount(escrow),
+        },
+    );
+    let j = wait_for("the job to expire", 120, || {
+        let j = ok_json(&["--rpc", &url, "job", "status", "0", "--json"]);
+        (j["state"] == "expired").then_some(j)
+    });
+    assert!(
+        !j["assignments"].as_array().unwrap().is_empty(),
+        "it was assigned, never keyed"
+    );
+    assert_eq!(
+        j["refund"].as_u64().unwrap() as u128,
+        escrow - expiry_fee as u128
+    );
+    assert_eq!(before - balance(&url, &me), expiry_fee + min_fee);
+}
+
+#[test]
+fn a_worker_killed_mid_job_is_replaced_and_the_job_completes() {
+    let dir = tmp("killed");
+    let chain = dir.join("chain");
+    let (_devnet, url) = start_devnet(&chain, 0);
+    // Two workers as their own processes, so one can be killed.
+    let worker = |i: usize, log: &str| {
+        spawn(
+            &[
+                "--rpc",
+                &url,
+                "worker",
+                "--key",
+                chain.join(format!("keys/worker{i}.json")).to_str().unwrap(),
+                "--dir",
+                chain.join(format!("workers/w{i}")).to_str().unwrap(),
+                "--sim-root",
+                chain.join("sim-attestation-root.key").to_str().unwrap(),
+            ],
+            &dir.join(log),
+        )
+    };
+    let mut workers = [Some(worker(0, "w0.log")), Some(worker(1, "w1.log"))];
+    wait_for("a few blocks", 120, || height(&url).filter(|&h| h >= 3));
+    let genesis: Value =
+        serde_json::from_str(&std::fs::read_to_string(chain.join("genesis.json")).unwrap())
+            .unwrap();
+    let ids: Vec<String> = (0..2)
+        .map(|i| {
+            genesis["enclaves"][i]["identity"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // Both offers on chain, so the job can move to the survivor.
+    let nbody = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/tasks/nbody.wasm"
+    );
+    let (client, _, out) = client_files(&dir);
+    let empty = client.join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let key = chain.join("keys/dev0.json");
+    let requester = spawn(
+        &[
+            "--rpc",
+            &url,
+            "job",
+            "run",
+            nbody,
+            "--input",
+            empty.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--arg",
+            "30000000",
+            "--fuel",
+            "60000000000",
+            "--deadline",
+            "6",
+            "--watch",
+            "--timeout",
+            "240",
+        ],
+        &dir.join("requester.log"),
+    );
+    // Kill whichever worker the job lands on, as soon as it is placed.
+    let first = wait_for("the job's first assignment", 120, || {
+        let o = run(&["--rpc", &url, "job", "status", "0", "--json"]);
+        let j: Value = serde_json::from_slice(&o.stdout).ok()?;
+        j["assignments"][0]["worker"].as_str().map(str::to_string)
+    });
+    let victim = ids.iter().position(|i| *i == first).unwrap();
+    workers[victim] = None;
+    let mut requester = requester;
+    let status = wait_for("the requester to finish", 240, || {
+        requester.0.try_wait().unwrap()
+    });
+    let log = std::fs::read_to_string(dir.join("requester.log")).unwrap();
+    assert!(status.success(), "job run failed: {log}");
+    let j = ok_json(&["--rpc", &url, "job", "status", "0", "--json"]);
+    assert_eq!(j["state"], "settled");
+    assert_eq!(
+        j["failed"][0].as_str().unwrap(),
+        first,
+        "the killed worker failed the job"
+    );
+    assert_eq!(j["reassignments"], 1);
+    assert_ne!(j["assignments"][0]["worker"].as_str().unwrap(), first);
+    // The output is nbody's, as a local run gives it.
+    let local = run(&["task", "run", nbody, "--arg", "30000000"]).stdout;
+    assert_eq!(std::fs::read(&out).unwrap(), local);
 }
