@@ -146,6 +146,8 @@ fn a_confidential_job_runs_end_to_end_and_pays_exact_shares() {
     assert_eq!(std::fs::read(&out).unwrap(), expected);
     assert_eq!(j["state"], "settled");
     assert_eq!(j["instructions"].as_u64().unwrap(), instructions);
+    let blocks = j["ended_at"].as_u64().unwrap() - j["submitted_at"].as_u64().unwrap();
+    eprintln!("latency: job settled {blocks} blocks after the block that included it");
     // Exact money: the devnet's worker charges 1 per instruction.
     let escrow = j["escrow"].as_u64().unwrap() as u128;
     let s = settle::settle(escrow, &[(instructions, 1)], 10, &fees).unwrap();
