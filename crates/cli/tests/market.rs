@@ -223,25 +223,25 @@ fn a_confidential_job_runs_end_to_end_and_pays_exact_shares() {
 
 fn blob_exists(url: &str, hash: &str) -> bool {
     use proctor_rpc::ApiClient;
+    with_client(url, async |c| c.blob(hash.parse().unwrap()).await.is_ok())
+}
+
+/// Runs `f` with a JSON-RPC client of `url` on a runtime of its own.
+fn with_client<T>(
+    url: &str,
+    f: impl AsyncFnOnce(proctor_rpc::jsonrpsee::http_client::HttpClient) -> T,
+) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        let c = proctor_rpc::http_client(url).unwrap();
-        c.blob(hash.parse().unwrap()).await.is_ok()
-    })
+    rt.block_on(async { f(proctor_rpc::http_client(url).unwrap()).await })
 }
 
 /// A blob's bytes as the node serves them.
 fn proctor_rpc_blob(url: &str, hash: &str) -> Vec<u8> {
     use proctor_rpc::ApiClient;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c = proctor_rpc::http_client(url).unwrap();
+    with_client(url, async |c| {
         hex::decode(c.blob(hash.parse().unwrap()).await.unwrap()).unwrap()
     })
 }
@@ -284,12 +284,7 @@ fn three_replicas_with_one_corrupted_enclave_the_majority_wins() {
 fn send(url: &str, key: &Path, call: proctor_state::Call) {
     use proctor_rpc::ApiClient;
     let k = proctor_cli::keys::read(key).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c = proctor_rpc::http_client(url).unwrap();
+    with_client(url, async |c| {
         let info = c.chain_info().await.unwrap();
         let acc = c.account(k.public().address()).await.unwrap();
         let tx = proctor_state::Transaction {
@@ -308,7 +303,7 @@ fn send(url: &str, key: &Path, call: proctor_state::Call) {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         panic!("transaction {h} not included");
-    });
+    })
 }
 
 #[test]

@@ -468,13 +468,12 @@ impl State {
                         state: j.state,
                     });
                 }
-                let refund = self.end_unpaid(o, env, &mut j, JobState::Cancelled)?;
-                Ok(vec![Event::JobEnded {
-                    job: *job,
-                    state: JobState::Cancelled,
-                    paid: Amount::ZERO,
-                    refund,
-                }])
+                Ok(vec![self.end_unpaid(
+                    o,
+                    env,
+                    &mut j,
+                    JobState::Cancelled,
+                )?])
             }
             _ => unreachable!("only market calls come here"),
         }
@@ -550,13 +549,7 @@ impl State {
             .find(|(_, v)| v.len() * 2 > j.spec.replicas as usize)
             .map(|(c, v)| (*c, v.clone()));
         let Some((commitment, accepted)) = winner else {
-            let refund = self.end_unpaid(o, env, j, JobState::Failed)?;
-            return Ok(vec![Event::JobEnded {
-                job: j.id,
-                state: JobState::Failed,
-                paid: Amount::ZERO,
-                refund,
-            }]);
+            return Ok(vec![self.end_unpaid(o, env, j, JobState::Failed)?]);
         };
         let mut events = Vec::new();
         // The outvoted are slashed and lose reputation.
@@ -631,21 +624,26 @@ impl State {
     }
 
     /// Ends a job without paying workers: the escrow minus the expiry fee
-    /// (to the treasury) goes back to the requester.
+    /// (to the treasury) goes back to the requester. Returns the end event.
     fn end_unpaid(
         &self,
         o: &mut Overlay<'_>,
         env: &crate::BlockEnv,
         j: &mut JobRecord,
         state: JobState,
-    ) -> Result<Amount, TxError> {
+    ) -> Result<Event, TxError> {
         let fee = self.params().market.expiry_fee.0.min(j.escrow.0);
         let refund = Amount(j.escrow.0 - fee);
         o.credit(&treasury(), Amount(fee))?;
         o.credit(&j.requester, refund)?;
         j.refund = refund;
         self.close(o, env, j, state);
-        Ok(refund)
+        Ok(Event::JobEnded {
+            job: j.id,
+            state,
+            paid: Amount::ZERO,
+            refund,
+        })
     }
 
     /// Frees what the job holds on its workers and its requester, takes it
@@ -660,11 +658,7 @@ impl State {
         for a in &j.assignments {
             release(o, &a.worker, &j.spec);
         }
-        let mut u = o.usage(&j.requester);
-        let n = j.assignments.len() as u64;
-        u.memory_pages = u.memory_pages.saturating_sub(j.spec.memory_pages * n);
-        u.fuel = u.fuel.saturating_sub(j.spec.fuel.saturating_mul(n));
-        o.put(usage_key(&j.requester), &crate::Record::Usage(u));
+        reserve(o, &j.requester, &j.spec, -(j.assignments.len() as i64));
         let mut m = o.market();
         m.pending.retain(|x| *x != j.id);
         m.active.retain(|x| *x != j.id);
@@ -723,13 +717,7 @@ impl State {
                 if j.assignments.iter().any(|a| a.report.is_some()) {
                     events.extend(self.finalize(o, env, &mut j)?);
                 } else {
-                    let refund = self.end_unpaid(o, env, &mut j, JobState::Expired)?;
-                    events.push(Event::JobEnded {
-                        job: j.id,
-                        state: JobState::Expired,
-                        paid: Amount::ZERO,
-                        refund,
-                    });
+                    events.push(self.end_unpaid(o, env, &mut j, JobState::Expired)?);
                 }
             }
         }
@@ -746,13 +734,7 @@ impl State {
         let mp = &self.params().market;
         if j.state == JobState::Assigned && j.assignments.iter().any(|a| a.key.is_none()) {
             // The requester never released the key to every worker.
-            let refund = self.end_unpaid(o, env, j, JobState::Expired)?;
-            return Ok(vec![Event::JobEnded {
-                job: j.id,
-                state: JobState::Expired,
-                paid: Amount::ZERO,
-                refund,
-            }]);
+            return Ok(vec![self.end_unpaid(o, env, j, JobState::Expired)?]);
         }
         // Running: slash and drop the silent workers.
         let mut events = Vec::new();
@@ -767,14 +749,7 @@ impl State {
             release(o, w, &j.spec);
             j.failed.push(*w);
         }
-        let mut u = o.usage(&j.requester);
-        u.memory_pages = u
-            .memory_pages
-            .saturating_sub(j.spec.memory_pages * silent.len() as u64);
-        u.fuel = u
-            .fuel
-            .saturating_sub(j.spec.fuel.saturating_mul(silent.len() as u64));
-        o.put(usage_key(&j.requester), &crate::Record::Usage(u));
+        reserve(o, &j.requester, &j.spec, -(silent.len() as i64));
         j.assignments.retain(|a| a.report.is_some());
         if j.reassignments < mp.max_reassignments {
             // Replace them: back in the queue for the missing replicas.
@@ -886,12 +861,7 @@ impl State {
                     o.set_offer(&offer);
                 }
             }
-            let mut u = o.usage(&j.requester);
-            u.memory_pages += j.spec.memory_pages * p.workers.len() as u64;
-            u.fuel = u
-                .fuel
-                .saturating_add(j.spec.fuel.saturating_mul(p.workers.len() as u64));
-            o.put(usage_key(&j.requester), &crate::Record::Usage(u));
+            reserve(o, &j.requester, &j.spec, p.workers.len() as i64);
             // Workers that kept their reports keep their keys; new ones need theirs.
             j.state = if j.assignments.iter().all(|a| a.key.is_some()) {
                 JobState::Running
@@ -911,6 +881,24 @@ impl State {
         o.set_market(&m);
         events
     }
+}
+
+/// Adds (or, negative, removes) `replicas` × the job's demand to what the
+/// requester's running jobs hold (its share in the scheduler's fairness).
+fn reserve(o: &mut Overlay<'_>, requester: &Address, spec: &JobSpec, replicas: i64) {
+    let mut u = o.usage(requester);
+    let (mem, fuel) = (
+        spec.memory_pages.saturating_mul(replicas.unsigned_abs()),
+        spec.fuel.saturating_mul(replicas.unsigned_abs()),
+    );
+    if replicas >= 0 {
+        u.memory_pages = u.memory_pages.saturating_add(mem);
+        u.fuel = u.fuel.saturating_add(fuel);
+    } else {
+        u.memory_pages = u.memory_pages.saturating_sub(mem);
+        u.fuel = u.fuel.saturating_sub(fuel);
+    }
+    o.put(usage_key(requester), &crate::Record::Usage(u));
 }
 
 /// Frees a job's reservation on a worker.
