@@ -395,9 +395,7 @@ impl State {
         env: &BlockEnv,
         txs: &[SignedTransaction],
     ) -> Result<Applied, BlockError> {
-        self.check_count(txs)?;
-        let hashes: Vec<Hash> = txs.iter().map(SignedTransaction::hash).collect();
-        self.apply_with_hashes(env, txs, &hashes)
+        self.apply_block_known(env, txs, &|_| true)
     }
 
     fn check_count(&self, txs: &[SignedTransaction]) -> Result<(), BlockError> {
@@ -740,6 +738,9 @@ fn verify_some(
     hashes: &[Hash],
     which: &[usize],
 ) -> Result<(), BlockError> {
+    if which.is_empty() {
+        return Ok(());
+    }
     let items: Vec<_> = which
         .iter()
         .map(|&i| (txs[i].tx.signer, &hashes[i].0[..], txs[i].signature))
