@@ -129,7 +129,7 @@ fn chaos_kills_and_restarts_never_change_final_blocks() {
     });
     let mut c = Cluster {
         chain: dir.join("chain"),
-        logs: dir.clone(),
+        logs: dir.to_path_buf(),
         node_dirs,
         urls: urls.clone(),
         nodes: (0..3).map(|_| None).collect(),

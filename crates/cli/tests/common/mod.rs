@@ -19,11 +19,32 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn tmp(name: &str) -> PathBuf {
+/// A fresh test directory, deleted when the test passes (kept, with its
+/// logs, when it fails). Declare it before the processes that use it, so
+/// they are stopped first.
+pub struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+            let _ = std::fs::remove_file(self.0.with_extension("log"));
+        }
+    }
+}
+
+pub fn tmp(name: &str) -> TmpDir {
     let d = std::env::temp_dir().join(format!("proctor-e2e-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TmpDir(d)
 }
 
 pub fn run(args: &[&str]) -> Output {
