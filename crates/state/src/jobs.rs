@@ -25,6 +25,9 @@
 //!    reports it has, or fails. A job no worker takes within its deadline
 //!    blocks (at submission or after a reassignment) ends the same way.
 //!
+//! Fairness between requesters (WDRF) weighs each by its own record: jobs
+//! that settle raise a requester's weight, jobs it let expire lower it.
+//!
 //! Money never appears or vanishes: the escrow is split exactly
 //! ([`proctor_market::settle::Settlement::total`]), slashed stake goes to the
 //! treasury account.
@@ -217,6 +220,21 @@ pub struct MarketIndex {
 pub struct RequesterUsage {
     pub memory_pages: u64,
     pub fuel: u64,
+    /// The requester's own record (seed 002's demand side): settled jobs
+    /// count as completed deals with the fee paid, jobs left to expire for
+    /// want of a key as failed ones.
+    pub reputation: Reputation,
+}
+
+impl RequesterUsage {
+    /// The requester's weight in the fair share (SCALE = 1.0 for a new
+    /// requester): 1 + (reputation − a newcomer's reputation), within [0.5, 2].
+    pub fn weight(&self) -> u64 {
+        let base = Reputation::default().score();
+        (SCALE + self.reputation.score())
+            .saturating_sub(base)
+            .clamp(SCALE / 2, 2 * SCALE)
+    }
 }
 
 /// A content key wrapped to one assigned enclave.
@@ -608,6 +626,8 @@ impl State {
             treasury: Amount(s.treasury),
         });
         o.credit(&j.requester, Amount(s.refund))?;
+        let spent = j.escrow.0 - s.refund;
+        rate_requester(o, &j.requester, |r| r.record_completed(spent, SCALE));
         let report = j.assignments[accepted[0]].report.clone().expect("voter");
         j.paid = Amount(paid);
         j.instructions = report.instructions;
@@ -734,6 +754,7 @@ impl State {
         let mp = &self.params().market;
         if j.state == JobState::Assigned && j.assignments.iter().any(|a| a.key.is_none()) {
             // The requester never released the key to every worker.
+            rate_requester(o, &j.requester, Reputation::record_failed);
             return Ok(vec![self.end_unpaid(o, env, j, JobState::Expired)?]);
         }
         // Running: slash and drop the silent workers.
@@ -818,7 +839,7 @@ impl State {
                         memory_pages: u.memory_pages,
                         fuel: u.fuel,
                     },
-                    weight: SCALE,
+                    weight: u.weight(),
                 },
             );
             let mut exclude = j.failed.clone();
@@ -901,6 +922,13 @@ fn reserve(o: &mut Overlay<'_>, requester: &Address, spec: &JobSpec, replicas: i
     o.put(usage_key(requester), &crate::Record::Usage(u));
 }
 
+/// Updates a requester's reputation.
+fn rate_requester(o: &mut Overlay<'_>, requester: &Address, f: impl FnOnce(&mut Reputation)) {
+    let mut u = o.usage(requester);
+    f(&mut u.reputation);
+    o.put(usage_key(requester), &crate::Record::Usage(u));
+}
+
 /// Frees a job's reservation on a worker.
 fn release(o: &mut Overlay<'_>, worker: &PublicKey, spec: &JobSpec) {
     if let Some(mut offer) = o.offer(worker) {
@@ -941,6 +969,10 @@ impl State {
     /// A worker's market offer.
     pub fn offer(&self, id: &PublicKey) -> Option<WorkerOffer> {
         self.read().offer(id)
+    }
+    /// What a requester's running jobs hold, and its reputation.
+    pub fn requester(&self, a: &Address) -> RequesterUsage {
+        self.read().usage(a)
     }
     /// Pending and active job ids and the workers with offers.
     pub fn market_index(&self) -> MarketIndex {

@@ -5,6 +5,7 @@
 use crate::jobs::*;
 use crate::testkit::{self, keys};
 use crate::*;
+use proctor_market::SCALE;
 use proctor_market::settle::{self, FeeSplit};
 use proctor_primitives::{Address, Amount, Hash, Keypair, PublicKey};
 use proctor_tee::Platform;
@@ -258,6 +259,10 @@ fn one_replica_runs_settles_and_pays_exact_shares() {
     let offer = m.state.offer(&w).unwrap();
     assert_eq!((offer.used_memory_pages, offer.used_fuel), (0, 0));
     assert_eq!(offer.reputation.completed, 1);
+    // The requester's record too: a completed deal raises its fair-share weight.
+    let r = m.state.requester(&m.ks[REQUESTER].public().address());
+    assert_eq!((r.memory_pages, r.fuel, r.reputation.completed), (0, 0, 1));
+    assert!(r.weight() > SCALE, "{}", r.weight());
     assert!(m.state.market_index().active.is_empty());
 }
 
@@ -357,6 +362,10 @@ fn keys_never_posted_expire_the_job_refunded_minus_the_fee() {
         STAKE,
         "not the worker's fault"
     );
+    // But the requester's: its weight in the fair share drops below 1.
+    let r = m.state.requester(&m.ks[REQUESTER].public().address());
+    assert_eq!(r.reputation.failed, 1);
+    assert!(r.weight() < SCALE);
 }
 
 #[test]
