@@ -418,7 +418,7 @@ fn a_worker_killed_mid_job_is_replaced_and_the_job_completes() {
             "--fuel",
             "60000000000",
             "--deadline",
-            "6",
+            "15",
             "--watch",
             "--timeout",
             "240",

@@ -65,6 +65,8 @@ pub enum Request {
     },
     /// Run a confidential job to completion.
     RunJob(Box<JobTicket>),
+    /// Make a confidential job the mining task (see [`MineResult::JobDone`]).
+    LoadJob { ticket: Box<JobTicket>, slice: u64 },
 }
 
 /// Everything the enclave needs to run one job (all of it safe for the host to see).
@@ -128,12 +130,22 @@ pub enum MineResult {
     Won(Box<PouwProof>),
     /// All slices ran without a win.
     NoWin { slices: u32 },
+    /// The job being mined finished: its signed report and sealed output.
+    JobDone(Box<JobResult>),
     /// The task finished; load another to keep mining.
     TaskDone {
         instructions: u64,
         exit_code: Option<i32>,
         output_hash: Hash,
     },
+}
+
+/// A finished job, as [`Response::JobDone`] carries it.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct JobResult {
+    pub report: ResultReport,
+    pub signature: proctor_primitives::Signature,
+    pub output: Vec<u8>,
 }
 
 /// Errors of the enclave API, with stable codes.
@@ -169,6 +181,17 @@ struct Running {
     slice: u64,
     counter: u64,
     checker_sig: proctor_primitives::Signature,
+    /// Set when the task is a job: what finishing it needs.
+    job: Option<JobContext>,
+}
+
+/// A job being mined: its key and where its output goes (enclave memory only).
+struct JobContext {
+    job: u64,
+    key: [u8; 32],
+    output_key: EncryptionKey,
+    module: Hash,
+    input: Hash,
 }
 
 /// The enclave object. Secrets stay inside its platform.
@@ -225,6 +248,7 @@ impl Enclave {
                 .mine(template, difficulty, max_slices)
                 .map(Response::Mined),
             Request::RunJob(ticket) => self.run_job(*ticket),
+            Request::LoadJob { ticket, slice } => self.load_job(*ticket, slice),
         };
         result.unwrap_or_else(|e| Response::Error {
             code: e.code(),
@@ -241,7 +265,12 @@ impl Enclave {
         }
     }
 
-    fn run_job(&mut self, t: JobTicket) -> Result<Response, Error> {
+    /// Checks a job's blobs, unwraps its key and decrypts its input: what is
+    /// needed to run it, with the plaintext only in enclave memory.
+    fn open_job(
+        &self,
+        t: JobTicket,
+    ) -> Result<(JobContext, Vm, proctor_vm::Loaded, TaskSpec), Error> {
         let refuse = |m: String| Error::Job(m);
         if Hash::of(&t.module) != t.module_hash {
             return Err(refuse(
@@ -275,29 +304,44 @@ impl Enclave {
             clock_ns: t.clock_ns,
             random_seed,
         };
-        let out = vm.run(&loaded, spec, t.fuel.max(1));
-        let mut output = out.stdout;
+        let ctx = JobContext {
+            job: t.job,
+            key: k,
+            output_key: t.output_key,
+            module: t.module_hash,
+            input: t.input_hash,
+        };
+        Ok((ctx, vm, loaded, spec))
+    }
+
+    /// Seals a finished job's output to the requester and signs its report.
+    fn finish_job(
+        &mut self,
+        ctx: &JobContext,
+        mut output: Vec<u8>,
+        instructions: u64,
+    ) -> Result<Response, Error> {
         if self.corrupt_results {
             output.extend_from_slice(b" (corrupted)");
         }
-        let commitment = envelope::commitment(&k, &output);
+        let commitment = envelope::commitment(&ctx.key, &output);
         let mut seed = [0u8; 32];
         self.platform.random(&mut seed);
         let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed(seed);
         let sealed = envelope::seal_to(
-            &t.output_key,
-            &envelope::output_info(t.job),
+            &ctx.output_key,
+            &envelope::output_info(ctx.job),
             &output,
             &mut rng,
         )
-        .map_err(|e| refuse(format!("output key: {e}")))?;
+        .map_err(|e| Error::Job(format!("output key: {e}")))?;
         let report = ResultReport {
-            job: t.job,
+            job: ctx.job,
             worker: self.platform.identity(),
-            module: t.module_hash,
-            input: t.input_hash,
+            module: ctx.module,
+            input: ctx.input,
             output: Hash::of(&sealed),
-            instructions: out.instructions,
+            instructions,
             commitment,
         };
         let signature = self.platform.sign(&report.hash().0);
@@ -305,6 +349,40 @@ impl Enclave {
             report,
             signature,
             output: sealed,
+        })
+    }
+
+    /// Runs a job to completion at once (no lottery).
+    fn run_job(&mut self, t: JobTicket) -> Result<Response, Error> {
+        let (ctx, vm, loaded, spec) = self.open_job(t)?;
+        let fuel = spec.fuel;
+        let out = vm.run(&loaded, spec, fuel.max(1));
+        self.finish_job(&ctx, out.stdout, out.instructions)
+    }
+
+    /// Starts a job as the mining task: [`Request::Mine`] then runs it in
+    /// slices with a lottery draw after each, as for the filler task, and
+    /// returns [`MineResult::JobDone`] when it finishes. The job is the
+    /// useful work that secures the chain.
+    fn load_job(&mut self, t: JobTicket, slice: u64) -> Result<Response, Error> {
+        if slice == 0 {
+            return Err(Error::BadSlice);
+        }
+        let (ctx, vm, loaded, spec) = self.open_job(t)?;
+        let m = loaded.verdict.module;
+        let task = vm.start(&loaded, spec, slice);
+        let checker_sig = self.platform.sign(&checker_message(&m));
+        self.running = Some(Running {
+            module: m,
+            task,
+            slice,
+            counter: 0,
+            checker_sig,
+            job: Some(ctx),
+        });
+        Ok(Response::Loaded {
+            module: m,
+            checker_sig,
         })
     }
 
@@ -346,6 +424,7 @@ impl Enclave {
             slice,
             counter: 0,
             checker_sig,
+            job: None,
         });
         Ok(Response::Loaded {
             module: m,
@@ -392,7 +471,23 @@ impl Enclave {
                     let _ = done;
                 }
                 Step::Done(outcome) => {
-                    self.running = None;
+                    let finished = self.running.take().expect("running");
+                    if let Some(ctx) = finished.job {
+                        let done = self.finish_job(&ctx, outcome.stdout, outcome.instructions)?;
+                        let Response::JobDone {
+                            report,
+                            signature,
+                            output,
+                        } = done
+                        else {
+                            unreachable!("finish_job answers JobDone")
+                        };
+                        return Ok(MineResult::JobDone(Box::new(JobResult {
+                            report,
+                            signature,
+                            output,
+                        })));
+                    }
                     let exit_code = match outcome.status {
                         Status::Exited(c) => Some(c),
                         _ => None,

@@ -169,3 +169,46 @@ fn a_job_is_refused_with_the_reason() {
     let (_, msg) = refused(&mut e, replay);
     assert!(msg.contains("content key"), "{msg}");
 }
+
+#[test]
+fn a_job_loaded_for_mining_wins_blocks_with_its_module_then_finishes() {
+    let (mut e, key) = enclave("mine");
+    let requester = RecipientKey::from_seed(&[9; 32]);
+    let plaintext = input_text();
+    let (t, k) = ticket(&key, &requester, &plaintext);
+    let loaded = e.handle(Request::LoadJob {
+        ticket: Box::new(t),
+        slice: 10_000,
+    });
+    assert!(matches!(loaded, Response::Loaded { module, .. } if module == Hash::of(WORDFREQ)));
+    // Difficulty 1: every slice wins. The proofs name the job's module.
+    let mut wins = 0;
+    let done = loop {
+        match e.handle(Request::Mine {
+            template: Hash::of(b"template"),
+            difficulty: 1,
+            max_slices: 5,
+        }) {
+            Response::Mined(proctor_enclave::MineResult::Won(p)) => {
+                assert_eq!(p.module, Hash::of(WORDFREQ));
+                wins += 1;
+            }
+            Response::Mined(proctor_enclave::MineResult::JobDone(r)) => break r,
+            other => panic!("{other:?}"),
+        }
+        assert!(wins < 1_000, "the job never finished");
+    };
+    assert!(wins > 0);
+    // Its result is the same as running it at once.
+    let opened = requester
+        .open(&envelope::output_info(42), &done.output)
+        .unwrap();
+    let (mut again, key2) = enclave("mine-again");
+    let (t2, _) = ticket(&key2, &requester, &plaintext);
+    let Response::JobDone { report, .. } = again.handle(Request::RunJob(Box::new(t2))) else {
+        panic!()
+    };
+    assert_eq!(done.report.instructions, report.instructions);
+    assert_eq!(done.report.commitment, envelope::commitment(&k, &opened));
+    assert!(String::from_utf8_lossy(&opened).contains(MARKER));
+}

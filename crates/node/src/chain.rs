@@ -174,10 +174,6 @@ impl Chain {
         }
     }
 
-    fn known_module(&self) -> impl Fn(&Hash) -> bool + '_ {
-        move |m| *m == self.genesis.params.filler_module
-    }
-
     /// Admits a transaction to the mempool.
     pub fn submit_tx(
         &mut self,
@@ -357,7 +353,11 @@ impl Chain {
             interval_ms: self.tip_interval,
         };
         validate_header(&parent, &header, Some(now_ms))?;
-        validate_pouw(&header, &self.state, self.known_module())?;
+        validate_pouw(
+            &header,
+            &self.state,
+            known_module(&self.genesis, &self.state),
+        )?;
         // The template's transactions were applied when it was built; reuse that.
         let p = self.templates.remove(idx).expect("index is valid");
         let block = Block { header, txs: p.txs };
@@ -388,8 +388,13 @@ impl Chain {
             };
             // Transactions already in the mempool had their signatures checked.
             let known = |t: &SignedTransaction| self.mempool.holds(t);
-            let applied =
-                validate_block_known(&p, &block, Some(now_ms), self.known_module(), &known)?;
+            let applied = validate_block_known(
+                &p,
+                &block,
+                Some(now_ms),
+                known_module(&self.genesis, &self.state),
+                &known,
+            )?;
             return self.commit(block, applied).map(Imported::Extended);
         }
         let Some(parent_td) = self.store.total_difficulty(&parent)? else {
@@ -504,7 +509,8 @@ impl Chain {
                 interval_ms: interval,
             };
             let known = |t: &SignedTransaction| self.mempool.holds(t);
-            let applied = validate_block_known(&p, &b, Some(now_ms), self.known_module(), &known)?;
+            let modules = known_module(&self.genesis, &state);
+            let applied = validate_block_known(&p, &b, Some(now_ms), modules, &known)?;
             let undo = state.undo_of(&applied.changes);
             net.extend(applied.changes.iter().cloned());
             td += b.header.template.difficulty as u128;
@@ -633,6 +639,13 @@ impl Chain {
         self.retain_and_expire_blobs(&events, tip.height);
         Ok(tip.hash)
     }
+}
+
+/// The modules a block's proof of useful work may run, given the parent
+/// state: the genesis filler task, or the module of a job being worked on
+/// (jobs are the useful work that secures the chain).
+fn known_module<'a>(genesis: &'a Genesis, state: &'a State) -> impl Fn(&Hash) -> bool + 'a {
+    move |m| *m == genesis.params.filler_module || state.is_job_module(m)
 }
 
 /// A block as shown over RPC.

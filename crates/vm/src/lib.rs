@@ -32,4 +32,4 @@ mod runtime;
 pub mod wasi;
 
 pub use checker::{CheckError, Limits, Verdict, check};
-pub use runtime::{Outcome, Status, Step, Task, TaskSpec, UnmeteredVm, Vm, VmError};
+pub use runtime::{Loaded, Outcome, Status, Step, Task, TaskSpec, UnmeteredVm, Vm, VmError};

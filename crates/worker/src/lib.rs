@@ -138,6 +138,8 @@ pub struct Worker {
     offer_sent: Option<Instant>,
     /// Jobs whose result this worker already submitted (until the chain stops listing them).
     reported: std::collections::BTreeSet<u64>,
+    /// The job the enclave is mining with, if any.
+    current_job: Option<u64>,
     pub stats: Stats,
 }
 
@@ -164,6 +166,7 @@ impl Worker {
             offer: config.offer,
             offer_sent: None,
             reported: Default::default(),
+            current_job: None,
             stats: Stats::default(),
         })
     }
@@ -322,30 +325,44 @@ impl Worker {
         Ok(())
     }
 
-    /// Runs the jobs assigned to this enclave whose key has been posted, and
-    /// submits their results. The host sees only ciphertext.
-    pub async fn run_assigned_jobs(&mut self) -> Result<()> {
+    /// Looks for work on the market: if the job being mined is no longer
+    /// this enclave's, drops it; if none is running, loads the next one
+    /// assigned to this enclave with its key posted. Returns whether the
+    /// enclave's task changed (the filler must then be reloaded later).
+    async fn check_jobs(&mut self) -> Result<bool> {
         let jobs = self.client.worker_jobs(self.info.identity).await?;
         let listed: std::collections::BTreeSet<u64> = jobs.iter().map(|j| j.id).collect();
         self.reported.retain(|id| listed.contains(id));
-        for j in jobs {
-            if self.reported.contains(&j.id) {
-                continue;
-            }
-            match self.run_job(&j).await {
-                Ok(tx) => {
-                    self.stats.jobs_run += 1;
-                    tracing::info!(job = j.id, %tx, "job result submitted");
-                }
-                Err(e) => tracing::warn!(job = j.id, "job not run: {e}"),
-            }
-            // Either way, not again until the chain stops listing it for us.
-            self.reported.insert(j.id);
+        if let Some(id) = self.current_job
+            && !listed.contains(&id)
+        {
+            tracing::info!(job = id, "job no longer assigned here; dropping it");
+            self.current_job = None;
+            return Ok(true);
         }
-        Ok(())
+        if self.current_job.is_some() {
+            return Ok(false);
+        }
+        let Some(j) = jobs.into_iter().find(|j| !self.reported.contains(&j.id)) else {
+            return Ok(false);
+        };
+        match self.load_job(&j).await {
+            Ok(()) => {
+                tracing::info!(job = j.id, "job loaded: mining with it");
+                self.current_job = Some(j.id);
+                Ok(true)
+            }
+            Err(e) => {
+                // Not retried until the chain changes its mind about it.
+                tracing::warn!(job = j.id, "job not run: {e}");
+                self.reported.insert(j.id);
+                Ok(false)
+            }
+        }
     }
 
-    async fn run_job(&mut self, j: &proctor_state::jobs::JobRecord) -> Result<Hash> {
+    /// Makes job `j` the enclave's mining task (blobs fetched as ciphertext).
+    async fn load_job(&mut self, j: &proctor_state::jobs::JobRecord) -> Result<()> {
         let wrapped_key = j
             .assignments
             .iter()
@@ -367,17 +384,34 @@ impl Worker {
             args: j.spec.args.clone(),
             clock_ns: j.submitted_ms.saturating_mul(1_000_000),
         };
-        let Response::JobDone {
-            report,
-            signature,
-            output,
-        } = self.host.call(Request::RunJob(Box::new(ticket))).await?
-        else {
-            return Err(Error::Enclave("unexpected answer to RunJob".into()));
-        };
-        self.client.put_blob(hex::encode(&output)).await?;
-        self.send_call(Call::SubmitResult { report, signature })
-            .await
+        match self
+            .host
+            .call(Request::LoadJob {
+                ticket: Box::new(ticket),
+                slice: SLICE,
+            })
+            .await?
+        {
+            Response::Loaded { .. } => Ok(()),
+            _ => Err(Error::Enclave("unexpected answer to LoadJob".into())),
+        }
+    }
+
+    /// Publishes a finished job's output and submits its signed report.
+    async fn submit_job(&mut self, r: proctor_enclave::JobResult) -> Result<Hash> {
+        let job = r.report.job;
+        self.reported.insert(job);
+        self.current_job = None;
+        self.client.put_blob(hex::encode(&r.output)).await?;
+        let tx = self
+            .send_call(Call::SubmitResult {
+                report: r.report,
+                signature: r.signature,
+            })
+            .await?;
+        self.stats.jobs_run += 1;
+        tracing::info!(job, %tx, "job result submitted");
+        Ok(tx)
     }
 
     async fn fetch_blob(&self, h: Hash) -> Result<Vec<u8>> {
@@ -473,6 +507,12 @@ impl Worker {
                     }
                 },
                 MineResult::NoWin { .. } => {}
+                MineResult::JobDone(r) => {
+                    loaded = false;
+                    if let Err(e) = self.submit_job(*r).await {
+                        tracing::warn!("job result not submitted: {e}");
+                    }
+                }
                 MineResult::TaskDone { instructions, .. } => {
                     self.stats.tasks_completed += 1;
                     tracing::debug!(instructions, "filler task finished; loading the next");
@@ -487,8 +527,12 @@ impl Worker {
             }
             if last_job_check.elapsed() > JOB_POLL {
                 last_job_check = Instant::now();
-                if let Err(e) = self.run_assigned_jobs().await {
-                    tracing::warn!("cannot check for jobs: {e}");
+                match self.check_jobs().await {
+                    // A job replaced the filler (or was dropped): the filler
+                    // is loaded again when no job is running.
+                    Ok(true) => loaded = self.current_job.is_some(),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!("cannot check for jobs: {e}"),
                 }
             }
             if last_registration_check.elapsed() > Duration::from_secs(30) {

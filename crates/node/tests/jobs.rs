@@ -1,0 +1,206 @@
+//! Jobs are useful work: while an enclave runs an assigned job, its lottery
+//! draws can win blocks whose proof names the job's module, and the chain
+//! accepts them; the same module outside an active job is refused.
+
+mod common;
+
+use common::{load, test_chain_with, win};
+use proctor_consensus::ConsensusError;
+use proctor_enclave::{JobTicket, MineResult, Request, Response};
+use proctor_node::chain::{Chain, ChainError};
+use proctor_primitives::{Amount, Hash, Keypair};
+use proctor_state::jobs::{JobSpec, JobState, WrappedKey};
+use proctor_state::{Call, SignedTransaction, Transaction};
+use proctor_tee::envelope::{self, RecipientKey};
+use rand_core::{OsRng, RngCore};
+
+const NBODY: &[u8] = include_bytes!("../../../examples/tasks/nbody.wasm");
+
+fn tx(g: &Hash, k: &Keypair, nonce: u64, call: Call) -> SignedTransaction {
+    Transaction {
+        chain: *g,
+        signer: k.public(),
+        nonce,
+        fee: Amount(1),
+        call,
+    }
+    .sign(k)
+}
+
+/// Mines one block with `txs` (the enclave's current task draws the lottery).
+fn mine_with(
+    chain: &mut Chain,
+    enclave: &mut proctor_enclave::Enclave,
+    miner: proctor_primitives::Address,
+    now: &mut u64,
+    txs: Vec<SignedTransaction>,
+) -> Hash {
+    *now += 1_000;
+    for t in txs {
+        chain.submit_tx(t, *now).unwrap();
+    }
+    let work = chain.work(miner, *now);
+    let proof = win(enclave, work.template_hash, work.difficulty);
+    chain.submit_work(work.template_hash, proof, *now).unwrap()
+}
+
+#[test]
+fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
+    let mut tc = test_chain_with("jobwork", |p| p.market.max_deadline_blocks = 100);
+    let mut enclave = tc.enclave.take().unwrap();
+    let mut chain = Chain::open(&tc.dir.join("c.redb"), tc.genesis.clone(), 100).unwrap();
+    let (g, op, requester) = (tc.genesis.hash(), &tc.keys[0], &tc.keys[1]);
+    let miner = op.public().address();
+    let t0 = tc.genesis.timestamp;
+    let mut now = t0;
+    let module = Hash::of(NBODY);
+    let info = match enclave.handle(Request::Info) {
+        Response::Info(i) => i,
+        other => panic!("{other:?}"),
+    };
+
+    // Outside any job the module is not useful work: the proof is refused.
+    let loaded = enclave.handle(Request::LoadTask {
+        module: NBODY.to_vec(),
+        input: vec![],
+        args: vec!["1000000".into()],
+        clock_ns: 0,
+        fuel: u64::MAX / 2,
+        slice: 1_000_000,
+    });
+    assert!(matches!(loaded, Response::Loaded { .. }));
+    now += 1_000;
+    let work = chain.work(miner, now);
+    let proof = win(&mut enclave, work.template_hash, work.difficulty);
+    assert!(matches!(
+        chain.submit_work(work.template_hash, proof, now),
+        Err(ChainError::Consensus(ConsensusError::ModuleNotAllowed(m))) if m == module
+    ));
+
+    // The filler mines the market's transactions: an offer, a job, its key.
+    load(&mut enclave);
+    let offer = Call::SetOffer {
+        identity: info.identity,
+        price: Amount(1),
+        memory_pages: 1_000,
+        fuel: 10_000_000_000,
+    };
+    mine_with(
+        &mut chain,
+        &mut enclave,
+        miner,
+        &mut now,
+        vec![tx(&g, op, 0, offer)],
+    );
+    let out_key = RecipientKey::from_seed(&[4; 32]);
+    let mut k = [0u8; 32];
+    OsRng.fill_bytes(&mut k);
+    let input = envelope::encrypt(&k, b"", &mut OsRng);
+    let spec = JobSpec {
+        module,
+        input: Hash::of(&input),
+        memory_pages: 64,
+        fuel: 2_000_000_000,
+        max_price: Amount(2),
+        replicas: 1,
+        deadline_blocks: 50,
+        retention_blocks: 10,
+        output_key: out_key.public().0,
+        args: vec!["300000".into()],
+    };
+    let escrow =
+        proctor_market::settle::escrow(spec.fuel, 2, 1, &tc.genesis.params.market.fees).unwrap();
+    let submit = Call::SubmitJob {
+        spec: spec.clone(),
+        escrow: Amount(escrow),
+    };
+    mine_with(
+        &mut chain,
+        &mut enclave,
+        miner,
+        &mut now,
+        vec![tx(&g, requester, 0, submit)],
+    );
+    assert_eq!(chain.state().job(0).unwrap().state, JobState::Assigned);
+    let wrapped =
+        envelope::seal_to(&info.encryption_key, &envelope::key_info(0), &k, &mut OsRng).unwrap();
+    let keys = Call::PostKeys {
+        job: 0,
+        keys: vec![WrappedKey {
+            worker: info.identity,
+            key: wrapped.clone(),
+        }],
+    };
+    mine_with(
+        &mut chain,
+        &mut enclave,
+        miner,
+        &mut now,
+        vec![tx(&g, requester, 1, keys)],
+    );
+    assert_eq!(chain.state().job(0).unwrap().state, JobState::Running);
+
+    // The job becomes the mining task; a win names its module and is a block.
+    let ticket = JobTicket {
+        job: 0,
+        module: NBODY.to_vec(),
+        module_hash: module,
+        input_hash: Hash::of(&input),
+        input,
+        wrapped_key: wrapped,
+        fuel: spec.fuel,
+        memory_pages: spec.memory_pages,
+        output_key: out_key.public(),
+        args: spec.args.clone(),
+        clock_ns: 0,
+    };
+    assert!(matches!(
+        enclave.handle(Request::LoadJob {
+            ticket: Box::new(ticket),
+            slice: 1_000_000
+        }),
+        Response::Loaded { .. }
+    ));
+    now += 1_000;
+    let work = chain.work(miner, now);
+    // Low enough that some slice of the job wins before it ends.
+    let difficulty = work.difficulty;
+    let mut proof = None;
+    let mut result = None;
+    for _ in 0..10_000 {
+        match enclave.handle(Request::Mine {
+            template: work.template_hash,
+            difficulty,
+            max_slices: 10,
+        }) {
+            Response::Mined(MineResult::Won(p)) if proof.is_none() => proof = Some(*p),
+            Response::Mined(MineResult::Won(_) | MineResult::NoWin { .. }) => {}
+            Response::Mined(MineResult::JobDone(r)) => {
+                result = Some(r);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let proof = proof.expect("the job won a slice (about 23 expected at this difficulty)");
+    assert_eq!(proof.module, module);
+    let block = chain.submit_work(work.template_hash, proof, now).unwrap();
+    let b = chain.store().block(&block).unwrap().unwrap();
+    assert_eq!(b.header.pouw.unwrap().module, module);
+
+    // And the job's own result settles it.
+    let r = result.expect("the job finished");
+    let submit = Call::SubmitResult {
+        report: r.report,
+        signature: r.signature,
+    };
+    load(&mut enclave);
+    mine_with(
+        &mut chain,
+        &mut enclave,
+        miner,
+        &mut now,
+        vec![tx(&g, op, 1, submit)],
+    );
+    assert_eq!(chain.state().job(0).unwrap().state, JobState::Settled);
+}
