@@ -243,15 +243,11 @@ fn describe(j: &JobRecord) -> String {
     s
 }
 
+/// Uploads a blob (in 1 MiB chunks when large), checked against its hash.
 async fn upload(url: &str, bytes: &[u8]) -> Result<Hash> {
-    let h = client(url)?
-        .put_blob(hex::encode(bytes))
+    proctor_rpc::upload_blob(&client(url)?, bytes)
         .await
-        .map_err(rpc_err(url))?;
-    if h != Hash::of(bytes) {
-        bail!("the node stored the blob under {h}, not its hash");
-    }
-    Ok(h)
+        .map_err(rpc_err(url))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -423,7 +419,9 @@ async fn fetch_output(url: &str, j: &JobRecord, k: &Keypair) -> Result<Vec<u8>> 
     let Some(h) = j.output else {
         bail!("job {} has no output (it is {})", j.id, state_name(j.state));
     };
-    let sealed = hex::decode(client(url)?.blob(h).await.map_err(rpc_err(url))?)?;
+    let sealed = proctor_rpc::download_blob(&client(url)?, h)
+        .await
+        .map_err(rpc_err(url))?;
     output_key(k)
         .open(&envelope::output_info(j.id), &sealed)
         .map_err(|e| anyhow!("the output does not open with this key: {e}"))

@@ -18,6 +18,8 @@ use proctor_state::{EnclaveRecord, PouwProof, SignedTransaction};
 
 /// Largest blob accepted over RPC.
 const MAX_BLOB: usize = 12 << 20;
+/// Largest blob `composeBlob` makes.
+const MAX_COMPOSED: usize = 64 << 20;
 /// Blocks an uploaded blob is kept if no job claims it (a job that ends
 /// keeps its blobs for its own retention instead).
 const UNCLAIMED_BLOB_BLOCKS: u64 = 10_000;
@@ -54,6 +56,29 @@ fn storage_error(e: proctor_storage::Error) -> ErrorObjectOwned {
 impl Rpc {
     fn lock(&self) -> MutexGuard<'_, Chain> {
         self.chain.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A blob from this node, or else from its peers (checked against the
+    /// hash, then kept here with the unclaimed-blob retention).
+    async fn blob_bytes(&self, hash: Hash) -> Result<Vec<u8>, ErrorObjectOwned> {
+        let local = self.lock().store().blob(&hash).map_err(storage_error)?;
+        if let Some(bytes) = local {
+            return Ok(bytes);
+        }
+        if let Some(net) = &self.network
+            && let Ok(Some(bytes)) = net.fetch_blob(hash).await
+        {
+            let c = self.lock();
+            let until = c.head().height + UNCLAIMED_BLOB_BLOCKS;
+            c.store()
+                .put_blob_until(&bytes, until)
+                .map_err(storage_error)?;
+            return Ok(bytes);
+        }
+        Err(error(
+            codes::NOT_FOUND,
+            format!("no blob {hash} on this node or its peers"),
+        ))
     }
 
     fn network(&self) -> Result<&proctor_network::Handle, ErrorObjectOwned> {
@@ -160,24 +185,7 @@ impl ApiServer for Rpc {
     }
 
     async fn blob(&self, hash: Hash) -> Result<String, ErrorObjectOwned> {
-        let local = self.lock().store().blob(&hash).map_err(storage_error)?;
-        if let Some(bytes) = local {
-            return Ok(hex::encode(bytes));
-        }
-        // Not here: ask the peers (the bytes are checked against the hash).
-        if let Some(net) = &self.network
-            && let Ok(Some(bytes)) = net.fetch_blob(hash).await
-        {
-            self.lock()
-                .store()
-                .put_blob(&bytes)
-                .map_err(storage_error)?;
-            return Ok(hex::encode(bytes));
-        }
-        Err(error(
-            codes::NOT_FOUND,
-            format!("no blob {hash} on this node or its peers"),
-        ))
+        self.blob_bytes(hash).await.map(hex::encode)
     }
 
     async fn put_blob(&self, data: String) -> Result<Hash, ErrorObjectOwned> {
@@ -197,6 +205,45 @@ impl ApiServer for Rpc {
         c.store()
             .put_blob_until(&bytes, until)
             .map_err(storage_error)
+    }
+
+    async fn compose_blob(&self, chunks: Vec<Hash>) -> Result<Hash, ErrorObjectOwned> {
+        let c = self.lock();
+        let mut whole = Vec::new();
+        for h in &chunks {
+            let part =
+                c.store().blob(h).map_err(storage_error)?.ok_or_else(|| {
+                    error(codes::NOT_FOUND, format!("no chunk {h}: upload it first"))
+                })?;
+            if whole.len() + part.len() > MAX_COMPOSED {
+                return Err(error(
+                    codes::TOO_LARGE,
+                    format!("the joined blob would exceed the limit of {MAX_COMPOSED} bytes"),
+                ));
+            }
+            whole.extend_from_slice(&part);
+        }
+        let until = c.head().height + UNCLAIMED_BLOB_BLOCKS;
+        c.store()
+            .put_blob_until(&whole, until)
+            .map_err(storage_error)
+    }
+
+    async fn blob_size(&self, hash: Hash) -> Result<u64, ErrorObjectOwned> {
+        Ok(self.blob_bytes(hash).await?.len() as u64)
+    }
+
+    async fn blob_range(
+        &self,
+        hash: Hash,
+        offset: u64,
+        len: u64,
+    ) -> Result<String, ErrorObjectOwned> {
+        let bytes = self.blob_bytes(hash).await?;
+        let start = (offset as usize).min(bytes.len());
+        let len = (len as usize).min(proctor_rpc::BLOB_CHUNK);
+        let end = start.saturating_add(len).min(bytes.len());
+        Ok(hex::encode(&bytes[start..end]))
     }
 
     async fn job(&self, id: u64) -> Result<JobRecord, ErrorObjectOwned> {

@@ -5,9 +5,9 @@ mod common;
 
 use proctor_node::{Node, NodeConfig, init_dir};
 use proctor_primitives::{Amount, Hash};
-use proctor_rpc::ApiClient;
 use proctor_rpc::jsonrpsee::core::ClientError;
 use proctor_rpc::jsonrpsee::ws_client::WsClientBuilder;
+use proctor_rpc::{ApiClient, codes};
 use proctor_state::testkit::transfer;
 use proctor_worker::{Worker, WorkerConfig};
 use std::sync::Arc;
@@ -242,5 +242,33 @@ async fn a_new_enclave_registers_by_transaction_then_mines() {
             .unwrap()
             .unwrap();
     }
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_blobs_travel_in_chunks_and_limits_are_enforced() {
+    let tc = common::test_chain("blobs");
+    let node = start_node(&tc).await;
+    let c = proctor_rpc::http_client(&node.rpc_url()).unwrap();
+    // 3 MiB and a bit: four chunks up, four ranges down.
+    let big: Vec<u8> = (0..(3 << 20) + 17)
+        .map(|i: u32| (i * 7 + i / 1000) as u8)
+        .collect();
+    let h = proctor_rpc::upload_blob(&c, &big).await.unwrap();
+    assert_eq!(h, proctor_primitives::Hash::of(&big));
+    assert_eq!(c.blob_size(h).await.unwrap(), big.len() as u64);
+    assert_eq!(proctor_rpc::download_blob(&c, h).await.unwrap(), big);
+    // A range never exceeds one chunk; past the end it is empty.
+    let part = c.blob_range(h, 10, 5 << 20).await.unwrap();
+    assert_eq!(hex::decode(part).unwrap().len(), proctor_rpc::BLOB_CHUNK);
+    assert!(c.blob_range(h, 1 << 30, 10).await.unwrap().is_empty());
+    // Joining a chunk that was never uploaded, and one upload too large.
+    let missing = proctor_primitives::Hash::of(b"never uploaded");
+    assert_eq!(
+        code(c.compose_blob(vec![h, missing]).await.unwrap_err()),
+        codes::NOT_FOUND
+    );
+    let huge = hex::encode(vec![0u8; 13 << 20]);
+    assert_eq!(code(c.put_blob(huge).await.unwrap_err()), codes::TOO_LARGE);
     node.stop().await;
 }

@@ -13,7 +13,7 @@
 //!   clients can subscribe to new heads (`proctor_subscribeNewHeads`).
 #![forbid(unsafe_code)]
 
-use jsonrpsee::core::SubscriptionResult;
+use jsonrpsee::core::{ClientError, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 use proctor_primitives::{Address, Amount, Hash, Height, PublicKey, Timestamp};
@@ -252,6 +252,24 @@ pub trait Api {
     #[method(name = "putBlob")]
     async fn put_blob(&self, data: String) -> Result<Hash, ErrorObjectOwned>;
 
+    /// Joins stored blobs (chunks, in order) into one blob of at most 64 MiB;
+    /// returns its hash. Large uploads go as chunks (`putBlob`) and this.
+    #[method(name = "composeBlob")]
+    async fn compose_blob(&self, chunks: Vec<Hash>) -> Result<Hash, ErrorObjectOwned>;
+
+    /// A blob's size in bytes.
+    #[method(name = "blobSize")]
+    async fn blob_size(&self, hash: Hash) -> Result<u64, ErrorObjectOwned>;
+
+    /// Part of a blob, hex: `len` (at most 1 MiB) bytes from `offset`.
+    #[method(name = "blobRange")]
+    async fn blob_range(
+        &self,
+        hash: Hash,
+        offset: u64,
+        len: u64,
+    ) -> Result<String, ErrorObjectOwned>;
+
     /// A job by id.
     #[method(name = "job")]
     async fn job(&self, id: u64) -> Result<proctor_state::jobs::JobRecord, ErrorObjectOwned>;
@@ -333,5 +351,62 @@ pub fn http_client(
 ) -> Result<jsonrpsee::http_client::HttpClient, jsonrpsee::core::ClientError> {
     jsonrpsee::http_client::HttpClientBuilder::default()
         .request_timeout(std::time::Duration::from_secs(30))
+        // Blobs travel as hex: room for the largest single upload (12 MiB).
+        .max_request_size(32 << 20)
+        .max_response_size(32 << 20)
         .build(url)
+}
+
+/// Size of the chunks blobs travel in over RPC.
+pub const BLOB_CHUNK: usize = 1 << 20;
+
+/// Uploads a blob of any size (up to the node's 64 MiB limit): in one call
+/// when small, else as 1 MiB chunks joined on the node. Returns its hash,
+/// checked against the bytes.
+pub async fn upload_blob(
+    c: &jsonrpsee::http_client::HttpClient,
+    bytes: &[u8],
+) -> Result<Hash, ClientError> {
+    let expected = Hash::of(bytes);
+    let h = if bytes.len() <= BLOB_CHUNK {
+        c.put_blob(hex::encode(bytes)).await?
+    } else {
+        let mut chunks = Vec::new();
+        for part in bytes.chunks(BLOB_CHUNK) {
+            chunks.push(c.put_blob(hex::encode(part)).await?);
+        }
+        c.compose_blob(chunks).await?
+    };
+    if h != expected {
+        return Err(ClientError::Custom(format!(
+            "the node stored the blob under {h}, not its hash {expected}"
+        )));
+    }
+    Ok(h)
+}
+
+/// Downloads a blob of any size in 1 MiB ranges, checked against its hash.
+pub async fn download_blob(
+    c: &jsonrpsee::http_client::HttpClient,
+    hash: Hash,
+) -> Result<Vec<u8>, ClientError> {
+    let size = c.blob_size(hash).await?;
+    let mut out = Vec::with_capacity(size as usize);
+    while (out.len() as u64) < size {
+        let part = c
+            .blob_range(hash, out.len() as u64, BLOB_CHUNK as u64)
+            .await?;
+        let bytes = hex::decode(part)
+            .map_err(|e| ClientError::Custom(format!("blob range is not hex: {e}")))?;
+        if bytes.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&bytes);
+    }
+    if Hash::of(&out) != hash {
+        return Err(ClientError::Custom(format!(
+            "blob {hash} arrived corrupted or incomplete"
+        )));
+    }
+    Ok(out)
 }

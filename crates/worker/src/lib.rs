@@ -402,7 +402,7 @@ impl Worker {
         let job = r.report.job;
         self.reported.insert(job);
         self.current_job = None;
-        self.client.put_blob(hex::encode(&r.output)).await?;
+        proctor_rpc::upload_blob(&self.client, &r.output).await?;
         let tx = self
             .send_call(Call::SubmitResult {
                 report: r.report,
@@ -415,8 +415,7 @@ impl Worker {
     }
 
     async fn fetch_blob(&self, h: Hash) -> Result<Vec<u8>> {
-        let text = self.client.blob(h).await?;
-        hex::decode(text).map_err(|e| Error::Enclave(format!("blob {h} is not hex: {e}")))
+        Ok(proctor_rpc::download_blob(&self.client, h).await?)
     }
 
     /// The enclave's on-chain registration, if any.
