@@ -274,6 +274,7 @@ fn create(dir: &Path, block_ms: u64, workers: usize) -> Result<Genesis> {
                 encryption_key,
                 expires_at,
                 quote: p.quote(&rd)?,
+                stake: genesis.params.min_stake,
             })
         })
         .collect::<Result<_, proctor_tee::Error>>()?;

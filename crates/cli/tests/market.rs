@@ -272,7 +272,25 @@ fn three_replicas_with_one_corrupted_enclave_the_majority_wins() {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
-    assert_eq!(failed, vec![bad], "the corrupted worker was outvoted");
+    assert_eq!(
+        failed,
+        vec![bad.clone()],
+        "the corrupted worker was outvoted"
+    );
+    // ... and slashed: its stake is below what it locked at genesis.
+    let stake = |id: &str| {
+        use proctor_rpc::ApiClient;
+        with_client(&url, async |c| {
+            c.enclave(id.parse().unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .stake
+                .0
+        })
+    };
+    let good = genesis["enclaves"][0]["identity"].as_str().unwrap();
+    assert!(stake(&bad) < stake(good), "the outvoted worker lost stake");
     assert_eq!(
         j["paid"].as_u64().unwrap(),
         2 * instructions,

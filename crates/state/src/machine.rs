@@ -160,7 +160,7 @@ impl State {
                         e.operator,
                         (&e.identity, &e.encryption_key, e.expires_at),
                         &e.quote,
-                        Amount::ZERO,
+                        e.stake,
                         0,
                         g.timestamp,
                     )

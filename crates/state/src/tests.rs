@@ -408,6 +408,7 @@ fn wire_types_roundtrip() {
         encryption_key: platform.encryption_key(),
         expires_at: 9,
         quote: quote.clone(),
+        stake: Amount(5),
     });
     rt(&g2);
     assert_eq!(

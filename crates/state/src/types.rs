@@ -85,6 +85,10 @@ pub struct GenesisEnclave {
     pub encryption_key: EncryptionKey,
     pub expires_at: Height,
     pub quote: Quote,
+    /// Stake locked from the start (part of the initial supply), so the
+    /// market can slash a genesis worker like any other.
+    #[serde(default)]
+    pub stake: Amount,
 }
 
 impl Genesis {

@@ -53,6 +53,7 @@ pub fn test_chain_with(
         encryption_key,
         expires_at,
         quote,
+        stake: proctor_primitives::Amount::ZERO,
     }];
     TestChain {
         dir,
