@@ -25,7 +25,7 @@
 //!   (allow/block list), its gossip is blacklisted. Operators ban and unban by
 //!   hand through [`Handle`]. Every inbound path is bounded: gossip message
 //!   size, sync request and response sizes, concurrent streams, connections
-//!   per peer and in total, sync requests per peer per tick, the command queue.
+//!   (one per peer, 64 in all), sync requests per peer per tick, the command queue.
 //!
 //! The network never touches the chain's internals: the node gives it a
 //! [`ChainAccess`].
@@ -398,7 +398,10 @@ pub fn start(config: NetworkConfig, chain: Arc<dyn ChainAccess>) -> Result<Handl
                 connection_limits::ConnectionLimits::default()
                     .with_max_established(Some(MAX_CONNECTIONS))
                     .with_max_pending_incoming(Some(MAX_CONNECTIONS / 2))
-                    .with_max_established_per_peer(Some(2)),
+                    // One connection per peer: with two (both sides
+                    // dialing at once) gossipsub sends its subscriptions on
+                    // one of them only, and they are lost if that one closes.
+                    .with_max_established_per_peer(Some(1)),
             );
             Ok(Behaviour {
                 blocked: Default::default(),
@@ -681,7 +684,16 @@ impl Net {
         }
         for (addr, id) in &self.bootnodes {
             let skip = id.is_some_and(|p| connected.contains(&p) || self.book.is_banned(&p));
-            if !skip && let Err(e) = self.swarm.dial(addr.clone()) {
+            if skip {
+                continue;
+            }
+            // Once its peer id is known, dial it as that peer (not while
+            // already dialing it), so redials do not race each other.
+            let opts = match id {
+                Some(p) => DialOpts::peer_id(*p).addresses(vec![addr.clone()]).build(),
+                None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
+            };
+            if let Err(e) = self.swarm.dial(opts) {
                 tracing::debug!(%addr, "cannot dial bootnode: {e}");
             }
         }

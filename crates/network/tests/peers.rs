@@ -150,6 +150,9 @@ async fn a_peer_sending_invalid_blocks_is_banned_and_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_ban_holds_until_lifted() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let a = node(&[]);
     let b = node(&[&a]);
     until("B to connect to A", 30, async || {
@@ -167,8 +170,12 @@ async fn an_operator_ban_holds_until_lifted() {
     let s = a.handle.status().await.unwrap();
     assert_eq!(s.banned.len(), 1);
     assert_eq!(s.banned[0].seconds_left, None, "manual bans do not expire");
-    // Blocks B gossips no longer reach A (they do once unbanned).
+    // Lifted by hand, B's own redial brings it back, and its gossip flows.
     a.handle.unban(b.handle.peer_id).await.unwrap();
+    until("B to reconnect after the ban is lifted", 30, async || {
+        connected(&a, b.handle.peer_id).await
+    })
+    .await;
     until("gossip from B after the ban is lifted", 30, async || {
         b.handle.publish_block(b"after".to_vec());
         a.chain.blocks.lock().unwrap().contains(&b"after".to_vec())
