@@ -369,8 +369,19 @@ impl Enclave {
             return Err(Error::BadSlice);
         }
         let (ctx, vm, loaded, spec) = self.open_job(t)?;
-        let m = loaded.verdict.module;
         let task = vm.start(&loaded, spec, slice);
+        Ok(self.start_mining(loaded.verdict.module, task, slice, Some(ctx)))
+    }
+
+    /// Makes `task` (module `m`, passed by the checker) the mining task and
+    /// signs the checker attestation.
+    fn start_mining(
+        &mut self,
+        m: Hash,
+        task: Task,
+        slice: u64,
+        job: Option<JobContext>,
+    ) -> Response {
         let checker_sig = self.platform.sign(&checker_message(&m));
         self.running = Some(Running {
             module: m,
@@ -378,12 +389,12 @@ impl Enclave {
             slice,
             counter: 0,
             checker_sig,
-            job: Some(ctx),
+            job,
         });
-        Ok(Response::Loaded {
+        Response::Loaded {
             module: m,
             checker_sig,
-        })
+        }
     }
 
     /// Test-only fault injection: every job output is altered before it is
@@ -417,19 +428,7 @@ impl Enclave {
             random_seed,
         };
         let task = self.vm.start(&loaded, spec, slice);
-        let checker_sig = self.platform.sign(&checker_message(&m));
-        self.running = Some(Running {
-            module: m,
-            task,
-            slice,
-            counter: 0,
-            checker_sig,
-            job: None,
-        });
-        Ok(Response::Loaded {
-            module: m,
-            checker_sig,
-        })
+        Ok(self.start_mining(m, task, slice, None))
     }
 
     fn mine(
