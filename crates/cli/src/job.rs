@@ -33,27 +33,8 @@ pub enum JobCmd {
         /// Key file of the paying account (also opens the output).
         #[arg(long)]
         key: PathBuf,
-        /// Independent workers; more than one compares their outputs.
-        #[arg(long, default_value_t = 1)]
-        replicas: u8,
-        /// Most to pay per instruction, in base units.
-        #[arg(long, default_value_t = 10)]
-        max_price: u128,
-        /// Instructions the task may use on each worker.
-        #[arg(long, default_value_t = 1_000_000_000)]
-        fuel: u64,
-        /// Memory the task may use, in 64 KiB pages.
-        #[arg(long, default_value_t = 256)]
-        memory_pages: u64,
-        /// Blocks each worker has to report.
-        #[arg(long, default_value_t = 20)]
-        deadline: u64,
-        /// Blocks the job's data is kept after it ends.
-        #[arg(long, default_value_t = 100)]
-        retention: u64,
-        /// A program argument (repeatable).
-        #[arg(long = "arg")]
-        args: Vec<String>,
+        #[command(flatten)]
+        spec: RunSpec,
         /// Where to write the output (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -108,26 +89,11 @@ pub async fn run(cmd: JobCmd, url: &str) -> Result<()> {
             task,
             input,
             key,
-            replicas,
-            max_price,
-            fuel,
-            memory_pages,
-            deadline,
-            retention,
-            args,
+            spec,
             out,
             watch,
             timeout,
         } => {
-            let spec = RunSpec {
-                replicas,
-                max_price,
-                fuel,
-                memory_pages,
-                deadline,
-                retention,
-                args,
-            };
             run_job(
                 url,
                 &task,
@@ -193,13 +159,29 @@ pub async fn run(cmd: JobCmd, url: &str) -> Result<()> {
     }
 }
 
-struct RunSpec {
+/// What a job asks for (the `job run` flags that become its on-chain spec).
+#[derive(clap::Args)]
+pub struct RunSpec {
+    /// Independent workers; more than one compares their outputs.
+    #[arg(long, default_value_t = 1)]
     replicas: u8,
+    /// Most to pay per instruction, in base units.
+    #[arg(long, default_value_t = 10)]
     max_price: u128,
+    /// Instructions the task may use on each worker.
+    #[arg(long, default_value_t = 1_000_000_000)]
     fuel: u64,
+    /// Memory the task may use, in 64 KiB pages.
+    #[arg(long, default_value_t = 256)]
     memory_pages: u64,
+    /// Blocks each worker has to report.
+    #[arg(long, default_value_t = 20)]
     deadline: u64,
+    /// Blocks the job's data is kept after it ends.
+    #[arg(long, default_value_t = 100)]
     retention: u64,
+    /// A program argument (repeatable).
+    #[arg(long = "arg")]
     args: Vec<String>,
 }
 
