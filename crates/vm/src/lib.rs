@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 mod checker;
+pub mod meter;
 mod runtime;
 pub mod wasi;
 

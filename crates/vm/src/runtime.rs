@@ -1,14 +1,16 @@
-//! wasmtime with fuel, and sliced execution of tasks.
+//! The metered engine (wasmtime running rewritten modules, see [`crate::meter`])
+//! and sliced execution of tasks.
 
 use crate::checker::{self, CheckError, Limits, Verdict};
-use crate::wasi::{self, Ctx, Exit, OutputLimit};
+use crate::meter;
+use crate::wasi::{self, Ctx, Exit, Meter, OutOfFuel, OutputLimit};
 use proctor_primitives::Hash;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use wasmtime::{Config, Engine, Linker, Module, Store, StoreLimitsBuilder, Trap};
+use wasmtime::{Config, Engine, Linker, Module, Store, StoreLimitsBuilder, Trap, Val};
 
 /// Errors loading a module.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +19,8 @@ pub enum VmError {
     Rejected(#[from] CheckError),
     #[error("module failed to compile: {0}")]
     Compile(String),
+    #[error("module could not be metered: {0}")]
+    Meter(String),
     #[error("engine setup: {0}")]
     Engine(String),
 }
@@ -53,7 +57,8 @@ pub enum Status {
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub status: Status,
-    /// Instructions executed (fuel consumed): exact and deterministic.
+    /// Instructions executed: exact and deterministic (the budget when it ran
+    /// out).
     pub instructions: u64,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
@@ -72,7 +77,9 @@ pub struct Loaded {
     module: Module,
 }
 
-/// The metered engine. Cheap to clone; the module cache is shared.
+/// The metered engine: modules are checked, rewritten to count their own
+/// instructions ([`crate::meter`]), compiled once and cached by hash. Cheap
+/// to clone; the cache is shared.
 #[derive(Clone)]
 pub struct Vm {
     engine: Engine,
@@ -98,10 +105,11 @@ fn base_config() -> Config {
 impl Vm {
     pub fn new(limits: Limits) -> Result<Self, VmError> {
         let mut config = base_config();
-        config.consume_fuel(true).async_support(true);
+        config.async_support(true);
         let engine = Engine::new(&config).map_err(|e| VmError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker).map_err(|e| VmError::Engine(e.to_string()))?;
+        wasi::add_check_to_linker(&mut linker).map_err(|e| VmError::Engine(e.to_string()))?;
         Ok(Vm {
             engine,
             linker: Arc::new(linker),
@@ -121,8 +129,9 @@ impl Vm {
             return Ok(l.clone());
         }
         let verdict = checker::check(bytes, &self.limits)?;
+        let metered = meter::instrument(bytes).map_err(VmError::Meter)?;
         let module =
-            Module::new(&self.engine, bytes).map_err(|e| VmError::Compile(e.to_string()))?;
+            Module::new(&self.engine, &metered).map_err(|e| VmError::Compile(e.to_string()))?;
         let loaded = Loaded { verdict, module };
         self.cache
             .lock()
@@ -133,22 +142,35 @@ impl Vm {
 
     /// Starts a run of `loaded` that yields every `slice` instructions.
     pub fn start(&self, loaded: &Loaded, spec: TaskSpec, slice: u64) -> Task {
-        let mut store = Store::new(&self.engine, new_ctx(&spec, loaded, &self.limits));
+        let mut ctx = new_ctx(&spec, loaded, &self.limits);
+        ctx.meter = Meter::new(spec.fuel, slice);
+        let mut store = Store::new(&self.engine, ctx);
         store.limiter(|ctx| &mut ctx.limits);
         let linker = self.linker.clone();
         let module = loaded.module.clone();
-        let budget = spec.fuel;
         let fut = async move {
+            let mut remaining = None;
             let res = async {
-                store.set_fuel(budget)?;
-                store.fuel_async_yield_interval(Some(slice.max(1)))?;
                 let instance = linker.instantiate_async(&mut store, &module).await?;
+                let global = instance
+                    .get_global(&mut store, meter::REMAINING)
+                    .ok_or_else(|| wasmtime::Error::msg("metering global missing"))?;
+                remaining = Some(global);
+                let limit = store.data().meter.limit;
+                global.set(&mut store, Val::I64(limit as i64))?;
                 let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                 start.call_async(&mut store, ()).await
             }
             .await;
-            let remaining = store.get_fuel().unwrap_or(0);
-            finish(res, budget - remaining.min(budget), store.into_data())
+            let r = remaining.map(|g| g.get(&mut store).unwrap_i64());
+            let ctx = store.into_data();
+            let used = ctx.meter.used(r);
+            let res = match res {
+                Ok(()) if used > ctx.meter.budget => Err(wasmtime::Error::new(OutOfFuel)),
+                other => other,
+            };
+            let used = used.min(ctx.meter.budget);
+            finish(res, used, ctx)
         };
         Task {
             fut: Box::pin(fut),
@@ -183,6 +205,7 @@ fn new_ctx(spec: &TaskSpec, loaded_verdict: &impl ModuleName, limits: &Limits) -
         max_output: limits.max_output_bytes,
         max_log: limits.max_log_bytes,
         output_overflow: false,
+        meter: Meter::default(),
         limits: StoreLimitsBuilder::new()
             .memory_size((limits.max_memory_pages as usize) << 16)
             .table_elements(limits.max_table_elements as usize)
@@ -213,7 +236,9 @@ fn finish(res: wasmtime::Result<()>, instructions: u64, ctx: Ctx) -> Outcome {
                 Status::Exited(*code)
             } else if e.downcast_ref::<OutputLimit>().is_some() || ctx.output_overflow {
                 Status::OutputLimit
-            } else if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
+            } else if e.downcast_ref::<OutOfFuel>().is_some()
+                || e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel)
+            {
                 Status::OutOfFuel
             } else {
                 Status::Trapped(format!("{e:#}"))
@@ -262,22 +287,39 @@ impl Task {
     }
 }
 
-/// wasmtime without fuel: the baseline that benchmarks compare against.
+/// Plain wasmtime on the original module: without metering, the baseline
+/// that benchmarks compare against; with wasmtime's own fuel
+/// ([`UnmeteredVm::with_fuel`]), the independent reference that tests hold
+/// the rewriting meter's counts against.
 pub struct UnmeteredVm {
     engine: Engine,
     linker: Linker<Ctx>,
     limits: Limits,
+    fuel: bool,
 }
 
 impl UnmeteredVm {
     pub fn new(limits: Limits) -> Result<Self, VmError> {
-        let engine = Engine::new(&base_config()).map_err(|e| VmError::Engine(e.to_string()))?;
+        Self::build(limits, false)
+    }
+
+    /// wasmtime's fuel: counts the same cost table as [`Vm`], a completed run
+    /// reports the same `instructions`.
+    pub fn with_fuel(limits: Limits) -> Result<Self, VmError> {
+        Self::build(limits, true)
+    }
+
+    fn build(limits: Limits, fuel: bool) -> Result<Self, VmError> {
+        let mut config = base_config();
+        config.consume_fuel(fuel);
+        let engine = Engine::new(&config).map_err(|e| VmError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker).map_err(|e| VmError::Engine(e.to_string()))?;
         Ok(UnmeteredVm {
             engine,
             linker,
             limits,
+            fuel,
         })
     }
 
@@ -286,19 +328,28 @@ impl UnmeteredVm {
         Module::new(&self.engine, bytes).map_err(|e| VmError::Compile(e.to_string()))
     }
 
-    /// Runs `module` to completion; `instructions` is 0 (not metered).
+    /// Runs `module` to completion; `instructions` is the fuel consumed, or 0
+    /// without fuel.
     pub fn run(&self, module: &Module, spec: &TaskSpec) -> Outcome {
         let mut store = Store::new(
             &self.engine,
             new_ctx(spec, &Hash::of(b"unmetered"), &self.limits),
         );
         store.limiter(|ctx| &mut ctx.limits);
+        if self.fuel {
+            store.set_fuel(spec.fuel).expect("fuel is enabled");
+        }
         let res = (|| {
             let instance = self.linker.instantiate(&mut store, module)?;
             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
             start.call(&mut store, ())
         })();
-        finish(res, 0, store.into_data())
+        let used = if self.fuel {
+            spec.fuel - store.get_fuel().expect("fuel is enabled")
+        } else {
+            0
+        };
+        finish(res, used, store.into_data())
     }
 }
 

@@ -52,6 +52,7 @@ pub struct Ctx {
     pub(crate) max_output: usize,
     pub(crate) max_log: usize,
     pub(crate) output_overflow: bool,
+    pub(crate) meter: Meter,
     pub(crate) limits: wasmtime::StoreLimits,
 }
 
@@ -59,6 +60,97 @@ pub struct Ctx {
 #[derive(Debug, thiserror::Error)]
 #[error("exit({0})")]
 pub(crate) struct Exit(pub i32);
+
+/// The instruction budget ran out.
+#[derive(Debug, thiserror::Error)]
+#[error("all fuel consumed: the instruction budget ran out")]
+pub(crate) struct OutOfFuel;
+
+/// The host side of metering: the rewritten module keeps `limit − used` in
+/// its global [`REMAINING`](crate::meter::REMAINING) and calls
+/// `proctor.check` when that reaches 0, at a loop header or a function entry.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Meter {
+    pub(crate) budget: u64,
+    slice: u64,
+    slice_end: u64,
+    /// The count at which the guest next calls the check.
+    pub(crate) limit: u64,
+}
+
+impl Meter {
+    pub(crate) fn new(budget: u64, slice: u64) -> Meter {
+        let slice = slice.max(1);
+        let mut m = Meter {
+            budget,
+            slice,
+            slice_end: slice,
+            limit: 0,
+        };
+        m.limit = m.next_limit();
+        m
+    }
+
+    /// The guest checks again at the end of the slice, or just past the
+    /// budget: a run may use its whole budget but not one instruction more.
+    fn next_limit(&self) -> u64 {
+        self.slice_end.min(self.budget.saturating_add(1))
+    }
+
+    /// Instructions used, given the guest's remaining count (`None`: the
+    /// module never started).
+    pub(crate) fn used(&self, remaining: Option<i64>) -> u64 {
+        remaining.map_or(0, |r| (self.limit as i128 - r as i128).max(0) as u64)
+    }
+}
+
+/// Completes on its second poll: one fiber suspension, the end of a slice.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            std::task::Poll::Ready(())
+        } else {
+            self.0 = true;
+            std::task::Poll::Pending
+        }
+    }
+}
+
+/// Adds `proctor.check`, the metering callback of rewritten modules.
+pub(crate) fn add_check_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
+    let (module, name) = crate::meter::CHECK;
+    linker.func_wrap_async(module, name, |mut c: Caller<'_, Ctx>, (): ()| {
+        Box::new(async move {
+            let Some(Extern::Global(g)) = c.get_export(crate::meter::REMAINING) else {
+                return Err(wasmtime::Error::msg("metering global missing"));
+            };
+            let remaining = g.get(&mut c).unwrap_i64();
+            let used = c.data().meter.used(Some(remaining));
+            let m = &mut c.data_mut().meter;
+            if used > m.budget {
+                return Err(wasmtime::Error::new(OutOfFuel));
+            }
+            let end_of_slice = used >= m.slice_end;
+            if end_of_slice {
+                m.slice_end = (used / m.slice + 1).saturating_mul(m.slice);
+            }
+            m.limit = m.next_limit().max(used + 1);
+            let next = (m.limit - used) as i64;
+            g.set(&mut c, wasmtime::Val::I64(next))?;
+            if end_of_slice {
+                YieldOnce(false).await;
+            }
+            Ok(())
+        })
+    })?;
+    Ok(())
+}
 
 /// stdout went over its limit.
 #[derive(Debug, thiserror::Error)]

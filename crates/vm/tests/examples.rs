@@ -199,3 +199,21 @@ fn nan_producing_floats_are_deterministic() {
         assert!(f64::from_bits(bits).is_nan());
     }
 }
+
+#[test]
+fn counts_equal_wasmtime_fuel() {
+    let vm = Vm::new(Limits::default()).unwrap();
+    let fuel = UnmeteredVm::with_fuel(Limits::default()).unwrap();
+    for c in cases() {
+        let bytes = module(&c.name);
+        let ours = vm.run(&vm.load(&bytes).unwrap(), spec(&c, u64::MAX / 2), 1_000_000);
+        let reference = fuel.run(&fuel.compile(&bytes).unwrap(), &spec(&c, u64::MAX / 2));
+        assert!(ours.success() && reference.success(), "{}", c.name);
+        assert_eq!(ours.stdout, reference.stdout, "{}", c.name);
+        assert_eq!(
+            ours.instructions, reference.instructions,
+            "{} {:?}",
+            c.name, c.args
+        );
+    }
+}

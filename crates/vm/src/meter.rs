@@ -1,0 +1,1171 @@
+//! Instruction metering by rewriting the module (seed 000 §3.3: "the enclave
+//! counts the instructions the task executes").
+//!
+//! The count is the number of WebAssembly operators executed, each costing 1
+//! except `nop`, `drop`, `block`, `loop`, `unreachable`, `return`, `else` and
+//! `end` (0), plus 1 per function entered: the same cost table as wasmtime's
+//! fuel, so a completed run counts
+//! exactly what `consume_fuel` would (the tests hold the two side by side).
+//! What differs is where the counting code goes, which is what makes it cheap.
+//!
+//! ## Counting on a spanning tree's chords
+//! Each function's control-flow graph has a node per straight-line segment
+//! (cost `c(v)`) and an edge per possible transfer. Counting every segment
+//! (what fuel does) puts an addition on every block of every loop. Instead,
+//! following Knuth's and Ball–Larus's optimal edge profiling, we pick a
+//! spanning tree of the graph, give every node a *potential* `φ` along the
+//! tree (`φ(s) = c(s)` at the entry, `φ(b) = φ(a) + c(b)` on a tree edge
+//! `a → b`) and put `w = φ(a) + c(b) − φ(b)` on every other edge (a *chord*;
+//! many come out 0). Along any path from the entry the sum of chord weights
+//! `P` and the true count `T` then differ by `φ` of the node reached, a
+//! compile-time constant: at every place the count must be exact (calls,
+//! returns, checks) the rewriter adds that constant, so the count seen there
+//! is exact although most edges carry no code. The tree is chosen so that hot
+//! edges (deep in loops, forward) are tree edges and loop back edges and exits
+//! are chords: a loop with a single path costs one subtraction per iteration.
+//!
+//! ## Runtime protocol
+//! A mutable global `proctor:remaining` (exported) holds `R = limit − used`.
+//! Each function keeps `R` in a local `r` (a register): loaded on entry and
+//! after every call, stored back before every call and at every exit. At
+//! every loop header (and at the entry of functions that call others, which
+//! bounds recursion) the rewritten code tests `R ≤ 0` and if so calls the
+//! imported `proctor.check`, where the host ends the slice (a fiber yield),
+//! stops the run when the budget is spent, and sets the next limit. Every cycle
+//! of the graph passes a loop header, so a run can never go on unmetered.
+//!
+//! When a function's graph has a multi-way branch (`br_table`) whose edges
+//! would need different weights, that function falls back to counting every
+//! segment at its start (the same placement as fuel), which is always possible.
+
+use std::collections::BTreeMap;
+use wasm_encoder::reencode::{self, Reencode};
+use wasm_encoder::{BlockType, ConstExpr, ExportKind, Function, Instruction, SectionId, ValType};
+use wasmparser::{FunctionBody, Operator, Parser};
+
+/// Export name of the global holding the remaining instructions before the
+/// next check.
+pub(crate) const REMAINING: &str = "proctor:remaining";
+/// Import module and name of the host's check function.
+pub(crate) const CHECK: (&str, &str) = ("proctor", "check");
+
+/// The cost of one operator; wasmtime's fuel table.
+fn cost(op: &Operator<'_>) -> i64 {
+    match op {
+        Operator::Nop
+        | Operator::Drop
+        | Operator::Block { .. }
+        | Operator::Loop { .. }
+        | Operator::Unreachable
+        | Operator::Return
+        | Operator::Else
+        | Operator::End => 0,
+        _ => 1,
+    }
+}
+
+/// Rewrites a checked module so that it meters itself (see the module doc).
+pub fn instrument(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let mut m = Rewriter::scan(bytes)?;
+    let mut out = wasm_encoder::Module::new();
+    m.parse_core_module(&mut out, Parser::new(0), bytes)
+        .map_err(|e| format!("instrumenting: {e}"))?;
+    if let Some(e) = m.failure.take() {
+        return Err(e);
+    }
+    Ok(out.finish())
+}
+
+struct Rewriter {
+    /// Parameter count of each type.
+    type_params: Vec<u32>,
+    /// Type of each defined function, in order.
+    func_types: Vec<u32>,
+    imported_funcs: u32,
+    globals: u32,
+    next_body: usize,
+    imports_done: bool,
+    globals_done: bool,
+    failure: Option<String>,
+}
+
+type RResult<T> = Result<T, reencode::Error<std::convert::Infallible>>;
+
+impl Rewriter {
+    fn scan(bytes: &[u8]) -> Result<Self, String> {
+        let mut r = Rewriter {
+            type_params: Vec::new(),
+            func_types: Vec::new(),
+            imported_funcs: 0,
+            globals: 0,
+            next_body: 0,
+            imports_done: false,
+            globals_done: false,
+            failure: None,
+        };
+        for payload in Parser::new(0).parse_all(bytes) {
+            match payload.map_err(|e| e.to_string())? {
+                wasmparser::Payload::TypeSection(s) => {
+                    for ty in s.into_iter_err_on_gc_types() {
+                        r.type_params
+                            .push(ty.map_err(|e| e.to_string())?.params().len() as u32);
+                    }
+                }
+                wasmparser::Payload::ImportSection(s) => {
+                    for imp in s {
+                        match imp.map_err(|e| e.to_string())?.ty {
+                            wasmparser::TypeRef::Func(_) => r.imported_funcs += 1,
+                            wasmparser::TypeRef::Global(_) => r.globals += 1,
+                            _ => {}
+                        }
+                    }
+                }
+                wasmparser::Payload::FunctionSection(s) => {
+                    for f in s {
+                        r.func_types.push(f.map_err(|e| e.to_string())?);
+                    }
+                }
+                wasmparser::Payload::GlobalSection(s) => r.globals += s.count(),
+                wasmparser::Payload::ExportSection(s) => {
+                    for e in s {
+                        if e.map_err(|e| e.to_string())?.name == REMAINING {
+                            return Err(format!("the export name {REMAINING} is reserved"));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(r)
+    }
+
+    fn check_type(&self) -> u32 {
+        self.type_params.len() as u32
+    }
+    fn check_import(&self) -> u32 {
+        self.imported_funcs
+    }
+    /// A defined function that calls the import: a direct call to it costs
+    /// the caller less (no import address kept live across loops).
+    fn check_func(&self) -> u32 {
+        self.imported_funcs + 1 + self.func_types.len() as u32
+    }
+    fn remaining_global(&self) -> u32 {
+        self.globals
+    }
+
+    fn emit_imports(&mut self, imports: &mut wasm_encoder::ImportSection) {
+        imports.import(
+            CHECK.0,
+            CHECK.1,
+            wasm_encoder::EntityType::Function(self.check_type()),
+        );
+        self.imports_done = true;
+    }
+
+    fn emit_global(&mut self, globals: &mut wasm_encoder::GlobalSection) {
+        globals.global(
+            wasm_encoder::GlobalType {
+                val_type: ValType::I64,
+                mutable: true,
+                shared: false,
+            },
+            &ConstExpr::i64_const(0),
+        );
+        self.globals_done = true;
+    }
+}
+
+/// Section order of the binary format (custom sections excluded).
+fn order(id: SectionId) -> Option<u8> {
+    Some(match id {
+        SectionId::Type => 1,
+        SectionId::Import => 2,
+        SectionId::Function => 3,
+        SectionId::Table => 4,
+        SectionId::Memory => 5,
+        SectionId::Tag => 6,
+        SectionId::Global => 7,
+        SectionId::Export => 8,
+        SectionId::Start => 9,
+        SectionId::Element => 10,
+        SectionId::DataCount => 11,
+        SectionId::Code => 12,
+        SectionId::Data => 13,
+        _ => return None,
+    })
+}
+
+impl Reencode for Rewriter {
+    type Error = std::convert::Infallible;
+
+    fn function_index(&mut self, func: u32) -> RResult<u32> {
+        Ok(if func >= self.imported_funcs {
+            func + 1
+        } else {
+            func
+        })
+    }
+
+    fn parse_type_section(
+        &mut self,
+        types: &mut wasm_encoder::TypeSection,
+        section: wasmparser::TypeSectionReader<'_>,
+    ) -> RResult<()> {
+        reencode::utils::parse_type_section(self, types, section)?;
+        types.ty().function([], []);
+        Ok(())
+    }
+
+    fn parse_import_section(
+        &mut self,
+        imports: &mut wasm_encoder::ImportSection,
+        section: wasmparser::ImportSectionReader<'_>,
+    ) -> RResult<()> {
+        reencode::utils::parse_import_section(self, imports, section)?;
+        self.emit_imports(imports);
+        Ok(())
+    }
+
+    fn parse_function_section(
+        &mut self,
+        funcs: &mut wasm_encoder::FunctionSection,
+        section: wasmparser::FunctionSectionReader<'_>,
+    ) -> RResult<()> {
+        reencode::utils::parse_function_section(self, funcs, section)?;
+        funcs.function(self.check_type());
+        Ok(())
+    }
+
+    fn parse_code_section(
+        &mut self,
+        code: &mut wasm_encoder::CodeSection,
+        section: wasmparser::CodeSectionReader<'_>,
+    ) -> RResult<()> {
+        reencode::utils::parse_code_section(self, code, section)?;
+        let mut f = Function::new([]);
+        f.instruction(&Instruction::Call(self.check_import()));
+        f.instruction(&Instruction::End);
+        code.function(&f);
+        Ok(())
+    }
+
+    fn parse_global_section(
+        &mut self,
+        globals: &mut wasm_encoder::GlobalSection,
+        section: wasmparser::GlobalSectionReader<'_>,
+    ) -> RResult<()> {
+        reencode::utils::parse_global_section(self, globals, section)?;
+        self.emit_global(globals);
+        Ok(())
+    }
+
+    fn parse_export_section(
+        &mut self,
+        exports: &mut wasm_encoder::ExportSection,
+        section: wasmparser::ExportSectionReader<'_>,
+    ) -> RResult<()> {
+        reencode::utils::parse_export_section(self, exports, section)?;
+        exports.export(REMAINING, ExportKind::Global, self.remaining_global());
+        Ok(())
+    }
+
+    fn intersperse_section_hook(
+        &mut self,
+        module: &mut wasm_encoder::Module,
+        _after: Option<SectionId>,
+        before: Option<SectionId>,
+    ) -> RResult<()> {
+        let next = before.map_or(Some(u8::MAX), order);
+        let Some(next) = next else { return Ok(()) };
+        if !self.imports_done && next > 2 {
+            let mut s = wasm_encoder::ImportSection::new();
+            self.emit_imports(&mut s);
+            module.section(&s);
+        }
+        if !self.globals_done && next > 7 {
+            let mut s = wasm_encoder::GlobalSection::new();
+            self.emit_global(&mut s);
+            module.section(&s);
+        }
+        Ok(())
+    }
+
+    fn parse_custom_section(
+        &mut self,
+        _module: &mut wasm_encoder::Module,
+        _section: wasmparser::CustomSectionReader<'_>,
+    ) -> RResult<()> {
+        // Names and debug info would refer to the old function indices.
+        Ok(())
+    }
+
+    fn parse_function_body(
+        &mut self,
+        code: &mut wasm_encoder::CodeSection,
+        body: FunctionBody<'_>,
+    ) -> RResult<()> {
+        let ty = self.func_types[self.next_body];
+        self.next_body += 1;
+        let params = self.type_params[ty as usize];
+        match self.rewrite_body(&body, params) {
+            Ok(f) => {
+                code.function(&f);
+            }
+            Err(e) => {
+                self.failure.get_or_insert(e);
+                code.function(&Function::new([]));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies of an innermost loop's body per trip through its header.
+const UNROLL: usize = 4;
+/// Largest loop body unrolled, in operators.
+const UNROLL_MAX_BODY: usize = 64;
+
+/// Unrolls small innermost loops `UNROLL` times, so that their counting and
+/// their check run once per `UNROLL` iterations (see [`unroll_loop`]). The
+/// operators the rewriting adds are marked synthetic and cost nothing, so the
+/// count is unchanged. Loops with a block type or a `br_table` are left alone.
+fn unroll<'a>(ops: Vec<Operator<'a>>) -> (Vec<Operator<'a>>, Vec<bool>) {
+    // Innermost simple loops, as (loop operator, its end).
+    let mut loops = BTreeMap::new();
+    let mut stack: Vec<(usize, bool)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Operator::Loop { blockty } => {
+                for f in &mut stack {
+                    f.1 = false;
+                }
+                stack.push((i, *blockty == wasmparser::BlockType::Empty));
+            }
+            Operator::Block { .. } | Operator::If { .. } => stack.push((usize::MAX, false)),
+            Operator::End => {
+                if let Some((start, true)) = stack.pop()
+                    && i - start - 1 <= UNROLL_MAX_BODY
+                {
+                    loops.insert(start, i);
+                }
+            }
+            Operator::BrTable { .. } => {
+                for f in &mut stack {
+                    f.1 = false;
+                }
+            }
+            _ => {}
+        }
+    }
+    if loops.is_empty() {
+        let n = ops.len();
+        return (ops, vec![false; n]);
+    }
+    let mut out = Vec::with_capacity(ops.len() * 2);
+    let mut synthetic = Vec::with_capacity(ops.len() * 2);
+    let mut i = 0;
+    while i < ops.len() {
+        let Some(&end) = loops.get(&i) else {
+            out.push(ops[i].clone());
+            synthetic.push(false);
+            i += 1;
+            continue;
+        };
+        unroll_loop(&ops[i..=end], &mut out, &mut synthetic);
+        i = end + 1;
+    }
+    (out, synthetic)
+}
+
+/// Writes the unrolled form of `lp` (`loop`, body, `end`):
+///
+/// ```text
+/// block $exit
+///   block $Y(J-1) ... block $Y0          landing pads
+///     loop $L
+///       block body' br $exit end         UNROLL - 1 copies
+///       body
+///     end
+///     br $exit
+///   end  br $target(Y0)                  ... one per pad
+/// end
+/// ```
+///
+/// In a copy `body'` a branch back to `$L` lands on the `end` of its block,
+/// the start of the next copy (same relative depth); falling off a copy
+/// leaves the loop, as falling off `body` does. A conditional exit of copy
+/// `k` to an outer label goes to its own landing pad, which branches on to
+/// the label: each copy reaches an exit with a different count, and the pad
+/// is where the meter can settle the difference without touching the hot
+/// path. Other branches out skip the added labels.
+fn unroll_loop<'a>(lp: &[Operator<'a>], out: &mut Vec<Operator<'a>>, synthetic: &mut Vec<bool>) {
+    let body = &lp[1..lp.len() - 1];
+    // Outer distances (1 = the label around the loop) of conditional exits.
+    let mut dists: Vec<u32> = Vec::new();
+    let mut nesting = 0u32;
+    for op in body {
+        match op {
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => nesting += 1,
+            Operator::End => nesting -= 1,
+            Operator::BrIf { relative_depth } if *relative_depth > nesting => {
+                let d = relative_depth - nesting;
+                if !dists.contains(&d) {
+                    dists.push(d);
+                }
+            }
+            _ => {}
+        }
+    }
+    let pads = (UNROLL * dists.len()) as u32;
+    let pad = |copy: usize, d: u32| -> u32 {
+        (copy * dists.len() + dists.iter().position(|&x| x == d).expect("collected")) as u32
+    };
+    let mut push = |op: Operator<'a>, synth: bool| {
+        out.push(op);
+        synthetic.push(synth);
+    };
+    let block = || Operator::Block {
+        blockty: wasmparser::BlockType::Empty,
+    };
+    push(block(), true); // $exit
+    for _ in 0..pads {
+        push(block(), true);
+    }
+    push(lp[0].clone(), false);
+    for copy in 0..UNROLL {
+        let last = copy + 1 == UNROLL;
+        if !last {
+            push(block(), true);
+        }
+        // Labels between the copy's body and the first pad: its own block
+        // (not in the last copy) and the loop.
+        let inner = if last { 1 } else { 2 };
+        let mut nesting = 0u32;
+        for op in body {
+            let op = match op {
+                Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+                    nesting += 1;
+                    op.clone()
+                }
+                Operator::End => {
+                    nesting -= 1;
+                    op.clone()
+                }
+                Operator::BrIf { relative_depth } if *relative_depth > nesting => Operator::BrIf {
+                    relative_depth: nesting + inner + pad(copy, relative_depth - nesting),
+                },
+                Operator::Br { relative_depth } if *relative_depth > nesting => Operator::Br {
+                    relative_depth: relative_depth + inner - 1 + pads + 1,
+                },
+                other => other.clone(),
+            };
+            push(op, false);
+        }
+        if !last {
+            push(
+                Operator::Br {
+                    relative_depth: 1 + pads + 1,
+                },
+                true,
+            );
+            push(Operator::End, true);
+        }
+    }
+    push(lp[lp.len() - 1].clone(), false);
+    push(
+        Operator::Br {
+            relative_depth: pads,
+        },
+        true,
+    );
+    for (j, _) in (0..pads).enumerate() {
+        push(Operator::End, true);
+        let d = dists[j % dists.len()];
+        // Pads still open outside this one, then $exit, then the target.
+        push(
+            Operator::Br {
+                relative_depth: pads - 1 - j as u32 + d,
+            },
+            true,
+        );
+    }
+    push(Operator::End, true);
+}
+
+/// Where counting code goes, relative to operator `i`.
+#[derive(Clone, Copy, Debug)]
+enum Place {
+    Before(usize),
+    After(usize),
+    /// The false edge of an `if` without `else`: a synthesized `else` arm.
+    SynthElse(usize),
+    /// The taken edge of the `br_if` at `i`.
+    BrIfTaken(usize),
+    /// The fall-through edge of the `br_if` at `i`.
+    BrIfFall(usize),
+    /// An edge of the `br_table` at `i`.
+    Table(usize),
+}
+
+impl Place {
+    fn op(self) -> usize {
+        match self {
+            Place::Before(i)
+            | Place::After(i)
+            | Place::SynthElse(i)
+            | Place::BrIfTaken(i)
+            | Place::BrIfFall(i)
+            | Place::Table(i) => i,
+        }
+    }
+}
+
+struct Edge {
+    from: usize,
+    to: usize,
+    place: Place,
+    back: bool,
+}
+
+struct Node {
+    cost: i64,
+    depth: u32,
+    /// Where code at the start of this node goes (`None`: function entry).
+    start: Option<usize>,
+}
+
+/// A place where the count must be exact: node, cost of the node's operators
+/// up to and including this point.
+struct Exact {
+    node: usize,
+    so_far: i64,
+    at: Place,
+    reload: Option<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Func,
+    Block,
+    Loop,
+    If,
+}
+
+struct Frame {
+    kind: Kind,
+    /// For loops: the index in [`Graph::loops`] and the label's arity.
+    looping: Option<(usize, u32)>,
+    /// Branch target: the end node (block, if) or the header (loop).
+    label: Option<usize>,
+    if_from: Option<usize>,
+    has_else: bool,
+}
+
+/// The control-flow graph of one function body.
+#[derive(Default)]
+struct Graph {
+    nodes: Vec<Node>,
+    edges: Vec<Edge>,
+    in_edges: Vec<u32>,
+    exact: Vec<Exact>,
+    loops: Vec<Loop>,
+    calls_others: bool,
+}
+
+/// A loop reached by live code.
+struct Loop {
+    /// The `loop` operator.
+    op: usize,
+    header: usize,
+    /// Edges back to the header.
+    back: Vec<usize>,
+    /// Every back edge is a `br`, or a `br_if` to a label without values: the
+    /// checks can go on the back edges, where they cost no extra jump.
+    on_back_edges: bool,
+}
+
+impl Graph {
+    fn node(&mut self, depth: u32, start: Option<usize>) -> usize {
+        self.nodes.push(Node {
+            cost: 0,
+            depth,
+            start,
+        });
+        self.in_edges.push(0);
+        self.nodes.len() - 1
+    }
+    fn edge(&mut self, from: usize, to: usize, place: Place, back: bool) {
+        self.in_edges[to] += 1;
+        self.edges.push(Edge {
+            from,
+            to,
+            place,
+            back,
+        });
+    }
+    /// Whether a branch to relative depth `rd` goes back to a loop header;
+    /// registers the edge about to be added with its loop.
+    fn back_edge(&mut self, frames: &[Frame], rd: u32, checkable: bool) -> bool {
+        let Some((l, _)) = frames[frames.len() - 1 - rd as usize].looping else {
+            return false;
+        };
+        let edge = self.edges.len();
+        self.loops[l].back.push(edge);
+        self.loops[l].on_back_edges &= checkable;
+        true
+    }
+
+    fn exact(&mut self, node: usize, at: Place, reload: Option<usize>) {
+        let so_far = self.nodes[node].cost;
+        self.exact.push(Exact {
+            node,
+            so_far,
+            at,
+            reload,
+        });
+    }
+
+    fn build(
+        ops: &[Operator<'_>],
+        synthetic: &[bool],
+        imported_funcs: u32,
+        type_params: &[u32],
+    ) -> Result<Graph, String> {
+        let mut g = Graph::default();
+        let entry = g.node(0, None);
+        // Entering a function costs 1 (so does an empty function).
+        g.nodes[entry].cost = 1;
+        let mut cur = Some(entry);
+        let mut depth = 0u32;
+        let mut frames = vec![Frame {
+            kind: Kind::Func,
+            looping: None,
+            label: None,
+            if_from: None,
+            has_else: false,
+        }];
+        for (i, op) in ops.iter().enumerate() {
+            if let Some(v) = cur
+                && !synthetic[i]
+            {
+                g.nodes[v].cost += cost(op);
+            }
+            let target = |frames: &[Frame], rd: u32| -> Result<Option<usize>, String> {
+                let f = frames
+                    .len()
+                    .checked_sub(1 + rd as usize)
+                    .and_then(|k| frames.get(k))
+                    .ok_or("branch depth out of range")?;
+                Ok(if f.kind == Kind::Func { None } else { f.label })
+            };
+            match op {
+                Operator::Block { .. } => {
+                    let end = g.node(depth, None);
+                    frames.push(Frame {
+                        kind: Kind::Block,
+                        looping: None,
+                        label: Some(end),
+                        if_from: None,
+                        has_else: false,
+                    });
+                }
+                Operator::Loop { blockty } => {
+                    depth += 1;
+                    let arity = match blockty {
+                        wasmparser::BlockType::FuncType(t) => {
+                            type_params.get(*t as usize).copied().unwrap_or(u32::MAX)
+                        }
+                        _ => 0,
+                    };
+                    let label = cur.map(|v| {
+                        let h = g.node(depth, Some(i));
+                        g.edge(v, h, Place::Before(i), false);
+                        g.loops.push(Loop {
+                            op: i,
+                            header: h,
+                            back: Vec::new(),
+                            on_back_edges: true,
+                        });
+                        h
+                    });
+                    cur = label;
+                    frames.push(Frame {
+                        kind: Kind::Loop,
+                        looping: label.map(|_| (g.loops.len() - 1, arity)),
+                        label,
+                        if_from: None,
+                        has_else: false,
+                    });
+                }
+                Operator::If { .. } => {
+                    let end = g.node(depth, None);
+                    frames.push(Frame {
+                        kind: Kind::If,
+                        looping: None,
+                        label: Some(end),
+                        if_from: cur,
+                        has_else: false,
+                    });
+                    cur = cur.map(|v| {
+                        let t = g.node(depth, Some(i));
+                        g.edge(v, t, Place::After(i), false);
+                        t
+                    });
+                }
+                Operator::Else => {
+                    let f = frames.last_mut().ok_or("else outside if")?;
+                    let (end, from) = (f.label.ok_or("else without if")?, f.if_from);
+                    f.has_else = true;
+                    if let Some(v) = cur {
+                        g.edge(v, end, Place::Before(i), false);
+                    }
+                    cur = from.map(|a| {
+                        let n = g.node(depth, Some(i));
+                        g.edge(a, n, Place::After(i), false);
+                        n
+                    });
+                }
+                Operator::End => {
+                    let f = frames.pop().ok_or("unbalanced end")?;
+                    match f.kind {
+                        Kind::Func => {
+                            if let Some(v) = cur {
+                                g.exact(v, Place::Before(i), None);
+                            }
+                            cur = None;
+                        }
+                        Kind::Loop => depth -= 1,
+                        Kind::Block | Kind::If => {
+                            let end = f.label.ok_or("block without end node")?;
+                            if let Some(v) = cur {
+                                g.edge(v, end, Place::Before(i), false);
+                            }
+                            if f.kind == Kind::If
+                                && !f.has_else
+                                && let Some(a) = f.if_from
+                            {
+                                g.edge(a, end, Place::SynthElse(i), false);
+                            }
+                            cur = (g.in_edges[end] > 0).then(|| {
+                                g.nodes[end].start = Some(i);
+                                end
+                            });
+                        }
+                    }
+                }
+                Operator::Br { relative_depth } => {
+                    if let Some(v) = cur {
+                        match target(&frames, *relative_depth)? {
+                            Some(t) => {
+                                let back = g.back_edge(&frames, *relative_depth, true);
+                                g.edge(v, t, Place::Before(i), back)
+                            }
+                            None => g.exact(v, Place::Before(i), None),
+                        }
+                    }
+                    cur = None;
+                }
+                Operator::BrIf { relative_depth } => {
+                    if let Some(v) = cur {
+                        match target(&frames, *relative_depth)? {
+                            Some(t) => {
+                                let f = &frames[frames.len() - 1 - *relative_depth as usize];
+                                let simple = f.looping.is_some_and(|(_, arity)| arity == 0);
+                                let back = g.back_edge(&frames, *relative_depth, simple);
+                                g.edge(v, t, Place::BrIfTaken(i), back)
+                            }
+                            None => g.exact(v, Place::Before(i), None),
+                        }
+                        let n = g.node(depth, Some(i));
+                        g.edge(v, n, Place::BrIfFall(i), false);
+                        cur = Some(n);
+                    }
+                }
+                Operator::BrTable { targets } => {
+                    if let Some(v) = cur {
+                        let mut seen = Vec::new();
+                        let mut exits = false;
+                        for rd in targets.targets().chain([Ok(targets.default())]) {
+                            let rd = rd.map_err(|e| e.to_string())?;
+                            match target(&frames, rd)? {
+                                Some(t) if !seen.contains(&t) => {
+                                    seen.push(t);
+                                    let back = g.back_edge(&frames, rd, false);
+                                    g.edge(v, t, Place::Table(i), back);
+                                }
+                                Some(_) => {}
+                                None => exits = true,
+                            }
+                        }
+                        if exits {
+                            g.exact(v, Place::Before(i), None);
+                        }
+                    }
+                    cur = None;
+                }
+                Operator::Return => {
+                    if let Some(v) = cur {
+                        g.exact(v, Place::Before(i), None);
+                    }
+                    cur = None;
+                }
+                Operator::Unreachable => cur = None,
+                Operator::Call { function_index } => {
+                    if let Some(v) = cur {
+                        g.exact(v, Place::Before(i), Some(i));
+                        g.calls_others |= *function_index >= imported_funcs;
+                    }
+                }
+                Operator::CallIndirect { .. } => {
+                    if let Some(v) = cur {
+                        g.exact(v, Place::Before(i), Some(i));
+                        g.calls_others = true;
+                    }
+                }
+                Operator::ReturnCall { .. }
+                | Operator::ReturnCallIndirect { .. }
+                | Operator::ReturnCallRef { .. }
+                | Operator::CallRef { .. }
+                | Operator::TryTable { .. }
+                | Operator::Throw { .. }
+                | Operator::ThrowRef
+                | Operator::Try { .. }
+                | Operator::Catch { .. }
+                | Operator::CatchAll
+                | Operator::Rethrow { .. }
+                | Operator::Delegate { .. }
+                | Operator::BrOnNull { .. }
+                | Operator::BrOnNonNull { .. }
+                | Operator::BrOnCast { .. }
+                | Operator::BrOnCastFail { .. } => {
+                    return Err(format!("operator {op:?} is not supported by the meter"));
+                }
+                _ => {}
+            }
+        }
+        Ok(g)
+    }
+
+    /// Potentials `φ` over a spanning tree chosen by Kruskal, hot edges first;
+    /// `None` when some `br_table` would need unequal weights.
+    fn potentials(&self) -> Option<Vec<i64>> {
+        let n = self.nodes.len();
+        let mut order: Vec<usize> = (0..self.edges.len()).collect();
+        let rank = |e: &Edge| -> (u8, std::cmp::Reverse<u32>, u8) {
+            let depth = self.nodes[e.from].depth.min(self.nodes[e.to].depth);
+            let kind = match e.place {
+                Place::Table(_) => return (0, std::cmp::Reverse(0), 0),
+                _ if e.back => 3,
+                Place::BrIfTaken(_) => 0,
+                Place::BrIfFall(_) => 2,
+                _ => 1,
+            };
+            (1, std::cmp::Reverse(depth), kind)
+        };
+        order.sort_by_key(|&k| rank(&self.edges[k]));
+        let mut parent: Vec<usize> = (0..n).collect();
+        fn find(p: &mut [usize], mut x: usize) -> usize {
+            while p[x] != x {
+                p[x] = p[p[x]];
+                x = p[x];
+            }
+            x
+        }
+        let mut adj: Vec<Vec<(usize, bool)>> = vec![Vec::new(); n];
+        for k in order {
+            let e = &self.edges[k];
+            let (a, b) = (find(&mut parent, e.from), find(&mut parent, e.to));
+            if a != b {
+                parent[a] = b;
+                adj[e.from].push((e.to, true));
+                adj[e.to].push((e.from, false));
+            }
+        }
+        let mut phi = vec![None; n];
+        phi[0] = Some(self.nodes[0].cost);
+        let mut stack = vec![0usize];
+        while let Some(a) = stack.pop() {
+            let pa = phi[a].expect("visited");
+            for &(b, forward) in &adj[a] {
+                if phi[b].is_none() {
+                    // Forward tree edge a -> b: φ(b) = φ(a) + c(b); backward
+                    // (b -> a): φ(a) = φ(b) + c(a).
+                    phi[b] = Some(if forward {
+                        pa + self.nodes[b].cost
+                    } else {
+                        pa - self.nodes[a].cost
+                    });
+                    stack.push(b);
+                }
+            }
+        }
+        // Nodes never reached (dead code) keep 0; no live edge touches them.
+        let phi: Vec<i64> = phi.into_iter().map(|p| p.unwrap_or(0)).collect();
+        let mut tables: BTreeMap<usize, i64> = BTreeMap::new();
+        for e in &self.edges {
+            if let Place::Table(i) = e.place {
+                let w = phi[e.from] + self.nodes[e.to].cost - phi[e.to];
+                if *tables.entry(i).or_insert(w) != w {
+                    return None;
+                }
+            }
+        }
+        Some(phi)
+    }
+}
+
+/// Counting code inserted around an operator.
+#[derive(Clone, Copy, Debug)]
+enum Ins {
+    /// `r -= w`.
+    Dec(i64),
+    /// `else` then `r -= w`.
+    Else(i64),
+    /// `R = r - ψ`.
+    Sync(i64),
+    /// `r = R + ψ`.
+    Reload(i64),
+    /// `if r <= ψ { R = r - ψ; check(); r = R + ψ }`.
+    Check(i64),
+    /// In place of `br L` back to a loop: `br_if (r > ψ) L; R = r - ψ;
+    /// check(); r = R + ψ; br L`: the check costs no jump of its own.
+    BackBr(i64, u32),
+    /// In place of `br_if L` back to a loop: `if; r -= w; br_if (r > ψ) L;
+    /// R = r - ψ; check(); r = R + ψ; br L; end`.
+    BackBrIf(i64, i64, u32),
+}
+
+impl Rewriter {
+    fn rewrite_body(&mut self, body: &FunctionBody<'_>, params: u32) -> Result<Function, String> {
+        let err = |e: wasmparser::BinaryReaderError| e.to_string();
+        let mut locals = Vec::new();
+        let mut local_count = params;
+        for l in body.get_locals_reader().map_err(err)? {
+            let (n, ty) = l.map_err(err)?;
+            local_count += n;
+            locals.push((n, self.val_type(ty).map_err(|e| e.to_string())?));
+        }
+        locals.push((1, ValType::I64));
+        let r = local_count;
+        let ops = body
+            .get_operators_reader()
+            .map_err(err)?
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let (ops, synthetic) = unroll(ops);
+        let g = Graph::build(&ops, &synthetic, self.imported_funcs, &self.type_params)?;
+        let phi = g.potentials();
+        let chords = phi.is_some();
+        let phi = phi.unwrap_or_else(|| vec![0; g.nodes.len()]);
+
+        let mut before: Vec<Vec<Ins>> = vec![Vec::new(); ops.len()];
+        let mut after: Vec<Vec<Ins>> = vec![Vec::new(); ops.len()];
+        let mut prologue = Vec::new();
+        if g.calls_others {
+            prologue.push(Ins::Check(0));
+        }
+        // ψ at an exact point: T − P there.
+        let psi = |node: usize, so_far: i64| phi[node] - g.nodes[node].cost + so_far;
+        for x in &g.exact {
+            let p = psi(x.node, x.so_far);
+            let Place::Before(i) = x.at else {
+                unreachable!("exact points are before operators")
+            };
+            before[i].push(Ins::Sync(p));
+            if let Some(i) = x.reload {
+                after[i].push(Ins::Reload(p));
+            }
+        }
+        // Loops whose checks go on their back edges, by back edge.
+        let mut checked_back: BTreeMap<usize, usize> = BTreeMap::new();
+        for l in &g.loops {
+            if l.on_back_edges {
+                checked_back.extend(l.back.iter().map(|&e| (e, l.header)));
+            } else {
+                after[l.op].push(Ins::Check(psi(l.header, 0)));
+            }
+        }
+        // A checked `br_if` back edge becomes `if (w, check, br) end`.
+        let mut replace: BTreeMap<usize, Ins> = BTreeMap::new();
+        let weight = |e: &Edge| {
+            if chords {
+                phi[e.from] + g.nodes[e.to].cost - phi[e.to]
+            } else {
+                0
+            }
+        };
+        for (k, e) in g.edges.iter().enumerate() {
+            if !checked_back.contains_key(&k) {
+                continue;
+            }
+            let w = weight(e);
+            // T − P at the end of the edge, after its own count.
+            let p = phi[e.from] - w;
+            let depth = match ops[e.place.op()] {
+                Operator::Br { relative_depth } | Operator::BrIf { relative_depth } => {
+                    relative_depth
+                }
+                _ => unreachable!("checked back edges are br or br_if"),
+            };
+            let ins = match e.place {
+                Place::BrIfTaken(i) => (i, Ins::BackBrIf(w, p, depth)),
+                Place::Before(i) => (i, Ins::BackBr(p, depth)),
+                _ => unreachable!("checked back edges are br or br_if"),
+            };
+            replace.insert(ins.0, ins.1);
+        }
+        if chords {
+            let mut taken: BTreeMap<usize, i64> = BTreeMap::new();
+            let mut tables: BTreeMap<usize, i64> = BTreeMap::new();
+            for e in &g.edges {
+                if let Place::BrIfTaken(i) = e.place
+                    && !replace.contains_key(&i)
+                {
+                    taken.insert(i, weight(e));
+                }
+            }
+            for e in &g.edges {
+                let w = weight(e);
+                match e.place {
+                    Place::Before(i) if w != 0 => before[i].push(Ins::Dec(w)),
+                    Place::After(i) if w != 0 => after[i].push(Ins::Dec(w)),
+                    Place::SynthElse(i) if w != 0 => before[i].push(Ins::Else(w)),
+                    Place::BrIfTaken(i) if w != 0 && !replace.contains_key(&i) => {
+                        before[i].push(Ins::Dec(w))
+                    }
+                    Place::BrIfFall(i) => {
+                        let d = w - taken.get(&i).copied().unwrap_or(0);
+                        if d != 0 {
+                            after[i].push(Ins::Dec(d));
+                        }
+                    }
+                    Place::Table(i) if w != 0 && tables.insert(i, w).is_none() => {
+                        before[i].push(Ins::Dec(w))
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            let mut live = vec![false; g.nodes.len()];
+            live[0] = true;
+            for e in &g.edges {
+                live[e.to] = true;
+            }
+            for (v, node) in g.nodes.iter().enumerate() {
+                if !live[v] || node.cost == 0 {
+                    continue;
+                }
+                match node.start {
+                    None => prologue.push(Ins::Dec(node.cost)),
+                    Some(i) => after[i].push(Ins::Dec(node.cost)),
+                }
+            }
+        }
+
+        let mut f = Function::new(locals);
+        let global = self.remaining_global();
+        let check = self.check_func();
+        f.instruction(&Instruction::GlobalGet(global));
+        f.instruction(&Instruction::LocalSet(r));
+        let emit = |f: &mut Function, ins: &Ins| Emit { r, global, check }.ins(f, ins);
+        for ins in &prologue {
+            emit(&mut f, ins);
+        }
+        for (i, op) in ops.into_iter().enumerate() {
+            for ins in &before[i] {
+                emit(&mut f, ins);
+            }
+            match replace.get(&i) {
+                Some(ins) => emit(&mut f, ins),
+                None => {
+                    let inst = self.instruction(op).map_err(|e| e.to_string())?;
+                    f.instruction(&inst);
+                }
+            }
+            for ins in &after[i] {
+                emit(&mut f, ins);
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// Encodes [`Ins`] for one function: `r` is its counting local, `global` the
+/// remaining-count global, `check` the function that calls the host.
+struct Emit {
+    r: u32,
+    global: u32,
+    check: u32,
+}
+
+impl Emit {
+    fn dec(&self, f: &mut Function, w: i64) {
+        f.instruction(&Instruction::LocalGet(self.r));
+        f.instruction(&Instruction::I64Const(w));
+        f.instruction(&Instruction::I64Sub);
+        f.instruction(&Instruction::LocalSet(self.r));
+    }
+
+    /// Stores the exact remaining count, `r − ψ`.
+    fn sync(&self, f: &mut Function, p: i64) {
+        f.instruction(&Instruction::LocalGet(self.r));
+        if p != 0 {
+            f.instruction(&Instruction::I64Const(p));
+            f.instruction(&Instruction::I64Sub);
+        }
+        f.instruction(&Instruction::GlobalSet(self.global));
+    }
+
+    fn reload(&self, f: &mut Function, p: i64) {
+        f.instruction(&Instruction::GlobalGet(self.global));
+        if p != 0 {
+            f.instruction(&Instruction::I64Const(p));
+            f.instruction(&Instruction::I64Add);
+        }
+        f.instruction(&Instruction::LocalSet(self.r));
+    }
+
+    fn call_check(&self, f: &mut Function, p: i64) {
+        self.sync(f, p);
+        f.instruction(&Instruction::Call(self.check));
+        self.reload(f, p);
+    }
+
+    fn ins(&self, f: &mut Function, ins: &Ins) {
+        match *ins {
+            Ins::Dec(w) => self.dec(f, w),
+            Ins::Else(w) => {
+                f.instruction(&Instruction::Else);
+                self.dec(f, w);
+            }
+            Ins::Sync(p) => self.sync(f, p),
+            Ins::Reload(p) => self.reload(f, p),
+            Ins::BackBr(p, l) => {
+                f.instruction(&Instruction::LocalGet(self.r));
+                f.instruction(&Instruction::I64Const(p));
+                f.instruction(&Instruction::I64GtS);
+                f.instruction(&Instruction::BrIf(l));
+                self.call_check(f, p);
+                f.instruction(&Instruction::Br(l));
+            }
+            Ins::BackBrIf(w, p, l) => {
+                f.instruction(&Instruction::If(BlockType::Empty));
+                if w != 0 {
+                    self.dec(f, w);
+                }
+                self.ins(f, &Ins::BackBr(p, l + 1));
+                f.instruction(&Instruction::End);
+            }
+            Ins::Check(p) => {
+                f.instruction(&Instruction::LocalGet(self.r));
+                f.instruction(&Instruction::I64Const(p));
+                f.instruction(&Instruction::I64LeS);
+                f.instruction(&Instruction::If(BlockType::Empty));
+                self.call_check(f, p);
+                f.instruction(&Instruction::End);
+            }
+        }
+    }
+}
