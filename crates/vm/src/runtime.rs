@@ -144,6 +144,7 @@ impl Vm {
     pub fn start(&self, loaded: &Loaded, spec: TaskSpec, slice: u64) -> Task {
         let mut ctx = new_ctx(&spec, loaded, &self.limits);
         ctx.meter = Meter::new(spec.fuel, slice);
+        let progress = ctx.meter.progress.clone();
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|ctx| &mut ctx.limits);
         let linker = self.linker.clone();
@@ -174,7 +175,11 @@ impl Vm {
         };
         Task {
             fut: Box::pin(fut),
-            slices: 0,
+            slice: slice.max(1),
+            progress,
+            reported: 0,
+            pending: 0,
+            done: None,
         }
     }
 
@@ -258,32 +263,56 @@ fn finish(res: wasmtime::Result<()>, instructions: u64, ctx: Ctx) -> Outcome {
 pub enum Step {
     /// A slice of instructions ran; the task can be resumed.
     Slice,
-    /// The run finished.
+    /// The run finished (every completed slice was reported before).
     Done(Outcome),
 }
 
 /// A run in progress. Dropping it abandons the run.
+///
+/// The guest yields every few slices (see `YIELD_SLICES`) and the task hands
+/// the slices completed since the last yield out one [`Step::Slice`] at a
+/// time, so callers see one step per slice of `n` instructions.
 pub struct Task {
     fut: Pin<Box<dyn Future<Output = Outcome> + Send>>,
-    slices: u64,
+    slice: u64,
+    progress: Arc<std::sync::atomic::AtomicU64>,
+    /// Slices completed as of the last yield (or the end).
+    reported: u64,
+    /// Of those, not handed out yet.
+    pending: u64,
+    done: Option<Outcome>,
 }
 
 impl Task {
     /// Runs until the next slice boundary or the end.
     pub fn step(&mut self) -> Step {
-        let mut cx = Context::from_waker(Waker::noop());
-        match self.fut.as_mut().poll(&mut cx) {
-            Poll::Pending => {
-                self.slices += 1;
-                Step::Slice
+        loop {
+            if self.pending > 0 {
+                self.pending -= 1;
+                return Step::Slice;
             }
-            Poll::Ready(o) => Step::Done(o),
+            if let Some(o) = self.done.take() {
+                return Step::Done(o);
+            }
+            let mut cx = Context::from_waker(Waker::noop());
+            let completed = match self.fut.as_mut().poll(&mut cx) {
+                Poll::Pending => {
+                    self.progress.load(std::sync::atomic::Ordering::Relaxed) / self.slice
+                }
+                Poll::Ready(o) => {
+                    let completed = o.instructions / self.slice;
+                    self.done = Some(o);
+                    completed
+                }
+            };
+            self.pending = completed.saturating_sub(self.reported);
+            self.reported = self.reported.max(completed);
         }
     }
 
-    /// Slices completed so far.
+    /// Slices completed and handed out so far.
     pub fn slices(&self) -> u64 {
-        self.slices
+        self.reported - self.pending
     }
 }
 
