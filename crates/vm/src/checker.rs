@@ -76,6 +76,8 @@ pub enum CheckError {
     TableTooLarge { elements: u64, limit: u64 },
     #[error("module defines {count} globals, more than the limit of {limit}")]
     TooManyGlobals { count: u32, limit: u32 },
+    #[error("export name {0:?} is reserved for the meter")]
+    ReservedExport(String),
 }
 
 /// WebAssembly 2.0 (SIMD, bulk memory, reference types, multi-value); no
@@ -179,6 +181,9 @@ pub fn check(bytes: &[u8], limits: &Limits) -> Result<Verdict, CheckError> {
             Payload::ExportSection(r) => {
                 for e in r {
                     let e = e.map_err(malformed)?;
+                    if e.name == crate::meter::REMAINING {
+                        return Err(CheckError::ReservedExport(e.name.to_string()));
+                    }
                     let kind = match e.kind {
                         ExternalKind::Func => {
                             entry_points.push(e.name.to_string());
@@ -281,6 +286,17 @@ mod tests {
             check(&m, &Limits::default()),
             Err(CheckError::EntryPoints { .. })
         ));
+    }
+
+    #[test]
+    fn rejects_the_meters_export_name() {
+        let m = wat(
+            r#"(module (global (export "proctor:remaining") i64 (i64.const 0)) (func (export "_start")))"#,
+        );
+        assert_eq!(
+            check(&m, &Limits::default()),
+            Err(CheckError::ReservedExport("proctor:remaining".into()))
+        );
     }
 
     #[test]

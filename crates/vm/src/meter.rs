@@ -1277,3 +1277,81 @@ impl Emit<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const EXAMPLES: [&[u8]; 5] = [
+        include_bytes!("../../../examples/tasks/filler.wasm"),
+        include_bytes!("../../../examples/tasks/sha256.wasm"),
+        include_bytes!("../../../examples/tasks/nbody.wasm"),
+        include_bytes!("../../../examples/tasks/wordfreq.wasm"),
+        include_bytes!("../../../examples/tasks/lz.wasm"),
+    ];
+
+    fn valid(bytes: &[u8]) -> bool {
+        wasmparser::Validator::new_with_features(crate::checker::features())
+            .validate_all(bytes)
+            .is_ok()
+    }
+
+    #[test]
+    fn every_example_rewrites_to_a_valid_module_with_the_meter_interface() {
+        for m in EXAMPLES {
+            let out = instrument(m).unwrap();
+            assert!(valid(&out));
+            let mut imports = Vec::new();
+            let mut exports = Vec::new();
+            for p in Parser::new(0).parse_all(&out) {
+                match p.unwrap() {
+                    wasmparser::Payload::ImportSection(s) => {
+                        imports.extend(s.into_iter().map(|i| {
+                            let i = i.unwrap();
+                            format!("{}.{}", i.module, i.name)
+                        }))
+                    }
+                    wasmparser::Payload::ExportSection(s) => {
+                        exports.extend(s.into_iter().map(|e| e.unwrap().name.to_string()))
+                    }
+                    _ => {}
+                }
+            }
+            assert_eq!(imports.last().unwrap(), "proctor.check");
+            assert!(exports.contains(&REMAINING.to_string()));
+            assert!(exports.contains(&"_start".to_string()));
+        }
+    }
+
+    #[test]
+    fn a_module_without_imports_or_globals_gets_both_sections() {
+        let m = wat::parse_str(
+            r#"(module (memory 1) (func (export "_start") (loop $l (br_if $l (i32.const 0)))))"#,
+        )
+        .unwrap();
+        assert!(valid(&instrument(&m).unwrap()));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Any module the checker accepts can be metered, and the result is
+        /// valid; nothing panics.
+        #[test]
+        fn accepted_mutants_rewrite_to_valid_modules(
+            which in 0..EXAMPLES.len(),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+        ) {
+            let mut m = EXAMPLES[which].to_vec();
+            for (at, b) in edits {
+                let i = at % m.len();
+                m[i] = b;
+            }
+            if crate::check(&m, &crate::Limits::default()).is_ok() {
+                let out = instrument(&m).expect("accepted modules can be metered");
+                prop_assert!(valid(&out));
+            }
+        }
+    }
+}
