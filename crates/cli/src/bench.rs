@@ -1,7 +1,7 @@
 //! `proctor bench`: the numbers quoted in docs and closing notes come from here.
 //!
 //! - `pouw`: the filler task run to completion by wasmtime without fuel
-//!   (baseline) and by the full PoUW path (fuel metering, slices, one lottery
+//!   (baseline) and by the full PoUW path (the metering rewriter, slices, one lottery
 //!   draw per slice in the enclave), alternating in one process; reports the
 //!   median of each and their ratio.
 //! - `transfers`: one block of signed transfers applied by the state machine

@@ -1,6 +1,6 @@
 //! `proctor task`: check a module, dry-run it metered, benchmark it.
 //!
-//! `run` uses exactly the engine a worker's enclave uses (fuel metering,
+//! `run` uses exactly the engine a worker's enclave uses (the metering rewriter,
 //! deterministic WASI environment), so the instruction count it prints is the
 //! count a job would be charged for the same module, input and arguments.
 
@@ -230,7 +230,7 @@ impl Comparison {
             self.instructions, self.slices, self.slice_instructions
         );
         if let Some(n) = self.native_ms {
-            s += &format!("  native (gcc -O2)    {n:>9.1} ms\n");
+            s += &format!("  native build        {n:>9.1} ms\n");
         }
         s += &format!(
             "  wasmtime unmetered  {:>9.1} ms\n  PoUW path           {:>9.1} ms\n  PoUW / unmetered    {:>9.3}x",
@@ -253,7 +253,7 @@ pub(crate) fn ms(d: Duration) -> f64 {
 }
 
 /// Runs `module` alternately under wasmtime without fuel and through the full
-/// PoUW path (enclave: checker, fuel metering, slices, one lottery draw per
+/// PoUW path (enclave: checker, metering rewriter, slices, one lottery draw per
 /// slice at an unwinnable difficulty so the whole run is measured), and
 /// optionally as a native process; reports medians and ratios.
 pub fn compare(

@@ -7,18 +7,24 @@
 //!   [`Limits`]. WebAssembly code is immutable and cannot jump outside itself,
 //!   and metering is injected by the runtime at compile time, so the two other
 //!   conditions of the seed hold for every valid module by construction.
-//! - [`Vm`]: wasmtime with fuel metering. A module is checked and compiled once
-//!   and cached by its hash.
+//! - [`Vm`]: the metered engine. A module is checked, rewritten by [`meter`]
+//!   to count its own instructions, compiled by wasmtime once and cached by
+//!   its hash.
 //! - [`Task`]: one run of a module over an input, executed in *slices* of
 //!   `n` instructions. Between slices control returns to the caller (the
 //!   enclave draws the PoUW lottery there) and the run resumes where it
-//!   stopped. Slicing uses wasmtime's fuel-based async yields, polled by hand
-//!   with a no-op waker: no executor, no threads, no clocks.
+//!   stopped. The rewritten module calls the host when its count reaches a
+//!   limit; the host suspends the wasmtime fiber there, and the task is
+//!   polled by hand with a no-op waker: no executor, no threads, no clocks.
 //!
-//! The instruction count of a run is the fuel it consumed: wasmtime charges
-//! fuel per WebAssembly operator at compile time, so the count is a function of
-//! the module and its input only, identical on every run, every machine and
-//! for every slice size (fuel left over in one slice carries into the next).
+//! The instruction count of a run is exact and a function of the module and
+//! its input only: one per WebAssembly operator executed (with wasmtime's
+//! fuel cost table, which tests hold the count against), identical on every
+//! run, every machine and for every slice size. [`meter`] explains how it is
+//! kept cheap: counts on a spanning tree's chords, checks on loop back edges,
+//! small loops unrolled, no loop value live across the check's call; the
+//! PoUW path runs within a few percent of unmetered wasmtime
+//! (`proctor task bench`).
 //!
 //! Determinism: the task's environment (arguments, input, clock, random bytes)
 //! is fully given by [`TaskSpec`]; threads and relaxed SIMD are refused by the
