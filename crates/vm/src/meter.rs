@@ -4,9 +4,11 @@
 //! The count is the number of WebAssembly operators executed, each costing 1
 //! except `nop`, `drop`, `block`, `loop`, `unreachable`, `return`, `else` and
 //! `end` (0), plus 1 per function entered: the same cost table as wasmtime's
-//! fuel, so a completed run counts
-//! exactly what `consume_fuel` would (the tests hold the two side by side).
-//! What differs is where the counting code goes, which is what makes it cheap.
+//! fuel, so a completed run counts exactly what `consume_fuel` would (the
+//! tests hold the two side by side, on the examples and on random programs).
+//! What differs is where the counting code goes, which is what makes it cheap:
+//! on the examples fuel costs 12-38% over unmetered wasmtime, this at most
+//! 13% (and some run faster than unmetered, thanks to the unrolling).
 //!
 //! ## Counting on a spanning tree's chords
 //! Each function's control-flow graph has a node per straight-line segment
@@ -23,20 +25,30 @@
 //! is exact although most edges carry no code. The tree is chosen so that hot
 //! edges (deep in loops, forward) are tree edges and loop back edges and exits
 //! are chords: a loop with a single path costs one subtraction per iteration.
+//! When a `br_table`'s edges would need different weights (they share one
+//! place for code), the function falls back to counting every segment at its
+//! start, the placement fuel uses, which is always possible.
 //!
 //! ## Runtime protocol
 //! A mutable global `proctor:remaining` (exported) holds `R = limit − used`.
 //! Each function keeps `R` in a local `r` (a register): loaded on entry and
-//! after every call, stored back before every call and at every exit. At
-//! every loop header (and at the entry of functions that call others, which
-//! bounds recursion) the rewritten code tests `R ≤ 0` and if so calls the
-//! imported `proctor.check`, where the host ends the slice (a fiber yield),
-//! stops the run when the budget is spent, and sets the next limit. Every cycle
-//! of the graph passes a loop header, so a run can never go on unmetered.
+//! after every call, stored back before every call and at every exit. Every
+//! loop back edge (or loop header, for loops with parameters) and the entry
+//! of every function that calls another (which bounds recursion) tests
+//! `R ≤ 0`, and if so calls the imported `proctor.check`, where the host ends
+//! the slice (a fiber yield), stops the run when the budget is spent, and sets
+//! the next limit. Every cycle of the graph passes a loop back edge, so a run
+//! can never go on unmetered.
 //!
-//! When a function's graph has a multi-way branch (`br_table`) whose edges
-//! would need different weights, that function falls back to counting every
-//! segment at its start (the same placement as fuel), which is always possible.
+//! ## What keeps it fast
+//! - Checks on back edges: `br_if (r > ψ) $loop` replaces `br $loop`, so the
+//!   check costs a compare and no jump of its own.
+//! - Small innermost loops are unrolled 4 times (`unroll`): the count and
+//!   the check run once per 4 iterations, and each copy's exits go through
+//!   landing pads where their different counts are settled off the hot path.
+//! - Around a check's call, an innermost loop's locals are parked in scratch
+//!   globals: no loop value is live across the call, so none has to sit in
+//!   a callee-saved register or on the stack for the whole loop.
 
 use std::collections::BTreeMap;
 use wasm_encoder::reencode::{self, Reencode};

@@ -28,7 +28,7 @@ pub enum VmError {
 /// Everything that determines a run besides the module.
 #[derive(Clone, Debug, Default)]
 pub struct TaskSpec {
-    /// Program arguments (argv[1..]; argv[0] is the module hash).
+    /// Program arguments (`argv[1..]`; `argv[0]` is the module hash).
     pub args: Vec<String>,
     /// Bytes on stdin.
     pub input: Vec<u8>,
@@ -57,8 +57,9 @@ pub enum Status {
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub status: Status,
-    /// Instructions executed: exact and deterministic (the budget when it ran
-    /// out).
+    /// Instructions executed, deterministic: exact when the program exits
+    /// (returning from `_start` or calling `proc_exit`), the budget when it
+    /// ran out, and the count at the last call or loop check before a trap.
     pub instructions: u64,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
