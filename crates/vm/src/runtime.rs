@@ -158,8 +158,8 @@ impl Vm {
                     .get_global(&mut store, meter::REMAINING)
                     .ok_or_else(|| wasmtime::Error::msg("metering global missing"))?;
                 remaining = Some(global);
-                let limit = store.data().meter.limit;
-                global.set(&mut store, Val::I64(limit as i64))?;
+                let remaining = store.data_mut().meter.set_limit(0);
+                global.set(&mut store, Val::I64(remaining))?;
                 let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                 start.call_async(&mut store, ()).await
             }
@@ -459,6 +459,16 @@ mod tests {
         assert_eq!(o.status, Status::OutOfFuel);
         assert_eq!(o.instructions, 123_456);
         assert!(o.stdout.is_empty());
+    }
+
+    #[test]
+    fn the_largest_budget_and_slice_run_normally() {
+        let vm = Vm::new(Limits::default()).unwrap();
+        let m = vm.load(&wat::parse_str(LOOP).unwrap()).unwrap();
+        let reference = vm.run(&m, spec(10_000, 1 << 40), 1 << 20);
+        let o = vm.run(&m, spec(10_000, u64::MAX), u64::MAX);
+        assert!(o.success(), "{:?}", o.status);
+        assert_eq!(o.instructions, reference.instructions);
     }
 
     #[test]

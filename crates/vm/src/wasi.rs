@@ -97,8 +97,16 @@ impl Meter {
             limit: 0,
             progress: Default::default(),
         };
-        m.limit = m.next_limit();
+        m.set_limit(0);
         m
+    }
+
+    /// Sets the next limit after `used` instructions and returns the guest's
+    /// remaining count, `limit − used`, which must fit its i64.
+    pub(crate) fn set_limit(&mut self, used: u64) -> i64 {
+        let span = (self.next_limit().max(used + 1) - used).min(i64::MAX as u64);
+        self.limit = used + span;
+        span as i64
     }
 
     /// The guest checks again at the next yield, or just past the budget: a
@@ -151,9 +159,8 @@ pub(crate) fn add_check_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<
                 m.yield_end = (used / m.period + 1).saturating_mul(m.period);
                 m.progress.store(used, std::sync::atomic::Ordering::Relaxed);
             }
-            m.limit = m.next_limit().max(used + 1);
-            let next = (m.limit - used) as i64;
-            g.set(&mut c, wasmtime::Val::I64(next))?;
+            let remaining = m.set_limit(used);
+            g.set(&mut c, wasmtime::Val::I64(remaining))?;
             if end_of_slice {
                 YieldOnce(false).await;
             }
