@@ -617,6 +617,8 @@ struct Frame {
 #[derive(Default)]
 struct Graph {
     nodes: Vec<Node>,
+    /// The node each operator belongs to (`None`: dead code).
+    owner: Vec<Option<usize>>,
     edges: Vec<Edge>,
     in_edges: Vec<u32>,
     exact: Vec<Exact>,
@@ -699,6 +701,7 @@ impl Graph {
             has_else: false,
         }];
         for (i, op) in ops.iter().enumerate() {
+            g.owner.push(cur);
             if let Some(v) = cur
                 && !synthetic[i]
             {
@@ -906,6 +909,49 @@ impl Graph {
         Ok(g)
     }
 
+    /// The locals live at the start of each node (bit sets over `locals`
+    /// locals): backward dataflow to a fixed point.
+    fn live_in(&self, ops: &[Operator<'_>], locals: usize) -> Vec<Vec<u64>> {
+        let words = locals.div_ceil(64);
+        let n = self.nodes.len();
+        let (mut gen_, mut kill) = (vec![vec![0u64; words]; n], vec![vec![0u64; words]; n]);
+        for (op, owner) in ops.iter().zip(&self.owner) {
+            let Some(v) = *owner else { continue };
+            match op {
+                Operator::LocalGet { local_index } => {
+                    let (w, b) = (*local_index as usize / 64, local_index % 64);
+                    if kill[v][w] >> b & 1 == 0 {
+                        gen_[v][w] |= 1 << b;
+                    }
+                }
+                Operator::LocalSet { local_index } | Operator::LocalTee { local_index } => {
+                    kill[v][*local_index as usize / 64] |= 1 << (local_index % 64);
+                }
+                _ => {}
+            }
+        }
+        let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for e in &self.edges {
+            succ[e.from].push(e.to);
+        }
+        let mut live = gen_.clone();
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for v in (0..n).rev() {
+                for w in 0..words {
+                    let out = succ[v].iter().fold(0u64, |acc, &s| acc | live[s][w]);
+                    let new = gen_[v][w] | (out & !kill[v][w]);
+                    if new != live[v][w] {
+                        live[v][w] = new;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        live
+    }
+
     /// Potentials `φ` over a spanning tree chosen by Kruskal, hot edges first;
     /// `None` when some `br_table` would need unequal weights.
     fn potentials(&self) -> Option<Vec<i64>> {
@@ -1047,14 +1093,18 @@ impl Rewriter {
             let params = self.type_params[ty as usize];
             prologue.push(Ins::Check(0, park(&mut (0..params))));
         }
+        // A loop parks the locals it uses that are live at its header (where
+        // the check's call returns to): parking a dead one would make it live
+        // across the loop (lz: 1.07x with liveness, 1.11x without).
+        let live = g.live_in(&ops, kinds.len());
         let loop_saves: Vec<usize> = g
             .loops
             .iter()
             .map(|l| {
                 let body = &ops[l.op..l.end.min(ops.len())];
-                // Only innermost loops: parking the locals of an outer loop
-                // makes them new values at its header, which costs more
-                // than it saves (n-body: 1.14x instead of 1.02x).
+                let header = &live[l.header];
+                // Only innermost loops: parking for outer loops as well
+                // measured worse (lz 1.11x instead of 1.07x).
                 if body[1..]
                     .iter()
                     .any(|op| matches!(op, Operator::Loop { .. }))
@@ -1064,7 +1114,11 @@ impl Rewriter {
                 park(&mut body.iter().filter_map(|op| match op {
                     Operator::LocalGet { local_index }
                     | Operator::LocalSet { local_index }
-                    | Operator::LocalTee { local_index } => Some(*local_index),
+                    | Operator::LocalTee { local_index }
+                        if header[*local_index as usize / 64] >> (local_index % 64) & 1 == 1 =>
+                    {
+                        Some(*local_index)
+                    }
                     _ => None,
                 }))
             })
