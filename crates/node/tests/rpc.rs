@@ -87,6 +87,15 @@ async fn new_heads_over_websocket_and_error_codes() {
         assert_eq!(block.hash, head.hash);
     }
 
+    // Mining stops first: a block between two submissions would turn "already
+    // pending" (4009) into "nonce already used" (1003).
+    stop.store(true, Ordering::Relaxed);
+    tokio::time::timeout(Duration::from_secs(30), mining)
+        .await
+        .expect("worker stops")
+        .unwrap()
+        .unwrap();
+
     // Stable error codes.
     let g = tc.genesis.hash();
     assert_eq!(
@@ -154,12 +163,6 @@ async fn new_heads_over_websocket_and_error_codes() {
     );
     assert_eq!(code(http.block("123456".into()).await.unwrap_err()), 4004);
 
-    stop.store(true, Ordering::Relaxed);
-    tokio::time::timeout(Duration::from_secs(30), mining)
-        .await
-        .expect("worker stops")
-        .unwrap()
-        .unwrap();
     node.stop().await;
 }
 
