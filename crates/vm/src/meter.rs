@@ -1084,8 +1084,9 @@ impl Rewriter {
         let chords = phi.is_some();
         let phi = phi.unwrap_or_else(|| vec![0; g.nodes.len()]);
 
-        let mut before: Vec<Vec<Ins>> = vec![Vec::new(); ops.len()];
-        let mut after: Vec<Vec<Ins>> = vec![Vec::new(); ops.len()];
+        // Counting code around operators, by operator index (sparse).
+        let mut before: BTreeMap<usize, Vec<Ins>> = BTreeMap::new();
+        let mut after: BTreeMap<usize, Vec<Ins>> = BTreeMap::new();
         // Locals parked in scratch globals around each check's call: at the
         // entry the parameters, in a loop the locals it uses.
         let mut saves: Vec<Vec<(u32, u32)>> = Vec::new();
@@ -1161,9 +1162,9 @@ impl Rewriter {
             let Place::Before(i) = x.at else {
                 unreachable!("exact points are before operators")
             };
-            before[i].push(Ins::Sync(p));
+            before.entry(i).or_default().push(Ins::Sync(p));
             if let Some(i) = x.reload {
-                after[i].push(Ins::Reload(p));
+                after.entry(i).or_default().push(Ins::Reload(p));
             }
         }
         // Loops whose checks go on their back edges, by back edge.
@@ -1171,8 +1172,6 @@ impl Rewriter {
         for (k, l) in g.loops.iter().enumerate() {
             if l.on_back_edges {
                 checked_back.extend(l.back.iter().map(|&e| (e, loop_saves[k])));
-            } else {
-                after[l.op].push(Ins::Check(psi(l.header, 0), loop_saves[k]));
             }
         }
         // A checked `br_if` back edge becomes `if (w, check, br) end`.
@@ -1217,20 +1216,22 @@ impl Rewriter {
             for e in &g.edges {
                 let w = weight(e);
                 match e.place {
-                    Place::Before(i) if w != 0 => before[i].push(Ins::Dec(w)),
-                    Place::After(i) if w != 0 => after[i].push(Ins::Dec(w)),
-                    Place::SynthElse(i) if w != 0 => before[i].push(Ins::Else(w)),
+                    Place::Before(i) if w != 0 => before.entry(i).or_default().push(Ins::Dec(w)),
+                    Place::After(i) if w != 0 => after.entry(i).or_default().push(Ins::Dec(w)),
+                    Place::SynthElse(i) if w != 0 => {
+                        before.entry(i).or_default().push(Ins::Else(w))
+                    }
                     Place::BrIfTaken(i) if w != 0 && !replace.contains_key(&i) => {
-                        before[i].push(Ins::Dec(w))
+                        before.entry(i).or_default().push(Ins::Dec(w))
                     }
                     Place::BrIfFall(i) => {
                         let d = w - taken.get(&i).copied().unwrap_or(0);
                         if d != 0 {
-                            after[i].push(Ins::Dec(d));
+                            after.entry(i).or_default().push(Ins::Dec(d));
                         }
                     }
                     Place::Table(i) if w != 0 && tables.insert(i, w).is_none() => {
-                        before[i].push(Ins::Dec(w))
+                        before.entry(i).or_default().push(Ins::Dec(w))
                     }
                     _ => {}
                 }
@@ -1247,8 +1248,18 @@ impl Rewriter {
                 }
                 match node.start {
                     None => prologue.push(Ins::Dec(node.cost)),
-                    Some(i) => after[i].push(Ins::Dec(node.cost)),
+                    Some(i) => after.entry(i).or_default().push(Ins::Dec(node.cost)),
                 }
+            }
+        }
+        // Header checks come after the header's own count (node mode), which
+        // `psi(header, 0)` assumes.
+        for (k, l) in g.loops.iter().enumerate() {
+            if !l.on_back_edges {
+                after
+                    .entry(l.op)
+                    .or_default()
+                    .push(Ins::Check(psi(l.header, 0), loop_saves[k]));
             }
         }
 
@@ -1268,7 +1279,7 @@ impl Rewriter {
             emit(&mut f, ins);
         }
         for (i, op) in ops.into_iter().enumerate() {
-            for ins in &before[i] {
+            for ins in before.get(&i).into_iter().flatten() {
                 emit(&mut f, ins);
             }
             match replace.get(&i) {
@@ -1278,7 +1289,7 @@ impl Rewriter {
                     f.instruction(&inst);
                 }
             }
-            for ins in &after[i] {
+            for ins in after.get(&i).into_iter().flatten() {
                 emit(&mut f, ins);
             }
         }
