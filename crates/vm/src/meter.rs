@@ -1121,7 +1121,11 @@ impl Rewriter {
         // A loop parks the locals it uses that are live at its header (where
         // the check's call returns to): parking a dead one would make it live
         // across the loop (lz: 1.07x with liveness, 1.11x without).
-        let live = g.live_in(&ops, kinds.len());
+        let live = if g.loops.is_empty() {
+            None
+        } else {
+            g.live_in(&ops, kinds.len())
+        };
         let is_live = |node: usize, local: u32| {
             live.as_ref()
                 .is_some_and(|l| l[node][local as usize / 64] >> (local % 64) & 1 == 1)
