@@ -49,6 +49,10 @@
 //! - Around a check's call, an innermost loop's locals are parked in scratch
 //!   globals: no loop value is live across the call, so none has to sit in
 //!   a callee-saved register or on the stack for the whole loop.
+//! - Small leaf functions called in small loops are inlined (`inline`): a
+//!   leaf with a loop would otherwise pay for its check's call (a stack
+//!   check and callee-saved registers) on every call, and every call pays
+//!   for storing and reloading the count.
 
 use std::collections::BTreeMap;
 use wasm_encoder::reencode::{self, Reencode};
@@ -91,6 +95,10 @@ pub fn instrument(bytes: &[u8]) -> Result<Vec<u8>, String> {
 struct Rewriter {
     /// Parameter count of each type.
     type_params: Vec<u32>,
+    /// Parameter and result types of each type.
+    type_sigs: Vec<(Vec<wasmparser::ValType>, Vec<wasmparser::ValType>)>,
+    /// Functions whose calls are replaced by their bodies, by index.
+    inlinees: std::rc::Rc<BTreeMap<u32, Inlinee>>,
     /// Scratch slot kind of each parameter of each type.
     param_kinds: Vec<Vec<Option<usize>>>,
     /// Type of each defined function, in order.
@@ -109,6 +117,8 @@ impl Rewriter {
     fn scan(bytes: &[u8]) -> Result<Self, String> {
         let mut r = Rewriter {
             type_params: Vec::new(),
+            type_sigs: Vec::new(),
+            inlinees: Default::default(),
             param_kinds: Vec::new(),
             func_types: Vec::new(),
             imported_funcs: 0,
@@ -118,6 +128,7 @@ impl Rewriter {
             globals_done: false,
             failure: None,
         };
+        let mut inlinees = Vec::new();
         for payload in Parser::new(0).parse_all(bytes) {
             match payload.map_err(|e| e.to_string())? {
                 wasmparser::Payload::TypeSection(s) => {
@@ -126,6 +137,8 @@ impl Rewriter {
                         r.type_params.push(ty.params().len() as u32);
                         r.param_kinds
                             .push(ty.params().iter().map(|&t| scratch_kind(t)).collect());
+                        r.type_sigs
+                            .push((ty.params().to_vec(), ty.results().to_vec()));
                     }
                 }
                 wasmparser::Payload::ImportSection(s) => {
@@ -143,6 +156,13 @@ impl Rewriter {
                     }
                 }
                 wasmparser::Payload::GlobalSection(s) => r.globals += s.count(),
+                wasmparser::Payload::CodeSectionStart { .. } => inlinees.clear(),
+                wasmparser::Payload::CodeSectionEntry(body) => {
+                    let k = inlinees.len();
+                    let ty = *r.func_types.get(k).ok_or("more bodies than functions")?;
+                    let sig = r.type_sigs.get(ty as usize).ok_or("bad type index")?;
+                    inlinees.push(Inlinee::new(&body, &sig.0, &sig.1));
+                }
                 wasmparser::Payload::ExportSection(s) => {
                     for e in s {
                         if e.map_err(|e| e.to_string())?.name == REMAINING {
@@ -153,6 +173,13 @@ impl Rewriter {
                 _ => {}
             }
         }
+        let imported = r.imported_funcs;
+        r.inlinees = std::rc::Rc::new(
+            (imported..)
+                .zip(inlinees)
+                .filter_map(|(f, i)| Some((f, i?)))
+                .collect(),
+        );
         Ok(r)
     }
 
@@ -372,6 +399,277 @@ impl Reencode for Rewriter {
     }
 }
 
+/// Largest function inlined, in operators.
+const INLINE_MAX_OPS: usize = 100;
+/// Operators inlining may add to a function: at least this many, at most
+/// the function's own size beyond that.
+const INLINE_MIN_BUDGET: usize = 1000;
+/// Calls are inlined where they run often: in a loop of at most this many
+/// operators, or outside loops in a function of at most this many.
+const INLINE_MAX_REGION: usize = 400;
+
+/// A small leaf function whose calls the rewriter replaces by its body (see
+/// [`inline`]).
+struct Inlinee {
+    /// The body's bytes and their offset in the module.
+    bytes: Vec<u8>,
+    offset: usize,
+    params: Vec<wasmparser::ValType>,
+    /// Declared locals, after the parameters.
+    locals: Vec<wasmparser::ValType>,
+    result: Option<wasmparser::ValType>,
+}
+
+impl Inlinee {
+    /// `Some` for a function that calls nothing, has at most one result,
+    /// numeric locals only and at most [`INLINE_MAX_OPS`] operators.
+    fn new(
+        body: &FunctionBody<'_>,
+        params: &[wasmparser::ValType],
+        results: &[wasmparser::ValType],
+    ) -> Option<Inlinee> {
+        if results.len() > 1 {
+            return None;
+        }
+        let mut locals = Vec::new();
+        for l in body.get_locals_reader().ok()? {
+            let (n, t) = l.ok()?;
+            if n as usize > INLINE_MAX_OPS - locals.len() {
+                return None;
+            }
+            locals.extend(std::iter::repeat_n(t, n as usize));
+        }
+        if !params
+            .iter()
+            .chain(&locals)
+            .all(|&t| scratch_kind(t).is_some())
+        {
+            return None;
+        }
+        let mut ops = body.get_operators_reader().ok()?;
+        for _ in 0..=INLINE_MAX_OPS {
+            match ops.read().ok()? {
+                Operator::End if ops.eof() => {
+                    return Some(Inlinee {
+                        bytes: body.as_bytes().to_vec(),
+                        offset: body.range().start,
+                        params: params.to_vec(),
+                        locals,
+                        result: results.first().copied(),
+                    });
+                }
+                Operator::Call { .. }
+                | Operator::CallIndirect { .. }
+                | Operator::CallRef { .. }
+                | Operator::ReturnCall { .. }
+                | Operator::ReturnCallIndirect { .. }
+                | Operator::ReturnCallRef { .. }
+                | Operator::TryTable { .. }
+                | Operator::Try { .. }
+                | Operator::Throw { .. }
+                | Operator::ThrowRef
+                | Operator::Rethrow { .. }
+                | Operator::Delegate { .. } => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn operators(&self) -> Result<Vec<Operator<'_>>, String> {
+        let body = FunctionBody::new(wasmparser::BinaryReader::new(&self.bytes, self.offset));
+        body.get_operators_reader()
+            .and_then(|r| r.into_iter().collect())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Replaces calls to small leaf functions by their bodies (a body that does
+/// not parse is left as a call, for the compiler to reject).
+///
+/// A leaf function with a loop has to check the count in it, and the
+/// check's call makes it a non-leaf: a stack-limit check and callee-saved
+/// registers saved and restored on every call, which for `memcmp` on short
+/// words costs more than the loop (wordfreq: 1.65x the time in `memcmp`).
+/// Inlined into its caller, which calls anyway, it costs nothing of that;
+/// nor does the call's count synchronisation.
+///
+/// `call $f` becomes: the arguments set into fresh locals, the declared
+/// locals zeroed, and `block (result)` body `end`, where `return` is a `br`
+/// to that block (the function's own label is the block's: other branches
+/// keep their depths). The block costs 2, what `call` and entering `$f`
+/// cost; the added operators cost nothing, so the count is unchanged.
+/// Sites share one set of locals per callee. The inlined code adds at most
+/// the function's own size, or [`INLINE_MIN_BUDGET`] operators.
+fn inline<'a>(
+    ops: Vec<Operator<'a>>,
+    inlinees: &'a BTreeMap<u32, Inlinee>,
+    first_local: u32,
+) -> Inlined<'a> {
+    let callee = |op: &Operator<'_>| match op {
+        Operator::Call { function_index } => {
+            inlinees.get(function_index).map(|i| (*function_index, i))
+        }
+        _ => None,
+    };
+    if !ops.iter().any(|op| callee(op).is_some()) {
+        let costs = ops.iter().map(cost).collect();
+        return Inlined {
+            ops,
+            costs,
+            locals: Vec::new(),
+        };
+    }
+    let mut budget = ops.len().max(INLINE_MIN_BUDGET);
+    // For each operator: the size of the innermost loop around it, or of
+    // the function outside loops.
+    let mut loop_end = BTreeMap::new();
+    let mut open = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Operator::Block { .. } | Operator::If { .. } | Operator::Loop { .. } => open.push(i),
+            Operator::End => {
+                if let Some(start) = open.pop()
+                    && matches!(ops[start], Operator::Loop { .. })
+                {
+                    loop_end.insert(start, i);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut region = Vec::with_capacity(ops.len());
+    let mut sizes = vec![(ops.len(), usize::MAX)];
+    for i in 0..ops.len() {
+        if let Some(&end) = loop_end.get(&i) {
+            sizes.push((end - i, end));
+        }
+        region.push(sizes.last().map_or(ops.len(), |s| s.0));
+        if sizes.last().is_some_and(|s| s.1 == i) {
+            sizes.pop();
+        }
+    }
+    // Per callee: its operators and its first local here.
+    type Body<'a> = (Result<Vec<Operator<'a>>, String>, u32);
+    let mut bodies: BTreeMap<u32, Body<'a>> = BTreeMap::new();
+    let mut extra = Vec::new();
+    let mut out = Vec::with_capacity(ops.len());
+    let mut costs = Vec::with_capacity(ops.len());
+    for (i, op) in ops.into_iter().enumerate() {
+        let Some((f, inl)) = callee(&op).filter(|_| region[i] <= INLINE_MAX_REGION) else {
+            costs.push(cost(&op));
+            out.push(op);
+            continue;
+        };
+        let site = match bodies.entry(f) {
+            std::collections::btree_map::Entry::Occupied(e) => Some(&*e.into_mut()),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let base = first_local + extra.len() as u32;
+                (base as usize + inl.params.len() + inl.locals.len() < MAX_LOCALS).then(|| {
+                    extra.extend(inl.params.iter().chain(&inl.locals));
+                    &*e.insert((inl.operators(), base))
+                })
+            }
+        };
+        let size = 2 * (inl.params.len() + inl.locals.len());
+        let Some((Ok(body), base)) =
+            site.filter(|(b, _)| b.as_ref().is_ok_and(|b| b.len() + size <= budget))
+        else {
+            costs.push(cost(&op));
+            out.push(op);
+            continue;
+        };
+        let (base, size) = (*base, body.len() + size);
+        budget -= size;
+        let mut push = |op: Operator<'a>, c: i64| {
+            out.push(op);
+            costs.push(c);
+        };
+        for k in (0..inl.params.len() as u32).rev() {
+            push(
+                Operator::LocalSet {
+                    local_index: base + k,
+                },
+                0,
+            );
+        }
+        for (k, t) in inl.locals.iter().enumerate() {
+            push(zero(*t), 0);
+            let local_index = base + (inl.params.len() + k) as u32;
+            push(Operator::LocalSet { local_index }, 0);
+        }
+        let blockty = inl
+            .result
+            .map_or(wasmparser::BlockType::Empty, wasmparser::BlockType::Type);
+        push(Operator::Block { blockty }, 2);
+        let mut nesting = 0u32;
+        for op in body {
+            let op = match *op {
+                Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+                    nesting += 1;
+                    op.clone()
+                }
+                Operator::End => {
+                    nesting = nesting.saturating_sub(1);
+                    op.clone()
+                }
+                Operator::Return => {
+                    push(
+                        Operator::Br {
+                            relative_depth: nesting,
+                        },
+                        0,
+                    );
+                    continue;
+                }
+                Operator::LocalGet { local_index } => Operator::LocalGet {
+                    local_index: base + local_index,
+                },
+                Operator::LocalSet { local_index } => Operator::LocalSet {
+                    local_index: base + local_index,
+                },
+                Operator::LocalTee { local_index } => Operator::LocalTee {
+                    local_index: base + local_index,
+                },
+                ref other => other.clone(),
+            };
+            let c = cost(&op);
+            push(op, c);
+        }
+    }
+    Inlined {
+        ops: out,
+        costs,
+        locals: extra,
+    }
+}
+
+/// A function body after [`inline`].
+struct Inlined<'a> {
+    ops: Vec<Operator<'a>>,
+    /// The cost of each operator.
+    costs: Vec<i64>,
+    /// Types of the locals added.
+    locals: Vec<wasmparser::ValType>,
+}
+
+/// Locals a function may have (wasmparser's limit).
+const MAX_LOCALS: usize = 50_000;
+
+/// `T.const 0` for a numeric type.
+fn zero<'a>(t: wasmparser::ValType) -> Operator<'a> {
+    match t {
+        wasmparser::ValType::I64 => Operator::I64Const { value: 0 },
+        wasmparser::ValType::F32 => Operator::F32Const {
+            value: 0.0f32.into(),
+        },
+        wasmparser::ValType::F64 => Operator::F64Const {
+            value: 0.0f64.into(),
+        },
+        _ => Operator::I32Const { value: 0 },
+    }
+}
+
 /// Copies of an innermost loop's body per trip through its header.
 const UNROLL: usize = 4;
 /// Largest loop body unrolled, in operators.
@@ -381,7 +679,7 @@ const UNROLL_MAX_BODY: usize = 200;
 /// their check run once per `UNROLL` iterations (see [`unroll_loop`]). The
 /// operators the rewriting adds are marked synthetic and cost nothing, so the
 /// count is unchanged. Loops with a block type or a `br_table` are left alone.
-fn unroll<'a>(ops: Vec<Operator<'a>>) -> (Vec<Operator<'a>>, Vec<bool>) {
+fn unroll<'a>(ops: Vec<Operator<'a>>, costs: Vec<i64>) -> (Vec<Operator<'a>>, Vec<i64>) {
     // Innermost simple loops, as (loop operator, its end).
     let mut loops = BTreeMap::new();
     let mut stack: Vec<(usize, bool)> = Vec::new();
@@ -410,11 +708,10 @@ fn unroll<'a>(ops: Vec<Operator<'a>>) -> (Vec<Operator<'a>>, Vec<bool>) {
         }
     }
     if loops.is_empty() {
-        let n = ops.len();
-        return (ops, vec![false; n]);
+        return (ops, costs);
     }
     let mut out = Vec::with_capacity(ops.len() * 2);
-    let mut synthetic = Vec::with_capacity(ops.len() * 2);
+    let mut out_costs = Vec::with_capacity(ops.len() * 2);
     // Unrolling at most triples a function (tiny ones may grow more), so a
     // module of nothing but small loops cannot make compilation 4x longer.
     // (Doubling was not enough for lz's main loops: 1.15x instead of 1.07x.)
@@ -426,14 +723,14 @@ fn unroll<'a>(ops: Vec<Operator<'a>>) -> (Vec<Operator<'a>>, Vec<bool>) {
             .filter(|&&end| out.len() + (ops.len() - i) + (UNROLL - 1) * (end - i) <= budget)
         else {
             out.push(ops[i].clone());
-            synthetic.push(false);
+            out_costs.push(costs[i]);
             i += 1;
             continue;
         };
-        unroll_loop(&ops[i..=end], &mut out, &mut synthetic);
+        unroll_loop(&ops[i..=end], &costs[i..=end], &mut out, &mut out_costs);
         i = end + 1;
     }
-    (out, synthetic)
+    (out, out_costs)
 }
 
 /// Writes the unrolled form of `lp` (`loop`, body, `end`):
@@ -457,8 +754,14 @@ fn unroll<'a>(ops: Vec<Operator<'a>>) -> (Vec<Operator<'a>>, Vec<bool>) {
 /// the label: each copy reaches an exit with a different count, and the pad
 /// is where the meter can settle the difference without touching the hot
 /// path. Other branches out skip the added labels.
-fn unroll_loop<'a>(lp: &[Operator<'a>], out: &mut Vec<Operator<'a>>, synthetic: &mut Vec<bool>) {
+fn unroll_loop<'a>(
+    lp: &[Operator<'a>],
+    lp_costs: &[i64],
+    out: &mut Vec<Operator<'a>>,
+    costs: &mut Vec<i64>,
+) {
     let body = &lp[1..lp.len() - 1];
+    let body_costs = &lp_costs[1..lp.len() - 1];
     // Outer distances (1 = the label around the loop) of conditional exits.
     let mut dists: Vec<u32> = Vec::new();
     let mut nesting = 0u32;
@@ -479,28 +782,29 @@ fn unroll_loop<'a>(lp: &[Operator<'a>], out: &mut Vec<Operator<'a>>, synthetic: 
     let pad = |copy: usize, d: u32| -> u32 {
         (copy * dists.len() + dists.iter().position(|&x| x == d).expect("collected")) as u32
     };
-    let mut push = |op: Operator<'a>, synth: bool| {
+    // Synthetic operators cost nothing; copies cost what the original does.
+    let mut push = |op: Operator<'a>, cost: Option<i64>| {
         out.push(op);
-        synthetic.push(synth);
+        costs.push(cost.unwrap_or(0));
     };
     let block = || Operator::Block {
         blockty: wasmparser::BlockType::Empty,
     };
-    push(block(), true); // $exit
+    push(block(), None); // $exit
     for _ in 0..pads {
-        push(block(), true);
+        push(block(), None);
     }
-    push(lp[0].clone(), false);
+    push(lp[0].clone(), Some(lp_costs[0]));
     for copy in 0..UNROLL {
         let last = copy + 1 == UNROLL;
         if !last {
-            push(block(), true);
+            push(block(), None);
         }
         // Labels between the copy's body and the first pad: its own block
         // (not in the last copy) and the loop.
         let inner = if last { 1 } else { 2 };
         let mut nesting = 0u32;
-        for op in body {
+        for (op, &c) in body.iter().zip(body_costs) {
             let op = match op {
                 Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
                     nesting += 1;
@@ -518,37 +822,37 @@ fn unroll_loop<'a>(lp: &[Operator<'a>], out: &mut Vec<Operator<'a>>, synthetic: 
                 },
                 other => other.clone(),
             };
-            push(op, false);
+            push(op, Some(c));
         }
         if !last {
             push(
                 Operator::Br {
                     relative_depth: 1 + pads + 1,
                 },
-                true,
+                None,
             );
-            push(Operator::End, true);
+            push(Operator::End, None);
         }
     }
-    push(lp[lp.len() - 1].clone(), false);
+    push(lp[lp.len() - 1].clone(), Some(lp_costs[lp.len() - 1]));
     push(
         Operator::Br {
             relative_depth: pads,
         },
-        true,
+        None,
     );
     for (j, _) in (0..pads).enumerate() {
-        push(Operator::End, true);
+        push(Operator::End, None);
         let d = dists[j % dists.len()];
         // Pads still open outside this one, then $exit, then the target.
         push(
             Operator::Br {
                 relative_depth: pads - 1 - j as u32 + d,
             },
-            true,
+            None,
         );
     }
-    push(Operator::End, true);
+    push(Operator::End, None);
 }
 
 /// Where counting code goes, relative to operator `i`.
@@ -690,7 +994,7 @@ impl Graph {
 
     fn build(
         ops: &[Operator<'_>],
-        synthetic: &[bool],
+        costs: &[i64],
         imported_funcs: u32,
         type_params: &[u32],
     ) -> Result<Graph, String> {
@@ -709,10 +1013,8 @@ impl Graph {
         }];
         for (i, op) in ops.iter().enumerate() {
             g.owner.push(cur);
-            if let Some(v) = cur
-                && !synthetic[i]
-            {
-                g.nodes[v].cost += cost(op);
+            if let Some(v) = cur {
+                g.nodes[v].cost += costs[i];
             }
             let target = |frames: &[Frame], rd: u32| -> Result<Option<usize>, String> {
                 let f = frames
@@ -1070,16 +1372,27 @@ impl Rewriter {
             kinds.extend(std::iter::repeat_n(scratch_kind(ty), n as usize));
             locals.push((n, self.val_type(ty).map_err(|e| e.to_string())?));
         }
-        locals.push((1, ValType::I64));
-        let r = local_count;
         let ops = body
             .get_operators_reader()
             .map_err(err)?
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
-        let (ops, synthetic) = unroll(ops);
-        let g = Graph::build(&ops, &synthetic, self.imported_funcs, &self.type_params)?;
+        let inlinees = self.inlinees.clone();
+        let Inlined {
+            ops,
+            costs,
+            locals: extra,
+        } = inline(ops, &inlinees, local_count);
+        for t in extra {
+            local_count += 1;
+            kinds.push(scratch_kind(t));
+            locals.push((1, self.val_type(t).map_err(|e| e.to_string())?));
+        }
+        locals.push((1, ValType::I64));
+        let r = local_count;
+        let (ops, costs) = unroll(ops, costs);
+        let g = Graph::build(&ops, &costs, self.imported_funcs, &self.type_params)?;
         let phi = g.potentials();
         let chords = phi.is_some();
         let phi = phi.unwrap_or_else(|| vec![0; g.nodes.len()]);
@@ -1460,6 +1773,65 @@ mod tests {
                 .unwrap() as f64
         };
         code(&out) / code(&m)
+    }
+
+    /// Direct calls to function `f` in the rewritten form of `wat_src`.
+    fn calls_to(wat_src: &str, f: u32) -> usize {
+        let out = instrument(&wat::parse_str(wat_src).unwrap()).unwrap();
+        assert!(valid(&out));
+        let mut n = 0;
+        for p in Parser::new(0).parse_all(&out) {
+            if let wasmparser::Payload::CodeSectionEntry(body) = p.unwrap() {
+                for op in body.get_operators_reader().unwrap() {
+                    n += matches!(op.unwrap(), Operator::Call { function_index } if function_index == f)
+                        as usize;
+                }
+            }
+        }
+        n
+    }
+
+    #[test]
+    fn small_leaf_functions_are_inlined_where_called_often() {
+        // $leaf is function 0, 1 once the check is imported.
+        let leaf = "(func $leaf (param $p i32) (result i32) (local $i i32) \
+                    (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1))) \
+                    (br_if $l (i32.lt_u (local.get $i) (local.get $p)))) (local.get $i))";
+        let wrap = |body: &str| {
+            format!("(module (memory 1) {leaf} (func (export \"_start\") (local $x i32) {body}))")
+        };
+        let call = "(local.set $x (i32.add (local.get $x) (call $leaf (local.get $x))))";
+        // In a small loop: inlined.
+        let small = wrap(&format!("(loop $l {call} (br_if $l (local.get $x)))"));
+        assert_eq!(calls_to(&small, 1), 0);
+        // In a loop far larger than the call: the call stays.
+        let filler = "(local.set $x (i32.xor (local.get $x) (i32.const 7)))".repeat(150);
+        let large = wrap(&format!(
+            "(loop $l {call} {filler} (br_if $l (local.get $x)))"
+        ));
+        assert_eq!(calls_to(&large, 1), 1);
+        // A callee that calls is not inlined (the loop unrolled 4x keeps 4).
+        let nonleaf = small.replace("(local.get $i))", "(call $nop) (local.get $i)) (func $nop)");
+        assert_eq!(calls_to(&nonleaf, 1), 4);
+    }
+
+    #[test]
+    fn inlining_grows_a_function_boundedly() {
+        let body: String = (0..2000)
+            .map(|_| "(local.set $x (i32.add (local.get $x) (call $leaf (local.get $x))))")
+            .collect();
+        let leaf: String = (0..30)
+            .map(|_| "(local.set $p (i32.mul (local.get $p) (i32.const 3)))")
+            .collect();
+        let m = format!(
+            "(module (memory 1) (func $leaf (param $p i32) (result i32) {leaf} (local.get $p)) \
+             (func (export \"_start\") (local $x i32) {body}))"
+        );
+        // 2000 sites, 120 operators each, would grow the code about 15x;
+        // the budget inlines at most the function's own size.
+        let g = growth(&m);
+        assert!(g < 3.0, "growth {g}");
+        assert!(calls_to(&m, 1) > 1000);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! the same cost table: on hand-written modules that exercise each control
 //! construct the rewriter treats specially, and on random structured
 //! programs (nested blocks, loops, `if`/`else`, `br_if`, `br_table`, early
-//! returns, calls and recursion), every completed run must report exactly
-//! the fuel wasmtime reports, for every slice size.
+//! returns, calls, inlined leaf functions and recursion), every completed
+//! run must report exactly the fuel wasmtime reports, for every slice size.
 
 use proctor_vm::{Limits, Status, Step, TaskSpec, UnmeteredVm, Vm};
 
@@ -85,6 +85,42 @@ fn if_without_else_block_results_and_loop_params() {
                (br_if $l (i32.gt_s (local.get $n) (i32.const 0))))
              (drop))
            (func (export "_start") (call $emit (call $f (i32.const 40))))"#,
+    ));
+}
+
+#[test]
+fn inlined_leaf_functions_count_and_behave_as_calls() {
+    // `$sum` (a leaf, so inlined) reads its locals before writing them, so
+    // every inlined call must start them at 0; it returns from inside a
+    // loop and a block; it has i64, f32 and f64 locals. `$first` has no
+    // result and leaves through `return` at depth 0.
+    agree(&module(
+        r#"(global $g (mut i32) (i32.const 0))
+           (func $sum (param $n i32) (param $k i64) (result i32)
+             (local $acc i32) (local $w i64) (local $x f32) (local $y f64)
+             (local.set $acc (i32.add (local.get $acc) (i32.wrap_i64 (local.get $w))))
+             (local.set $x (f32.add (local.get $x) (f32.const 1.5)))
+             (local.set $y (f64.add (local.get $y) (f64.promote_f32 (local.get $x))))
+             (loop $l
+               (block $b
+                 (br_if $b (i32.and (local.get $n) (i32.const 1)))
+                 (if (i32.gt_s (local.get $acc) (i32.const 90))
+                   (then (return (i32.add (local.get $acc) (i32.trunc_f64_s (local.get $y)))))))
+               (local.set $acc (i32.add (local.get $acc) (local.get $n)))
+               (local.set $w (i64.add (local.get $w) (local.get $k)))
+               (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+               (br_if $l (i32.gt_s (local.get $n) (i32.const 0))))
+             (i32.add (local.get $acc) (i32.wrap_i64 (local.get $w))))
+           (func $first (param $v i32)
+             (if (global.get $g) (then (return)))
+             (global.set $g (local.get $v)))
+           (func (export "_start") (local $i i32)
+             (loop $l
+               (call $first (local.get $i))
+               (call $emit (call $sum (local.get $i) (i64.const 3)))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $l (i32.lt_s (local.get $i) (i32.const 30))))
+             (call $emit (global.get $g)))"#,
     ));
 }
 
@@ -171,6 +207,9 @@ struct Gen {
     out: String,
     labels: Vec<String>,
     next: usize,
+    /// Generating `$h`, which calls nothing (the rewriter inlines such
+    /// functions when they are small).
+    leaf: bool,
 }
 
 impl Gen {
@@ -261,11 +300,16 @@ impl Gen {
                     self.next += 1;
                 }
             }
+            8 if self.leaf => {}
             8 => {
                 let e = self.expr();
-                self.out.push_str(&format!(
-                    "(local.set {l} (i32.add (local.get {l}) (call $g (i32.sub (local.get $d) (i32.const 1)) {e})))"
-                ));
+                let call = if self.rand(2) == 0 {
+                    format!("(call $h {e})")
+                } else {
+                    format!("(call $g (i32.sub (local.get $d) (i32.const 1)) {e})")
+                };
+                self.out
+                    .push_str(&format!("(local.set {l} (i32.add (local.get {l}) {call}))"));
             }
             _ => {
                 let e = self.expr();
@@ -292,11 +336,20 @@ impl Gen {
             out: String::new(),
             labels: Vec::new(),
             next: 0,
+            leaf: true,
         };
+        g.body(3);
+        let leaf = std::mem::take(&mut g.out);
+        g.leaf = false;
         g.body(4);
         let body = std::mem::take(&mut g.out);
+        // `$h` reads its locals before it writes them: they must start at 0
+        // on every call, inlined or not.
         module(&format!(
             r#"(global $steps (mut i32) (i32.const 3000))
+               (func $h (param $a i32) (result i32) (local $b i32) (local $c i32)
+                 (block $fn {leaf})
+                 (i32.add (local.get $a) (i32.add (local.get $b) (local.get $c))))
                (func $g (param $d i32) (param $a i32) (result i32) (local $b i32) (local $c i32)
                  (if (i32.le_s (local.get $d) (i32.const 0)) (then (return (local.get $a))))
                  (local.set $b (i32.const 1)) (local.set $c (i32.const 2))
