@@ -22,9 +22,9 @@
 //! fuel cost table, which tests hold the count against), identical on every
 //! run, every machine and for every slice size. [`meter`] explains how it is
 //! kept cheap: counts on a spanning tree's chords, checks on loop back edges,
-//! small loops unrolled, no loop value live across the check's call; the
-//! PoUW path runs within a few percent of unmetered wasmtime
-//! (`proctor task bench`).
+//! small loops unrolled, small leaf functions inlined, no loop value live
+//! across the check's call; the PoUW path runs within a few percent of
+//! unmetered wasmtime (`proctor task bench`).
 //!
 //! Determinism: the task's environment (arguments, input, clock, random bytes)
 //! is fully given by [`TaskSpec`]; threads and relaxed SIMD are refused by the
