@@ -93,14 +93,10 @@ pub fn instrument(bytes: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 struct Rewriter {
-    /// Parameter count of each type.
-    type_params: Vec<u32>,
     /// Parameter and result types of each type.
-    type_sigs: Vec<(Vec<wasmparser::ValType>, Vec<wasmparser::ValType>)>,
+    type_sigs: Vec<Signature>,
     /// Functions whose calls are replaced by their bodies, by index.
     inlinees: std::rc::Rc<BTreeMap<u32, Inlinee>>,
-    /// Scratch slot kind of each parameter of each type.
-    param_kinds: Vec<Vec<Option<usize>>>,
     /// Type of each defined function, in order.
     func_types: Vec<u32>,
     imported_funcs: u32,
@@ -111,15 +107,16 @@ struct Rewriter {
     failure: Option<String>,
 }
 
+/// Parameter and result types of a function type.
+type Signature = (Vec<wasmparser::ValType>, Vec<wasmparser::ValType>);
+
 type RResult<T> = Result<T, reencode::Error<std::convert::Infallible>>;
 
 impl Rewriter {
     fn scan(bytes: &[u8]) -> Result<Self, String> {
         let mut r = Rewriter {
-            type_params: Vec::new(),
             type_sigs: Vec::new(),
             inlinees: Default::default(),
-            param_kinds: Vec::new(),
             func_types: Vec::new(),
             imported_funcs: 0,
             globals: 0,
@@ -134,9 +131,6 @@ impl Rewriter {
                 wasmparser::Payload::TypeSection(s) => {
                     for ty in s.into_iter_err_on_gc_types() {
                         let ty = ty.map_err(|e| e.to_string())?;
-                        r.type_params.push(ty.params().len() as u32);
-                        r.param_kinds
-                            .push(ty.params().iter().map(|&t| scratch_kind(t)).collect());
                         r.type_sigs
                             .push((ty.params().to_vec(), ty.results().to_vec()));
                     }
@@ -184,7 +178,7 @@ impl Rewriter {
     }
 
     fn check_type(&self) -> u32 {
-        self.type_params.len() as u32
+        self.type_sigs.len() as u32
     }
     fn check_import(&self) -> u32 {
         self.imported_funcs
@@ -996,7 +990,7 @@ impl Graph {
         ops: &[Operator<'_>],
         costs: &[i64],
         imported_funcs: u32,
-        type_params: &[u32],
+        types: &[Signature],
     ) -> Result<Graph, String> {
         let mut g = Graph::default();
         let entry = g.node(0, None);
@@ -1038,9 +1032,9 @@ impl Graph {
                 Operator::Loop { blockty } => {
                     depth += 1;
                     let arity = match blockty {
-                        wasmparser::BlockType::FuncType(t) => {
-                            type_params.get(*t as usize).copied().unwrap_or(u32::MAX)
-                        }
+                        wasmparser::BlockType::FuncType(t) => types
+                            .get(*t as usize)
+                            .map_or(u32::MAX, |s| s.0.len() as u32),
                         _ => 0,
                     };
                     let label = cur.map(|v| {
@@ -1364,8 +1358,9 @@ impl Rewriter {
     fn rewrite_body(&mut self, body: &FunctionBody<'_>, ty: u32) -> Result<Function, String> {
         let err = |e: wasmparser::BinaryReaderError| e.to_string();
         let mut locals = Vec::new();
-        let mut local_count = self.type_params[ty as usize];
-        let mut kinds = self.param_kinds[ty as usize].clone();
+        let params = &self.type_sigs[ty as usize].0;
+        let mut local_count = params.len() as u32;
+        let mut kinds: Vec<_> = params.iter().map(|&t| scratch_kind(t)).collect();
         for l in body.get_locals_reader().map_err(err)? {
             let (n, ty) = l.map_err(err)?;
             local_count = local_count.checked_add(n).ok_or("too many locals")?;
@@ -1392,7 +1387,7 @@ impl Rewriter {
         locals.push((1, ValType::I64));
         let r = local_count;
         let (ops, costs) = unroll(ops, costs);
-        let g = Graph::build(&ops, &costs, self.imported_funcs, &self.type_params)?;
+        let g = Graph::build(&ops, &costs, self.imported_funcs, &self.type_sigs)?;
         let phi = g.potentials();
         let chords = phi.is_some();
         let phi = phi.unwrap_or_else(|| vec![0; g.nodes.len()]);
@@ -1428,7 +1423,7 @@ impl Rewriter {
         };
         let mut prologue = Vec::new();
         if g.calls_others {
-            let params = self.type_params[ty as usize];
+            let params = self.type_sigs[ty as usize].0.len() as u32;
             prologue.push(Ins::Check(0, park(1, &mut (0..params))));
         }
         // A loop parks the locals it uses that are live at its header (where
