@@ -515,34 +515,7 @@ fn inline<'a>(
         };
     }
     let mut budget = ops.len().max(INLINE_MIN_BUDGET);
-    // For each operator: the size of the innermost loop around it, or of
-    // the function outside loops.
-    let mut loop_end = BTreeMap::new();
-    let mut open = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
-        match op {
-            Operator::Block { .. } | Operator::If { .. } | Operator::Loop { .. } => open.push(i),
-            Operator::End => {
-                if let Some(start) = open.pop()
-                    && matches!(ops[start], Operator::Loop { .. })
-                {
-                    loop_end.insert(start, i);
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut region = Vec::with_capacity(ops.len());
-    let mut sizes = vec![(ops.len(), usize::MAX)];
-    for i in 0..ops.len() {
-        if let Some(&end) = loop_end.get(&i) {
-            sizes.push((end - i, end));
-        }
-        region.push(sizes.last().map_or(ops.len(), |s| s.0));
-        if sizes.last().is_some_and(|s| s.1 == i) {
-            sizes.pop();
-        }
-    }
+    let region = regions(&ops);
     // Per callee: its operators and its first local here.
     type Body<'a> = (Result<Vec<Operator<'a>>, String>, u32);
     let mut bodies: BTreeMap<u32, Body<'a>> = BTreeMap::new();
@@ -636,6 +609,38 @@ fn inline<'a>(
         costs,
         locals: extra,
     }
+}
+
+/// For each operator: the size of the innermost loop around it, or of the
+/// function outside loops.
+fn regions(ops: &[Operator<'_>]) -> Vec<usize> {
+    let mut loop_end = BTreeMap::new();
+    let mut open = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Operator::Block { .. } | Operator::If { .. } | Operator::Loop { .. } => open.push(i),
+            Operator::End => {
+                if let Some(start) = open.pop()
+                    && matches!(ops[start], Operator::Loop { .. })
+                {
+                    loop_end.insert(start, i);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut region = Vec::with_capacity(ops.len());
+    let mut sizes = vec![(ops.len(), usize::MAX)];
+    for i in 0..ops.len() {
+        if let Some(&end) = loop_end.get(&i) {
+            sizes.push((end - i, end));
+        }
+        region.push(sizes.last().map_or(ops.len(), |s| s.0));
+        if sizes.last().is_some_and(|s| s.1 == i) {
+            sizes.pop();
+        }
+    }
+    region
 }
 
 /// A function body after [`inline`].
