@@ -110,7 +110,7 @@ fn bench_reports_a_ratio() {
         "--arg",
         "20000",
         "--reps",
-        "1",
+        "3",
         "--json",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -118,4 +118,12 @@ fn bench_reports_a_ratio() {
     let ratio = v["ratio"].as_f64().unwrap();
     assert!(ratio > 0.0 && ratio.is_finite());
     assert!(v["instructions"].as_u64().unwrap() > 0);
+    // The fastest repetitions: no slower than the medians, ratio between them.
+    let f = &v["fastest"];
+    let ms = |v: &Value, k: &str| v[k].as_f64().unwrap();
+    for k in ["unmetered_ms", "pouw_ms"] {
+        assert!(ms(f, k) > 0.0 && ms(f, k) <= ms(&v, k), "{k}: {v}");
+    }
+    let r = ms(f, "pouw_ms") / ms(f, "unmetered_ms");
+    assert!((ms(f, "ratio") - r).abs() < 1e-9, "{v}");
 }
