@@ -97,6 +97,9 @@ struct Rewriter {
     type_sigs: Vec<Signature>,
     /// Functions whose calls are replaced by their bodies, by index.
     inlinees: std::rc::Rc<BTreeMap<u32, Inlinee>>,
+    /// Operators inlining may still add to the module: as many as its code
+    /// has bytes, so that it at most about doubles the module.
+    inline_left: usize,
     /// Type of each defined function, in order.
     func_types: Vec<u32>,
     imported_funcs: u32,
@@ -117,6 +120,7 @@ impl Rewriter {
         let mut r = Rewriter {
             type_sigs: Vec::new(),
             inlinees: Default::default(),
+            inline_left: 0,
             func_types: Vec::new(),
             imported_funcs: 0,
             globals: 0,
@@ -152,6 +156,7 @@ impl Rewriter {
                 wasmparser::Payload::GlobalSection(s) => r.globals += s.count(),
                 wasmparser::Payload::CodeSectionStart { .. } => inlinees.clear(),
                 wasmparser::Payload::CodeSectionEntry(body) => {
+                    r.inline_left += body.range().len();
                     let k = inlinees.len();
                     let ty = *r.func_types.get(k).ok_or("more bodies than functions")?;
                     let sig = r.type_sigs.get(ty as usize).ok_or("bad type index")?;
@@ -494,11 +499,13 @@ impl Inlinee {
 /// keep their depths). The block costs 2, what `call` and entering `$f`
 /// cost; the added operators cost nothing, so the count is unchanged.
 /// Sites share one set of locals per callee. The inlined code adds at most
-/// the function's own size, or [`INLINE_MIN_BUDGET`] operators.
+/// the function's own size, or [`INLINE_MIN_BUDGET`] operators, and all of
+/// it no more operators than the module's code has bytes (`module_budget`).
 fn inline<'a>(
     ops: Vec<Operator<'a>>,
     inlinees: &'a BTreeMap<u32, Inlinee>,
     first_local: u32,
+    module_budget: &mut usize,
 ) -> Inlined<'a> {
     let callee = |op: &Operator<'_>| match op {
         Operator::Call { function_index } => {
@@ -514,7 +521,7 @@ fn inline<'a>(
             locals: Vec::new(),
         };
     }
-    let mut budget = ops.len().max(INLINE_MIN_BUDGET);
+    let mut budget = ops.len().max(INLINE_MIN_BUDGET).min(*module_budget);
     let region = regions(&ops);
     // Per callee: its operators and its first local here.
     type Body<'a> = (Result<Vec<Operator<'a>>, String>, u32);
@@ -548,6 +555,7 @@ fn inline<'a>(
         };
         let (base, size) = (*base, body.len() + size);
         budget -= size;
+        *module_budget -= size;
         let mut push = |op: Operator<'a>, c: i64| {
             out.push(op);
             costs.push(c);
@@ -1383,7 +1391,7 @@ impl Rewriter {
             ops,
             costs,
             locals: extra,
-        } = inline(ops, &inlinees, local_count);
+        } = inline(ops, &inlinees, local_count, &mut self.inline_left);
         for t in extra {
             local_count += 1;
             kinds.push(scratch_kind(t));
@@ -1816,22 +1824,45 @@ mod tests {
     }
 
     #[test]
-    fn inlining_grows_a_function_boundedly() {
-        let body: String = (0..2000)
-            .map(|_| "(local.set $x (i32.add (local.get $x) (call $leaf (local.get $x))))")
-            .collect();
-        let leaf: String = (0..30)
+    fn inlining_grows_a_module_of_many_small_functions_boundedly() {
+        // 300 functions of 9 operators, each calling the leaf 8 times: each
+        // function's own allowance would let it grow 30-fold (28x the code,
+        // all calls inlined); the module's allowance keeps the total near
+        // the 4.3x that counting alone costs such call-dense code.
+        let calls = "(drop (call $leaf (i32.const 1)))".repeat(8);
+        let funcs: String = (0..300).map(|_| format!("(func {calls})")).collect();
+        let m = format!(
+            "(module (memory 1) {} {funcs} (func (export \"_start\")))",
+            leaf_82()
+        );
+        let g = growth(&m);
+        assert!(g < 6.5, "growth {g}");
+        let left = calls_to(&m, 1);
+        assert!(left > 2000 && left < 300 * 8, "{left} calls left");
+    }
+
+    /// A leaf of 82 operators: 84 with its argument's `local.set`s.
+    fn leaf_82() -> String {
+        let body: String = (0..20)
             .map(|_| "(local.set $p (i32.mul (local.get $p) (i32.const 3)))")
             .collect();
+        format!("(func $leaf (param $p i32) (result i32) {body} (local.get $p))")
+    }
+
+    #[test]
+    fn inlining_stays_within_a_functions_allowance() {
+        // 70 sites in a function of 350 operators: its allowance (1000
+        // operators, more than its size) takes 11 of them, not all 70. (The
+        // other function makes the module's allowance larger.)
+        let site = "(local.set $x (i32.add (local.get $x) (call $leaf (local.get $x))))";
+        let other = "(local.set $x (i32.add (local.get $x) (i32.const 1)))".repeat(1000);
         let m = format!(
-            "(module (memory 1) (func $leaf (param $p i32) (result i32) {leaf} (local.get $p)) \
-             (func (export \"_start\") (local $x i32) {body}))"
+            "(module (memory 1) {} (func (export \"_start\") (local $x i32) {}) \
+             (func (local $x i32) {other}))",
+            leaf_82(),
+            site.repeat(70)
         );
-        // 2000 sites, 120 operators each, would grow the code about 15x;
-        // the budget inlines at most the function's own size.
-        let g = growth(&m);
-        assert!(g < 3.0, "growth {g}");
-        assert!(calls_to(&m, 1) > 1000);
+        assert_eq!(calls_to(&m, 1), 70 - 1000 / 84);
     }
 
     #[test]
