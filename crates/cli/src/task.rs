@@ -210,6 +210,20 @@ fn dry_run(file: &Path, io: &TaskIo, fuel: u64, out: Option<PathBuf>, json: bool
 #[derive(Serialize)]
 pub struct Comparison {
     pub instructions: u64,
+    /// Median times and their ratios.
+    #[serde(flatten)]
+    pub median: Timings,
+    pub slices: u64,
+    pub slice_instructions: u64,
+    /// The fastest repetition of each side, and the same ratios between
+    /// them: on a busy host interference only ever adds time, so these are
+    /// the steadier figures.
+    pub fastest: Timings,
+}
+
+/// One statistic (median or minimum) of each side's times, and its ratios.
+#[derive(Serialize)]
+pub struct Timings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub native_ms: Option<f64>,
     pub unmetered_ms: f64,
@@ -219,24 +233,26 @@ pub struct Comparison {
     /// PoUW path over native, when a native build was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_native: Option<f64>,
-    pub slices: u64,
-    pub slice_instructions: u64,
-    /// The fastest repetition of each side, and the same ratios between
-    /// them: on a busy host interference only ever adds time, so these are
-    /// the steadier figures.
-    pub fastest: Fastest,
 }
 
-/// Minimum times over the repetitions (see [`Comparison::fastest`]).
-#[derive(Serialize)]
-pub struct Fastest {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub native_ms: Option<f64>,
-    pub unmetered_ms: f64,
-    pub pouw_ms: f64,
-    pub ratio: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ratio_native: Option<f64>,
+impl Timings {
+    /// `stat` of each side's repetitions (`native` empty: no native build).
+    fn of(
+        stat: fn(Vec<Duration>) -> Duration,
+        native: &[Duration],
+        unmetered: &[Duration],
+        pouw: &[Duration],
+    ) -> Timings {
+        let native_ms = (!native.is_empty()).then(|| ms(stat(native.to_vec())));
+        let (unmetered_ms, pouw_ms) = (ms(stat(unmetered.to_vec())), ms(stat(pouw.to_vec())));
+        Timings {
+            native_ms,
+            unmetered_ms,
+            pouw_ms,
+            ratio: pouw_ms / unmetered_ms,
+            ratio_native: native_ms.map(|n| pouw_ms / n),
+        }
+    }
 }
 
 impl Comparison {
@@ -245,16 +261,16 @@ impl Comparison {
             "{} instructions, {} slices of {}\n",
             self.instructions, self.slices, self.slice_instructions
         );
-        if let Some(n) = self.native_ms {
+        let (m, f) = (&self.median, &self.fastest);
+        if let Some(n) = m.native_ms {
             s += &format!("  native build        {n:>9.1} ms\n");
         }
         s += &format!(
             "  wasmtime unmetered  {:>9.1} ms\n  PoUW path           {:>9.1} ms\n  PoUW / unmetered    {:>9.3}x",
-            self.unmetered_ms, self.pouw_ms, self.ratio
+            m.unmetered_ms, m.pouw_ms, m.ratio
         );
-        let f = &self.fastest;
         s += &format!("   (fastest runs: {:.3}x)", f.ratio);
-        if let Some(r) = self.ratio_native {
+        if let Some(r) = m.ratio_native {
             s += &format!("\n  PoUW / native       {r:>9.3}x");
             if let Some(rf) = f.ratio_native {
                 s += &format!("   (fastest runs: {rf:.3}x)");
@@ -347,29 +363,14 @@ pub fn compare(
         t_pouw.push(t.elapsed());
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let fastest = |v: &[Duration]| v.iter().min().copied().unwrap_or_default();
-    let (bf, pf) = (ms(fastest(&t_base)), ms(fastest(&t_pouw)));
-    let native_min = (!t_native.is_empty()).then(|| ms(fastest(&t_native)));
-    let fastest = Fastest {
-        native_ms: native_min,
-        unmetered_ms: bf,
-        pouw_ms: pf,
-        ratio: pf / bf,
-        ratio_native: native_min.map(|n| pf / n),
-    };
-    let (b, p) = (median(t_base), median(t_pouw));
-    let native_ms = (!t_native.is_empty()).then(|| ms(median(t_native)));
+    let fastest = |v: Vec<Duration>| v.into_iter().min().unwrap_or_default();
     Ok(Comparison {
         instructions,
-        native_ms,
-        unmetered_ms: ms(b),
-        pouw_ms: ms(p),
-        ratio: p.as_secs_f64() / b.as_secs_f64(),
-        ratio_native: native_ms.map(|n| ms(p) / n),
+        median: Timings::of(median, &t_native, &t_base, &t_pouw),
         // One lottery draw per completed slice.
         slices: instructions / slice,
         slice_instructions: slice,
-        fastest,
+        fastest: Timings::of(fastest, &t_native, &t_base, &t_pouw),
     })
 }
 
