@@ -8,7 +8,7 @@
 //! tests hold the two side by side, on the examples and on random programs).
 //! What differs is where the counting code goes, which is what makes it cheap:
 //! on the examples fuel costs 12-38% over unmetered wasmtime, this 0-3% on
-//! four of five and 7% on the fifth (lz).
+//! four of five and 5-6% on the fifth (lz).
 //!
 //! ## Counting on a spanning tree's chords
 //! Each function's control-flow graph has a node per straight-line segment
@@ -53,7 +53,12 @@
 //!   leaf with a loop would otherwise pay for its check's call (a stack
 //!   check and callee-saved registers) on every call, and every call pays
 //!   for storing and reloading the count.
+//! - Known library routines get fast bodies that charge the original's
+//!   count by formula (`crate::routines`); where they are inlined, their
+//!   free operators (cost 0, so not unrolled) and their charge of the
+//!   counting local go in like any leaf's body.
 
+use crate::routines::{R_LOCAL, Routine};
 use std::collections::BTreeMap;
 use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{BlockType, ConstExpr, ExportKind, Function, Instruction, SectionId, ValType};
@@ -102,6 +107,10 @@ struct Rewriter {
     inline_left: usize,
     /// Type of each defined function, in order.
     func_types: Vec<u32>,
+    /// Functions that are known library routines, in order: each gets a
+    /// fast body, and its original body becomes a function of its own after
+    /// the check function (see [`crate::routines`]).
+    routines: Vec<Known>,
     imported_funcs: u32,
     globals: u32,
     next_body: usize,
@@ -122,6 +131,7 @@ impl Rewriter {
             inlinees: Default::default(),
             inline_left: 0,
             func_types: Vec::new(),
+            routines: Vec::new(),
             imported_funcs: 0,
             globals: 0,
             next_body: 0,
@@ -160,7 +170,19 @@ impl Rewriter {
                     let k = inlinees.len();
                     let ty = *r.func_types.get(k).ok_or("more bodies than functions")?;
                     let sig = r.type_sigs.get(ty as usize).ok_or("bad type index")?;
-                    inlinees.push(Inlinee::new(&body, &sig.0, &sig.1));
+                    if let Some(routine) = Routine::recognize(body.as_bytes(), &sig.0, &sig.1) {
+                        let original = r.original_func(r.routines.len());
+                        inlinees.push(Some(Inlinee::routine(routine, original, &sig.0)));
+                        r.routines.push(Known {
+                            defined: k,
+                            routine,
+                            bytes: body.as_bytes().to_vec(),
+                            offset: body.range().start,
+                            ty,
+                        });
+                    } else {
+                        inlinees.push(Inlinee::new(&body, &sig.0, &sig.1));
+                    }
                 }
                 wasmparser::Payload::ExportSection(s) => {
                     for e in s {
@@ -192,6 +214,12 @@ impl Rewriter {
     /// the caller less (no import address kept live across loops).
     fn check_func(&self) -> u32 {
         self.imported_funcs + 1 + self.func_types.len() as u32
+    }
+    /// The function holding the original body of `self.routines[j]`, after
+    /// the check function, as an index *before* rewriting: the fast bodies
+    /// that call it are rewritten like the module's own code.
+    fn original_func(&self, j: usize) -> u32 {
+        self.check_func() + j as u32
     }
     fn remaining_global(&self) -> u32 {
         self.globals
@@ -312,6 +340,9 @@ impl Reencode for Rewriter {
     ) -> RResult<()> {
         reencode::utils::parse_function_section(self, funcs, section)?;
         funcs.function(self.check_type());
+        for known in &self.routines {
+            funcs.function(known.ty);
+        }
         Ok(())
     }
 
@@ -325,6 +356,16 @@ impl Reencode for Rewriter {
         f.instruction(&Instruction::Call(self.check_import()));
         f.instruction(&Instruction::End);
         code.function(&f);
+        for known in std::mem::take(&mut self.routines) {
+            let reader = wasmparser::BinaryReader::new(&known.bytes, known.offset);
+            match self.rewrite_body(&FunctionBody::new(reader), known.ty) {
+                Ok(f) => code.function(&f),
+                Err(e) => {
+                    self.failure.get_or_insert(e);
+                    code.function(&Function::new([]))
+                }
+            };
+        }
         Ok(())
     }
 
@@ -384,8 +425,13 @@ impl Reencode for Rewriter {
         body: FunctionBody<'_>,
     ) -> RResult<()> {
         let ty = self.func_types[self.next_body];
+        let k = self.next_body;
         self.next_body += 1;
-        match self.rewrite_body(&body, ty) {
+        let fast = match self.routines.iter().position(|r| r.defined == k) {
+            Some(j) => self.rewrite_routine(j, ty),
+            None => self.rewrite_body(&body, ty),
+        };
+        match fast {
             Ok(f) => {
                 code.function(&f);
             }
@@ -396,6 +442,17 @@ impl Reencode for Rewriter {
         }
         Ok(())
     }
+}
+
+/// A defined function recognized as a library routine.
+struct Known {
+    /// Its index among the defined functions.
+    defined: usize,
+    routine: Routine,
+    /// The original body's bytes and their offset in the module.
+    bytes: Vec<u8>,
+    offset: usize,
+    ty: u32,
 }
 
 /// Largest function inlined, in operators.
@@ -417,6 +474,9 @@ struct Inlinee {
     /// Declared locals, after the parameters.
     locals: Vec<wasmparser::ValType>,
     result: Option<wasmparser::ValType>,
+    /// For a known routine: its fast body replaces the call, calling the
+    /// original (this function index, before rewriting) when it cannot run.
+    routine: Option<(Routine, u32)>,
 }
 
 impl Inlinee {
@@ -455,6 +515,7 @@ impl Inlinee {
                         params: params.to_vec(),
                         locals,
                         result: results.first().copied(),
+                        routine: None,
                     });
                 }
                 Operator::Call { .. }
@@ -475,7 +536,23 @@ impl Inlinee {
         None
     }
 
+    /// A known routine's fast body, with `original` its original body's
+    /// function (see [`crate::routines`]).
+    fn routine(routine: Routine, original: u32, params: &[wasmparser::ValType]) -> Inlinee {
+        Inlinee {
+            bytes: Vec::new(),
+            offset: 0,
+            params: params.to_vec(),
+            locals: routine.locals().to_vec(),
+            result: Some(wasmparser::ValType::I32),
+            routine: Some((routine, original)),
+        }
+    }
+
     fn operators(&self) -> Result<Vec<Operator<'_>>, String> {
+        if let Some((routine, original)) = self.routine {
+            return Ok(routine.fast(original));
+        }
         let body = FunctionBody::new(wasmparser::BinaryReader::new(&self.bytes, self.offset));
         body.get_operators_reader()
             .and_then(|r| r.into_iter().collect())
@@ -577,6 +654,8 @@ fn inline<'a>(
             .result
             .map_or(wasmparser::BlockType::Empty, wasmparser::BlockType::Type);
         push(Operator::Block { blockty }, 2);
+        // A fast body's own operators cost nothing: it charges `r` itself.
+        let free = inl.routine.is_some();
         let mut nesting = 0u32;
         for op in body {
             let op = match *op {
@@ -597,18 +676,22 @@ fn inline<'a>(
                     );
                     continue;
                 }
-                Operator::LocalGet { local_index } => Operator::LocalGet {
-                    local_index: base + local_index,
-                },
-                Operator::LocalSet { local_index } => Operator::LocalSet {
-                    local_index: base + local_index,
-                },
+                Operator::LocalGet { local_index } if local_index != R_LOCAL => {
+                    Operator::LocalGet {
+                        local_index: base + local_index,
+                    }
+                }
+                Operator::LocalSet { local_index } if local_index != R_LOCAL => {
+                    Operator::LocalSet {
+                        local_index: base + local_index,
+                    }
+                }
                 Operator::LocalTee { local_index } => Operator::LocalTee {
                     local_index: base + local_index,
                 },
                 ref other => other.clone(),
             };
-            let c = cost(&op);
+            let c = if free { 0 } else { cost(&op) };
             push(op, c);
         }
     }
@@ -700,8 +783,11 @@ fn unroll<'a>(ops: Vec<Operator<'a>>, costs: Vec<i64>) -> (Vec<Operator<'a>>, Ve
             }
             Operator::Block { .. } | Operator::If { .. } => stack.push((usize::MAX, false)),
             Operator::End => {
+                // A loop that costs nothing (a known routine's fast body
+                // counts by itself) has no count to spread.
                 if let Some((start, true)) = stack.pop()
                     && i - start - 1 <= UNROLL_MAX_BODY
+                    && costs[start..i].iter().any(|&c| c != 0)
                 {
                     loops.insert(start, i);
                 }
@@ -1393,12 +1479,53 @@ impl Rewriter {
             locals: extra,
         } = inline(ops, &inlinees, local_count, &mut self.inline_left);
         for t in extra {
-            local_count += 1;
             kinds.push(scratch_kind(t));
             locals.push((1, self.val_type(t).map_err(|e| e.to_string())?));
         }
+        self.meter(ty, locals, kinds, ops, costs)
+    }
+
+    /// The fast body of `self.routines[j]`, metered.
+    fn rewrite_routine(&mut self, j: usize, ty: u32) -> Result<Function, String> {
+        let routine = self.routines[j].routine;
+        let original = self.original_func(j);
+        let params = &self.type_sigs[ty as usize].0;
+        let mut kinds: Vec<_> = params.iter().map(|&t| scratch_kind(t)).collect();
+        let mut locals = Vec::new();
+        for &t in routine.locals() {
+            kinds.push(scratch_kind(t));
+            locals.push((1, self.val_type(t).map_err(|e| e.to_string())?));
+        }
+        let ops = routine.fast(original);
+        let costs = vec![0; ops.len()];
+        self.meter(ty, locals, kinds, ops, costs)
+    }
+
+    /// Meters a body of type `ty` whose operators cost `costs`: `kinds` has
+    /// the scratch kind of every local (parameters first), `locals` the
+    /// declared ones.
+    fn meter(
+        &mut self,
+        ty: u32,
+        mut locals: Vec<(u32, ValType)>,
+        kinds: Vec<Option<usize>>,
+        ops: Vec<Operator<'_>>,
+        costs: Vec<i64>,
+    ) -> Result<Function, String> {
         locals.push((1, ValType::I64));
-        let r = local_count;
+        let r = kinds.len() as u32;
+        let ops = ops
+            .into_iter()
+            .map(|op| match op {
+                Operator::LocalGet {
+                    local_index: R_LOCAL,
+                } => Operator::LocalGet { local_index: r },
+                Operator::LocalSet {
+                    local_index: R_LOCAL,
+                } => Operator::LocalSet { local_index: r },
+                op => op,
+            })
+            .collect();
         let (ops, costs) = unroll(ops, costs);
         let g = Graph::build(&ops, &costs, self.imported_funcs, &self.type_sigs)?;
         let phi = g.potentials();
@@ -1445,7 +1572,7 @@ impl Rewriter {
         let live = if g.loops.is_empty() {
             None
         } else {
-            g.live_in(&ops, kinds.len())
+            g.live_in(&ops, kinds.len() + 1)
         };
         let is_live = |node: usize, local: u32| {
             live.as_ref()

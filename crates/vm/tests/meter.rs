@@ -5,11 +5,10 @@
 //! returns, calls, inlined leaf functions and recursion), every completed
 //! run must report exactly the fuel wasmtime reports, for every slice size.
 
-use proctor_vm::{Limits, Status, Step, TaskSpec, UnmeteredVm, Vm};
+use proctor_vm::{Limits, Outcome, Status, Step, TaskSpec, UnmeteredVm, Vm};
 
-/// Runs `wat` under both meters and with several slice sizes; returns the
-/// count after checking they all agree.
-fn agree(wat: &str) -> u64 {
+/// Runs `wat` with wasmtime's fuel, then with our meter at each slice size.
+fn runs(wat: &str, slices: &[u64]) -> (Outcome, Vec<Outcome>) {
     let bytes = wat::parse_str(wat).unwrap_or_else(|e| panic!("{e}\n{wat}"));
     let spec = TaskSpec {
         fuel: 1 << 40,
@@ -19,8 +18,19 @@ fn agree(wat: &str) -> u64 {
     let reference = fuel.run(&fuel.compile(&bytes).unwrap(), &spec);
     let vm = Vm::new(Limits::default()).unwrap();
     let loaded = vm.load(&bytes).unwrap_or_else(|e| panic!("{e}\n{wat}"));
-    for slice in [1, 97, 1_000_000] {
-        let ours = vm.run(&loaded, spec.clone(), slice);
+    let ours = slices
+        .iter()
+        .map(|&slice| vm.run(&loaded, spec.clone(), slice))
+        .collect();
+    (reference, ours)
+}
+
+/// Runs `wat` under both meters and with several slice sizes; returns the
+/// count after checking they all agree.
+fn agree(wat: &str) -> u64 {
+    let slices = [1, 97, 1_000_000];
+    let (reference, ours) = runs(wat, &slices);
+    for (ours, slice) in ours.into_iter().zip(slices) {
         assert_eq!(ours.status, reference.status, "slice {slice}\n{wat}");
         assert_eq!(ours.stdout, reference.stdout, "slice {slice}\n{wat}");
         if reference.status == Status::Exited(0) {
@@ -124,6 +134,129 @@ fn inlined_leaf_functions_count_and_behave_as_calls() {
                (br_if $l (i32.lt_s (local.get $i) (i32.const 30))))
              (call $emit (global.get $g)))"#,
     ));
+}
+
+/// wasi-libc's `memcmp`, operator for operator as Debian's build has it: the
+/// rewriter recognizes it and runs a fast body that charges its count.
+const MEMCMP: &str = r#"(func $memcmp (param i32 i32 i32) (result i32) (local i32 i32 i32)
+  i32.const 0 local.set 3
+  block
+    local.get 2 i32.eqz br_if 0
+    block
+      loop
+        local.get 0 i32.load8_u local.tee 4
+        local.get 1 i32.load8_u local.tee 5
+        i32.ne br_if 1
+        local.get 1 i32.const 1 i32.add local.set 1
+        local.get 0 i32.const 1 i32.add local.set 0
+        local.get 2 i32.const -1 i32.add local.tee 2 br_if 0
+        br 2
+      end
+    end
+    local.get 4 local.get 5 i32.sub local.set 3
+  end
+  local.get 3)"#;
+
+/// A module with [`MEMCMP`], reachable directly (inlined where it is called
+/// in a small loop) and through a table (called), and `body`.
+fn memcmp_module(body: &str) -> String {
+    module(&format!(
+        r#"{MEMCMP}
+           (type $cmp (func (param i32 i32 i32) (result i32)))
+           (table 1 funcref) (elem (i32.const 0) $memcmp)
+           ;; prints the 8 nibbles of an i32
+           (func $print (param $v i32) (local $k i32)
+             (loop $l
+               (call $emit (i32.shr_u (local.get $v) (i32.mul (local.get $k) (i32.const 4))))
+               (local.set $k (i32.add (local.get $k) (i32.const 1)))
+               (br_if $l (i32.lt_u (local.get $k) (i32.const 8)))))
+           {body}"#
+    ))
+}
+
+#[test]
+fn known_routines_count_exactly_what_the_original_counts() {
+    // Every alignment of both operands, lengths 0-20, a first difference at
+    // every position (upward and downward) or none, inlined and called:
+    // fuel runs the original byte loop; ours, 8 bytes at a time, must
+    // return the same and charge the same.
+    agree(&memcmp_module(
+        r#"(func (export "_start")
+             (local $x i32) (local $y i32) (local $n i32) (local $m i32) (local $acc i32)
+             ;; 256 bytes of a pattern at 1024
+             (loop $f
+               (i32.store8 (i32.add (i32.const 1024) (local.get $m))
+                 (i32.add (i32.mul (local.get $m) (i32.const 37)) (i32.const 11)))
+               (local.set $m (i32.add (local.get $m) (i32.const 1)))
+               (br_if $f (i32.lt_u (local.get $m) (i32.const 256))))
+             (loop $lx
+               (local.set $y (i32.const 0))
+               (loop $ly
+                 (local.set $n (i32.const 0))
+                 (loop $ln
+                   (local.set $m (i32.const 0))
+                   (loop $lm
+                     ;; r = a copy of l's bytes, with byte m flipped (m < n)
+                     (memory.copy (i32.add (i32.const 4096) (local.get $y))
+                                  (i32.add (i32.const 1024) (local.get $x)) (i32.const 40))
+                     (if (i32.lt_u (local.get $m) (local.get $n))
+                       (then (i32.store8 (i32.add (i32.const 4096) (i32.add (local.get $y) (local.get $m)))
+                               (i32.xor (i32.load8_u (i32.add (i32.const 4096)
+                                          (i32.add (local.get $y) (local.get $m))))
+                                        (i32.shl (i32.const 1) (i32.and (local.get $m) (i32.const 7)))))))
+                     (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31))
+                       (call $memcmp (i32.add (i32.const 1024) (local.get $x))
+                                     (i32.add (i32.const 4096) (local.get $y)) (local.get $n))))
+                     (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31))
+                       (call_indirect (type $cmp) (i32.add (i32.const 4096) (local.get $y))
+                                     (i32.add (i32.const 1024) (local.get $x)) (local.get $n)
+                                     (i32.const 0))))
+                     (local.set $m (i32.add (local.get $m) (i32.const 1)))
+                     (br_if $lm (i32.le_u (local.get $m) (local.get $n))))
+                   (local.set $n (i32.add (local.get $n) (i32.const 1)))
+                   (br_if $ln (i32.le_u (local.get $n) (i32.const 20))))
+                 (local.set $y (i32.add (local.get $y) (i32.const 1)))
+                 (br_if $ly (i32.lt_u (local.get $y) (i32.const 8))))
+               (local.set $x (i32.add (local.get $x) (i32.const 1)))
+               (br_if $lx (i32.lt_u (local.get $x) (i32.const 8))))
+             (call $print (local.get $acc))
+             ;; a long equal run: 3000 bytes
+             (call $print (call $memcmp (i32.const 0) (i32.const 0) (i32.const 3000))))"#,
+    ));
+}
+
+#[test]
+fn known_routines_near_the_end_of_memory_behave_like_the_original() {
+    // Within 8 bytes of the end the fast body defers to the original:
+    // equal up to the last byte, a difference before the end with `n`
+    // reaching past it (the original stops in time), then a compare that
+    // runs off the end and traps in both.
+    agree(&memcmp_module(
+        r#"(func (export "_start")
+             (i32.store8 (i32.const 65534) (i32.const 9))
+             ;; the last word read ends at the end of memory; then one byte on
+             (call $print (call $memcmp (i32.const 65520) (i32.const 65520) (i32.const 9)))
+             (call $print (call_indirect (type $cmp) (i32.const 65520) (i32.const 65521) (i32.const 9)
+               (i32.const 0)))
+             (call $print (call $memcmp (i32.const 65521) (i32.const 65521) (i32.const 9)))
+             (call $print (call $memcmp (i32.const 65531) (i32.const 65531) (i32.const 5)))
+             (call $print (call_indirect (type $cmp) (i32.const 65530) (i32.const 0) (i32.const 6)
+               (i32.const 0)))
+             (call $print (call $memcmp (i32.const 65534) (i32.const 100) (i32.const 100)))
+             (call $print (call_indirect (type $cmp) (i32.const 65533) (i32.const 65532) (i32.const 1000)
+               (i32.const 0))))"#,
+    ));
+    let trapping = memcmp_module(
+        r#"(func (export "_start")
+             (call $print (call $memcmp (i32.const 65533) (i32.const 65533) (i32.const 4))))"#,
+    );
+    let (reference, ours) = runs(&trapping, &[1_000_000]);
+    for outcome in ours.into_iter().chain([reference]) {
+        match outcome.status {
+            Status::Trapped(e) => assert!(e.contains("out of bounds"), "{e}"),
+            other => panic!("expected a trap, got {other:?}"),
+        }
+    }
 }
 
 #[test]
