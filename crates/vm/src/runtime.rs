@@ -167,9 +167,15 @@ impl Vm {
             let r = remaining.map(|g| g.get(&mut store).unwrap_i64());
             let ctx = store.into_data();
             let used = ctx.meter.used(r);
-            let res = match res {
-                Ok(()) if used > ctx.meter.budget => Err(wasmtime::Error::new(OutOfFuel)),
-                other => other,
+            // A run that ends (returning or calling `proc_exit`) past its
+            // budget, between two checks, ran out of fuel all the same.
+            let ended = res
+                .as_ref()
+                .map_or_else(|e| e.downcast_ref::<Exit>().is_some(), |()| true);
+            let res = if ended && used > ctx.meter.budget {
+                Err(wasmtime::Error::new(OutOfFuel))
+            } else {
+                res
             };
             let used = used.min(ctx.meter.budget);
             finish(res, used, ctx)

@@ -7,11 +7,12 @@
 
 use proctor_vm::{Limits, Outcome, Status, Step, TaskSpec, UnmeteredVm, Vm};
 
-/// Runs `wat` with wasmtime's fuel, then with our meter at each slice size.
-fn runs(wat: &str, slices: &[u64]) -> (Outcome, Vec<Outcome>) {
+/// Runs `wat` with wasmtime's fuel, then with our meter at each slice size,
+/// on a budget of `fuel`.
+fn runs(wat: &str, fuel: u64, slices: &[u64]) -> (Outcome, Vec<Outcome>) {
     let bytes = wat::parse_str(wat).unwrap_or_else(|e| panic!("{e}\n{wat}"));
     let spec = TaskSpec {
-        fuel: 1 << 40,
+        fuel,
         ..TaskSpec::default()
     };
     let fuel = UnmeteredVm::with_fuel(Limits::default()).unwrap();
@@ -29,7 +30,7 @@ fn runs(wat: &str, slices: &[u64]) -> (Outcome, Vec<Outcome>) {
 /// count after checking they all agree.
 fn agree(wat: &str) -> u64 {
     let slices = [1, 97, 1_000_000];
-    let (reference, ours) = runs(wat, &slices);
+    let (reference, ours) = runs(wat, 1 << 40, &slices);
     for (ours, slice) in ours.into_iter().zip(slices) {
         assert_eq!(ours.status, reference.status, "slice {slice}\n{wat}");
         assert_eq!(ours.stdout, reference.stdout, "slice {slice}\n{wat}");
@@ -250,12 +251,30 @@ fn known_routines_near_the_end_of_memory_behave_like_the_original() {
         r#"(func (export "_start")
              (call $print (call $memcmp (i32.const 65533) (i32.const 65533) (i32.const 4))))"#,
     );
-    let (reference, ours) = runs(&trapping, &[1_000_000]);
+    let (reference, ours) = runs(&trapping, 1 << 40, &[1_000_000]);
     for outcome in ours.into_iter().chain([reference]) {
         match outcome.status {
             Status::Trapped(e) => assert!(e.contains("out of bounds"), "{e}"),
             other => panic!("expected a trap, got {other:?}"),
         }
+    }
+}
+
+#[test]
+fn a_known_routine_charged_past_the_budget_runs_out_of_fuel() {
+    // The fast body charges a 3000-byte compare (63,008) at once and the
+    // program exits before any further check: still out of fuel, as when
+    // the original's loop checks, for every slice size.
+    let wat = memcmp_module(
+        r#"(func (export "_start")
+             (drop (call $memcmp (i32.const 0) (i32.const 0) (i32.const 3000)))
+             (call $exit (i32.const 0)))"#,
+    );
+    let (reference, ours) = runs(&wat, 50_000, &[1, 97, 1_000_000]);
+    assert_eq!(reference.status, Status::OutOfFuel);
+    for o in ours {
+        assert_eq!(o.status, Status::OutOfFuel);
+        assert_eq!(o.instructions, 50_000);
     }
 }
 
