@@ -686,9 +686,11 @@ fn inline<'a>(
                         local_index: base + local_index,
                     }
                 }
-                Operator::LocalTee { local_index } => Operator::LocalTee {
-                    local_index: base + local_index,
-                },
+                Operator::LocalTee { local_index } if local_index != R_LOCAL => {
+                    Operator::LocalTee {
+                        local_index: base + local_index,
+                    }
+                }
                 ref other => other.clone(),
             };
             let c = if free { 0 } else { cost(&op) };
@@ -1523,6 +1525,9 @@ impl Rewriter {
                 Operator::LocalSet {
                     local_index: R_LOCAL,
                 } => Operator::LocalSet { local_index: r },
+                Operator::LocalTee {
+                    local_index: R_LOCAL,
+                } => Operator::LocalTee { local_index: r },
                 op => op,
             })
             .collect();
