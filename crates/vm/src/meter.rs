@@ -427,9 +427,10 @@ impl Reencode for Rewriter {
         let ty = self.func_types[self.next_body];
         let k = self.next_body;
         self.next_body += 1;
-        let fast = match self.routines.iter().position(|r| r.defined == k) {
-            Some(j) => self.rewrite_routine(j, ty),
-            None => self.rewrite_body(&body, ty),
+        // `routines` is in body order: a module of many copies stays linear.
+        let fast = match self.routines.binary_search_by_key(&k, |r| r.defined) {
+            Ok(j) => self.rewrite_routine(j, ty),
+            Err(_) => self.rewrite_body(&body, ty),
         };
         match fast {
             Ok(f) => {

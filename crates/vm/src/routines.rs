@@ -343,6 +343,52 @@ mod tests {
     }
 
     #[test]
+    fn every_copy_of_a_known_routine_gets_a_fast_body_and_keeps_its_original() {
+        let memcmp = recognized(include_bytes!("../../../examples/tasks/lz.wasm")).1;
+        let copies = 1000;
+        let mut types = wasm_encoder::TypeSection::new();
+        types.ty().function(
+            [wasm_encoder::ValType::I32; 3],
+            [wasm_encoder::ValType::I32],
+        );
+        let mut funcs = wasm_encoder::FunctionSection::new();
+        let mut code = wasm_encoder::CodeSection::new();
+        for _ in 0..copies {
+            funcs.function(0);
+            code.raw(&memcmp);
+        }
+        let mut memory = wasm_encoder::MemorySection::new();
+        memory.memory(wasm_encoder::MemoryType {
+            minimum: 1,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
+        let mut module = wasm_encoder::Module::new();
+        module
+            .section(&types)
+            .section(&funcs)
+            .section(&memory)
+            .section(&code);
+        let module = module.finish();
+        assert_eq!(recognized(&module).0.len(), copies);
+
+        let metered = crate::meter::instrument(&module).unwrap();
+        wasmparser::Validator::new_with_features(crate::checker::features())
+            .validate_all(&metered)
+            .unwrap();
+        // The fast bodies, the check function, then the originals, which
+        // are no longer recognized where they stand (they are metered).
+        let bodies = Parser::new(0)
+            .parse_all(&metered)
+            .filter(|p| matches!(p, Ok(Payload::CodeSectionEntry(_))))
+            .count();
+        assert_eq!(bodies, 2 * copies + 1);
+        assert_eq!(recognized(&metered).0, []);
+    }
+
+    #[test]
     fn debian_wasi_libc_memcmp_is_recognized_and_nothing_else() {
         let lz = include_bytes!("../../../examples/tasks/lz.wasm");
         let wordfreq = include_bytes!("../../../examples/tasks/wordfreq.wasm");
