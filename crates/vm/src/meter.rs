@@ -677,22 +677,10 @@ fn inline<'a>(
                     );
                     continue;
                 }
-                Operator::LocalGet { local_index } if local_index != R_LOCAL => {
-                    Operator::LocalGet {
-                        local_index: base + local_index,
-                    }
-                }
-                Operator::LocalSet { local_index } if local_index != R_LOCAL => {
-                    Operator::LocalSet {
-                        local_index: base + local_index,
-                    }
-                }
-                Operator::LocalTee { local_index } if local_index != R_LOCAL => {
-                    Operator::LocalTee {
-                        local_index: base + local_index,
-                    }
-                }
-                ref other => other.clone(),
+                ref other => renumber_locals(other.clone(), |l| match l {
+                    R_LOCAL => l,
+                    l => base + l,
+                }),
             };
             let c = if free { 0 } else { cost(&op) };
             push(op, c);
@@ -702,6 +690,22 @@ fn inline<'a>(
         ops: out,
         costs,
         locals: extra,
+    }
+}
+
+/// `op` with the local it reads or writes renumbered by `f`.
+fn renumber_locals<'a>(op: Operator<'a>, f: impl Fn(u32) -> u32) -> Operator<'a> {
+    match op {
+        Operator::LocalGet { local_index } => Operator::LocalGet {
+            local_index: f(local_index),
+        },
+        Operator::LocalSet { local_index } => Operator::LocalSet {
+            local_index: f(local_index),
+        },
+        Operator::LocalTee { local_index } => Operator::LocalTee {
+            local_index: f(local_index),
+        },
+        op => op,
     }
 }
 
@@ -1519,18 +1523,7 @@ impl Rewriter {
         let r = kinds.len() as u32;
         let ops = ops
             .into_iter()
-            .map(|op| match op {
-                Operator::LocalGet {
-                    local_index: R_LOCAL,
-                } => Operator::LocalGet { local_index: r },
-                Operator::LocalSet {
-                    local_index: R_LOCAL,
-                } => Operator::LocalSet { local_index: r },
-                Operator::LocalTee {
-                    local_index: R_LOCAL,
-                } => Operator::LocalTee { local_index: r },
-                op => op,
-            })
+            .map(|op| renumber_locals(op, |l| if l == R_LOCAL { r } else { l }))
             .collect();
         let (ops, costs) = unroll(ops, costs);
         let g = Graph::build(&ops, &costs, self.imported_funcs, &self.type_sigs)?;
