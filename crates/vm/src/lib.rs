@@ -23,10 +23,10 @@
 //! run, every machine and for every slice size. [`meter`] explains how it is
 //! kept cheap: counts on a spanning tree's chords, checks on loop back edges,
 //! small loops unrolled, small leaf functions inlined, no loop value live
-//! across the check's call, and known libc routines (wasi-libc's `memcmp`)
-//! run 8 bytes at a time while charging the original's count (`routines`);
-//! the PoUW path runs within a few percent of unmetered wasmtime
-//! (`proctor task bench`).
+//! across the check's call, and known libc routines (wasi-libc's `memcmp`,
+//! `routines`) and loop idioms (byte-compare loops, `idioms`) run 8 bytes
+//! at a time while charging the original's count; the PoUW path runs within
+//! a few percent of unmetered wasmtime, or faster (`proctor task bench`).
 //!
 //! Determinism: the task's environment (arguments, input, clock, random bytes)
 //! is fully given by [`TaskSpec`]; threads and relaxed SIMD are refused by the
@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 mod checker;
+mod idioms;
 pub mod meter;
 mod routines;
 mod runtime;

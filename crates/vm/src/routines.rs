@@ -101,7 +101,7 @@ impl Routine {
     }
 }
 
-fn mem(align: u8, max_align: u8) -> MemArg {
+pub(crate) fn mem(align: u8, max_align: u8) -> MemArg {
     MemArg {
         align,
         max_align,
@@ -118,32 +118,32 @@ fn byte() -> MemArg {
     mem(0, 0)
 }
 
-fn get(local_index: u32) -> O<'static> {
+pub(crate) fn get(local_index: u32) -> O<'static> {
     O::LocalGet { local_index }
 }
-fn set(local_index: u32) -> O<'static> {
+pub(crate) fn set(local_index: u32) -> O<'static> {
     O::LocalSet { local_index }
 }
-fn tee(local_index: u32) -> O<'static> {
+pub(crate) fn tee(local_index: u32) -> O<'static> {
     O::LocalTee { local_index }
 }
-fn i32c(value: i32) -> O<'static> {
+pub(crate) fn i32c(value: i32) -> O<'static> {
     O::I32Const { value }
 }
-fn i64c(value: i64) -> O<'static> {
+pub(crate) fn i64c(value: i64) -> O<'static> {
     O::I64Const { value }
 }
-fn br_if(relative_depth: u32) -> O<'static> {
+pub(crate) fn br_if(relative_depth: u32) -> O<'static> {
     O::BrIf { relative_depth }
 }
-fn block() -> O<'static> {
+pub(crate) fn block() -> O<'static> {
     O::Block {
         blockty: BlockType::Empty,
     }
 }
 
 /// `r -= count`, `count` being operators that push an i64.
-fn charge<const N: usize>(count: [O<'static>; N]) -> Vec<O<'static>> {
+pub(crate) fn charge<const N: usize>(count: [O<'static>; N]) -> Vec<O<'static>> {
     let mut ops = vec![get(R_LOCAL)];
     ops.extend(count);
     ops.extend([O::I64Sub, set(R_LOCAL)]);
@@ -151,12 +151,65 @@ fn charge<const N: usize>(count: [O<'static>; N]) -> Vec<O<'static>> {
 }
 
 /// The memory's size in bytes, as an i64.
-fn memory_bytes() -> [O<'static>; 4] {
+pub(crate) fn memory_bytes() -> [O<'static>; 4] {
     [
         O::MemorySize { mem: 0 },
         O::I64ExtendI32U,
         i64c(16),
         O::I64Shl,
+    ]
+}
+
+/// The rest of a loop comparing two byte strings a word at a time, inside
+/// `block $eq block $ne loop`, once the `i64` local `x` holds the xor of the
+/// 8 bytes at `k` and `rem` (at least 1) the bytes left: only those count.
+/// On a difference it leaves to `$ne` and sets `k` to the first differing
+/// byte, `k + ctz(x) / 8`; when none is left, to `$eq`; else it goes on 8
+/// bytes further. It ends after `$ne`'s `end`.
+pub(crate) fn next_word(k: u32, x: u32, rem: u32) -> [O<'static>; 39] {
+    [
+        // fewer than 8 left: only their bytes count
+        get(rem),
+        i32c(8),
+        O::I32LtU,
+        O::If {
+            blockty: BlockType::Empty,
+        },
+        get(x),
+        i64c(1),
+        get(rem),
+        O::I64ExtendI32U,
+        i64c(3),
+        O::I64Shl,
+        O::I64Shl,
+        i64c(1),
+        O::I64Sub,
+        O::I64And,
+        set(x),
+        O::End,
+        get(x),
+        O::I64Eqz,
+        O::I32Eqz,
+        br_if(1), // $ne
+        get(rem),
+        i32c(8),
+        O::I32LeU,
+        br_if(2), // $eq
+        get(k),
+        i32c(8),
+        O::I32Add,
+        set(k),
+        O::Br { relative_depth: 0 },
+        O::End, // loop
+        O::End, // $ne
+        get(k),
+        get(x),
+        O::I64Ctz,
+        O::I32WrapI64,
+        i32c(3),
+        O::I32ShrU,
+        O::I32Add,
+        set(k),
     ]
 }
 
@@ -228,47 +281,8 @@ fn memcmp() -> Vec<O<'static>> {
         O::I64Load { memarg: any() },
         O::I64Xor,
         set(x),
-        // fewer than 8 left: only their bytes count
-        get(rem),
-        i32c(8),
-        O::I32LtU,
-        O::If {
-            blockty: BlockType::Empty,
-        },
-        get(x),
-        i64c(1),
-        get(rem),
-        O::I64ExtendI32U,
-        i64c(3),
-        O::I64Shl,
-        O::I64Shl,
-        i64c(1),
-        O::I64Sub,
-        O::I64And,
-        tee(x),
-        O::I64Eqz,
-        br_if(3),
-        O::End,
-        get(x),
-        O::I64Eqz,
-        O::I32Eqz,
-        br_if(1),
-        get(k),
-        i32c(8),
-        O::I32Add,
-        set(k),
-        O::Br { relative_depth: 0 },
-        O::End, // loop
-        O::End, // $ne: the first differing byte is k + ctz(x) / 8
-        get(k),
-        get(x),
-        O::I64Ctz,
-        O::I32WrapI64,
-        i32c(3),
-        O::I32ShrU,
-        O::I32Add,
-        set(k),
     ]);
+    ops.extend(next_word(k, x, rem));
     // 19 + 21k, less the entry
     ops.extend(charge([
         get(k),

@@ -44,6 +44,28 @@ fn agree(wat: &str) -> u64 {
     reference.instructions
 }
 
+/// Runs `wat` under both meters: each must trap out of bounds.
+fn traps_out_of_bounds(wat: &str) {
+    let (reference, ours) = runs(wat, 1 << 40, &[1, 1_000_000]);
+    for outcome in ours.into_iter().chain([reference]) {
+        match outcome.status {
+            Status::Trapped(e) => assert!(e.contains("out of bounds"), "{e}"),
+            other => panic!("expected a trap, got {other:?}"),
+        }
+    }
+}
+
+/// Runs `wat` on a budget of `fuel` under both meters: each must run out of
+/// fuel, ours having counted exactly the budget, at every slice size.
+fn out_of_fuel_at(wat: &str, fuel: u64) {
+    let (reference, ours) = runs(wat, fuel, &[1, 97, 1_000_000]);
+    assert_eq!(reference.status, Status::OutOfFuel);
+    for o in ours {
+        assert_eq!(o.status, Status::OutOfFuel);
+        assert_eq!(o.instructions, fuel);
+    }
+}
+
 const HEAD: &str = r#"
   (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
@@ -53,6 +75,12 @@ const HEAD: &str = r#"
     (i32.store8 (i32.const 100) (i32.add (i32.const 65) (i32.and (local.get $v) (i32.const 15))))
     (i32.store (i32.const 0) (i32.const 100)) (i32.store (i32.const 4) (i32.const 1))
     (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+  ;; prints the 8 nibbles of an i32
+  (func $print (param $v i32) (local $k i32)
+    (loop $l
+      (call $emit (i32.shr_u (local.get $v) (i32.mul (local.get $k) (i32.const 4))))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $k) (i32.const 8)))))
 "#;
 
 fn module(body: &str) -> String {
@@ -165,65 +193,80 @@ fn memcmp_module(body: &str) -> String {
         r#"{MEMCMP}
            (type $cmp (func (param i32 i32 i32) (result i32)))
            (table 1 funcref) (elem (i32.const 0) $memcmp)
-           ;; prints the 8 nibbles of an i32
-           (func $print (param $v i32) (local $k i32)
-             (loop $l
-               (call $emit (i32.shr_u (local.get $v) (i32.mul (local.get $k) (i32.const 4))))
-               (local.set $k (i32.add (local.get $k) (i32.const 1)))
-               (br_if $l (i32.lt_u (local.get $k) (i32.const 8)))))
            {body}"#
     ))
 }
 
 #[test]
 fn known_routines_count_exactly_what_the_original_counts() {
-    // Every alignment of both operands, lengths 0-20, a first difference at
-    // every position (upward and downward) or none, inlined and called:
-    // fuel runs the original byte loop; ours, 8 bytes at a time, must
-    // return the same and charge the same.
-    agree(&memcmp_module(
+    // Every case of `compare_grid`, inlined and called: fuel runs the
+    // original byte loop; ours, 8 bytes at a time, must return the same and
+    // charge the same.
+    agree(&memcmp_module(&compare_grid(
+        r#"(local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31))
+             (call $memcmp (i32.add (local.get $p) (local.get $s))
+                           (i32.add (local.get $q) (local.get $s)) (local.get $n))))
+           (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31))
+             (call_indirect (type $cmp) (i32.add (local.get $q) (local.get $s))
+                           (i32.add (local.get $p) (local.get $s)) (local.get $n) (i32.const 0))))"#,
+        // a long equal run: 3000 bytes
+        "(call $print (call $memcmp (i32.const 0) (i32.const 0) (i32.const 3000)))",
+    )));
+}
+
+/// `_start` running `compare` (which folds into `$acc`) on every pair of
+/// byte strings at `$p + $s` and `$q + $s`: every alignment of both (`$p`
+/// and `$q`), starts `$s` 0 and 3, lengths `$n` 0-20, the first difference at
+/// every position (upward and downward; bytes at or above 0x80 too) or
+/// none, and a difference right after the `$n` bytes (where the compare must
+/// stop). It then prints `$acc` and runs `then`.
+fn compare_grid(compare: &str, then: &str) -> String {
+    format!(
         r#"(func (export "_start")
-             (local $x i32) (local $y i32) (local $n i32) (local $m i32) (local $acc i32)
+             (local $x i32) (local $y i32) (local $s i32) (local $n i32) (local $m i32)
+             (local $p i32) (local $q i32) (local $acc i32)
              ;; 256 bytes of a pattern at 1024
              (loop $f
                (i32.store8 (i32.add (i32.const 1024) (local.get $m))
-                 (i32.add (i32.mul (local.get $m) (i32.const 37)) (i32.const 11)))
+                 (i32.add (i32.mul (local.get $m) (i32.const 101)) (i32.const 7)))
                (local.set $m (i32.add (local.get $m) (i32.const 1)))
                (br_if $f (i32.lt_u (local.get $m) (i32.const 256))))
              (loop $lx
                (local.set $y (i32.const 0))
                (loop $ly
-                 (local.set $n (i32.const 0))
-                 (loop $ln
-                   (local.set $m (i32.const 0))
-                   (loop $lm
-                     ;; r = a copy of l's bytes, with byte m flipped (m < n)
-                     (memory.copy (i32.add (i32.const 4096) (local.get $y))
-                                  (i32.add (i32.const 1024) (local.get $x)) (i32.const 40))
-                     (if (i32.lt_u (local.get $m) (local.get $n))
-                       (then (i32.store8 (i32.add (i32.const 4096) (i32.add (local.get $y) (local.get $m)))
-                               (i32.xor (i32.load8_u (i32.add (i32.const 4096)
-                                          (i32.add (local.get $y) (local.get $m))))
-                                        (i32.shl (i32.const 1) (i32.and (local.get $m) (i32.const 7)))))))
-                     (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31))
-                       (call $memcmp (i32.add (i32.const 1024) (local.get $x))
-                                     (i32.add (i32.const 4096) (local.get $y)) (local.get $n))))
-                     (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31))
-                       (call_indirect (type $cmp) (i32.add (i32.const 4096) (local.get $y))
-                                     (i32.add (i32.const 1024) (local.get $x)) (local.get $n)
-                                     (i32.const 0))))
-                     (local.set $m (i32.add (local.get $m) (i32.const 1)))
-                     (br_if $lm (i32.le_u (local.get $m) (local.get $n))))
-                   (local.set $n (i32.add (local.get $n) (i32.const 1)))
-                   (br_if $ln (i32.le_u (local.get $n) (i32.const 20))))
+                 (local.set $s (i32.const 0))
+                 (loop $ls
+                   (local.set $n (i32.const 0))
+                   (loop $ln
+                     (local.set $m (i32.const 0))
+                     (loop $lm
+                       (local.set $p (i32.add (i32.const 1024) (local.get $x)))
+                       (local.set $q (i32.add (i32.const 4096) (local.get $y)))
+                       ;; q = a copy of p's bytes, with byte s + m flipped (m < n)
+                       ;; and byte s + n
+                       (memory.copy (local.get $q) (local.get $p) (i32.const 40))
+                       (i32.store8 (i32.add (local.get $q) (i32.add (local.get $s) (local.get $n)))
+                                   (i32.const 0xee))
+                       (if (i32.lt_u (local.get $m) (local.get $n))
+                         (then (i32.store8
+                           (i32.add (local.get $q) (i32.add (local.get $s) (local.get $m)))
+                           (i32.xor (i32.load8_u (i32.add (local.get $q)
+                                      (i32.add (local.get $s) (local.get $m))))
+                                    (i32.shl (i32.const 1) (i32.and (local.get $m) (i32.const 7)))))))
+                       {compare}
+                       (local.set $m (i32.add (local.get $m) (i32.const 1)))
+                       (br_if $lm (i32.le_u (local.get $m) (local.get $n))))
+                     (local.set $n (i32.add (local.get $n) (i32.const 1)))
+                     (br_if $ln (i32.le_u (local.get $n) (i32.const 20))))
+                   (local.set $s (i32.add (local.get $s) (i32.const 3)))
+                   (br_if $ls (i32.le_u (local.get $s) (i32.const 3))))
                  (local.set $y (i32.add (local.get $y) (i32.const 1)))
                  (br_if $ly (i32.lt_u (local.get $y) (i32.const 8))))
                (local.set $x (i32.add (local.get $x) (i32.const 1)))
                (br_if $lx (i32.lt_u (local.get $x) (i32.const 8))))
              (call $print (local.get $acc))
-             ;; a long equal run: 3000 bytes
-             (call $print (call $memcmp (i32.const 0) (i32.const 0) (i32.const 3000))))"#,
-    ));
+             {then})"#
+    )
 }
 
 #[test]
@@ -251,13 +294,7 @@ fn known_routines_near_the_end_of_memory_behave_like_the_original() {
         r#"(func (export "_start")
              (call $print (call $memcmp (i32.const 65533) (i32.const 65533) (i32.const 4))))"#,
     );
-    let (reference, ours) = runs(&trapping, 1 << 40, &[1_000_000]);
-    for outcome in ours.into_iter().chain([reference]) {
-        match outcome.status {
-            Status::Trapped(e) => assert!(e.contains("out of bounds"), "{e}"),
-            other => panic!("expected a trap, got {other:?}"),
-        }
-    }
+    traps_out_of_bounds(&trapping);
 }
 
 #[test]
@@ -270,12 +307,150 @@ fn a_known_routine_charged_past_the_budget_runs_out_of_fuel() {
              (drop (call $memcmp (i32.const 0) (i32.const 0) (i32.const 3000)))
              (call $exit (i32.const 0)))"#,
     );
-    let (reference, ours) = runs(&wat, 50_000, &[1, 97, 1_000_000]);
-    assert_eq!(reference.status, Status::OutOfFuel);
-    for o in ours {
-        assert_eq!(o.status, Status::OutOfFuel);
-        assert_eq!(o.instructions, 50_000);
-    }
+    out_of_fuel_at(&wat, 50_000);
+}
+
+/// Mismatch loops (see `idioms.rs`), three returning `2 l` where they leave
+/// through the mismatch exit and `2 l + 1` where they run to the limit: the
+/// shape clang emits (`$ne`); operands swapped, signed loads with offsets
+/// and `lt_u` (`$lt`); `gt_u`, the increment's operands swapped and an exit
+/// two labels out (`$gt`). In `$back` the exit is an outer loop's back edge.
+const MISMATCH: &str = r#"
+  (func $ne (param $p i32) (param $q i32) (param $l i32) (param $lim i32) (result i32)
+    block $exit
+      loop $loop
+        local.get $p local.get $l i32.add i32.load8_u
+        local.get $q local.get $l i32.add i32.load8_u
+        i32.ne br_if $exit
+        local.get $lim
+        local.get $l i32.const 1 i32.add local.tee $l
+        i32.ne br_if $loop
+      end
+      local.get $l i32.const 2 i32.mul i32.const 1 i32.add return
+    end
+    local.get $l i32.const 2 i32.mul)
+  (func $lt (param $p i32) (param $q i32) (param $l i32) (param $lim i32) (result i32)
+    block $exit
+      loop $loop
+        local.get $l local.get $p i32.add i32.load8_s offset=1
+        local.get $l local.get $q i32.add i32.load8_s offset=2
+        i32.ne br_if $exit
+        local.get $l i32.const 1 i32.add local.tee $l
+        local.get $lim
+        i32.lt_u br_if $loop
+      end
+      local.get $l i32.const 2 i32.mul i32.const 1 i32.add return
+    end
+    local.get $l i32.const 2 i32.mul)
+  (func $gt (param $p i32) (param $q i32) (param $l i32) (param $lim i32) (result i32)
+    block $exit
+      block $inner
+        loop $loop
+          local.get $p local.get $l i32.add i32.load8_u
+          local.get $l local.get $q i32.add i32.load8_u
+          i32.ne br_if $exit
+          local.get $lim
+          i32.const 1 local.get $l i32.add local.tee $l
+          i32.gt_u br_if $loop
+        end
+        local.get $l i32.const 2 i32.mul i32.const 1 i32.add return
+      end
+      i32.const -1 return
+    end
+    local.get $l i32.const 2 i32.mul)
+  ;; counts the differences from l to lim: the exit is a loop's back edge
+  (func $back (param $p i32) (param $q i32) (param $l i32) (param $lim i32) (result i32)
+    (local $hits i32)
+    local.get $l i32.const 1 i32.sub local.set $l
+    block $done
+      loop $again
+        local.get $hits i32.const 1 i32.add local.set $hits
+        local.get $l i32.const 1 i32.add local.tee $l
+        local.get $lim i32.ge_u br_if $done
+        loop $loop
+          local.get $p local.get $l i32.add i32.load8_u
+          local.get $q local.get $l i32.add i32.load8_u
+          i32.ne br_if $again
+          local.get $lim
+          local.get $l i32.const 1 i32.add local.tee $l
+          i32.ne br_if $loop
+        end
+      end
+    end
+    local.get $hits i32.const 256 i32.mul local.get $l i32.add)
+  ;; all four from (p, q, l, lim), folded into acc
+  (func $all (param $p i32) (param $q i32) (param $l i32) (param $lim i32) (param $acc i32)
+    (result i32)
+    (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31))
+      (call $ne (local.get $p) (local.get $q) (local.get $l) (local.get $lim))))
+    (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31))
+      (call $lt (i32.sub (local.get $p) (i32.const 1)) (i32.sub (local.get $q) (i32.const 2))
+        (local.get $l) (local.get $lim))))
+    (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31))
+      (call $gt (local.get $p) (local.get $q) (local.get $l) (local.get $lim))))
+    (i32.add (i32.mul (local.get $acc) (i32.const 31))
+      (call $back (local.get $p) (local.get $q) (local.get $l) (local.get $lim))))
+"#;
+
+#[test]
+fn mismatch_loops_count_exactly_what_the_original_counts() {
+    // Every case of `compare_grid` (bytes at or above 0x80 too, for the
+    // signed loads): fuel runs the byte loops, ours 8 bytes at a time. A
+    // start at or past the limit (the original wraps, or stops after one
+    // iteration) and a run to a limit of 3000 as well.
+    let grid = compare_grid(
+        r#"(local.set $acc (call $all (local.get $p) (local.get $q)
+             (local.get $s) (i32.add (local.get $s) (local.get $n)) (local.get $acc)))"#,
+        r#";; starts past the limit: different bytes 5 on
+           (memory.copy (i32.const 4096) (i32.const 1024) (i32.const 5))
+           (call $print (call $all (i32.const 1024) (i32.const 4096) (i32.const 2) (i32.const 1)
+             (i32.const 0)))
+           (call $print (call $all (i32.const 1024) (i32.const 4096) (i32.const 4) (i32.const 4)
+             (i32.const 0)))
+           ;; a long equal run
+           (call $print (call $all (i32.const 8) (i32.const 8) (i32.const 0) (i32.const 3000)
+             (i32.const 0)))"#,
+    );
+    agree(&module(&format!("{MISMATCH} {grid}")));
+}
+
+#[test]
+fn mismatch_loops_near_the_end_of_memory_behave_like_the_original() {
+    // The last word read ends at the end of memory, then one byte on (the
+    // original loop runs); a difference before the end with the limit past
+    // it; then a loop that runs off the end and traps in both.
+    agree(&module(&format!(
+        r#"{MISMATCH}
+           (func (export "_start")
+             (i32.store8 (i32.const 65534) (i32.const 9))
+             (call $print (call $ne (i32.const 65520) (i32.const 65520) (i32.const 0) (i32.const 9)))
+             (call $print (call $ne (i32.const 65520) (i32.const 65520) (i32.const 2) (i32.const 9)))
+             (call $print (call $ne (i32.const 65521) (i32.const 65521) (i32.const 0) (i32.const 9)))
+             (call $print (call $ne (i32.const 65520) (i32.const 65521) (i32.const 0) (i32.const 9)))
+             (call $print (call $gt (i32.const 65531) (i32.const 65531) (i32.const 0) (i32.const 5)))
+             (call $print (call $lt (i32.const 65529) (i32.const 0) (i32.const 0) (i32.const 6)))
+             (call $print (call $ne (i32.const 65534) (i32.const 100) (i32.const 0) (i32.const 100)))
+             (call $print (call $ne (i32.const 65530) (i32.const 65530) (i32.const 3) (i32.const 5))))"#
+    )));
+    let trapping = module(&format!(
+        r#"{MISMATCH}
+           (func (export "_start")
+             (call $print (call $ne (i32.const 65533) (i32.const 65533) (i32.const 0) (i32.const 4))))"#
+    ));
+    traps_out_of_bounds(&trapping);
+}
+
+#[test]
+fn a_mismatch_loop_charged_past_the_budget_runs_out_of_fuel() {
+    // 3000 equal bytes charged at once (51,000), then exit(0) before any
+    // further check: out of fuel at the budget, for every slice size.
+    let wat = module(&format!(
+        r#"{MISMATCH}
+           (func (export "_start")
+             (drop (call $ne (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 3000)))
+             (call $exit (i32.const 0)))"#
+    ));
+    out_of_fuel_at(&wat, 40_000);
 }
 
 #[test]
