@@ -170,6 +170,19 @@ pub(crate) fn add_check_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<
     Ok(())
 }
 
+/// Whether a metered run has used more than its budget: a known routine
+/// or loop idiom charges a whole compare at once, so the count can pass
+/// the budget between two checks. Every call is an exact point of the
+/// count, so a host call with an effect that outlives the run (output)
+/// stops it here, where the original would already have run out.
+fn past_budget(c: &mut Caller<'_, Ctx>) -> bool {
+    let Some(Extern::Global(g)) = c.get_export(crate::meter::REMAINING) else {
+        return false;
+    };
+    let remaining = g.get(&mut *c).unwrap_i64();
+    c.data().meter.used(Some(remaining)) > c.data().meter.budget
+}
+
 /// stdout went over its limit.
 #[derive(Debug, thiserror::Error)]
 #[error("output exceeds the limit of {0} bytes")]
@@ -312,6 +325,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
         MODULE,
         "fd_write",
         |mut c: Caller<'_, Ctx>, fd: i32, iovs: i32, n: i32, written: i32| {
+            if past_budget(&mut c) {
+                return Err(wasmtime::Error::new(OutOfFuel));
+            }
             let Some(mem) = memory(&mut c) else {
                 return Ok(EFAULT);
             };

@@ -56,13 +56,15 @@ fn traps_out_of_bounds(wat: &str) {
 }
 
 /// Runs `wat` on a budget of `fuel` under both meters: each must run out of
-/// fuel, ours having counted exactly the budget, at every slice size.
+/// fuel, ours having counted exactly the budget and written what fuel's
+/// run wrote, at every slice size.
 fn out_of_fuel_at(wat: &str, fuel: u64) {
     let (reference, ours) = runs(wat, fuel, &[1, 97, 1_000_000]);
     assert_eq!(reference.status, Status::OutOfFuel);
     for o in ours {
         assert_eq!(o.status, Status::OutOfFuel);
         assert_eq!(o.instructions, fuel);
+        assert_eq!(o.stdout, reference.stdout);
     }
 }
 
@@ -304,7 +306,9 @@ fn a_known_routine_charged_past_the_budget_runs_out_of_fuel() {
     // the original's loop checks, for every slice size.
     let wat = memcmp_module(
         r#"(func (export "_start")
+             (call $emit (i32.const 1))
              (drop (call $memcmp (i32.const 0) (i32.const 0) (i32.const 3000)))
+             (call $emit (i32.const 2))
              (call $exit (i32.const 0)))"#,
     );
     out_of_fuel_at(&wat, 50_000);
@@ -447,7 +451,9 @@ fn a_mismatch_loop_charged_past_the_budget_runs_out_of_fuel() {
     let wat = module(&format!(
         r#"{MISMATCH}
            (func (export "_start")
+             (call $emit (i32.const 1))
              (drop (call $ne (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 3000)))
+             (call $emit (i32.const 2))
              (call $exit (i32.const 0)))"#
     ));
     out_of_fuel_at(&wat, 40_000);
