@@ -2,7 +2,8 @@
 //! the same cost table: on hand-written modules that exercise each control
 //! construct the rewriter treats specially, and on random structured
 //! programs (nested blocks, loops, `if`/`else`, `br_if`, `br_table`, early
-//! returns, calls, inlined leaf functions and recursion), every completed
+//! returns, calls, inlined leaf functions, recursion and byte-compare loops
+//! leaving to any label), every completed
 //! run must report exactly the fuel wasmtime reports, for every slice size.
 
 use proctor_vm::{Limits, Outcome, Status, Step, TaskSpec, UnmeteredVm, Vm};
@@ -570,7 +571,7 @@ impl Gen {
         let choice = if depth == 0 {
             self.rand(3)
         } else {
-            self.rand(10)
+            self.rand(11)
         };
         let l = ["$a", "$b", "$c"][self.rand(3) as usize];
         match choice {
@@ -646,6 +647,28 @@ impl Gen {
                 self.out
                     .push_str(&format!("(local.set {l} (i32.add (local.get {l}) {call}))"));
             }
+            9 => {
+                // A mismatch loop (see `idioms.rs`) over the data at 1024,
+                // from `$c` (0-7) to a limit 1-32 further, leaving to any
+                // label on a difference (an outer loop's: a back edge).
+                let k = self.rand(self.labels.len() as u64 + 1) as usize;
+                let exit = self.labels.get(k).map_or("$fn", |l| l.as_str()).to_string();
+                let name = self.label();
+                self.out.push_str(&format!(
+                    "(local.set $c (i32.and (local.get $c) (i32.const 7)))
+                     (local.set $p (i32.add (i32.const 1024) (i32.and (local.get $a) (i32.const 7))))
+                     (local.set $q (i32.add (i32.const 1032) (i32.and (local.get $b) (i32.const 7))))
+                     (local.set $n (i32.add (local.get $c)
+                       (i32.add (i32.const 1) (i32.and (local.get $a) (i32.const 31)))))
+                     loop {name}
+                       local.get $p local.get $c i32.add i32.load8_u
+                       local.get $q local.get $c i32.add i32.load8_u
+                       i32.ne br_if {exit}
+                       local.get $n local.get $c i32.const 1 i32.add local.tee $c
+                       i32.ne br_if {name}
+                     end"
+                ));
+            }
             _ => {
                 let e = self.expr();
                 self.out
@@ -682,10 +705,14 @@ impl Gen {
         // on every call, inlined or not.
         module(&format!(
             r#"(global $steps (mut i32) (i32.const 3000))
+               (data (i32.const 1024) "abababababababababababababababababababab")
+               (data (i32.const 1064) "abcabcabcabcabcabcabcabcthe quick brown fox jumps over the")
                (func $h (param $a i32) (result i32) (local $b i32) (local $c i32)
+                 (local $p i32) (local $q i32) (local $n i32)
                  (block $fn {leaf})
                  (i32.add (local.get $a) (i32.add (local.get $b) (local.get $c))))
                (func $g (param $d i32) (param $a i32) (result i32) (local $b i32) (local $c i32)
+                 (local $p i32) (local $q i32) (local $n i32)
                  (if (i32.le_s (local.get $d) (i32.const 0)) (then (return (local.get $a))))
                  (local.set $b (i32.const 1)) (local.set $c (i32.const 2))
                  (block $fn {body})
