@@ -221,7 +221,8 @@ pub(crate) fn rewrite<'a>(ops: Vec<O<'a>>, costs: Vec<i64>, first_local: u32) ->
         .filter(|(_, op)| matches!(op, O::Loop { .. }))
         .filter_map(|(i, _)| Some((i, mismatch(&ops[i..], &costs[i..])?)))
         .collect();
-    if found.is_empty() {
+    // Three locals here and the counting local must stay within the limit.
+    if found.is_empty() || first_local as usize + 4 > crate::meter::MAX_LOCALS {
         return Rewritten {
             ops,
             costs,

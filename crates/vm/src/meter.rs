@@ -755,7 +755,7 @@ struct Inlined<'a> {
 }
 
 /// Locals a function may have (wasmparser's limit).
-const MAX_LOCALS: usize = 50_000;
+pub(crate) const MAX_LOCALS: usize = 50_000;
 
 /// `T.const 0` for a numeric type.
 fn zero<'a>(t: wasmparser::ValType) -> Operator<'a> {
