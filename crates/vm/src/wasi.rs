@@ -145,11 +145,9 @@ pub(crate) fn add_check_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<
     let (module, name) = crate::meter::CHECK;
     linker.func_wrap_async(module, name, |mut c: Caller<'_, Ctx>, (): ()| {
         Box::new(async move {
-            let Some(Extern::Global(g)) = c.get_export(crate::meter::REMAINING) else {
+            let Some((g, used)) = count(&mut c) else {
                 return Err(wasmtime::Error::msg("metering global missing"));
             };
-            let remaining = g.get(&mut c).unwrap_i64();
-            let used = c.data().meter.used(Some(remaining));
             let m = &mut c.data_mut().meter;
             if used > m.budget {
                 return Err(wasmtime::Error::new(OutOfFuel));
@@ -176,11 +174,17 @@ pub(crate) fn add_check_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<
 /// count, so a host call with an effect that outlives the run (output)
 /// stops it here, where the original would already have run out.
 fn past_budget(c: &mut Caller<'_, Ctx>) -> bool {
+    count(c).is_some_and(|(_, used)| used > c.data().meter.budget)
+}
+
+/// A metered run's global of the remaining count and the instructions it
+/// has used (`None`: the module is not metered).
+fn count(c: &mut Caller<'_, Ctx>) -> Option<(wasmtime::Global, u64)> {
     let Some(Extern::Global(g)) = c.get_export(crate::meter::REMAINING) else {
-        return false;
+        return None;
     };
     let remaining = g.get(&mut *c).unwrap_i64();
-    c.data().meter.used(Some(remaining)) > c.data().meter.budget
+    Some((g, c.data().meter.used(Some(remaining))))
 }
 
 /// stdout went over its limit.
