@@ -142,8 +142,10 @@ impl Vm {
     }
 
     /// Starts a run of `loaded` that yields every `slice` instructions.
-    pub fn start(&self, loaded: &Loaded, spec: TaskSpec, slice: u64) -> Task {
-        let mut ctx = new_ctx(&spec, loaded, &self.limits);
+    pub fn start(&self, loaded: &Loaded, mut spec: TaskSpec, slice: u64) -> Task {
+        // The input moves into the run: a large one is not copied again.
+        let input = std::mem::take(&mut spec.input);
+        let mut ctx = new_ctx(&spec, input, loaded, &self.limits);
         ctx.meter = Meter::new(spec.fuel, slice);
         let progress = ctx.meter.progress.clone();
         let mut store = Store::new(&self.engine, ctx);
@@ -201,14 +203,21 @@ impl Vm {
     }
 }
 
-fn new_ctx(spec: &TaskSpec, loaded_verdict: &impl ModuleName, limits: &Limits) -> Ctx {
+/// The run's context: `stdin` is `spec`'s input (which the caller has moved
+/// out of it, or copied).
+fn new_ctx(
+    spec: &TaskSpec,
+    stdin: Vec<u8>,
+    loaded_verdict: &impl ModuleName,
+    limits: &Limits,
+) -> Ctx {
     let mut args = vec![loaded_verdict.name().into_bytes()];
     args.extend(spec.args.iter().map(|a| a.clone().into_bytes()));
     let mut rng = blake3::Hasher::new_keyed(&spec.random_seed.0);
     rng.update(b"proctor/task-random");
     Ctx {
         args,
-        stdin: spec.input.clone(),
+        stdin,
         stdin_pos: 0,
         stdout: Vec::new(),
         stderr: Vec::new(),
@@ -369,7 +378,12 @@ impl UnmeteredVm {
     pub fn run(&self, module: &Module, spec: &TaskSpec) -> Outcome {
         let mut store = Store::new(
             &self.engine,
-            new_ctx(spec, &Hash::of(b"unmetered"), &self.limits),
+            new_ctx(
+                spec,
+                spec.input.clone(),
+                &Hash::of(b"unmetered"),
+                &self.limits,
+            ),
         );
         store.limiter(|ctx| &mut ctx.limits);
         if self.fuel {

@@ -492,11 +492,13 @@ fn unrolled_loops_with_exits_to_several_labels() {
                  (br $l)))
                (local.set $s (i32.add (local.get $s) (i32.const 1))))
              (local.get $s))
-           (func (export "_start")
-             (call $emit (call $f (i32.const 5)))
-             (call $emit (call $f (i32.const 6)))
-             (call $emit (call $f (i32.const 7)))
-             (call $emit (call $f (i32.const 8)))
+           ;; every exit of $skip from each of the 16 copies (a branchy
+           ;; loop's), around the loop twice and more, and $out at 77
+           (func (export "_start") (local $n i32)
+             (loop $each
+               (call $emit (call $f (local.get $n)))
+               (local.set $n (i32.add (local.get $n) (i32.const 1)))
+               (br_if $each (i32.lt_u (local.get $n) (i32.const 40))))
              (call $emit (call $f (i32.const 200))))"#,
     ));
 }
