@@ -64,6 +64,10 @@ pub struct TaskIo {
     /// A program argument (repeatable).
     #[arg(long = "arg")]
     args: Vec<String>,
+    /// Seed `random_get` as market job ID's run is seeded (by default, from
+    /// the module and the input).
+    #[arg(long = "job", value_name = "ID")]
+    job: Option<u64>,
 }
 
 impl TaskIo {
@@ -74,7 +78,10 @@ impl TaskIo {
             }
             None => Vec::new(),
         };
-        let random_seed = Hash::tagged("proctor/task-seed", &[&Hash::of(module).0, &input]);
+        let random_seed = match self.job {
+            Some(job) => TaskSpec::job_seed(job),
+            None => TaskSpec::task_seed(&Hash::of(module), &input),
+        };
         Ok(TaskSpec {
             args: self.args.clone(),
             input,

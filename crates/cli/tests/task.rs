@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_proctor");
+/// A task that prints 16 bytes of `random_get`.
+const RANDOM_PROBE: &str = include_str!("../../../examples/tasks/probes/random.wat");
 
 fn tasks() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/tasks")
@@ -43,6 +45,46 @@ fn check_accepts_examples_and_rejects_bad_modules() {
     let o = run(&["task", "check", bad.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("malformed"));
+}
+
+#[test]
+fn run_with_a_job_id_draws_that_jobs_random_bytes() {
+    let probe = wat::parse_str(RANDOM_PROBE).unwrap();
+    let file = std::env::temp_dir().join(format!("proctor-probe-{}.wasm", std::process::id()));
+    std::fs::write(&file, &probe).unwrap();
+    let draw = |job: Option<&str>| {
+        let mut args = vec!["task", "run", file.to_str().unwrap()];
+        args.extend(job.map(|j| ["--job", j]).into_iter().flatten());
+        let o = run(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.stdout.len(), 16);
+        o.stdout
+    };
+    let (seven, again, eight, none) = (
+        draw(Some("7")),
+        draw(Some("7")),
+        draw(Some("8")),
+        draw(None),
+    );
+    assert_eq!(seven, again);
+    assert_ne!(seven, eight);
+    assert_ne!(seven, none);
+    // Job 7's seed, as the enclave seeds job 7's run.
+    let vm = proctor_vm::Vm::new(proctor_vm::Limits::default()).unwrap();
+    let local = vm.run(
+        &vm.load(&probe).unwrap(),
+        proctor_vm::TaskSpec {
+            fuel: 1_000_000,
+            random_seed: proctor_vm::TaskSpec::job_seed(7),
+            ..Default::default()
+        },
+        1_000_000,
+    );
+    assert_eq!(local.stdout, seven);
+    let o = run(&["task", "run", file.to_str().unwrap(), "--job", "seven"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--job"));
+    let _ = std::fs::remove_file(&file);
 }
 
 #[test]

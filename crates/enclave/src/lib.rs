@@ -296,13 +296,12 @@ impl Enclave {
         };
         let vm = Vm::new(limits)?;
         let loaded = vm.load(&t.module)?;
-        let random_seed = Hash::tagged("proctor/task-seed", &[&t.module_hash.0, &input]);
         let spec = TaskSpec {
             args: t.args,
             input,
             fuel: t.fuel,
             clock_ns: t.clock_ns,
-            random_seed,
+            random_seed: TaskSpec::job_seed(t.job),
         };
         let ctx = JobContext {
             job: t.job,
@@ -418,8 +417,8 @@ impl Enclave {
         }
         let loaded = self.vm.load(module)?;
         let m = loaded.verdict.module;
-        // The random stream is keyed by module and input: reproducible, not secret.
-        let random_seed = Hash::tagged("proctor/task-seed", &[&m.0, &input]);
+        // Not a job: the random stream is keyed by module and input.
+        let random_seed = TaskSpec::task_seed(&m, &input);
         let spec = TaskSpec {
             args,
             input,

@@ -13,6 +13,8 @@ use rand_core::OsRng;
 
 const WORDFREQ: &[u8] = include_bytes!("../../../examples/tasks/wordfreq.wasm");
 const MARKER: &str = "zqxmarkerword";
+/// A task that prints 16 bytes of `random_get`.
+const RANDOM_PROBE: &str = include_str!("../../../examples/tasks/probes/random.wat");
 
 fn enclave(name: &str) -> (Enclave, proctor_primitives::EncryptionKey) {
     let d = std::env::temp_dir().join(format!("proctor-enclave-job-{name}-{}", std::process::id()));
@@ -22,8 +24,19 @@ fn enclave(name: &str) -> (Enclave, proctor_primitives::EncryptionKey) {
     (Enclave::new(Box::new(p)).unwrap(), key)
 }
 
-/// A requester's ticket for job 42: input encrypted under a fresh K, K wrapped to `to`.
+/// A requester's ticket for job 42 running wordfreq: input encrypted under a
+/// fresh K, K wrapped to `to`.
 fn ticket(
+    to: &proctor_primitives::EncryptionKey,
+    requester: &RecipientKey,
+    plaintext: &[u8],
+) -> (JobTicket, [u8; 32]) {
+    job_ticket(42, WORDFREQ, to, requester, plaintext)
+}
+
+fn job_ticket(
+    job: u64,
+    module: &[u8],
     to: &proctor_primitives::EncryptionKey,
     requester: &RecipientKey,
     plaintext: &[u8],
@@ -31,11 +44,11 @@ fn ticket(
     let mut k = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut OsRng, &mut k);
     let input = envelope::encrypt(&k, plaintext, &mut OsRng);
-    let wrapped_key = envelope::seal_to(to, &envelope::key_info(42), &k, &mut OsRng).unwrap();
+    let wrapped_key = envelope::seal_to(to, &envelope::key_info(job), &k, &mut OsRng).unwrap();
     let t = JobTicket {
-        job: 42,
-        module: WORDFREQ.to_vec(),
-        module_hash: Hash::of(WORDFREQ),
+        job,
+        module: module.to_vec(),
+        module_hash: Hash::of(module),
         input_hash: Hash::of(&input),
         input,
         wrapped_key,
@@ -85,7 +98,7 @@ fn a_job_runs_confidentially_and_its_report_verifies() {
             input: plaintext.clone(),
             fuel: 1_000_000_000,
             clock_ns: 0,
-            random_seed: Hash::tagged("proctor/task-seed", &[&Hash::of(WORDFREQ).0, &plaintext]),
+            random_seed: TaskSpec::job_seed(42),
         },
         1_000_000_000,
     );
@@ -108,6 +121,42 @@ fn a_job_runs_confidentially_and_its_report_verifies() {
             commitment: envelope::commitment(&k, &local.stdout),
         }
     );
+}
+
+#[test]
+fn a_jobs_random_bytes_are_keyed_by_its_id() {
+    let probe = wat::parse_str(RANDOM_PROBE).unwrap();
+    let requester = RecipientKey::from_seed(&[9; 32]);
+    let (mut e, key) = enclave("random");
+    let mut run = |job: u64| {
+        let (t, _) = job_ticket(job, &probe, &key, &requester, b"same input");
+        match e.handle(Request::RunJob(Box::new(t))) {
+            Response::JobDone { output, .. } => requester
+                .open(&envelope::output_info(job), &output)
+                .unwrap(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (a, again, b) = (run(7), run(7), run(8));
+    assert_eq!(a.len(), 16);
+    assert_eq!(a, again, "the same job draws the same bytes");
+    assert_ne!(
+        a, b,
+        "another job, other bytes, though module and input are the same"
+    );
+    // Anyone with the id reproduces them (what `proctor task run --job 7` does).
+    let vm = Vm::new(Limits::default()).unwrap();
+    let local = vm.run(
+        &vm.load(&probe).unwrap(),
+        TaskSpec {
+            input: b"same input".to_vec(),
+            fuel: 1_000_000,
+            random_seed: TaskSpec::job_seed(7),
+            ..TaskSpec::default()
+        },
+        1_000_000,
+    );
+    assert_eq!(local.stdout, a);
 }
 
 #[test]

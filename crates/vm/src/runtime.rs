@@ -36,8 +36,25 @@ pub struct TaskSpec {
     pub fuel: u64,
     /// What the clock reads, in nanoseconds since the Unix epoch.
     pub clock_ns: u64,
-    /// Key of the `random_get` stream.
+    /// Key of the `random_get` stream: [`TaskSpec::job_seed`] for a market
+    /// job, [`TaskSpec::task_seed`] for other work.
     pub random_seed: Hash,
+}
+
+impl TaskSpec {
+    /// The `random_get` seed of market job `job`: its id alone, so every
+    /// worker the job is assigned to draws the same bytes, and anyone who
+    /// knows the id can reproduce them (`proctor task run --job ID`). Not
+    /// secret.
+    pub fn job_seed(job: u64) -> Hash {
+        Hash::tagged("proctor/job-seed", &[&job.to_le_bytes()])
+    }
+
+    /// The `random_get` seed of work that is not a market job (the mining
+    /// filler, a dry run without a job id): the module's hash and the input.
+    pub fn task_seed(module: &Hash, input: &[u8]) -> Hash {
+        Hash::tagged("proctor/task-seed", &[&module.0, input])
+    }
 }
 
 /// How a run ended.

@@ -5,7 +5,12 @@
 //! parameters. There are no files, no sockets and no environment variables;
 //! the clock returns the fixed time of the [`TaskSpec`](crate::TaskSpec) and
 //! `random_get` returns a BLAKE3 stream keyed by the spec's seed (documented,
-//! not secret: the same job gives the same bytes everywhere).
+//! not secret: a market job's is its id, [`TaskSpec::job_seed`], so the same
+//! job gives the same bytes on every worker; other work's is the module and
+//! input, [`TaskSpec::task_seed`]).
+//!
+//! [`TaskSpec::job_seed`]: crate::TaskSpec::job_seed
+//! [`TaskSpec::task_seed`]: crate::TaskSpec::task_seed
 
 use crate::checker::{I32, I64};
 use wasmparser::ValType;
