@@ -861,28 +861,30 @@ fn unroll<'a>(ops: Vec<Operator<'a>>, costs: Vec<i64>) -> (Vec<Operator<'a>>, Ve
     let budget = 3 * ops.len().max(4 * UNROLL_MAX_BODY);
     let mut i = 0;
     while i < ops.len() {
-        let Some(&end) = loops.get(&i).filter(|&&end| {
-            let n = copies(&ops[i + 1..end]);
-            out.len() + (ops.len() - i) + (n - 1) * (end - i) <= budget
-        }) else {
+        let Some((end, n)) = loops
+            .get(&i)
+            .map(|&end| (end, copies(&ops[i + 1..end])))
+            .filter(|&(end, n)| out.len() + (ops.len() - i) + (n - 1) * (end - i) <= budget)
+        else {
             out.push(ops[i].clone());
             out_costs.push(costs[i]);
             i += 1;
             continue;
         };
-        unroll_loop(&ops[i..=end], &costs[i..=end], &mut out, &mut out_costs);
+        unroll_loop(&ops[i..=end], &costs[i..=end], n, &mut out, &mut out_costs);
         i = end + 1;
     }
     (out, out_costs)
 }
 
-/// Writes the unrolled form of `lp` (`loop`, body, `end`):
+/// Writes the unrolled form of `lp` (`loop`, body, `end`), with `n` copies
+/// of the body:
 ///
 /// ```text
 /// block $exit
 ///   block $Y(J-1) ... block $Y0          landing pads
 ///     loop $L
-///       block body' br $exit end         copies(body) - 1 of them
+///       block body' br $exit end         n - 1 of them
 ///       body
 ///     end
 ///     br $exit
@@ -900,12 +902,12 @@ fn unroll<'a>(ops: Vec<Operator<'a>>, costs: Vec<i64>) -> (Vec<Operator<'a>>, Ve
 fn unroll_loop<'a>(
     lp: &[Operator<'a>],
     lp_costs: &[i64],
+    n: usize,
     out: &mut Vec<Operator<'a>>,
     costs: &mut Vec<i64>,
 ) {
     let body = &lp[1..lp.len() - 1];
     let body_costs = &lp_costs[1..lp.len() - 1];
-    let n = copies(body);
     // Outer distances (1 = the label around the loop) of conditional exits.
     let mut dists: Vec<u32> = Vec::new();
     let mut nesting = 0u32;
