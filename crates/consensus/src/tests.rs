@@ -161,22 +161,34 @@ impl Fixture {
         signer: &dyn Fn(&[u8]) -> proctor_primitives::Signature,
         enclave: proctor_primitives::PublicKey,
     ) -> Block {
+        self.block_with(signer, enclave, vec![])
+    }
+
+    /// A valid block carrying `txs` on the fixture's parent.
+    fn block_with(
+        &self,
+        signer: &dyn Fn(&[u8]) -> proctor_primitives::Signature,
+        enclave: proctor_primitives::PublicKey,
+        txs: Vec<SignedTransaction>,
+    ) -> Block {
         let env = BlockEnv {
             height: 2,
             timestamp: self.genesis_header.template.timestamp + 500,
             miner: self.miner,
         };
-        let applied = self.state.apply_block(&env, &[]).unwrap();
+        let applied = self.state.apply_block(&env, &txs).unwrap();
         let template = Template {
             parent: self.genesis_header.hash(),
             height: 2,
             timestamp: env.timestamp,
             state_root: applied.state.root(),
-            tx_root: tx_root(&[]),
+            tx_root: tx_root(&txs),
             difficulty: self.genesis_header.template.difficulty,
             miner: self.miner,
         };
-        sign_block(template, self.filler, signer, enclave)
+        let mut block = sign_block(template, self.filler, signer, enclave);
+        block.txs = txs;
+        block
     }
 }
 
@@ -226,6 +238,27 @@ fn valid_block_is_accepted() {
     let b = f.block(&|m| f.platform.sign(m), f.platform.identity());
     let applied = check(&f, &b).unwrap();
     assert_eq!(applied.state.root(), b.header.template.state_root);
+}
+
+/// A relay keeps a valid header and swaps a transaction's signature in the
+/// body (for a garbage one, or any other bytes): the header must not vouch
+/// for the new body. Before the root covered signatures, the same header
+/// hash named two bodies, and the block failed later, as the miner's fault.
+#[test]
+fn a_swapped_signature_breaks_the_transactions_root() {
+    let f = fixture("txroot");
+    let ks = keys(2);
+    let tx = testkit::transfer(&f.state.genesis_hash(), &ks[0], 1, &ks[1], 5, 1);
+    let good = f.block_with(&|m| f.platform.sign(m), f.platform.identity(), vec![tx]);
+    check(&f, &good).unwrap();
+
+    let mut swapped = good.clone();
+    swapped.txs[0].signature = ks[0].sign(b"something else");
+    assert_eq!(swapped.hash(), good.hash(), "same header");
+    assert_eq!(
+        check(&f, &swapped).unwrap_err(),
+        ConsensusError::TxRootMismatch
+    );
 }
 
 #[test]

@@ -267,8 +267,16 @@ pub struct SignedTransaction {
 }
 
 impl SignedTransaction {
+    /// The body's hash: what the signature signs and receipts are keyed by.
     pub fn hash(&self) -> Hash {
         self.tx.hash()
+    }
+
+    /// The leaf of the transactions root: the body's hash and the exact
+    /// signature bytes, so a block header fixes its signatures too (a relay
+    /// cannot swap in another signature under the same header).
+    pub fn leaf(&self) -> Hash {
+        Hash::tagged("proctor/tx/leaf", &[&self.hash().0, &self.signature.0])
     }
 }
 
@@ -280,7 +288,7 @@ pub struct Template {
     pub timestamp: Timestamp,
     /// State root after this block.
     pub state_root: Hash,
-    /// Merkle root of the block's transaction hashes.
+    /// Merkle root of the block's signed transactions ([`tx_root`]).
     pub tx_root: Hash,
     /// Expected instructions per block (1/D chance per instruction).
     pub difficulty: u64,
@@ -381,9 +389,10 @@ impl Block {
     }
 }
 
-/// Merkle root of transaction hashes.
+/// Merkle root of the signed transactions: each leaf is
+/// [`SignedTransaction::leaf`], covering body and signature.
 pub fn tx_root(txs: &[SignedTransaction]) -> Hash {
-    let leaves: Vec<[u8; 32]> = txs.iter().map(|t| t.hash().0).collect();
+    let leaves: Vec<[u8; 32]> = txs.iter().map(|t| t.leaf().0).collect();
     merkle::root(&leaves)
 }
 
