@@ -413,7 +413,9 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
                 worker = i,
                 "TEST MODE: this worker's enclave corrupts its job results"
             );
-            enclave.corrupt_results_for_testing(true);
+            enclave
+                .corrupt_results_for_testing(true)
+                .context("--corrupt-worker")?;
         }
         let operator = keys::read(&dir.join(format!("keys/worker{i}.json")))?;
         // Workers spread over the nodes, so blocks are mined on more than one.

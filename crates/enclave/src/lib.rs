@@ -161,6 +161,10 @@ pub enum Error {
     Platform(#[from] proctor_tee::Error),
     #[error("job refused: {0}")]
     Job(String),
+    #[error(
+        "this build has no test faults (they exist only in test builds, feature `test-faults`)"
+    )]
+    NoTestFaults,
 }
 
 impl Error {
@@ -171,6 +175,7 @@ impl Error {
             Error::BadSlice => 3003,
             Error::Platform(_) => 3004,
             Error::Job(_) => 3005,
+            Error::NoTestFaults => 3006,
         }
     }
 }
@@ -199,6 +204,8 @@ pub struct Enclave {
     platform: Box<dyn Platform>,
     vm: Vm,
     running: Option<Running>,
+    /// Test-only fault injection; absent from builds without `test-faults`.
+    #[cfg(feature = "test-faults")]
     corrupt_results: bool,
 }
 
@@ -208,6 +215,7 @@ impl Enclave {
             platform,
             vm: Vm::new(Limits::default())?,
             running: None,
+            #[cfg(feature = "test-faults")]
             corrupt_results: false,
         })
     }
@@ -320,6 +328,7 @@ impl Enclave {
         mut output: Vec<u8>,
         instructions: u64,
     ) -> Result<Response, Error> {
+        #[cfg(feature = "test-faults")]
         if self.corrupt_results {
             output.extend_from_slice(b" (corrupted)");
         }
@@ -399,8 +408,21 @@ impl Enclave {
     /// Test-only fault injection: every job output is altered before it is
     /// committed to and sealed, as a broken or malicious enclave would. Used
     /// to test that replication outvotes and slashes such a worker.
-    pub fn corrupt_results_for_testing(&mut self, on: bool) {
-        self.corrupt_results = on;
+    ///
+    /// The fault exists only in builds with the `test-faults` feature (turned
+    /// on by the test builds' dev-dependencies, never by `cargo build`); other
+    /// builds refuse with [`Error::NoTestFaults`] and stay honest.
+    pub fn corrupt_results_for_testing(&mut self, on: bool) -> Result<(), Error> {
+        #[cfg(feature = "test-faults")]
+        {
+            self.corrupt_results = on;
+            Ok(())
+        }
+        #[cfg(not(feature = "test-faults"))]
+        {
+            let _ = on;
+            Err(Error::NoTestFaults)
+        }
     }
 
     fn load_task(

@@ -165,7 +165,7 @@ fn replicas_agree_on_the_commitment_and_a_corrupted_one_does_not() {
     let (mut a, ka) = enclave("a");
     let (mut b, kb) = enclave("b");
     let (mut bad, kbad) = enclave("bad");
-    bad.corrupt_results_for_testing(true);
+    bad.corrupt_results_for_testing(true).unwrap();
     let plaintext = input_text();
     let (ta, k) = ticket(&ka, &requester, &plaintext);
     // Same job, same K and input: only the key wrapping differs per enclave.
