@@ -266,8 +266,13 @@ fn create(dir: &Path, block_ms: u64, workers: usize) -> Result<Genesis> {
         .map(|(op, p)| {
             let (identity, encryption_key) = (p.identity(), p.encryption_key());
             let expires_at = genesis.params.registration_blocks;
-            let rd =
-                registration_report_data(&identity, &encryption_key, &genesis.hash(), expires_at);
+            let rd = registration_report_data(
+                &identity,
+                &encryption_key,
+                op,
+                &genesis.hash(),
+                expires_at,
+            );
             Ok(GenesisEnclave {
                 operator: *op,
                 identity,

@@ -107,6 +107,7 @@ fn fixture(name: &str) -> Fixture {
         fee: Amount(1),
         call: testkit::register_call(
             &platform,
+            &ks[0].public().address(),
             &g.hash(),
             1 + g.params.registration_blocks,
             1_000,

@@ -33,7 +33,7 @@ pub mod wire;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_consensus::lottery_wins;
-use proctor_primitives::{EncryptionKey, Hash, PublicKey};
+use proctor_primitives::{Address, EncryptionKey, Hash, PublicKey};
 use proctor_state::jobs::ResultReport;
 use proctor_state::{PouwProof, checker_message, work_message};
 use proctor_tee::envelope;
@@ -45,9 +45,14 @@ use proctor_vm::{Limits, Status, Step, Task, TaskSpec, Vm};
 pub enum Request {
     /// Identity, measurement and TEE kind.
     Info,
-    /// A quote binding the identity and encryption keys to the chain with this
-    /// genesis hash, for a registration valid until `expires_at`.
-    RegistrationQuote { genesis: Hash, expires_at: u64 },
+    /// A quote binding the identity and encryption keys to the operator's
+    /// account and the chain with this genesis hash, for a registration
+    /// valid until `expires_at`.
+    RegistrationQuote {
+        operator: Address,
+        genesis: Hash,
+        expires_at: u64,
+    },
     /// Check `module` and start running it on `input`.
     LoadTask {
         module: Vec<u8>,
@@ -225,6 +230,7 @@ impl Enclave {
         let result = match req {
             Request::Info => Ok(Response::Info(self.info())),
             Request::RegistrationQuote {
+                operator,
                 genesis,
                 expires_at,
             } => {
@@ -232,6 +238,7 @@ impl Enclave {
                 let rd = registration_report_data(
                     &p.identity(),
                     &p.encryption_key(),
+                    &operator,
                     &genesis,
                     expires_at,
                 );

@@ -72,15 +72,16 @@ fn a_transaction_invalidated_by_another_is_dropped_with_its_reason() {
         SimAttestationRoot::from_secret(&[5; 32]),
     )
     .unwrap();
-    let call = proctor_state::testkit::register_call(&p, &gh, 100, 1_000);
-    // Two operators race to register the same enclave: each is valid alone.
+    // Two operators race to register the same enclave (it quoted for each):
+    // each is valid alone.
     let reg = |who: usize| {
+        let operator = tc.keys[who].public().address();
         Transaction {
             chain: gh,
             signer: tc.keys[who].public(),
             nonce: 0,
             fee: Amount(1),
-            call: call.clone(),
+            call: proctor_state::testkit::register_call(&p, &operator, &gh, 100, 1_000),
         }
         .sign(&tc.keys[who])
     };

@@ -54,7 +54,13 @@ impl Market {
             enclaves,
         };
         for i in 0..workers {
-            let reg = testkit::register_call(&m.enclaves[i], &m.g.hash(), 5_000, STAKE);
+            let reg = testkit::register_call(
+                &m.enclaves[i],
+                &m.ks[3 + i].public().address(),
+                &m.g.hash(),
+                5_000,
+                STAKE,
+            );
             m.ok(3 + i, reg);
             let offer = Call::SetOffer {
                 identity: m.enclaves[i].identity(),

@@ -668,7 +668,13 @@ impl State {
             return Err(TxError::MeasurementNotAllowed(claims.measurement));
         }
         if claims.report_data
-            != registration_report_data(identity, encryption_key, &self.genesis_hash, expires_at)
+            != registration_report_data(
+                identity,
+                encryption_key,
+                &operator,
+                &self.genesis_hash,
+                expires_at,
+            )
         {
             return Err(TxError::ReportDataMismatch);
         }

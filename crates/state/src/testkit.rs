@@ -1,7 +1,7 @@
 //! Helpers to build chains in tests and benchmarks (not used by the node).
 
 use crate::types::*;
-use proctor_primitives::{Amount, Hash, Keypair, PublicKey};
+use proctor_primitives::{Address, Amount, Hash, Keypair, PublicKey};
 use proctor_tee::{Platform, registration_report_data};
 
 /// Parameters for a local test chain.
@@ -82,12 +82,13 @@ pub fn keys(n: usize) -> Vec<Keypair> {
 /// `expires_at`, with its quote correctly bound.
 pub fn register_call(
     platform: &dyn Platform,
+    operator: &Address,
     genesis: &Hash,
     expires_at: u64,
     stake: u128,
 ) -> Call {
     let (identity, encryption_key) = (platform.identity(), platform.encryption_key());
-    let rd = registration_report_data(&identity, &encryption_key, genesis, expires_at);
+    let rd = registration_report_data(&identity, &encryption_key, operator, genesis, expires_at);
     let quote = platform.quote(&rd).expect("the platform quotes");
     Call::RegisterEnclave {
         identity,

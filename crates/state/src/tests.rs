@@ -216,7 +216,7 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
         Err(BlockError::Tx { error, .. }) => error,
         other => panic!("expected a rejection, got {other:?}"),
     };
-    let good = testkit::register_call(&platform, &g.hash(), exp, 1_000);
+    let good = testkit::register_call(&platform, &ks[0].public().address(), &g.hash(), exp, 1_000);
     let a = apply(good.clone()).unwrap();
     // Registration conserves supply: fee to the miner, stake locked, only the reward minted.
     assert_eq!(
@@ -227,6 +227,25 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
     assert_eq!(rec.operator, ks[0].public().address());
     assert_eq!(rec.expires_at, exp);
     assert_eq!(rec.encryption_key, platform.encryption_key());
+
+    // A copier who saw the registration in a block replays its quote from
+    // its own account: the quote names the first operator, so it is refused
+    // (before, the copier could own, earn from and deregister the enclave).
+    let copied = Transaction {
+        chain: g.hash(),
+        signer: ks[1].public(),
+        nonce: 0,
+        fee: Amount(1),
+        call: good.clone(),
+    }
+    .sign(&ks[1]);
+    assert!(matches!(
+        s.apply_block(&env(1, ks[1].public().address()), &[copied]),
+        Err(BlockError::Tx {
+            error: TxError::ReportDataMismatch,
+            ..
+        })
+    ));
 
     // The quote binds identity, encryption key, chain and expiry: change any and it is refused.
     let Call::RegisterEnclave {
@@ -266,16 +285,34 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
         TxError::ReportDataMismatch
     );
     // Expiry out of range, whatever the quote.
-    let e = rejected(testkit::register_call(&platform, &g.hash(), exp + 1, 1_000));
+    let e = rejected(testkit::register_call(
+        &platform,
+        &ks[0].public().address(),
+        &g.hash(),
+        exp + 1,
+        1_000,
+    ));
     assert!(matches!(e, TxError::BadExpiry { .. }), "{e}");
     assert_eq!(e.code(), 1127);
     assert!(matches!(
-        rejected(testkit::register_call(&platform, &g.hash(), 1, 1_000)),
+        rejected(testkit::register_call(
+            &platform,
+            &ks[0].public().address(),
+            &g.hash(),
+            1,
+            1_000
+        )),
         TxError::BadExpiry { .. }
     ));
     // Signed by an untrusted root.
     let (rogue, _) = registration("rogue", [5; 32]);
-    let e = rejected(testkit::register_call(&rogue, &g.hash(), exp, 1_000));
+    let e = rejected(testkit::register_call(
+        &rogue,
+        &ks[0].public().address(),
+        &g.hash(),
+        exp,
+        1_000,
+    ));
     assert!(
         matches!(
             e,
@@ -310,7 +347,13 @@ fn rejected_registration(
     ks: &[proctor_primitives::Keypair],
     platform: &SimPlatform,
 ) -> TxError {
-    let call = testkit::register_call(platform, &g.hash(), 1 + g.params.registration_blocks, 1_000);
+    let call = testkit::register_call(
+        platform,
+        &ks[0].public().address(),
+        &g.hash(),
+        1 + g.params.registration_blocks,
+        1_000,
+    );
     let tx = Transaction {
         chain: g.hash(),
         signer: ks[0].public(),
@@ -624,8 +667,16 @@ fn registration_lifecycle_with_stake_and_unbonding() {
         }
     };
     // First registration valid until 5,000, the renewal until 6,000.
-    let reg = |stake: u128| testkit::register_call(&platform, &g.hash(), 5_000, stake);
-    let renew = testkit::register_call(&platform, &g.hash(), 6_000, 0);
+    let reg = |stake: u128| {
+        testkit::register_call(
+            &platform,
+            &ks[0].public().address(),
+            &g.hash(),
+            5_000,
+            stake,
+        )
+    };
+    let renew = testkit::register_call(&platform, &ks[0].public().address(), &g.hash(), 6_000, 0);
 
     let e = step(&mut state, 0, reg(p.min_stake.0 - 1)).unwrap_err();
     assert_eq!(
@@ -650,8 +701,17 @@ fn registration_lifecycle_with_stake_and_unbonding() {
     let renewed = state.enclave(&id).unwrap();
     assert_eq!(renewed.registered_at, rec.registered_at);
     assert!(renewed.expires_at > rec.expires_at);
+    // Another operator, even with a quote the enclave made for it, cannot
+    // take the registration over.
+    let for_other = testkit::register_call(
+        &platform,
+        &ks[1].public().address(),
+        &g.hash(),
+        5_000,
+        p.min_stake.0,
+    );
     assert_eq!(
-        step(&mut state, 1, reg(p.min_stake.0)).unwrap_err(),
+        step(&mut state, 1, for_other).unwrap_err(),
         TxError::EnclaveOwnedByOther
     );
 
@@ -732,7 +792,7 @@ fn measurement_allowlist_is_governed_with_a_grace_period() {
         s.apply_block(&env(h, ks[2].public().address()), &[t])
     };
     let s0 = State::genesis(&g).unwrap();
-    let reg = testkit::register_call(&platform, &g.hash(), 500, 1_000);
+    let reg = testkit::register_call(&platform, &ks[0].public().address(), &g.hash(), 500, 1_000);
     assert!(matches!(
         apply(&s0, 1, tx(0, 0, reg.clone())),
         Err(BlockError::Tx {

@@ -39,7 +39,7 @@ pub use quote::{
     TeeKind, TrustPolicy, verify_quote,
 };
 
-use proctor_primitives::{EncryptionKey, Hash, PublicKey, Signature};
+use proctor_primitives::{Address, EncryptionKey, Hash, PublicKey, Signature};
 
 /// Errors from a platform backend.
 #[derive(Debug, thiserror::Error)]
@@ -93,20 +93,24 @@ pub trait Platform: Send {
     }
 }
 
-/// Report data binding a registration to its keys, its chain and its
-/// expiry: the first 64 bytes of BLAKE3-XOF(tag || identity || encryption key
-/// || genesis hash || expiry height), so a quote cannot be replayed for
-/// another key, another chain, or past the registration it was made for.
+/// Report data binding a registration to its keys, its operator, its chain
+/// and its expiry: the first 64 bytes of BLAKE3-XOF("proctor/registration/v3"
+/// || identity || encryption key || operator address || genesis hash ||
+/// expiry height), so a quote cannot be replayed for another key, another
+/// chain, past the registration it was made for, or by another operator (who
+/// would otherwise be paid for, and able to deregister, someone else's enclave).
 pub fn registration_report_data(
     identity: &PublicKey,
     encryption_key: &EncryptionKey,
+    operator: &Address,
     genesis: &Hash,
     expires_at: u64,
 ) -> [u8; 64] {
     let mut h = blake3::Hasher::new();
-    h.update(b"proctor/registration/v2");
+    h.update(b"proctor/registration/v3");
     h.update(&identity.0);
     h.update(&encryption_key.0);
+    h.update(&operator.0);
     h.update(&genesis.0);
     h.update(&expires_at.to_le_bytes());
     let mut out = [0u8; 64];

@@ -73,8 +73,9 @@ pub struct DcapQuote {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Claims {
     pub kind: TeeKind,
-    /// The code identity: MRENCLAVE for SGX; for TDX the tagged BLAKE3 of the
-    /// 48-byte MRTD (`tdx_measurement`); the sim measurement for sim.
+    /// The code identity: MRENCLAVE for SGX; for TDX the tagged BLAKE3 of
+    /// MRTD, RTMR0-3 and the owner registers ([`TdxRegisters::measurement`]);
+    /// the sim measurement for sim.
     pub measurement: Hash,
     #[serde(with = "hex_64")]
     pub report_data: [u8; 64],
@@ -92,9 +93,65 @@ mod hex_64 {
     }
 }
 
-/// The measurement proctor uses for a TDX trust domain: BLAKE3 of its MRTD.
-pub fn tdx_measurement(mr_td: &[u8; 48]) -> Hash {
-    Hash::tagged("proctor/tdx-mrtd", &[mr_td])
+/// The registers of a TDX report that together name what a trust domain
+/// runs: MRTD (the initial image, i.e. the firmware), RTMR0-3 (extended at
+/// boot: firmware configuration, kernel and command line, and whatever the OS
+/// measures), and MRCONFIGID, MROWNER, MROWNERCONFIG (set by the host at
+/// launch; all zeros when unset). MRTD alone would let any kernel and root
+/// file system booted by an allowed firmware pass as allowed code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TdxRegisters {
+    pub mr_td: [u8; 48],
+    pub mr_config_id: [u8; 48],
+    pub mr_owner: [u8; 48],
+    pub mr_owner_config: [u8; 48],
+    pub rtmr: [[u8; 48]; 4],
+}
+
+impl TdxRegisters {
+    /// Reads the registers from a raw TDX quote: version 4 (the TD report
+    /// follows the 48-byte header) or 5 (a 6-byte body descriptor comes
+    /// first). None if the bytes are too short or another version.
+    pub fn from_quote(quote: &[u8]) -> Option<Self> {
+        let version = u16::from_le_bytes(quote.get(..2)?.try_into().ok()?);
+        let body = match version {
+            4 => 48,
+            5 => 48 + 6,
+            _ => return None,
+        };
+        // TD report 1.0: TEE_TCB_SVN(16) MRSEAM(48) MRSIGNERSEAM(48)
+        // SEAMATTRIBUTES(8) TDATTRIBUTES(8) XFAM(8), then the registers.
+        let reg = |i: usize| -> Option<[u8; 48]> {
+            let at = body + 136 + 48 * i;
+            quote.get(at..at + 48)?.try_into().ok()
+        };
+        Some(TdxRegisters {
+            mr_td: reg(0)?,
+            mr_config_id: reg(1)?,
+            mr_owner: reg(2)?,
+            mr_owner_config: reg(3)?,
+            rtmr: [reg(4)?, reg(5)?, reg(6)?, reg(7)?],
+        })
+    }
+
+    /// The measurement proctor allows or refuses for a trust domain: a tagged
+    /// BLAKE3 over every register above, so changing any one of them (another
+    /// kernel, another owner) is another measurement.
+    pub fn measurement(&self) -> Hash {
+        Hash::tagged(
+            "proctor/tdx-measurement/v2",
+            &[
+                &self.mr_td,
+                &self.rtmr[0],
+                &self.rtmr[1],
+                &self.rtmr[2],
+                &self.rtmr[3],
+                &self.mr_config_id,
+                &self.mr_owner,
+                &self.mr_owner_config,
+            ],
+        )
+    }
 }
 
 /// Why a quote was refused. Each reason has its own variant and code.
@@ -256,9 +313,16 @@ pub fn verify_dcap(
             let td = other
                 .as_td10()
                 .ok_or_else(|| QuoteError::Malformed("unknown report type".into()))?;
+            let registers = TdxRegisters {
+                mr_td: td.mr_td,
+                mr_config_id: td.mr_config_id,
+                mr_owner: td.mr_owner,
+                mr_owner_config: td.mr_owner_config,
+                rtmr: [td.rt_mr0, td.rt_mr1, td.rt_mr2, td.rt_mr3],
+            };
             (
                 TeeKind::Tdx,
-                tdx_measurement(&td.mr_td),
+                registers.measurement(),
                 td.report_data,
                 td.td_attributes[0] & 0x01 != 0,
             )

@@ -11,7 +11,7 @@
 //! `sev_guest` is refused at start-up with that reason. Untested on real
 //! hardware here: the file protocol is tested against a stand-in directory.
 
-use crate::quote::{DcapQuote, tdx_measurement};
+use crate::quote::{DcapQuote, TdxRegisters};
 use crate::sealed::{Backend, Keys, io};
 use crate::{Error, Quote, Result, TeeKind};
 use proctor_primitives::{Hash, Keypair};
@@ -22,9 +22,6 @@ use zeroize::Zeroizing;
 
 /// Where configfs-tsm report entries live.
 pub const DEFAULT_REPORT_DIR: &str = "/sys/kernel/config/tsm/report";
-
-/// MRTD's offset in a TDX quote (v4): 48-byte header + 136.
-const MRTD: std::ops::Range<usize> = 184..232;
 
 pub struct TsmPlatform {
     entry: PathBuf,
@@ -65,12 +62,11 @@ impl TsmPlatform {
             keys,
         };
         let own = p.raw_quote(&[0; 64])?;
-        let mr_td: [u8; 48] = own
-            .get(MRTD)
-            .ok_or_else(|| Error::Config("quote too short to hold MRTD".into()))?
-            .try_into()
-            .expect("48-byte range");
-        p.measurement = tdx_measurement(&mr_td);
+        p.measurement = TdxRegisters::from_quote(&own)
+            .ok_or_else(|| {
+                Error::Config("the TSM returned no TDX v4/v5 quote with a TD report".into())
+            })?
+            .measurement();
         Ok(p)
     }
 
@@ -118,13 +114,18 @@ mod tests {
     const TDX: &[u8] = include_bytes!("../tests/fixtures/tdx_quote");
 
     fn stand_in(name: &str, provider: &str) -> PathBuf {
+        stand_in_quoting(name, provider, TDX)
+    }
+
+    /// A configfs-tsm directory whose report entry returns `quote`.
+    fn stand_in_quoting(name: &str, provider: &str, quote: &[u8]) -> PathBuf {
         let d = std::env::temp_dir().join(format!("proctor-tsm-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         let e = d.join("proctor");
         std::fs::create_dir_all(&e).unwrap();
         std::fs::write(e.join("provider"), format!("{provider}\n")).unwrap();
         std::fs::write(e.join("generation"), "1\n").unwrap();
-        std::fs::write(e.join("outblob"), TDX).unwrap();
+        std::fs::write(e.join("outblob"), quote).unwrap();
         d
     }
 
@@ -135,7 +136,7 @@ mod tests {
         assert_eq!(p.kind(), TeeKind::Tdx);
         assert_eq!(
             p.measurement(),
-            tdx_measurement(&TDX[184..232].try_into().unwrap())
+            TdxRegisters::from_quote(TDX).unwrap().measurement()
         );
         let Quote::Dcap(q) = p.quote(&[5; 64]).unwrap() else {
             panic!("expected a DCAP quote")
@@ -144,6 +145,30 @@ mod tests {
         assert_eq!(std::fs::read(dir.join("proctor/inblob")).unwrap(), [5; 64]);
         let sealed = p.seal(b"x");
         assert_eq!(p.unseal(&sealed).unwrap(), b"x");
+    }
+
+    /// A host boots another kernel (or root file system) under the same
+    /// firmware: MRTD is unchanged, an RTMR differs. That is other code, and
+    /// must be another measurement (it was the same when only MRTD counted).
+    #[test]
+    fn another_kernel_under_the_same_firmware_is_another_measurement() {
+        let honest = TsmPlatform::open(&stand_in("rtmr-a", "tdx_guest"), "proctor").unwrap();
+        for (i, at) in [
+            ("rtmr0", 48 + 328),
+            ("rtmr2", 48 + 424),
+            ("owner", 48 + 232),
+        ] {
+            let mut other = TDX.to_vec();
+            other[at] ^= 0x5a;
+            let dir = stand_in_quoting(&format!("rtmr-{i}"), "tdx_guest", &other);
+            let p = TsmPlatform::open(&dir, "proctor").unwrap();
+            assert_eq!(other[184..232], TDX[184..232], "same MRTD");
+            assert_ne!(p.measurement(), honest.measurement(), "{i} changed");
+        }
+        let mut short = TDX.to_vec();
+        short.truncate(48 + 500);
+        let dir = stand_in_quoting("rtmr-short", "tdx_guest", &short);
+        assert!(TsmPlatform::open(&dir, "proctor").is_err());
     }
 
     #[test]

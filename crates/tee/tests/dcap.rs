@@ -2,7 +2,7 @@
 //! verifier: claims read from the quote, and each rejection with its own code.
 
 use proctor_primitives::Hash;
-use proctor_tee::quote::{DcapPolicy, DcapQuote, INTEL_SGX_ROOT_CA_DER, tdx_measurement};
+use proctor_tee::quote::{DcapPolicy, DcapQuote, INTEL_SGX_ROOT_CA_DER};
 use proctor_tee::{Quote, QuoteError, TeeKind, TrustPolicy, verify_quote};
 
 const SGX: &[u8] = include_bytes!("fixtures/sgx_quote");
@@ -66,9 +66,30 @@ fn real_sgx_quote_verifies_with_its_measurement_and_tcb_status() {
 fn real_tdx_quote_verifies_with_its_measurement_and_tcb_status() {
     let claims = verify_quote(&tdx(), &policy(&["UpToDate"]), VALID_AT).unwrap();
     assert_eq!(claims.kind, TeeKind::Tdx);
-    // Quote v4: 48-byte header; MRTD at TD report offset 136 (48 bytes).
-    let mr_td: [u8; 48] = TDX[184..232].try_into().unwrap();
-    assert_eq!(claims.measurement, tdx_measurement(&mr_td));
+    // Quote v4: 48-byte header, then the TD report (Intel TDX DCAP quoting
+    // library spec): MRTD at 136, MRCONFIGID 184, MROWNER 232, MROWNERCONFIG
+    // 280, RTMR0-3 at 328, 376, 424, 472; 48 bytes each. Read here from the
+    // raw bytes, apart from dcap-qvl's parse that the verifier uses.
+    let reg = |at: usize| &TDX[48 + at..48 + at + 48];
+    let expected = Hash::tagged(
+        "proctor/tdx-measurement/v2",
+        &[
+            reg(136),
+            reg(328),
+            reg(376),
+            reg(424),
+            reg(472),
+            reg(184),
+            reg(232),
+            reg(280),
+        ],
+    );
+    assert_eq!(claims.measurement, expected);
+    assert_ne!(
+        claims.measurement,
+        Hash::tagged("proctor/tdx-mrtd", &[reg(136)]),
+        "MRTD alone is not the measurement"
+    );
     assert_eq!(claims.tcb_status.as_deref(), Some("UpToDate"));
     assert!(claims.advisory_ids.is_empty());
 }

@@ -214,6 +214,7 @@ impl Worker {
         let Response::Quote(quote) = self
             .host
             .call(Request::RegistrationQuote {
+                operator: self.operator.public().address(),
                 genesis: chain.genesis_hash,
                 expires_at,
             })

@@ -45,10 +45,17 @@ pub fn test_chain_with(
     let mut genesis = testkit::genesis(&keys, 1_000_000_000_000, params);
     let (identity, encryption_key) = (platform.identity(), platform.encryption_key());
     let expires_at = genesis.params.registration_blocks;
-    let rd = registration_report_data(&identity, &encryption_key, &genesis.hash(), expires_at);
+    let operator = keys[0].public().address();
+    let rd = registration_report_data(
+        &identity,
+        &encryption_key,
+        &operator,
+        &genesis.hash(),
+        expires_at,
+    );
     let quote = platform.quote(&rd).unwrap();
     genesis.enclaves = vec![GenesisEnclave {
-        operator: keys[0].public().address(),
+        operator,
         identity,
         encryption_key,
         expires_at,
