@@ -270,7 +270,7 @@ fn create(dir: &Path, block_ms: u64, workers: usize) -> Result<Genesis> {
                 &identity,
                 &encryption_key,
                 op,
-                &genesis.hash(),
+                &genesis.base_hash(),
                 expires_at,
             );
             Ok(GenesisEnclave {

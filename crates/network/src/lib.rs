@@ -73,6 +73,16 @@ pub const SYNC_BYTES: usize = 8 << 20;
 const MAX_MESSAGE: usize = 8 << 20;
 /// Largest sync response accepted (a full batch in CBOR, with room to spare).
 const MAX_SYNC_RESPONSE: u64 = 32 << 20;
+/// Room for a block's header and encoding around its transactions.
+const BLOCK_OVERHEAD: usize = 64 << 10;
+// Every valid block and transaction fits the messages that carry it: a block
+// in one gossip message, a response that stops past `SYNC_BYTES` plus one
+// more full block within the sync limit, a transaction in one batch.
+const _: () = assert!(proctor_state::MAX_BLOCK_BYTES + BLOCK_OVERHEAD <= MAX_MESSAGE);
+const _: () = assert!(
+    SYNC_BYTES + proctor_state::MAX_BLOCK_BYTES + BLOCK_OVERHEAD <= MAX_SYNC_RESPONSE as usize
+);
+const _: () = assert!(proctor_state::MAX_TX_BYTES <= TX_BATCH_BYTES);
 /// How often pending transactions are gossiped as one batch.
 pub const TX_FLUSH: Duration = Duration::from_millis(50);
 /// Largest transaction batch message (a flush sends several if needed).

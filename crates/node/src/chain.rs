@@ -266,9 +266,10 @@ impl Chain {
             timestamp,
             miner,
         };
-        let mut txs = self
-            .mempool
-            .select(self.genesis.params.max_block_txs as usize);
+        let mut txs = self.mempool.select(
+            self.genesis.params.max_block_txs as usize,
+            proctor_state::MAX_BLOCK_BYTES,
+        );
         let mut applied = None;
         for _ in 0..MAX_TEMPLATE_RETRIES {
             // Admission to the mempool verified every signature.

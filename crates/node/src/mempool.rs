@@ -4,6 +4,10 @@
 //! pending transactions: its nonce must be the next one after them (no gaps,
 //! no duplicates) and the balance must cover all of them together, so every
 //! pending transaction can be included in order.
+//!
+//! The pool is bounded in count and in bytes ([`MAX_MEMPOOL_BYTES`]): a
+//! flood of maximum-size transactions fills it no further than a flood of
+//! small ones.
 
 use proctor_primitives::{Address, Amount, Hash};
 use proctor_state::{BlockEnv, BlockError, Call, SignedTransaction, State, TxError};
@@ -22,6 +26,8 @@ pub enum AdmitError {
     NonceTaken { nonce: u64, next: u64 },
     #[error("mempool is full ({0} transactions); retry later")]
     Full(usize),
+    #[error("mempool is full ({0} bytes); retry later")]
+    FullBytes(usize),
 }
 
 /// Pending transactions.
@@ -31,16 +37,35 @@ pub struct Mempool {
     /// What each sender's pending transactions may spend together (amounts and fees).
     spend: BTreeMap<Address, u128>,
     capacity: usize,
+    /// Encoded bytes of every pending transaction, and their limit.
+    bytes: usize,
+    max_bytes: usize,
 }
 
+/// Most bytes of pending transactions a node keeps.
+pub const MAX_MEMPOOL_BYTES: usize = 64 << 20;
+
 impl Mempool {
+    /// A pool of at most `capacity` transactions and [`MAX_MEMPOOL_BYTES`].
     pub fn new(capacity: usize) -> Self {
+        Self::with_limits(capacity, MAX_MEMPOOL_BYTES)
+    }
+
+    /// A pool of at most `capacity` transactions and `max_bytes` bytes.
+    pub fn with_limits(capacity: usize, max_bytes: usize) -> Self {
         Mempool {
             by_sender: BTreeMap::new(),
             hashes: BTreeMap::new(),
             spend: BTreeMap::new(),
             capacity,
+            bytes: 0,
+            max_bytes,
         }
+    }
+
+    /// Encoded bytes of the pending transactions.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn len(&self) -> usize {
@@ -111,6 +136,10 @@ impl Mempool {
         if self.hashes.len() >= self.capacity {
             return Err(AdmitError::Full(self.capacity));
         }
+        let size = stx.encoded_len();
+        if self.bytes + size > self.max_bytes {
+            return Err(AdmitError::FullBytes(self.max_bytes));
+        }
         let sender = stx.tx.sender();
         let pending = self.by_sender.get(&sender);
         let n_pending = pending.map_or(0, |m| m.len() as u64);
@@ -156,6 +185,7 @@ impl Mempool {
             }
         }
         self.hashes.insert(hash, (sender, stx.tx.nonce));
+        self.bytes += size;
         *self.spend.entry(sender).or_default() += needed.0;
         self.by_sender
             .entry(sender)
@@ -164,21 +194,40 @@ impl Mempool {
         Ok(hash)
     }
 
-    /// Up to `max` transactions in includable order (each sender's in nonce order).
-    pub fn select(&self, max: usize) -> Vec<SignedTransaction> {
-        self.by_sender
-            .values()
-            .flat_map(|m| m.values())
-            .take(max)
-            .cloned()
-            .collect()
+    /// Up to `max` transactions of at most `max_bytes` in all, in
+    /// includable order: each sender's in nonce order, and a sender whose
+    /// next transaction does not fit contributes nothing after it.
+    pub fn select(&self, max: usize, max_bytes: usize) -> Vec<SignedTransaction> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for m in self.by_sender.values() {
+            for t in m.values() {
+                if out.len() == max {
+                    return out;
+                }
+                let size = t.encoded_len();
+                if bytes + size > max_bytes {
+                    break;
+                }
+                bytes += size;
+                out.push(t.clone());
+            }
+        }
+        out
+    }
+
+    /// Forgets a transaction taken out of `by_sender`.
+    fn forget(&mut self, t: &SignedTransaction) {
+        self.hashes.remove(&t.hash());
+        self.bytes -= t.encoded_len();
     }
 
     /// Drops `sender`'s transactions from `nonce` on (they can no longer be included in order).
     pub fn drop_from(&mut self, sender: &Address, nonce: u64) {
         if let Some(m) = self.by_sender.get_mut(sender) {
-            for (_, t) in m.split_off(&nonce) {
-                self.hashes.remove(&t.hash());
+            let dropped = m.split_off(&nonce);
+            for t in dropped.values() {
+                self.forget(t);
             }
         }
         self.recount(sender);
@@ -202,6 +251,7 @@ impl Mempool {
     pub fn take_all(&mut self) -> Vec<SignedTransaction> {
         self.hashes.clear();
         self.spend.clear();
+        self.bytes = 0;
         std::mem::take(&mut self.by_sender)
             .into_values()
             .flat_map(BTreeMap::into_values)
@@ -216,8 +266,9 @@ impl Mempool {
             };
             let next = state.account(&s).nonce;
             let keep = m.split_off(&next);
-            for (_, t) in std::mem::replace(m, keep) {
-                self.hashes.remove(&t.hash());
+            let stale = std::mem::replace(m, keep);
+            for t in stale.values() {
+                self.forget(t);
             }
             self.recount(&s);
         }
@@ -280,7 +331,7 @@ mod tests {
             Err(AdmitError::Invalid(TxError::InsufficientBalance { .. }))
         ));
         assert_eq!(mp.next_nonce(&s, &ks[0].public().address()), 2);
-        let sel = mp.select(10);
+        let sel = mp.select(10, usize::MAX);
         assert_eq!(
             sel.iter().map(|t| t.tx.nonce).collect::<Vec<_>>(),
             vec![0, 1]
@@ -315,5 +366,35 @@ mod tests {
             mp.add(&s, &env, transfer(&g.hash(), &ks[2], 0, &ks[0], 1, 1)),
             Err(AdmitError::Full(2))
         );
+    }
+
+    /// A flood that stays under the count limit still cannot grow the pool
+    /// past its bytes; what leaves the pool gives its bytes back, and
+    /// selection for a block stops at the block's byte budget, keeping each
+    /// sender's nonce order.
+    #[test]
+    fn bytes_are_bounded_and_accounted() {
+        let (ks, g, s, env) = setup(2);
+        let gh = g.hash();
+        let one = transfer(&gh, &ks[0], 0, &ks[1], 5, 1).encoded_len();
+        let mut mp = Mempool::with_limits(100, 3 * one);
+        for n in 0..3 {
+            mp.add(&s, &env, transfer(&gh, &ks[0], n, &ks[1], 5, 1))
+                .unwrap();
+        }
+        assert_eq!(mp.bytes(), 3 * one);
+        assert_eq!(
+            mp.add(&s, &env, transfer(&gh, &ks[0], 3, &ks[1], 5, 1)),
+            Err(AdmitError::FullBytes(3 * one))
+        );
+        let picked = mp.select(100, 2 * one + one / 2);
+        assert_eq!(
+            picked.iter().map(|t| t.tx.nonce).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        mp.drop_from(&ks[0].public().address(), 1);
+        assert_eq!(mp.bytes(), one);
+        mp.take_all();
+        assert_eq!(mp.bytes(), 0);
     }
 }

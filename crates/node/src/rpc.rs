@@ -39,7 +39,7 @@ fn chain_error(e: ChainError) -> ErrorObjectOwned {
         ChainError::Admit(AdmitError::AlreadyPending(_) | AdmitError::NonceTaken { .. }) => {
             codes::ALREADY_PENDING
         }
-        ChainError::Admit(AdmitError::Full(_)) => codes::MEMPOOL_FULL,
+        ChainError::Admit(AdmitError::Full(_) | AdmitError::FullBytes(_)) => codes::MEMPOOL_FULL,
         ChainError::Consensus(c) => c.code(),
         ChainError::StaleTemplate(_) => codes::STALE_TEMPLATE,
         ChainError::UnknownParent(_) => codes::UNKNOWN_PARENT,

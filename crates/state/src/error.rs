@@ -77,6 +77,8 @@ pub enum TxError {
     AlreadyReported,
     #[error("the module is already registered to {0}")]
     ModuleOwned(Address),
+    #[error("transaction is {size} bytes, more than the limit of {max}")]
+    TooLarge { size: usize, max: usize },
 }
 
 impl TxError {
@@ -111,6 +113,7 @@ impl TxError {
             TxError::BadReport(_) => 1136,
             TxError::AlreadyReported => 1137,
             TxError::ModuleOwned(_) => 1138,
+            TxError::TooLarge { .. } => 1008,
         }
     }
 }
@@ -120,6 +123,8 @@ impl TxError {
 pub enum BlockError {
     #[error("block has {count} transactions, more than the limit of {limit}")]
     TooManyTxs { count: usize, limit: u32 },
+    #[error("block's transactions take {size} bytes, more than the limit of {max}")]
+    TooLarge { size: usize, max: usize },
     #[error("transaction {index} ({hash}) is invalid: {error}")]
     Tx {
         index: usize,

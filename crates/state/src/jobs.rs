@@ -448,7 +448,13 @@ impl State {
                         state: j.state,
                     });
                 }
-                for k in keys {
+                for (i, k) in keys.iter().enumerate() {
+                    if keys[..i].iter().any(|earlier| earlier.worker == k.worker) {
+                        return Err(TxError::BadJob(format!(
+                            "worker {} appears twice in the keys",
+                            k.worker
+                        )));
+                    }
                     if k.key.is_empty() || k.key.len() > MAX_WRAPPED_KEY {
                         return Err(TxError::BadJob(
                             "a wrapped key must be 1 to 256 bytes".into(),

@@ -481,6 +481,36 @@ fn bad_submissions_and_reports_each_have_their_own_error() {
     assert_eq!(e.code(), 1138);
 }
 
+/// A requester lists one worker twice in `PostKeys` (and leaves the other
+/// replica out): refused as a whole, nothing posted.
+#[test]
+fn post_keys_naming_a_worker_twice_is_refused() {
+    let mut m = Market::new("dupkeys", 2);
+    let spec = m.spec(2, 1_000);
+    let job = m.submit(spec);
+    let j = m.state.job(job).unwrap();
+    assert_eq!(j.state, JobState::Assigned);
+    let w = j.assignments[0].worker;
+    let key = |b: u8| WrappedKey {
+        worker: w,
+        key: vec![b; 48],
+    };
+    let e = m
+        .block(Some((
+            REQUESTER,
+            Call::PostKeys {
+                job,
+                keys: vec![key(1), key(2)],
+            },
+        )))
+        .unwrap_err();
+    assert_eq!(e.code(), 1132, "{e}");
+    let j = m.state.job(job).unwrap();
+    assert!(j.assignments.iter().all(|a| a.key.is_none()));
+    m.post_keys(job);
+    assert_eq!(m.state.job(job).unwrap().state, JobState::Running);
+}
+
 #[test]
 fn the_scheduler_spreads_jobs_and_respects_capacity() {
     let mut m = Market::new("spread", 2);

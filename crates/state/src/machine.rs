@@ -115,17 +115,7 @@ impl State {
     /// The state at height 0.
     pub fn genesis(g: &Genesis) -> Result<State, GenesisError> {
         let p = &g.params;
-        if p.target_block_ms == 0 {
-            return Err(GenesisError::BadParam("target_block_ms must be positive"));
-        }
-        if p.initial_difficulty == 0 || p.min_difficulty == 0 {
-            return Err(GenesisError::BadParam("difficulty must be positive"));
-        }
-        if p.allow_sim_quotes && p.sim_attestation_root.is_none() {
-            return Err(GenesisError::BadParam(
-                "allow_sim_quotes needs sim_attestation_root",
-            ));
-        }
+        validate_params(p)?;
         let mut entries = BTreeMap::new();
         entries.insert(params_key(), codec::encode(&Record::Params(p.clone())));
         let allowlist = p.allowed_measurements.iter().map(|m| MeasurementEntry {
@@ -146,14 +136,22 @@ impl State {
                 return Err(GenesisError::DuplicateAllocation(a.address));
             }
         }
+        // The genesis enclaves' quotes bind the base hash (the full one covers
+        // them); every later registration binds the full hash.
         let mut state = State {
-            genesis_hash: g.hash(),
+            genesis_hash: g.base_hash(),
             params: Arc::new(p.clone()),
             tree: Smt::from_entries(entries),
         };
         if !g.enclaves.is_empty() {
             let mut o = state.read();
-            for e in &g.enclaves {
+            for (i, e) in g.enclaves.iter().enumerate() {
+                if g.enclaves[..i].iter().any(|x| x.identity == e.identity) {
+                    return Err(GenesisError::Enclave {
+                        identity: e.identity,
+                        reason: "listed twice".into(),
+                    });
+                }
                 state
                     .register_enclave(
                         &mut o,
@@ -176,6 +174,7 @@ impl State {
                 .collect();
             state.tree.update(&changes);
         }
+        state.genesis_hash = g.hash();
         Ok(state)
     }
 
@@ -317,6 +316,7 @@ impl State {
     /// [`State::check_tx`] without the signature check, for a transaction
     /// whose signature the caller verified (see [`signatures_valid`]).
     pub fn check_tx_verified(&self, stx: &SignedTransaction, pending: u64) -> Result<(), TxError> {
+        check_tx_size(stx)?;
         let tx = &stx.tx;
         self.check_static(tx)?;
         let acc = self.account(&tx.sender());
@@ -398,11 +398,28 @@ impl State {
         self.apply_block_known(env, txs, &|_| true)
     }
 
+    /// The block's count and byte limits, and each transaction's size,
+    /// checked before any signature or state work.
     fn check_count(&self, txs: &[SignedTransaction]) -> Result<(), BlockError> {
         if txs.len() > self.params.max_block_txs as usize {
             return Err(BlockError::TooManyTxs {
                 count: txs.len(),
                 limit: self.params.max_block_txs,
+            });
+        }
+        let mut size = 0usize;
+        for (index, stx) in txs.iter().enumerate() {
+            check_tx_size(stx).map_err(|error| BlockError::Tx {
+                index,
+                hash: stx.hash(),
+                error,
+            })?;
+            size += stx.encoded_len();
+        }
+        if size > MAX_BLOCK_BYTES {
+            return Err(BlockError::TooLarge {
+                size,
+                max: MAX_BLOCK_BYTES,
             });
         }
         Ok(())
@@ -717,6 +734,78 @@ impl State {
             stake: total,
         })
     }
+}
+
+/// Every parameter in its range, so no later block can fail on a parameter
+/// the genesis let through (a fee split over 100%, a slash over the stake).
+fn validate_params(p: &ChainParams) -> Result<(), GenesisError> {
+    let m = &p.market;
+    let bps = |v: u32| u128::from(v) <= proctor_market::settle::BPS;
+    let rules: [(bool, &'static str); 14] = [
+        (p.target_block_ms > 0, "target_block_ms must be positive"),
+        (
+            p.initial_difficulty > 0 && p.min_difficulty > 0,
+            "difficulty must be positive",
+        ),
+        (
+            p.min_difficulty <= p.initial_difficulty,
+            "min_difficulty must not exceed initial_difficulty",
+        ),
+        (
+            p.max_block_txs > 0 && p.max_block_txs <= 1_000_000,
+            "max_block_txs must be 1 to 1,000,000",
+        ),
+        (
+            !p.allow_sim_quotes || p.sim_attestation_root.is_some(),
+            "allow_sim_quotes needs sim_attestation_root",
+        ),
+        (
+            p.registration_blocks > 0,
+            "registration_blocks must be positive",
+        ),
+        (p.finality_depth > 0, "finality_depth must be positive"),
+        (
+            m.fees.is_valid(),
+            "market.fees: fee_bps at most 10000 and provider_bps + app_bps at most 10000",
+        ),
+        (
+            bps(m.slash_wrong_bps),
+            "market.slash_wrong_bps must be at most 10000",
+        ),
+        (
+            bps(m.slash_late_bps),
+            "market.slash_late_bps must be at most 10000",
+        ),
+        (m.max_replicas > 0, "market.max_replicas must be positive"),
+        (
+            m.max_placements_per_block > 0,
+            "market.max_placements_per_block must be positive",
+        ),
+        (
+            m.max_deadline_blocks > 0,
+            "market.max_deadline_blocks must be positive",
+        ),
+        (
+            p.measurement_grace_blocks <= u64::MAX / 2 && p.unbonding_blocks <= u64::MAX / 2,
+            "measurement_grace_blocks and unbonding_blocks must be below 2^63",
+        ),
+    ];
+    match rules.iter().find(|(ok, _)| !ok) {
+        Some((_, why)) => Err(GenesisError::BadParam(why)),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a transaction larger than [`MAX_TX_BYTES`].
+fn check_tx_size(stx: &SignedTransaction) -> Result<(), TxError> {
+    let size = stx.encoded_len();
+    if size > MAX_TX_BYTES {
+        return Err(TxError::TooLarge {
+            size,
+            max: MAX_TX_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// Batch-verifies all signatures; on failure finds the first bad one.

@@ -454,11 +454,11 @@ fn wire_types_roundtrip() {
         stake: Amount(5),
     });
     rt(&g2);
-    assert_eq!(
-        g2.hash(),
-        g.hash(),
-        "the chain id does not cover genesis enclaves"
-    );
+    assert_eq!(g2.base_hash(), g.base_hash());
+    assert_ne!(g2.hash(), g.hash(), "the chain id covers genesis enclaves");
+    let mut g3 = g2.clone();
+    g3.enclaves[0].stake = Amount(6);
+    assert_ne!(g3.hash(), g2.hash(), "and their stakes");
     let json: Genesis = serde_json::from_str(&serde_json::to_string(&g2).unwrap()).unwrap();
     assert_eq!(json, g2);
     rt(&Account {
@@ -835,4 +835,112 @@ fn measurement_allowlist_is_governed_with_a_grace_period() {
             ..
         })
     ));
+}
+
+/// A transaction padded past [`MAX_TX_BYTES`] is refused by size before any
+/// other check, alone (mempool) and in a block; a block of transactions each
+/// under the limit but over [`MAX_BLOCK_BYTES`] in all is refused whole.
+#[test]
+fn byte_limits_on_transactions_and_blocks() {
+    let ks = keys(2);
+    let g = testkit::genesis(&ks, 1_000_000, testkit::params(None, sim_measurement()));
+    let s = State::genesis(&g).unwrap();
+    let padded = |hashes: usize, nonce: u64| {
+        Transaction {
+            chain: g.hash(),
+            signer: ks[0].public(),
+            nonce,
+            fee: Amount(1),
+            call: Call::UpdateMeasurements {
+                add: vec![Hash([1; 32]); hashes],
+                retire: vec![],
+            },
+        }
+        .sign(&ks[0])
+    };
+    let big = padded(MAX_TX_BYTES / 32 + 1, 0);
+    assert!(big.encoded_len() > MAX_TX_BYTES);
+    let e = s.check_tx(&big, 0).unwrap_err();
+    assert_eq!(
+        e,
+        TxError::TooLarge {
+            size: big.encoded_len(),
+            max: MAX_TX_BYTES
+        }
+    );
+    assert_eq!(e.code(), 1008);
+    let e = s
+        .apply_block(&env(1, ks[1].public().address()), &[big])
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            BlockError::Tx {
+                index: 0,
+                error: TxError::TooLarge { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    let near = MAX_TX_BYTES / 32 - 16;
+    let many: Vec<_> = (0..(MAX_BLOCK_BYTES / MAX_TX_BYTES + 2) as u64)
+        .map(|n| padded(near, n))
+        .collect();
+    assert!(many.iter().all(|t| t.encoded_len() <= MAX_TX_BYTES));
+    let e = s
+        .apply_block(&env(1, ks[1].public().address()), &many)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            BlockError::TooLarge {
+                max: MAX_BLOCK_BYTES,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+/// A genesis whose parameters would break a later block is refused up
+/// front, each with the reason: fee shares over 100%, a slash over the
+/// stake, zero-length periods and limits.
+#[test]
+fn genesis_parameters_are_checked_for_range() {
+    let ks = keys(1);
+    let base = testkit::params(None, sim_measurement());
+    assert!(State::genesis(&testkit::genesis(&ks, 5, base.clone())).is_ok());
+    type Breaker = fn(&mut ChainParams);
+    let cases: [(Breaker, &str); 10] = [
+        (|p| p.market.fees.fee_bps = 10_001, "fee_bps"),
+        (
+            |p| {
+                p.market.fees.provider_bps = 6_000;
+                p.market.fees.app_bps = 5_000
+            },
+            "provider_bps + app_bps",
+        ),
+        (|p| p.market.slash_wrong_bps = 10_001, "slash_wrong_bps"),
+        (|p| p.market.slash_late_bps = u32::MAX, "slash_late_bps"),
+        (|p| p.market.max_replicas = 0, "max_replicas"),
+        (|p| p.max_block_txs = 0, "max_block_txs"),
+        (|p| p.registration_blocks = 0, "registration_blocks"),
+        (
+            |p| p.min_difficulty = p.initial_difficulty + 1,
+            "min_difficulty",
+        ),
+        (|p| p.target_block_ms = 0, "target_block_ms"),
+        (|p| p.unbonding_blocks = u64::MAX, "unbonding_blocks"),
+    ];
+    for (breaker, name) in cases {
+        let mut p = base.clone();
+        breaker(&mut p);
+        match State::genesis(&testkit::genesis(&ks, 5, p)) {
+            Err(GenesisError::BadParam(why)) => assert!(why.contains(name), "{name}: {why}"),
+            Err(e) => panic!("{name}: {e}"),
+            Ok(_) => panic!("{name}: accepted"),
+        }
+    }
 }

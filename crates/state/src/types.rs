@@ -92,11 +92,9 @@ pub struct GenesisEnclave {
 }
 
 impl Genesis {
-    /// The chain's identity: transactions and registrations are bound to it.
-    /// It covers everything but the genesis enclaves, whose quotes must bind
-    /// this hash themselves; the genesis block still commits to them through
-    /// its state root.
-    pub fn hash(&self) -> Hash {
+    /// What the quotes of the genesis enclaves bind (they cannot bind the
+    /// full hash, which covers them): chain id, time, parameters, allocations.
+    pub fn base_hash(&self) -> Hash {
         Hash::of_encoded(
             "proctor/genesis",
             &(
@@ -106,6 +104,14 @@ impl Genesis {
                 &self.allocations,
             ),
         )
+    }
+
+    /// The chain's identity: transactions and later registrations are bound
+    /// to it. It covers everything in the file, the genesis enclaves (keys,
+    /// operators, stakes, quotes) included, so two chains that differ only in
+    /// who mines first are two chains.
+    pub fn hash(&self) -> Hash {
+        Hash::of_encoded("proctor/genesis/v2", &(self.base_hash(), &self.enclaves))
     }
 }
 
@@ -259,6 +265,16 @@ impl Transaction {
     }
 }
 
+/// Most bytes one signed transaction may take (borsh-encoded). The largest
+/// honest one is a registration carrying a DCAP quote and its collateral
+/// (about 25 KiB).
+pub const MAX_TX_BYTES: usize = 64 << 10;
+
+/// Most bytes the transactions of one block may take in all. Far below the
+/// network's gossip and sync message limits (which the network crate checks
+/// at compile time), so every valid block can propagate.
+pub const MAX_BLOCK_BYTES: usize = 2 << 20;
+
 /// A transaction with its signature over [`Transaction::hash`].
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct SignedTransaction {
@@ -270,6 +286,11 @@ impl SignedTransaction {
     /// The body's hash: what the signature signs and receipts are keyed by.
     pub fn hash(&self) -> Hash {
         self.tx.hash()
+    }
+
+    /// Its borsh-encoded size, what [`MAX_TX_BYTES`] and [`MAX_BLOCK_BYTES`] limit.
+    pub fn encoded_len(&self) -> usize {
+        borsh::object_length(self).expect("encoding into a counter cannot fail")
     }
 
     /// The leaf of the transactions root: the body's hash and the exact

@@ -50,7 +50,7 @@ pub fn test_chain_with(
         &identity,
         &encryption_key,
         &operator,
-        &genesis.hash(),
+        &genesis.base_hash(),
         expires_at,
     );
     let quote = platform.quote(&rd).unwrap();
