@@ -77,6 +77,8 @@ pub enum TxError {
     AlreadyReported,
     #[error("the module is already registered to {0}")]
     ModuleOwned(Address),
+    #[error("enclave {0} is assigned to an open job: its stake answers for it until the job ends")]
+    WorkerBusy(PublicKey),
     #[error("transaction is {size} bytes, more than the limit of {max}")]
     TooLarge { size: usize, max: usize },
 }
@@ -114,6 +116,7 @@ impl TxError {
             TxError::AlreadyReported => 1137,
             TxError::ModuleOwned(_) => 1138,
             TxError::TooLarge { .. } => 1008,
+            TxError::WorkerBusy(_) => 1139,
         }
     }
 }

@@ -562,10 +562,11 @@ impl State {
         j: &mut JobRecord,
     ) -> MarketResult {
         let mp = &self.params().market;
-        let mut votes: BTreeMap<Hash, Vec<usize>> = BTreeMap::new();
+        // Each commitment's voters: assignment index and report.
+        let mut votes: BTreeMap<Hash, Vec<(usize, ResultReport)>> = BTreeMap::new();
         for (i, a) in j.assignments.iter().enumerate() {
             if let Some(r) = &a.report {
-                votes.entry(r.commitment).or_default().push(i);
+                votes.entry(r.commitment).or_default().push((i, r.clone()));
             }
         }
         let winner = votes
@@ -588,31 +589,28 @@ impl State {
         }
         let paid_to: Vec<(u64, u128)> = accepted
             .iter()
-            .map(|&i| {
-                let a = &j.assignments[i];
-                let r = a.report.as_ref().expect("voters reported");
-                (r.instructions, a.price.0)
-            })
+            .map(|(i, r)| (r.instructions, j.assignments[*i].price.0))
             .collect();
         let s = settle::settle(j.escrow.0, &paid_to, j.spec.max_price.0, &mp.fees)
             .map_err(|_| TxError::Overflow)?;
         let window = j
             .deadline
-            .saturating_sub(j.assignments[accepted[0]].assigned_at)
+            .saturating_sub(j.assignments[accepted[0].0].assigned_at)
             .max(1);
         let service =
             (j.deadline.saturating_sub(env.height) as u128 * SCALE as u128 / window as u128) as u64;
         let mut paid = 0u128;
-        for (&i, &(pay, fee_share)) in accepted.iter().zip(&s.workers) {
-            let a = &j.assignments[i];
-            let e = o
-                .enclave(&a.worker)
-                .ok_or(TxError::EnclaveNotFound(a.worker))?;
-            o.credit(&e.operator, Amount(pay + fee_share))?;
+        for ((i, _), &(pay, fee_share)) in accepted.iter().zip(&s.workers) {
+            let a = &j.assignments[*i];
+            // A worker cannot withdraw while assigned (`WorkerBusy`), so its
+            // record is here; were it gone, the pay goes to the treasury
+            // rather than failing the block.
+            let operator = o.enclave(&a.worker).map_or_else(treasury, |e| e.operator);
+            o.credit(&operator, Amount(pay + fee_share))?;
             events.push(Event::JobPaid {
                 job: j.id,
                 worker: a.worker,
-                operator: e.operator,
+                operator,
                 pay: Amount(pay),
                 fee_share: Amount(fee_share),
             });
@@ -634,7 +632,7 @@ impl State {
         o.credit(&j.requester, Amount(s.refund))?;
         let spent = j.escrow.0 - s.refund;
         rate_requester(o, &j.requester, |r| r.record_completed(spent, SCALE));
-        let report = j.assignments[accepted[0]].report.clone().expect("voter");
+        let report = &accepted[0].1;
         j.paid = Amount(paid);
         j.instructions = report.instructions;
         j.output = Some(report.output);
@@ -873,7 +871,10 @@ impl State {
         let prices: BTreeMap<PublicKey, u128> = workers.iter().map(|w| (w.id, w.price)).collect();
         let mut events = Vec::new();
         for p in placed {
-            let mut j = records.remove(&p.job).expect("placed jobs were pending");
+            // The scheduler places only the pending jobs it was given.
+            let Some(mut j) = records.remove(&p.job) else {
+                continue;
+            };
             for w in &p.workers {
                 j.assignments.push(Assignment {
                     worker: *w,

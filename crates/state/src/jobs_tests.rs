@@ -35,6 +35,8 @@ impl Market {
         let root = SimAttestationRoot::from_secret(&[7; 32]);
         let mut params = testkit::params(Some(root.public()), sim_measurement());
         params.market.max_deadline_blocks = 100;
+        // Short, so random runs reach withdrawals while jobs are open.
+        params.unbonding_blocks = 2;
         let g = testkit::genesis(&ks, 1_000_000_000, params);
         let state = State::genesis(&g).unwrap();
         let enclaves = (0..workers)
@@ -117,6 +119,17 @@ impl Market {
             Err(BlockError::Tx { error, .. }) => Err(error),
             Err(e) => panic!("{e}"),
         }
+    }
+
+    /// Applies an empty block on the current state without keeping it: the
+    /// end-of-block work alone (deadlines, settlement, slashing, scheduling).
+    fn empty_block(&self) -> Result<Applied, BlockError> {
+        let env = BlockEnv {
+            height: self.height + 1,
+            timestamp: 1_700_000_000_000 + (self.height + 1) * 1000,
+            miner: self.ks[MINER].public().address(),
+        };
+        self.state.apply_block(&env, &[])
     }
 
     fn ok(&mut self, who: usize, call: Call) -> (Vec<Event>, Vec<Event>) {
@@ -551,6 +564,14 @@ mod conservation {
         },
         Cancel,
         Wait,
+        /// The worker's operator deregisters its enclave (it unbonds).
+        Deregister(usize),
+        /// ... withdraws its stake (the enclave record goes).
+        Withdraw(usize),
+        /// ... registers it again.
+        Register(usize),
+        /// ... changes its offer.
+        Offer(usize, u64),
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -566,6 +587,10 @@ mod conservation {
             }),
             Just(Step::Cancel),
             Just(Step::Wait),
+            (0usize..3).prop_map(Step::Deregister),
+            (0usize..3).prop_map(Step::Withdraw),
+            (0usize..3).prop_map(Step::Register),
+            (0usize..3, 1u64..2_000_000).prop_map(|(w, fuel)| Step::Offer(w, fuel)),
         ]
     }
 
@@ -573,13 +598,17 @@ mod conservation {
         #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
         /// Random interleavings of every job path (success, outvoted, silent,
-        /// expiry, cancel, invalid calls): every block conserves supply, and
+        /// expiry, cancel, invalid calls) with workers deregistering,
+        /// withdrawing, registering again and changing offers while their
+        /// jobs are open: after every step an empty block applies (the
+        /// end-of-block work never fails), every block conserves supply, and
         /// when all jobs have ended no escrow is left.
         #[test]
         fn escrow_and_supply_are_conserved_on_every_path(steps in proptest::collection::vec(step(), 1..40)) {
             let mut m = Market::new("prop", 3);
             let mut last = None;
             for s in steps {
+                let step_taken = s.clone();
                 // Invalid calls may fail; supply is checked either way.
                 let _ = match s {
                     Step::Submit { replicas, fuel } => {
@@ -617,7 +646,38 @@ mod conservation {
                         m.tick();
                         Ok(())
                     }
+                    Step::Deregister(w) => {
+                        let identity = m.enclaves[w].identity();
+                        m.block(Some((3 + w, Call::DeregisterEnclave { identity }))).map(|_| ())
+                    }
+                    Step::Withdraw(w) => {
+                        let identity = m.enclaves[w].identity();
+                        m.block(Some((3 + w, Call::WithdrawStake { identity }))).map(|_| ())
+                    }
+                    Step::Register(w) => {
+                        let operator = m.ks[3 + w].public().address();
+                        let call = testkit::register_call(
+                            &m.enclaves[w],
+                            &operator,
+                            &m.g.hash(),
+                            m.height + 100,
+                            STAKE,
+                        );
+                        m.block(Some((3 + w, call))).map(|_| ())
+                    }
+                    Step::Offer(w, fuel) => {
+                        let offer = Call::SetOffer {
+                            identity: m.enclaves[w].identity(),
+                            price: Amount(PRICE),
+                            memory_pages: 1_000,
+                            fuel,
+                        };
+                        m.block(Some((3 + w, offer))).map(|_| ())
+                    }
                 };
+                if let Err(e) = m.empty_block() {
+                    prop_assert!(false, "an empty block fails after {step_taken:?}: {e}");
+                }
             }
             // Run out every deadline: all jobs end, and their escrow is gone.
             for _ in 0..40 {
@@ -629,9 +689,42 @@ mod conservation {
                 prop_assert!(m.state.job(id).unwrap().state.is_final());
             }
             for w in &m.enclaves {
-                let o = m.state.offer(&w.identity()).unwrap();
-                prop_assert_eq!((o.used_memory_pages, o.used_fuel), (0, 0));
+                if let Some(o) = m.state.offer(&w.identity()) {
+                    prop_assert_eq!((o.used_memory_pages, o.used_fuel), (0, 0));
+                }
             }
         }
     }
+}
+
+/// A worker on a running job deregisters and, once unbonded, tries to
+/// withdraw its stake before the job ends: refused while it is assigned (its
+/// stake answers for the job), so settlement always finds its record and
+/// every later block applies. After the job ends it withdraws.
+#[test]
+fn a_worker_cannot_withdraw_while_assigned_and_blocks_keep_applying() {
+    let mut m = Market::new("withdraw", 1);
+    let spec = m.spec(1, 1_000);
+    let job = m.submit(spec);
+    m.post_keys(job);
+    let w = m.state.job(job).unwrap().assignments[0].worker;
+    let op = m.operator_of(&w);
+    m.ok(op, Call::DeregisterEnclave { identity: w });
+    for _ in 0..3 {
+        m.tick();
+    }
+    let e = m
+        .block(Some((op, Call::WithdrawStake { identity: w })))
+        .unwrap_err();
+    assert_eq!(e, TxError::WorkerBusy(w), "{e}");
+    assert_eq!(e.code(), 1139);
+    let r = m.report(job, &w, 500, b"out");
+    m.ok(op, r);
+    for _ in 0..120 {
+        m.empty_block().expect("end-of-block work never fails");
+        m.tick();
+    }
+    assert!(m.state.job(job).unwrap().state.is_final());
+    m.ok(op, Call::WithdrawStake { identity: w });
+    assert!(m.state.enclave(&w).is_none());
 }

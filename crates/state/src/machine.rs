@@ -588,6 +588,14 @@ impl State {
                     }
                     Some(_) => {}
                 }
+                // Invariant for the end-of-block work: every worker assigned
+                // to an open job has its record (settlement pays its operator,
+                // a late or wrong result slashes its stake).
+                if o.offer(identity)
+                    .is_some_and(|f| f.used_fuel > 0 || f.used_memory_pages > 0)
+                {
+                    return Err(TxError::WorkerBusy(*identity));
+                }
                 let mut acc = o.account(&from);
                 acc.balance = acc
                     .balance
