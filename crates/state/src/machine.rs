@@ -409,12 +409,18 @@ impl State {
         }
         let mut size = 0usize;
         for (index, stx) in txs.iter().enumerate() {
-            check_tx_size(stx).map_err(|error| BlockError::Tx {
-                index,
-                hash: stx.hash(),
-                error,
-            })?;
-            size += stx.encoded_len();
+            let len = stx.encoded_len();
+            if len > MAX_TX_BYTES {
+                return Err(BlockError::Tx {
+                    index,
+                    hash: stx.hash(),
+                    error: TxError::TooLarge {
+                        size: len,
+                        max: MAX_TX_BYTES,
+                    },
+                });
+            }
+            size += len;
         }
         if size > MAX_BLOCK_BYTES {
             return Err(BlockError::TooLarge {
