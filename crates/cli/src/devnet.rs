@@ -361,6 +361,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         rpc_addr: SocketAddr::from(([127, 0, 0, 1], port)),
         p2p_listen,
         bootnodes: vec![],
+        rpc_rate: None,
     };
     init_dir(&ndir, &genesis, &config)?;
     let node = Node::start(&ndir).await?;
@@ -478,6 +479,7 @@ fn spawn_node(
         rpc_addr: rpc,
         p2p_listen: Some(format!("/ip4/127.0.0.1/tcp/{}", p2p_base + i as u16)),
         bootnodes: vec![format!("/ip4/127.0.0.1/tcp/{p2p_base}")],
+        rpc_rate: None,
     };
     init_dir(&ndir, genesis, &config)?;
     // Restarting a devnet keeps each node's saved configuration.
@@ -584,7 +586,9 @@ impl NodeArgs {
     /// The configuration these arguments give on top of the saved one.
     fn config(&self, saved: Option<NodeConfig>) -> NodeConfig {
         let saved_addr = saved.as_ref().map(|c| c.rpc_addr);
+        let rpc_rate = saved.as_ref().and_then(|c| c.rpc_rate);
         NodeConfig {
+            rpc_rate,
             rpc_addr: self
                 .rpc_addr
                 .or(saved_addr)

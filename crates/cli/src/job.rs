@@ -59,6 +59,9 @@ pub enum JobCmd {
         key: Option<PathBuf>,
         #[arg(long)]
         address: Option<String>,
+        /// Newest jobs shown, at most.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
         #[arg(long)]
         json: bool,
     },
@@ -110,13 +113,31 @@ pub async fn run(cmd: JobCmd, url: &str) -> Result<()> {
             let j = client(url)?.job(id).await.map_err(rpc_err(url))?;
             print(json, &j, describe)
         }
-        JobCmd::List { key, address, json } => {
+        JobCmd::List {
+            key,
+            address,
+            limit,
+            json,
+        } => {
             let who: Address = match (key, address) {
                 (Some(k), _) => keys::read(&k)?.public().address(),
                 (None, Some(a)) => a.parse().map_err(|e| anyhow!("{e}"))?,
                 (None, None) => bail!("give --key FILE or --address ADDRESS"),
             };
-            let jobs = client(url)?.jobs(who, None).await.map_err(rpc_err(url))?;
+            let c = client(url)?;
+            let (mut jobs, mut before) = (Vec::new(), None);
+            while jobs.len() < limit {
+                let want = (limit - jobs.len()).min(1_000) as u32;
+                let page = c
+                    .jobs(who, Some(want), before)
+                    .await
+                    .map_err(rpc_err(url))?;
+                jobs.extend(page.jobs);
+                match page.next {
+                    Some(n) => before = Some(n),
+                    None => break,
+                }
+            }
             print(json, &jobs, |jobs| {
                 if jobs.is_empty() {
                     return "no jobs".into();

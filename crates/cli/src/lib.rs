@@ -22,7 +22,7 @@ use proctor_rpc::jsonrpsee::http_client::HttpClient;
 use proctor_rpc::{ApiClient, TxStatus};
 use proctor_state::{Call, Transaction};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -177,9 +177,28 @@ enum NetCmd {
         peer: String,
         #[arg(long)]
         reason: Option<String>,
+        /// The node's admin token file (`admin.token` in its directory).
+        #[arg(long, default_value = "devnet/node/admin.token")]
+        admin_token: PathBuf,
     },
     /// Lift a ban.
-    Unban { peer: String },
+    Unban {
+        peer: String,
+        /// The node's admin token file (`admin.token` in its directory).
+        #[arg(long, default_value = "devnet/node/admin.token")]
+        admin_token: PathBuf,
+    },
+}
+
+/// Reads a node's admin token file.
+fn admin_token(path: &Path) -> Result<String> {
+    let t = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading the admin token {}: admin commands need the token file from the node's directory (--admin-token)",
+            path.display()
+        )
+    })?;
+    Ok(t.trim().to_string())
 }
 
 #[derive(Subcommand)]
@@ -458,20 +477,29 @@ async fn run(cli: Cli) -> Result<()> {
             })
         }
         Cmd::Net {
-            cmd: NetCmd::Ban { peer, reason },
+            cmd:
+                NetCmd::Ban {
+                    peer,
+                    reason,
+                    admin_token: token,
+                },
         } => {
-            client(url)?
-                .ban_peer(peer.clone(), reason)
+            let token = admin_token(&token)?;
+            proctor_rpc::AdminClient::ban_peer(&client(url)?, token, peer.clone(), reason)
                 .await
                 .map_err(rpc_err(url))?;
             println!("banned {peer}");
             Ok(())
         }
         Cmd::Net {
-            cmd: NetCmd::Unban { peer },
+            cmd:
+                NetCmd::Unban {
+                    peer,
+                    admin_token: token,
+                },
         } => {
-            let was = client(url)?
-                .unban_peer(peer.clone())
+            let token = admin_token(&token)?;
+            let was = proctor_rpc::AdminClient::unban_peer(&client(url)?, token, peer.clone())
                 .await
                 .map_err(rpc_err(url))?;
             println!(

@@ -160,8 +160,49 @@ fn a_partition_grows_two_branches_and_healing_converges_without_double_spends() 
     let base = supply_less_rewards(&urls[0], reward);
 
     // Partition: node 0 (one worker) alone, nodes 1 and 2 (two workers) together.
+    // Banning changes the node, not the chain: it needs the node's admin token.
+    let token0 = format!("{}/admin.token", nodes[0]["dir"].as_str().unwrap());
+    let o = run(&["--rpc", &urls[0], "net", "ban", &ids[1]]);
+    assert!(
+        !o.status.success(),
+        "a ban without the admin token was obeyed"
+    );
+    let wrong = dir.join("wrong.token");
+    std::fs::write(&wrong, "00").unwrap();
+    let o = run(&[
+        "--rpc",
+        &urls[0],
+        "net",
+        "ban",
+        &ids[1],
+        "--admin-token",
+        wrong.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success(),
+        "a ban with a wrong admin token was obeyed"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("wrong admin token"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        peer_ids(&urls[0]).contains(&ids[1]),
+        "the peer was banned anyway"
+    );
     for id in &ids[1..] {
-        let o = run(&["--rpc", &urls[0], "net", "ban", id, "--reason", "partition"]);
+        let o = run(&[
+            "--rpc",
+            &urls[0],
+            "net",
+            "ban",
+            id,
+            "--reason",
+            "partition",
+            "--admin-token",
+            &token0,
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     wait_for("node 0 to be cut off", 30, || {
@@ -231,7 +272,15 @@ fn a_partition_grows_two_branches_and_healing_converges_without_double_spends() 
 
     // Heal: all three converge on the heavier branch.
     for id in &ids[1..] {
-        let o = run(&["--rpc", &urls[0], "net", "unban", id]);
+        let o = run(&[
+            "--rpc",
+            &urls[0],
+            "net",
+            "unban",
+            id,
+            "--admin-token",
+            &token0,
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let top = converged(&urls[0], &urls[1], h0.max(h1) + 1);

@@ -16,6 +16,7 @@ pub mod mempool;
 pub mod orphans;
 mod p2p;
 pub mod rpc;
+mod rpc_limit;
 
 use proctor_state::Genesis;
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,10 @@ pub struct NodeConfig {
     /// Peers to connect to at start-up (multiaddrs).
     #[serde(default)]
     pub bootnodes: Vec<String>,
+    /// JSON-RPC requests served per second on each connection (a batch
+    /// counts each entry); None: [`rpc::DEFAULT_RATE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc_rate: Option<u32>,
 }
 
 fn file_err(path: &Path, message: impl ToString) -> Error {
@@ -128,7 +133,18 @@ impl Node {
             )?),
             None => None,
         };
-        let (server, rpc_addr) = rpc::serve(config.rpc_addr, chain.clone(), heads, network).await?;
+        let admin = admin_token(dir)?;
+        let (server, rpc_addr) = rpc::serve(
+            config.rpc_addr,
+            rpc::Options {
+                admin_token: admin,
+                rate: config.rpc_rate.unwrap_or(rpc::DEFAULT_RATE),
+            },
+            chain.clone(),
+            heads,
+            network,
+        )
+        .await?;
         tracing::info!(%rpc_addr, "JSON-RPC listening");
         Ok(Node {
             rpc_addr,
@@ -147,6 +163,28 @@ impl Node {
         let _ = self.server.stop();
         self.server.stopped().await;
     }
+}
+
+/// The node's admin token (`admin.token` in its directory): read, or made
+/// from 32 random bytes on first start, readable only by the node's user.
+pub fn admin_token(dir: &Path) -> Result<String, Error> {
+    let path = dir.join(proctor_rpc::ADMIN_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(file_err(&path, e)),
+    }
+    let mut bytes = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    let token = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(&path).map_err(|e| file_err(&path, e))?;
+    std::io::Write::write_all(&mut f, token.as_bytes()).map_err(|e| file_err(&path, e))?;
+    Ok(token)
 }
 
 /// Milliseconds since the Unix epoch (the node's clock; never used by consensus rules).

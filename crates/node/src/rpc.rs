@@ -4,14 +4,16 @@ use crate::chain::{Chain, ChainError, block_info};
 use crate::mempool::AdmitError;
 use crate::{Error, now_ms};
 use jsonrpsee::core::{SubscriptionResult, async_trait};
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{
-    PendingSubscriptionSink, ServerBuilder, ServerConfig, ServerHandle, SubscriptionMessage,
+    BatchRequestConfig, PendingSubscriptionSink, ServerBuilder, ServerConfig, ServerHandle,
+    SubscriptionMessage,
 };
 use jsonrpsee::types::ErrorObjectOwned;
 use proctor_primitives::{Address, Hash, PublicKey};
 use proctor_rpc::{
-    AccountInfo, ApiServer, BannedPeer, BlockInfo, ChainInfo, HeadInfo, NetInfo, PeerInfo,
-    SupplyInfo, TxStatus, WorkInfo, codes, error, from_hex,
+    AccountInfo, AdminServer, ApiServer, BannedPeer, BlockInfo, ChainInfo, HeadInfo, JOBS_SCAN,
+    JobsPage, NetInfo, PeerInfo, SupplyInfo, TxStatus, WorkInfo, codes, error, from_hex,
 };
 use proctor_state::jobs::{JobRecord, WorkerOffer};
 use proctor_state::{EnclaveRecord, PouwProof, SignedTransaction};
@@ -27,10 +29,18 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
+/// Entries in one JSON-RPC batch request, at most.
+pub const MAX_BATCH: u32 = 1_000;
+/// Largest request body (room for a 12 MiB blob as hex).
+const MAX_BODY: u32 = 32 << 20;
+
+#[derive(Clone)]
 struct Rpc {
     chain: Arc<Mutex<Chain>>,
     heads: broadcast::Sender<HeadInfo>,
     network: Option<proctor_network::Handle>,
+    /// BLAKE3 of the admin token: compared without revealing where a guess differs.
+    admin: Hash,
 }
 
 fn chain_error(e: ChainError) -> ErrorObjectOwned {
@@ -58,21 +68,39 @@ impl Rpc {
         self.chain.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The store and the height an upload's retention counts from, taken
+    /// under the chain's lock; blob work (hashing, copying) runs without it.
+    fn blob_store(&self) -> (proctor_storage::Store, u64) {
+        let c = self.lock();
+        (c.store().clone(), c.head().height + UNCLAIMED_BLOB_BLOCKS)
+    }
+
+    /// Checks an `admin_*` call's token.
+    fn authorize(&self, token: &str) -> Result<(), ErrorObjectOwned> {
+        if Hash::of(token.trim().as_bytes()) == self.admin {
+            Ok(())
+        } else {
+            Err(error(
+                codes::UNAUTHORIZED,
+                format!(
+                    "wrong admin token: admin_* methods need the token in the node's {}",
+                    proctor_rpc::ADMIN_TOKEN_FILE
+                ),
+            ))
+        }
+    }
+
     /// A blob from this node, or else from its peers (checked against the
     /// hash, then kept here with the unclaimed-blob retention).
     async fn blob_bytes(&self, hash: Hash) -> Result<Vec<u8>, ErrorObjectOwned> {
-        let local = self.lock().store().blob(&hash).map_err(storage_error)?;
-        if let Some(bytes) = local {
+        let (store, until) = self.blob_store();
+        if let Some(bytes) = store.blob(&hash).map_err(storage_error)? {
             return Ok(bytes);
         }
         if let Some(net) = &self.network
             && let Ok(Some(bytes)) = net.fetch_blob(hash).await
         {
-            let c = self.lock();
-            let until = c.head().height + UNCLAIMED_BLOB_BLOCKS;
-            c.store()
-                .put_blob_until(&bytes, until)
-                .map_err(storage_error)?;
+            store.put_blob_until(&bytes, until).map_err(storage_error)?;
             return Ok(bytes);
         }
         Err(error(
@@ -200,33 +228,57 @@ impl ApiServer for Rpc {
                 ),
             ));
         }
-        let c = self.lock();
-        let until = c.head().height + UNCLAIMED_BLOB_BLOCKS;
-        c.store()
-            .put_blob_until(&bytes, until)
-            .map_err(storage_error)
+        let (store, until) = self.blob_store();
+        store.put_blob_until(&bytes, until).map_err(storage_error)
     }
 
     async fn compose_blob(&self, chunks: Vec<Hash>) -> Result<Hash, ErrorObjectOwned> {
-        let c = self.lock();
-        let mut whole = Vec::new();
-        for h in &chunks {
-            let part =
-                c.store().blob(h).map_err(storage_error)?.ok_or_else(|| {
+        // Each chunk is an upload of at most one chunk's size, used once: so
+        // the joined blob is never larger than the bytes actually uploaded
+        // (a list naming one chunk many times, or joined blobs as chunks,
+        // would multiply storage for free).
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(h) = chunks.iter().find(|h| !seen.insert(**h)) {
+            return Err(error(
+                codes::INVALID_PARAMS,
+                format!("chunk {h} is named twice: each chunk may be joined once"),
+            ));
+        }
+        if chunks.len() > MAX_COMPOSED.div_ceil(proctor_rpc::BLOB_CHUNK / 2) {
+            return Err(error(
+                codes::TOO_LARGE,
+                format!("{} chunks are more than a joined blob holds", chunks.len()),
+            ));
+        }
+        let (store, until) = self.blob_store();
+        tokio::task::spawn_blocking(move || {
+            let mut whole = Vec::new();
+            for h in &chunks {
+                let part = store.blob(h).map_err(storage_error)?.ok_or_else(|| {
                     error(codes::NOT_FOUND, format!("no chunk {h}: upload it first"))
                 })?;
-            if whole.len() + part.len() > MAX_COMPOSED {
-                return Err(error(
-                    codes::TOO_LARGE,
-                    format!("the joined blob would exceed the limit of {MAX_COMPOSED} bytes"),
-                ));
+                if part.len() > proctor_rpc::BLOB_CHUNK {
+                    return Err(error(
+                        codes::TOO_LARGE,
+                        format!(
+                            "chunk {h} has {} bytes: chunks are at most {}",
+                            part.len(),
+                            proctor_rpc::BLOB_CHUNK
+                        ),
+                    ));
+                }
+                if whole.len() + part.len() > MAX_COMPOSED {
+                    return Err(error(
+                        codes::TOO_LARGE,
+                        format!("the joined blob would exceed the limit of {MAX_COMPOSED} bytes"),
+                    ));
+                }
+                whole.extend_from_slice(&part);
             }
-            whole.extend_from_slice(&part);
-        }
-        let until = c.head().height + UNCLAIMED_BLOB_BLOCKS;
-        c.store()
-            .put_blob_until(&whole, until)
-            .map_err(storage_error)
+            store.put_blob_until(&whole, until).map_err(storage_error)
+        })
+        .await
+        .map_err(|e| error(codes::INTERNAL, format!("composing the blob failed: {e}")))?
     }
 
     async fn blob_size(&self, hash: Hash) -> Result<u64, ErrorObjectOwned> {
@@ -257,17 +309,25 @@ impl ApiServer for Rpc {
         &self,
         requester: Address,
         limit: Option<u32>,
-    ) -> Result<Vec<JobRecord>, ErrorObjectOwned> {
+        before: Option<u64>,
+    ) -> Result<JobsPage, ErrorObjectOwned> {
         let c = self.lock();
         let s = c.state();
-        let limit = limit.unwrap_or(100).min(1_000) as usize;
-        let next = s.market_index().next_job;
-        Ok((0..next)
-            .rev()
-            .filter_map(|id| s.job(id))
-            .filter(|j| j.requester == requester)
-            .take(limit)
-            .collect())
+        let limit = limit.unwrap_or(100).clamp(1, 1_000) as usize;
+        let end = before.unwrap_or(u64::MAX).min(s.market_index().next_job);
+        let floor = end.saturating_sub(JOBS_SCAN);
+        let mut jobs = Vec::new();
+        let mut id = end;
+        while id > floor && jobs.len() < limit {
+            id -= 1;
+            if let Some(j) = s.job(id).filter(|j| j.requester == requester) {
+                jobs.push(j);
+            }
+        }
+        Ok(JobsPage {
+            jobs,
+            next: (id > 0).then_some(id),
+        })
     }
 
     async fn worker_jobs(&self, identity: PublicKey) -> Result<Vec<JobRecord>, ErrorObjectOwned> {
@@ -351,22 +411,6 @@ impl ApiServer for Rpc {
         })
     }
 
-    async fn ban_peer(&self, peer: String, reason: Option<String>) -> Result<(), ErrorObjectOwned> {
-        let net = self.network()?;
-        let id = proctor_network::parse_peer(&peer).map_err(network_error)?;
-        if id == net.peer_id {
-            return Err(error(codes::INVALID_PARAMS, "a node cannot ban itself"));
-        }
-        let reason = reason.unwrap_or_else(|| "banned by the operator".into());
-        net.ban(id, reason).await.map_err(network_error)
-    }
-
-    async fn unban_peer(&self, peer: String) -> Result<bool, ErrorObjectOwned> {
-        let net = self.network()?;
-        let id = proctor_network::parse_peer(&peer).map_err(network_error)?;
-        net.unban(id).await.map_err(network_error)
-    }
-
     async fn subscribe_new_heads(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
         let mut rx = self.heads.subscribe();
         let sink = pending.accept().await?;
@@ -386,18 +430,64 @@ impl ApiServer for Rpc {
     }
 }
 
-/// Starts the RPC server on `addr`.
+#[async_trait]
+impl AdminServer for Rpc {
+    async fn ban_peer(
+        &self,
+        token: String,
+        peer: String,
+        reason: Option<String>,
+    ) -> Result<(), ErrorObjectOwned> {
+        self.authorize(&token)?;
+        let net = self.network()?;
+        let id = proctor_network::parse_peer(&peer).map_err(network_error)?;
+        if id == net.peer_id {
+            return Err(error(codes::INVALID_PARAMS, "a node cannot ban itself"));
+        }
+        let reason = reason.unwrap_or_else(|| "banned by the operator".into());
+        net.ban(id, reason).await.map_err(network_error)
+    }
+
+    async fn unban_peer(&self, token: String, peer: String) -> Result<bool, ErrorObjectOwned> {
+        self.authorize(&token)?;
+        let net = self.network()?;
+        let id = proctor_network::parse_peer(&peer).map_err(network_error)?;
+        net.unban(id).await.map_err(network_error)
+    }
+}
+
+/// Requests per second per connection when `node.json` does not say.
+pub const DEFAULT_RATE: u32 = 10_000;
+
+/// How the RPC server guards itself.
+pub struct Options {
+    /// The token `admin_*` methods need.
+    pub admin_token: String,
+    /// Requests per second per connection.
+    pub rate: u32,
+}
+
+/// Starts the RPC server on `addr`: `proctor_*` and `admin_*` methods,
+/// batches of at most [`MAX_BATCH`], bodies of at most 32 MiB, and each
+/// connection held to `options.rate` requests per second.
 pub async fn serve(
     addr: SocketAddr,
+    options: Options,
     chain: Arc<Mutex<Chain>>,
     heads: broadcast::Sender<HeadInfo>,
     network: Option<proctor_network::Handle>,
 ) -> Result<(ServerHandle, SocketAddr), Error> {
     let config = ServerConfig::builder()
-        .max_request_body_size(32 << 20)
+        .max_request_body_size(MAX_BODY)
+        .max_response_body_size(MAX_BODY)
         .max_connections(256)
+        .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .build();
+    let rate = options.rate;
+    let middleware = RpcServiceBuilder::new()
+        .layer_fn(move |service| crate::rpc_limit::RateLimit::new(service, rate));
     let server = ServerBuilder::with_config(config)
+        .set_rpc_middleware(middleware)
         .build(addr)
         .await
         .map_err(|e| Error::Rpc {
@@ -408,13 +498,18 @@ pub async fn serve(
         addr,
         message: e.to_string(),
     })?;
-    let handle = server.start(
-        Rpc {
-            chain,
-            heads,
-            network,
-        }
-        .into_rpc(),
-    );
-    Ok((handle, local))
+    let rpc = Rpc {
+        chain,
+        heads,
+        network,
+        admin: Hash::of(options.admin_token.trim().as_bytes()),
+    };
+    let mut methods = ApiServer::into_rpc(rpc.clone());
+    methods
+        .merge(AdminServer::into_rpc(rpc))
+        .map_err(|e| Error::Rpc {
+            addr,
+            message: e.to_string(),
+        })?;
+    Ok((server.start(methods), local))
 }

@@ -42,6 +42,10 @@ pub mod codes {
     pub const TOO_LARGE: i32 = 4013;
     /// The node runs without peer-to-peer networking.
     pub const NO_NETWORK: i32 = 4030;
+    /// The connection sent more requests than the node serves per second.
+    pub const RATE_LIMITED: i32 = 4290;
+    /// An `admin_*` method was called without the node's admin token.
+    pub const UNAUTHORIZED: i32 = 4031;
     /// Internal error (storage); the message says more.
     pub const INTERNAL: i32 = 5000;
 }
@@ -200,6 +204,19 @@ impl TxStatus {
     }
 }
 
+/// One page of a requester's jobs, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobsPage {
+    pub jobs: Vec<proctor_state::jobs::JobRecord>,
+    /// Pass as `before` for the next page; null when there are no older jobs.
+    pub next: Option<u64>,
+}
+
+/// Job ids a single `jobs` call looks at, at most: a page may hold fewer
+/// jobs than asked for (then `next` says where to go on), but no call scans
+/// the whole market under the chain's lock.
+pub const JOBS_SCAN: u64 = 10_000;
+
 /// Work for a miner: the template to draw the lottery for.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WorkInfo {
@@ -274,13 +291,16 @@ pub trait Api {
     #[method(name = "job")]
     async fn job(&self, id: u64) -> Result<proctor_state::jobs::JobRecord, ErrorObjectOwned>;
 
-    /// Jobs of a requester (newest first, at most `limit`).
+    /// Jobs of a requester, newest first: at most `limit` (default 100, at
+    /// most 1,000) with ids below `before` (default: all), looking at no
+    /// more than [`JOBS_SCAN`] ids; `next` continues the listing.
     #[method(name = "jobs")]
     async fn jobs(
         &self,
         requester: Address,
         limit: Option<u32>,
-    ) -> Result<Vec<proctor_state::jobs::JobRecord>, ErrorObjectOwned>;
+        before: Option<u64>,
+    ) -> Result<JobsPage, ErrorObjectOwned>;
 
     /// Jobs a worker's enclave should run now: assigned to it, key posted, not reported.
     #[method(name = "workerJobs")]
@@ -312,18 +332,33 @@ pub trait Api {
     #[method(name = "netInfo")]
     async fn net_info(&self) -> Result<NetInfo, ErrorObjectOwned>;
 
-    /// Bans a peer (base58 id) until unbanned: its connections are closed and refused.
-    #[method(name = "banPeer")]
-    async fn ban_peer(&self, peer: String, reason: Option<String>) -> Result<(), ErrorObjectOwned>;
-
-    /// Lifts a ban; returns whether the peer was banned.
-    #[method(name = "unbanPeer")]
-    async fn unban_peer(&self, peer: String) -> Result<bool, ErrorObjectOwned>;
-
     /// New heads, as they are imported.
     #[subscription(name = "subscribeNewHeads" => "newHead", unsubscribe = "unsubscribeNewHeads", item = HeadInfo)]
     async fn subscribe_new_heads(&self) -> SubscriptionResult;
 }
+
+/// Methods that change the node rather than the chain. Each takes the
+/// node's admin token first: the hex string in `admin.token` in the node's
+/// directory, written when the node first starts and readable only by its
+/// owner. A wrong or missing token gets [`codes::UNAUTHORIZED`].
+#[rpc(server, client, namespace = "admin")]
+pub trait Admin {
+    /// Bans a peer (base58 id) until unbanned: its connections are closed and refused.
+    #[method(name = "banPeer")]
+    async fn ban_peer(
+        &self,
+        token: String,
+        peer: String,
+        reason: Option<String>,
+    ) -> Result<(), ErrorObjectOwned>;
+
+    /// Lifts a ban; returns whether the peer was banned.
+    #[method(name = "unbanPeer")]
+    async fn unban_peer(&self, token: String, peer: String) -> Result<bool, ErrorObjectOwned>;
+}
+
+/// The file in a node's directory that holds its admin token.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
 /// Hex of the borsh encoding.
 pub fn to_hex<T: borsh::BorshSerialize>(v: &T) -> String {
@@ -361,8 +396,10 @@ pub fn http_client(
 pub const BLOB_CHUNK: usize = 1 << 20;
 
 /// Uploads a blob of any size (up to the node's 64 MiB limit): in one call
-/// when small, else as 1 MiB chunks joined on the node. Returns its hash,
-/// checked against the bytes.
+/// when small, else as chunks joined on the node. Returns its hash, checked
+/// against the bytes. The node joins each chunk once (so a list cannot
+/// inflate storage), and chunk `i` is `BLOB_CHUNK - i` bytes long: chunks of
+/// different lengths never repeat, even in a file of zeros.
 pub async fn upload_blob(
     c: &jsonrpsee::http_client::HttpClient,
     bytes: &[u8],
@@ -372,8 +409,12 @@ pub async fn upload_blob(
         c.put_blob(hex::encode(bytes)).await?
     } else {
         let mut chunks = Vec::new();
-        for part in bytes.chunks(BLOB_CHUNK) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let len = (BLOB_CHUNK - chunks.len()).min(rest.len());
+            let (part, tail) = rest.split_at(len);
             chunks.push(c.put_blob(hex::encode(part)).await?);
+            rest = tail;
         }
         c.compose_blob(chunks).await?
     };

@@ -97,9 +97,12 @@ pub struct TxLocation {
     pub receipt: Receipt,
 }
 
-/// The node's database.
+/// The node's database. Cloning gives another handle on the same database
+/// (redb serializes writers), so callers can work on blobs without holding
+/// the chain's lock.
+#[derive(Clone)]
 pub struct Store {
-    db: Database,
+    db: std::sync::Arc<Database>,
 }
 
 fn decode<T: BorshDeserialize>(what: &'static str, bytes: &[u8]) -> Result<T> {
@@ -117,7 +120,9 @@ impl Store {
         db!(tx.open_table(HEIGHTS))?;
         db!(tx.open_table(META))?;
         db!(tx.commit())?;
-        Ok(Store { db })
+        Ok(Store {
+            db: std::sync::Arc::new(db),
+        })
     }
 
     /// Stores the genesis block and state on a new database, or checks that
@@ -363,23 +368,35 @@ impl Store {
     }
 
     /// Stores a blob that is deleted after height `until` unless something
-    /// extends it ([`Store::retain_blob`]). A blob stored before without an
-    /// expiry stays permanent.
+    /// extends it ([`Store::retain_blob`]). Storing it again never shortens
+    /// its retention, and a blob stored before without an expiry stays
+    /// permanent: an upload cannot make anyone else's blob expire sooner.
     pub fn put_blob_until(&self, bytes: &[u8], until: u64) -> Result<Hash> {
         let h = Hash::of(bytes);
         let tx = db!(self.db.begin_write())?;
         let existed = {
             let mut blobs = db!(tx.open_table(BLOBS))?;
             let existed = db!(blobs.get(&h.0[..]))?.is_some();
-            db!(blobs.insert(&h.0[..], bytes))?;
+            if !existed {
+                db!(blobs.insert(&h.0[..], bytes))?;
+            }
             existed
         };
-        let permanent = existed && db!(db!(tx.open_table(BLOB_EXPIRY))?.get(&h.0[..]))?.is_none();
-        if !permanent {
-            set_expiry(&tx, &h, until)?;
+        let current = db!(db!(tx.open_table(BLOB_EXPIRY))?.get(&h.0[..]))?.map(|v| v.value());
+        match (existed, current) {
+            (true, None) => {}
+            (true, Some(c)) if c >= until => {}
+            _ => set_expiry(&tx, &h, until)?,
         }
         db!(tx.commit())?;
         Ok(h)
+    }
+
+    /// Keeps blob `hash` (if stored and not permanent) until something sets
+    /// its expiry again ([`Store::expire_blob_after`]): a job holds its blobs
+    /// from submission to its end, however long it waits in the queue.
+    pub fn hold_blob(&self, hash: &Hash) -> Result<()> {
+        self.retain_blob(hash, u64::MAX)
     }
 
     /// Keeps blob `hash` (if stored and not permanent) at least until after height `until`.
@@ -476,6 +493,14 @@ mod tests {
         let permanent = store.put_blob(b"filler").unwrap();
         let a = store.put_blob_until(b"input", 10).unwrap();
         let b = store.put_blob_until(b"output", 10).unwrap();
+        // Someone uploading the same bytes again with a shorter retention
+        // does not make them expire sooner.
+        store.put_blob_until(b"output", 2).unwrap();
+        // A job holds its blob from submission, past any upload retention,
+        // until its end sets the job's own retention.
+        let held = store.put_blob_until(b"held input", 1).unwrap();
+        store.hold_blob(&held).unwrap();
+        store.put_blob_until(b"held input", 1).unwrap();
         // Uploading a permanent blob again does not give it an expiry.
         store.put_blob_until(b"filler", 5).unwrap();
         store.expire_blob_after(&permanent, 5).unwrap();
@@ -495,6 +520,10 @@ mod tests {
         assert_eq!(store.expire_blobs(20).unwrap(), 1);
         assert!(store.blob(&b).unwrap().is_none());
         assert_eq!(store.expire_blobs(1_000_000).unwrap(), 0);
+        assert!(store.blob(&held).unwrap().is_some());
+        store.expire_blob_after(&held, 1_000_001).unwrap();
+        assert_eq!(store.expire_blobs(1_000_001).unwrap(), 1);
+        assert!(store.blob(&held).unwrap().is_none());
         assert_eq!(
             store.blob(&permanent).unwrap().as_deref(),
             Some(&b"filler"[..])
