@@ -335,10 +335,20 @@ pub fn compare(
             bail!("unmetered run is not deterministic");
         }
 
+        // The lottery runs as when mining, at a difficulty no slice wins.
+        let never_wins = proctor_state::Template {
+            parent: Hash::ZERO,
+            height: 1,
+            timestamp: 0,
+            state_root: Hash::ZERO,
+            tx_root: Hash::ZERO,
+            difficulty: u64::MAX,
+            miner: proctor_primitives::Address([0; 20]),
+        };
         let t = Instant::now();
         let Response::Loaded { .. } = enclave.handle(Request::LoadTask {
             module: module.to_vec(),
-            input: spec.input.clone(),
+            input: proctor_enclave::TaskInput::Given(spec.input.clone()),
             args: spec.args.clone(),
             clock_ns: spec.clock_ns,
             fuel: spec.fuel,
@@ -348,8 +358,7 @@ pub fn compare(
         };
         loop {
             match enclave.handle(Request::Mine {
-                template: Hash::ZERO,
-                difficulty: u64::MAX,
+                template: Box::new(never_wins.clone()),
                 max_slices: 1_000,
             }) {
                 Response::Mined(MineResult::NoWin { .. } | MineResult::Won(_)) => {}

@@ -1,7 +1,7 @@
 use proctor_primitives::{Hash, Timestamp};
 use proctor_state::{
-    Applied, Block, BlockEnv, BlockError, ChainParams, Header, State, checker_message, tx_root,
-    work_message,
+    Applied, Block, BlockEnv, BlockError, ChainParams, Header, PouwProof, State, checker_message,
+    filler_input, tx_root,
 };
 
 /// How far ahead of the validator's clock a block timestamp may be.
@@ -48,6 +48,15 @@ pub enum ConsensusError {
     Block(Box<BlockError>),
     #[error("enclave was deregistered and is unbonding: it can no longer mine")]
     EnclaveDeregistered,
+    #[error("proof names job {0}, which is not assigned or running")]
+    JobNotActive(u64),
+    #[error("enclave {enclave} is not working on job {job} (not assigned, no key, or reported)")]
+    NotAssignedToJob {
+        job: u64,
+        enclave: proctor_primitives::PublicKey,
+    },
+    #[error("the proof's task ran on input {got}, but the chain expects {expected}")]
+    WorkInputMismatch { expected: Hash, got: Hash },
 }
 
 impl From<BlockError> for ConsensusError {
@@ -80,6 +89,9 @@ impl ConsensusError {
             StateRootMismatch { .. } => 2017,
             Block(_) => 2018,
             EnclaveDeregistered => 2019,
+            JobNotActive(_) => 2020,
+            NotAssignedToJob { .. } => 2021,
+            WorkInputMismatch { .. } => 2022,
         }
     }
 }
@@ -115,11 +127,7 @@ pub fn next_difficulty(
 }
 
 /// Checks the proof of useful work on `header` against the state at its parent.
-pub fn validate_pouw(
-    header: &Header,
-    parent_state: &State,
-    known_module: impl Fn(&Hash) -> bool,
-) -> Result<(), ConsensusError> {
+pub fn validate_pouw(header: &Header, parent_state: &State) -> Result<(), ConsensusError> {
     let p = header.pouw.as_ref().ok_or(ConsensusError::MissingProof)?;
     let t = &header.template;
     let th = t.hash();
@@ -143,29 +151,60 @@ pub fn validate_pouw(
     if !parent_state.measurement_allowed(&rec.measurement, t.height) {
         return Err(ConsensusError::MeasurementNotAllowed(rec.measurement));
     }
-    if !known_module(&p.module) {
-        return Err(ConsensusError::ModuleNotAllowed(p.module));
-    }
+    validate_work_source(p, &t.parent, parent_state)?;
     p.enclave
         .verify(&checker_message(&p.module), &p.checker_sig)
         .map_err(|_| ConsensusError::BadCheckerSignature)?;
-    let msg = work_message(
-        &th,
-        t.difficulty,
-        &p.module,
-        p.slice,
-        p.counter,
-        p.instructions,
-        p.draw,
-    );
     p.enclave
-        .verify(&msg, &p.work_sig)
+        .verify(&p.work_message(t.difficulty), &p.work_sig)
         .map_err(|_| ConsensusError::BadWorkSignature)?;
     if p.slice == 0 {
         return Err(ConsensusError::BadSlice);
     }
     if !lottery_wins(p.draw, p.slice, t.difficulty) {
         return Err(ConsensusError::LotteryNotWon);
+    }
+    Ok(())
+}
+
+/// What the winning task ran must be useful work the chain knows: the
+/// genesis filler module on the input derived from the parent, or an active
+/// job's module and input, run by an enclave the job is assigned to (its key
+/// posted, its result not yet reported).
+fn validate_work_source(p: &PouwProof, parent: &Hash, state: &State) -> Result<(), ConsensusError> {
+    let expected_input = match p.job {
+        None => {
+            if p.module != state.params().filler_module {
+                return Err(ConsensusError::ModuleNotAllowed(p.module));
+            }
+            Hash::of(&filler_input(parent))
+        }
+        Some(id) => {
+            let job = state
+                .job(id)
+                .filter(|j| j.state.is_active())
+                .ok_or(ConsensusError::JobNotActive(id))?;
+            if p.module != job.spec.module {
+                return Err(ConsensusError::ModuleNotAllowed(p.module));
+            }
+            let working = job
+                .assignments
+                .iter()
+                .any(|a| a.worker == p.enclave && a.key.is_some() && a.report.is_none());
+            if !working {
+                return Err(ConsensusError::NotAssignedToJob {
+                    job: id,
+                    enclave: p.enclave,
+                });
+            }
+            job.spec.input
+        }
+    };
+    if p.input != expected_input {
+        return Err(ConsensusError::WorkInputMismatch {
+            expected: expected_input,
+            got: p.input,
+        });
     }
     Ok(())
 }
@@ -227,9 +266,8 @@ pub fn validate_block(
     parent: &Parent<'_>,
     block: &Block,
     now_ms: Option<Timestamp>,
-    known_module: impl Fn(&Hash) -> bool,
 ) -> Result<Applied, ConsensusError> {
-    validate_block_known(parent, block, now_ms, known_module, &|_| false)
+    validate_block_known(parent, block, now_ms, &|_| false)
 }
 
 /// [`validate_block`] that skips the signature check of transactions for
@@ -240,12 +278,11 @@ pub fn validate_block_known(
     parent: &Parent<'_>,
     block: &Block,
     now_ms: Option<Timestamp>,
-    known_module: impl Fn(&Hash) -> bool,
     known_tx: &dyn Fn(&proctor_state::SignedTransaction) -> bool,
 ) -> Result<Applied, ConsensusError> {
     let h = &block.header;
     validate_header(parent, h, now_ms)?;
-    validate_pouw(h, parent.state, known_module)?;
+    validate_pouw(h, parent.state)?;
     if tx_root(&block.txs) != h.template.tx_root {
         return Err(ConsensusError::TxRootMismatch);
     }

@@ -89,6 +89,11 @@ struct Fixture {
 }
 
 fn fixture(name: &str) -> Fixture {
+    fixture_with(name, |_| {})
+}
+
+/// A fixture whose parameters `tune` adjusts.
+fn fixture_with(name: &str, tune: impl FnOnce(&mut ChainParams)) -> Fixture {
     let dir = std::env::temp_dir().join(format!("proctor-consensus-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let root = SimAttestationRoot::from_secret(&[42; 32]);
@@ -98,6 +103,7 @@ fn fixture(name: &str) -> Fixture {
     params.filler_module = Hash::of(b"filler module");
     params.initial_difficulty = 1000;
     params.min_difficulty = 1;
+    tune(&mut params);
     let g = testkit::genesis(&ks, 1_000_000, params);
     let genesis = State::genesis(&g).unwrap();
     let reg = Transaction {
@@ -193,33 +199,15 @@ impl Fixture {
     }
 }
 
+/// A block whose proof says the filler won, on the input the parent fixes.
 fn sign_block(
     template: Template,
     module: Hash,
     signer: &dyn Fn(&[u8]) -> proctor_primitives::Signature,
     enclave: proctor_primitives::PublicKey,
 ) -> Block {
-    let th = template.hash();
-    let (slice, counter, instructions, draw) = (100, 3, 300, 0u128);
-    let pouw = PouwProof {
-        enclave,
-        template: th,
-        module,
-        slice,
-        counter,
-        instructions,
-        draw,
-        checker_sig: signer(&checker_message(&module)),
-        work_sig: signer(&work_message(
-            &th,
-            template.difficulty,
-            &module,
-            slice,
-            counter,
-            instructions,
-            draw,
-        )),
-    };
+    let input = Hash::of(&filler_input(&template.parent));
+    let pouw = proof_for(&template, module, None, input, signer, enclave);
     Block {
         header: Header {
             template,
@@ -229,8 +217,35 @@ fn sign_block(
     }
 }
 
+/// A winning proof for `template`, signed by `signer`, that claims the task
+/// ran `module` for `job` on `input`.
+fn proof_for(
+    template: &Template,
+    module: Hash,
+    job: Option<u64>,
+    input: Hash,
+    signer: &dyn Fn(&[u8]) -> proctor_primitives::Signature,
+    enclave: proctor_primitives::PublicKey,
+) -> PouwProof {
+    let mut p = PouwProof {
+        enclave,
+        template: template.hash(),
+        module,
+        job,
+        input,
+        slice: 100,
+        counter: 3,
+        instructions: 300,
+        draw: 0,
+        checker_sig: signer(&checker_message(&module)),
+        work_sig: signer(b"replaced below"),
+    };
+    p.work_sig = signer(&p.work_message(template.difficulty));
+    p
+}
+
 fn check(f: &Fixture, b: &Block) -> Result<Applied, ConsensusError> {
-    validate_block(&f.parent(), b, None, |m| *m == f.filler)
+    validate_block(&f.parent(), b, None)
 }
 
 #[test]
@@ -326,15 +341,7 @@ fn pouw_negatives_each_have_their_own_error() {
     let mut b = good.clone();
     let p = b.header.pouw.as_mut().unwrap();
     p.draw = u128::MAX;
-    p.work_sig = sign(&work_message(
-        &p.template,
-        1000,
-        &p.module,
-        p.slice,
-        p.counter,
-        p.instructions,
-        p.draw,
-    ));
+    p.work_sig = sign(&p.work_message(1000));
     assert_eq!(check(&f, &b).unwrap_err(), ConsensusError::LotteryNotWon);
 
     // Missing proof, bad state root, bad parent.
@@ -381,14 +388,14 @@ fn pouw_negatives_each_have_their_own_error() {
         interval_ms: None,
     };
     assert!(matches!(
-        validate_block(&parent, &b, None, |m| *m == f.filler),
+        validate_block(&parent, &b, None),
         Err(ConsensusError::RegistrationExpired { .. })
     ));
 
     // Timestamp too far in the future for the validator's clock.
     let now = good.header.template.timestamp - MAX_FUTURE_DRIFT_MS - 1;
     assert!(matches!(
-        validate_block(&f.parent(), &good, Some(now), |m| *m == f.filler),
+        validate_block(&f.parent(), &good, Some(now)),
         Err(ConsensusError::TimestampInFuture { .. })
     ));
     // The distinct codes really are distinct.
@@ -444,8 +451,7 @@ fn deregistered_enclaves_and_retired_measurements_cannot_mine() {
     let f = fixture("lifecycle");
     let id = f.platform.identity();
     let b = f.block(&|m| f.platform.sign(m), id);
-    let known = |m: &Hash| *m == f.filler;
-    assert!(validate_pouw(&b.header, &f.state, known).is_ok());
+    assert!(validate_pouw(&b.header, &f.state).is_ok());
     let ks = keys(2);
     let g_hash = f.state.genesis_hash();
     let call = |nonce, call| {
@@ -468,10 +474,192 @@ fn deregistered_enclaves_and_retired_measurements_cannot_mine() {
         .apply_block(&env, &[call(1, Call::DeregisterEnclave { identity: id })])
         .unwrap()
         .state;
-    let e = validate_pouw(&b.header, &deregistered, known).unwrap_err();
+    let e = validate_pouw(&b.header, &deregistered).unwrap_err();
     assert_eq!(e, ConsensusError::EnclaveDeregistered);
     assert_eq!(e.code(), 2019);
     // Measurements come from the governed allowlist, with the grace period.
     assert!(deregistered.measurement_allowed(&sim_measurement(), 2));
     assert!(!deregistered.measurement_allowed(&Hash([3; 32]), 2));
+}
+
+/// PoUW mines only with the useful work the proof names: the filler on the
+/// input its parent fixes, or an active job's module and input run by an
+/// enclave assigned to it (key posted, result not yet in). Each way to
+/// cheat has its own error code. Before, any proof naming an active job's
+/// module passed, whoever ran it on whatever input.
+#[test]
+fn a_proof_must_name_useful_work_the_chain_assigned() {
+    // Jobs go to enclaves registered past the longest deadline.
+    let f = fixture_with("jobsource", |p| p.market.max_deadline_blocks = 100);
+    let sign = |m: &[u8]| f.platform.sign(m);
+    let id = f.platform.identity();
+    let good = f.block(&sign, id);
+    let t = good.header.template.clone();
+    let ks = keys(2);
+    let g = f.state.genesis_hash();
+    let other_dir =
+        std::env::temp_dir().join(format!("proctor-consensus-other-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&other_dir);
+    let other = SimPlatform::open(&other_dir, SimAttestationRoot::from_secret(&[42; 32])).unwrap();
+
+    // A second enclave, an offer from the first, and a job placed on it.
+    let spec = proctor_state::jobs::JobSpec {
+        module: Hash::of(b"job module"),
+        input: Hash::of(b"job input"),
+        memory_pages: 10,
+        fuel: 1_000,
+        max_price: Amount(1),
+        replicas: 1,
+        deadline_blocks: 50,
+        retention_blocks: 5,
+        output_key: [3; 32],
+        args: vec![],
+    };
+    let escrow =
+        proctor_market::settle::escrow(spec.fuel, 1, 1, &f.state.params().market.fees).unwrap();
+    let tx = |k: &Keypair, nonce, call| {
+        Transaction {
+            chain: g,
+            signer: k.public(),
+            nonce,
+            fee: Amount(1),
+            call,
+        }
+        .sign(k)
+    };
+    let mut state = f.state.clone();
+    let mut height = 1;
+    let mut apply = |state: &mut State, txs: Vec<SignedTransaction>| {
+        height += 1;
+        let env = BlockEnv {
+            height,
+            timestamp: f.genesis_header.template.timestamp + height * 1000,
+            miner: f.miner,
+        };
+        *state = state.apply_block(&env, &txs).unwrap().state;
+    };
+    let expires = f.state.params().registration_blocks;
+    apply(
+        &mut state,
+        vec![
+            tx(
+                &ks[0],
+                1,
+                Call::SetOffer {
+                    identity: id,
+                    price: Amount(1),
+                    memory_pages: 100,
+                    fuel: 1_000_000,
+                },
+            ),
+            tx(
+                &ks[1],
+                0,
+                testkit::register_call(&other, &ks[1].public().address(), &g, expires, 1_000),
+            ),
+        ],
+    );
+    apply(
+        &mut state,
+        vec![tx(
+            &ks[1],
+            1,
+            Call::SubmitJob {
+                spec: spec.clone(),
+                escrow: Amount(escrow),
+            },
+        )],
+    );
+    let job = state.job(0).unwrap();
+    assert_eq!(job.assignments.len(), 1);
+    assert_eq!(job.assignments[0].worker, id);
+    let check = |state: &State, p: PouwProof| {
+        let h = Header {
+            template: t.clone(),
+            pouw: Some(p),
+        };
+        validate_pouw(&h, state)
+    };
+    let for_job = |job, input, signer: &dyn Fn(&[u8]) -> proctor_primitives::Signature, who| {
+        proof_for(&t, spec.module, job, input, signer, who)
+    };
+
+    // Assigned, but its key not yet posted: the enclave cannot be running it.
+    let e = check(&state, for_job(Some(0), spec.input, &sign, id)).unwrap_err();
+    assert!(
+        matches!(e, ConsensusError::NotAssignedToJob { job: 0, .. }),
+        "{e}"
+    );
+    apply(
+        &mut state,
+        vec![tx(
+            &ks[1],
+            2,
+            Call::PostKeys {
+                job: 0,
+                keys: vec![proctor_state::jobs::WrappedKey {
+                    worker: id,
+                    key: vec![1; 48],
+                }],
+            },
+        )],
+    );
+    // The assigned enclave, on the job's input: useful work.
+    check(&state, for_job(Some(0), spec.input, &sign, id)).unwrap();
+    // The job's module on another input.
+    let e = check(&state, for_job(Some(0), Hash::of(b"mine"), &sign, id)).unwrap_err();
+    assert!(matches!(e, ConsensusError::WorkInputMismatch { .. }), "{e}");
+    assert_eq!(e.code(), 2022);
+    // An enclave the job is not assigned to.
+    let e = check(
+        &state,
+        for_job(Some(0), spec.input, &|m| other.sign(m), other.identity()),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, ConsensusError::NotAssignedToJob { job: 0, .. }),
+        "{e}"
+    );
+    assert_eq!(e.code(), 2021);
+    // A job that does not exist, and the job's module passed off as no job.
+    let e = check(&state, for_job(Some(9), spec.input, &sign, id)).unwrap_err();
+    assert_eq!(e, ConsensusError::JobNotActive(9));
+    assert_eq!(e.code(), 2020);
+    let e = check(&state, for_job(None, spec.input, &sign, id)).unwrap_err();
+    assert_eq!(e, ConsensusError::ModuleNotAllowed(spec.module));
+    // The filler on an input of the miner's choosing.
+    let e = check(
+        &state,
+        proof_for(&t, f.filler, None, Hash::of(b"seed"), &sign, id),
+    )
+    .unwrap_err();
+    assert!(matches!(e, ConsensusError::WorkInputMismatch { .. }), "{e}");
+    // Once the enclave has reported, the job is no longer its work, and
+    // once the job settles, no one's.
+    let report = proctor_state::jobs::ResultReport {
+        job: 0,
+        worker: id,
+        module: spec.module,
+        input: spec.input,
+        output: Hash::of(b"sealed output"),
+        instructions: 500,
+        commitment: Hash::of(b"commitment"),
+    };
+    let signature = f.platform.sign(&report.hash().0);
+    apply(
+        &mut state,
+        vec![tx(&ks[0], 2, Call::SubmitResult { report, signature })],
+    );
+    let e = check(&state, for_job(Some(0), spec.input, &sign, id)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConsensusError::JobNotActive(0) | ConsensusError::NotAssignedToJob { job: 0, .. }
+        ),
+        "{e}"
+    );
+    assert!(
+        !state.job(0).unwrap().state.is_active(),
+        "one replica reported: settled"
+    );
 }

@@ -9,12 +9,16 @@
 //! Mining (seed 000 §3.3-3.4): the host loads a task ([`Request::LoadTask`]);
 //! the enclave checks the module itself (it hashes the bytes it was given, so
 //! the host cannot lie about M) and signs the checker attestation. Then the
-//! host calls [`Request::Mine`] with the current template hash T and
-//! difficulty D. After each slice of n instructions the enclave draws r from
-//! its own RNG and wins iff `r * D < n * 2^128`; on a win it signs the
-//! useful-work attestation over (T, D, M, n, counter, instructions, r) and
-//! returns the [`PouwProof`]. The task keeps running across calls and
-//! templates: the work is never thrown away when a new block arrives.
+//! host calls [`Request::Mine`] with the current block template; the enclave
+//! hashes it itself (T) and reads the difficulty D from it. After each slice
+//! of n instructions the enclave draws r from its own RNG and wins iff
+//! `r * D < n * 2^128`; on a win it signs the useful-work attestation over
+//! (T, D, M, job, input, n, counter, instructions, r) and returns the
+//! [`PouwProof`]. A job keeps running across calls and templates: useful work
+//! is never thrown away when a new block arrives. The filler task
+//! ([`TaskInput::FromParent`]) runs on an input the chain fixes,
+//! [`proctor_state::filler_input`] of the template's parent: the enclave
+//! restarts it when the parent changes, so no host picks what it runs on.
 //!
 //! The host cannot forge a win (it never sees the identity key), cannot
 //! grind (one draw per slice, bound to the T current at that slice) and cannot
@@ -35,7 +39,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_consensus::lottery_wins;
 use proctor_primitives::{Address, EncryptionKey, Hash, PublicKey};
 use proctor_state::jobs::ResultReport;
-use proctor_state::{PouwProof, checker_message, work_message};
+use proctor_state::{PouwProof, Template, checker_message, filler_input};
 use proctor_tee::envelope;
 use proctor_tee::{Platform, Quote, TeeKind, registration_report_data};
 use proctor_vm::{Limits, Status, Step, Task, TaskSpec, Vm};
@@ -56,22 +60,34 @@ pub enum Request {
     /// Check `module` and start running it on `input`.
     LoadTask {
         module: Vec<u8>,
-        input: Vec<u8>,
+        input: TaskInput,
         args: Vec<String>,
         clock_ns: u64,
         fuel: u64,
         slice: u64,
     },
-    /// Run up to `max_slices` slices, drawing the lottery for template `template` at `difficulty`.
+    /// Run up to `max_slices` slices, drawing the lottery for `template`
+    /// (hashed here, its difficulty read from it).
     Mine {
-        template: Hash,
-        difficulty: u64,
+        template: Box<Template>,
         max_slices: u32,
     },
     /// Run a confidential job to completion.
     RunJob(Box<JobTicket>),
     /// Make a confidential job the mining task (see [`MineResult::JobDone`]).
     LoadJob { ticket: Box<JobTicket>, slice: u64 },
+}
+
+/// What a loaded task reads on stdin.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub enum TaskInput {
+    /// These bytes (benchmarks, tests; the chain accepts no block won this
+    /// way, since its input is the host's choice).
+    Given(Vec<u8>),
+    /// The filler's input for mining: [`proctor_state::filler_input`] of the
+    /// parent of the template being mined, the task restarted whenever it
+    /// changes.
+    FromParent,
 }
 
 /// Everything the enclave needs to run one job (all of it safe for the host to see).
@@ -191,8 +207,20 @@ struct Running {
     slice: u64,
     counter: u64,
     checker_sig: proctor_primitives::Signature,
+    /// Hash of the input the task runs on.
+    input: Hash,
     /// Set when the task is a job: what finishing it needs.
     job: Option<JobContext>,
+    /// Set for a filler on [`TaskInput::FromParent`]: how to restart it,
+    /// and the parent its current input comes from.
+    filler: Option<Filler>,
+}
+
+/// A filler task that follows the chain's parent.
+struct Filler {
+    loaded: proctor_vm::Loaded,
+    spec: TaskSpec,
+    parent: Option<Hash>,
 }
 
 /// A job being mined: its key and where its output goes (enclave memory only).
@@ -257,11 +285,8 @@ impl Enclave {
             } => self.load_task(&module, input, args, clock_ns, fuel, slice),
             Request::Mine {
                 template,
-                difficulty,
                 max_slices,
-            } => self
-                .mine(template, difficulty, max_slices)
-                .map(Response::Mined),
+            } => self.mine(&template, max_slices).map(Response::Mined),
             Request::RunJob(ticket) => self.run_job(*ticket),
             Request::LoadJob { ticket, slice } => self.load_job(*ticket, slice),
         };
@@ -332,13 +357,14 @@ impl Enclave {
     fn finish_job(
         &mut self,
         ctx: &JobContext,
-        mut output: Vec<u8>,
+        output: Vec<u8>,
         instructions: u64,
     ) -> Result<Response, Error> {
         #[cfg(feature = "test-faults")]
-        if self.corrupt_results {
-            output.extend_from_slice(b" (corrupted)");
-        }
+        let output = match self.corrupt_results {
+            true => [output, b" (corrupted)".to_vec()].concat(),
+            false => output,
+        };
         let commitment = envelope::commitment(&ctx.key, &output);
         let mut seed = [0u8; 32];
         self.platform.random(&mut seed);
@@ -385,7 +411,8 @@ impl Enclave {
         }
         let (ctx, vm, loaded, spec) = self.open_job(t)?;
         let task = vm.start(&loaded, spec, slice);
-        Ok(self.start_mining(loaded.verdict.module, task, slice, Some(ctx)))
+        let input = ctx.input;
+        Ok(self.start_mining(loaded.verdict.module, task, slice, input, Some(ctx)))
     }
 
     /// Makes `task` (module `m`, passed by the checker) the mining task and
@@ -395,6 +422,7 @@ impl Enclave {
         m: Hash,
         task: Task,
         slice: u64,
+        input: Hash,
         job: Option<JobContext>,
     ) -> Response {
         let checker_sig = self.platform.sign(&checker_message(&m));
@@ -404,7 +432,9 @@ impl Enclave {
             slice,
             counter: 0,
             checker_sig,
+            input,
             job,
+            filler: None,
         });
         Response::Loaded {
             module: m,
@@ -435,7 +465,7 @@ impl Enclave {
     fn load_task(
         &mut self,
         module: &[u8],
-        input: Vec<u8>,
+        input: TaskInput,
         args: Vec<String>,
         clock_ns: u64,
         fuel: u64,
@@ -446,59 +476,83 @@ impl Enclave {
         }
         let loaded = self.vm.load(module)?;
         let m = loaded.verdict.module;
-        // Not a job: the random stream is keyed by module and input.
-        let random_seed = TaskSpec::task_seed(&m, &input);
-        let spec = TaskSpec {
+        let mut spec = TaskSpec {
             args,
-            input,
+            input: Vec::new(),
             fuel,
             clock_ns,
-            random_seed,
+            random_seed: Hash::ZERO,
         };
-        let task = self.vm.start(&loaded, spec, slice);
-        Ok(self.start_mining(m, task, slice, None))
+        let (bytes, follows_parent) = match input {
+            TaskInput::Given(bytes) => (bytes, false),
+            // Replaced by the first template's input before any slice runs.
+            TaskInput::FromParent => (filler_input(&Hash::ZERO).to_vec(), true),
+        };
+        let input_hash = Hash::of(&bytes);
+        // Not a job: the random stream is keyed by module and input.
+        spec.random_seed = TaskSpec::task_seed(&m, &bytes);
+        spec.input = bytes;
+        let task = self.vm.start(&loaded, spec.clone(), slice);
+        let response = self.start_mining(m, task, slice, input_hash, None);
+        if follows_parent && let Some(run) = self.running.as_mut() {
+            run.filler = Some(Filler {
+                loaded,
+                spec,
+                parent: None,
+            });
+        }
+        Ok(response)
     }
 
-    fn mine(
-        &mut self,
-        template: Hash,
-        difficulty: u64,
-        max_slices: u32,
-    ) -> Result<MineResult, Error> {
+    /// Points a parent-following filler at `parent`: restarts it on that
+    /// parent's input if it runs on another's.
+    fn follow_parent(vm: &Vm, run: &mut Running, parent: Hash) {
+        let Some(f) = run.filler.as_mut() else {
+            return;
+        };
+        if f.parent == Some(parent) {
+            return;
+        }
+        let bytes = filler_input(&parent).to_vec();
+        let mut spec = f.spec.clone();
+        spec.random_seed = TaskSpec::task_seed(&run.module, &bytes);
+        run.input = Hash::of(&bytes);
+        spec.input = bytes;
+        run.task = vm.start(&f.loaded, spec, run.slice);
+        run.counter = 0;
+        f.parent = Some(parent);
+    }
+
+    fn mine(&mut self, template: &Template, max_slices: u32) -> Result<MineResult, Error> {
         let run = self.running.as_mut().ok_or(Error::NoTask)?;
-        for done in 0..max_slices {
+        Self::follow_parent(&self.vm, run, template.parent);
+        let (t, difficulty) = (template.hash(), template.difficulty);
+        for _ in 0..max_slices {
             match run.task.step() {
                 Step::Slice => {
                     run.counter += 1;
                     // Seed 000 §3.3: one draw per slice of n instructions.
                     let r = self.platform.random_u128();
                     if lottery_wins(r, run.slice, difficulty) {
-                        let instructions = run.counter * run.slice;
-                        let work_sig = self.platform.sign(&work_message(
-                            &template,
-                            difficulty,
-                            &run.module,
-                            run.slice,
-                            run.counter,
-                            instructions,
-                            r,
-                        ));
-                        return Ok(MineResult::Won(Box::new(PouwProof {
+                        let mut proof = PouwProof {
                             enclave: self.platform.identity(),
-                            template,
+                            template: t,
                             module: run.module,
+                            job: run.job.as_ref().map(|j| j.job),
+                            input: run.input,
                             slice: run.slice,
                             counter: run.counter,
-                            instructions,
+                            instructions: run.counter * run.slice,
                             draw: r,
                             checker_sig: run.checker_sig,
-                            work_sig,
-                        })));
+                            work_sig: run.checker_sig,
+                        };
+                        proof.work_sig = self.platform.sign(&proof.work_message(difficulty));
+                        return Ok(MineResult::Won(Box::new(proof)));
                     }
-                    let _ = done;
                 }
                 Step::Done(outcome) => {
-                    let finished = self.running.take().expect("running");
+                    let finished = self.running.take().ok_or(Error::NoTask)?;
                     if let Some(ctx) = finished.job {
                         let done = self.finish_job(&ctx, outcome.stdout, outcome.instructions)?;
                         let Response::JobDone {
@@ -548,10 +602,26 @@ mod tests {
         .unwrap()
     }
 
+    fn template(parent: u8, difficulty: u64) -> Box<Template> {
+        Box::new(Template {
+            parent: Hash([parent; 32]),
+            height: 5,
+            timestamp: 6,
+            state_root: Hash::ZERO,
+            tx_root: Hash::ZERO,
+            difficulty,
+            miner: Address([1; 20]),
+        })
+    }
+
     fn load(e: &mut Enclave, rounds: &str, slice: u64) -> Hash {
+        load_on(e, rounds, slice, TaskInput::Given(b"seed".to_vec()))
+    }
+
+    fn load_on(e: &mut Enclave, rounds: &str, slice: u64, input: TaskInput) -> Hash {
         match e.handle(Request::LoadTask {
             module: FILLER.to_vec(),
-            input: b"seed".to_vec(),
+            input,
             args: vec![rounds.into()],
             clock_ns: 0,
             fuel: u64::MAX / 4,
@@ -578,26 +648,39 @@ mod tests {
         let mut e = enclave("win");
         let m = load(&mut e, "100000", 10_000);
         assert_eq!(m, Hash::of(FILLER));
-        let t = Hash([7; 32]);
         // Difficulty = slice: every slice wins.
         let Response::Mined(MineResult::Won(p)) = e.handle(Request::Mine {
-            template: t,
-            difficulty: 10_000,
+            template: template(7, 10_000),
             max_slices: 10,
         }) else {
             panic!("expected a win")
         };
         let id = e.info().identity;
         assert_eq!(p.enclave, id);
+        assert_eq!(p.template, template(7, 10_000).hash());
         assert_eq!(p.counter, 1);
-        let msg = work_message(&t, 10_000, &m, p.slice, p.counter, p.instructions, p.draw);
-        assert!(id.verify(&msg, &p.work_sig).is_ok());
+        assert_eq!((p.job, p.input), (None, Hash::of(b"seed")));
+        assert!(id.verify(&p.work_message(10_000), &p.work_sig).is_ok());
+        // A proof altered in any field the attestation covers fails it.
+        for alter in [
+            (|p: &mut PouwProof| p.input = Hash([1; 32])) as fn(&mut PouwProof),
+            |p| p.job = Some(0),
+            |p| p.module = Hash([2; 32]),
+            |p| p.instructions += 1,
+        ] {
+            let mut forged = (*p).clone();
+            alter(&mut forged);
+            assert!(
+                id.verify(&forged.work_message(10_000), &p.work_sig)
+                    .is_err()
+            );
+        }
+        let t = template(7, u64::MAX);
         // Impossible difficulty: no win, and the task eventually finishes with its exact count.
         let mut total_slices = 0u64;
         loop {
             match e.handle(Request::Mine {
-                template: t,
-                difficulty: u64::MAX,
+                template: t.clone(),
                 max_slices: 1000,
             }) {
                 Response::Mined(MineResult::NoWin { slices }) => total_slices += slices as u64,
@@ -616,12 +699,35 @@ mod tests {
         assert!(total_slices > 0);
         assert!(matches!(
             e.handle(Request::Mine {
-                template: t,
-                difficulty: 1,
+                template: template(7, 1),
                 max_slices: 1
             }),
             Response::Error { code: 3002, .. }
         ));
+    }
+
+    /// The host cannot pick the filler's input: it is derived from the
+    /// template's parent, and a new parent restarts the task on its input.
+    #[test]
+    fn the_filler_runs_on_the_input_the_parent_fixes() {
+        let mut e = enclave("parent");
+        load_on(&mut e, "100000", 10_000, TaskInput::FromParent);
+        let win = |e: &mut Enclave, parent: u8| match e.handle(Request::Mine {
+            template: template(parent, 10_000),
+            max_slices: 1,
+        }) {
+            Response::Mined(MineResult::Won(p)) => p,
+            other => panic!("{other:?}"),
+        };
+        let expect = |parent: u8| Hash::of(&filler_input(&Hash([parent; 32])));
+        let a = win(&mut e, 1);
+        assert_eq!((a.input, a.counter), (expect(1), 1));
+        let a2 = win(&mut e, 1);
+        assert_eq!((a2.input, a2.counter), (expect(1), 2));
+        // A new block: the task starts again on the new parent's input.
+        let b = win(&mut e, 2);
+        assert_eq!((b.input, b.counter), (expect(2), 1));
+        assert_ne!(expect(1), expect(2));
     }
 
     #[test]
@@ -629,7 +735,7 @@ mod tests {
         let mut e = enclave("reject");
         let r = e.handle(Request::LoadTask {
             module: b"\0asm garbage".to_vec(),
-            input: vec![],
+            input: TaskInput::Given(vec![]),
             args: vec![],
             clock_ns: 0,
             fuel: 1,

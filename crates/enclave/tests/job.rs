@@ -225,6 +225,7 @@ fn a_job_loaded_for_mining_wins_blocks_with_its_module_then_finishes() {
     let requester = RecipientKey::from_seed(&[9; 32]);
     let plaintext = input_text();
     let (t, k) = ticket(&key, &requester, &plaintext);
+    let input_hash = t.input_hash;
     let loaded = e.handle(Request::LoadJob {
         ticket: Box::new(t),
         slice: 10_000,
@@ -234,12 +235,21 @@ fn a_job_loaded_for_mining_wins_blocks_with_its_module_then_finishes() {
     let mut wins = 0;
     let done = loop {
         match e.handle(Request::Mine {
-            template: Hash::of(b"template"),
-            difficulty: 1,
+            template: Box::new(proctor_state::Template {
+                parent: Hash::of(b"parent"),
+                height: 7,
+                timestamp: 1,
+                state_root: Hash::ZERO,
+                tx_root: Hash::ZERO,
+                difficulty: 1,
+                miner: proctor_primitives::Address([3; 20]),
+            }),
             max_slices: 5,
         }) {
             Response::Mined(proctor_enclave::MineResult::Won(p)) => {
+                // The attestation names the job and the input it runs on.
                 assert_eq!(p.module, Hash::of(WORDFREQ));
+                assert_eq!((p.job, p.input), (Some(42), input_hash));
                 wins += 1;
             }
             Response::Mined(proctor_enclave::MineResult::JobDone(r)) => break r,

@@ -253,6 +253,7 @@ impl Chain {
             difficulty: p.template.difficulty,
             timestamp: p.template.timestamp,
             filler_module: self.genesis.params.filler_module,
+            template: proctor_rpc::to_hex(&p.template),
         }
     }
 
@@ -354,11 +355,7 @@ impl Chain {
             interval_ms: self.tip_interval,
         };
         validate_header(&parent, &header, Some(now_ms))?;
-        validate_pouw(
-            &header,
-            &self.state,
-            known_module(&self.genesis, &self.state),
-        )?;
+        validate_pouw(&header, &self.state)?;
         // The template's transactions were applied when it was built; reuse that.
         let p = self.templates.remove(idx).expect("index is valid");
         let block = Block { header, txs: p.txs };
@@ -389,13 +386,7 @@ impl Chain {
             };
             // Transactions already in the mempool had their signatures checked.
             let known = |t: &SignedTransaction| self.mempool.holds(t);
-            let applied = validate_block_known(
-                &p,
-                &block,
-                Some(now_ms),
-                known_module(&self.genesis, &self.state),
-                &known,
-            )?;
+            let applied = validate_block_known(&p, &block, Some(now_ms), &known)?;
             return self.commit(block, applied).map(Imported::Extended);
         }
         let Some(parent_td) = self.store.total_difficulty(&parent)? else {
@@ -510,8 +501,7 @@ impl Chain {
                 interval_ms: interval,
             };
             let known = |t: &SignedTransaction| self.mempool.holds(t);
-            let modules = known_module(&self.genesis, &state);
-            let applied = validate_block_known(&p, &b, Some(now_ms), modules, &known)?;
+            let applied = validate_block_known(&p, &b, Some(now_ms), &known)?;
             let undo = state.undo_of(&applied.changes);
             net.extend(applied.changes.iter().cloned());
             td += b.header.template.difficulty as u128;
@@ -665,13 +655,6 @@ impl Chain {
         self.retain_and_expire_blobs(&events, tip.height);
         Ok(tip.hash)
     }
-}
-
-/// The modules a block's proof of useful work may run, given the parent
-/// state: the genesis filler task, or the module of a job being worked on
-/// (jobs are the useful work that secures the chain).
-fn known_module<'a>(genesis: &'a Genesis, state: &'a State) -> impl Fn(&Hash) -> bool + 'a {
-    move |m| *m == genesis.params.filler_module || state.is_job_module(m)
 }
 
 /// A block as shown over RPC.

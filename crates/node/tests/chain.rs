@@ -21,7 +21,7 @@ fn a_block_sealed_by_one_node_imports_on_another() {
         .unwrap();
     let work = a.work(tc.keys[0].public().address(), now);
     common::load(&mut enclave);
-    let proof = common::win(&mut enclave, work.template_hash, work.difficulty);
+    let proof = common::win(&mut enclave, &work);
     let hash = a
         .submit_work(work.template_hash, proof.clone(), now)
         .unwrap();

@@ -6,7 +6,7 @@ mod common;
 
 use common::{load, test_chain_with, win};
 use proctor_consensus::ConsensusError;
-use proctor_enclave::{JobTicket, MineResult, Request, Response};
+use proctor_enclave::{JobTicket, MineResult, Request, Response, TaskInput};
 use proctor_node::chain::{Chain, ChainError};
 use proctor_primitives::{Amount, Hash, Keypair};
 use proctor_state::jobs::{JobSpec, JobState, WrappedKey};
@@ -40,8 +40,35 @@ fn mine_with(
         chain.submit_tx(t, *now).unwrap();
     }
     let work = chain.work(miner, *now);
-    let proof = win(enclave, work.template_hash, work.difficulty);
+    let proof = win(enclave, &work);
     chain.submit_work(work.template_hash, proof, *now).unwrap()
+}
+
+/// Runs NBODY on an input of the miner's choosing and checks that the win
+/// is refused: that is not the chain's useful work.
+fn mine_on_own_input(
+    chain: &mut Chain,
+    enclave: &mut proctor_enclave::Enclave,
+    miner: proctor_primitives::Address,
+    now: &mut u64,
+    input: &[u8],
+) {
+    let loaded = enclave.handle(Request::LoadTask {
+        module: NBODY.to_vec(),
+        input: TaskInput::Given(input.to_vec()),
+        args: vec!["1000000".into()],
+        clock_ns: 0,
+        fuel: u64::MAX / 2,
+        slice: 1_000_000,
+    });
+    assert!(matches!(loaded, Response::Loaded { .. }));
+    *now += 1_000;
+    let work = chain.work(miner, *now);
+    let proof = win(enclave, &work);
+    assert!(matches!(
+        chain.submit_work(work.template_hash, proof, *now),
+        Err(ChainError::Consensus(ConsensusError::ModuleNotAllowed(m))) if m == Hash::of(NBODY)
+    ));
 }
 
 #[test]
@@ -60,22 +87,7 @@ fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
     };
 
     // Outside any job the module is not useful work: the proof is refused.
-    let loaded = enclave.handle(Request::LoadTask {
-        module: NBODY.to_vec(),
-        input: vec![],
-        args: vec!["1000000".into()],
-        clock_ns: 0,
-        fuel: u64::MAX / 2,
-        slice: 1_000_000,
-    });
-    assert!(matches!(loaded, Response::Loaded { .. }));
-    now += 1_000;
-    let work = chain.work(miner, now);
-    let proof = win(&mut enclave, work.template_hash, work.difficulty);
-    assert!(matches!(
-        chain.submit_work(work.template_hash, proof, now),
-        Err(ChainError::Consensus(ConsensusError::ModuleNotAllowed(m))) if m == module
-    ));
+    mine_on_own_input(&mut chain, &mut enclave, miner, &mut now, b"");
 
     // The filler mines the market's transactions: an offer, a job, its key.
     load(&mut enclave);
@@ -140,6 +152,10 @@ fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
     );
     assert_eq!(chain.state().job(0).unwrap().state, JobState::Running);
 
+    // The job's module on an input of the miner's choosing is not the job:
+    // while the job runs, such a win is still refused.
+    mine_on_own_input(&mut chain, &mut enclave, miner, &mut now, b"my own input");
+
     // The job becomes the mining task; a win names its module and is a block.
     let ticket = JobTicket {
         job: 0,
@@ -164,13 +180,12 @@ fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
     now += 1_000;
     let work = chain.work(miner, now);
     // Low enough that some slice of the job wins before it ends.
-    let difficulty = work.difficulty;
+    let template = work.decode_template().unwrap();
     let mut proof = None;
     let mut result = None;
     for _ in 0..10_000 {
         match enclave.handle(Request::Mine {
-            template: work.template_hash,
-            difficulty,
+            template: Box::new(template.clone()),
             max_slices: 10,
         }) {
             Response::Mined(MineResult::Won(p)) if proof.is_none() => proof = Some(*p),
@@ -184,6 +199,7 @@ fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
     }
     let proof = proof.expect("the job won a slice (about 23 expected at this difficulty)");
     assert_eq!(proof.module, module);
+    assert_eq!((proof.job, proof.input), (Some(0), spec.input));
     let block = chain.submit_work(work.template_hash, proof, now).unwrap();
     let b = chain.store().block(&block).unwrap().unwrap();
     assert_eq!(b.header.pouw.unwrap().module, module);

@@ -228,6 +228,25 @@ pub struct WorkInfo {
     pub timestamp: Timestamp,
     /// Module the chain accepts as useful work (the filler task).
     pub filler_module: Hash,
+    /// The whole template, hex of its borsh encoding: the enclave hashes it
+    /// itself and reads the parent its filler input derives from.
+    pub template: String,
+}
+
+impl WorkInfo {
+    /// The template, decoded and checked against `template_hash`.
+    pub fn decode_template(&self) -> Result<proctor_state::Template, String> {
+        let t: proctor_state::Template =
+            from_hex("template", &self.template).map_err(|e| e.message().to_string())?;
+        if t.hash() != self.template_hash {
+            return Err(format!(
+                "the node's template hashes to {}, not {}",
+                t.hash(),
+                self.template_hash
+            ));
+        }
+        Ok(t)
+    }
 }
 
 #[rpc(server, client, namespace = "proctor")]

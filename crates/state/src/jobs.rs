@@ -119,6 +119,10 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Assigned or running: workers are on it, and its task is useful work.
+    pub fn is_active(self) -> bool {
+        matches!(self, JobState::Assigned | JobState::Running)
+    }
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -976,15 +980,6 @@ impl State {
     /// A worker's market offer.
     pub fn offer(&self, id: &PublicKey) -> Option<WorkerOffer> {
         self.read().offer(id)
-    }
-    /// Whether `m` is the module of a job assigned or running now: a block
-    /// may be won while working on it.
-    pub fn is_job_module(&self, m: &Hash) -> bool {
-        let o = self.read();
-        o.market()
-            .active
-            .iter()
-            .any(|id| o.job(*id).is_some_and(|j| j.spec.module == *m))
     }
     /// What a requester's running jobs hold, and its reputation.
     pub fn requester(&self, a: &Address) -> RequesterUsage {

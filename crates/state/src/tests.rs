@@ -479,6 +479,8 @@ fn wire_types_roundtrip() {
         enclave: platform.identity(),
         template: Hash([1; 32]),
         module: Hash([2; 32]),
+        job: Some(7),
+        input: Hash([8; 32]),
         slice: 3,
         counter: 4,
         instructions: 12,

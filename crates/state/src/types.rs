@@ -326,6 +326,11 @@ impl Template {
 
 /// The proof of useful work: the two attestations of seed 000 §3.4.3, signed
 /// by the enclave's registered identity key.
+///
+/// The useful-work attestation binds what was run, not only which module:
+/// for a job, the job id and the job's input blob; for the filler task, an
+/// input the enclave derives from the template's parent ([`filler_input`]),
+/// so a miner cannot pick an input of its own.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct PouwProof {
     /// The enclave identity that won.
@@ -334,6 +339,11 @@ pub struct PouwProof {
     pub template: Hash,
     /// Hash of the module whose execution won.
     pub module: Hash,
+    /// The job whose task won; None for the filler task.
+    pub job: Option<u64>,
+    /// Hash of the input the task ran on: the job's input blob, or
+    /// `H(filler_input(parent))` for the filler.
+    pub input: Hash,
     /// Slice length n in instructions.
     pub slice: u64,
     /// Index of the winning slice within the task run.
@@ -344,8 +354,35 @@ pub struct PouwProof {
     pub draw: u128,
     /// Checker attestation: module passed the checker.
     pub checker_sig: Signature,
-    /// Useful-work attestation: over T, D, M, n, counter, instructions, r.
+    /// Useful-work attestation: over [`PouwProof::work_message`].
     pub work_sig: Signature,
+}
+
+impl PouwProof {
+    /// The bytes of the useful-work attestation: T, D, M, the job and input,
+    /// n, counter, instructions and r (every field but the signatures).
+    pub fn work_message(&self, difficulty: u64) -> Vec<u8> {
+        let job = match self.job {
+            Some(j) => [&[1u8][..], &j.to_le_bytes()].concat(),
+            None => vec![0u8],
+        };
+        Hash::tagged(
+            "proctor/attest/work/v2",
+            &[
+                &self.template.0,
+                &difficulty.to_le_bytes(),
+                &self.module.0,
+                &job,
+                &self.input.0,
+                &self.slice.to_le_bytes(),
+                &self.counter.to_le_bytes(),
+                &self.instructions.to_le_bytes(),
+                &self.draw.to_le_bytes(),
+            ],
+        )
+        .0
+        .to_vec()
+    }
 }
 
 /// The bytes of the checker attestation for `module`.
@@ -355,30 +392,11 @@ pub fn checker_message(module: &Hash) -> Vec<u8> {
         .to_vec()
 }
 
-/// The bytes of the useful-work attestation.
-pub fn work_message(
-    template: &Hash,
-    difficulty: u64,
-    module: &Hash,
-    slice: u64,
-    counter: u64,
-    instructions: u64,
-    draw: u128,
-) -> Vec<u8> {
-    Hash::tagged(
-        "proctor/attest/work",
-        &[
-            &template.0,
-            &difficulty.to_le_bytes(),
-            &module.0,
-            &slice.to_le_bytes(),
-            &counter.to_le_bytes(),
-            &instructions.to_le_bytes(),
-            &draw.to_le_bytes(),
-        ],
-    )
-    .0
-    .to_vec()
+/// The filler task's input while mining on top of block `parent`: fixed by
+/// the chain, so no miner chooses what its filler runs on. The enclave
+/// restarts the filler on this input whenever the parent changes.
+pub fn filler_input(parent: &Hash) -> [u8; 32] {
+    Hash::tagged("proctor/filler/input", &[&parent.0]).0
 }
 
 /// A block header: the template and its proof (absent only in genesis).

@@ -424,12 +424,14 @@ impl Worker {
         Ok(self.client.enclave(self.info.identity).await?)
     }
 
-    async fn load_filler(&mut self, module: &[u8], seed: Hash, timestamp_ms: u64) -> Result<()> {
+    /// Loads the filler on the input the chain derives from each template's
+    /// parent (the enclave restarts it when the parent changes).
+    async fn load_filler(&mut self, module: &[u8], timestamp_ms: u64) -> Result<()> {
         let resp = self
             .host
             .call(Request::LoadTask {
                 module: module.to_vec(),
-                input: seed.0.to_vec(),
+                input: proctor_enclave::TaskInput::FromParent,
                 args: vec![FILLER_ROUNDS.into()],
                 clock_ns: timestamp_ms.saturating_mul(1_000_000),
                 fuel: u64::MAX / 2,
@@ -479,13 +481,12 @@ impl Worker {
                 }
             };
             if !loaded {
-                self.load_filler(&module, work.parent, work.timestamp)
-                    .await?;
+                self.load_filler(&module, work.timestamp).await?;
                 loaded = true;
             }
+            let template = work.decode_template().map_err(Error::Enclave)?;
             let req = Request::Mine {
-                template: work.template_hash,
-                difficulty: work.difficulty,
+                template: Box::new(template),
                 max_slices: SLICES_PER_CALL,
             };
             let Response::Mined(result) = self.host.call(req).await? else {

@@ -74,7 +74,7 @@ pub fn test_chain_with(
 pub fn load(enclave: &mut Enclave) {
     let Response::Loaded { .. } = enclave.handle(Request::LoadTask {
         module: FILLER_WASM.to_vec(),
-        input: b"seed".to_vec(),
+        input: proctor_enclave::TaskInput::FromParent,
         args: vec!["100000000".into()],
         clock_ns: 0,
         fuel: u64::MAX / 2,
@@ -84,12 +84,12 @@ pub fn load(enclave: &mut Enclave) {
     };
 }
 
-/// Runs the enclave's task until it wins the lottery for a template.
-pub fn win(enclave: &mut Enclave, template: Hash, difficulty: u64) -> proctor_state::PouwProof {
+/// Runs the enclave's task until it wins the lottery for the work's template.
+pub fn win(enclave: &mut Enclave, work: &proctor_rpc::WorkInfo) -> proctor_state::PouwProof {
+    let template = Box::new(work.decode_template().unwrap());
     for _ in 0..100_000 {
         match enclave.handle(Request::Mine {
-            template,
-            difficulty,
+            template: template.clone(),
             max_slices: 50,
         }) {
             Response::Mined(MineResult::Won(p)) => return *p,
@@ -103,6 +103,6 @@ pub fn win(enclave: &mut Enclave, template: Hash, difficulty: u64) -> proctor_st
 /// Mines one block on `chain` at time `now`.
 pub fn mine(chain: &mut Chain, enclave: &mut Enclave, miner: Address, now: u64) -> Hash {
     let work = chain.work(miner, now);
-    let proof = win(enclave, work.template_hash, work.difficulty);
+    let proof = win(enclave, &work);
     chain.submit_work(work.template_hash, proof, now).unwrap()
 }
