@@ -126,17 +126,13 @@ pub fn next_difficulty(
     (next.min(u64::MAX as u128) as u64).max(params.min_difficulty)
 }
 
-/// Checks the proof of useful work on `header` against the state at its parent.
+/// Checks the proof of useful work on `header` against the state at its
+/// parent: first what needs no state ([`check_attestations`]), then the
+/// enclave's registration at this height and the work the proof names.
 pub fn validate_pouw(header: &Header, parent_state: &State) -> Result<(), ConsensusError> {
+    check_attestations(header)?;
     let p = header.pouw.as_ref().ok_or(ConsensusError::MissingProof)?;
     let t = &header.template;
-    let th = t.hash();
-    if p.template != th {
-        return Err(ConsensusError::TemplateMismatch {
-            header: th,
-            proof: p.template,
-        });
-    }
     let rec = parent_state
         .enclave(&p.enclave)
         .ok_or(ConsensusError::UnregisteredEnclave(p.enclave))?;
@@ -151,7 +147,23 @@ pub fn validate_pouw(header: &Header, parent_state: &State) -> Result<(), Consen
     if !parent_state.measurement_allowed(&rec.measurement, t.height) {
         return Err(ConsensusError::MeasurementNotAllowed(rec.measurement));
     }
-    validate_work_source(p, &t.parent, parent_state)?;
+    validate_work_source(p, &t.parent, parent_state)
+}
+
+/// The checks of a proof that need no state: it is for this header's
+/// template, both attestations verify under the key it names, and its draw
+/// wins. Cheap; a node runs them on a block from a side branch before it
+/// spends a replay of the branch on the rest.
+pub fn check_attestations(header: &Header) -> Result<(), ConsensusError> {
+    let p = header.pouw.as_ref().ok_or(ConsensusError::MissingProof)?;
+    let t = &header.template;
+    let th = t.hash();
+    if p.template != th {
+        return Err(ConsensusError::TemplateMismatch {
+            header: th,
+            proof: p.template,
+        });
+    }
     p.enclave
         .verify(&checker_message(&p.module), &p.checker_sig)
         .map_err(|_| ConsensusError::BadCheckerSignature)?;

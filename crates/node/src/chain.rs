@@ -5,7 +5,8 @@ use crate::mempool::{AdmitError, Mempool};
 use crate::orphans::OrphanPool;
 use proctor_consensus::Tip;
 use proctor_consensus::{
-    ConsensusError, Parent, next_difficulty, validate_block_known, validate_header, validate_pouw,
+    ConsensusError, Parent, check_attestations, next_difficulty, validate_block_known,
+    validate_header, validate_pouw,
 };
 use proctor_primitives::{Address, Hash, Timestamp};
 use proctor_rpc::{BlockInfo, HeadInfo, PouwInfo, WorkInfo};
@@ -26,6 +27,10 @@ const KEPT_TEMPLATES: usize = 32;
 const TEMPLATE_REFRESH: Duration = Duration::from_millis(500);
 /// Dropped transactions whose reason is remembered for clients.
 const KEPT_DROPPED: usize = 10_000;
+/// Side blocks (off the canonical chain, validated) kept at most.
+pub const MAX_SIDE_BLOCKS: usize = 1_024;
+/// Bytes of side blocks kept at most.
+pub const MAX_SIDE_BYTES: u64 = 256 << 20;
 /// Attempts to drop invalid transactions while building a template.
 const MAX_TEMPLATE_RETRIES: usize = 64;
 
@@ -78,6 +83,30 @@ struct PendingTemplate {
     applied: Applied,
     miner: Address,
     built: Instant,
+}
+
+/// A validated block of a branch: receipts, undo data, total difficulty.
+type StagedBlock = (
+    Block,
+    Vec<proctor_state::Receipt>,
+    Vec<(Hash, Option<Vec<u8>>)>,
+    u128,
+);
+
+/// A branch validated from its fork point, ready to switch to.
+struct Staged {
+    fork_height: u64,
+    /// Canonical blocks above the fork point, lowest first.
+    reverted: Vec<Block>,
+    /// The branch's blocks with their receipts, undo data and total difficulty.
+    blocks: Vec<StagedBlock>,
+    /// The state after the branch's last block.
+    state: State,
+    /// Net state changes from the tip's state to `state`.
+    net: BTreeMap<Hash, Option<Vec<u8>>>,
+    /// The branch's last header, and the interval it took after its parent.
+    header: Header,
+    interval: Option<u64>,
 }
 
 /// The chain as one node sees it.
@@ -374,6 +403,19 @@ impl Chain {
         now_ms: Timestamp,
     ) -> Result<Imported, ChainError> {
         let hash = block.hash();
+        let result = self.import(block, now_ms);
+        if let Err(ChainError::Consensus(_) | ChainError::ReorgTooDeep { .. }) = &result {
+            // Whatever waits for a refused block would be refused too.
+            let mut doomed = vec![hash];
+            while let Some(h) = doomed.pop() {
+                doomed.extend(self.orphans.take_children(&h).into_iter().map(|(c, _)| c));
+            }
+        }
+        result
+    }
+
+    fn import(&mut self, block: Block, now_ms: Timestamp) -> Result<Imported, ChainError> {
+        let hash = block.hash();
         if self.store.total_difficulty(&hash)?.is_some() {
             return Ok(Imported::Known(hash));
         }
@@ -394,6 +436,10 @@ impl Chain {
             self.orphans.insert(parent, hash, size, block);
             return Err(ChainError::UnknownParent(parent));
         };
+        // Off the tip: first what needs no state (header against the stored
+        // parent, the proof's own signatures and draw), then the branch in
+        // full. Nothing is stored, kept or relayed before it is valid.
+        self.precheck_side(&block, now_ms)?;
         let td = parent_td + block.header.template.difficulty as u128;
         let candidate = Tip {
             hash,
@@ -406,10 +452,58 @@ impl Chain {
             total_difficulty: self.total_difficulty,
         };
         if !candidate.better_than(&current) {
-            self.store.store_side_block(&block, td)?;
+            let staged = self.stage_branch(block, now_ms)?;
+            if let Some((b, _, _, td)) = staged.blocks.last() {
+                self.store.store_side_block(b, *td)?;
+            }
+            self.prune_side_blocks();
             return Ok(Imported::Side(hash));
         }
         self.reorg_to(block, now_ms)
+    }
+
+    /// The checks of a block off the tip that need no state: its header
+    /// against its stored (validated) parent, and its proof's attestations.
+    fn precheck_side(&self, block: &Block, now_ms: Timestamp) -> Result<(), ChainError> {
+        let t = &block.header.template;
+        let parent = self
+            .store
+            .block(&t.parent)?
+            .ok_or(ChainError::UnknownParent(t.parent))?;
+        let pt = &parent.header.template;
+        let interval_ms = match pt.height {
+            0 => None,
+            _ => self
+                .store
+                .block(&pt.parent)?
+                .map(|g| pt.timestamp - g.header.template.timestamp),
+        };
+        let p = Parent {
+            header: &parent.header,
+            state: &self.state,
+            interval_ms,
+        };
+        validate_header(&p, &block.header, Some(now_ms))?;
+        check_attestations(&block.header)?;
+        Ok(())
+    }
+
+    /// Keeps side blocks within [`MAX_SIDE_BLOCKS`] and [`MAX_SIDE_BYTES`],
+    /// and none deeper than the finality depth (no reorganization can reach
+    /// them). Failures are logged: side blocks are not needed to go on.
+    fn prune_side_blocks(&self) {
+        let below = self
+            .tip
+            .height()
+            .saturating_sub(self.genesis.params.finality_depth);
+        match self
+            .store
+            .prune_side_blocks(below, MAX_SIDE_BLOCKS, MAX_SIDE_BYTES)
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(n, "pruned side blocks"),
+            Err(e) => tracing::warn!("side blocks not pruned: {e}"),
+        }
     }
 
     /// Imports the orphans descending from `parent` (a block just imported),
@@ -436,8 +530,12 @@ impl Chain {
         self.orphans.len()
     }
 
-    /// Switches to the branch ending in `block` (heavier than the tip).
-    fn reorg_to(&mut self, block: Block, now_ms: Timestamp) -> Result<Imported, ChainError> {
+    /// Validates the branch ending in `block` in full: the state at the fork
+    /// point (the canonical state with the blocks above it undone), then
+    /// every block of the branch from there, as if it extended the tip. Its
+    /// depth is judged on stored blocks, which were all validated before
+    /// they were stored: no claimed height counts. Nothing is stored.
+    fn stage_branch(&self, block: Block, now_ms: Timestamp) -> Result<Staged, ChainError> {
         let limit = self.genesis.params.finality_depth;
         let tip_height = self.tip.height();
         // The branch back to the first block that is canonical (the fork point).
@@ -510,6 +608,29 @@ impl Chain {
             state = applied.state;
             staged.push((b, applied.receipts, undo, td));
         }
+        Ok(Staged {
+            fork_height,
+            reverted,
+            blocks: staged,
+            state,
+            net,
+            header,
+            interval,
+        })
+    }
+
+    /// Switches to the branch ending in `block` (heavier than the tip).
+    fn reorg_to(&mut self, block: Block, now_ms: Timestamp) -> Result<Imported, ChainError> {
+        let Staged {
+            fork_height,
+            reverted,
+            blocks: staged,
+            state,
+            net,
+            header,
+            interval,
+        } = self.stage_branch(block, now_ms)?;
+        let depth = self.tip.height() - fork_height;
         let news: Vec<NewBlock<'_>> = staged
             .iter()
             .map(|(b, r, u, td)| NewBlock {
@@ -570,6 +691,7 @@ impl Chain {
             .flat_map(|(_, receipts, ..)| receipts.iter().flat_map(|r| r.events.iter()))
             .collect();
         self.retain_and_expire_blobs(&ended, tip.height);
+        self.prune_side_blocks();
         tracing::info!(depth, returned = returned.len(), tip = %tip.hash, "reorganized to a heavier branch");
         Ok(Imported::Reorg {
             tip: tip.hash,
@@ -653,6 +775,7 @@ impl Chain {
             .chain(applied.events.iter())
             .collect();
         self.retain_and_expire_blobs(&events, tip.height);
+        self.prune_side_blocks();
         Ok(tip.hash)
     }
 }

@@ -191,3 +191,112 @@ fn blocks_before_their_parent_wait_in_the_orphan_pool_then_connect() {
     assert_eq!(a.orphan_count(), 0);
     assert_eq!(a.head(), b.head());
 }
+
+/// A peer's junk branch off an old block: no proof, a proof from an enclave
+/// that was never registered, a claimed height far ahead, and a long chain
+/// of descendants. Each is refused with its own consensus error before
+/// anything is stored (before, a block lighter than the tip was stored as a
+/// side block unchecked, and its claimed height judged reorg depth); what
+/// waits on a refused block is dropped, and the orphan pool stays bounded.
+/// An honest side block is still stored, and side blocks too deep to
+/// reorganize to are pruned.
+#[test]
+fn a_junk_side_chain_is_refused_whole_and_nothing_of_it_is_stored() {
+    use proctor_consensus::ConsensusError;
+    use proctor_node::orphans::MAX_ORPHANS;
+    use proctor_primitives::Keypair;
+    use proctor_state::Block;
+
+    let (tc, mut enclave, mut a, mut b) =
+        two_nodes(common::test_chain_with("junk", |p| p.finality_depth = 4));
+    let t0 = tc.genesis.timestamp;
+    let (ma, mb) = (tc.keys[0].public().address(), tc.keys[2].public().address());
+    let honest_side = mine(&mut b, &mut enclave, mb, t0 + 500);
+    for i in 1..=3 {
+        mine(&mut a, &mut enclave, ma, t0 + 1_000 * i);
+    }
+    let tip = a.head();
+    let genesis = a.store().block_at(0).unwrap().unwrap();
+
+    let stranger = Keypair::from_secret(&[66; 32]);
+    let params = tc.genesis.params.clone();
+    let junk = |parent: &Block, height: u64, with_proof: bool| -> Block {
+        let mut b = common::junk_block(parent, &params, &stranger, height, 1);
+        if !with_proof {
+            b.header.pouw = None;
+        }
+        b
+    };
+    let consensus = |r: Result<Imported, ChainError>| match r {
+        Err(ChainError::Consensus(e)) => e,
+        other => panic!("expected a consensus error, got {other:?}"),
+    };
+    let mut refused = Vec::new();
+
+    let no_proof = junk(&genesis, 1, false);
+    let e = consensus(a.import_block(no_proof.clone(), t0 + 5_000));
+    assert_eq!(e, ConsensusError::MissingProof);
+    refused.push(no_proof.hash());
+
+    let far = junk(&genesis, 1_000, true);
+    let e = consensus(a.import_block(far.clone(), t0 + 5_000));
+    assert!(
+        matches!(
+            e,
+            ConsensusError::WrongHeight {
+                expected: 1,
+                got: 1_000
+            }
+        ),
+        "{e}"
+    );
+    refused.push(far.hash());
+
+    // The long chain arrives children first: they wait as orphans.
+    let mut chain = vec![junk(&genesis, 1, true)];
+    for h in 2..=600 {
+        let next = junk(chain.last().unwrap(), h, true);
+        chain.push(next);
+    }
+    for blk in chain[1..].iter().rev() {
+        assert!(matches!(
+            a.import_block(blk.clone(), t0 + 5_000),
+            Err(ChainError::UnknownParent(_))
+        ));
+        assert!(
+            a.orphan_count() <= MAX_ORPHANS,
+            "the orphan pool grew past its bound"
+        );
+    }
+    assert_eq!(a.orphan_count(), MAX_ORPHANS);
+    // Its root is refused: an enclave that was never registered cannot mine,
+    // and the descendants waiting on it go with it.
+    let e = consensus(a.import_block(chain[0].clone(), t0 + 5_000));
+    assert_eq!(e, ConsensusError::UnregisteredEnclave(stranger.public()));
+    assert_eq!(a.orphan_count(), 0, "orphans of a refused block were kept");
+    refused.extend(chain.iter().map(Block::hash));
+
+    for h in &refused {
+        assert!(
+            a.store().block(h).unwrap().is_none(),
+            "junk block {h} was stored"
+        );
+        assert!(a.store().total_difficulty(h).unwrap().is_none());
+    }
+    assert_eq!(a.store().side_blocks().unwrap(), (0, 0));
+    assert_eq!(a.head(), tip, "the chain did not move");
+
+    // An honest block off the tip is validated and kept as a side block ...
+    let honest = b.store().block(&honest_side).unwrap().unwrap();
+    assert_eq!(
+        a.import_block(honest, t0 + 5_000).unwrap(),
+        Imported::Side(honest_side)
+    );
+    assert_eq!(a.store().side_blocks().unwrap().0, 1);
+    // ... until it is deeper than any reorganization may reach.
+    for i in 4..=6 {
+        mine(&mut a, &mut enclave, ma, t0 + 1_000 * i);
+    }
+    assert_eq!(a.store().side_blocks().unwrap(), (0, 0));
+    assert!(a.store().block(&honest_side).unwrap().is_none());
+}

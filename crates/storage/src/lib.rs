@@ -31,6 +31,9 @@ const BLOBS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("blobs");
 const TOTALS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("totals");
 /// Undo data of canonical blocks: the previous value of every key they changed.
 const UNDO: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("undo");
+/// Blocks stored off the canonical chain: big-endian height ++ hash -> size
+/// in bytes (side blocks, and canonical blocks a reorganization reverted).
+const SIDE: TableDefinition<'_, &[u8], u64> = TableDefinition::new("side_blocks");
 /// Height after which a blob is deleted (blobs without an entry are kept).
 const BLOB_EXPIRY: TableDefinition<'_, &[u8], u64> = TableDefinition::new("blob_expiry");
 /// The same, ordered by height: big-endian height ++ blob hash.
@@ -117,6 +120,7 @@ impl Store {
         for t in [BLOCKS, RECEIPTS, STATE, BLOBS, TOTALS, UNDO] {
             db!(tx.open_table(t))?;
         }
+        db!(tx.open_table(SIDE))?;
         db!(tx.open_table(HEIGHTS))?;
         db!(tx.open_table(META))?;
         db!(tx.commit())?;
@@ -193,14 +197,76 @@ impl Store {
         })
     }
 
-    /// Stores a block that is not (yet) on the canonical chain.
+    /// Stores a block that is not (yet) on the canonical chain. The caller
+    /// has validated it; [`Store::prune_side_blocks`] bounds how many stay.
     pub fn store_side_block(&self, block: &Block, total_difficulty: u128) -> Result<()> {
         let hash = block.hash();
+        let bytes = codec::encode(block);
         let tx = db!(self.db.begin_write())?;
-        db!(db!(tx.open_table(BLOCKS))?.insert(&hash.0[..], &codec::encode(block)[..]))?;
+        db!(db!(tx.open_table(BLOCKS))?.insert(&hash.0[..], &bytes[..]))?;
         db!(db!(tx.open_table(TOTALS))?.insert(&hash.0[..], &total_difficulty.to_le_bytes()[..]))?;
+        db!(db!(tx.open_table(SIDE))?.insert(&side_key(block)[..], bytes.len() as u64))?;
         db!(tx.commit())?;
         Ok(())
+    }
+
+    /// Blocks stored off the canonical chain, and their bytes.
+    pub fn side_blocks(&self) -> Result<(usize, u64)> {
+        let r = db!(self.db.begin_read())?;
+        let t = db!(r.open_table(SIDE))?;
+        let (mut n, mut bytes) = (0, 0);
+        for item in db!(t.iter())? {
+            let (_, v) = db!(item)?;
+            n += 1;
+            bytes += v.value();
+        }
+        Ok((n, bytes))
+    }
+
+    /// Deletes the side blocks below height `below` (too deep to reorganize
+    /// to), then the lowest ones until at most `max_count` blocks and
+    /// `max_bytes` bytes remain. Returns how many went.
+    pub fn prune_side_blocks(&self, below: u64, max_count: usize, max_bytes: u64) -> Result<usize> {
+        let mut entries = Vec::new();
+        {
+            let r = db!(self.db.begin_read())?;
+            let t = db!(r.open_table(SIDE))?;
+            for item in db!(t.iter())? {
+                let (k, v) = db!(item)?;
+                entries.push((k.value().to_vec(), v.value()));
+            }
+        }
+        let (mut count, mut bytes) = (entries.len(), entries.iter().map(|(_, b)| b).sum::<u64>());
+        let mut doomed = Vec::new();
+        // Keys sort by height: the lowest (oldest) go first.
+        for (k, size) in entries {
+            let height = k
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes);
+            if height >= below && count <= max_count && bytes <= max_bytes {
+                break;
+            }
+            count -= 1;
+            bytes -= size;
+            doomed.push(k);
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let tx = db!(self.db.begin_write())?;
+        {
+            let mut side = db!(tx.open_table(SIDE))?;
+            let mut blocks = db!(tx.open_table(BLOCKS))?;
+            let mut totals = db!(tx.open_table(TOTALS))?;
+            for k in &doomed {
+                db!(side.remove(&k[..]))?;
+                db!(blocks.remove(&k[8..]))?;
+                db!(totals.remove(&k[8..]))?;
+            }
+        }
+        db!(tx.commit())?;
+        Ok(doomed.len())
     }
 
     /// Changes the canonical chain as `sw` says, atomically: receipts of
@@ -237,11 +303,15 @@ impl Store {
             let mut totals = db!(tx.open_table(TOTALS))?;
             let mut receipts = db!(tx.open_table(RECEIPTS))?;
             let mut undo = db!(tx.open_table(UNDO))?;
+            let mut side = db!(tx.open_table(SIDE))?;
             for b in sw.reverted {
                 for t in &b.txs {
                     db!(receipts.remove(&t.hash().0[..]))?;
                 }
                 db!(undo.remove(&b.hash().0[..]))?;
+                // Still stored, now off the canonical chain.
+                let size = codec::encode(b).len() as u64;
+                db!(side.insert(&side_key(b)[..], size))?;
             }
             for h in tip.height + 1..=current.height {
                 db!(heights.remove(h))?;
@@ -251,6 +321,7 @@ impl Store {
                 db!(blocks.insert(&hash.0[..], &codec::encode(nb.block)[..]))?;
                 db!(totals.insert(&hash.0[..], &nb.total_difficulty.to_le_bytes()[..]))?;
                 db!(heights.insert(nb.block.header.height(), &hash.0[..]))?;
+                db!(side.remove(&side_key(nb.block)[..]))?;
                 db!(undo.insert(&hash.0[..], &codec::encode(&nb.undo.to_vec())[..]))?;
                 for r in nb.receipts {
                     let loc = TxLocation {
@@ -466,6 +537,11 @@ impl Store {
     }
 }
 
+/// A side block's key: big-endian height, then hash (sorted lowest first).
+fn side_key(b: &Block) -> Vec<u8> {
+    [&b.header.height().to_be_bytes()[..], &b.hash().0[..]].concat()
+}
+
 /// Sets a blob's expiry, replacing its index entry.
 fn set_expiry(tx: &redb::WriteTransaction, h: &Hash, until: u64) -> Result<()> {
     let mut expiry = db!(tx.open_table(BLOB_EXPIRY))?;
@@ -594,5 +670,52 @@ mod tests {
             Err(Error::WrongChain { .. })
         ));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Side blocks are bounded in count and bytes: the lowest go first, and
+    /// none stays below the height a reorganization could reach.
+    #[test]
+    fn side_blocks_are_bounded_lowest_first() {
+        let dir = std::env::temp_dir().join(format!("proctor-store-side-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("db.redb")).unwrap();
+        let side = |height: u64| Block {
+            header: Header {
+                template: Template {
+                    parent: Hash([height as u8; 32]),
+                    height,
+                    timestamp: height,
+                    state_root: Hash::ZERO,
+                    tx_root: Hash::ZERO,
+                    difficulty: 1,
+                    miner: proctor_primitives::Address([0; 20]),
+                },
+                pouw: None,
+            },
+            txs: vec![],
+        };
+        let blocks: Vec<Block> = (1..=6).map(side).collect();
+        for b in &blocks {
+            store.store_side_block(b, 1).unwrap();
+        }
+        let size = codec::encode(&blocks[0]).len() as u64;
+        assert_eq!(store.side_blocks().unwrap(), (6, 6 * size));
+        // Nothing to do within the bounds.
+        assert_eq!(store.prune_side_blocks(1, 6, 6 * size).unwrap(), 0);
+        // Below height 2: block 1 goes. At most 4 blocks: block 2 too. At
+        // most 3 blocks' bytes: block 3 too.
+        assert_eq!(store.prune_side_blocks(2, 4, 3 * size).unwrap(), 3);
+        assert_eq!(store.side_blocks().unwrap(), (3, 3 * size));
+        for (i, b) in blocks.iter().enumerate() {
+            let kept = i >= 3;
+            assert_eq!(
+                store.block(&b.hash()).unwrap().is_some(),
+                kept,
+                "block {}",
+                i + 1
+            );
+            assert_eq!(store.total_difficulty(&b.hash()).unwrap().is_some(), kept);
+        }
     }
 }

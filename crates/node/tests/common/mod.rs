@@ -106,3 +106,47 @@ pub fn mine(chain: &mut Chain, enclave: &mut Enclave, miner: Address, now: u64) 
     let proof = win(enclave, &work);
     chain.submit_work(work.template_hash, proof, now).unwrap()
 }
+
+/// A well-formed block off `parent` whose proof `signer`, a key of a peer's
+/// own, signs (draw 0 always wins): all a peer without a registered enclave
+/// can make. `height` is what the block claims; `salt` makes blocks differ.
+pub fn junk_block(
+    parent: &proctor_state::Block,
+    params: &proctor_state::ChainParams,
+    signer: &Keypair,
+    height: u64,
+    salt: u8,
+) -> proctor_state::Block {
+    use proctor_state::{Header, PouwProof, Template, checker_message, filler_input};
+    let template = Template {
+        parent: parent.hash(),
+        height,
+        timestamp: parent.header.template.timestamp + 100 + salt as u64,
+        state_root: Hash([salt; 32]),
+        tx_root: proctor_state::tx_root(&[]),
+        difficulty: params.initial_difficulty,
+        miner: Address([salt; 20]),
+    };
+    let module = params.filler_module;
+    let mut p = PouwProof {
+        enclave: signer.public(),
+        template: template.hash(),
+        module,
+        job: None,
+        input: Hash::of(&filler_input(&template.parent)),
+        slice: 1_000_000,
+        counter: 1,
+        instructions: 1_000_000,
+        draw: 0,
+        checker_sig: signer.sign(&checker_message(&module)),
+        work_sig: signer.sign(b"replaced below"),
+    };
+    p.work_sig = signer.sign(&p.work_message(template.difficulty));
+    proctor_state::Block {
+        header: Header {
+            template,
+            pouw: Some(p),
+        },
+        txs: vec![],
+    }
+}
