@@ -392,7 +392,7 @@ async fn release_key(url: &str, k: &Keypair, j: &JobRecord, content_key: &[u8; 3
             .ok_or_else(|| anyhow!("assigned enclave {} is not registered", a.worker))?;
         let wrapped = envelope::seal_to(
             &e.encryption_key,
-            &envelope::key_info(j.id),
+            &envelope::key_info(&j.binding()),
             content_key,
             &mut OsRng,
         )?;

@@ -639,6 +639,7 @@ fn a_proof_must_name_useful_work_the_chain_assigned() {
     let report = proctor_state::jobs::ResultReport {
         job: 0,
         worker: id,
+        binding: state.job(0).unwrap().binding(),
         module: spec.module,
         input: spec.input,
         output: Hash::of(b"sealed output"),

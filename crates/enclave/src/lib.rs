@@ -38,7 +38,7 @@ pub mod wire;
 use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_consensus::lottery_wins;
 use proctor_primitives::{Address, EncryptionKey, Hash, PublicKey};
-use proctor_state::jobs::ResultReport;
+use proctor_state::jobs::{JobSpec, ResultReport, job_binding};
 use proctor_state::{PouwProof, Template, checker_message, filler_input};
 use proctor_tee::envelope;
 use proctor_tee::{Platform, Quote, TeeKind, registration_report_data};
@@ -90,25 +90,25 @@ pub enum TaskInput {
     FromParent,
 }
 
-/// Everything the enclave needs to run one job (all of it safe for the host to see).
+/// Everything the enclave needs to run one job, as the host hands it over.
+/// The enclave believes none of it: the module and input must hash to the
+/// spec's, and the content key opens only under HPKE `info` over
+/// [`job_binding`] of (job, spec, submitted_ms), which the requester used
+/// when it wrapped the key. A host that alters any field, the output key,
+/// the arguments, the fuel, the module, the clock, gets a refusal.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct JobTicket {
     pub job: u64,
+    /// The job's whole spec, as on chain.
+    pub spec: JobSpec,
+    /// The job's submission time (its task's clock), as on chain.
+    pub submitted_ms: u64,
+    /// The module's bytes (must hash to `spec.module`).
     pub module: Vec<u8>,
-    /// The job's module hash, as on chain.
-    pub module_hash: Hash,
-    /// The input, encrypted under the content key.
+    /// The input, encrypted under the content key (must hash to `spec.input`).
     pub input: Vec<u8>,
-    /// The job's input blob hash, as on chain.
-    pub input_hash: Hash,
     /// The content key, HPKE-sealed to this enclave for this job.
     pub wrapped_key: Vec<u8>,
-    pub fuel: u64,
-    pub memory_pages: u64,
-    /// The requester's key the output is sealed to.
-    pub output_key: EncryptionKey,
-    pub args: Vec<String>,
-    pub clock_ns: u64,
 }
 
 /// The enclave's answers.
@@ -226,6 +226,7 @@ struct Filler {
 /// A job being mined: its key and where its output goes (enclave memory only).
 struct JobContext {
     job: u64,
+    binding: Hash,
     key: [u8; 32],
     output_key: EncryptionKey,
     module: Hash,
@@ -312,45 +313,52 @@ impl Enclave {
         t: JobTicket,
     ) -> Result<(JobContext, Vm, proctor_vm::Loaded, TaskSpec), Error> {
         let refuse = |m: String| Error::Job(m);
-        if Hash::of(&t.module) != t.module_hash {
+        let spec = t.spec;
+        if Hash::of(&t.module) != spec.module {
             return Err(refuse(
                 "module bytes do not match the job's module hash".into(),
             ));
         }
-        if Hash::of(&t.input) != t.input_hash {
+        if Hash::of(&t.input) != spec.input {
             return Err(refuse(
                 "input bytes do not match the job's input hash".into(),
             ));
         }
+        let binding = job_binding(t.job, &spec, t.submitted_ms);
         let key = self
             .platform
-            .open_envelope(&envelope::key_info(t.job), &t.wrapped_key)
-            .map_err(|e| refuse(format!("content key: {e}")))?;
+            .open_envelope(&envelope::key_info(&binding), &t.wrapped_key)
+            .map_err(|e| {
+                refuse(format!(
+                    "content key: {e} (it opens only for the exact job the requester submitted)"
+                ))
+            })?;
         let k: [u8; 32] = key
             .try_into()
             .map_err(|_| refuse("content key must be 32 bytes".into()))?;
         let input = envelope::decrypt(&k, &t.input).map_err(|e| refuse(format!("input: {e}")))?;
         let limits = Limits {
-            max_memory_pages: t.memory_pages.min(Limits::default().max_memory_pages),
+            max_memory_pages: spec.memory_pages.min(Limits::default().max_memory_pages),
             ..Limits::default()
         };
         let vm = Vm::new(limits)?;
         let loaded = vm.load(&t.module)?;
-        let spec = TaskSpec {
-            args: t.args,
+        let task = TaskSpec {
+            args: spec.args,
             input,
-            fuel: t.fuel,
-            clock_ns: t.clock_ns,
+            fuel: spec.fuel,
+            clock_ns: t.submitted_ms.saturating_mul(1_000_000),
             random_seed: TaskSpec::job_seed(t.job),
         };
         let ctx = JobContext {
             job: t.job,
+            binding,
             key: k,
-            output_key: t.output_key,
-            module: t.module_hash,
-            input: t.input_hash,
+            output_key: EncryptionKey(spec.output_key),
+            module: spec.module,
+            input: spec.input,
         };
-        Ok((ctx, vm, loaded, spec))
+        Ok((ctx, vm, loaded, task))
     }
 
     /// Seals a finished job's output to the requester and signs its report.
@@ -379,6 +387,7 @@ impl Enclave {
         let report = ResultReport {
             job: ctx.job,
             worker: self.platform.identity(),
+            binding: ctx.binding,
             module: ctx.module,
             input: ctx.input,
             output: Hash::of(&sealed),

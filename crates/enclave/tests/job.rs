@@ -4,7 +4,7 @@
 
 use proctor_enclave::{Enclave, JobTicket, Request, Response};
 use proctor_primitives::Hash;
-use proctor_state::jobs::ResultReport;
+use proctor_state::jobs::{JobSpec, ResultReport, job_binding};
 use proctor_tee::Platform;
 use proctor_tee::envelope::{self, RecipientKey};
 use proctor_tee::sim::{SimAttestationRoot, SimPlatform};
@@ -44,21 +44,36 @@ fn job_ticket(
     let mut k = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut OsRng, &mut k);
     let input = envelope::encrypt(&k, plaintext, &mut OsRng);
-    let wrapped_key = envelope::seal_to(to, &envelope::key_info(job), &k, &mut OsRng).unwrap();
+    let spec = JobSpec {
+        module: Hash::of(module),
+        input: Hash::of(&input),
+        memory_pages: 256,
+        fuel: 1_000_000_000,
+        max_price: proctor_primitives::Amount(1),
+        replicas: 1,
+        deadline_blocks: 10,
+        retention_blocks: 10,
+        output_key: requester.public().0,
+        args: vec!["1".into()],
+    };
     let t = JobTicket {
         job,
+        spec,
+        submitted_ms: 0,
         module: module.to_vec(),
-        module_hash: Hash::of(module),
-        input_hash: Hash::of(&input),
         input,
-        wrapped_key,
-        fuel: 1_000_000_000,
-        memory_pages: 256,
-        output_key: requester.public(),
-        args: vec!["1".into()],
-        clock_ns: 0,
+        wrapped_key: vec![],
     };
+    let t = wrapped(t, to, &k);
     (t, k)
+}
+
+/// `t` with the content key wrapped to `to` for exactly `t`'s job, as the
+/// requester wraps it.
+fn wrapped(mut t: JobTicket, to: &proctor_primitives::EncryptionKey, k: &[u8; 32]) -> JobTicket {
+    let info = envelope::key_info(&job_binding(t.job, &t.spec, t.submitted_ms));
+    t.wrapped_key = envelope::seal_to(to, &info, k, &mut OsRng).unwrap();
+    t
 }
 
 fn input_text() -> Vec<u8> {
@@ -114,8 +129,9 @@ fn a_job_runs_confidentially_and_its_report_verifies() {
         ResultReport {
             job: 42,
             worker: identity,
+            binding: job_binding(42, &t.spec, 0),
             module: Hash::of(WORDFREQ),
-            input: t.input_hash,
+            input: t.spec.input,
             output: Hash::of(&output),
             instructions: local.instructions,
             commitment: envelope::commitment(&k, &local.stdout),
@@ -169,15 +185,8 @@ fn replicas_agree_on_the_commitment_and_a_corrupted_one_does_not() {
     let plaintext = input_text();
     let (ta, k) = ticket(&ka, &requester, &plaintext);
     // Same job, same K and input: only the key wrapping differs per enclave.
-    let wrap = |to| envelope::seal_to(to, &envelope::key_info(42), &k, &mut OsRng).unwrap();
-    let tb = JobTicket {
-        wrapped_key: wrap(&kb),
-        ..ta.clone()
-    };
-    let tbad = JobTicket {
-        wrapped_key: wrap(&kbad),
-        ..ta.clone()
-    };
+    let tb = wrapped(ta.clone(), &kb, &k);
+    let tbad = wrapped(ta.clone(), &kbad, &k);
     let commit = |e: &mut Enclave, t: JobTicket| match e.handle(Request::RunJob(Box::new(t))) {
         Response::JobDone { report, .. } => report.commitment,
         other => panic!("{other:?}"),
@@ -225,7 +234,7 @@ fn a_job_loaded_for_mining_wins_blocks_with_its_module_then_finishes() {
     let requester = RecipientKey::from_seed(&[9; 32]);
     let plaintext = input_text();
     let (t, k) = ticket(&key, &requester, &plaintext);
-    let input_hash = t.input_hash;
+    let input_hash = t.spec.input;
     let loaded = e.handle(Request::LoadJob {
         ticket: Box::new(t),
         slice: 10_000,
@@ -270,4 +279,84 @@ fn a_job_loaded_for_mining_wins_blocks_with_its_module_then_finishes() {
     assert_eq!(done.report.instructions, report.instructions);
     assert_eq!(done.report.commitment, envelope::commitment(&k, &opened));
     assert!(String::from_utf8_lossy(&opened).contains(MARKER));
+}
+
+/// One change a malicious host makes to a ticket.
+type Alteration = Box<dyn Fn(&mut JobTicket)>;
+
+/// A malicious host alters the job it hands the enclave, one field at a
+/// time, keeping the ticket self-consistent where it can (a swapped module
+/// or input comes with its own hash in the spec): an echo module to read
+/// the input, its own output key, other arguments, more fuel, another
+/// clock, another job id. Each time the content key does not open (it was
+/// wrapped for the exact job), the enclave refuses, and nothing the host
+/// sees carries the plaintext. Before the binding, the same tickets ran.
+#[test]
+fn a_host_that_alters_any_field_of_the_job_gets_a_refusal_and_no_plaintext() {
+    let echo = wat::parse_str(include_str!("../../../examples/tasks/probes/echo.wat")).unwrap();
+    let (mut e, key) = enclave("tamper");
+    let requester = RecipientKey::from_seed(&[9; 32]);
+    let host_key = RecipientKey::from_seed(&[66; 32]);
+    let (t, _) = ticket(&key, &requester, &input_text());
+    // The honest ticket runs.
+    assert!(matches!(
+        e.handle(Request::RunJob(Box::new(t.clone()))),
+        Response::JobDone { .. }
+    ));
+    // The echo module, untouched, really would print the input.
+    let (echoed, _) = job_ticket(42, &echo, &key, &requester, &input_text());
+    let Response::JobDone { output, .. } = e.handle(Request::RunJob(Box::new(echoed))) else {
+        panic!("the echo probe did not run")
+    };
+    let opened = requester.open(&envelope::output_info(42), &output).unwrap();
+    assert!(String::from_utf8_lossy(&opened).contains(MARKER));
+
+    let alterations: Vec<(&str, Alteration)> = vec![
+        (
+            "module",
+            Box::new(|t| {
+                t.module = echo.clone();
+                t.spec.module = Hash::of(&echo);
+            }),
+        ),
+        (
+            "output key",
+            Box::new(|t| t.spec.output_key = host_key.public().0),
+        ),
+        ("args", Box::new(|t| t.spec.args = vec!["1000".into()])),
+        ("fuel", Box::new(|t| t.spec.fuel += 1)),
+        ("memory", Box::new(|t| t.spec.memory_pages -= 1)),
+        ("replicas", Box::new(|t| t.spec.replicas = 2)),
+        ("deadline", Box::new(|t| t.spec.deadline_blocks += 1)),
+        ("retention", Box::new(|t| t.spec.retention_blocks += 1)),
+        ("price", Box::new(|t| t.spec.max_price.0 += 1)),
+        (
+            "input",
+            Box::new(|t| {
+                t.input = envelope::encrypt(&[7; 32], b"host input", &mut OsRng);
+                t.spec.input = Hash::of(&t.input);
+            }),
+        ),
+        ("clock", Box::new(|t| t.submitted_ms += 1)),
+        ("job id", Box::new(|t| t.job += 1)),
+    ];
+    for (what, alter) in alterations {
+        let mut bad = t.clone();
+        alter(&mut bad);
+        let request = Request::RunJob(Box::new(bad));
+        let request_bytes = borsh::to_vec(&request).unwrap();
+        let resp = e.handle(request);
+        let response_bytes = borsh::to_vec(&resp).unwrap();
+        let Response::Error { code, message } = resp else {
+            panic!("an altered {what} was run: {resp:?}")
+        };
+        assert_eq!(code, 3005, "{what}: {message}");
+        assert!(message.contains("content key"), "{what}: {message}");
+        for bytes in [&request_bytes, &response_bytes] {
+            assert!(
+                !bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()),
+                "{what}: the plaintext reached the host"
+            );
+        }
+    }
 }

@@ -134,8 +134,13 @@ fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
         vec![tx(&g, requester, 0, submit)],
     );
     assert_eq!(chain.state().job(0).unwrap().state, JobState::Assigned);
-    let wrapped =
-        envelope::seal_to(&info.encryption_key, &envelope::key_info(0), &k, &mut OsRng).unwrap();
+    let wrapped = envelope::seal_to(
+        &info.encryption_key,
+        &envelope::key_info(&chain.state().job(0).unwrap().binding()),
+        &k,
+        &mut OsRng,
+    )
+    .unwrap();
     let keys = Call::PostKeys {
         job: 0,
         keys: vec![WrappedKey {
@@ -159,16 +164,11 @@ fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
     // The job becomes the mining task; a win names its module and is a block.
     let ticket = JobTicket {
         job: 0,
+        spec: spec.clone(),
+        submitted_ms: chain.state().job(0).unwrap().submitted_ms,
         module: NBODY.to_vec(),
-        module_hash: module,
-        input_hash: Hash::of(&input),
         input,
         wrapped_key: wrapped,
-        fuel: spec.fuel,
-        memory_pages: spec.memory_pages,
-        output_key: out_key.public(),
-        args: spec.args.clone(),
-        clock_ns: 0,
     };
     assert!(matches!(
         enclave.handle(Request::LoadJob {

@@ -103,6 +103,29 @@ pub struct JobSpec {
     pub args: Vec<String>,
 }
 
+impl JobSpec {
+    /// H(spec): what the requester asked for, every field.
+    pub fn hash(&self) -> Hash {
+        Hash::of_encoded("proctor/job-spec", self)
+    }
+}
+
+/// What binds a run to the job the requester submitted: the job id, the
+/// hash of its whole spec and its submission time (the task's clock). The
+/// requester wraps the content key with HPKE `info` over it, so the key
+/// opens only for this exact job; the enclave signs it into its report and
+/// the chain checks it against the job.
+pub fn job_binding(job: u64, spec: &JobSpec, submitted_ms: u64) -> Hash {
+    Hash::tagged(
+        "proctor/job-binding",
+        &[
+            &job.to_le_bytes(),
+            &spec.hash().0,
+            &submitted_ms.to_le_bytes(),
+        ],
+    )
+}
+
 /// Where a job is in its life.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
@@ -136,6 +159,8 @@ impl JobState {
 pub struct ResultReport {
     pub job: u64,
     pub worker: PublicKey,
+    /// [`job_binding`] of the job the enclave ran: id, spec and clock.
+    pub binding: Hash,
     pub module: Hash,
     pub input: Hash,
     /// Blob hash of the output, encrypted to the requester.
@@ -191,6 +216,13 @@ pub struct JobRecord {
     /// Returned to the requester when the job ended.
     pub refund: Amount,
     pub ended_at: Option<Height>,
+}
+
+impl JobRecord {
+    /// [`job_binding`] of this job.
+    pub fn binding(&self) -> Hash {
+        job_binding(self.id, &self.spec, self.submitted_ms)
+    }
 }
 
 /// A worker's standing offer to run jobs.
@@ -525,6 +557,11 @@ impl State {
             .worker
             .verify(&report.hash().0, signature)
             .map_err(|_| TxError::BadReport("not signed by the worker's enclave".into()))?;
+        if report.binding != j.binding() {
+            return Err(TxError::BadReport(
+                "the enclave ran another spec than the job's (id, spec or clock differ)".into(),
+            ));
+        }
         if report.module != j.spec.module || report.input != j.spec.input {
             return Err(TxError::BadReport(
                 "module or input differ from the job's".into(),

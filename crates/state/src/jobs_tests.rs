@@ -207,6 +207,7 @@ impl Market {
         let report = ResultReport {
             job,
             worker: *worker,
+            binding: j.binding(),
             module: j.spec.module,
             input: j.spec.input,
             output: Hash::of(output),
@@ -283,6 +284,39 @@ fn one_replica_runs_settles_and_pays_exact_shares() {
     assert_eq!((r.memory_pages, r.fuel, r.reputation.completed), (0, 0, 1));
     assert!(r.weight() > SCALE, "{}", r.weight());
     assert!(m.state.market_index().active.is_empty());
+}
+
+/// A report the enclave signed for a spec other than the job's (a host
+/// that altered the job it handed over, and got a result for that) is
+/// refused by the chain, even though its module and input match.
+#[test]
+fn a_report_for_another_spec_is_refused() {
+    let mut m = Market::new("binding", 1);
+    let job = m.submit(m.spec(1, 1_000));
+    let w = m.state.job(job).unwrap().assignments[0].worker;
+    m.post_keys(job);
+    let Call::SubmitResult { mut report, .. } = m.report(job, &w, 600, b"out") else {
+        unreachable!()
+    };
+    let j = m.state.job(job).unwrap();
+    let mut altered = j.spec.clone();
+    altered.output_key = [66; 32];
+    for binding in [
+        job_binding(job, &altered, j.submitted_ms),
+        job_binding(job, &j.spec, j.submitted_ms + 1),
+        job_binding(job + 1, &j.spec, j.submitted_ms),
+    ] {
+        report.binding = binding;
+        let signature = m.enclaves[m.worker_index(&w)].sign(&report.hash().0);
+        let forged = Call::SubmitResult {
+            report: report.clone(),
+            signature,
+        };
+        let e = m.block(Some((m.operator_of(&w), forged))).unwrap_err();
+        assert!(matches!(e, TxError::BadReport(_)), "{e}");
+        assert_eq!(e.code(), 1136);
+    }
+    assert_eq!(m.state.job(job).unwrap().state, JobState::Running);
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! - **Key wrapping and outputs**: HPKE (RFC 9180) base mode with
 //!   DHKEM(X25519, HKDF-SHA256), HKDF-SHA256 and ChaCha20-Poly1305. A sealed
 //!   message is `enc (32 bytes) || ciphertext`; `info` names the purpose and
-//!   the job, so a key wrapped for one job cannot be replayed into another.
+//!   the job (for a content key: the job's id, whole spec and clock), so a
+//!   key wrapped for one job cannot be replayed into another or into an
+//!   altered copy of it.
 //!   The requester wraps the content key K to each assigned enclave's
 //!   registered encryption key; the enclave seals the output to the
 //!   requester's key.
@@ -38,9 +40,11 @@ pub enum EnvelopeError {
     Key,
 }
 
-/// `info` of a content key wrapped for job `job`.
-pub fn key_info(job: u64) -> Vec<u8> {
-    [b"proctor/job-key/".as_slice(), &job.to_le_bytes()].concat()
+/// `info` of a content key wrapped for the job whose binding (job id, hash
+/// of its whole spec, submission time) is `binding`: the key opens only for
+/// exactly that job, so a host that alters any field of it gets nothing.
+pub fn key_info(binding: &Hash) -> Vec<u8> {
+    [b"proctor/job-key/v2/".as_slice(), &binding.0].concat()
 }
 
 /// `info` of job `job`'s output.
@@ -144,26 +148,44 @@ mod tests {
     fn sealed_messages_open_only_with_the_key_and_the_info() {
         let alice = RecipientKey::from_seed(&[1; 32]);
         let eve = RecipientKey::from_seed(&[2; 32]);
-        let sealed = seal_to(&alice.public(), &key_info(7), b"content key", &mut OsRng).unwrap();
-        assert_eq!(alice.open(&key_info(7), &sealed).unwrap(), b"content key");
-        assert_eq!(eve.open(&key_info(7), &sealed), Err(EnvelopeError::Open));
+        let sealed = seal_to(
+            &alice.public(),
+            &key_info(&Hash([7; 32])),
+            b"content key",
+            &mut OsRng,
+        )
+        .unwrap();
         assert_eq!(
-            alice.open(&key_info(8), &sealed),
+            alice.open(&key_info(&Hash([7; 32])), &sealed).unwrap(),
+            b"content key"
+        );
+        assert_eq!(
+            eve.open(&key_info(&Hash([7; 32])), &sealed),
+            Err(EnvelopeError::Open)
+        );
+        assert_eq!(
+            alice.open(&key_info(&Hash([8; 32])), &sealed),
             Err(EnvelopeError::Open),
             "another job"
         );
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert_eq!(
-            alice.open(&key_info(7), &tampered),
+            alice.open(&key_info(&Hash([7; 32])), &tampered),
             Err(EnvelopeError::Open)
         );
         assert_eq!(
-            alice.open(&key_info(7), &sealed[..10]),
+            alice.open(&key_info(&Hash([7; 32])), &sealed[..10]),
             Err(EnvelopeError::Short)
         );
         // Randomized: the same message seals differently every time.
-        let again = seal_to(&alice.public(), &key_info(7), b"content key", &mut OsRng).unwrap();
+        let again = seal_to(
+            &alice.public(),
+            &key_info(&Hash([7; 32])),
+            b"content key",
+            &mut OsRng,
+        )
+        .unwrap();
         assert_ne!(sealed, again);
     }
 

@@ -374,16 +374,11 @@ impl Worker {
         let input = self.fetch_blob(j.spec.input).await?;
         let ticket = proctor_enclave::JobTicket {
             job: j.id,
+            spec: j.spec.clone(),
+            submitted_ms: j.submitted_ms,
             module,
-            module_hash: j.spec.module,
             input,
-            input_hash: j.spec.input,
             wrapped_key,
-            fuel: j.spec.fuel,
-            memory_pages: j.spec.memory_pages,
-            output_key: proctor_primitives::EncryptionKey(j.spec.output_key),
-            args: j.spec.args.clone(),
-            clock_ns: j.submitted_ms.saturating_mul(1_000_000),
         };
         match self
             .host
