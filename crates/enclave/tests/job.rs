@@ -282,7 +282,7 @@ fn a_job_loaded_for_mining_wins_blocks_with_its_module_then_finishes() {
 }
 
 /// One change a malicious host makes to a ticket.
-type Alteration = Box<dyn Fn(&mut JobTicket)>;
+type Alteration<'a> = Box<dyn Fn(&mut JobTicket) + 'a>;
 
 /// A malicious host alters the job it hands the enclave, one field at a
 /// time, keeping the ticket self-consistent where it can (a swapped module
@@ -311,7 +311,7 @@ fn a_host_that_alters_any_field_of_the_job_gets_a_refusal_and_no_plaintext() {
     let opened = requester.open(&envelope::output_info(42), &output).unwrap();
     assert!(String::from_utf8_lossy(&opened).contains(MARKER));
 
-    let alterations: Vec<(&str, Alteration)> = vec![
+    let alterations: Vec<(&str, Alteration<'_>)> = vec![
         (
             "module",
             Box::new(|t| {
