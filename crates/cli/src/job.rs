@@ -45,6 +45,11 @@ pub enum JobCmd {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// The chain's genesis.json: enclave quotes are checked against its
+        /// trust policy before the content key is wrapped to them (default:
+        /// the node's genesis, checked against the node's genesis hash).
+        #[arg(long)]
+        genesis: Option<PathBuf>,
     },
     /// A job's state, instructions and payment.
     Status {
@@ -96,7 +101,9 @@ pub async fn run(cmd: JobCmd, url: &str) -> Result<()> {
             out,
             watch,
             timeout,
+            genesis,
         } => {
+            let trust = trusted_genesis(url, genesis.as_deref()).await?;
             run_job(
                 url,
                 &task,
@@ -104,8 +111,8 @@ pub async fn run(cmd: JobCmd, url: &str) -> Result<()> {
                 &key,
                 spec,
                 out.as_deref(),
-                watch,
-                timeout,
+                (watch, timeout),
+                &trust,
             )
             .await
         }
@@ -261,8 +268,8 @@ async fn run_job(
     key: &Path,
     r: RunSpec,
     out: Option<&Path>,
-    watch: bool,
-    timeout: u64,
+    (watch, timeout): (bool, u64),
+    trust: &proctor_state::Genesis,
 ) -> Result<()> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(timeout);
@@ -342,7 +349,7 @@ async fn run_job(
         }
         match j.state {
             JobState::Assigned => {
-                release_key(url, &k, &j, &content_key).await?;
+                release_key(url, &k, &j, &content_key, trust).await?;
                 if !watch {
                     println!(
                         "job {id} submitted; its key is released. Fetch the output with `proctor job result {id} --key {}`",
@@ -380,18 +387,57 @@ async fn run_job(
     }
 }
 
-/// Wraps the content key to every assigned enclave still without it.
-async fn release_key(url: &str, k: &Keypair, j: &JobRecord, content_key: &[u8; 32]) -> Result<()> {
+/// The genesis whose trust policy enclave quotes are checked against: the
+/// file the user gave (it must be the node's chain), or else the node's own,
+/// checked against the genesis hash the node reports.
+async fn trusted_genesis(url: &str, file: Option<&Path>) -> Result<proctor_state::Genesis> {
+    let c = client(url)?;
+    let info = c.chain_info().await.map_err(rpc_err(url))?;
+    let (g, from) = match file {
+        Some(path) => (
+            proctor_node::read_genesis(path)?,
+            path.display().to_string(),
+        ),
+        None => (
+            c.genesis().await.map_err(rpc_err(url))?,
+            format!("the node at {url}"),
+        ),
+    };
+    if g.hash() != info.genesis_hash {
+        bail!(
+            "the genesis from {from} hashes to {}, but the node at {url} serves chain {}",
+            g.hash(),
+            info.genesis_hash
+        );
+    }
+    Ok(g)
+}
+
+/// Wraps the content key to every assigned enclave still without it, each
+/// to the encryption key its own registration quote vouches for (checked
+/// here against the genesis trust policy, not taken from the node).
+async fn release_key(
+    url: &str,
+    k: &Keypair,
+    j: &JobRecord,
+    content_key: &[u8; 32],
+    trust: &proctor_state::Genesis,
+) -> Result<()> {
     let c = client(url)?;
     let mut keys = Vec::new();
     for a in j.assignments.iter().filter(|a| a.key.is_none()) {
-        let e = c
-            .enclave(a.worker)
-            .await
-            .map_err(rpc_err(url))?
-            .ok_or_else(|| anyhow!("assigned enclave {} is not registered", a.worker))?;
+        let q = c.enclave_quote(a.worker).await.map_err(rpc_err(url))?;
+        if q.identity != a.worker {
+            bail!(
+                "the node answered with enclave {} for {}",
+                q.identity,
+                a.worker
+            );
+        }
+        let encryption_key =
+            proctor_rpc::verify_enclave_quote(trust, &q).map_err(|e| anyhow!("{e}"))?;
         let wrapped = envelope::seal_to(
-            &e.encryption_key,
+            &encryption_key,
             &envelope::key_info(&j.binding()),
             content_key,
             &mut OsRng,

@@ -12,8 +12,8 @@ use jsonrpsee::server::{
 use jsonrpsee::types::ErrorObjectOwned;
 use proctor_primitives::{Address, Hash, PublicKey};
 use proctor_rpc::{
-    AccountInfo, AdminServer, ApiServer, BannedPeer, BlockInfo, ChainInfo, HeadInfo, JOBS_SCAN,
-    JobsPage, NetInfo, PeerInfo, SupplyInfo, TxStatus, WorkInfo, codes, error, from_hex,
+    AccountInfo, AdminServer, ApiServer, BannedPeer, BlockInfo, ChainInfo, EnclaveQuote, HeadInfo,
+    JOBS_SCAN, JobsPage, NetInfo, PeerInfo, SupplyInfo, TxStatus, WorkInfo, codes, error, from_hex,
 };
 use proctor_state::jobs::{JobRecord, WorkerOffer};
 use proctor_state::{EnclaveRecord, PouwProof, SignedTransaction};
@@ -210,6 +210,75 @@ impl ApiServer for Rpc {
         identity: PublicKey,
     ) -> Result<Option<EnclaveRecord>, ErrorObjectOwned> {
         Ok(self.lock().state().enclave(&identity))
+    }
+
+    async fn enclave_quote(&self, identity: PublicKey) -> Result<EnclaveQuote, ErrorObjectOwned> {
+        let c = self.lock();
+        let rec = c.state().enclave(&identity).ok_or_else(|| {
+            error(
+                codes::NOT_FOUND,
+                format!("enclave {identity} is not registered"),
+            )
+        })?;
+        let (quote, quoted_at_ms) = match rec.registration_tx {
+            None => {
+                let g = c.genesis();
+                let e = g
+                    .enclaves
+                    .iter()
+                    .find(|e| e.identity == identity)
+                    .ok_or_else(|| {
+                        error(
+                            codes::INTERNAL,
+                            format!("genesis enclave {identity} not in the genesis"),
+                        )
+                    })?;
+                (e.quote.clone(), g.timestamp)
+            }
+            Some(tx) => {
+                let missing = || {
+                    error(
+                        codes::NOT_FOUND,
+                        format!(
+                            "the registration transaction {tx} of {identity} is not stored here"
+                        ),
+                    )
+                };
+                let loc = c
+                    .store()
+                    .tx_location(&tx)
+                    .map_err(storage_error)?
+                    .ok_or_else(missing)?;
+                let block = c
+                    .store()
+                    .block(&loc.block)
+                    .map_err(storage_error)?
+                    .ok_or_else(missing)?;
+                let quote = block
+                    .txs
+                    .iter()
+                    .find(|t| t.hash() == tx)
+                    .and_then(|t| match &t.tx.call {
+                        proctor_state::Call::RegisterEnclave { quote, .. } => Some(quote.clone()),
+                        _ => None,
+                    })
+                    .ok_or_else(missing)?;
+                (quote, block.header.template.timestamp)
+            }
+        };
+        Ok(EnclaveQuote {
+            identity,
+            encryption_key: rec.encryption_key,
+            operator: rec.operator,
+            expires_at: rec.expires_at,
+            quote: proctor_rpc::to_hex(&quote),
+            quoted_at_ms,
+            in_genesis: rec.registration_tx.is_none(),
+        })
+    }
+
+    async fn genesis(&self) -> Result<proctor_state::Genesis, ErrorObjectOwned> {
+        Ok(self.lock().genesis().clone())
     }
 
     async fn blob(&self, hash: Hash) -> Result<String, ErrorObjectOwned> {

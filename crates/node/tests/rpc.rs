@@ -216,6 +216,16 @@ async fn a_new_enclave_registers_by_transaction_then_mines() {
         .expect("registered on chain");
     assert_eq!(rec.operator, tc.keys[1].public().address());
     let registered_at = rec.registered_at;
+    // Both registrations' quotes are served, and check out against the
+    // genesis on the client's side.
+    let genesis = http.genesis().await.unwrap();
+    assert_eq!(genesis.hash(), tc.genesis.hash());
+    for who in [tc.genesis.enclaves[0].identity, id] {
+        let q = http.enclave_quote(who).await.unwrap();
+        assert_eq!(q.in_genesis, who != id);
+        let key = proctor_rpc::verify_enclave_quote(&tc.genesis, &q).unwrap();
+        assert_eq!(key, http.enclave(who).await.unwrap().unwrap().encryption_key);
+    }
 
     let s = stop.clone();
     let second = tokio::spawn(async move { second.mine(s).await });

@@ -204,6 +204,70 @@ impl TxStatus {
     }
 }
 
+/// An enclave's registration with the quote it registered with, so that a
+/// client can check the binding of its keys itself instead of taking the
+/// node's word ([`verify_enclave_quote`]).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EnclaveQuote {
+    pub identity: PublicKey,
+    pub encryption_key: proctor_primitives::EncryptionKey,
+    pub operator: Address,
+    pub expires_at: Height,
+    /// Hex of the borsh-encoded quote (with its collateral, for DCAP).
+    pub quote: String,
+    /// Timestamp of the block (or genesis) that accepted the quote: the
+    /// time it is verified at.
+    pub quoted_at_ms: Timestamp,
+    /// Registered in the genesis (its quote binds the genesis's base hash).
+    pub in_genesis: bool,
+}
+
+/// Checks an enclave's registration quote against `genesis`'s trust policy
+/// (its simulated attestation root or DCAP policy), at the time the chain
+/// accepted it, and that the quote's report data binds exactly this
+/// identity, encryption key, operator, chain and expiry. Returns the
+/// encryption key it vouches for: the only key a requester should wrap a
+/// job's content key to.
+pub fn verify_enclave_quote(
+    genesis: &proctor_state::Genesis,
+    q: &EnclaveQuote,
+) -> Result<proctor_primitives::EncryptionKey, String> {
+    use proctor_tee::AttestationVerifier;
+    let quote: proctor_tee::Quote =
+        from_hex("enclave quote", &q.quote).map_err(|e| e.message().to_string())?;
+    let p = &genesis.params;
+    let policy = proctor_tee::TrustPolicy {
+        sim_root: if p.allow_sim_quotes {
+            p.sim_attestation_root
+        } else {
+            None
+        },
+        dcap: p.dcap.clone(),
+    };
+    let claims = policy
+        .verify(&quote, q.quoted_at_ms / 1000)
+        .map_err(|e| format!("enclave {}: its quote does not verify: {e}", q.identity))?;
+    let chain = if q.in_genesis {
+        genesis.base_hash()
+    } else {
+        genesis.hash()
+    };
+    let expected = proctor_tee::registration_report_data(
+        &q.identity,
+        &q.encryption_key,
+        &q.operator,
+        &chain,
+        q.expires_at,
+    );
+    if claims.report_data != expected {
+        return Err(format!(
+            "enclave {}: its quote does not bind this encryption key, operator, chain and expiry",
+            q.identity
+        ));
+    }
+    Ok(q.encryption_key)
+}
+
 /// One page of a requester's jobs, newest first.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct JobsPage {
@@ -279,6 +343,14 @@ pub trait Api {
     #[method(name = "enclave")]
     async fn enclave(&self, identity: PublicKey)
     -> Result<Option<EnclaveRecord>, ErrorObjectOwned>;
+
+    /// An enclave's registration quote, to verify with [`verify_enclave_quote`].
+    #[method(name = "enclaveQuote")]
+    async fn enclave_quote(&self, identity: PublicKey) -> Result<EnclaveQuote, ErrorObjectOwned>;
+
+    /// The chain's genesis (its hash is `chainInfo`'s `genesis_hash`).
+    #[method(name = "genesis")]
+    async fn genesis(&self) -> Result<proctor_state::Genesis, ErrorObjectOwned>;
 
     /// A content-addressed blob (task module), hex.
     #[method(name = "blob")]
@@ -469,4 +541,121 @@ pub async fn download_blob(
         )));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proctor_state::{GenesisEnclave, testkit};
+    use proctor_tee::sim::{SimAttestationRoot, SimPlatform, sim_measurement};
+    use proctor_tee::{Platform, registration_report_data};
+
+    fn platform(name: &str, root: u8) -> SimPlatform {
+        let dir = std::env::temp_dir().join(format!("proctor-rpc-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        SimPlatform::open(&dir, SimAttestationRoot::from_secret(&[root; 32])).unwrap()
+    }
+
+    /// What an honest node serves for a genesis enclave and for one that
+    /// registered by transaction, and a node that lies about any part of it:
+    /// the encryption key (its own, to read the job), the operator, the
+    /// expiry, the enclave's root (a simulated enclave it made up), or
+    /// where the quote came from. Only the honest answers give a key.
+    #[test]
+    fn a_client_wraps_keys_only_to_what_the_quote_vouches_for() {
+        let ks = testkit::keys(2);
+        let root = SimAttestationRoot::from_secret(&[5; 32]).public();
+        let params = testkit::params(Some(root), sim_measurement());
+        let mut g = testkit::genesis(&ks, 1_000, params);
+        let (first, later) = (platform("first", 5), platform("later", 5));
+        let operator = ks[0].public().address();
+        let quote_for = |p: &SimPlatform, chain: &Hash, expires_at| {
+            let rd = registration_report_data(
+                &p.identity(),
+                &p.encryption_key(),
+                &operator,
+                chain,
+                expires_at,
+            );
+            p.quote(&rd).unwrap()
+        };
+        g.enclaves = vec![GenesisEnclave {
+            operator,
+            identity: first.identity(),
+            encryption_key: first.encryption_key(),
+            expires_at: 100,
+            quote: quote_for(&first, &g.base_hash(), 100),
+            stake: Amount::ZERO,
+        }];
+        let served = |p: &SimPlatform, chain: &Hash, in_genesis| EnclaveQuote {
+            identity: p.identity(),
+            encryption_key: p.encryption_key(),
+            operator,
+            expires_at: 100,
+            quote: to_hex(&quote_for(p, chain, 100)),
+            quoted_at_ms: g.timestamp,
+            in_genesis,
+        };
+        let genesis_enclave = served(&first, &g.base_hash(), true);
+        let registered = served(&later, &g.hash(), false);
+        for honest in [&genesis_enclave, &registered] {
+            assert_eq!(
+                verify_enclave_quote(&g, honest),
+                Ok(honest.encryption_key),
+                "{}",
+                honest.identity
+            );
+        }
+
+        let node_key = proctor_primitives::EncryptionKey([66; 32]);
+        let made_up = platform("made-up", 9);
+        let lies: Vec<(&str, EnclaveQuote)> = vec![
+            (
+                "encryption key",
+                EnclaveQuote {
+                    encryption_key: node_key,
+                    ..registered.clone()
+                },
+            ),
+            (
+                "operator",
+                EnclaveQuote {
+                    operator: ks[1].public().address(),
+                    ..registered.clone()
+                },
+            ),
+            (
+                "expiry",
+                EnclaveQuote {
+                    expires_at: 101,
+                    ..registered.clone()
+                },
+            ),
+            (
+                "origin",
+                EnclaveQuote {
+                    in_genesis: true,
+                    ..registered.clone()
+                },
+            ),
+            ("root", served(&made_up, &g.hash(), false)),
+            (
+                "quote",
+                EnclaveQuote {
+                    quote: "00".into(),
+                    ..registered.clone()
+                },
+            ),
+        ];
+        for (what, lie) in lies {
+            assert!(
+                verify_enclave_quote(&g, &lie).is_err(),
+                "a lie about the {what} passed"
+            );
+        }
+        // A chain that does not accept simulated quotes accepts none of them.
+        let mut strict = g.clone();
+        strict.params.allow_sim_quotes = false;
+        assert!(verify_enclave_quote(&strict, &registered).is_err());
+    }
 }

@@ -157,7 +157,7 @@ impl State {
                         &mut o,
                         e.operator,
                         (&e.identity, &e.encryption_key, e.expires_at),
-                        &e.quote,
+                        (&e.quote, None),
                         e.stake,
                         0,
                         g.timestamp,
@@ -556,7 +556,7 @@ impl State {
                     o,
                     from,
                     keys,
-                    quote,
+                    (quote, Some(tx.hash())),
                     *stake,
                     env.height,
                     env.timestamp,
@@ -665,7 +665,7 @@ impl State {
         o: &mut Overlay<'_>,
         operator: Address,
         (identity, encryption_key, expires_at): (&PublicKey, &EncryptionKey, Height),
-        quote: &proctor_tee::Quote,
+        (quote, registration_tx): (&proctor_tee::Quote, Option<Hash>),
         stake: Amount,
         height: Height,
         now_ms: Timestamp,
@@ -739,6 +739,7 @@ impl State {
             expires_at,
             stake: total,
             unbonding_until: None,
+            registration_tx,
         };
         o.put(enclave_key(identity), &Record::Enclave(rec));
         Ok(Event::EnclaveRegistered {

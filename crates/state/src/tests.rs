@@ -474,6 +474,7 @@ fn wire_types_roundtrip() {
         expires_at: 4,
         stake: Amount(5),
         unbonding_until: Some(9),
+        registration_tx: Some(Hash([6; 32])),
     });
     let p = PouwProof {
         enclave: platform.identity(),

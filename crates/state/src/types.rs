@@ -151,6 +151,9 @@ pub struct EnclaveRecord {
     /// Set by deregistration: the enclave no longer mines or takes work, and
     /// the stake can be withdrawn after this height.
     pub unbonding_until: Option<Height>,
+    /// The transaction of the last registration or renewal, whose quote
+    /// anyone can check again (None: registered in the genesis).
+    pub registration_tx: Option<Hash>,
 }
 
 /// An entry of the governed measurement allowlist.
