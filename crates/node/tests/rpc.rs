@@ -224,7 +224,10 @@ async fn a_new_enclave_registers_by_transaction_then_mines() {
         let q = http.enclave_quote(who).await.unwrap();
         assert_eq!(q.in_genesis, who != id);
         let key = proctor_rpc::verify_enclave_quote(&tc.genesis, &q).unwrap();
-        assert_eq!(key, http.enclave(who).await.unwrap().unwrap().encryption_key);
+        assert_eq!(
+            key,
+            http.enclave(who).await.unwrap().unwrap().encryption_key
+        );
     }
 
     let s = stop.clone();
