@@ -83,6 +83,10 @@ pub struct WorkerArgs {
     /// Price per instruction offered to the compute market, in base units.
     #[arg(long, default_value_t = 1)]
     price: u128,
+    /// Instructions per second this worker commits to run jobs at: it is
+    /// placed only on jobs whose fuel it runs before their deadline.
+    #[arg(long, default_value_t = proctor_worker::DEFAULT_SPEED)]
+    speed: u64,
     /// Mine only: make no offer to the compute market.
     #[arg(long)]
     no_market: bool,
@@ -696,6 +700,7 @@ fn connect_worker(args: &WorkerArgs, url: &str) -> Result<Worker> {
             collateral,
             offer: (!args.no_market).then(|| MarketOffer {
                 price: args.price,
+                speed: args.speed,
                 ..MarketOffer::default()
             }),
         },

@@ -213,6 +213,16 @@ pub struct RunSpec {
     args: Vec<String>,
 }
 
+/// What a refusal reason means for the requester.
+fn refusal_text(r: proctor_state::jobs::RefusalReason) -> &'static str {
+    use proctor_state::jobs::RefusalReason::*;
+    match r {
+        ModuleRejected => "the module fails the enclave's checker",
+        KeyDoesNotOpen => "the content key posted for it does not open in the enclave",
+        InputUndecryptable => "the input does not decrypt with the content key",
+    }
+}
+
 fn state_name(s: JobState) -> &'static str {
     match s {
         JobState::Pending => "submitted",
@@ -222,6 +232,7 @@ fn state_name(s: JobState) -> &'static str {
         JobState::Failed => "failed",
         JobState::Expired => "expired",
         JobState::Cancelled => "cancelled",
+        JobState::Refused => "refused",
     }
 }
 
@@ -375,6 +386,11 @@ async fn run_job(
                 j.refund
             ),
             JobState::Cancelled => bail!("job {id} was cancelled ({} refunded)", j.refund),
+            JobState::Refused => bail!(
+                "job {id} was refused by its worker's enclave: {} ({} refunded)",
+                j.refusal.map_or("no reason given", refusal_text),
+                j.refund
+            ),
             JobState::Pending | JobState::Running => {}
         }
         if Instant::now() > deadline {

@@ -550,6 +550,7 @@ fn a_proof_must_name_useful_work_the_chain_assigned() {
                     price: Amount(1),
                     memory_pages: 100,
                     fuel: 1_000_000,
+                    speed: 1_000_000,
                 },
             ),
             tx(

@@ -38,7 +38,7 @@ pub mod wire;
 use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_consensus::lottery_wins;
 use proctor_primitives::{Address, EncryptionKey, Hash, PublicKey};
-use proctor_state::jobs::{JobSpec, ResultReport, job_binding};
+use proctor_state::jobs::{JobRefusal, JobSpec, RefusalReason, ResultReport, job_binding};
 use proctor_state::{PouwProof, Template, checker_message, filler_input};
 use proctor_tee::envelope;
 use proctor_tee::{Platform, Quote, TeeKind, registration_report_data};
@@ -132,6 +132,12 @@ pub enum Response {
         code: i32,
         message: String,
     },
+    /// The job cannot run through the requester's doing: the refusal,
+    /// signed by the enclave identity, for the chain (`RefuseJob`).
+    Refused {
+        refusal: JobRefusal,
+        signature: proctor_primitives::Signature,
+    },
 }
 
 /// Public facts about the enclave.
@@ -186,6 +192,12 @@ pub enum Error {
         "this build has no test faults (they exist only in test builds, feature `test-faults`)"
     )]
     NoTestFaults,
+    #[error("job refused: {reason:?}")]
+    Refused {
+        reason: RefusalReason,
+        refusal: Box<JobRefusal>,
+        signature: proctor_primitives::Signature,
+    },
 }
 
 impl Error {
@@ -197,6 +209,7 @@ impl Error {
             Error::Platform(_) => 3004,
             Error::Job(_) => 3005,
             Error::NoTestFaults => 3006,
+            Error::Refused { .. } => 3007,
         }
     }
 }
@@ -291,9 +304,17 @@ impl Enclave {
             Request::RunJob(ticket) => self.run_job(*ticket),
             Request::LoadJob { ticket, slice } => self.load_job(*ticket, slice),
         };
-        result.unwrap_or_else(|e| Response::Error {
-            code: e.code(),
-            message: e.to_string(),
+        result.unwrap_or_else(|e| match e {
+            Error::Refused {
+                refusal, signature, ..
+            } => Response::Refused {
+                refusal: *refusal,
+                signature,
+            },
+            e => Response::Error {
+                code: e.code(),
+                message: e.to_string(),
+            },
         })
     }
 
@@ -325,24 +346,42 @@ impl Enclave {
             ));
         }
         let binding = job_binding(t.job, &spec, t.submitted_ms);
-        let key = self
+        // From here on, what fails is the requester's doing, on the job the
+        // enclave was handed (its binding) and the key it was handed: the
+        // enclave signs a refusal, which the chain accepts only if both are
+        // the job's and the posted key (a host that altered either gets
+        // nothing it can use).
+        let signed = |reason| {
+            let refusal = JobRefusal {
+                job: t.job,
+                worker: self.platform.identity(),
+                binding,
+                key: Hash::of(&t.wrapped_key),
+                reason,
+            };
+            let signature = self.platform.sign(&refusal.hash().0);
+            Error::Refused {
+                reason,
+                refusal: Box::new(refusal),
+                signature,
+            }
+        };
+        let k: [u8; 32] = self
             .platform
             .open_envelope(&envelope::key_info(&binding), &t.wrapped_key)
-            .map_err(|e| {
-                refuse(format!(
-                    "content key: {e} (it opens only for the exact job the requester submitted)"
-                ))
-            })?;
-        let k: [u8; 32] = key
-            .try_into()
-            .map_err(|_| refuse("content key must be 32 bytes".into()))?;
-        let input = envelope::decrypt(&k, &t.input).map_err(|e| refuse(format!("input: {e}")))?;
+            .ok()
+            .and_then(|key| key.try_into().ok())
+            .ok_or_else(|| signed(RefusalReason::KeyDoesNotOpen))?;
+        let input = envelope::decrypt(&k, &t.input)
+            .map_err(|_| signed(RefusalReason::InputUndecryptable))?;
         let limits = Limits {
             max_memory_pages: spec.memory_pages.min(Limits::default().max_memory_pages),
             ..Limits::default()
         };
         let vm = Vm::new(limits)?;
-        let loaded = vm.load(&t.module)?;
+        let loaded = vm
+            .load(&t.module)
+            .map_err(|_| signed(RefusalReason::ModuleRejected))?;
         let task = TaskSpec {
             args: spec.args,
             input,

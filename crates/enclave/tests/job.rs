@@ -4,7 +4,7 @@
 
 use proctor_enclave::{Enclave, JobTicket, Request, Response};
 use proctor_primitives::Hash;
-use proctor_state::jobs::{JobSpec, ResultReport, job_binding};
+use proctor_state::jobs::{JobSpec, RefusalReason, ResultReport, job_binding};
 use proctor_tee::Platform;
 use proctor_tee::envelope::{self, RecipientKey};
 use proctor_tee::sim::{SimAttestationRoot, SimPlatform};
@@ -203,29 +203,56 @@ fn replicas_agree_on_the_commitment_and_a_corrupted_one_does_not() {
 #[test]
 fn a_job_is_refused_with_the_reason() {
     let (mut e, key) = enclave("refuse");
+    let identity = e.info().identity;
     let requester = RecipientKey::from_seed(&[9; 32]);
-    let (t, _) = ticket(&key, &requester, &input_text());
-    let refused = |e: &mut Enclave, t: JobTicket| match e.handle(Request::RunJob(Box::new(t))) {
-        Response::Error { code, message } => (code, message),
-        other => panic!("{other:?}"),
-    };
-    // The host swapped the input.
+    let (t, k) = ticket(&key, &requester, &input_text());
+    let run = |e: &mut Enclave, t: JobTicket| e.handle(Request::RunJob(Box::new(t)));
+    // The host swapped the input bytes: its own doing, an unsigned error.
     let mut swapped = t.clone();
     swapped.input[20] ^= 1;
-    let (code, msg) = refused(&mut e, swapped);
+    let Response::Error { code, message } = run(&mut e, swapped) else {
+        panic!("a swapped input was not refused")
+    };
     assert_eq!(code, 3005);
-    assert!(msg.contains("input bytes"), "{msg}");
+    assert!(message.contains("input bytes"), "{message}");
+    // The requester's doing, on the exact job and key it posted: a refusal
+    // signed by the enclave, naming that job and key, with the reason.
+    let signed = |resp: Response, t: &JobTicket| match resp {
+        Response::Refused { refusal, signature } => {
+            identity.verify(&refusal.hash().0, &signature).unwrap();
+            assert_eq!(refusal.binding, job_binding(t.job, &t.spec, t.submitted_ms));
+            assert_eq!(refusal.key, Hash::of(&t.wrapped_key));
+            assert_eq!((refusal.job, refusal.worker), (t.job, identity));
+            refusal.reason
+        }
+        other => panic!("{other:?}"),
+    };
     // The key was wrapped for another enclave.
     let (other, other_key) = enclave("other");
     drop(other);
     let (t2, _) = ticket(&other_key, &requester, &input_text());
-    let (_, msg) = refused(&mut e, t2);
-    assert!(msg.contains("content key"), "{msg}");
-    // The key was wrapped for another job.
-    let mut replay = t.clone();
-    replay.job = 43;
-    let (_, msg) = refused(&mut e, replay);
-    assert!(msg.contains("content key"), "{msg}");
+    assert_eq!(
+        signed(run(&mut e, t2.clone()), &t2),
+        RefusalReason::KeyDoesNotOpen
+    );
+    // The input was encrypted under another key than the one wrapped.
+    let mut garbled = t.clone();
+    garbled.input = envelope::encrypt(&[1; 32], b"other", &mut OsRng);
+    garbled.spec.input = Hash::of(&garbled.input);
+    let garbled = wrapped(garbled, &key, &k);
+    assert_eq!(
+        signed(run(&mut e, garbled.clone()), &garbled),
+        RefusalReason::InputUndecryptable
+    );
+    // The module fails the checker.
+    let mut bad_module = t.clone();
+    bad_module.module = b"\0asm not a module".to_vec();
+    bad_module.spec.module = Hash::of(&bad_module.module);
+    let bad_module = wrapped(bad_module, &key, &k);
+    assert_eq!(
+        signed(run(&mut e, bad_module.clone()), &bad_module),
+        RefusalReason::ModuleRejected
+    );
 }
 
 #[test]
@@ -298,6 +325,7 @@ fn a_host_that_alters_any_field_of_the_job_gets_a_refusal_and_no_plaintext() {
     let requester = RecipientKey::from_seed(&[9; 32]);
     let host_key = RecipientKey::from_seed(&[66; 32]);
     let (t, _) = ticket(&key, &requester, &input_text());
+    let honest_binding = job_binding(t.job, &t.spec, t.submitted_ms);
     // The honest ticket runs.
     assert!(matches!(
         e.handle(Request::RunJob(Box::new(t.clone()))),
@@ -347,11 +375,14 @@ fn a_host_that_alters_any_field_of_the_job_gets_a_refusal_and_no_plaintext() {
         let request_bytes = borsh::to_vec(&request).unwrap();
         let resp = e.handle(request);
         let response_bytes = borsh::to_vec(&resp).unwrap();
-        let Response::Error { code, message } = resp else {
+        // The content key does not open: the enclave refuses, and what it
+        // signs names the altered job, which the chain does not take (the
+        // job's own binding differs), so the host cannot blame the requester.
+        let Response::Refused { refusal, .. } = resp else {
             panic!("an altered {what} was run: {resp:?}")
         };
-        assert_eq!(code, 3005, "{what}: {message}");
-        assert!(message.contains("content key"), "{what}: {message}");
+        assert_eq!(refusal.reason, RefusalReason::KeyDoesNotOpen, "{what}");
+        assert_ne!(refusal.binding, honest_binding, "{what}");
         for bytes in [&request_bytes, &response_bytes] {
             assert!(
                 !bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()),

@@ -96,6 +96,7 @@ fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
         price: Amount(1),
         memory_pages: 1_000,
         fuel: 10_000_000_000,
+        speed: 100_000_000,
     };
     mine_with(
         &mut chain,

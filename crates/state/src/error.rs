@@ -81,6 +81,12 @@ pub enum TxError {
     WorkerBusy(PublicKey),
     #[error("transaction is {size} bytes, more than the limit of {max}")]
     TooLarge { size: usize, max: usize },
+    #[error(
+        "{fuel} instructions cannot run in the deadline: the slowest offered worker runs {capacity} in it (raise the deadline or lower the fuel)"
+    )]
+    FuelBeyondDeadline { fuel: u64, capacity: u128 },
+    #[error("invalid refusal: {0}")]
+    BadRefusal(String),
 }
 
 impl TxError {
@@ -117,6 +123,8 @@ impl TxError {
             TxError::ModuleOwned(_) => 1138,
             TxError::TooLarge { .. } => 1008,
             TxError::WorkerBusy(_) => 1139,
+            TxError::FuelBeyondDeadline { .. } => 1140,
+            TxError::BadRefusal(_) => 1141,
         }
     }
 }

@@ -139,6 +139,9 @@ pub enum JobState {
     Failed,
     Expired,
     Cancelled,
+    /// An assigned worker's enclave refused it, through the requester's
+    /// doing (see [`RefusalReason`]).
+    Refused,
 }
 
 impl JobState {
@@ -149,7 +152,11 @@ impl JobState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            JobState::Settled | JobState::Failed | JobState::Expired | JobState::Cancelled
+            JobState::Settled
+                | JobState::Failed
+                | JobState::Expired
+                | JobState::Cancelled
+                | JobState::Refused
         )
     }
 }
@@ -216,6 +223,8 @@ pub struct JobRecord {
     /// Returned to the requester when the job ended.
     pub refund: Amount,
     pub ended_at: Option<Height>,
+    /// Why it was refused, when it was.
+    pub refusal: Option<RefusalReason>,
 }
 
 impl JobRecord {
@@ -233,10 +242,56 @@ pub struct WorkerOffer {
     pub price: Amount,
     pub memory_pages: u64,
     pub fuel: u64,
+    /// Instructions per second it commits to run a job at: it is placed
+    /// only on jobs whose fuel it can run before their deadline.
+    pub speed: u64,
     /// Reserved by the jobs it runs now.
     pub used_memory_pages: u64,
     pub used_fuel: u64,
     pub reputation: Reputation,
+}
+
+impl WorkerOffer {
+    /// Instructions this worker runs in `blocks` blocks of `block_ms`.
+    pub fn instructions_in(&self, blocks: u64, block_ms: u64) -> u128 {
+        u128::from(self.speed) * u128::from(blocks) * u128::from(block_ms) / 1_000
+    }
+}
+
+/// Why a worker's enclave refuses an assigned job: each is the requester's
+/// doing, established by the enclave on the exact job (its binding) and the
+/// exact key posted on chain, so a host cannot blame the requester for what
+/// it altered.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// The module (its bytes hash to the spec's) fails the checker.
+    ModuleRejected,
+    /// The posted content key does not open for this job in this enclave.
+    KeyDoesNotOpen,
+    /// The input (its bytes hash to the spec's) does not decrypt with the key.
+    InputUndecryptable,
+}
+
+/// An enclave's refusal of a job, signed by its identity.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct JobRefusal {
+    pub job: u64,
+    pub worker: PublicKey,
+    /// [`job_binding`] of the job the enclave was handed.
+    pub binding: Hash,
+    /// Hash of the wrapped content key it was handed.
+    pub key: Hash,
+    pub reason: RefusalReason,
+}
+
+impl JobRefusal {
+    /// What the enclave signs.
+    pub fn hash(&self) -> Hash {
+        Hash::of_encoded("proctor/job-refusal", self)
+    }
 }
 
 /// The market's indices.
@@ -384,7 +439,11 @@ impl State {
                 price,
                 memory_pages,
                 fuel,
+                speed,
             } => {
+                if *speed == 0 {
+                    return Err(TxError::BadJob("an offer's speed must be positive".into()));
+                }
                 let e = o
                     .enclave(identity)
                     .ok_or(TxError::EnclaveNotFound(*identity))?;
@@ -399,6 +458,7 @@ impl State {
                         old.price = *price;
                         old.memory_pages = *memory_pages;
                         old.fuel = *fuel;
+                        old.speed = *speed;
                         old
                     }
                     None => {
@@ -410,6 +470,7 @@ impl State {
                             price: *price,
                             memory_pages: *memory_pages,
                             fuel: *fuel,
+                            speed: *speed,
                             used_memory_pages: 0,
                             used_fuel: 0,
                             reputation: Reputation::default(),
@@ -443,7 +504,23 @@ impl State {
                         got: *escrow,
                     });
                 }
-                let mut m = o.market();
+                // The job must fit its deadline on every worker offering now.
+                let m = o.market();
+                let slowest = m
+                    .workers
+                    .iter()
+                    .filter_map(|w| o.offer(w))
+                    .map(|w| w.instructions_in(spec.deadline_blocks, self.params().target_block_ms))
+                    .min();
+                if let Some(capacity) = slowest
+                    && u128::from(spec.fuel) > capacity
+                {
+                    return Err(TxError::FuelBeyondDeadline {
+                        fuel: spec.fuel,
+                        capacity,
+                    });
+                }
+                let mut m = m;
                 let id = m.next_job;
                 m.next_job += 1;
                 m.pending.push(id);
@@ -466,6 +543,7 @@ impl State {
                     output: None,
                     refund: Amount::ZERO,
                     ended_at: None,
+                    refusal: None,
                 });
                 Ok(vec![Event::JobSubmitted {
                     job: id,
@@ -515,6 +593,7 @@ impl State {
             Call::SubmitResult { report, signature } => {
                 self.submit_result(o, env, report, signature)
             }
+            Call::RefuseJob { refusal, signature } => self.refuse(o, env, refusal, signature),
             Call::CancelJob { job } => {
                 let mut j = o.job(*job).ok_or(TxError::JobNotFound(*job))?;
                 if j.requester != from {
@@ -592,6 +671,57 @@ impl State {
             o.set_job(&j);
         }
         Ok(events)
+    }
+
+    /// An assigned worker's enclave-signed refusal: checked against the job
+    /// (its binding) and the key posted for this worker, then the job ends
+    /// unpaid, the requester pays the expiry fee, and no one is slashed.
+    fn refuse(
+        &self,
+        o: &mut Overlay<'_>,
+        env: &crate::BlockEnv,
+        r: &JobRefusal,
+        signature: &Signature,
+    ) -> MarketResult {
+        let bad = |m: &str| TxError::BadRefusal(m.into());
+        let mut j = o.job(r.job).ok_or(TxError::JobNotFound(r.job))?;
+        if !j.state.is_active() {
+            return Err(TxError::JobState {
+                job: j.id,
+                state: j.state,
+            });
+        }
+        r.worker
+            .verify(&r.hash().0, signature)
+            .map_err(|_| bad("not signed by the worker's enclave"))?;
+        if r.binding != j.binding() {
+            return Err(bad("it refuses another spec than the job's"));
+        }
+        let a = j
+            .assignments
+            .iter()
+            .find(|a| a.worker == r.worker)
+            .ok_or(TxError::NotAssigned(r.worker))?;
+        if a.report.is_some() {
+            return Err(TxError::AlreadyReported);
+        }
+        let posted = a
+            .key
+            .as_deref()
+            .ok_or_else(|| bad("no key is posted for this worker yet"))?;
+        if Hash::of(posted) != r.key {
+            return Err(bad("it names another key than the one posted"));
+        }
+        rate_requester(o, &j.requester, Reputation::record_failed);
+        j.refusal = Some(r.reason);
+        Ok(vec![
+            Event::JobRefused {
+                job: j.id,
+                worker: r.worker,
+                reason: r.reason,
+            },
+            self.end_unpaid(o, env, &mut j, JobState::Refused)?,
+        ])
     }
 
     /// Settles a job on the reports it has: the commitment held by a strict
@@ -889,6 +1019,14 @@ impl State {
             );
             let mut exclude = j.failed.clone();
             exclude.extend(j.assignments.iter().map(|a| a.worker));
+            // Too slow to run the fuel before the deadline.
+            let block_ms = self.params().target_block_ms;
+            exclude.extend(m.workers.iter().filter(|w| {
+                o.offer(w).is_some_and(|offer| {
+                    offer.instructions_in(j.spec.deadline_blocks, block_ms)
+                        < u128::from(j.spec.fuel)
+                })
+            }));
             jobs.push(scheduler::Job {
                 id: j.id,
                 requester: j.requester,

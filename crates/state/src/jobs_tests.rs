@@ -13,6 +13,8 @@ use proctor_tee::sim::{SimAttestationRoot, SimPlatform, sim_measurement};
 
 const STAKE: u128 = 1_000_000;
 const PRICE: u128 = 10;
+/// Workers' speed: 1M instructions a second, 5M in a 5-block deadline.
+const SPEED: u64 = 1_000_000;
 
 /// A chain with `workers` registered enclaves offering work at PRICE.
 struct Market {
@@ -69,6 +71,7 @@ impl Market {
                 price: Amount(PRICE),
                 memory_pages: 1_000,
                 fuel: 1_000_000,
+                speed: SPEED,
             };
             m.ok(3 + i, offer);
         }
@@ -317,6 +320,188 @@ fn a_report_for_another_spec_is_refused() {
         assert_eq!(e.code(), 1136);
     }
     assert_eq!(m.state.job(job).unwrap().state, JobState::Running);
+}
+
+/// A worker's enclave refuses a job through the requester's doing: the job
+/// ends unpaid, the requester pays the expiry fee, the worker keeps its
+/// whole stake and its capacity. A refusal that names another spec or
+/// another key (what a host gets by altering the job), one not signed by
+/// the enclave, one before the key is posted, or one from a worker not on
+/// the job, is refused.
+#[test]
+fn a_signed_refusal_ends_the_job_unpaid_and_no_one_is_slashed() {
+    let mut m = Market::new("refuse", 2);
+    let job = m.submit(m.spec(1, 1_000));
+    let j = m.state.job(job).unwrap();
+    let w = j.assignments[0].worker;
+    let other = m
+        .enclaves
+        .iter()
+        .map(|e| e.identity())
+        .find(|id| *id != w)
+        .unwrap();
+    let refusal = |binding, key, worker| JobRefusal {
+        job,
+        worker,
+        binding,
+        key,
+        reason: RefusalReason::KeyDoesNotOpen,
+    };
+    let posted = Hash::of(&[1u8; 48]);
+    let signed = |m: &Market, r: JobRefusal, by: &PublicKey| Call::RefuseJob {
+        signature: m.enclaves[m.worker_index(by)].sign(&r.hash().0),
+        refusal: r,
+    };
+    let honest = refusal(j.binding(), posted, w);
+    // Before the key is posted there is nothing to refuse.
+    let e = m.block(Some((m.operator_of(&w), signed(&m, honest.clone(), &w))));
+    assert!(matches!(e, Err(TxError::BadRefusal(_))), "{e:?}");
+    m.post_keys(job);
+
+    let mut altered = j.spec.clone();
+    altered.output_key = [66; 32];
+    let forged = [
+        signed(
+            &m,
+            refusal(job_binding(job, &altered, j.submitted_ms), posted, w),
+            &w,
+        ),
+        signed(&m, refusal(j.binding(), Hash::of(b"another key"), w), &w),
+        signed(&m, honest.clone(), &other),
+    ];
+    for call in forged {
+        let e = m.block(Some((m.operator_of(&w), call))).unwrap_err();
+        assert_eq!(e.code(), 1141, "{e}");
+    }
+    let e = m
+        .block(Some((
+            m.operator_of(&other),
+            signed(&m, refusal(j.binding(), posted, other), &other),
+        )))
+        .unwrap_err();
+    assert_eq!(e, TxError::NotAssigned(other));
+    assert_eq!(m.state.job(job).unwrap().state, JobState::Running);
+
+    let (req0, stake0) = (m.balance(REQUESTER), m.state.enclave(&w).unwrap().stake);
+    let treasury0 = m.addr_balance(&treasury());
+    let (events, _) = m.ok(m.operator_of(&w), signed(&m, honest, &w));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::JobRefused {
+            reason: RefusalReason::KeyDoesNotOpen,
+            ..
+        }
+    )));
+    let j = m.state.job(job).unwrap();
+    assert_eq!(
+        (j.state, j.refusal),
+        (JobState::Refused, Some(RefusalReason::KeyDoesNotOpen))
+    );
+    let fee = m.g.params.market.expiry_fee.0;
+    assert_eq!(j.refund.0, j.escrow.0 - fee);
+    assert_eq!(m.balance(REQUESTER), req0 + j.escrow.0 - fee);
+    assert_eq!(m.addr_balance(&treasury()), treasury0 + fee);
+    assert_eq!(m.state.enclave(&w).unwrap().stake, stake0, "not slashed");
+    let offer = m.state.offer(&w).unwrap();
+    assert_eq!((offer.used_memory_pages, offer.used_fuel), (0, 0));
+    assert!(m.state.market_index().active.is_empty());
+}
+
+/// A job whose fuel the slowest offered worker cannot run before the
+/// deadline is refused at submission; once offered, a job goes only to
+/// workers fast enough for it.
+#[test]
+fn fuel_must_fit_the_deadline_at_the_offered_speed() {
+    let mut m = Market::new("speed", 2);
+    // One block's deadline: SPEED x 1 s = 1M instructions.
+    let spec = |m: &Market, fuel| JobSpec {
+        deadline_blocks: 1,
+        ..m.spec(1, fuel)
+    };
+    let submit = |m: &mut Market, fuel| {
+        let spec = spec(m, fuel);
+        let escrow = Amount(escrow_of(&spec, &m.g.params.market.fees));
+        m.block(Some((REQUESTER, Call::SubmitJob { spec, escrow })))
+    };
+    let e = submit(&mut m, 1_000_001).unwrap_err();
+    assert_eq!(
+        e,
+        TxError::FuelBeyondDeadline {
+            fuel: 1_000_001,
+            capacity: 1_000_000
+        }
+    );
+    assert_eq!(e.code(), 1140);
+    let fits = m.submit(spec(&m, 1_000_000));
+    assert_eq!(m.state.job(fits).unwrap().state, JobState::Assigned);
+    m.tick();
+    m.tick();
+
+    // One worker slows down to half: 800k no longer fits the slowest.
+    let slow = m.enclaves[0].identity();
+    m.ok(
+        m.operator_of(&slow),
+        Call::SetOffer {
+            identity: slow,
+            price: Amount(PRICE),
+            memory_pages: 1_000,
+            fuel: 1_000_000,
+            speed: SPEED / 2,
+        },
+    );
+    let e = submit(&mut m, 800_000).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            TxError::FuelBeyondDeadline {
+                capacity: 500_000,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // 400k fits both.
+    let small = m.submit(spec(&m, 400_000));
+    assert_eq!(m.state.job(small).unwrap().state, JobState::Assigned);
+}
+
+/// A job waiting for a worker is not placed on one too slow for its fuel,
+/// though it is free: it waits for a fast one.
+#[test]
+fn a_pending_job_waits_for_a_worker_fast_enough() {
+    let mut m = Market::new("placement", 2);
+    let spec = |m: &Market, deadline_blocks| JobSpec {
+        deadline_blocks,
+        ..m.spec(1, 1_000_000)
+    };
+    let a = m.submit(spec(&m, 10));
+    let b = m.submit(spec(&m, 10));
+    let c = m.submit(spec(&m, 20));
+    assert_eq!(
+        m.state.job(c).unwrap().state,
+        JobState::Pending,
+        "both busy"
+    );
+    let y = m.state.job(b).unwrap().assignments[0].worker;
+    let x = m.state.job(a).unwrap().assignments[0].worker;
+    // Y now runs 10k a second: 200k in C's 20 blocks, short of its 1M.
+    m.ok(
+        m.operator_of(&y),
+        Call::SetOffer {
+            identity: y,
+            price: Amount(PRICE),
+            memory_pages: 1_000,
+            fuel: 1_000_000,
+            speed: 10_000,
+        },
+    );
+    m.ok(REQUESTER, Call::CancelJob { job: b });
+    assert_eq!(m.state.offer(&y).unwrap().used_fuel, 0, "Y is free");
+    assert_eq!(m.state.job(c).unwrap().state, JobState::Pending, "not on Y");
+    m.ok(REQUESTER, Call::CancelJob { job: a });
+    let j = m.state.job(c).unwrap();
+    assert_eq!(j.state, JobState::Assigned);
+    assert_eq!(j.assignments[0].worker, x, "on the fast one");
 }
 
 #[test]
@@ -606,6 +791,8 @@ mod conservation {
         Register(usize),
         /// ... changes its offer.
         Offer(usize, u64),
+        /// The worker's enclave refuses the last job (signed, honest).
+        Refuse(usize),
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -625,6 +812,7 @@ mod conservation {
             (0usize..3).prop_map(Step::Withdraw),
             (0usize..3).prop_map(Step::Register),
             (0usize..3, 1u64..2_000_000).prop_map(|(w, fuel)| Step::Offer(w, fuel)),
+            (0usize..3).prop_map(Step::Refuse),
         ]
     }
 
@@ -680,6 +868,28 @@ mod conservation {
                         m.tick();
                         Ok(())
                     }
+                    Step::Refuse(w) => match last.and_then(|job| m.state.job(job)) {
+                        Some(j) => {
+                            let worker = m.enclaves[w].identity();
+                            let key = j
+                                .assignments
+                                .iter()
+                                .find(|a| a.worker == worker)
+                                .and_then(|a| a.key.as_deref())
+                                .map_or(Hash::ZERO, Hash::of);
+                            let refusal = JobRefusal {
+                                job: j.id,
+                                worker,
+                                binding: j.binding(),
+                                key,
+                                reason: RefusalReason::InputUndecryptable,
+                            };
+                            let signature = m.enclaves[w].sign(&refusal.hash().0);
+                            let call = Call::RefuseJob { refusal, signature };
+                            m.block(Some((3 + w, call))).map(|_| ())
+                        }
+                        None => Ok(()),
+                    },
                     Step::Deregister(w) => {
                         let identity = m.enclaves[w].identity();
                         m.block(Some((3 + w, Call::DeregisterEnclave { identity }))).map(|_| ())
@@ -705,6 +915,7 @@ mod conservation {
                             price: Amount(PRICE),
                             memory_pages: 1_000,
                             fuel,
+                            speed: SPEED,
                         };
                         m.block(Some((3 + w, offer))).map(|_| ())
                     }

@@ -648,6 +648,7 @@ impl State {
             | Call::SubmitJob { .. }
             | Call::PostKeys { .. }
             | Call::SubmitResult { .. }
+            | Call::RefuseJob { .. }
             | Call::CancelJob { .. } => {
                 events.extend(self.apply_market_call(o, env, from, &tx.call)?);
             }

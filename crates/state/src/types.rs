@@ -197,6 +197,8 @@ pub enum Call {
         price: Amount,
         memory_pages: u64,
         fuel: u64,
+        /// Instructions per second the worker commits to run a job at.
+        speed: u64,
     },
     /// Claims a task module: its owner receives the application provider's
     /// share of the fees of jobs that run it.
@@ -215,6 +217,13 @@ pub enum Call {
     /// A worker's result, signed by its enclave.
     SubmitResult {
         report: crate::jobs::ResultReport,
+        signature: Signature,
+    },
+    /// A worker's enclave-signed refusal of an assigned job it cannot run
+    /// through the requester's fault (the module fails the checker, the
+    /// posted key does not open, the input does not decrypt).
+    RefuseJob {
+        refusal: crate::jobs::JobRefusal,
         signature: Signature,
     },
     /// The requester withdraws a job before any key was released.
@@ -254,6 +263,7 @@ impl Transaction {
             | Call::RegisterModule { .. }
             | Call::PostKeys { .. }
             | Call::SubmitResult { .. }
+            | Call::RefuseJob { .. }
             | Call::CancelJob { .. } => Some(self.fee),
         }
     }
@@ -500,6 +510,12 @@ pub enum Event {
     JobResult {
         job: u64,
         worker: PublicKey,
+    },
+    /// An assigned worker's enclave refused the job, with the reason.
+    JobRefused {
+        job: u64,
+        worker: PublicKey,
+        reason: crate::jobs::RefusalReason,
     },
     JobRequeued {
         job: u64,

@@ -73,7 +73,13 @@ pub struct MarketOffer {
     pub memory_pages: u64,
     /// Instructions of concurrent jobs.
     pub fuel: u64,
+    /// Instructions per second it commits to run a job at.
+    pub speed: u64,
 }
+
+/// The speed a worker offers unless told otherwise: 100 million metered
+/// instructions a second, well under what the engine runs on one core.
+pub const DEFAULT_SPEED: u64 = 100_000_000;
 
 impl Default for MarketOffer {
     fn default() -> Self {
@@ -81,9 +87,16 @@ impl Default for MarketOffer {
             price: 1,
             memory_pages: 16_384,
             fuel: 100_000_000_000,
+            speed: DEFAULT_SPEED,
         }
     }
 }
+
+/// An enclave's signed refusal of a job.
+type Refusal = (
+    proctor_state::jobs::JobRefusal,
+    proctor_primitives::Signature,
+);
 
 /// How often a mining worker looks for jobs assigned to it.
 const JOB_POLL: Duration = Duration::from_secs(1);
@@ -298,7 +311,8 @@ impl Worker {
         };
         let current = self.client.offer(self.info.identity).await?;
         let same = current.is_some_and(|c| {
-            (c.price.0, c.memory_pages, c.fuel) == (offer.price, offer.memory_pages, offer.fuel)
+            (c.price.0, c.memory_pages, c.fuel, c.speed)
+                == (offer.price, offer.memory_pages, offer.fuel, offer.speed)
         });
         let recently = self
             .offer_sent
@@ -312,6 +326,7 @@ impl Worker {
                 price: proctor_primitives::Amount(offer.price),
                 memory_pages: offer.memory_pages,
                 fuel: offer.fuel,
+                speed: offer.speed,
             })
             .await;
         match hash {
@@ -348,10 +363,21 @@ impl Worker {
             return Ok(false);
         };
         match self.load_job(&j).await {
-            Ok(()) => {
+            Ok(None) => {
                 tracing::info!(job = j.id, "job loaded: mining with it");
                 self.current_job = Some(j.id);
                 Ok(true)
+            }
+            Ok(Some((refusal, signature))) => {
+                // The requester's doing, signed by the enclave: the chain
+                // ends the job without slashing this worker.
+                tracing::warn!(job = j.id, reason = ?refusal.reason, "the enclave refused the job");
+                self.reported.insert(j.id);
+                let tx = self
+                    .send_call(Call::RefuseJob { refusal, signature })
+                    .await?;
+                tracing::info!(job = j.id, %tx, "refusal submitted");
+                Ok(false)
             }
             Err(e) => {
                 // Not retried until the chain changes its mind about it.
@@ -362,8 +388,9 @@ impl Worker {
         }
     }
 
-    /// Makes job `j` the enclave's mining task (blobs fetched as ciphertext).
-    async fn load_job(&mut self, j: &proctor_state::jobs::JobRecord) -> Result<()> {
+    /// Makes job `j` the enclave's mining task (blobs fetched as ciphertext),
+    /// or returns the enclave's signed refusal of it.
+    async fn load_job(&mut self, j: &proctor_state::jobs::JobRecord) -> Result<Option<Refusal>> {
         let wrapped_key = j
             .assignments
             .iter()
@@ -388,7 +415,9 @@ impl Worker {
             })
             .await?
         {
-            Response::Loaded { .. } => Ok(()),
+            Response::Loaded { .. } => Ok(None),
+            Response::Refused { refusal, signature } => Ok(Some((refusal, signature))),
+            Response::Error { message, .. } => Err(Error::Enclave(message)),
             _ => Err(Error::Enclave("unexpected answer to LoadJob".into())),
         }
     }
