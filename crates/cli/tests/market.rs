@@ -392,6 +392,10 @@ fn a_worker_killed_mid_job_is_replaced_and_the_job_completes() {
                 chain.join(format!("workers/w{i}")).to_str().unwrap(),
                 "--sim-root",
                 chain.join("sim-attestation-root.key").to_str().unwrap(),
+                // Fast enough on paper for the job's 60G fuel in 15 blocks
+                // (the run itself needs far less).
+                "--speed",
+                "10000000000",
             ],
             &dir.join(log),
         )
