@@ -2,36 +2,31 @@
 
 use std::process::Command;
 
-/// The features cargo turns on for `proctor-enclave` when the workspace is
-/// built with these dependency edges (`normal,build` for `cargo build`).
-fn enclave_features(edges: &str) -> String {
+/// The features cargo turns on for `krate` when the workspace is built with
+/// these dependency edges (`normal,build` for `cargo build`).
+fn features_of(krate: &str, edges: &str) -> String {
     let o = Command::new(env!("CARGO"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "tree",
-            "--offline",
-            "--workspace",
-            "-e",
-            edges,
-            "-i",
-            "proctor-enclave",
-        ])
+        .args(["tree", "--offline", "--workspace", "-e", edges, "-i", krate])
         .output()
         .expect("cargo tree runs");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap()
 }
 
-/// A malicious-enclave switch in a release build would let an operator
-/// corrupt results at will; only test builds (dev-dependencies) enable it.
+/// A malicious-enclave switch (corrupted results) or a malicious-host one
+/// (altered jobs) in a release build would let an operator misbehave at
+/// will; only test builds (dev-dependencies) enable them.
 #[test]
-fn the_corrupting_enclave_exists_only_in_test_builds() {
-    let release = enclave_features("normal,build,features");
-    assert!(release.contains("proctor-enclave"), "{release}");
-    assert!(
-        !release.contains("test-faults"),
-        "a normal build enables test-faults:\n{release}"
-    );
-    let tests = enclave_features("normal,build,dev,features");
-    assert!(tests.contains("test-faults"), "{tests}");
+fn the_corrupting_enclave_and_tampering_host_exist_only_in_test_builds() {
+    for krate in ["proctor-enclave", "proctor-worker"] {
+        let release = features_of(krate, "normal,build,features");
+        assert!(release.contains(krate), "{release}");
+        assert!(
+            !release.contains("test-faults"),
+            "a normal build enables {krate}'s test-faults:\n{release}"
+        );
+        let tests = features_of(krate, "normal,build,dev,features");
+        assert!(tests.contains("test-faults"), "{krate}: {tests}");
+    }
 }

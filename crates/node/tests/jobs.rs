@@ -221,3 +221,206 @@ fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
     );
     assert_eq!(chain.state().job(0).unwrap().state, JobState::Settled);
 }
+
+/// The key a malicious host would like job outputs sealed to.
+fn host_key() -> RecipientKey {
+    RecipientKey::from_seed(&[66; 32])
+}
+
+/// Every byte between a worker host and its enclave, searched for a marker.
+struct Recording {
+    inner: proctor_enclave::Enclave,
+    marker: &'static [u8],
+    leaked: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set when the enclave answers with a signed refusal.
+    refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl proctor_enclave::wire::Transport for Recording {
+    fn call(&mut self, req: Request) -> Response {
+        let mut seen = borsh::to_vec(&req).unwrap();
+        let resp = self.inner.handle(req);
+        seen.extend(borsh::to_vec(&resp).unwrap());
+        if let Response::Refused { .. } = &resp {
+            self.refused
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        // And whatever the host's own key opens of a job's output.
+        if let Response::Mined(MineResult::JobDone(r)) = &resp
+            && let Ok(opened) = host_key().open(&envelope::output_info(r.report.job), &r.output)
+        {
+            seen.extend(opened);
+        }
+        if seen.windows(self.marker.len()).any(|w| w == self.marker) {
+            self.leaked.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        resp
+    }
+}
+
+/// A real worker whose host points each job's output at its own key before
+/// handing it to the enclave (the test-only `test-faults` behaviour). The
+/// content key does not open for the altered job, so the enclave runs
+/// nothing; its signed refusal names the altered job, so the chain refuses
+/// it and the requester is not blamed; the job stays the worker's until the
+/// deadline, when the worker is marked failed. No byte the host sees holds
+/// the input's plaintext.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_alters_a_job_gets_no_plaintext_and_cannot_blame_the_requester() {
+    use proctor_rpc::ApiClient;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    const WORDFREQ: &[u8] = include_bytes!("../../../examples/tasks/wordfreq.wasm");
+    const MARKER: &[u8] = b"zqxmarkerword";
+    let mut tc = test_chain_with("tamper", |p| p.market.max_deadline_blocks = 100);
+    let ndir = tc.dir.join("node");
+    proctor_node::init_dir(
+        &ndir,
+        &tc.genesis,
+        &proctor_node::NodeConfig {
+            rpc_addr: "127.0.0.1:0".parse().unwrap(),
+            p2p_listen: None,
+            bootnodes: vec![],
+            rpc_rate: None,
+        },
+    )
+    .unwrap();
+    let node = proctor_node::Node::start(&ndir).await.unwrap();
+    let http = proctor_rpc::http_client(&node.rpc_url()).unwrap();
+    let (leaked, refused) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let transport = Recording {
+        inner: tc.enclave.take().unwrap(),
+        marker: MARKER,
+        leaked: leaked.clone(),
+        refused: refused.clone(),
+    };
+    let mut worker = proctor_worker::Worker::new(
+        Box::new(transport),
+        proctor_worker::WorkerConfig {
+            rpc_url: node.rpc_url(),
+            operator: tc.keys[0].clone(),
+            collateral: None,
+            offer: Some(proctor_worker::MarketOffer::default()),
+        },
+    )
+    .unwrap();
+    let identity = worker.info().identity;
+    worker
+        .tamper_jobs_for_testing(|t| t.spec.output_key = host_key().public().0)
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let mining = tokio::spawn(async move {
+        let r = worker.mine(s).await;
+        (worker, r)
+    });
+    let until = async |what: &str, f: &mut dyn FnMut() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    // The worker's offer on chain, then the requester's job.
+    let job_of = |id| {
+        let c = node.chain.lock().unwrap();
+        c.state().job(id)
+    };
+    until("the worker's offer", &mut || {
+        node.chain
+            .lock()
+            .unwrap()
+            .state()
+            .offer(&identity)
+            .is_some()
+    })
+    .await;
+    let (g, requester) = (tc.genesis.hash(), &tc.keys[1]);
+    let mut k = [0u8; 32];
+    OsRng.fill_bytes(&mut k);
+    let plaintext = [b"the ".as_slice(), MARKER, b" and the ", MARKER, b"\n"].concat();
+    let input = envelope::encrypt(&k, &plaintext, &mut OsRng);
+    let module = proctor_rpc::upload_blob(&http, WORDFREQ).await.unwrap();
+    let input_hash = proctor_rpc::upload_blob(&http, &input).await.unwrap();
+    let spec = JobSpec {
+        module,
+        input: input_hash,
+        memory_pages: 256,
+        fuel: 100_000_000,
+        max_price: Amount(1),
+        replicas: 1,
+        deadline_blocks: 100,
+        retention_blocks: 10,
+        output_key: RecipientKey::from_seed(&[4; 32]).public().0,
+        args: vec!["1".into()],
+    };
+    let escrow =
+        proctor_market::settle::escrow(spec.fuel, 1, 1, &tc.genesis.params.market.fees).unwrap();
+    let submit = tx(
+        &g,
+        requester,
+        0,
+        Call::SubmitJob {
+            spec,
+            escrow: Amount(escrow),
+        },
+    );
+    http.send_transaction(proctor_rpc::to_hex(&submit))
+        .await
+        .unwrap();
+    until("the job's assignment", &mut || {
+        job_of(0).is_some_and(|j| j.state == JobState::Assigned)
+    })
+    .await;
+    // The requester wraps the key to the key the enclave's quote vouches for.
+    let q = http.enclave_quote(identity).await.unwrap();
+    let to = proctor_rpc::verify_enclave_quote(&tc.genesis, &q).unwrap();
+    let j = job_of(0).unwrap();
+    let wrapped =
+        envelope::seal_to(&to, &envelope::key_info(&j.binding()), &k, &mut OsRng).unwrap();
+    let keys = Call::PostKeys {
+        job: 0,
+        keys: vec![WrappedKey {
+            worker: identity,
+            key: wrapped,
+        }],
+    };
+    http.send_transaction(proctor_rpc::to_hex(&tx(&g, requester, 1, keys)))
+        .await
+        .unwrap();
+    // The enclave refuses the altered job; the refusal names the altered
+    // job, so the chain does not take it (the worker's RefuseJob is refused).
+    until("the enclave's refusal", &mut || {
+        refused.load(Ordering::SeqCst)
+    })
+    .await;
+    let seen_at = node.chain.lock().unwrap().head().height;
+    until("a few blocks for its refusal to land", &mut || {
+        node.chain.lock().unwrap().head().height > seen_at + 3
+    })
+    .await;
+    let j = job_of(0).unwrap();
+    assert_eq!(j.state, JobState::Running, "the host blamed the requester");
+    assert!(j.output.is_none());
+    stop.store(true, Ordering::SeqCst);
+    let (worker, r) = tokio::time::timeout(Duration::from_secs(60), mining)
+        .await
+        .expect("the worker stops")
+        .unwrap();
+    r.unwrap();
+    assert!(
+        worker.stats.jobs_refused >= 1,
+        "the enclave refused the altered job"
+    );
+    assert_eq!(worker.stats.jobs_run, 0);
+    assert!(
+        !leaked.load(Ordering::SeqCst),
+        "the plaintext reached the host"
+    );
+    node.stop().await;
+}

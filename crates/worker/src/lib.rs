@@ -137,6 +137,8 @@ pub struct Stats {
     pub stale_proofs: u64,
     pub tasks_completed: u64,
     pub jobs_run: u64,
+    /// Jobs the enclave refused (signed refusals, and host errors).
+    pub jobs_refused: u64,
 }
 
 /// A worker bound to one enclave and one node.
@@ -154,6 +156,9 @@ pub struct Worker {
     /// The job the enclave is mining with, if any.
     current_job: Option<u64>,
     pub stats: Stats,
+    /// Test-only misbehaviour: how the host alters each job it loads.
+    #[cfg(feature = "test-faults")]
+    tamper: Option<fn(&mut proctor_enclave::JobTicket)>,
 }
 
 impl Worker {
@@ -181,7 +186,31 @@ impl Worker {
             reported: Default::default(),
             current_job: None,
             stats: Stats::default(),
+            #[cfg(feature = "test-faults")]
+            tamper: None,
         })
+    }
+
+    /// Test-only: this host alters every job ticket with `f` before its
+    /// enclave sees it, as a malicious host would (to test that the enclave
+    /// refuses and the chain pays no one for it). Exists only in builds with
+    /// the `test-faults` feature; others refuse.
+    pub fn tamper_jobs_for_testing(
+        &mut self,
+        f: fn(&mut proctor_enclave::JobTicket),
+    ) -> Result<()> {
+        #[cfg(feature = "test-faults")]
+        {
+            self.tamper = Some(f);
+            Ok(())
+        }
+        #[cfg(not(feature = "test-faults"))]
+        {
+            let _ = f;
+            Err(Error::Enclave(
+                "this build has no test faults (feature `test-faults`)".into(),
+            ))
+        }
     }
 
     pub fn info(&self) -> &EnclaveInfo {
@@ -369,6 +398,7 @@ impl Worker {
                 Ok(true)
             }
             Ok(Some((refusal, signature))) => {
+                self.stats.jobs_refused += 1;
                 // The requester's doing, signed by the enclave: the chain
                 // ends the job without slashing this worker.
                 tracing::warn!(job = j.id, reason = ?refusal.reason, "the enclave refused the job");
@@ -380,6 +410,7 @@ impl Worker {
                 Ok(false)
             }
             Err(e) => {
+                self.stats.jobs_refused += 1;
                 // Not retried until the chain changes its mind about it.
                 tracing::warn!(job = j.id, "job not run: {e}");
                 self.reported.insert(j.id);
@@ -399,7 +430,8 @@ impl Worker {
             .ok_or_else(|| Error::Enclave("no key posted for this worker".into()))?;
         let module = self.fetch_blob(j.spec.module).await?;
         let input = self.fetch_blob(j.spec.input).await?;
-        let ticket = proctor_enclave::JobTicket {
+        #[allow(unused_mut)]
+        let mut ticket = proctor_enclave::JobTicket {
             job: j.id,
             spec: j.spec.clone(),
             submitted_ms: j.submitted_ms,
@@ -407,6 +439,10 @@ impl Worker {
             input,
             wrapped_key,
         };
+        #[cfg(feature = "test-faults")]
+        if let Some(f) = self.tamper {
+            f(&mut ticket);
+        }
         match self
             .host
             .call(Request::LoadJob {
