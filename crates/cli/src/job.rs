@@ -220,6 +220,7 @@ fn refusal_text(r: proctor_state::jobs::RefusalReason) -> &'static str {
         ModuleRejected => "the module fails the enclave's checker",
         KeyDoesNotOpen => "the content key posted for it does not open in the enclave",
         InputUndecryptable => "the input does not decrypt with the content key",
+        TooLittleTime => "its key came too late to run the fuel before the deadline",
     }
 }
 

@@ -76,6 +76,10 @@ pub enum Request {
     RunJob(Box<JobTicket>),
     /// Make a confidential job the mining task (see [`MineResult::JobDone`]).
     LoadJob { ticket: Box<JobTicket>, slice: u64 },
+    /// Sign a refusal of a job whose key came too late to run its fuel
+    /// before the deadline ([`RefusalReason::TooLittleTime`]; the chain
+    /// checks the timing itself, from the block the key was posted in).
+    RefuseLate(Box<JobTicket>),
 }
 
 /// What a loaded task reads on stdin.
@@ -303,6 +307,7 @@ impl Enclave {
             } => self.mine(&template, max_slices).map(Response::Mined),
             Request::RunJob(ticket) => self.run_job(*ticket),
             Request::LoadJob { ticket, slice } => self.load_job(*ticket, slice),
+            Request::RefuseLate(ticket) => Err(self.refusal(&ticket, RefusalReason::TooLittleTime)),
         };
         result.unwrap_or_else(|e| match e {
             Error::Refused {
@@ -334,7 +339,7 @@ impl Enclave {
         t: JobTicket,
     ) -> Result<(JobContext, Vm, proctor_vm::Loaded, TaskSpec), Error> {
         let refuse = |m: String| Error::Job(m);
-        let spec = t.spec;
+        let spec = &t.spec;
         if Hash::of(&t.module) != spec.module {
             return Err(refuse(
                 "module bytes do not match the job's module hash".into(),
@@ -345,27 +350,13 @@ impl Enclave {
                 "input bytes do not match the job's input hash".into(),
             ));
         }
-        let binding = job_binding(t.job, &spec, t.submitted_ms);
+        let binding = job_binding(t.job, spec, t.submitted_ms);
         // From here on, what fails is the requester's doing, on the job the
         // enclave was handed (its binding) and the key it was handed: the
         // enclave signs a refusal, which the chain accepts only if both are
         // the job's and the posted key (a host that altered either gets
         // nothing it can use).
-        let signed = |reason| {
-            let refusal = JobRefusal {
-                job: t.job,
-                worker: self.platform.identity(),
-                binding,
-                key: Hash::of(&t.wrapped_key),
-                reason,
-            };
-            let signature = self.platform.sign(&refusal.hash().0);
-            Error::Refused {
-                reason,
-                refusal: Box::new(refusal),
-                signature,
-            }
-        };
+        let signed = |reason| self.refusal(&t, reason);
         let k: [u8; 32] = self
             .platform
             .open_envelope(&envelope::key_info(&binding), &t.wrapped_key)
@@ -383,7 +374,7 @@ impl Enclave {
             .load(&t.module)
             .map_err(|_| signed(RefusalReason::ModuleRejected))?;
         let task = TaskSpec {
-            args: spec.args,
+            args: spec.args.clone(),
             input,
             fuel: spec.fuel,
             clock_ns: t.submitted_ms.saturating_mul(1_000_000),
@@ -398,6 +389,24 @@ impl Enclave {
             input: spec.input,
         };
         Ok((ctx, vm, loaded, task))
+    }
+
+    /// A refusal of the job `t` names (its binding and wrapped key), signed
+    /// by this enclave's identity.
+    fn refusal(&self, t: &JobTicket, reason: RefusalReason) -> Error {
+        let refusal = JobRefusal {
+            job: t.job,
+            worker: self.platform.identity(),
+            binding: job_binding(t.job, &t.spec, t.submitted_ms),
+            key: Hash::of(&t.wrapped_key),
+            reason,
+        };
+        let signature = self.platform.sign(&refusal.hash().0);
+        Error::Refused {
+            reason,
+            refusal: Box::new(refusal),
+            signature,
+        }
     }
 
     /// Seals a finished job's output to the requester and signs its report.

@@ -253,6 +253,9 @@ fn a_job_is_refused_with_the_reason() {
         signed(run(&mut e, bad_module.clone()), &bad_module),
         RefusalReason::ModuleRejected
     );
+    // A key that came too late: the enclave signs, the chain checks timing.
+    let late = e.handle(Request::RefuseLate(Box::new(t.clone())));
+    assert_eq!(signed(late, &t), RefusalReason::TooLittleTime);
 }
 
 #[test]

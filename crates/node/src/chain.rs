@@ -55,6 +55,8 @@ pub enum ChainError {
     UnknownParent(Hash),
     #[error("a reorganization {depth} blocks deep exceeds the finality depth {limit}")]
     ReorgTooDeep { depth: u64, limit: u64 },
+    #[error("no block template can be built: {0}")]
+    Template(String),
 }
 
 /// What importing a block did.
@@ -258,7 +260,7 @@ impl Chain {
     }
 
     /// The work for `miner`: a cached template if still fresh, else a new one.
-    pub fn work(&mut self, miner: Address, now_ms: Timestamp) -> WorkInfo {
+    pub fn work(&mut self, miner: Address, now_ms: Timestamp) -> Result<WorkInfo, ChainError> {
         let fresh = self.templates.iter().rev().find(|p| {
             p.miner == miner
                 && p.template.parent == self.tip_hash
@@ -267,15 +269,17 @@ impl Chain {
         let p = match fresh {
             Some(p) => p,
             None => {
-                let p = self.build_template(miner, now_ms);
+                let p = self.build_template(miner, now_ms)?;
                 if self.templates.len() >= KEPT_TEMPLATES {
                     self.templates.pop_front();
                 }
                 self.templates.push_back(p);
-                self.templates.back().expect("just pushed")
+                self.templates
+                    .back()
+                    .ok_or_else(|| ChainError::Template("no template was kept".into()))?
             }
         };
-        WorkInfo {
+        Ok(WorkInfo {
             template_hash: p.hash,
             height: p.template.height,
             parent: p.template.parent,
@@ -283,10 +287,18 @@ impl Chain {
             timestamp: p.template.timestamp,
             filler_module: self.genesis.params.filler_module,
             template: proctor_rpc::to_hex(&p.template),
-        }
+        })
     }
 
-    fn build_template(&mut self, miner: Address, now_ms: Timestamp) -> PendingTemplate {
+    /// A template on the tip with what of the mempool applies. Only a state
+    /// in which not even an empty block applies (end-of-block work failing,
+    /// which the state machine rules out by design) makes it fail, as an
+    /// error for the caller, never a panic.
+    fn build_template(
+        &mut self,
+        miner: Address,
+        now_ms: Timestamp,
+    ) -> Result<PendingTemplate, ChainError> {
         let t = &self.tip.template;
         let height = t.height + 1;
         let timestamp = now_ms.max(t.timestamp + 1);
@@ -339,7 +351,7 @@ impl Chain {
                 txs.clear();
                 self.state
                     .apply_block(&env, &[])
-                    .expect("an empty block always applies")
+                    .map_err(|e| ChainError::Template(format!("an empty block fails: {e}")))?
             }
         };
         let template = Template {
@@ -351,14 +363,14 @@ impl Chain {
             difficulty,
             miner,
         };
-        PendingTemplate {
+        Ok(PendingTemplate {
             hash: template.hash(),
             template,
             txs,
             applied,
             miner,
             built: Instant::now(),
-        }
+        })
     }
 
     /// Seals the block of a template with a winning proof and makes it the tip.

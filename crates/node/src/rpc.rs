@@ -419,7 +419,7 @@ impl ApiServer for Rpc {
     }
 
     async fn get_work(&self, miner: Address) -> Result<WorkInfo, ErrorObjectOwned> {
-        Ok(self.lock().work(miner, now_ms()))
+        self.lock().work(miner, now_ms()).map_err(chain_error)
     }
 
     async fn submit_work(&self, template: Hash, proof: String) -> Result<Hash, ErrorObjectOwned> {

@@ -19,7 +19,7 @@ fn a_block_sealed_by_one_node_imports_on_another() {
     let now = tc.genesis.timestamp + 1_000;
     a.submit_tx(transfer(&gh, &tc.keys[1], 0, &tc.keys[2], 777, 3), now)
         .unwrap();
-    let work = a.work(tc.keys[0].public().address(), now);
+    let work = a.work(tc.keys[0].public().address(), now).unwrap();
     common::load(&mut enclave);
     let proof = common::win(&mut enclave, &work);
     let hash = a
@@ -90,7 +90,7 @@ fn a_transaction_invalidated_by_another_is_dropped_with_its_reason() {
     chain.submit_tx(first.clone(), now).unwrap();
     chain.submit_tx(second.clone(), now).unwrap();
     // Building the next block keeps one and drops the other, remembering why.
-    chain.work(tc.keys[0].public().address(), now);
+    chain.work(tc.keys[0].public().address(), now).unwrap();
     let (kept, lost) = if chain.dropped(&second.hash()).is_some() {
         (first, second)
     } else {

@@ -39,7 +39,7 @@ fn mine_with(
     for t in txs {
         chain.submit_tx(t, *now).unwrap();
     }
-    let work = chain.work(miner, *now);
+    let work = chain.work(miner, *now).unwrap();
     let proof = win(enclave, &work);
     chain.submit_work(work.template_hash, proof, *now).unwrap()
 }
@@ -63,7 +63,7 @@ fn mine_on_own_input(
     });
     assert!(matches!(loaded, Response::Loaded { .. }));
     *now += 1_000;
-    let work = chain.work(miner, *now);
+    let work = chain.work(miner, *now).unwrap();
     let proof = win(enclave, &work);
     assert!(matches!(
         chain.submit_work(work.template_hash, proof, *now),
@@ -179,7 +179,7 @@ fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
         Response::Loaded { .. }
     ));
     now += 1_000;
-    let work = chain.work(miner, now);
+    let work = chain.work(miner, now).unwrap();
     // Low enough that some slice of the job wins before it ends.
     let template = work.decode_template().unwrap();
     let mut proof = None;

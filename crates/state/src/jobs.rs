@@ -190,10 +190,15 @@ pub struct Assignment {
     pub worker: PublicKey,
     /// Its price per instruction when placed.
     pub price: Amount,
+    /// Its offered speed when placed (instructions a second).
+    pub speed: u64,
     pub assigned_at: Height,
     /// The content key wrapped to the worker's enclave (HPKE), once posted.
     #[serde(with = "proctor_primitives::codec::hex_opt")]
     pub key: Option<Vec<u8>>,
+    /// The height its key was posted at: the worker's time to run the job
+    /// starts there.
+    pub keyed_at: Option<Height>,
     pub report: Option<ResultReport>,
 }
 
@@ -254,8 +259,13 @@ pub struct WorkerOffer {
 impl WorkerOffer {
     /// Instructions this worker runs in `blocks` blocks of `block_ms`.
     pub fn instructions_in(&self, blocks: u64, block_ms: u64) -> u128 {
-        u128::from(self.speed) * u128::from(blocks) * u128::from(block_ms) / 1_000
+        instructions_in(self.speed, blocks, block_ms)
     }
+}
+
+/// Instructions run at `speed` a second in `blocks` blocks of `block_ms`.
+pub fn instructions_in(speed: u64, blocks: u64, block_ms: u64) -> u128 {
+    u128::from(speed) * u128::from(blocks) * u128::from(block_ms) / 1_000
 }
 
 /// Why a worker's enclave refuses an assigned job: each is the requester's
@@ -273,6 +283,10 @@ pub enum RefusalReason {
     KeyDoesNotOpen,
     /// The input (its bytes hash to the spec's) does not decrypt with the key.
     InputUndecryptable,
+    /// The key came too late: at the worker's offered speed, the fuel cannot
+    /// run between the block the key was posted in and the deadline (the
+    /// chain checks this itself).
+    TooLittleTime,
 }
 
 /// An enclave's refusal of a job, signed by its identity.
@@ -580,6 +594,7 @@ impl State {
                         .find(|a| a.worker == k.worker)
                         .ok_or(TxError::NotAssigned(k.worker))?;
                     a.key = Some(k.key.clone());
+                    a.keyed_at = Some(env.height);
                 }
                 if j.assignments.iter().all(|a| a.key.is_some()) {
                     j.state = JobState::Running;
@@ -711,6 +726,17 @@ impl State {
             .ok_or_else(|| bad("no key is posted for this worker yet"))?;
         if Hash::of(posted) != r.key {
             return Err(bad("it names another key than the one posted"));
+        }
+        if r.reason == RefusalReason::TooLittleTime {
+            let left = j.deadline.saturating_sub(a.keyed_at.unwrap_or(j.deadline));
+            // At the speed it offered when placed: lowering the offer
+            // later does not make a job late.
+            let runs = instructions_in(a.speed, left, self.params().target_block_ms);
+            if runs >= u128::from(j.spec.fuel) {
+                return Err(bad(
+                    "the key came in time: the fuel fits before the deadline",
+                ));
+            }
         }
         rate_requester(o, &j.requester, Reputation::record_failed);
         j.refusal = Some(r.reason);
@@ -1048,6 +1074,11 @@ impl State {
             mp.max_placements_per_block as usize,
         );
         let prices: BTreeMap<PublicKey, u128> = workers.iter().map(|w| (w.id, w.price)).collect();
+        let speeds: BTreeMap<PublicKey, u64> = m
+            .workers
+            .iter()
+            .filter_map(|w| o.offer(w).map(|offer| (*w, offer.speed)))
+            .collect();
         let mut events = Vec::new();
         for p in placed {
             // The scheduler places only the pending jobs it was given.
@@ -1058,8 +1089,10 @@ impl State {
                 j.assignments.push(Assignment {
                     worker: *w,
                     price: Amount(prices[w]),
+                    speed: speeds.get(w).copied().unwrap_or(0),
                     assigned_at: env.height,
                     key: None,
+                    keyed_at: None,
                     report: None,
                 });
                 if let Some(mut offer) = o.offer(w) {

@@ -407,6 +407,80 @@ fn a_signed_refusal_ends_the_job_unpaid_and_no_one_is_slashed() {
     assert!(m.state.market_index().active.is_empty());
 }
 
+/// A key posted too late for the fuel at the speed the worker offered when
+/// it was placed: the worker's refusal stands (no slash, the requester pays
+/// the expiry fee). A key in time, or a worker that slowed its offer down
+/// afterwards, does not make a refusal stand.
+#[test]
+fn a_key_posted_too_late_may_be_refused_one_in_time_may_not() {
+    let mut m = Market::new("late", 2);
+    for w in 0..2 {
+        let id = m.enclaves[w].identity();
+        m.ok(
+            m.operator_of(&id),
+            Call::SetOffer {
+                identity: id,
+                price: Amount(PRICE),
+                memory_pages: 1_000,
+                fuel: 1_000_000,
+                speed: 900_000,
+            },
+        );
+    }
+    // 1M fuel, 5 blocks: 4.5M at 900k a second.
+    let late_refusal = |m: &Market, job: u64| {
+        let j = m.state.job(job).unwrap();
+        let a = &j.assignments[0];
+        let refusal = JobRefusal {
+            job,
+            worker: a.worker,
+            binding: j.binding(),
+            key: Hash::of(a.key.as_deref().unwrap()),
+            reason: RefusalReason::TooLittleTime,
+        };
+        let signature = m.enclaves[m.worker_index(&a.worker)].sign(&refusal.hash().0);
+        (
+            m.operator_of(&a.worker),
+            Call::RefuseJob { refusal, signature },
+        )
+    };
+    let in_time = m.submit(m.spec(1, 1_000_000));
+    m.post_keys(in_time);
+    let w = m.state.job(in_time).unwrap().assignments[0].worker;
+    // Slowing down after placement changes nothing.
+    let offer = |speed| Call::SetOffer {
+        identity: w,
+        price: Amount(PRICE),
+        memory_pages: 1_000,
+        fuel: 1_000_000,
+        speed,
+    };
+    m.ok(m.operator_of(&w), offer(1));
+    let (who, call) = late_refusal(&m, in_time);
+    let e = m.block(Some((who, call))).unwrap_err();
+    assert!(matches!(e, TxError::BadRefusal(_)), "{e}");
+    m.ok(m.operator_of(&w), offer(900_000));
+
+    // The in-time job goes on; the slowed worker is busy with it, and the
+    // next job goes to the other one (at 900k).
+    let late = m.submit(m.spec(1, 1_000_000));
+    assert_ne!(m.state.job(late).unwrap().assignments[0].worker, w);
+    let deadline = m.state.job(late).unwrap().deadline;
+    while m.height + 2 < deadline {
+        m.tick();
+    }
+    // Posted one block before the deadline: 900k < 1M.
+    m.post_keys(late);
+    assert_eq!(m.state.job(late).unwrap().state, JobState::Running);
+    let (who, call) = late_refusal(&m, late);
+    m.ok(who, call);
+    let j = m.state.job(late).unwrap();
+    assert_eq!(
+        (j.state, j.refusal),
+        (JobState::Refused, Some(RefusalReason::TooLittleTime))
+    );
+}
+
 /// A job whose fuel the slowest offered worker cannot run before the
 /// deadline is refused at submission; once offered, a job goes only to
 /// workers fast enough for it.

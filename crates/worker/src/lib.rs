@@ -422,14 +422,32 @@ impl Worker {
     /// Makes job `j` the enclave's mining task (blobs fetched as ciphertext),
     /// or returns the enclave's signed refusal of it.
     async fn load_job(&mut self, j: &proctor_state::jobs::JobRecord) -> Result<Option<Refusal>> {
-        let wrapped_key = j
+        let mine = j
             .assignments
             .iter()
             .find(|a| a.worker == self.info.identity)
-            .and_then(|a| a.key.clone())
+            .ok_or_else(|| Error::Enclave("not assigned to this worker".into()))?;
+        let wrapped_key = mine
+            .key
+            .clone()
             .ok_or_else(|| Error::Enclave("no key posted for this worker".into()))?;
-        let module = self.fetch_blob(j.spec.module).await?;
-        let input = self.fetch_blob(j.spec.input).await?;
+        // A key posted too late for the fuel at this worker's offered speed:
+        // refused, not run (the chain checks the same from the key's block).
+        let left = j
+            .deadline
+            .saturating_sub(mine.keyed_at.unwrap_or(j.deadline));
+        let block_ms = self.client.chain_info().await?.target_block_ms;
+        let runs = proctor_state::jobs::instructions_in(mine.speed, left, block_ms);
+        let late = runs < u128::from(j.spec.fuel);
+        // A refusal needs the job, not its blobs.
+        let (module, input) = if late {
+            (Vec::new(), Vec::new())
+        } else {
+            (
+                self.fetch_blob(j.spec.module).await?,
+                self.fetch_blob(j.spec.input).await?,
+            )
+        };
         #[allow(unused_mut)]
         let mut ticket = proctor_enclave::JobTicket {
             job: j.id,
@@ -443,14 +461,15 @@ impl Worker {
         if let Some(f) = self.tamper {
             f(&mut ticket);
         }
-        match self
-            .host
-            .call(Request::LoadJob {
+        let request = if late {
+            Request::RefuseLate(Box::new(ticket))
+        } else {
+            Request::LoadJob {
                 ticket: Box::new(ticket),
                 slice: SLICE,
-            })
-            .await?
-        {
+            }
+        };
+        match self.host.call(request).await? {
             Response::Loaded { .. } => Ok(None),
             Response::Refused { refusal, signature } => Ok(Some((refusal, signature))),
             Response::Error { message, .. } => Err(Error::Enclave(message)),

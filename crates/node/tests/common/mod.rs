@@ -102,7 +102,7 @@ pub fn win(enclave: &mut Enclave, work: &proctor_rpc::WorkInfo) -> proctor_state
 
 /// Mines one block on `chain` at time `now`.
 pub fn mine(chain: &mut Chain, enclave: &mut Enclave, miner: Address, now: u64) -> Hash {
-    let work = chain.work(miner, now);
+    let work = chain.work(miner, now).unwrap();
     let proof = win(enclave, &work);
     chain.submit_work(work.template_hash, proof, now).unwrap()
 }
