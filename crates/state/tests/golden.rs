@@ -1,0 +1,615 @@
+//! Golden fixtures of the consensus encodings: a sample of every `Call`,
+//! `Event` and state `Record`, a block header and a signed block, each as
+//! the hex of its borsh bytes and its hash, checked in under
+//! `tests/golden/`. A change to any encoding (a field added, a variant
+//! reordered, a tag renamed) fails this test and shows up as a diff of those
+//! files: an encoding changes only on purpose. To accept a change, run with
+//! `PROCTOR_BLESS=1` and commit the new files with the change that made them.
+
+use proctor_market::reputation::Reputation;
+use proctor_market::settle::FeeSplit;
+use proctor_primitives::{Address, Amount, EncryptionKey, Hash, Keypair, PublicKey};
+use proctor_state::jobs::*;
+use proctor_state::*;
+use proctor_tee::Quote;
+use proctor_tee::quote::SimQuote;
+use std::path::PathBuf;
+
+fn key(i: u8) -> Keypair {
+    Keypair::from_secret(&[i; 32])
+}
+fn pk(i: u8) -> PublicKey {
+    key(i).public()
+}
+fn addr(i: u8) -> Address {
+    Address([i; 20])
+}
+fn h(i: u8) -> Hash {
+    Hash([i; 32])
+}
+
+/// Every variant's name: exhaustive, so a new variant does not compile
+/// until it has a name (and the check below wants a sample of it).
+fn call_name(c: &Call) -> &'static str {
+    match c {
+        Call::Transfer { .. } => "transfer",
+        Call::RegisterEnclave { .. } => "register_enclave",
+        Call::DeregisterEnclave { .. } => "deregister_enclave",
+        Call::WithdrawStake { .. } => "withdraw_stake",
+        Call::UpdateMeasurements { .. } => "update_measurements",
+        Call::SetOffer { .. } => "set_offer",
+        Call::RegisterModule { .. } => "register_module",
+        Call::SubmitJob { .. } => "submit_job",
+        Call::PostKeys { .. } => "post_keys",
+        Call::SubmitResult { .. } => "submit_result",
+        Call::RefuseJob { .. } => "refuse_job",
+        Call::CancelJob { .. } => "cancel_job",
+    }
+}
+
+fn event_name(e: &Event) -> &'static str {
+    match e {
+        Event::Transfer { .. } => "transfer",
+        Event::FeePaid { .. } => "fee_paid",
+        Event::EnclaveRegistered { .. } => "enclave_registered",
+        Event::EnclaveDeregistered { .. } => "enclave_deregistered",
+        Event::StakeWithdrawn { .. } => "stake_withdrawn",
+        Event::MeasurementsUpdated { .. } => "measurements_updated",
+        Event::BlockReward { .. } => "block_reward",
+        Event::OfferSet { .. } => "offer_set",
+        Event::ModuleRegistered { .. } => "module_registered",
+        Event::JobSubmitted { .. } => "job_submitted",
+        Event::JobAssigned { .. } => "job_assigned",
+        Event::JobKeysPosted { .. } => "job_keys_posted",
+        Event::JobResult { .. } => "job_result",
+        Event::JobRefused { .. } => "job_refused",
+        Event::JobRequeued { .. } => "job_requeued",
+        Event::JobEnded { .. } => "job_ended",
+        Event::JobPaid { .. } => "job_paid",
+        Event::JobFees { .. } => "job_fees",
+        Event::WorkerSlashed { .. } => "worker_slashed",
+    }
+}
+
+fn record_name(r: &Record) -> &'static str {
+    match r {
+        Record::Account(_) => "account",
+        Record::Enclave(_) => "enclave",
+        Record::Params(_) => "params",
+        Record::Measurements(_) => "measurements",
+        Record::Job(_) => "job",
+        Record::Offer(_) => "offer",
+        Record::Market(_) => "market",
+        Record::Module(_) => "module",
+        Record::Usage(_) => "usage",
+    }
+}
+
+fn spec() -> JobSpec {
+    JobSpec {
+        module: h(1),
+        input: h(2),
+        memory_pages: 3,
+        fuel: 4,
+        max_price: Amount(5),
+        replicas: 2,
+        deadline_blocks: 6,
+        retention_blocks: 7,
+        output_key: [8; 32],
+        args: vec!["a".into(), "bc".into()],
+    }
+}
+
+fn report() -> ResultReport {
+    ResultReport {
+        job: 9,
+        worker: pk(1),
+        binding: h(3),
+        module: h(1),
+        input: h(2),
+        output: h(4),
+        instructions: 10,
+        commitment: h(5),
+    }
+}
+
+fn refusal() -> JobRefusal {
+    JobRefusal {
+        job: 9,
+        worker: pk(1),
+        binding: h(3),
+        key: h(6),
+        reason: RefusalReason::KeyDoesNotOpen,
+    }
+}
+
+fn quote() -> Quote {
+    Quote::Sim(SimQuote {
+        measurement: h(7),
+        report_data: [9; 64],
+        root: pk(2),
+        signature: key(2).sign(b"quote"),
+    })
+}
+
+fn calls() -> Vec<Call> {
+    vec![
+        Call::Transfer {
+            to: addr(1),
+            amount: Amount(2),
+        },
+        Call::RegisterEnclave {
+            identity: pk(1),
+            encryption_key: EncryptionKey([3; 32]),
+            expires_at: 4,
+            quote: quote(),
+            stake: Amount(5),
+        },
+        Call::DeregisterEnclave { identity: pk(1) },
+        Call::WithdrawStake { identity: pk(1) },
+        Call::UpdateMeasurements {
+            add: vec![h(1)],
+            retire: vec![h(2), h(3)],
+        },
+        Call::SetOffer {
+            identity: pk(1),
+            price: Amount(2),
+            memory_pages: 3,
+            fuel: 4,
+            speed: 5,
+        },
+        Call::RegisterModule { module: h(1) },
+        Call::SubmitJob {
+            spec: spec(),
+            escrow: Amount(11),
+        },
+        Call::PostKeys {
+            job: 9,
+            keys: vec![WrappedKey {
+                worker: pk(1),
+                key: vec![1, 2, 3],
+            }],
+        },
+        Call::SubmitResult {
+            report: report(),
+            signature: key(1).sign(&report().hash().0),
+        },
+        Call::RefuseJob {
+            refusal: refusal(),
+            signature: key(1).sign(&refusal().hash().0),
+        },
+        Call::CancelJob { job: 9 },
+    ]
+}
+
+fn events() -> Vec<Event> {
+    vec![
+        Event::Transfer {
+            from: addr(1),
+            to: addr(2),
+            amount: Amount(3),
+        },
+        Event::FeePaid {
+            payer: addr(1),
+            amount: Amount(2),
+        },
+        Event::EnclaveRegistered {
+            identity: pk(1),
+            operator: addr(2),
+            expires_at: 3,
+            stake: Amount(4),
+        },
+        Event::EnclaveDeregistered {
+            identity: pk(1),
+            unbonding_until: 2,
+        },
+        Event::StakeWithdrawn {
+            identity: pk(1),
+            operator: addr(2),
+            amount: Amount(3),
+        },
+        Event::MeasurementsUpdated {
+            added: vec![h(1)],
+            retired: vec![],
+        },
+        Event::BlockReward {
+            miner: addr(1),
+            reward: Amount(2),
+            fees: Amount(3),
+        },
+        Event::OfferSet {
+            identity: pk(1),
+            price: Amount(2),
+        },
+        Event::ModuleRegistered {
+            module: h(1),
+            owner: addr(2),
+        },
+        Event::JobSubmitted {
+            job: 1,
+            requester: addr(2),
+            escrow: Amount(3),
+        },
+        Event::JobAssigned {
+            job: 1,
+            workers: vec![pk(1), pk(2)],
+            deadline: 3,
+        },
+        Event::JobKeysPosted {
+            job: 1,
+            running: true,
+        },
+        Event::JobResult {
+            job: 1,
+            worker: pk(2),
+        },
+        Event::JobRefused {
+            job: 1,
+            worker: pk(2),
+            reason: RefusalReason::TooLittleTime,
+        },
+        Event::JobRequeued { job: 1, missing: 2 },
+        Event::JobEnded {
+            job: 1,
+            state: JobState::Settled,
+            paid: Amount(2),
+            refund: Amount(3),
+        },
+        Event::JobPaid {
+            job: 1,
+            worker: pk(2),
+            operator: addr(3),
+            pay: Amount(4),
+            fee_share: Amount(5),
+        },
+        Event::JobFees {
+            job: 1,
+            app: addr(2),
+            app_fee: Amount(3),
+            treasury: Amount(4),
+        },
+        Event::WorkerSlashed {
+            identity: pk(1),
+            amount: Amount(2),
+            reason: "late".into(),
+        },
+    ]
+}
+
+fn records() -> Vec<Record> {
+    let reputation = Reputation {
+        completed: 1,
+        failed: 2,
+        fee_ema: 3,
+        deals_ema: 4,
+        service_ema: 5,
+    };
+    let mut params = testkit::params(Some(pk(3)), h(4));
+    params.market.fees = FeeSplit {
+        fee_bps: 500,
+        provider_bps: 4_000,
+        app_bps: 2_000,
+    };
+    vec![
+        Record::Account(Account {
+            balance: Amount(1),
+            nonce: 2,
+        }),
+        Record::Enclave(EnclaveRecord {
+            identity: pk(1),
+            encryption_key: EncryptionKey([2; 32]),
+            operator: addr(3),
+            measurement: h(4),
+            registered_at: 5,
+            expires_at: 6,
+            stake: Amount(7),
+            unbonding_until: Some(8),
+            registration_tx: Some(h(9)),
+        }),
+        Record::Params(params),
+        Record::Measurements(vec![MeasurementEntry {
+            measurement: h(1),
+            retired_at: Some(2),
+        }]),
+        Record::Job(JobRecord {
+            id: 9,
+            requester: addr(1),
+            spec: spec(),
+            escrow: Amount(11),
+            state: JobState::Running,
+            submitted_at: 12,
+            submitted_ms: 13,
+            deadline: 14,
+            assignments: vec![Assignment {
+                worker: pk(1),
+                price: Amount(2),
+                speed: 3,
+                assigned_at: 4,
+                key: Some(vec![5]),
+                keyed_at: Some(6),
+                report: Some(report()),
+            }],
+            failed: vec![pk(2)],
+            reassignments: 1,
+            paid: Amount(15),
+            instructions: 16,
+            output: Some(h(17)),
+            refund: Amount(18),
+            ended_at: Some(19),
+            refusal: Some(RefusalReason::ModuleRejected),
+        }),
+        Record::Offer(WorkerOffer {
+            identity: pk(1),
+            price: Amount(2),
+            memory_pages: 3,
+            fuel: 4,
+            speed: 5,
+            used_memory_pages: 6,
+            used_fuel: 7,
+            reputation,
+        }),
+        Record::Market(MarketIndex {
+            next_job: 1,
+            pending: vec![2],
+            active: vec![3, 4],
+            workers: vec![pk(1)],
+        }),
+        Record::Module(addr(5)),
+        Record::Usage(RequesterUsage {
+            memory_pages: 1,
+            fuel: 2,
+            reputation,
+        }),
+    ]
+}
+
+fn block() -> Block {
+    let tx = Transaction {
+        chain: h(1),
+        signer: pk(1),
+        nonce: 2,
+        fee: Amount(3),
+        call: Call::Transfer {
+            to: addr(4),
+            amount: Amount(5),
+        },
+    }
+    .sign(&key(1));
+    let template = Template {
+        parent: h(1),
+        height: 2,
+        timestamp: 3,
+        state_root: h(4),
+        tx_root: tx_root(std::slice::from_ref(&tx)),
+        difficulty: 5,
+        miner: addr(6),
+    };
+    let mut proof = PouwProof {
+        enclave: pk(7),
+        template: template.hash(),
+        module: h(8),
+        job: Some(9),
+        input: h(10),
+        slice: 11,
+        counter: 12,
+        instructions: 132,
+        draw: 13,
+        checker_sig: key(7).sign(&checker_message(&h(8))),
+        work_sig: key(7).sign(b"replaced"),
+    };
+    proof.work_sig = key(7).sign(&proof.work_message(template.difficulty));
+    Block {
+        header: Header {
+            template,
+            pouw: Some(proof),
+        },
+        txs: vec![tx],
+    }
+}
+
+/// `name  hash  hex` lines, one per sample.
+fn lines<T: borsh::BorshSerialize>(items: &[(String, T)]) -> String {
+    items
+        .iter()
+        .map(|(name, v)| {
+            let bytes = borsh::to_vec(v).unwrap();
+            format!("{name} {} {}\n", Hash::of(&bytes), hex::encode(&bytes))
+        })
+        .collect()
+}
+
+fn check(file: &str, text: &str) {
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "golden", file]
+        .iter()
+        .collect();
+    if std::env::var_os("PROCTOR_BLESS").is_some() {
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let golden = std::fs::read_to_string(&path).unwrap_or_default();
+    for (want, got) in golden.lines().zip(text.lines()) {
+        assert_eq!(
+            got.split(' ').next(),
+            want.split(' ').next(),
+            "{file}: samples out of order"
+        );
+        assert!(
+            want == got,
+            "{file}: the encoding of `{}` changed (rerun with PROCTOR_BLESS=1 to accept it, and commit the diff)\nwas: {want}\nnow: {got}",
+            got.split(' ').next().unwrap_or("")
+        );
+    }
+    assert_eq!(
+        golden.lines().count(),
+        text.lines().count(),
+        "{file}: samples were added or removed (PROCTOR_BLESS=1 to accept)"
+    );
+}
+
+#[test]
+fn every_call_event_and_record_encodes_as_its_golden_fixture() {
+    let calls: Vec<(String, Call)> = calls()
+        .into_iter()
+        .map(|c| (call_name(&c).to_string(), c))
+        .collect();
+    let events: Vec<(String, Event)> = events()
+        .into_iter()
+        .map(|e| (event_name(&e).to_string(), e))
+        .collect();
+    let records: Vec<(String, Record)> = records()
+        .into_iter()
+        .map(|r| (record_name(&r).to_string(), r))
+        .collect();
+    // One sample of each variant, no variant twice (the names are exhaustive
+    // matches: a new variant needs a name, then a sample here).
+    for names in [
+        calls.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        events.iter().map(|(n, _)| n.clone()).collect(),
+        records.iter().map(|(n, _)| n.clone()).collect(),
+    ] {
+        let distinct: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            names.len(),
+            "a variant sampled twice: {names:?}"
+        );
+    }
+    assert_eq!(calls.len(), 12, "a Call variant has no sample");
+    assert_eq!(events.len(), 19, "an Event variant has no sample");
+    assert_eq!(records.len(), 9, "a Record variant has no sample");
+    check("calls.txt", &lines(&calls));
+    check("events.txt", &lines(&events));
+    check("records.txt", &lines(&records));
+    let b = block();
+    check(
+        "template.txt",
+        &lines(&[("template".to_string(), b.header.template.clone())]),
+    );
+    check(
+        "header.txt",
+        &lines(&[("header".to_string(), b.header.clone())]),
+    );
+    check(
+        "signed_block.txt",
+        &lines(&[("block".to_string(), b.clone())]),
+    );
+    // The consensus hashes and signed messages, with their domain tags.
+    let tx = &b.txs[0];
+    let pouw = b.header.pouw.as_ref().unwrap();
+    let hashes: Vec<(String, Hash)> = [
+        ("template", b.header.template.hash()),
+        ("header", b.header.hash()),
+        ("tx", tx.hash()),
+        ("tx_leaf", tx.leaf()),
+        ("tx_root", tx_root(&b.txs)),
+        ("work_message", Hash::of(&pouw.work_message(5))),
+        ("checker_message", Hash::of(&checker_message(&h(8)))),
+        ("filler_input", Hash(filler_input(&h(1)))),
+        ("job_spec", spec().hash()),
+        ("job_binding", job_binding(9, &spec(), 13)),
+        ("result_report", report().hash()),
+        ("job_refusal", refusal().hash()),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_string(), v))
+    .collect();
+    check("hashes.txt", &lines(&hashes));
+}
+
+/// Every transaction error code is distinct (quote errors inside
+/// registration included), and none moved: clients and `docs/rpc.md`
+/// depend on these numbers.
+#[test]
+fn transaction_error_codes_are_distinct_and_stable() {
+    use proctor_tee::QuoteError as Q;
+    let a = Amount(1);
+    let all = [
+        TxError::BadSignature,
+        TxError::WrongChain {
+            expected: h(1),
+            got: h(2),
+        },
+        TxError::NonceReplayed {
+            expected: 1,
+            got: 0,
+        },
+        TxError::NonceGap {
+            expected: 1,
+            got: 2,
+        },
+        TxError::InsufficientBalance {
+            needed: a,
+            available: a,
+        },
+        TxError::FeeTooLow { min: a, got: a },
+        TxError::Overflow,
+        TxError::QuoteRejected(Q::BadSignature),
+        TxError::QuoteRejected(Q::SimNotAllowed),
+        TxError::QuoteRejected(Q::UntrustedRoot {
+            found: pk(1),
+            trusted: pk(2),
+        }),
+        TxError::QuoteRejected(Q::DcapNotAllowed),
+        TxError::QuoteRejected(Q::Malformed(String::new())),
+        TxError::QuoteRejected(Q::CollateralExpired(String::new())),
+        TxError::QuoteRejected(Q::DcapVerification(String::new())),
+        TxError::QuoteRejected(Q::TcbStatusNotAccepted(String::new())),
+        TxError::QuoteRejected(Q::AdvisoryRejected(String::new())),
+        TxError::QuoteRejected(Q::DebugEnclave),
+        TxError::MeasurementNotAllowed(h(1)),
+        TxError::ReportDataMismatch,
+        TxError::EnclaveOwnedByOther,
+        TxError::InsufficientStake { min: a, got: a },
+        TxError::EnclaveNotFound(pk(1)),
+        TxError::NotOperator,
+        TxError::AlreadyUnbonding,
+        TxError::NotDeregistered,
+        TxError::StillUnbonding { until: 1 },
+        TxError::NotGovernance,
+        TxError::BadExpiry {
+            expires_at: 1,
+            height: 2,
+            max: 3,
+        },
+        TxError::JobNotFound(1),
+        TxError::NotRequester,
+        TxError::BadJob(String::new()),
+        TxError::EscrowMismatch {
+            expected: a,
+            got: a,
+        },
+        TxError::JobState {
+            job: 1,
+            state: JobState::Pending,
+        },
+        TxError::NotAssigned(pk(1)),
+        TxError::BadReport(String::new()),
+        TxError::AlreadyReported,
+        TxError::ModuleOwned(addr(1)),
+        TxError::WorkerBusy(pk(1)),
+        TxError::TooLarge { size: 1, max: 0 },
+        TxError::FuelBeyondDeadline {
+            fuel: 1,
+            capacity: 0,
+        },
+        TxError::BadRefusal(String::new()),
+    ];
+    let codes: Vec<i32> = all.iter().map(TxError::code).collect();
+    let distinct: std::collections::BTreeSet<i32> = codes.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        codes.len(),
+        "a code is used twice: {codes:?}"
+    );
+    let text: String = all
+        .iter()
+        .zip(&codes)
+        .map(|(e, c)| {
+            format!(
+                "{c} {}\n",
+                format!("{e:?}").split([' ', '(', '{']).next().unwrap_or("")
+            )
+        })
+        .collect();
+    check("tx_error_codes.txt", &text);
+}
