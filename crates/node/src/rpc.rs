@@ -1,6 +1,6 @@
 //! The JSON-RPC server: [`proctor_rpc::ApiServer`] over the chain.
 
-use crate::chain::{Chain, ChainError, block_info};
+use crate::chain::{Chain, ChainError};
 use crate::mempool::AdmitError;
 use crate::{Error, now_ms};
 use jsonrpsee::core::{SubscriptionResult, async_trait};
@@ -13,10 +13,11 @@ use jsonrpsee::types::ErrorObjectOwned;
 use proctor_primitives::{Address, Hash, PublicKey};
 use proctor_rpc::{
     AccountInfo, AdminServer, ApiServer, BannedPeer, BlockInfo, ChainInfo, EnclaveQuote, HeadInfo,
-    JOBS_SCAN, JobsPage, NetInfo, PeerInfo, SupplyInfo, TxStatus, WorkInfo, codes, error, from_hex,
+    JOBS_SCAN, JobsPage, NetInfo, PeerInfo, PouwInfo, SupplyInfo, TxStatus, WorkInfo, codes, error,
+    from_hex,
 };
 use proctor_state::jobs::{JobRecord, WorkerOffer};
-use proctor_state::{EnclaveRecord, PouwProof, SignedTransaction};
+use proctor_state::{Block, EnclaveRecord, PouwProof, SignedTransaction};
 
 /// Largest blob accepted over RPC.
 const MAX_BLOB: usize = 12 << 20;
@@ -581,4 +582,28 @@ pub async fn serve(
             message: e.to_string(),
         })?;
     Ok((server.start(methods), local))
+}
+
+/// A block as shown over RPC.
+pub fn block_info(b: &Block) -> BlockInfo {
+    let t = &b.header.template;
+    BlockInfo {
+        height: t.height,
+        hash: b.hash(),
+        parent: t.parent,
+        timestamp: t.timestamp,
+        state_root: t.state_root,
+        tx_root: t.tx_root,
+        difficulty: t.difficulty,
+        miner: t.miner,
+        transactions: b.txs.iter().map(SignedTransaction::hash).collect(),
+        pouw: b.header.pouw.as_ref().map(|p| PouwInfo {
+            enclave: p.enclave,
+            module: p.module,
+            difficulty: t.difficulty,
+            instructions: p.instructions,
+            slice: p.slice,
+            counter: p.counter,
+        }),
+    }
 }
