@@ -73,3 +73,38 @@ pub fn read(path: &Path) -> Result<Keypair> {
     }
     Ok(k)
 }
+
+#[derive(clap::Subcommand)]
+pub(crate) enum KeysCmd {
+    /// Generate a new key file.
+    New {
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a key file's address and public key (never the secret).
+    Show {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn run(cmd: KeysCmd) -> anyhow::Result<()> {
+    match cmd {
+        KeysCmd::New { out, json } => {
+            let k = proctor_primitives::Keypair::generate(&mut rand_core::OsRng);
+            write(&out, &k)?;
+            crate::print(json, &info(&k), |i| {
+                format!("wrote {}\naddress: {}", out.display(), i.address)
+            })
+        }
+        KeysCmd::Show { file, json } => {
+            let k = read(&file)?;
+            crate::print(json, &info(&k), |i| {
+                format!("address:    {}\npublic key: {}", i.address, i.public_key)
+            })
+        }
+    }
+}

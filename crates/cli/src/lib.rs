@@ -7,11 +7,15 @@
 //! stderr with a non-zero exit code and say what was wrong.
 #![forbid(unsafe_code)]
 
+mod account;
 mod bench;
 mod bench_net;
+mod chain;
 mod devnet;
+mod governance;
 mod job;
 pub mod keys;
+mod net;
 mod task;
 mod tee;
 
@@ -22,7 +26,7 @@ use proctor_rpc::jsonrpsee::http_client::HttpClient;
 use proctor_rpc::{ApiClient, TxStatus};
 use proctor_state::{Call, Transaction};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -59,14 +63,14 @@ enum Cmd {
     /// Governance transactions (signed by the genesis's governance key).
     Governance {
         #[command(subcommand)]
-        cmd: GovernanceCmd,
+        cmd: governance::GovernanceCmd,
     },
     /// Run an enclave as its own process, serving a worker over a Unix socket.
     Enclave(devnet::EnclaveArgs),
     /// Create and inspect key files.
     Keys {
         #[command(subcommand)]
-        cmd: KeysCmd,
+        cmd: keys::KeysCmd,
     },
     /// Show an account's balance and nonce.
     Account {
@@ -100,7 +104,7 @@ enum Cmd {
     /// Inspect the chain.
     Chain {
         #[command(subcommand)]
-        cmd: ChainCmd,
+        cmd: chain::ChainCmd,
     },
     /// Confidential jobs on the compute market.
     Job {
@@ -110,7 +114,7 @@ enum Cmd {
     /// Peers of the node: who is connected, who is banned.
     Net {
         #[command(subcommand)]
-        cmd: NetCmd,
+        cmd: net::NetCmd,
     },
     /// Show where a transaction is.
     Tx {
@@ -140,107 +144,10 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
-enum GovernanceCmd {
-    /// Add or retire enclave measurements on the allowlist.
-    Measurements {
-        /// The governance key file.
-        #[arg(long)]
-        key: PathBuf,
-        /// A measurement to allow (hex; repeatable).
-        #[arg(long)]
-        add: Vec<String>,
-        /// A measurement to retire (hex; repeatable); registered enclaves keep
-        /// working for the chain's grace period.
-        #[arg(long)]
-        retire: Vec<String>,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand)]
 enum BenchCmd {
     /// Transactions per second, block propagation and stale rate of a
     /// multi-node devnet started for the purpose (takes a few minutes).
     Network(bench_net::NetBenchArgs),
-}
-
-#[derive(Subcommand)]
-enum NetCmd {
-    /// This node's peer id, connected and banned peers.
-    Info {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Ban a peer (by its peer id) until unbanned: its connections are closed and refused.
-    Ban {
-        peer: String,
-        #[arg(long)]
-        reason: Option<String>,
-        /// The node's admin token file (`admin.token` in its directory).
-        #[arg(long, default_value = "devnet/node/admin.token")]
-        admin_token: PathBuf,
-    },
-    /// Lift a ban.
-    Unban {
-        peer: String,
-        /// The node's admin token file (`admin.token` in its directory).
-        #[arg(long, default_value = "devnet/node/admin.token")]
-        admin_token: PathBuf,
-    },
-}
-
-/// Reads a node's admin token file.
-fn admin_token(path: &Path) -> Result<String> {
-    let t = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "reading the admin token {}: admin commands need the token file from the node's directory (--admin-token)",
-            path.display()
-        )
-    })?;
-    Ok(t.trim().to_string())
-}
-
-#[derive(Subcommand)]
-enum KeysCmd {
-    /// Generate a new key file.
-    New {
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show a key file's address and public key (never the secret).
-    Show {
-        file: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum ChainCmd {
-    /// The current head.
-    Head {
-        #[arg(long)]
-        json: bool,
-    },
-    /// A block by height or hash.
-    Block {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Chain identity and parameters.
-    Info {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Total supply at the head (balances plus locked stakes).
-    Supply {
-        #[arg(long)]
-        json: bool,
-    },
 }
 
 /// Entry point of the binary.
@@ -312,61 +219,9 @@ async fn run(cli: Cli) -> Result<()> {
             args,
             cmd: Some(cmd),
         } => devnet::manage_worker(args, cmd, url).await,
-        Cmd::Governance {
-            cmd:
-                GovernanceCmd::Measurements {
-                    key,
-                    add,
-                    retire,
-                    json,
-                },
-        } => {
-            let k = keys::read(&key)?;
-            let parse = |v: &[String]| -> Result<Vec<Hash>> {
-                v.iter()
-                    .map(|h| h.parse::<Hash>().map_err(|e| anyhow!("{e}")))
-                    .collect()
-            };
-            let call = Call::UpdateMeasurements {
-                add: parse(&add)?,
-                retire: parse(&retire)?,
-            };
-            let (hash, status) =
-                send_call(url, &k, call, None, Some(Duration::from_secs(120))).await?;
-            print(json, &TransferResult { hash, status }, |r| {
-                format!("allowlist updated by {}", r.hash)
-            })
-        }
-        Cmd::Enclave(args) => {
-            tokio::task::spawn_blocking(move || devnet::run_enclave(args)).await?
-        }
-        Cmd::Keys {
-            cmd: KeysCmd::New { out, json },
-        } => {
-            let k = proctor_primitives::Keypair::generate(&mut rand_core::OsRng);
-            keys::write(&out, &k)?;
-            print(json, &keys::info(&k), |i| {
-                format!("wrote {}\naddress: {}", out.display(), i.address)
-            })
-        }
-        Cmd::Keys {
-            cmd: KeysCmd::Show { file, json },
-        } => {
-            let k = keys::read(&file)?;
-            print(json, &keys::info(&k), |i| {
-                format!("address:    {}\npublic key: {}", i.address, i.public_key)
-            })
-        }
-        Cmd::Account { address, json } => {
-            let a = parse_address(&address)?;
-            let info = client(url)?.account(a).await.map_err(rpc_err(url))?;
-            print(json, &info, |i| {
-                format!(
-                    "address: {}\nbalance: {}\nnonce:   {}",
-                    i.address, i.balance, i.nonce
-                )
-            })
-        }
+        Cmd::Governance { cmd } => governance::run(cmd, url).await,
+        Cmd::Keys { cmd } => keys::run(cmd),
+        Cmd::Account { address, json } => account::show(&address, json, url).await,
         Cmd::Transfer {
             key,
             to,
@@ -376,7 +231,7 @@ async fn run(cli: Cli) -> Result<()> {
             timeout,
             json,
         } => {
-            transfer(
+            account::transfer(
                 url,
                 key,
                 &to,
@@ -388,143 +243,11 @@ async fn run(cli: Cli) -> Result<()> {
             )
             .await
         }
-        Cmd::Chain {
-            cmd: ChainCmd::Head { json },
-        } => {
-            let h = client(url)?.head().await.map_err(rpc_err(url))?;
-            print(json, &h, |h| {
-                format!(
-                    "height: {}\nhash:   {}\nstate:  {}",
-                    h.height, h.hash, h.state_root
-                )
-            })
-        }
-        Cmd::Chain {
-            cmd: ChainCmd::Block { id, json },
-        } => {
-            let b = client(url)?.block(id).await.map_err(rpc_err(url))?;
-            print(json, &b, |b| {
-                let mut s = format!(
-                    "height:     {}\nhash:       {}\nparent:     {}\ntimestamp:  {}\nstate root: {}\nminer:      {}\ndifficulty: {}\ntxs:        {}",
-                    b.height,
-                    b.hash,
-                    b.parent,
-                    b.timestamp,
-                    b.state_root,
-                    b.miner,
-                    b.difficulty,
-                    b.transactions.len()
-                );
-                if let Some(p) = &b.pouw {
-                    s += &format!(
-                        "\npouw:       enclave {} module {} instructions {}",
-                        p.enclave, p.module, p.instructions
-                    );
-                }
-                s
-            })
-        }
-        Cmd::Chain {
-            cmd: ChainCmd::Info { json },
-        } => {
-            let i = client(url)?.chain_info().await.map_err(rpc_err(url))?;
-            print(json, &i, |i| {
-                format!(
-                    "chain:   {}\ngenesis: {}\nmin fee: {}",
-                    i.chain_id, i.genesis_hash, i.min_fee
-                )
-            })
-        }
-        Cmd::Chain {
-            cmd: ChainCmd::Supply { json },
-        } => {
-            let s = client(url)?.supply().await.map_err(rpc_err(url))?;
-            print(json, &s, |s| {
-                format!(
-                    "total supply: {} at height {} ({})",
-                    s.total_supply.0, s.height, s.hash
-                )
-            })
-        }
-        Cmd::Net {
-            cmd: NetCmd::Info { json },
-        } => {
-            let n = client(url)?.net_info().await.map_err(rpc_err(url))?;
-            print(json, &n, |n| {
-                let mut s = format!(
-                    "peer id: {}\nlisten:  {}\npeers:   {} connected, {} known, {} orphan blocks",
-                    n.peer_id,
-                    n.listen.join(" "),
-                    n.peers.len(),
-                    n.known,
-                    n.orphans
-                );
-                for p in &n.peers {
-                    s += &format!(
-                        "\n  {} {} ({} points)",
-                        p.id,
-                        p.address.as_deref().unwrap_or("-"),
-                        p.points
-                    );
-                }
-                for b in &n.banned {
-                    let until = b
-                        .seconds_left
-                        .map_or("until unbanned".to_string(), |t| format!("{t} s left"));
-                    s += &format!("\n  banned {}: {} ({until})", b.id, b.reason);
-                }
-                s
-            })
-        }
-        Cmd::Net {
-            cmd:
-                NetCmd::Ban {
-                    peer,
-                    reason,
-                    admin_token: token,
-                },
-        } => {
-            let token = admin_token(&token)?;
-            proctor_rpc::AdminClient::ban_peer(&client(url)?, token, peer.clone(), reason)
-                .await
-                .map_err(rpc_err(url))?;
-            println!("banned {peer}");
-            Ok(())
-        }
-        Cmd::Net {
-            cmd:
-                NetCmd::Unban {
-                    peer,
-                    admin_token: token,
-                },
-        } => {
-            let token = admin_token(&token)?;
-            let was = proctor_rpc::AdminClient::unban_peer(&client(url)?, token, peer.clone())
-                .await
-                .map_err(rpc_err(url))?;
-            println!(
-                "{}",
-                if was {
-                    format!("unbanned {peer}")
-                } else {
-                    format!("{peer} was not banned")
-                }
-            );
-            Ok(())
-        }
-        Cmd::Tx { hash, json } => {
-            let h: Hash = hash.parse().map_err(|e| anyhow!("{e}"))?;
-            let s = client(url)?.transaction(h).await.map_err(rpc_err(url))?;
-            print(json, &s, |s| match s {
-                TxStatus::Included { height, block, .. } => {
-                    format!("included at height {height} in block {block}")
-                }
-                TxStatus::Pending { .. } => "pending".into(),
-                TxStatus::Dropped { code, reason, .. } => {
-                    format!("dropped: {reason} (code {code})")
-                }
-                TxStatus::Unknown { .. } => "unknown to this node".into(),
-            })
+        Cmd::Chain { cmd } => chain::run(cmd, url).await,
+        Cmd::Net { cmd } => net::run(cmd, url).await,
+        Cmd::Tx { hash, json } => chain::tx(&hash, json, url).await,
+        Cmd::Enclave(args) => {
+            tokio::task::spawn_blocking(move || devnet::run_enclave(args)).await?
         }
         Cmd::Job { cmd } => job::run(cmd, url).await,
         Cmd::Task { cmd } => task::run(cmd),
@@ -595,37 +318,4 @@ pub(crate) async fn send_call(
             TxStatus::Pending { .. } => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-}
-
-#[derive(Serialize)]
-struct TransferResult {
-    hash: Hash,
-    status: TxStatus,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn transfer(
-    url: &str,
-    key: PathBuf,
-    to: &str,
-    amount: u128,
-    fee: Option<u128>,
-    wait: bool,
-    timeout: Duration,
-    json: bool,
-) -> Result<()> {
-    let k = keys::read(&key)?;
-    let call = Call::Transfer {
-        to: parse_address(to)?,
-        amount: Amount(amount),
-    };
-    let (hash, status) = send_call(url, &k, call, fee.map(Amount), wait.then_some(timeout)).await?;
-    print(json, &TransferResult { hash, status }, |r| {
-        match &r.status {
-            TxStatus::Included { height, .. } => {
-                format!("transfer {} included at height {height}", r.hash)
-            }
-            _ => format!("transfer {} submitted", r.hash),
-        }
-    })
 }
