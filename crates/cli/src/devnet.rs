@@ -1,4 +1,4 @@
-//! `proctor devnet`, `proctor node` and `proctor worker`.
+//! `proctor devnet`: a whole local chain (node, workers, funded accounts) in one command.
 //!
 //! A devnet directory holds everything of a local chain, so running the same
 //! command again restarts the same chain:
@@ -14,9 +14,9 @@
 //! ```
 
 use crate::keys;
+use crate::node::{shutdown_signal, wait_for_rpc};
 use anyhow::{Context, Result, bail};
 use proctor_enclave::Enclave;
-use proctor_enclave::wire::{RemoteEnclave, Transport};
 use proctor_node::{FILLER_WASM, Node, NodeConfig, init_dir, read_genesis, write_json};
 use proctor_primitives::{Amount, Hash, Keypair};
 use proctor_state::{Allocation, ChainParams, Genesis, GenesisEnclave};
@@ -30,10 +30,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Dev accounts and worker accounts created in a new devnet.
-const DEV_ACCOUNTS: usize = 4;
-const WORKER_ACCOUNTS: usize = 8;
+pub(crate) const DEV_ACCOUNTS: usize = 4;
+pub(crate) const WORKER_ACCOUNTS: usize = 8;
 /// Balance of each dev account, in base units.
-const DEV_BALANCE: u128 = 1_000_000_000_000_000;
+pub(crate) const DEV_BALANCE: u128 = 1_000_000_000_000_000;
 
 #[derive(clap::Args)]
 pub struct DevnetArgs {
@@ -62,141 +62,38 @@ pub struct DevnetArgs {
     corrupt_worker: Option<usize>,
 }
 
-#[derive(clap::Args)]
-pub struct WorkerArgs {
-    /// Operator key file: pays the registration fee, receives rewards.
-    #[arg(long)]
-    key: PathBuf,
-    /// Use the enclave served on this Unix socket by `proctor enclave`.
-    #[arg(long, conflicts_with_all = ["dir", "sim_root"])]
-    enclave_socket: Option<PathBuf>,
-    /// Run an in-process simulated enclave whose sealed state lives here.
-    #[arg(long, requires = "sim_root")]
-    dir: Option<PathBuf>,
-    /// Simulated attestation root key file (simulated TEE only; INSECURE).
-    #[arg(long, requires = "dir")]
-    sim_root: Option<PathBuf>,
-    /// DCAP collateral (Intel PCS/PCCS JSON, fetched by the operator) to
-    /// attach to the hardware enclave's registration quotes.
-    #[arg(long)]
-    collateral: Option<PathBuf>,
-    /// Price per instruction offered to the compute market, in base units.
-    #[arg(long, default_value_t = 1)]
-    price: u128,
-    /// Instructions per second this worker commits to run jobs at: it is
-    /// placed only on jobs whose fuel it runs before their deadline.
-    #[arg(long, default_value_t = proctor_worker::DEFAULT_SPEED)]
-    speed: u64,
-    /// Mine only: make no offer to the compute market.
-    #[arg(long)]
-    no_market: bool,
-}
-
-/// Which trusted hardware an enclave runs on, and where its files are.
-#[derive(clap::Args)]
-pub struct BackendArgs {
-    /// TEE backend: sim (INSECURE, development), gramine-sgx, or tsm (TDX).
-    #[arg(long, default_value = "sim")]
-    backend: String,
-    /// Directory of the enclave's sealed state.
-    #[arg(long)]
-    dir: PathBuf,
-    /// Simulated attestation root key file (sim backend only).
-    #[arg(long)]
-    sim_root: Option<PathBuf>,
-    /// Gramine's attestation pseudo-file directory (gramine-sgx backend).
-    #[arg(long, default_value = proctor_tee::gramine::DEFAULT_ATTESTATION_DIR)]
-    attestation_dir: PathBuf,
-    /// configfs-tsm report directory (tsm backend).
-    #[arg(long, default_value = proctor_tee::tsm::DEFAULT_REPORT_DIR)]
-    tsm_dir: PathBuf,
-}
-
-impl BackendArgs {
-    /// Opens the enclave on the chosen backend.
-    pub fn open(&self) -> Result<Enclave> {
-        let platform: Box<dyn proctor_tee::Platform> = match self.backend.as_str() {
-            "sim" => {
-                warn_insecure();
-                let root = self
-                    .sim_root
-                    .as_ref()
-                    .context("the sim backend needs --sim-root FILE")?;
-                Box::new(sim_platform(&self.dir, root)?)
-            }
-            "gramine-sgx" => Box::new(proctor_tee::gramine::GraminePlatform::open(
-                &self.attestation_dir,
-                &self.dir,
-            )?),
-            "tsm" => Box::new(proctor_tee::tsm::TsmPlatform::open(
-                &self.tsm_dir,
-                "proctor",
-            )?),
-            other => bail!("unknown backend {other:?}: use sim, gramine-sgx or tsm"),
-        };
-        Enclave::new(platform).context("starting the enclave")
-    }
-}
-
-/// Managing a worker's on-chain registration.
-#[derive(clap::Subcommand)]
-pub enum WorkerCmd {
-    /// Register the enclave (locks the chain's minimum stake).
-    Register,
-    /// Renew the registration with a fresh quote before it expires.
-    Renew,
-    /// Show the enclave's on-chain registration.
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Stop the enclave: it no longer mines; its stake starts unbonding.
-    Deregister,
-    /// Take the stake back after the unbonding period.
-    Withdraw,
-}
-
-#[derive(clap::Args)]
-pub struct EnclaveArgs {
-    #[command(flatten)]
-    backend: BackendArgs,
-    /// Serve the enclave API on this Unix socket.
-    #[arg(long)]
-    socket: PathBuf,
-}
-
 #[derive(Serialize, Clone)]
-struct DevnetNode {
+pub(crate) struct DevnetNode {
     rpc: String,
     dir: PathBuf,
     pid: u32,
 }
 
 #[derive(Serialize)]
-struct DevnetFile {
+pub(crate) struct DevnetFile {
     rpc: String,
     nodes: Vec<DevnetNode>,
     keys: PathBuf,
 }
 
-fn warn_insecure() {
+pub(crate) fn warn_insecure() {
     tracing::warn!(
         "using the SIMULATED TEE: enclave secrets are files on this host and quotes are signed by a local key. INSECURE: for development only"
     );
 }
 
-fn sim_platform(dir: &Path, root_file: &Path) -> Result<SimPlatform> {
+pub(crate) fn sim_platform(dir: &Path, root_file: &Path) -> Result<SimPlatform> {
     let root = SimAttestationRoot::load(root_file)
         .with_context(|| format!("loading {}", root_file.display()))?;
     SimPlatform::open(&dir.join("enclave"), root).context("opening the simulated enclave platform")
 }
 
-fn open_enclave(dir: &Path, root_file: &Path) -> Result<Enclave> {
+pub(crate) fn open_enclave(dir: &Path, root_file: &Path) -> Result<Enclave> {
     Enclave::new(Box::new(sim_platform(dir, root_file)?)).context("starting the enclave")
 }
 
 /// Creates a new devnet in `dir`.
-fn create(dir: &Path, block_ms: u64, workers: usize) -> Result<Genesis> {
+pub(crate) fn create(dir: &Path, block_ms: u64, workers: usize) -> Result<Genesis> {
     std::fs::create_dir_all(dir.join("keys"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let root = SimAttestationRoot::generate();
@@ -298,7 +195,7 @@ fn create(dir: &Path, block_ms: u64, workers: usize) -> Result<Genesis> {
 /// the filler task for a moment (workers beyond the CPU count add nothing).
 /// Retargeting corrects the rest; without this a new devnet starts far too
 /// fast or too slow and takes dozens of blocks to settle.
-fn calibrated_difficulty(block_ms: u64, workers: usize) -> u64 {
+pub(crate) fn calibrated_difficulty(block_ms: u64, workers: usize) -> u64 {
     const FALLBACK: u64 = 1_000_000_000;
     let measure = || -> Option<u64> {
         let vm = proctor_vm::Vm::new(proctor_vm::Limits::default()).ok()?;
@@ -470,7 +367,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
 }
 
 /// Starts node `i` of a devnet as a child process peered to node 0.
-fn spawn_node(
+pub(crate) fn spawn_node(
     dir: &Path,
     genesis: &Genesis,
     i: usize,
@@ -507,269 +404,4 @@ fn spawn_node(
         pid: child.id(),
     };
     Ok((child, info))
-}
-
-/// Waits (at most a minute) until the node at `url` answers.
-async fn wait_for_rpc(url: &str) -> Result<()> {
-    use proctor_rpc::ApiClient;
-    let client = proctor_rpc::http_client(url)?;
-    for _ in 0..600 {
-        if client.head().await.is_ok() {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    bail!("node at {url} did not come up within a minute")
-}
-
-/// `proctor node`.
-pub async fn run_node(args: NodeArgs) -> Result<()> {
-    crate::init_logging();
-    let dir = &args.dir;
-    let gpath = dir.join("genesis.json");
-    let saved = proctor_node::read_config(dir).ok();
-    if !gpath.exists() {
-        let Some(g) = &args.genesis else {
-            bail!(
-                "{} not found: pass --genesis FILE for a new node directory, or use a directory made by `proctor devnet`",
-                gpath.display()
-            );
-        };
-        let g = read_genesis(g)?;
-        init_dir(dir, &g, &args.config(None))?;
-    } else if args.rpc_addr.is_some() || args.p2p_listen.is_some() || !args.bootnode.is_empty() {
-        write_json(&dir.join("node.json"), &args.config(saved))?;
-    }
-    let node = Node::start(dir).await?;
-    println!("proctor node running\n  RPC: {}", node.rpc_url());
-    tokio::select! {
-        _ = shutdown_signal() => {}
-        _ = parent_gone(args.parent_pid) => tracing::info!("the devnet that started this node is gone; stopping"),
-    }
-    node.stop().await;
-    Ok(())
-}
-
-/// Resolves once process `pid` no longer exists (never, without a pid or /proc).
-async fn parent_gone(pid: Option<u32>) {
-    let proc_dir = pid
-        .map(|p| PathBuf::from(format!("/proc/{p}")))
-        .filter(|_| Path::new("/proc/self").exists());
-    let Some(proc_dir) = proc_dir else {
-        return std::future::pending().await;
-    };
-    while proc_dir.exists() {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
-}
-
-/// `proctor node` arguments.
-#[derive(clap::Args)]
-pub struct NodeArgs {
-    /// Node directory (genesis.json, node.json, chain.redb).
-    #[arg(long)]
-    dir: PathBuf,
-    /// Serve JSON-RPC here instead of the address in node.json (saved for restarts).
-    #[arg(long)]
-    rpc_addr: Option<SocketAddr>,
-    /// Genesis file for a new node directory.
-    #[arg(long)]
-    genesis: Option<PathBuf>,
-    /// Listen for peers on this multiaddr, e.g. /ip4/127.0.0.1/tcp/7000 (saved for restarts).
-    #[arg(long)]
-    p2p_listen: Option<String>,
-    /// A peer to connect to at start-up (multiaddr; repeatable; saved for restarts).
-    #[arg(long)]
-    bootnode: Vec<String>,
-    /// Exit when the process with this id is gone (set by `proctor devnet` for its nodes).
-    #[arg(long, hide = true)]
-    parent_pid: Option<u32>,
-}
-
-impl NodeArgs {
-    /// The configuration these arguments give on top of the saved one.
-    fn config(&self, saved: Option<NodeConfig>) -> NodeConfig {
-        let saved_addr = saved.as_ref().map(|c| c.rpc_addr);
-        let rpc_rate = saved.as_ref().and_then(|c| c.rpc_rate);
-        NodeConfig {
-            rpc_rate,
-            rpc_addr: self
-                .rpc_addr
-                .or(saved_addr)
-                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8645))),
-            p2p_listen: self
-                .p2p_listen
-                .clone()
-                .or_else(|| saved.as_ref().and_then(|c| c.p2p_listen.clone())),
-            bootnodes: if self.bootnode.is_empty() {
-                saved.map(|c| c.bootnodes).unwrap_or_default()
-            } else {
-                self.bootnode.clone()
-            },
-        }
-    }
-}
-
-/// `proctor worker register | renew | status | deregister | withdraw`.
-pub async fn manage_worker(args: WorkerArgs, cmd: WorkerCmd, url: &str) -> Result<()> {
-    let mut worker = connect_worker(&args, url)?;
-    let id = worker.info().identity;
-    let stop = AtomicBool::new(false);
-    let existing = worker.registration().await?;
-    match cmd {
-        WorkerCmd::Register | WorkerCmd::Renew => {
-            match (&cmd, &existing) {
-                (WorkerCmd::Renew, None) => {
-                    bail!("enclave {id} is not registered: use `worker register`")
-                }
-                (WorkerCmd::Register, Some(r)) => {
-                    bail!(
-                        "enclave {id} is already registered (until height {}): use `worker renew`",
-                        r.expires_at
-                    )
-                }
-                _ => {}
-            }
-            let height = worker.register(&stop).await?;
-            let rec = worker
-                .registration()
-                .await?
-                .context("registration not found after inclusion")?;
-            println!(
-                "enclave {id} registered at height {height}, valid until {}, stake {}",
-                rec.expires_at, rec.stake
-            );
-        }
-        WorkerCmd::Status { json } => {
-            crate::print(json, &existing, |r| match r {
-                None => format!("enclave {id} is not registered"),
-                Some(r) => format!(
-                    "enclave:     {id}\noperator:    {}\nmeasurement: {}\nregistered:  height {}\nexpires:     height {}\nstake:       {}\nstatus:      {}",
-                    r.operator,
-                    r.measurement,
-                    r.registered_at,
-                    r.expires_at,
-                    r.stake,
-                    match r.unbonding_until {
-                        Some(u) => format!("deregistered, unbonding until height {u}"),
-                        None => "active".into(),
-                    }
-                ),
-            })?;
-        }
-        WorkerCmd::Deregister | WorkerCmd::Withdraw => {
-            let call = if matches!(cmd, WorkerCmd::Deregister) {
-                proctor_state::Call::DeregisterEnclave { identity: id }
-            } else {
-                proctor_state::Call::WithdrawStake { identity: id }
-            };
-            let hash = worker.send_call(call).await?;
-            let height = worker.wait_included(hash, &stop).await?;
-            println!("transaction {hash} included at height {height}");
-        }
-    }
-    Ok(())
-}
-
-fn connect_worker(args: &WorkerArgs, url: &str) -> Result<Worker> {
-    let transport: Box<dyn Transport> = match (&args.enclave_socket, &args.dir, &args.sim_root) {
-        (Some(sock), _, _) => Box::new(
-            RemoteEnclave::connect(sock)
-                .with_context(|| format!("connecting to the enclave at {}", sock.display()))?,
-        ),
-        (None, Some(dir), Some(root)) => {
-            warn_insecure();
-            Box::new(open_enclave(dir, root)?)
-        }
-        _ => bail!(
-            "give either --enclave-socket PATH, or --dir DIR and --sim-root FILE for an in-process simulated enclave"
-        ),
-    };
-    let operator = keys::read(&args.key)?;
-    let collateral = match &args.collateral {
-        Some(p) => {
-            Some(std::fs::read(p).with_context(|| format!("reading collateral {}", p.display()))?)
-        }
-        None => None,
-    };
-    Ok(Worker::new(
-        transport,
-        WorkerConfig {
-            rpc_url: url.to_string(),
-            operator,
-            collateral,
-            offer: (!args.no_market).then(|| MarketOffer {
-                price: args.price,
-                speed: args.speed,
-                ..MarketOffer::default()
-            }),
-        },
-    )?)
-}
-
-/// `proctor worker`.
-pub async fn run_worker(args: WorkerArgs, url: &str) -> Result<()> {
-    crate::init_logging();
-    let mut worker = connect_worker(&args, url)?;
-    println!("proctor worker: enclave {}", worker.info().identity);
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = stop.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        s2.store(true, Ordering::Relaxed);
-    });
-    worker.ensure_registered(&stop).await?;
-    worker.mine(stop).await?;
-    Ok(())
-}
-
-/// `proctor enclave`: the enclave as its own process, serving its API on a
-/// Unix socket (what runs under Gramine on SGX; here with the simulated TEE).
-pub fn run_enclave(args: EnclaveArgs) -> Result<()> {
-    crate::init_logging();
-    let enclave = args.backend.open()?;
-    if args.socket.exists() {
-        // A stale socket from a previous run; refuse anything that is not a socket.
-        use std::os::unix::fs::FileTypeExt;
-        if !std::fs::metadata(&args.socket)?.file_type().is_socket() {
-            bail!("{} exists and is not a socket", args.socket.display());
-        }
-        std::fs::remove_file(&args.socket)?;
-    }
-    let listener = std::os::unix::net::UnixListener::bind(&args.socket)
-        .with_context(|| format!("binding {}", args.socket.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&args.socket, std::fs::Permissions::from_mode(0o600))?;
-    }
-    let info = enclave.info();
-    println!(
-        "proctor enclave {}\n  measurement: {}\n  socket:      {}",
-        info.identity,
-        info.measurement,
-        args.socket.display()
-    );
-    proctor_enclave::wire::serve(&listener, enclave)?;
-    Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -12,12 +12,15 @@ mod bench;
 mod bench_net;
 mod chain;
 mod devnet;
+mod enclave;
 mod governance;
 mod job;
 pub mod keys;
 mod net;
+mod node;
 mod task;
 mod tee;
+mod worker;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
@@ -52,13 +55,13 @@ enum Cmd {
     /// Run a local chain: a node and workers, with funded dev accounts.
     Devnet(devnet::DevnetArgs),
     /// Run a full node from its directory.
-    Node(devnet::NodeArgs),
+    Node(node::NodeArgs),
     /// Run a worker (registers its enclave and mines), or manage its registration.
     Worker {
         #[command(flatten)]
-        args: devnet::WorkerArgs,
+        args: worker::WorkerArgs,
         #[command(subcommand)]
-        cmd: Option<devnet::WorkerCmd>,
+        cmd: Option<worker::WorkerCmd>,
     },
     /// Governance transactions (signed by the genesis's governance key).
     Governance {
@@ -66,7 +69,7 @@ enum Cmd {
         cmd: governance::GovernanceCmd,
     },
     /// Run an enclave as its own process, serving a worker over a Unix socket.
-    Enclave(devnet::EnclaveArgs),
+    Enclave(enclave::EnclaveArgs),
     /// Create and inspect key files.
     Keys {
         #[command(subcommand)]
@@ -213,12 +216,12 @@ async fn run(cli: Cli) -> Result<()> {
     let url = cli.rpc.as_str();
     match cli.cmd {
         Cmd::Devnet(args) => devnet::run(args).await,
-        Cmd::Node(args) => devnet::run_node(args).await,
-        Cmd::Worker { args, cmd: None } => devnet::run_worker(args, url).await,
+        Cmd::Node(args) => node::run_node(args).await,
+        Cmd::Worker { args, cmd: None } => worker::run_worker(args, url).await,
         Cmd::Worker {
             args,
             cmd: Some(cmd),
-        } => devnet::manage_worker(args, cmd, url).await,
+        } => worker::manage_worker(args, cmd, url).await,
         Cmd::Governance { cmd } => governance::run(cmd, url).await,
         Cmd::Keys { cmd } => keys::run(cmd),
         Cmd::Account { address, json } => account::show(&address, json, url).await,
@@ -247,7 +250,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Net { cmd } => net::run(cmd, url).await,
         Cmd::Tx { hash, json } => chain::tx(&hash, json, url).await,
         Cmd::Enclave(args) => {
-            tokio::task::spawn_blocking(move || devnet::run_enclave(args)).await?
+            tokio::task::spawn_blocking(move || enclave::run_enclave(args)).await?
         }
         Cmd::Job { cmd } => job::run(cmd, url).await,
         Cmd::Task { cmd } => task::run(cmd),

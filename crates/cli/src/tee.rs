@@ -9,7 +9,7 @@ pub enum TeeCmd {
     /// Show the enclave's backend, measurement and identity key.
     Info {
         #[command(flatten)]
-        backend: crate::devnet::BackendArgs,
+        backend: crate::worker::BackendArgs,
         #[arg(long)]
         json: bool,
     },
