@@ -20,7 +20,7 @@ pub enum VmError {
     #[error("module failed to compile: {0}")]
     Compile(String),
     #[error("module could not be metered: {0}")]
-    Meter(String),
+    Meter(#[from] crate::meter::MeterError),
     #[error("engine setup: {0}")]
     Engine(String),
 }

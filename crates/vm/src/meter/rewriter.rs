@@ -1,0 +1,366 @@
+//! The module rewriter: re-encodes every section, adds the counting
+//! global and the check import, and hands each function body to the
+//! graph and the emitter.
+
+use super::*;
+use crate::routines::Routine;
+use std::collections::BTreeMap;
+use wasm_encoder::reencode::{self, Reencode};
+use wasm_encoder::{ConstExpr, ExportKind, Function, Instruction, SectionId, ValType};
+use wasmparser::{FunctionBody, Parser};
+
+pub(super) struct Rewriter {
+    /// Parameter and result types of each type.
+    pub(super) type_sigs: Vec<Signature>,
+    /// Functions whose calls are replaced by their bodies, by index.
+    pub(super) inlinees: std::rc::Rc<BTreeMap<u32, Inlinee>>,
+    /// Operators inlining may still add to the module: as many as its code
+    /// has bytes, so that it at most about doubles the module.
+    pub(super) inline_left: usize,
+    /// Type of each defined function, in order.
+    pub(super) func_types: Vec<u32>,
+    /// Functions that are known library routines, in order: each gets a
+    /// fast body, and its original body becomes a function of its own after
+    /// the check function (see [`crate::routines`]).
+    pub(super) routines: Vec<Known>,
+    pub(super) imported_funcs: u32,
+    pub(super) globals: u32,
+    pub(super) next_body: usize,
+    pub(super) imports_done: bool,
+    pub(super) globals_done: bool,
+    pub(super) failure: Option<String>,
+}
+
+/// Parameter and result types of a function type.
+pub(super) type Signature = (Vec<wasmparser::ValType>, Vec<wasmparser::ValType>);
+
+pub(super) type RResult<T> = Result<T, reencode::Error<std::convert::Infallible>>;
+
+impl Rewriter {
+    pub(super) fn scan(bytes: &[u8]) -> Result<Self, MeterError> {
+        let mut r = Rewriter {
+            type_sigs: Vec::new(),
+            inlinees: Default::default(),
+            inline_left: 0,
+            func_types: Vec::new(),
+            routines: Vec::new(),
+            imported_funcs: 0,
+            globals: 0,
+            next_body: 0,
+            imports_done: false,
+            globals_done: false,
+            failure: None,
+        };
+        let mut inlinees = Vec::new();
+        for payload in Parser::new(0).parse_all(bytes) {
+            match payload.map_err(|e| MeterError::Parse(e.to_string()))? {
+                wasmparser::Payload::TypeSection(s) => {
+                    for ty in s.into_iter_err_on_gc_types() {
+                        let ty = ty.map_err(|e| MeterError::Parse(e.to_string()))?;
+                        r.type_sigs
+                            .push((ty.params().to_vec(), ty.results().to_vec()));
+                    }
+                }
+                wasmparser::Payload::ImportSection(s) => {
+                    for imp in s {
+                        match imp.map_err(|e| MeterError::Parse(e.to_string()))?.ty {
+                            wasmparser::TypeRef::Func(_) => r.imported_funcs += 1,
+                            wasmparser::TypeRef::Global(_) => r.globals += 1,
+                            _ => {}
+                        }
+                    }
+                }
+                wasmparser::Payload::FunctionSection(s) => {
+                    for f in s {
+                        r.func_types
+                            .push(f.map_err(|e| MeterError::Parse(e.to_string()))?);
+                    }
+                }
+                wasmparser::Payload::GlobalSection(s) => r.globals += s.count(),
+                wasmparser::Payload::CodeSectionStart { .. } => inlinees.clear(),
+                wasmparser::Payload::CodeSectionEntry(body) => {
+                    r.inline_left += body.range().len();
+                    let k = inlinees.len();
+                    let ty = *r
+                        .func_types
+                        .get(k)
+                        .ok_or(MeterError::Parse("more bodies than functions".into()))?;
+                    let sig = r
+                        .type_sigs
+                        .get(ty as usize)
+                        .ok_or(MeterError::Parse("bad type index".into()))?;
+                    if let Some(routine) = Routine::recognize(body.as_bytes(), &sig.0, &sig.1) {
+                        let original = r.original_func(r.routines.len());
+                        inlinees.push(Some(Inlinee::routine(routine, original, &sig.0)));
+                        r.routines.push(Known {
+                            defined: k,
+                            routine,
+                            bytes: body.as_bytes().to_vec(),
+                            offset: body.range().start,
+                            ty,
+                        });
+                    } else {
+                        inlinees.push(Inlinee::new(&body, &sig.0, &sig.1));
+                    }
+                }
+                wasmparser::Payload::ExportSection(s) => {
+                    for e in s {
+                        if e.map_err(|e| MeterError::Parse(e.to_string()))?.name == REMAINING {
+                            return Err(MeterError::ReservedExport);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let imported = r.imported_funcs;
+        r.inlinees = std::rc::Rc::new(
+            (imported..)
+                .zip(inlinees)
+                .filter_map(|(f, i)| Some((f, i?)))
+                .collect(),
+        );
+        Ok(r)
+    }
+
+    pub(super) fn check_type(&self) -> u32 {
+        self.type_sigs.len() as u32
+    }
+    pub(super) fn check_import(&self) -> u32 {
+        self.imported_funcs
+    }
+    /// A defined function that calls the import: a direct call to it costs
+    /// the caller less (no import address kept live across loops).
+    pub(super) fn check_func(&self) -> u32 {
+        self.imported_funcs + 1 + self.func_types.len() as u32
+    }
+    /// The function holding the original body of `self.routines[j]`, after
+    /// the check function, as an index *before* rewriting: the fast bodies
+    /// that call it are rewritten like the module's own code.
+    pub(super) fn original_func(&self, j: usize) -> u32 {
+        self.check_func() + j as u32
+    }
+    pub(super) fn remaining_global(&self) -> u32 {
+        self.globals
+    }
+
+    pub(super) fn emit_imports(&mut self, imports: &mut wasm_encoder::ImportSection) {
+        imports.import(
+            CHECK.0,
+            CHECK.1,
+            wasm_encoder::EntityType::Function(self.check_type()),
+        );
+        self.imports_done = true;
+    }
+
+    /// Global holding slot `k` of scratch kind `kind`.
+    pub(super) fn scratch_global(&self, kind: usize, k: usize) -> u32 {
+        self.globals + 1 + (kind * SCRATCH + k) as u32
+    }
+
+    pub(super) fn emit_global(&mut self, globals: &mut wasm_encoder::GlobalSection) {
+        let ty = |val_type| wasm_encoder::GlobalType {
+            val_type,
+            mutable: true,
+            shared: false,
+        };
+        globals.global(ty(ValType::I64), &ConstExpr::i64_const(0));
+        for (kind, init) in [
+            ConstExpr::i32_const(0),
+            ConstExpr::i64_const(0),
+            ConstExpr::f32_const(0.0.into()),
+            ConstExpr::f64_const(0.0.into()),
+        ]
+        .iter()
+        .enumerate()
+        {
+            for _ in 0..SCRATCH {
+                globals.global(ty(SCRATCH_TYPES[kind]), init);
+            }
+        }
+        self.globals_done = true;
+    }
+}
+
+/// Scratch globals per value type: around a check's call, the locals a loop
+/// uses are parked in globals, so that no value of the loop is live across
+/// the call. A value live across a call must sit in a callee-saved register
+/// or on the stack for its whole live range (regalloc2 does not split it
+/// around a cold call), which would cost the loop a reload per use; values
+/// reloaded from globals after the call are new values instead.
+pub(super) const SCRATCH: usize = 32;
+pub(super) const SCRATCH_TYPES: [ValType; 4] =
+    [ValType::I32, ValType::I64, ValType::F32, ValType::F64];
+
+pub(super) fn scratch_kind(t: wasmparser::ValType) -> Option<usize> {
+    match t {
+        wasmparser::ValType::I32 => Some(0),
+        wasmparser::ValType::I64 => Some(1),
+        wasmparser::ValType::F32 => Some(2),
+        wasmparser::ValType::F64 => Some(3),
+        _ => None,
+    }
+}
+
+/// Section order of the binary format (custom sections excluded).
+pub(super) fn order(id: SectionId) -> Option<u8> {
+    Some(match id {
+        SectionId::Type => 1,
+        SectionId::Import => 2,
+        SectionId::Function => 3,
+        SectionId::Table => 4,
+        SectionId::Memory => 5,
+        SectionId::Tag => 6,
+        SectionId::Global => 7,
+        SectionId::Export => 8,
+        SectionId::Start => 9,
+        SectionId::Element => 10,
+        SectionId::DataCount => 11,
+        SectionId::Code => 12,
+        SectionId::Data => 13,
+        _ => return None,
+    })
+}
+
+impl Reencode for Rewriter {
+    type Error = std::convert::Infallible;
+
+    fn function_index(&mut self, func: u32) -> RResult<u32> {
+        Ok(if func >= self.imported_funcs {
+            func + 1
+        } else {
+            func
+        })
+    }
+
+    fn parse_type_section(
+        &mut self,
+        types: &mut wasm_encoder::TypeSection,
+        section: wasmparser::TypeSectionReader<'_>,
+    ) -> RResult<()> {
+        reencode::utils::parse_type_section(self, types, section)?;
+        types.ty().function([], []);
+        Ok(())
+    }
+
+    fn parse_import_section(
+        &mut self,
+        imports: &mut wasm_encoder::ImportSection,
+        section: wasmparser::ImportSectionReader<'_>,
+    ) -> RResult<()> {
+        reencode::utils::parse_import_section(self, imports, section)?;
+        self.emit_imports(imports);
+        Ok(())
+    }
+
+    fn parse_function_section(
+        &mut self,
+        funcs: &mut wasm_encoder::FunctionSection,
+        section: wasmparser::FunctionSectionReader<'_>,
+    ) -> RResult<()> {
+        reencode::utils::parse_function_section(self, funcs, section)?;
+        funcs.function(self.check_type());
+        for known in &self.routines {
+            funcs.function(known.ty);
+        }
+        Ok(())
+    }
+
+    fn parse_code_section(
+        &mut self,
+        code: &mut wasm_encoder::CodeSection,
+        section: wasmparser::CodeSectionReader<'_>,
+    ) -> RResult<()> {
+        reencode::utils::parse_code_section(self, code, section)?;
+        let mut f = Function::new([]);
+        f.instruction(&Instruction::Call(self.check_import()));
+        f.instruction(&Instruction::End);
+        code.function(&f);
+        for known in std::mem::take(&mut self.routines) {
+            let reader = wasmparser::BinaryReader::new(&known.bytes, known.offset);
+            match self.rewrite_body(&FunctionBody::new(reader), known.ty) {
+                Ok(f) => code.function(&f),
+                Err(e) => {
+                    self.failure.get_or_insert(e);
+                    code.function(&Function::new([]))
+                }
+            };
+        }
+        Ok(())
+    }
+
+    fn parse_global_section(
+        &mut self,
+        globals: &mut wasm_encoder::GlobalSection,
+        section: wasmparser::GlobalSectionReader<'_>,
+    ) -> RResult<()> {
+        reencode::utils::parse_global_section(self, globals, section)?;
+        self.emit_global(globals);
+        Ok(())
+    }
+
+    fn parse_export_section(
+        &mut self,
+        exports: &mut wasm_encoder::ExportSection,
+        section: wasmparser::ExportSectionReader<'_>,
+    ) -> RResult<()> {
+        reencode::utils::parse_export_section(self, exports, section)?;
+        exports.export(REMAINING, ExportKind::Global, self.remaining_global());
+        Ok(())
+    }
+
+    fn intersperse_section_hook(
+        &mut self,
+        module: &mut wasm_encoder::Module,
+        _after: Option<SectionId>,
+        before: Option<SectionId>,
+    ) -> RResult<()> {
+        let next = before.map_or(Some(u8::MAX), order);
+        let Some(next) = next else { return Ok(()) };
+        if !self.imports_done && next > 2 {
+            let mut s = wasm_encoder::ImportSection::new();
+            self.emit_imports(&mut s);
+            module.section(&s);
+        }
+        if !self.globals_done && next > 7 {
+            let mut s = wasm_encoder::GlobalSection::new();
+            self.emit_global(&mut s);
+            module.section(&s);
+        }
+        Ok(())
+    }
+
+    fn parse_custom_section(
+        &mut self,
+        _module: &mut wasm_encoder::Module,
+        _section: wasmparser::CustomSectionReader<'_>,
+    ) -> RResult<()> {
+        // Names and debug info would refer to the old function indices.
+        Ok(())
+    }
+
+    fn parse_function_body(
+        &mut self,
+        code: &mut wasm_encoder::CodeSection,
+        body: FunctionBody<'_>,
+    ) -> RResult<()> {
+        let ty = self.func_types[self.next_body];
+        let k = self.next_body;
+        self.next_body += 1;
+        // `routines` is in body order: a module of many copies stays linear.
+        let fast = match self.routines.binary_search_by_key(&k, |r| r.defined) {
+            Ok(j) => self.rewrite_routine(j, ty),
+            Err(_) => self.rewrite_body(&body, ty),
+        };
+        match fast {
+            Ok(f) => {
+                code.function(&f);
+            }
+            Err(e) => {
+                self.failure.get_or_insert(e);
+                code.function(&Function::new([]));
+            }
+        }
+        Ok(())
+    }
+}

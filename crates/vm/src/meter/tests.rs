@@ -1,0 +1,236 @@
+use super::*;
+use proptest::prelude::*;
+
+const EXAMPLES: [&[u8]; 5] = [
+    include_bytes!("../../../../examples/tasks/filler.wasm"),
+    include_bytes!("../../../../examples/tasks/sha256.wasm"),
+    include_bytes!("../../../../examples/tasks/nbody.wasm"),
+    include_bytes!("../../../../examples/tasks/wordfreq.wasm"),
+    include_bytes!("../../../../examples/tasks/lz.wasm"),
+];
+
+fn valid(bytes: &[u8]) -> bool {
+    wasmparser::Validator::new_with_features(crate::checker::features())
+        .validate_all(bytes)
+        .is_ok()
+}
+
+#[test]
+fn every_example_rewrites_to_a_valid_module_with_the_meter_interface() {
+    for m in EXAMPLES {
+        let out = instrument(m).unwrap();
+        assert!(valid(&out));
+        let mut imports = Vec::new();
+        let mut exports = Vec::new();
+        for p in Parser::new(0).parse_all(&out) {
+            match p.unwrap() {
+                wasmparser::Payload::ImportSection(s) => imports.extend(s.into_iter().map(|i| {
+                    let i = i.unwrap();
+                    format!("{}.{}", i.module, i.name)
+                })),
+                wasmparser::Payload::ExportSection(s) => {
+                    exports.extend(s.into_iter().map(|e| e.unwrap().name.to_string()))
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(imports.last().unwrap(), "proctor.check");
+        assert!(exports.contains(&REMAINING.to_string()));
+        assert!(exports.contains(&"_start".to_string()));
+    }
+}
+
+#[test]
+fn a_module_without_imports_or_globals_gets_both_sections() {
+    let m = wat::parse_str(
+        r#"(module (memory 1) (func (export "_start") (loop $l (br_if $l (i32.const 0)))))"#,
+    )
+    .unwrap();
+    assert!(valid(&instrument(&m).unwrap()));
+}
+
+/// Rewritten size over original size of the code section.
+fn growth(wat_src: &str) -> f64 {
+    let m = wat::parse_str(wat_src).unwrap();
+    let out = instrument(&m).unwrap();
+    assert!(valid(&out));
+    let code = |bytes: &[u8]| {
+        Parser::new(0)
+            .parse_all(bytes)
+            .find_map(|p| match p.unwrap() {
+                wasmparser::Payload::CodeSectionStart { size, .. } => Some(size),
+                _ => None,
+            })
+            .unwrap() as f64
+    };
+    code(&out) / code(&m)
+}
+
+/// Direct calls to function `f` in the rewritten form of `wat_src`.
+fn calls_to(wat_src: &str, f: u32) -> usize {
+    let out = instrument(&wat::parse_str(wat_src).unwrap()).unwrap();
+    assert!(valid(&out));
+    let mut n = 0;
+    for p in Parser::new(0).parse_all(&out) {
+        if let wasmparser::Payload::CodeSectionEntry(body) = p.unwrap() {
+            for op in body.get_operators_reader().unwrap() {
+                n += matches!(op.unwrap(), Operator::Call { function_index } if function_index == f)
+                    as usize;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn branchy_loops_get_sixteen_copies_and_plain_ones_four() {
+    // $g calls, so it is never inlined: the calls left in `_start` are
+    // the copies of its loop (function 1 once the check is imported).
+    let wrap = |body: &str| {
+        format!(
+            "(module (memory 1) (func $g (call $h)) (func $h) \
+             (func (export \"_start\") (local $x i32) (loop $l {body} \
+             (br_if $l (local.get $x)))))"
+        )
+    };
+    let call = "(call $g)";
+    assert_eq!(calls_to(&wrap(call), 1), UNROLL);
+    let branchy = format!(
+        "(if (local.get $x) (then {call})) \
+         (br_if 1 (i32.eq (local.get $x) (i32.const 3)))"
+    );
+    assert_eq!(calls_to(&wrap(&branchy), 1), UNROLL_BRANCHY);
+    // Branchy but longer than a branchy loop may be: 4 copies.
+    let filler = "(local.set $x (i32.xor (local.get $x) (i32.const 7)))".repeat(30);
+    assert_eq!(calls_to(&wrap(&format!("{branchy} {filler}")), 1), UNROLL);
+}
+
+#[test]
+fn small_leaf_functions_are_inlined_where_called_often() {
+    // $leaf is function 0, 1 once the check is imported.
+    let leaf = "(func $leaf (param $p i32) (result i32) (local $i i32) \
+                (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1))) \
+                (br_if $l (i32.lt_u (local.get $i) (local.get $p)))) (local.get $i))";
+    let wrap = |body: &str| {
+        format!("(module (memory 1) {leaf} (func (export \"_start\") (local $x i32) {body}))")
+    };
+    let call = "(local.set $x (i32.add (local.get $x) (call $leaf (local.get $x))))";
+    // In a small loop: inlined.
+    let small = wrap(&format!("(loop $l {call} (br_if $l (local.get $x)))"));
+    assert_eq!(calls_to(&small, 1), 0);
+    // In a loop far larger than the call: the call stays.
+    let filler = "(local.set $x (i32.xor (local.get $x) (i32.const 7)))".repeat(150);
+    let large = wrap(&format!(
+        "(loop $l {call} {filler} (br_if $l (local.get $x)))"
+    ));
+    assert_eq!(calls_to(&large, 1), 1);
+    // A callee that calls is not inlined (the loop, 4 copies, keeps 4).
+    let nonleaf = small.replace("(local.get $i))", "(call $nop) (local.get $i)) (func $nop)");
+    assert_eq!(calls_to(&nonleaf, 1), 4);
+}
+
+#[test]
+fn inlining_grows_a_module_of_many_small_functions_boundedly() {
+    // 300 functions of 9 operators, each calling the leaf 8 times: each
+    // function's own allowance would let it grow 30-fold (28x the code,
+    // all calls inlined); the module's allowance keeps the total near
+    // the 4.3x that counting alone costs such call-dense code.
+    let calls = "(drop (call $leaf (i32.const 1)))".repeat(8);
+    let funcs: String = (0..300).map(|_| format!("(func {calls})")).collect();
+    let m = format!(
+        "(module (memory 1) {} {funcs} (func (export \"_start\")))",
+        leaf_82()
+    );
+    let g = growth(&m);
+    assert!(g < 6.5, "growth {g}");
+    let left = calls_to(&m, 1);
+    assert!(left > 2000 && left < 300 * 8, "{left} calls left");
+}
+
+/// A leaf of 82 operators: 84 with its argument's `local.set`s.
+fn leaf_82() -> String {
+    let body: String = (0..20)
+        .map(|_| "(local.set $p (i32.mul (local.get $p) (i32.const 3)))")
+        .collect();
+    format!("(func $leaf (param $p i32) (result i32) {body} (local.get $p))")
+}
+
+#[test]
+fn inlining_stays_within_a_functions_allowance() {
+    // 70 sites in a function of 350 operators: its allowance (1000
+    // operators, more than its size) takes 11 of them, not all 70. (The
+    // other function makes the module's allowance larger.)
+    let site = "(local.set $x (i32.add (local.get $x) (call $leaf (local.get $x))))";
+    let other = "(local.set $x (i32.add (local.get $x) (i32.const 1)))".repeat(1000);
+    let m = format!(
+        "(module (memory 1) {} (func (export \"_start\") (local $x i32) {}) \
+         (func (local $x i32) {other}))",
+        leaf_82(),
+        site.repeat(70)
+    );
+    assert_eq!(calls_to(&m, 1), 70 - 1000 / 84);
+}
+
+#[test]
+fn many_small_loops_grow_the_code_boundedly() {
+    let loops: String = (0..500)
+        .map(|_| {
+            "(local.set $i (i32.const 0)) (loop $l (local.set $i (i32.add (local.get $i) \
+             (i32.const 1))) (br_if $l (i32.lt_u (local.get $i) (local.get $n))))"
+        })
+        .collect();
+    let g = growth(&format!(
+        "(module (memory 1) (func $f (param $n i32) (local $i i32) {loops}) \
+         (func (export \"_start\") (call $f (i32.const 3))))"
+    ));
+    // Unrolling may triple the function; the counting code adds the rest
+    // (6.1x; without the unrolling budget 7.4x).
+    assert!(g < 6.5, "grew {g:.1}x");
+}
+
+#[test]
+fn a_loop_with_many_back_edges_parks_boundedly() {
+    // 300 `continue`s in one loop that uses 64 locals: parking the locals
+    // at every back edge would be 300 x 64 x 4 operators.
+    let locals: String = (0..64).map(|k| format!("(local $v{k} i32)")).collect();
+    let uses: String = (0..64)
+        .map(|k| format!("(local.set $v{k} (i32.add (local.get $v{k}) (i32.const 1)))"))
+        .collect();
+    let continues: String = (0..300)
+        .map(|k| {
+            format!(
+                "(br_if $l (i32.eq (local.get $v{}) (i32.const {k})))",
+                k % 64
+            )
+        })
+        .collect();
+    let g = growth(&format!(
+        "(module (memory 1) (func $f (param $n i32) {locals} \
+         (loop $l {uses} {continues} (br_if $l (local.get $n)))) \
+         (func (export \"_start\") (call $f (i32.const 0))))"
+    ));
+    // Without the parking budget: 32x.
+    assert!(g < 6.0, "grew {g:.1}x");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Any module the checker accepts can be metered, and the result is
+    /// valid; nothing panics.
+    #[test]
+    fn accepted_mutants_rewrite_to_valid_modules(
+        which in 0..EXAMPLES.len(),
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+    ) {
+        let mut m = EXAMPLES[which].to_vec();
+        for (at, b) in edits {
+            let i = at % m.len();
+            m[i] = b;
+        }
+        if crate::check(&m, &crate::Limits::default()).is_ok() {
+            let out = instrument(&m).expect("accepted modules can be metered");
+            prop_assert!(valid(&out));
+        }
+    }
+}
