@@ -46,6 +46,15 @@ struct Cli {
     /// JSON-RPC endpoint of a node.
     #[arg(long, global = true, env = "PROCTOR_RPC", default_value = DEFAULT_RPC)]
     rpc: String,
+    /// How long-running commands (node, worker, devnet, enclave) log to
+    /// stderr: `text` for people, `json` (one object per line) for machines.
+    #[arg(
+        long,
+        global = true,
+        env = "PROCTOR_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -155,7 +164,9 @@ enum BenchCmd {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    exit_quietly_on_closed_pipe();
     let cli = Cli::parse();
+    let _ = LOG_FORMAT.set(cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -175,14 +186,27 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` overrides the default level.
+/// The format of log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The format chosen on the command line, for [`init_logging`].
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// Logs to stderr in the chosen format; `RUST_LOG` overrides the default level.
 pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,jsonrpsee=warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match LOG_FORMAT.get().copied().unwrap_or(LogFormat::Text) {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 fn client(url: &str) -> Result<HttpClient> {
@@ -206,6 +230,26 @@ fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) 
         println!("{}", human(value));
     }
     Ok(())
+}
+
+/// `proctor ... | head -1`: when the reader of standard output goes away,
+/// the next print fails with a broken pipe. Rust ignores SIGPIPE, so that
+/// print panics; exit quietly instead, with the status a Unix tool killed by
+/// SIGPIPE has (128 + 13), and no message.
+fn exit_quietly_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
 }
 
 fn parse_address(s: &str) -> Result<Address> {

@@ -360,3 +360,34 @@ fn worker_registration_lifecycle_and_governance_from_the_cli() {
     let o = gov("keys/governance.json");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// `--log-format json`: every log line of a running devnet is one JSON
+/// object with a level and a message, for log collectors.
+#[test]
+fn logs_come_as_json_lines_when_asked() {
+    let dir = tmp("jsonlog");
+    let chain = dir.join("chain");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let log = dir.join("stderr.log");
+    let _devnet = Proc(
+        Command::new(BIN)
+            .args(["--log-format", "json", "devnet", "--workers", "1", "--dir"])
+            .arg(&chain)
+            .args(["--rpc-port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("a block", 120, || height(&url).filter(|&h| h >= 1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "nothing was logged");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(v["level"].is_string(), "{line}");
+        assert!(v["fields"]["message"].is_string(), "{line}");
+    }
+}

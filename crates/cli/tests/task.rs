@@ -169,3 +169,28 @@ fn bench_reports_a_ratio() {
     let r = ms(f, "pouw_ms") / ms(f, "unmetered_ms");
     assert!((ms(f, "ratio") - r).abs() < 1e-9, "{v}");
 }
+
+/// `proctor ... | head -1`: a reader that closes standard output early ends
+/// the command quietly, with SIGPIPE's status (141), not a panic (101).
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let dir = std::env::temp_dir().join(format!("proctor-pipe-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_proctor"))
+        .args(["keys", "new", "--json", "--out"])
+        .arg(dir.join("k.json"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.is_empty(), "not quiet: {stderr}");
+    assert_eq!(out.status.code(), Some(141));
+    // The command's work was done before the print.
+    assert!(dir.join("k.json").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
