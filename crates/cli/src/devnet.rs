@@ -82,14 +82,16 @@ pub(crate) fn warn_insecure() {
     );
 }
 
-pub(crate) fn sim_platform(dir: &Path, root_file: &Path) -> Result<SimPlatform> {
-    let root = SimAttestationRoot::load(root_file)
-        .with_context(|| format!("loading {}", root_file.display()))?;
-    SimPlatform::open(&dir.join("enclave"), root).context("opening the simulated enclave platform")
-}
-
+/// A simulated enclave whose sealed state lives under `dir`.
 pub(crate) fn open_enclave(dir: &Path, root_file: &Path) -> Result<Enclave> {
-    Enclave::new(Box::new(sim_platform(dir, root_file)?)).context("starting the enclave")
+    let backend = proctor_tee::backend::Backend::Sim {
+        dir: dir.to_path_buf(),
+        root_file: root_file.to_path_buf(),
+    };
+    let platform = backend
+        .open()
+        .with_context(|| format!("opening the simulated enclave in {}", dir.display()))?;
+    Enclave::new(platform).context("starting the enclave")
 }
 
 /// Creates a new devnet in `dir`.

@@ -1,7 +1,7 @@
 //! `proctor worker`: a worker (registers its enclave and mines), its
 //! registration, and the choice of TEE backend.
 
-use crate::devnet::{open_enclave, sim_platform, warn_insecure};
+use crate::devnet::{open_enclave, warn_insecure};
 use crate::keys;
 use crate::node::shutdown_signal;
 use anyhow::{Context, Result, bail};
@@ -63,28 +63,19 @@ pub struct BackendArgs {
 }
 
 impl BackendArgs {
-    /// Opens the enclave on the chosen backend.
+    /// Opens the enclave on the chosen backend ([`proctor_tee::backend`]).
     pub fn open(&self) -> Result<Enclave> {
-        let platform: Box<dyn proctor_tee::Platform> = match self.backend.as_str() {
-            "sim" => {
-                warn_insecure();
-                let root = self
-                    .sim_root
-                    .as_ref()
-                    .context("the sim backend needs --sim-root FILE")?;
-                Box::new(sim_platform(&self.dir, root)?)
-            }
-            "gramine-sgx" => Box::new(proctor_tee::gramine::GraminePlatform::open(
-                &self.attestation_dir,
-                &self.dir,
-            )?),
-            "tsm" => Box::new(proctor_tee::tsm::TsmPlatform::open(
-                &self.tsm_dir,
-                "proctor",
-            )?),
-            other => bail!("unknown backend {other:?}: use sim, gramine-sgx or tsm"),
-        };
-        Enclave::new(platform).context("starting the enclave")
+        let backend = proctor_tee::backend::Backend::from_name(
+            &self.backend,
+            &self.dir,
+            self.sim_root.as_deref(),
+            &self.attestation_dir,
+            &self.tsm_dir,
+        )?;
+        if backend.is_simulated() {
+            warn_insecure();
+        }
+        Enclave::new(backend.open()?).context("starting the enclave")
     }
 }
 

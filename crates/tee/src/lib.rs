@@ -31,6 +31,7 @@ pub mod quote;
 mod sealed;
 
 pub use sealed::{Backend, Keys};
+pub mod backend;
 pub mod sim;
 pub mod tsm;
 
