@@ -17,7 +17,7 @@
 mod fork;
 mod rules;
 
-pub use fork::{Tip, fork_choice};
+pub use fork::{ForkError, Tip, fork_choice, fork_point};
 pub use rules::*;
 
 #[cfg(test)]

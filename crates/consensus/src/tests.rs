@@ -665,3 +665,66 @@ fn a_proof_must_name_useful_work_the_chain_assigned() {
         "one replica reported: settled"
     );
 }
+
+/// The fork point of a branch, found through stored blocks only: the first
+/// canonical ancestor, the branch above it in order, refusals for a parent
+/// that is not stored and for a fork deeper than the limit, and depth judged
+/// on stored heights whatever height a block claims.
+#[test]
+fn the_fork_point_is_found_on_stored_blocks() {
+    use std::collections::BTreeMap;
+    let mk = |parent: Hash, height: u64, salt: u8| Block {
+        header: Header {
+            template: Template {
+                parent,
+                height,
+                timestamp: height,
+                state_root: Hash([salt; 32]),
+                tx_root: Hash::ZERO,
+                difficulty: 1,
+                miner: Address([salt; 20]),
+            },
+            pouw: None,
+        },
+        txs: vec![],
+    };
+    let mut stored = BTreeMap::new();
+    let mut canonical = vec![mk(Hash::ZERO, 0, 0)];
+    for h in 1..=4 {
+        let b = mk(canonical[h - 1].hash(), h as u64, 0);
+        canonical.push(b);
+    }
+    let s3 = mk(canonical[2].hash(), 3, 1);
+    let s4 = mk(s3.hash(), 4, 1);
+    let s5 = mk(s4.hash(), 5, 1);
+    for b in canonical.iter().chain([&s3, &s4]) {
+        stored.insert(b.hash(), b.clone());
+    }
+    let lookup = |h: &Hash| Ok::<_, ()>(stored.get(h).cloned());
+    let is_canonical = |height: u64, h: &Hash| {
+        Ok::<_, ()>(
+            canonical
+                .get(height as usize)
+                .is_some_and(|b| b.hash() == *h),
+        )
+    };
+    let (fork, branch) = fork_point(s5.clone(), 4, 10, lookup, is_canonical).unwrap();
+    assert_eq!(fork.hash(), canonical[2].hash());
+    let hashes: Vec<Hash> = branch.iter().map(Block::hash).collect();
+    assert_eq!(hashes, vec![s3.hash(), s4.hash(), s5.hash()]);
+    assert_eq!(
+        fork_point(s5.clone(), 4, 1, lookup, is_canonical).unwrap_err(),
+        ForkError::TooDeep { depth: 2, limit: 1 }
+    );
+    let orphan = mk(Hash([9; 32]), 7, 2);
+    assert_eq!(
+        fork_point(orphan, 4, 10, lookup, is_canonical).unwrap_err(),
+        ForkError::UnknownParent(Hash([9; 32]))
+    );
+    // Claiming height 1,000 off block 2 changes nothing: depth is 4 - 2.
+    let liar = mk(canonical[2].hash(), 1_000, 3);
+    assert_eq!(
+        fork_point(liar, 4, 1, lookup, is_canonical).unwrap_err(),
+        ForkError::TooDeep { depth: 2, limit: 1 }
+    );
+}

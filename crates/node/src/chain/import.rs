@@ -3,7 +3,9 @@
 //! orphans waiting for their parent.
 
 use super::{Chain, ChainError, Imported};
-use proctor_consensus::{Parent, Tip, check_attestations, validate_block_known, validate_header};
+use proctor_consensus::{
+    ForkError, Parent, Tip, check_attestations, fork_point, validate_block_known, validate_header,
+};
 use proctor_primitives::{Address, Hash, Timestamp};
 use proctor_state::{Block, BlockEnv, Header, SignedTransaction, State};
 use proctor_storage::{NewBlock, Switch};
@@ -187,30 +189,19 @@ impl Chain {
         let limit = self.genesis.params.finality_depth;
         let tip_height = self.tip.height();
         // The branch back to the first block that is canonical (the fork point).
-        let mut branch = vec![block];
-        let fork = loop {
-            let cursor = branch.last().expect("not empty").header.template.parent;
-            let b = self
-                .store
-                .block(&cursor)?
-                .ok_or(ChainError::UnknownParent(cursor))?;
-            if self.store.hash_at(b.header.height())? == Some(cursor) {
-                break b;
-            }
-            if tip_height.saturating_sub(b.header.height()) > limit {
-                return Err(ChainError::ReorgTooDeep {
-                    depth: tip_height - b.header.height(),
-                    limit,
-                });
-            }
-            branch.push(b);
-        };
-        branch.reverse();
+        let (fork, branch) = fork_point(
+            block,
+            tip_height,
+            limit,
+            |h| self.store.block(h),
+            |height, h| Ok(self.store.hash_at(height)? == Some(*h)),
+        )
+        .map_err(|e| match e {
+            ForkError::UnknownParent(p) => ChainError::UnknownParent(p),
+            ForkError::TooDeep { depth, limit } => ChainError::ReorgTooDeep { depth, limit },
+            ForkError::Lookup(e) => ChainError::Storage(e),
+        })?;
         let fork_height = fork.header.height();
-        let depth = tip_height - fork_height;
-        if depth > limit {
-            return Err(ChainError::ReorgTooDeep { depth, limit });
-        }
         // The state at the fork point: undo the canonical blocks above it.
         let mut state = self.state.clone();
         let mut net: BTreeMap<Hash, Option<Vec<u8>>> = BTreeMap::new();
