@@ -59,12 +59,14 @@ pub enum CheckError {
     #[error("malformed WebAssembly module: {0}")]
     Malformed(String),
     #[error(
-        "forbidden import {module}.{name}: only functions of wasi_snapshot_preview1's allowed subset may be imported"
+        "forbidden import {module}.{name}: only the interface's allowed functions may be imported (for a task, wasi_snapshot_preview1's subset)"
     )]
     ForbiddenImport { module: String, name: String },
     #[error("import {module}.{name} has the wrong signature")]
     ImportSignature { module: String, name: String },
-    #[error("module must export exactly one entry point `_start`; it exports functions {found:?}")]
+    #[error(
+        "module must export its interface's entry points (for a task, exactly one: `_start`); it exports functions {found:?}"
+    )]
     EntryPoints { found: Vec<String> },
     #[error("module has a start section, a second entry point")]
     StartSection,
@@ -80,6 +82,36 @@ pub enum CheckError {
     ReservedExport(String),
 }
 
+/// A function's parameter and result types.
+pub type Signature = (&'static [ValType], &'static [ValType]);
+
+/// The interface a module runs against: where its imports may come from,
+/// with which signatures, and which functions it exports. Tasks are WASI
+/// commands ([`Abi::TASK`]); other kinds of module (contracts) bring their
+/// own.
+#[derive(Clone, Copy, Debug)]
+pub struct Abi {
+    /// The one module imports may come from.
+    pub import_module: &'static str,
+    /// The signature (parameters, results) of each function it may import.
+    pub signature: fn(&str) -> Option<Signature>,
+    /// Functions it must export.
+    pub required_exports: &'static [&'static str],
+    /// Functions it may export besides.
+    pub optional_exports: &'static [&'static str],
+}
+
+impl Abi {
+    /// A task: a WASI command importing an allowed subset of
+    /// `wasi_snapshot_preview1`, with the one entry point `_start`.
+    pub const TASK: Abi = Abi {
+        import_module: wasi::MODULE,
+        signature: wasi::signature,
+        required_exports: &["_start"],
+        optional_exports: &[],
+    };
+}
+
 /// WebAssembly 2.0 (SIMD, bulk memory, reference types, multi-value); no
 /// threads, relaxed SIMD or other proposals whose results can vary by machine.
 pub(crate) fn features() -> WasmFeatures {
@@ -88,6 +120,11 @@ pub(crate) fn features() -> WasmFeatures {
 
 /// Checks `bytes` against the task ABI and `limits`.
 pub fn check(bytes: &[u8], limits: &Limits) -> Result<Verdict, CheckError> {
+    check_abi(bytes, limits, &Abi::TASK)
+}
+
+/// Checks `bytes` against `abi` and `limits`.
+pub fn check_abi(bytes: &[u8], limits: &Limits, abi: &Abi) -> Result<Verdict, CheckError> {
     if bytes.len() > limits.max_module_bytes {
         return Err(CheckError::TooLarge {
             size: bytes.len(),
@@ -123,10 +160,10 @@ pub fn check(bytes: &[u8], limits: &Limits) -> Result<Verdict, CheckError> {
                     let TypeRef::Func(idx) = imp.ty else {
                         return Err(forbidden());
                     };
-                    if imp.module != wasi::MODULE {
+                    if imp.module != abi.import_module {
                         return Err(forbidden());
                     }
-                    let Some((params, results)) = wasi::signature(imp.name) else {
+                    let Some((params, results)) = (abi.signature)(imp.name) else {
                         return Err(forbidden());
                     };
                     let ty = types
@@ -200,7 +237,14 @@ pub fn check(bytes: &[u8], limits: &Limits) -> Result<Verdict, CheckError> {
             _ => {}
         }
     }
-    if entry_points != ["_start"] {
+    let allowed = |e: &String| {
+        abi.required_exports.contains(&e.as_str()) || abi.optional_exports.contains(&e.as_str())
+    };
+    let has_all = abi
+        .required_exports
+        .iter()
+        .all(|r| entry_points.iter().any(|e| e == r));
+    if !has_all || !entry_points.iter().all(allowed) {
         return Err(CheckError::EntryPoints {
             found: entry_points,
         });
@@ -212,10 +256,6 @@ pub fn check(bytes: &[u8], limits: &Limits) -> Result<Verdict, CheckError> {
         memory_pages,
     })
 }
-
-/// Shorthand used by the ABI table.
-pub(crate) const I32: ValType = ValType::I32;
-pub(crate) const I64: ValType = ValType::I64;
 
 #[cfg(test)]
 mod tests {
@@ -284,6 +324,47 @@ mod tests {
         let m = wat(r#"(module (memory 1))"#);
         assert!(matches!(
             check(&m, &Limits::default()),
+            Err(CheckError::EntryPoints { .. })
+        ));
+    }
+
+    /// The same checker serves another interface: a contract importing from
+    /// `proctor` and exporting `handle` and `query` (and `init` if it likes)
+    /// passes; the same module is not a task, and a task is not a contract.
+    #[test]
+    fn another_abi_checks_its_own_imports_and_entry_points() {
+        fn sig(name: &str) -> Option<Signature> {
+            const LEN: &[ValType] = &[ValType::I32];
+            match name {
+                "msg_len" => Some((&[], LEN)),
+                _ => None,
+            }
+        }
+        let contract = Abi {
+            import_module: "proctor",
+            signature: sig,
+            required_exports: &["handle", "query"],
+            optional_exports: &["init"],
+        };
+        let m = wat(r#"(module (import "proctor" "msg_len" (func (result i32)))
+                 (func (export "handle") (result i32) (i32.const 0))
+                 (func (export "query") (result i32) (i32.const 0))
+                 (func (export "init")))"#);
+        let v = check_abi(&m, &Limits::default(), &contract).unwrap();
+        assert_eq!(v.imports, vec!["proctor.msg_len"]);
+        assert!(matches!(
+            check(&m, &Limits::default()),
+            Err(CheckError::ForbiddenImport { .. })
+        ));
+        let no_query = wat(r#"(module (func (export "handle") (result i32) (i32.const 0)))"#);
+        assert!(matches!(
+            check_abi(&no_query, &Limits::default(), &contract),
+            Err(CheckError::EntryPoints { .. })
+        ));
+        let task = wat(r#"(module (func (export "_start")))"#);
+        assert!(check(&task, &Limits::default()).is_ok());
+        assert!(matches!(
+            check_abi(&task, &Limits::default(), &contract),
             Err(CheckError::EntryPoints { .. })
         ));
     }

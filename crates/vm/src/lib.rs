@@ -42,5 +42,5 @@ mod routines;
 mod runtime;
 pub mod wasi;
 
-pub use checker::{CheckError, Limits, Verdict, check};
+pub use checker::{Abi, CheckError, Limits, Verdict, check, check_abi};
 pub use runtime::{Loaded, Outcome, Status, Step, Task, TaskSpec, UnmeteredVm, Vm, VmError};

@@ -12,9 +12,12 @@
 //! [`TaskSpec::job_seed`]: crate::TaskSpec::job_seed
 //! [`TaskSpec::task_seed`]: crate::TaskSpec::task_seed
 
-use crate::checker::{I32, I64};
 use wasmparser::ValType;
 use wasmtime::{Caller, Extern, Linker, Memory};
+
+/// Shorthand used by the ABI table.
+pub(crate) const I32: ValType = ValType::I32;
+pub(crate) const I64: ValType = ValType::I64;
 
 /// The import module name of WASI preview 1.
 pub const MODULE: &str = "wasi_snapshot_preview1";
