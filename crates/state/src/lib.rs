@@ -21,17 +21,17 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
-pub mod jobs;
 mod machine;
+pub mod modules;
 pub mod smt;
 pub mod testkit;
 pub mod types;
 
 pub use error::{BlockError, GenesisError, TxError};
 pub use machine::{Applied, BlockEnv, Record, State, account_key, enclave_key, signatures_valid};
+/// The compute market's types, under the name the rest of the code knows.
+pub use modules::market as jobs;
 pub use types::*;
 
-#[cfg(test)]
-mod jobs_tests;
 #[cfg(test)]
 mod tests;

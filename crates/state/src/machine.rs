@@ -5,9 +5,8 @@ use crate::smt::{Change, Smt, SmtProof};
 use crate::types::*;
 use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_primitives::{
-    Address, Amount, EncryptionKey, Hash, Height, PublicKey, Timestamp, codec, verify_batch,
+    Address, Amount, Hash, Height, PublicKey, Timestamp, codec, verify_batch,
 };
-use proctor_tee::{AttestationVerifier, TrustPolicy, registration_report_data};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -37,7 +36,7 @@ pub fn enclave_key(id: &PublicKey) -> Hash {
 fn params_key() -> Hash {
     Hash::tagged("proctor/key/params", &[])
 }
-fn measurements_key() -> Hash {
+pub(crate) fn measurements_key() -> Hash {
     Hash::tagged("proctor/key/measurements", &[])
 }
 
@@ -63,15 +62,15 @@ pub struct Applied {
 /// The chain state. Cloning is O(1); a clone is an independent snapshot.
 #[derive(Clone, Debug)]
 pub struct State {
-    genesis_hash: Hash,
-    params: Arc<ChainParams>,
-    tree: Smt,
+    pub(crate) genesis_hash: Hash,
+    pub(crate) params: Arc<ChainParams>,
+    pub(crate) tree: Smt,
 }
 
 /// Reads and writes of one block, on top of a state.
 pub(crate) struct Overlay<'a> {
-    base: &'a Smt,
-    writes: BTreeMap<Hash, Option<Vec<u8>>>,
+    pub(crate) base: &'a Smt,
+    pub(crate) writes: BTreeMap<Hash, Option<Vec<u8>>>,
 }
 
 impl Overlay<'_> {
@@ -103,7 +102,7 @@ impl Overlay<'_> {
             _ => None,
         }
     }
-    fn measurements(&self) -> Vec<MeasurementEntry> {
+    pub(crate) fn measurements(&self) -> Vec<MeasurementEntry> {
         match self.get(&measurements_key()) {
             Some(Record::Measurements(m)) => m,
             _ => vec![],
@@ -534,114 +533,14 @@ impl State {
             amount: tx.fee,
         }];
         match &tx.call {
-            Call::Transfer { to, amount } => {
-                let mut dest = o.account(to);
-                dest.balance = dest.balance.checked_add(*amount).ok_or(TxError::Overflow)?;
-                o.set_account(to, dest);
-                events.push(Event::Transfer {
-                    from,
-                    to: *to,
-                    amount: *amount,
-                });
+            Call::Transfer { .. } => events.extend(self.apply_accounts_call(o, from, &tx.call)?),
+            Call::RegisterEnclave { .. }
+            | Call::DeregisterEnclave { .. }
+            | Call::WithdrawStake { .. } => {
+                events.extend(self.apply_registry_call(o, env, from, tx)?);
             }
-            Call::RegisterEnclave {
-                identity,
-                encryption_key,
-                expires_at,
-                quote,
-                stake,
-            } => {
-                let keys = (identity, encryption_key, *expires_at);
-                events.push(self.register_enclave(
-                    o,
-                    from,
-                    keys,
-                    (quote, Some(tx.hash())),
-                    *stake,
-                    env.height,
-                    env.timestamp,
-                )?);
-            }
-            Call::DeregisterEnclave { identity } => {
-                let mut rec = o
-                    .enclave(identity)
-                    .ok_or(TxError::EnclaveNotFound(*identity))?;
-                if rec.operator != from {
-                    return Err(TxError::NotOperator);
-                }
-                if rec.unbonding_until.is_some() {
-                    return Err(TxError::AlreadyUnbonding);
-                }
-                let until = env.height + self.params.unbonding_blocks;
-                rec.unbonding_until = Some(until);
-                o.put(enclave_key(identity), &Record::Enclave(rec));
-                events.push(Event::EnclaveDeregistered {
-                    identity: *identity,
-                    unbonding_until: until,
-                });
-            }
-            Call::WithdrawStake { identity } => {
-                let rec = o
-                    .enclave(identity)
-                    .ok_or(TxError::EnclaveNotFound(*identity))?;
-                if rec.operator != from {
-                    return Err(TxError::NotOperator);
-                }
-                match rec.unbonding_until {
-                    None => return Err(TxError::NotDeregistered),
-                    Some(until) if env.height <= until => {
-                        return Err(TxError::StillUnbonding { until });
-                    }
-                    Some(_) => {}
-                }
-                // Invariant for the end-of-block work: every worker assigned
-                // to an open job has its record (settlement pays its operator,
-                // a late or wrong result slashes its stake).
-                if o.offer(identity)
-                    .is_some_and(|f| f.used_fuel > 0 || f.used_memory_pages > 0)
-                {
-                    return Err(TxError::WorkerBusy(*identity));
-                }
-                let mut acc = o.account(&from);
-                acc.balance = acc
-                    .balance
-                    .checked_add(rec.stake)
-                    .ok_or(TxError::Overflow)?;
-                o.set_account(&from, acc);
-                o.writes.insert(enclave_key(identity), None);
-                events.push(Event::StakeWithdrawn {
-                    identity: *identity,
-                    operator: from,
-                    amount: rec.stake,
-                });
-            }
-            Call::UpdateMeasurements { add, retire } => {
-                if self.params.governance != Some(from) {
-                    return Err(TxError::NotGovernance);
-                }
-                let mut list = o.measurements();
-                for m in add {
-                    match list.iter_mut().find(|e| e.measurement == *m) {
-                        Some(e) => e.retired_at = None,
-                        None => list.push(MeasurementEntry {
-                            measurement: *m,
-                            retired_at: None,
-                        }),
-                    }
-                }
-                for m in retire {
-                    if let Some(e) = list
-                        .iter_mut()
-                        .find(|e| e.measurement == *m && e.retired_at.is_none())
-                    {
-                        e.retired_at = Some(env.height);
-                    }
-                }
-                o.put(measurements_key(), &Record::Measurements(list));
-                events.push(Event::MeasurementsUpdated {
-                    added: add.clone(),
-                    retired: retire.clone(),
-                });
+            Call::UpdateMeasurements { .. } => {
+                events.extend(self.apply_governance_call(o, env, from, &tx.call)?);
             }
             Call::SetOffer { .. }
             | Call::RegisterModule { .. }
@@ -654,101 +553,6 @@ impl State {
             }
         }
         Ok(events)
-    }
-}
-
-impl State {
-    /// Verifies a registration (quote, allowlist, binding, stake) and records
-    /// it; on an existing registration by the same operator, renews it.
-    #[allow(clippy::too_many_arguments)]
-    fn register_enclave(
-        &self,
-        o: &mut Overlay<'_>,
-        operator: Address,
-        (identity, encryption_key, expires_at): (&PublicKey, &EncryptionKey, Height),
-        (quote, registration_tx): (&proctor_tee::Quote, Option<Hash>),
-        stake: Amount,
-        height: Height,
-        now_ms: Timestamp,
-    ) -> Result<Event, TxError> {
-        let max = height + self.params.registration_blocks;
-        if expires_at <= height || expires_at > max {
-            return Err(TxError::BadExpiry {
-                expires_at,
-                height,
-                max,
-            });
-        }
-        let policy = TrustPolicy {
-            sim_root: if self.params.allow_sim_quotes {
-                self.params.sim_attestation_root
-            } else {
-                None
-            },
-            dcap: self.params.dcap.clone(),
-        };
-        // Verified at the block's time, never the wall clock.
-        let claims = policy
-            .verify(quote, now_ms / 1000)
-            .map_err(TxError::QuoteRejected)?;
-        // New registrations need a measurement that is listed and not retired.
-        if !o
-            .measurements()
-            .iter()
-            .any(|e| e.measurement == claims.measurement && e.retired_at.is_none())
-        {
-            return Err(TxError::MeasurementNotAllowed(claims.measurement));
-        }
-        if claims.report_data
-            != registration_report_data(
-                identity,
-                encryption_key,
-                &operator,
-                &self.genesis_hash,
-                expires_at,
-            )
-        {
-            return Err(TxError::ReportDataMismatch);
-        }
-        let existing = o.enclave(identity);
-        if let Some(e) = &existing {
-            if e.operator != operator {
-                return Err(TxError::EnclaveOwnedByOther);
-            }
-            if e.unbonding_until.is_some() {
-                return Err(TxError::AlreadyUnbonding);
-            }
-        }
-        let total = existing
-            .as_ref()
-            .map_or(Amount::ZERO, |e| e.stake)
-            .checked_add(stake)
-            .ok_or(TxError::Overflow)?;
-        // Genesis enclaves (height 0) bootstrap the chain without a stake.
-        if height > 0 && total < self.params.min_stake {
-            return Err(TxError::InsufficientStake {
-                min: self.params.min_stake,
-                got: total,
-            });
-        }
-        let rec = EnclaveRecord {
-            identity: *identity,
-            encryption_key: *encryption_key,
-            operator,
-            measurement: claims.measurement,
-            registered_at: existing.as_ref().map_or(height, |e| e.registered_at),
-            expires_at,
-            stake: total,
-            unbonding_until: None,
-            registration_tx,
-        };
-        o.put(enclave_key(identity), &Record::Enclave(rec));
-        Ok(Event::EnclaveRegistered {
-            identity: *identity,
-            operator,
-            expires_at,
-            stake: total,
-        })
     }
 }
 

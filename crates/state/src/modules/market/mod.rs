@@ -1198,3 +1198,6 @@ impl State {
         self.read().market()
     }
 }
+
+#[cfg(test)]
+mod tests;
