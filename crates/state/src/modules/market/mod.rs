@@ -33,7 +33,7 @@
 //! treasury account.
 
 use crate::error::TxError;
-use crate::machine::{Overlay, State, enclave_key};
+use crate::machine::{Overlay, State};
 use crate::types::*;
 use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_market::scheduler::{self, Resources};
@@ -898,10 +898,9 @@ impl State {
         reason: &str,
     ) -> MarketResult {
         let mut events = Vec::new();
-        if let Some(mut e) = o.enclave(worker) {
-            let amount = bps(e.stake, bp);
-            e.stake = Amount(e.stake.0 - amount.0);
-            o.put(enclave_key(worker), &crate::Record::Enclave(e));
+        if let Some(amount) =
+            crate::modules::registry::take_stake(o, worker, |stake| bps(stake, bp))
+        {
             o.credit(&treasury(), amount)?;
             events.push(Event::WorkerSlashed {
                 identity: *worker,

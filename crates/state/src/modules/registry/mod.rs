@@ -189,3 +189,19 @@ impl State {
         })
     }
 }
+
+/// Takes `amount` (at most the whole stake) from enclave `identity`'s stake
+/// and returns what was taken, None when it has no registration. The one
+/// way another module changes a registration: the market slashes through
+/// this, never by writing the record itself.
+pub(crate) fn take_stake(
+    o: &mut Overlay<'_>,
+    identity: &PublicKey,
+    amount: impl FnOnce(Amount) -> Amount,
+) -> Option<Amount> {
+    let mut e = o.enclave(identity)?;
+    let taken = amount(e.stake).min(e.stake);
+    e.stake = Amount(e.stake.0 - taken.0);
+    o.put(enclave_key(identity), &Record::Enclave(e));
+    Some(taken)
+}
