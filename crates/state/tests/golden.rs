@@ -612,4 +612,23 @@ fn transaction_error_codes_are_distinct_and_stable() {
         })
         .collect();
     check("tx_error_codes.txt", &text);
+
+    // And `docs/rpc.md` lists every one (a row, or a range `A-B`).
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/rpc.md")).unwrap();
+    let documented: Vec<(i32, i32)> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| "))
+        .filter_map(|l| l.split(' ').next())
+        .filter_map(|c| match c.split_once('-') {
+            Some((a, b)) if !a.is_empty() => Some((a.parse().ok()?, b.parse().ok()?)),
+            _ => c.parse().ok().map(|n| (n, n)),
+        })
+        .collect();
+    for c in &codes {
+        assert!(
+            documented.iter().any(|(a, b)| a <= c && c <= b),
+            "error code {c} is not in docs/rpc.md"
+        );
+    }
 }
