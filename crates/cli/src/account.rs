@@ -40,10 +40,10 @@ pub(crate) async fn transfer(
     json: bool,
 ) -> Result<()> {
     let k = keys::read(&key)?;
-    let call = Call::Transfer {
+    let call = Call::Accounts(proctor_state::accounts::Call::Transfer {
         to: parse_address(to)?,
         amount: Amount(amount),
-    };
+    });
     let (hash, status) = send_call(url, &k, call, fee.map(Amount), wait.then_some(timeout)).await?;
     print(json, &TxResult { hash, status }, |r| match &r.status {
         TxStatus::Included { height, .. } => {

@@ -451,10 +451,10 @@ fn transfer(
         signer: from.public(),
         nonce,
         fee: Amount(fee),
-        call: proctor_state::Call::Transfer {
+        call: proctor_state::Call::Accounts(proctor_state::accounts::Call::Transfer {
             to: to.address(),
             amount: Amount(amount),
-        },
+        }),
     }
     .sign(from)
 }

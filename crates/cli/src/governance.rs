@@ -40,10 +40,10 @@ pub(crate) async fn run(cmd: GovernanceCmd, url: &str) -> Result<()> {
                     .map(|h| h.parse::<Hash>().map_err(|e| anyhow!("{e}")))
                     .collect()
             };
-            let call = Call::UpdateMeasurements {
+            let call = Call::Governance(proctor_state::governance::Call::UpdateMeasurements {
                 add: parse(&add)?,
                 retire: parse(&retire)?,
-            };
+            });
             let (hash, status) =
                 send_call(url, &k, call, None, Some(Duration::from_secs(120))).await?;
             print(json, &crate::account::TxResult { hash, status }, |r| {

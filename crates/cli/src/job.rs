@@ -175,7 +175,7 @@ pub async fn run(cmd: JobCmd, url: &str) -> Result<()> {
             send_call(
                 url,
                 &k,
-                Call::CancelJob { job: id },
+                Call::Market(proctor_state::market::Call::CancelJob { job: id }),
                 None,
                 Some(Duration::from_secs(120)),
             )
@@ -327,17 +327,17 @@ async fn run_job(
     let (_, status) = send_call(
         url,
         &k,
-        Call::SubmitJob {
+        Call::Market(proctor_state::market::Call::SubmitJob {
             spec,
             escrow: Amount(escrow),
-        },
+        }),
         None,
         Some(Duration::from_secs(120)),
     )
     .await?;
     let id = match &status {
         TxStatus::Included { events, .. } => events.iter().find_map(|e| match e {
-            Event::JobSubmitted { job, .. } => Some(*job),
+            Event::Market(proctor_state::market::Event::JobSubmitted { job, .. }) => Some(*job),
             _ => None,
         }),
         _ => None,
@@ -470,7 +470,7 @@ async fn release_key(
     send_call(
         url,
         k,
-        Call::PostKeys { job: j.id, keys },
+        Call::Market(proctor_state::market::Call::PostKeys { job: j.id, keys }),
         None,
         Some(Duration::from_secs(120)),
     )

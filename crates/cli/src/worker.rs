@@ -146,9 +146,13 @@ pub async fn manage_worker(args: WorkerArgs, cmd: WorkerCmd, url: &str) -> Resul
         }
         WorkerCmd::Deregister | WorkerCmd::Withdraw => {
             let call = if matches!(cmd, WorkerCmd::Deregister) {
-                proctor_state::Call::DeregisterEnclave { identity: id }
+                proctor_state::Call::Registry(proctor_state::registry::Call::DeregisterEnclave {
+                    identity: id,
+                })
             } else {
-                proctor_state::Call::WithdrawStake { identity: id }
+                proctor_state::Call::Registry(proctor_state::registry::Call::WithdrawStake {
+                    identity: id,
+                })
             };
             let hash = worker.send_call(call).await?;
             let height = worker.wait_included(hash, &stop).await?;

@@ -353,7 +353,7 @@ fn worker_registration_lifecycle_and_governance_from_the_cli() {
     let o = gov("keys/dev0.json");
     assert!(!o.status.success());
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("code 1125"),
+        String::from_utf8_lossy(&o.stderr).contains("code 1200"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );

@@ -354,10 +354,10 @@ fn a_requester_who_never_releases_the_key_is_refunded_minus_the_fee() {
     send(
         &url,
         &key,
-        proctor_state::Call::SubmitJob {
+        proctor_state::Call::Market(proctor_state::market::Call::SubmitJob {
             spec,
             escrow: proctor_primitives::Amount(escrow),
-        },
+        }),
     );
     let j = wait_for("the job to expire", 120, || {
         let j = ok_json(&["--rpc", &url, "job", "status", "0", "--json"]);

@@ -471,7 +471,13 @@ fn deregistered_enclaves_and_retired_measurements_cannot_mine() {
     };
     let deregistered = f
         .state
-        .apply_block(&env, &[call(1, Call::DeregisterEnclave { identity: id })])
+        .apply_block(
+            &env,
+            &[call(
+                1,
+                Call::Registry(proctor_state::registry::Call::DeregisterEnclave { identity: id }),
+            )],
+        )
         .unwrap()
         .state;
     let e = validate_pouw(&b.header, &deregistered).unwrap_err();
@@ -545,13 +551,13 @@ fn a_proof_must_name_useful_work_the_chain_assigned() {
             tx(
                 &ks[0],
                 1,
-                Call::SetOffer {
+                Call::Market(proctor_state::market::Call::SetOffer {
                     identity: id,
                     price: Amount(1),
                     memory_pages: 100,
                     fuel: 1_000_000,
                     speed: 1_000_000,
-                },
+                }),
             ),
             tx(
                 &ks[1],
@@ -565,10 +571,10 @@ fn a_proof_must_name_useful_work_the_chain_assigned() {
         vec![tx(
             &ks[1],
             1,
-            Call::SubmitJob {
+            Call::Market(proctor_state::market::Call::SubmitJob {
                 spec: spec.clone(),
                 escrow: Amount(escrow),
-            },
+            }),
         )],
     );
     let job = state.job(0).unwrap();
@@ -596,13 +602,13 @@ fn a_proof_must_name_useful_work_the_chain_assigned() {
         vec![tx(
             &ks[1],
             2,
-            Call::PostKeys {
+            Call::Market(proctor_state::market::Call::PostKeys {
                 job: 0,
                 keys: vec![proctor_state::jobs::WrappedKey {
                     worker: id,
                     key: vec![1; 48],
                 }],
-            },
+            }),
         )],
     );
     // The assigned enclave, on the job's input: useful work.
@@ -650,7 +656,11 @@ fn a_proof_must_name_useful_work_the_chain_assigned() {
     let signature = f.platform.sign(&report.hash().0);
     apply(
         &mut state,
-        vec![tx(&ks[0], 2, Call::SubmitResult { report, signature })],
+        vec![tx(
+            &ks[0],
+            2,
+            Call::Market(proctor_state::market::Call::SubmitResult { report, signature }),
+        )],
     );
     let e = check(&state, for_job(Some(0), spec.input, &sign, id)).unwrap_err();
     assert!(

@@ -171,7 +171,10 @@ impl Mempool {
             }
             .into());
         }
-        if !matches!(stx.tx.call, Call::Transfer { .. }) {
+        if !matches!(
+            stx.tx.call,
+            Call::Accounts(proctor_state::accounts::Call::Transfer { .. })
+        ) {
             let mut run: Vec<SignedTransaction> = pending
                 .map(|m| m.values().cloned().collect())
                 .unwrap_or_default();

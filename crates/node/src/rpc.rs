@@ -260,7 +260,9 @@ impl ApiServer for Rpc {
                     .iter()
                     .find(|t| t.hash() == tx)
                     .and_then(|t| match &t.tx.call {
-                        proctor_state::Call::RegisterEnclave { quote, .. } => Some(quote.clone()),
+                        proctor_state::Call::Registry(
+                            proctor_state::registry::Call::RegisterEnclave { quote, .. },
+                        ) => Some(quote.clone()),
                         _ => None,
                     })
                     .ok_or_else(missing)?;

@@ -91,13 +91,13 @@ fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
 
     // The filler mines the market's transactions: an offer, a job, its key.
     load(&mut enclave);
-    let offer = Call::SetOffer {
+    let offer = Call::Market(proctor_state::market::Call::SetOffer {
         identity: info.identity,
         price: Amount(1),
         memory_pages: 1_000,
         fuel: 10_000_000_000,
         speed: 100_000_000,
-    };
+    });
     mine_with(
         &mut chain,
         &mut enclave,
@@ -123,10 +123,10 @@ fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
     };
     let escrow =
         proctor_market::settle::escrow(spec.fuel, 2, 1, &tc.genesis.params.market.fees).unwrap();
-    let submit = Call::SubmitJob {
+    let submit = Call::Market(proctor_state::market::Call::SubmitJob {
         spec: spec.clone(),
         escrow: Amount(escrow),
-    };
+    });
     mine_with(
         &mut chain,
         &mut enclave,
@@ -142,13 +142,13 @@ fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
         &mut OsRng,
     )
     .unwrap();
-    let keys = Call::PostKeys {
+    let keys = Call::Market(proctor_state::market::Call::PostKeys {
         job: 0,
         keys: vec![WrappedKey {
             worker: info.identity,
             key: wrapped.clone(),
         }],
-    };
+    });
     mine_with(
         &mut chain,
         &mut enclave,
@@ -207,10 +207,10 @@ fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
 
     // And the job's own result settles it.
     let r = result.expect("the job finished");
-    let submit = Call::SubmitResult {
+    let submit = Call::Market(proctor_state::market::Call::SubmitResult {
         report: r.report,
         signature: r.signature,
-    };
+    });
     load(&mut enclave);
     mine_with(
         &mut chain,
@@ -365,10 +365,10 @@ async fn a_host_that_alters_a_job_gets_no_plaintext_and_cannot_blame_the_request
         &g,
         requester,
         0,
-        Call::SubmitJob {
+        Call::Market(proctor_state::market::Call::SubmitJob {
             spec,
             escrow: Amount(escrow),
-        },
+        }),
     );
     http.send_transaction(proctor_rpc::to_hex(&submit))
         .await
@@ -383,13 +383,13 @@ async fn a_host_that_alters_a_job_gets_no_plaintext_and_cannot_blame_the_request
     let j = job_of(0).unwrap();
     let wrapped =
         envelope::seal_to(&to, &envelope::key_info(&j.binding()), &k, &mut OsRng).unwrap();
-    let keys = Call::PostKeys {
+    let keys = Call::Market(proctor_state::market::Call::PostKeys {
         job: 0,
         keys: vec![WrappedKey {
             worker: identity,
             key: wrapped,
         }],
-    };
+    });
     http.send_transaction(proctor_rpc::to_hex(&tx(&g, requester, 1, keys)))
         .await
         .unwrap();

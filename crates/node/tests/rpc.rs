@@ -424,10 +424,10 @@ async fn jobs_come_in_pages_and_hold_their_blobs_from_submission() {
                 signer: k.public(),
                 nonce: *n,
                 fee: Amount(1),
-                call: Call::SubmitJob {
+                call: Call::Market(proctor_state::market::Call::SubmitJob {
                     spec: spec.clone(),
                     escrow: Amount(escrow),
-                },
+                }),
             }
             .sign(k),
         );

@@ -20,17 +20,24 @@
 //! applied.
 #![forbid(unsafe_code)]
 
+pub mod context;
 pub mod error;
 mod machine;
+mod module;
 pub mod modules;
 pub mod smt;
 pub mod testkit;
 pub mod types;
 
+pub use context::{BlockEnv, State};
 pub use error::{BlockError, GenesisError, TxError};
-pub use machine::{Applied, BlockEnv, Record, State, account_key, enclave_key, signatures_valid};
+pub use machine::{Applied, MODULES, signatures_valid};
+pub use module::ModuleInfo;
+pub use modules::accounts::account_key;
 /// The compute market's types, under the name the rest of the code knows.
 pub use modules::market as jobs;
+pub use modules::registry::enclave_key;
+pub use modules::{accounts, governance, market, registry, rewards};
 pub use types::*;
 
 #[cfg(test)]

@@ -1,113 +1,54 @@
 //! The state machine: `apply(state, block) -> (state', receipts)`.
 
+use crate::context::{BlockEnv, Context, StakeGuard, State};
 use crate::error::{BlockError, GenesisError, TxError};
+use crate::module::{Module, ModuleInfo, info};
+use crate::modules::accounts::{self, Accounts};
+use crate::modules::governance::{Governance, measurements_key};
+use crate::modules::market::Market;
+use crate::modules::registry::Registry;
+use crate::modules::rewards::Rewards;
 use crate::smt::{Change, Smt, SmtProof};
 use crate::types::*;
-use borsh::{BorshDeserialize, BorshSerialize};
-use proctor_primitives::{
-    Address, Amount, Hash, Height, PublicKey, Timestamp, codec, verify_batch,
-};
+use proctor_primitives::{Address, Amount, Hash, codec, verify_batch};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// A value stored in the state tree. The variant tag keeps kinds apart.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub enum Record {
-    Account(Account),
-    Enclave(EnclaveRecord),
-    Params(ChainParams),
-    Measurements(Vec<MeasurementEntry>),
-    Job(crate::jobs::JobRecord),
-    Offer(crate::jobs::WorkerOffer),
-    Market(crate::jobs::MarketIndex),
-    /// A task module's owner (the application provider).
-    Module(Address),
-    Usage(crate::jobs::RequesterUsage),
-}
-
-/// State tree key of an account.
-pub fn account_key(a: &Address) -> Hash {
-    Hash::tagged("proctor/key/account", &[&a.0])
-}
-/// State tree key of an enclave registration.
-pub fn enclave_key(id: &PublicKey) -> Hash {
-    Hash::tagged("proctor/key/enclave", &[&id.0])
-}
+/// State tree key of the chain parameters (the core's one record).
 fn params_key() -> Hash {
-    Hash::tagged("proctor/key/params", &[])
-}
-pub(crate) fn measurements_key() -> Hash {
-    Hash::tagged("proctor/key/measurements", &[])
+    crate::context::key("proctor/core", "params", &[])
 }
 
-/// Where and when a block is applied.
-#[derive(Clone, Debug)]
-pub struct BlockEnv {
-    pub height: Height,
-    pub timestamp: Timestamp,
-    pub miner: Address,
-}
+/// Every module, in dispatch order: name, key domain, error codes.
+pub const MODULES: &[ModuleInfo] = &[
+    info::<Accounts>(),
+    info::<Registry>(),
+    info::<Governance>(),
+    info::<Rewards>(),
+    info::<Market>(),
+];
+
+/// Every module's veto on releasing an enclave's stake.
+const STAKE_GUARDS: &[StakeGuard] = &[Market::check_stake_release];
+
+/// Every module's end-of-block hook, in the order they run: the market's
+/// deadlines and scheduling, then the miner's reward (which includes every
+/// fee of the block).
+const END_OF_BLOCK: &[(&str, EndOfBlock)] = &[
+    (Market::NAME, Market::end_block),
+    (Rewards::NAME, Rewards::end_block),
+];
+type EndOfBlock = fn(&mut Context<'_>) -> Result<Vec<Event>, TxError>;
 
 /// The result of applying a block.
 #[derive(Clone, Debug)]
 pub struct Applied {
     pub state: State,
     pub receipts: Vec<Receipt>,
-    /// Block-level events (the reward).
+    /// Block-level events (the market's end-of-block work, the reward).
     pub events: Vec<Event>,
     /// Every key the block changed and its new value (`None`: deleted), in key order.
     pub changes: Vec<(Hash, Option<Vec<u8>>)>,
-}
-
-/// The chain state. Cloning is O(1); a clone is an independent snapshot.
-#[derive(Clone, Debug)]
-pub struct State {
-    pub(crate) genesis_hash: Hash,
-    pub(crate) params: Arc<ChainParams>,
-    pub(crate) tree: Smt,
-}
-
-/// Reads and writes of one block, on top of a state.
-pub(crate) struct Overlay<'a> {
-    pub(crate) base: &'a Smt,
-    pub(crate) writes: BTreeMap<Hash, Option<Vec<u8>>>,
-}
-
-impl Overlay<'_> {
-    pub(crate) fn get(&self, key: &Hash) -> Option<Record> {
-        let bytes = match self.writes.get(key) {
-            Some(v) => v.as_deref(),
-            None => self.base.get(key),
-        }?;
-        Some(
-            codec::decode("state record", bytes)
-                .expect("state records are written only by this crate"),
-        )
-    }
-    pub(crate) fn put(&mut self, key: Hash, r: &Record) {
-        self.writes.insert(key, Some(codec::encode(r)));
-    }
-    pub(crate) fn account(&self, a: &Address) -> Account {
-        match self.get(&account_key(a)) {
-            Some(Record::Account(acc)) => acc,
-            _ => Account::default(),
-        }
-    }
-    pub(crate) fn set_account(&mut self, a: &Address, acc: Account) {
-        self.put(account_key(a), &Record::Account(acc));
-    }
-    pub(crate) fn enclave(&self, id: &PublicKey) -> Option<EnclaveRecord> {
-        match self.get(&enclave_key(id)) {
-            Some(Record::Enclave(e)) => Some(e),
-            _ => None,
-        }
-    }
-    pub(crate) fn measurements(&self) -> Vec<MeasurementEntry> {
-        match self.get(&measurements_key()) {
-            Some(Record::Measurements(m)) => m,
-            _ => vec![],
-        }
-    }
 }
 
 impl State {
@@ -123,14 +64,16 @@ impl State {
         });
         entries.insert(
             measurements_key(),
-            codec::encode(&Record::Measurements(allowlist.collect())),
+            codec::encode(&Record::from(
+                crate::modules::governance::Record::Measurements(allowlist.collect()),
+            )),
         );
         for a in &g.allocations {
-            let key = account_key(&a.address);
-            let rec = Record::Account(Account {
+            let key = accounts::account_key(&a.address);
+            let rec = Record::from(accounts::Record::Account(Account {
                 balance: a.amount,
                 nonce: 0,
-            });
+            }));
             if entries.insert(key, codec::encode(&rec)).is_some() {
                 return Err(GenesisError::DuplicateAllocation(a.address));
             }
@@ -215,24 +158,9 @@ impl State {
         self.genesis_hash
     }
 
-    pub(crate) fn read(&self) -> Overlay<'_> {
-        Overlay {
-            base: &self.tree,
-            writes: BTreeMap::new(),
-        }
-    }
-
-    pub fn account(&self, a: &Address) -> Account {
-        self.read().account(a)
-    }
-
-    pub fn enclave(&self, id: &PublicKey) -> Option<EnclaveRecord> {
-        self.read().enclave(id)
-    }
-
     /// A proof of `address`'s account (or its absence) under [`State::root`].
     pub fn prove_account(&self, a: &Address) -> (Option<Vec<u8>>, SmtProof) {
-        let key = account_key(a);
+        let key = accounts::account_key(a);
         (
             self.tree.get(&key).map(<[u8]>::to_vec),
             self.tree.prove(&key),
@@ -272,31 +200,21 @@ impl State {
         self.tree.entries()
     }
 
-    /// The governed measurement allowlist.
-    pub fn measurements(&self) -> Vec<MeasurementEntry> {
-        self.read().measurements()
-    }
-
-    /// Whether an enclave with measurement `m` may work at `height`: listed
-    /// and not retired, or retired less than the grace period ago.
-    pub fn measurement_allowed(&self, m: &Hash, height: Height) -> bool {
-        self.measurements().iter().any(|e| {
-            e.measurement == *m
-                && e.retired_at.is_none_or(|r| {
-                    height <= r.saturating_add(self.params.measurement_grace_blocks)
-                })
-        })
-    }
-
     /// Sum of all balances, locked stakes and the escrow of unfinished jobs.
     pub fn total_supply(&self) -> u128 {
         self.tree
             .entries()
             .iter()
             .filter_map(|(_, v)| match codec::decode::<Record>("state record", v) {
-                Ok(Record::Account(a)) => Some(a.balance.0),
-                Ok(Record::Enclave(e)) => Some(e.stake.0),
-                Ok(Record::Job(j)) if !j.state.is_final() => Some(j.escrow.0),
+                Ok(Record::Accounts(accounts::Record::Account(a))) => Some(a.balance.0),
+                Ok(Record::Registry(crate::modules::registry::Record::Enclave(e))) => {
+                    Some(e.stake.0)
+                }
+                Ok(Record::Market(crate::modules::market::Record::Job(j)))
+                    if !j.state.is_final() =>
+                {
+                    Some(j.escrow.0)
+                }
                 _ => None,
             })
             .sum()
@@ -436,18 +354,24 @@ impl State {
         txs: &[SignedTransaction],
         hashes: &[Hash],
     ) -> Result<Applied, BlockError> {
-        let mut o = self.read();
+        let mut cx = Context {
+            state: self,
+            env,
+            o: self.read(),
+            fees: Amount::ZERO,
+            stake_guards: STAKE_GUARDS,
+        };
         let mut receipts = Vec::with_capacity(txs.len());
-        let mut fees = Amount::ZERO;
         for (i, (stx, hash)) in txs.iter().zip(hashes).enumerate() {
             let events = self
-                .apply_tx(&mut o, env, &stx.tx)
+                .apply_tx(&mut cx, &stx.tx)
                 .map_err(|error| BlockError::Tx {
                     index: i,
                     hash: *hash,
                     error,
                 })?;
-            fees = fees
+            cx.fees = cx
+                .fees
                 .checked_add(stx.tx.fee)
                 .ok_or(BlockError::RewardOverflow)?;
             receipts.push(Receipt {
@@ -458,26 +382,12 @@ impl State {
                 events,
             });
         }
-        // The market's block-level work: deadlines, then scheduling.
-        let market_events = self
-            .process_market(&mut o, env)
-            .map_err(BlockError::Market)?;
-        let reward = self.params.block_reward;
-        let mut miner = o.account(&env.miner);
-        miner.balance = miner
-            .balance
-            .checked_add(reward)
-            .and_then(|b| b.checked_add(fees))
-            .ok_or(BlockError::RewardOverflow)?;
-        o.set_account(&env.miner, miner);
-        let mut events = market_events;
-        events.push(Event::BlockReward {
-            miner: env.miner,
-            reward,
-            fees,
-        });
+        let mut events = Vec::new();
+        for (module, hook) in END_OF_BLOCK {
+            events.extend(hook(&mut cx).map_err(|error| BlockError::EndOfBlock { module, error })?);
+        }
 
-        let changes: Vec<(Hash, Option<Vec<u8>>)> = o.writes.into_iter().collect();
+        let changes: Vec<(Hash, Option<Vec<u8>>)> = cx.o.writes.into_iter().collect();
         let tree_changes: Vec<Change> = changes
             .iter()
             .map(|(k, v)| (*k, v.as_deref().map(Arc::from)))
@@ -497,15 +407,13 @@ impl State {
         })
     }
 
-    fn apply_tx(
-        &self,
-        o: &mut Overlay<'_>,
-        env: &BlockEnv,
-        tx: &Transaction,
-    ) -> Result<Vec<Event>, TxError> {
+    /// One transaction: the core's checks (chain, fee, nonce, balance), the
+    /// fee and amount debited, the nonce bumped, then the call routed to its
+    /// module.
+    fn apply_tx(&self, cx: &mut Context<'_>, tx: &Transaction) -> Result<Vec<Event>, TxError> {
         self.check_static(tx)?;
         let from = tx.sender();
-        let mut acc = o.account(&from);
+        let mut acc = cx.o.account(&from);
         if tx.nonce < acc.nonce {
             return Err(TxError::NonceReplayed {
                 expected: acc.nonce,
@@ -527,31 +435,17 @@ impl State {
                 available: acc.balance,
             })?;
         acc.nonce += 1;
-        o.set_account(&from, acc);
-        let mut events = vec![Event::FeePaid {
+        cx.o.set_account(&from, acc);
+        let mut events = vec![Event::from(accounts::Event::FeePaid {
             payer: from,
             amount: tx.fee,
-        }];
-        match &tx.call {
-            Call::Transfer { .. } => events.extend(self.apply_accounts_call(o, from, &tx.call)?),
-            Call::RegisterEnclave { .. }
-            | Call::DeregisterEnclave { .. }
-            | Call::WithdrawStake { .. } => {
-                events.extend(self.apply_registry_call(o, env, from, tx)?);
-            }
-            Call::UpdateMeasurements { .. } => {
-                events.extend(self.apply_governance_call(o, env, from, &tx.call)?);
-            }
-            Call::SetOffer { .. }
-            | Call::RegisterModule { .. }
-            | Call::SubmitJob { .. }
-            | Call::PostKeys { .. }
-            | Call::SubmitResult { .. }
-            | Call::RefuseJob { .. }
-            | Call::CancelJob { .. } => {
-                events.extend(self.apply_market_call(o, env, from, &tx.call)?);
-            }
-        }
+        })];
+        events.extend(match &tx.call {
+            Call::Accounts(c) => Accounts::apply(cx, from, tx, c)?,
+            Call::Registry(c) => Registry::apply(cx, from, tx, c)?,
+            Call::Governance(c) => Governance::apply(cx, from, tx, c)?,
+            Call::Market(c) => Market::apply(cx, from, tx, c)?,
+        });
         Ok(events)
     }
 }

@@ -59,10 +59,10 @@ pub fn transfer(
         signer: from.public(),
         nonce,
         fee: Amount(fee),
-        call: Call::Transfer {
+        call: Call::Accounts(crate::accounts::Call::Transfer {
             to: to.public().address(),
             amount: Amount(amount),
-        },
+        }),
     }
     .sign(from)
 }
@@ -90,11 +90,11 @@ pub fn register_call(
     let (identity, encryption_key) = (platform.identity(), platform.encryption_key());
     let rd = registration_report_data(&identity, &encryption_key, operator, genesis, expires_at);
     let quote = platform.quote(&rd).expect("the platform quotes");
-    Call::RegisterEnclave {
+    Call::Registry(crate::registry::Call::RegisterEnclave {
         identity,
         encryption_key,
         expires_at,
         quote,
         stake: Amount(stake),
-    }
+    })
 }

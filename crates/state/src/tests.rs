@@ -42,11 +42,15 @@ fn transfer_moves_funds_and_pays_miner() {
         Amount(1_000_000 + 50_000_000 + 10)
     );
     assert_eq!(a.receipts.len(), 1);
-    assert!(a.receipts[0].events.contains(&Event::Transfer {
-        from: ks[0].public().address(),
-        to: ks[1].public().address(),
-        amount: Amount(500)
-    }));
+    assert!(
+        a.receipts[0]
+            .events
+            .contains(&Event::Accounts(crate::accounts::Event::Transfer {
+                from: ks[0].public().address(),
+                to: ks[1].public().address(),
+                amount: Amount(500)
+            }))
+    );
     // The original state is untouched (pure).
     assert_eq!(s.account(&ks[0].public().address()).nonce, 0);
     assert_ne!(s.root(), a.state.root());
@@ -242,28 +246,30 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
     assert!(matches!(
         s.apply_block(&env(1, ks[1].public().address()), &[copied]),
         Err(BlockError::Tx {
-            error: TxError::ReportDataMismatch,
+            error: TxError::Registry(crate::registry::Error::ReportDataMismatch),
             ..
         })
     ));
 
     // The quote binds identity, encryption key, chain and expiry: change any and it is refused.
-    let Call::RegisterEnclave {
+    let Call::Registry(crate::registry::Call::RegisterEnclave {
         identity,
         encryption_key,
         expires_at,
         quote,
         stake,
-    } = good
+    }) = good
     else {
         unreachable!()
     };
-    let with = |identity, encryption_key, expires_at| Call::RegisterEnclave {
-        identity,
-        encryption_key,
-        expires_at,
-        quote: quote.clone(),
-        stake,
+    let with = |identity, encryption_key, expires_at| {
+        Call::Registry(crate::registry::Call::RegisterEnclave {
+            identity,
+            encryption_key,
+            expires_at,
+            quote: quote.clone(),
+            stake,
+        })
     };
     let other = proctor_primitives::Keypair::from_secret(&[9; 32]).public();
     assert_eq!(
@@ -273,16 +279,16 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
     );
     assert_eq!(
         rejected(with(other, encryption_key, expires_at)),
-        TxError::ReportDataMismatch
+        TxError::Registry(crate::registry::Error::ReportDataMismatch)
     );
     let other_key = proctor_primitives::EncryptionKey([7; 32]);
     assert_eq!(
         rejected(with(identity, other_key, expires_at)),
-        TxError::ReportDataMismatch
+        TxError::Registry(crate::registry::Error::ReportDataMismatch)
     );
     assert_eq!(
         rejected(with(identity, encryption_key, expires_at - 1)),
-        TxError::ReportDataMismatch
+        TxError::Registry(crate::registry::Error::ReportDataMismatch)
     );
     // Expiry out of range, whatever the quote.
     let e = rejected(testkit::register_call(
@@ -292,7 +298,13 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
         exp + 1,
         1_000,
     ));
-    assert!(matches!(e, TxError::BadExpiry { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            TxError::Registry(crate::registry::Error::BadExpiry { .. })
+        ),
+        "{e}"
+    );
     assert_eq!(e.code(), 1127);
     assert!(matches!(
         rejected(testkit::register_call(
@@ -302,7 +314,7 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
             1,
             1_000
         )),
-        TxError::BadExpiry { .. }
+        TxError::Registry(crate::registry::Error::BadExpiry { .. })
     ));
     // Signed by an untrusted root.
     let (rogue, _) = registration("rogue", [5; 32]);
@@ -316,7 +328,9 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
     assert!(
         matches!(
             e,
-            TxError::QuoteRejected(proctor_tee::QuoteError::UntrustedRoot { .. })
+            TxError::Registry(crate::registry::Error::QuoteRejected(
+                proctor_tee::QuoteError::UntrustedRoot { .. }
+            ))
         ),
         "{e}"
     );
@@ -327,14 +341,22 @@ fn enclave_registration_checks_quote_measurement_and_binding() {
         testkit::params(Some(root_pk), Hash([1; 32])),
     );
     let err = rejected_registration(&g2, &ks, &platform);
-    assert!(matches!(err, TxError::MeasurementNotAllowed(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            TxError::Registry(crate::registry::Error::MeasurementNotAllowed(_))
+        ),
+        "{err}"
+    );
     // Sim quotes on a chain that forbids them.
     let g3 = testkit::genesis(&ks, 1_000_000, testkit::params(None, sim_measurement()));
     let err = rejected_registration(&g3, &ks, &platform);
     assert!(
         matches!(
             err,
-            TxError::QuoteRejected(proctor_tee::QuoteError::SimNotAllowed)
+            TxError::Registry(crate::registry::Error::QuoteRejected(
+                proctor_tee::QuoteError::SimNotAllowed
+            ))
         ),
         "{err}"
     );
@@ -413,11 +435,12 @@ fn encoding_fixtures() {
     let ks = keys(2);
     let tx = transfer(&Hash([3; 32]), &ks[0], 7, &ks[1], 1000, 2);
     let bytes = codec::encode(&tx.tx);
-    // chain(32) signer(32) nonce(8) fee(16) tag(1) to(20) amount(16)
-    assert_eq!(bytes.len(), 32 + 32 + 8 + 16 + 1 + 20 + 16);
+    // chain(32) signer(32) nonce(8) fee(16) module(1) call(1) to(20) amount(16)
+    assert_eq!(bytes.len(), 32 + 32 + 8 + 16 + 1 + 1 + 20 + 16);
     assert_eq!(&bytes[..32], &[3; 32]);
     assert_eq!(&bytes[64..72], &7u64.to_le_bytes());
-    assert_eq!(bytes[88], 0, "Transfer is variant 0");
+    assert_eq!(bytes[88], 0, "accounts is module 0");
+    assert_eq!(bytes[89], 0, "Transfer is the accounts' call 0");
     let t = Template {
         parent: Hash([1; 32]),
         height: 2,
@@ -540,13 +563,13 @@ proptest! {
     #[test]
     fn transaction_roundtrip(nonce in any::<u64>(), fee in any::<u128>(), amount in any::<u128>(), to in any::<[u8; 20]>()) {
         let ks = keys(1);
-        let stx = Transaction { chain: Hash([9; 32]), signer: ks[0].public(), nonce, fee: Amount(fee), call: Call::Transfer { to: Address(to), amount: Amount(amount) } }.sign(&ks[0]);
+        let stx = Transaction { chain: Hash([9; 32]), signer: ks[0].public(), nonce, fee: Amount(fee), call: Call::Accounts(crate::accounts::Call::Transfer { to: Address(to), amount: Amount(amount) }) }.sign(&ks[0]);
         let back: SignedTransaction = codec::decode("tx", &codec::encode(&stx)).unwrap();
         prop_assert_eq!(&back, &stx);
         let block = Block { header: Header { template: Template { parent: Hash([1; 32]), height: nonce, timestamp: nonce, state_root: Hash::ZERO, tx_root: tx_root(std::slice::from_ref(&stx)), difficulty: 5, miner: Address(to) }, pouw: None }, txs: vec![stx] };
         let back: Block = codec::decode("block", &codec::encode(&block)).unwrap();
         prop_assert_eq!(back.hash(), block.hash());
-        let r = Receipt { tx: Hash([2; 32]), height: nonce, index: 3, fee: Amount(fee), events: vec![Event::Transfer { from: Address(to), to: Address(to), amount: Amount(amount) }] };
+        let r = Receipt { tx: Hash([2; 32]), height: nonce, index: 3, fee: Amount(fee), events: vec![Event::Accounts(crate::accounts::Event::Transfer { from: Address(to), to: Address(to), amount: Amount(amount) })] };
         let back: Receipt = codec::decode("receipt", &codec::encode(&r)).unwrap();
         prop_assert_eq!(back, r);
     }
@@ -580,7 +603,7 @@ fn real_dcap_quote_registration_checks_binding_and_allowlist() {
             signer: ks[0].public(),
             nonce: 0,
             fee: Amount(1),
-            call: Call::RegisterEnclave {
+            call: Call::Registry(crate::registry::Call::RegisterEnclave {
                 identity: ks[0].public(),
                 encryption_key: proctor_primitives::EncryptionKey([0; 32]),
                 expires_at: 100,
@@ -589,7 +612,7 @@ fn real_dcap_quote_registration_checks_binding_and_allowlist() {
                     collateral: collateral.to_vec(),
                 }),
                 stake: Amount(1_000),
-            },
+            }),
         }
         .sign(&ks[0]);
         let env = BlockEnv {
@@ -604,13 +627,18 @@ fn real_dcap_quote_registration_checks_binding_and_allowlist() {
     };
     // 2025-07-01: the collateral is valid, the quote verifies, the binding does not.
     let g = testkit::genesis(&ks, 1_000_000, params.clone());
-    assert_eq!(register(&g, 1_751_328_000_000), TxError::ReportDataMismatch);
+    assert_eq!(
+        register(&g, 1_751_328_000_000),
+        TxError::Registry(crate::registry::Error::ReportDataMismatch)
+    );
     // The same quote at a block time after the collateral expired.
     let e = register(&g, 1_754_006_400_000);
     assert!(
         matches!(
             e,
-            TxError::QuoteRejected(proctor_tee::QuoteError::CollateralExpired(_))
+            TxError::Registry(crate::registry::Error::QuoteRejected(
+                proctor_tee::QuoteError::CollateralExpired(_)
+            ))
         ),
         "{e}"
     );
@@ -620,7 +648,7 @@ fn real_dcap_quote_registration_checks_binding_and_allowlist() {
     let g = testkit::genesis(&ks, 1_000_000, params);
     assert_eq!(
         register(&g, 1_751_328_000_000),
-        TxError::MeasurementNotAllowed(mrenclave)
+        TxError::Registry(crate::registry::Error::MeasurementNotAllowed(mrenclave))
     );
 }
 
@@ -684,10 +712,10 @@ fn registration_lifecycle_with_stake_and_unbonding() {
     let e = step(&mut state, 0, reg(p.min_stake.0 - 1)).unwrap_err();
     assert_eq!(
         e,
-        TxError::InsufficientStake {
+        TxError::Registry(crate::registry::Error::InsufficientStake {
             min: p.min_stake,
             got: Amount(p.min_stake.0 - 1)
-        }
+        })
     );
     assert_eq!(e.code(), 1120);
     step(&mut state, 0, reg(p.min_stake.0)).unwrap();
@@ -715,35 +743,62 @@ fn registration_lifecycle_with_stake_and_unbonding() {
     );
     assert_eq!(
         step(&mut state, 1, for_other).unwrap_err(),
-        TxError::EnclaveOwnedByOther
+        TxError::Registry(crate::registry::Error::EnclaveOwnedByOther)
     );
 
     // Withdrawing while bonded, deregistering someone else's enclave: refused.
     assert_eq!(
-        step(&mut state, 0, Call::WithdrawStake { identity: id }).unwrap_err(),
-        TxError::NotDeregistered
+        step(
+            &mut state,
+            0,
+            Call::Registry(crate::registry::Call::WithdrawStake { identity: id })
+        )
+        .unwrap_err(),
+        TxError::Registry(crate::registry::Error::NotDeregistered)
     );
     assert_eq!(
-        step(&mut state, 1, Call::DeregisterEnclave { identity: id }).unwrap_err(),
-        TxError::NotOperator
+        step(
+            &mut state,
+            1,
+            Call::Registry(crate::registry::Call::DeregisterEnclave { identity: id })
+        )
+        .unwrap_err(),
+        TxError::Registry(crate::registry::Error::NotOperator)
     );
-    let events = step(&mut state, 0, Call::DeregisterEnclave { identity: id }).unwrap();
+    let events = step(
+        &mut state,
+        0,
+        Call::Registry(crate::registry::Call::DeregisterEnclave { identity: id }),
+    )
+    .unwrap();
     let until = state.enclave(&id).unwrap().unbonding_until.unwrap();
-    assert!(events.contains(&Event::EnclaveDeregistered {
-        identity: id,
-        unbonding_until: until
-    }));
+    assert!(events.contains(&Event::Registry(
+        crate::registry::Event::EnclaveDeregistered {
+            identity: id,
+            unbonding_until: until
+        }
+    )));
     assert_eq!(
-        step(&mut state, 0, Call::DeregisterEnclave { identity: id }).unwrap_err(),
-        TxError::AlreadyUnbonding
+        step(
+            &mut state,
+            0,
+            Call::Registry(crate::registry::Call::DeregisterEnclave { identity: id })
+        )
+        .unwrap_err(),
+        TxError::Registry(crate::registry::Error::AlreadyUnbonding)
     );
     assert_eq!(
         step(&mut state, 0, reg(0)).unwrap_err(),
-        TxError::AlreadyUnbonding
+        TxError::Registry(crate::registry::Error::AlreadyUnbonding)
     );
     assert_eq!(
-        step(&mut state, 0, Call::WithdrawStake { identity: id }).unwrap_err(),
-        TxError::StillUnbonding { until }
+        step(
+            &mut state,
+            0,
+            Call::Registry(crate::registry::Call::WithdrawStake { identity: id })
+        )
+        .unwrap_err(),
+        TxError::Registry(crate::registry::Error::StillUnbonding { until })
     );
 
     // After the unbonding period the stake comes back and the record is gone.
@@ -751,20 +806,30 @@ fn registration_lifecycle_with_stake_and_unbonding() {
         step(
             &mut state,
             1,
-            Call::Transfer {
+            Call::Accounts(crate::accounts::Call::Transfer {
                 to: miner,
                 amount: Amount(1),
-            },
+            }),
         )
         .unwrap();
     }
     let balance = state.account(&op).balance.0;
-    step(&mut state, 0, Call::WithdrawStake { identity: id }).unwrap();
+    step(
+        &mut state,
+        0,
+        Call::Registry(crate::registry::Call::WithdrawStake { identity: id }),
+    )
+    .unwrap();
     assert_eq!(state.account(&op).balance.0, balance - 1 + p.min_stake.0);
     assert!(state.enclave(&id).is_none());
     assert_eq!(
-        step(&mut state, 0, Call::WithdrawStake { identity: id }).unwrap_err(),
-        TxError::EnclaveNotFound(id)
+        step(
+            &mut state,
+            0,
+            Call::Registry(crate::registry::Call::WithdrawStake { identity: id })
+        )
+        .unwrap_err(),
+        TxError::Registry(crate::registry::Error::EnclaveNotFound(id))
     );
 }
 
@@ -799,19 +864,19 @@ fn measurement_allowlist_is_governed_with_a_grace_period() {
     assert!(matches!(
         apply(&s0, 1, tx(0, 0, reg.clone())),
         Err(BlockError::Tx {
-            error: TxError::MeasurementNotAllowed(_),
+            error: TxError::Registry(crate::registry::Error::MeasurementNotAllowed(_)),
             ..
         })
     ));
 
-    let add = Call::UpdateMeasurements {
+    let add = Call::Governance(crate::governance::Call::UpdateMeasurements {
         add: vec![m],
         retire: vec![],
-    };
+    });
     assert!(matches!(
         apply(&s0, 1, tx(0, 0, add.clone())),
         Err(BlockError::Tx {
-            error: TxError::NotGovernance,
+            error: TxError::Governance(crate::governance::Error::NotGovernance),
             ..
         })
     ));
@@ -820,10 +885,10 @@ fn measurement_allowlist_is_governed_with_a_grace_period() {
     let s2 = apply(&s1, 2, tx(0, 0, reg.clone())).unwrap().state;
     assert!(s2.enclave(&id).is_some());
 
-    let retire = Call::UpdateMeasurements {
+    let retire = Call::Governance(crate::governance::Call::UpdateMeasurements {
         add: vec![],
         retire: vec![m],
-    };
+    });
     let s3 = apply(&s2, 3, tx(1, 1, retire)).unwrap().state;
     assert!(
         s3.measurement_allowed(&m, 3 + grace),
@@ -834,7 +899,7 @@ fn measurement_allowlist_is_governed_with_a_grace_period() {
     assert!(matches!(
         apply(&s3, 4, tx(0, 1, reg)),
         Err(BlockError::Tx {
-            error: TxError::MeasurementNotAllowed(_),
+            error: TxError::Registry(crate::registry::Error::MeasurementNotAllowed(_)),
             ..
         })
     ));
@@ -854,10 +919,10 @@ fn byte_limits_on_transactions_and_blocks() {
             signer: ks[0].public(),
             nonce,
             fee: Amount(1),
-            call: Call::UpdateMeasurements {
+            call: Call::Governance(crate::governance::Call::UpdateMeasurements {
                 add: vec![Hash([1; 32]); hashes],
                 retire: vec![],
-            },
+            }),
         }
         .sign(&ks[0])
     };

@@ -2,11 +2,19 @@
 //! Every type here is borsh-encoded on the wire and in storage; the encoding
 //! is locked by fixture tests.
 
+use crate::modules::market::types as market;
+use crate::modules::{
+    accounts::types as accounts, governance::types as governance, registry::types as registry,
+    rewards::types as rewards,
+};
+pub use accounts::Account;
 use borsh::{BorshDeserialize, BorshSerialize};
+pub use governance::MeasurementEntry;
 use proctor_primitives::{
     Address, Amount, EncryptionKey, Hash, Height, Keypair, PublicKey, Signature, Timestamp, merkle,
 };
 use proctor_tee::Quote;
+pub use registry::EnclaveRecord;
 use serde::{Deserialize, Serialize};
 
 /// Chain parameters, fixed in the genesis.
@@ -53,7 +61,7 @@ pub struct ChainParams {
     pub finality_depth: u64,
     /// The compute market's fees, limits and penalties.
     #[serde(default)]
-    pub market: crate::jobs::MarketParams,
+    pub market: market::MarketParams,
 }
 
 /// An initial balance.
@@ -115,119 +123,26 @@ impl Genesis {
     }
 }
 
-/// An account.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    BorshSerialize,
-    BorshDeserialize,
-    Serialize,
-    Deserialize,
-)]
-pub struct Account {
-    pub balance: Amount,
-    /// The nonce the account's next transaction must carry.
-    pub nonce: u64,
-}
-
-/// A registered enclave.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-pub struct EnclaveRecord {
-    pub identity: PublicKey,
-    /// Where data for this enclave is encrypted to (X25519).
-    pub encryption_key: EncryptionKey,
-    /// The account that registered it (and is paid for its work).
-    pub operator: Address,
-    pub measurement: Hash,
-    pub registered_at: Height,
-    /// Last height at which the registration is valid.
-    pub expires_at: Height,
-    /// Tokens locked by the registration (slashable; returned after unbonding).
-    pub stake: Amount,
-    /// Set by deregistration: the enclave no longer mines or takes work, and
-    /// the stake can be withdrawn after this height.
-    pub unbonding_until: Option<Height>,
-    /// The transaction of the last registration or renewal, whose quote
-    /// anyone can check again (None: registered in the genesis).
-    pub registration_tx: Option<Hash>,
-}
-
-/// An entry of the governed measurement allowlist.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-pub struct MeasurementEntry {
-    pub measurement: Hash,
-    /// When governance retired it; enclaves already registered with it keep
-    /// working for `measurement_grace_blocks` after this height.
-    pub retired_at: Option<Height>,
-}
-
-/// What a transaction does.
-// A registration carries its quote inline (a DCAP quote is a few KiB on the
-// heap anyway); calls are decoded once and moved, so boxing buys nothing.
-#[allow(clippy::large_enum_variant)]
+/// What a transaction does: a call to one module.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum Call {
-    /// Move `amount` to `to`.
-    Transfer { to: Address, amount: Amount },
-    /// Register (or renew) an enclave until `expires_at`: its identity and
-    /// encryption keys and a quote whose report data binds both keys, this
-    /// chain and the expiry; `stake` is locked (added to the existing stake on
-    /// renewal).
-    RegisterEnclave {
-        identity: PublicKey,
-        encryption_key: EncryptionKey,
-        expires_at: Height,
-        quote: Quote,
-        stake: Amount,
-    },
-    /// Stop an enclave: it can no longer mine or take work; its stake unbonds.
-    DeregisterEnclave { identity: PublicKey },
-    /// Return an unbonded enclave's stake to its operator and forget it.
-    WithdrawStake { identity: PublicKey },
-    /// Governance: change the measurement allowlist.
-    UpdateMeasurements { add: Vec<Hash>, retire: Vec<Hash> },
-    /// The operator offers an enclave's capacity to the market at `price`
-    /// per instruction (or updates the offer).
-    SetOffer {
-        identity: PublicKey,
-        price: Amount,
-        memory_pages: u64,
-        fuel: u64,
-        /// Instructions per second the worker commits to run a job at.
-        speed: u64,
-    },
-    /// Claims a task module: its owner receives the application provider's
-    /// share of the fees of jobs that run it.
-    RegisterModule { module: Hash },
-    /// Submits a job, escrowing its maximum cost (which must equal
-    /// [`proctor_market::settle::escrow`] of the spec).
-    SubmitJob {
-        spec: crate::jobs::JobSpec,
-        escrow: Amount,
-    },
-    /// The requester releases the job's content key to its assigned enclaves.
-    PostKeys {
-        job: u64,
-        keys: Vec<crate::jobs::WrappedKey>,
-    },
-    /// A worker's result, signed by its enclave.
-    SubmitResult {
-        report: crate::jobs::ResultReport,
-        signature: Signature,
-    },
-    /// A worker's enclave-signed refusal of an assigned job it cannot run
-    /// through the requester's fault (the module fails the checker, the
-    /// posted key does not open, the input does not decrypt).
-    RefuseJob {
-        refusal: crate::jobs::JobRefusal,
-        signature: Signature,
-    },
-    /// The requester withdraws a job before any key was released.
-    CancelJob { job: u64 },
+    Accounts(accounts::Call),
+    Registry(registry::Call),
+    Governance(governance::Call),
+    Market(market::Call),
+}
+
+impl Call {
+    /// What the call itself takes from the sender's balance, beyond the fee
+    /// (an amount moved, a stake locked, an escrow).
+    pub fn debit(&self) -> Amount {
+        match self {
+            Call::Accounts(accounts::Call::Transfer { amount, .. }) => *amount,
+            Call::Registry(registry::Call::RegisterEnclave { stake, .. }) => *stake,
+            Call::Market(market::Call::SubmitJob { escrow, .. }) => *escrow,
+            Call::Registry(_) | Call::Governance(_) | Call::Market(_) => Amount::ZERO,
+        }
+    }
 }
 
 /// An unsigned transaction.
@@ -252,20 +167,7 @@ impl Transaction {
 
     /// What the transaction debits from its sender: fee plus any amount moved.
     pub fn cost(&self) -> Option<Amount> {
-        match &self.call {
-            Call::Transfer { amount, .. } => self.fee.checked_add(*amount),
-            Call::RegisterEnclave { stake, .. } => self.fee.checked_add(*stake),
-            Call::SubmitJob { escrow, .. } => self.fee.checked_add(*escrow),
-            Call::DeregisterEnclave { .. }
-            | Call::WithdrawStake { .. }
-            | Call::UpdateMeasurements { .. }
-            | Call::SetOffer { .. }
-            | Call::RegisterModule { .. }
-            | Call::PostKeys { .. }
-            | Call::SubmitResult { .. }
-            | Call::RefuseJob { .. }
-            | Call::CancelJob { .. } => Some(self.fee),
-        }
+        self.fee.checked_add(self.call.debit())
     }
 
     /// Signs with `key`, which must be the key named in `signer`.
@@ -448,106 +350,42 @@ pub fn tx_root(txs: &[SignedTransaction]) -> Hash {
     merkle::root(&leaves)
 }
 
-/// Something that happened, recorded in receipts.
+/// Something that happened, recorded in receipts: one module's event. In
+/// JSON an event is its module's event as is (each has a distinct `kind`).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(untagged)]
 pub enum Event {
-    Transfer {
-        from: Address,
-        to: Address,
-        amount: Amount,
-    },
-    FeePaid {
-        payer: Address,
-        amount: Amount,
-    },
-    EnclaveRegistered {
-        identity: PublicKey,
-        operator: Address,
-        expires_at: Height,
-        stake: Amount,
-    },
-    EnclaveDeregistered {
-        identity: PublicKey,
-        unbonding_until: Height,
-    },
-    StakeWithdrawn {
-        identity: PublicKey,
-        operator: Address,
-        amount: Amount,
-    },
-    MeasurementsUpdated {
-        added: Vec<Hash>,
-        retired: Vec<Hash>,
-    },
-    BlockReward {
-        miner: Address,
-        reward: Amount,
-        fees: Amount,
-    },
-    OfferSet {
-        identity: PublicKey,
-        price: Amount,
-    },
-    ModuleRegistered {
-        module: Hash,
-        owner: Address,
-    },
-    JobSubmitted {
-        job: u64,
-        requester: Address,
-        escrow: Amount,
-    },
-    JobAssigned {
-        job: u64,
-        workers: Vec<PublicKey>,
-        deadline: Height,
-    },
-    JobKeysPosted {
-        job: u64,
-        running: bool,
-    },
-    JobResult {
-        job: u64,
-        worker: PublicKey,
-    },
-    /// An assigned worker's enclave refused the job, with the reason.
-    JobRefused {
-        job: u64,
-        worker: PublicKey,
-        reason: crate::jobs::RefusalReason,
-    },
-    JobRequeued {
-        job: u64,
-        missing: u8,
-    },
-    JobEnded {
-        job: u64,
-        state: crate::jobs::JobState,
-        paid: Amount,
-        refund: Amount,
-    },
-    /// A worker's pay for a settled job and its share of the platform fee.
-    JobPaid {
-        job: u64,
-        worker: PublicKey,
-        operator: Address,
-        pay: Amount,
-        fee_share: Amount,
-    },
-    /// The rest of a settled job's platform fee.
-    JobFees {
-        job: u64,
-        app: Address,
-        app_fee: Amount,
-        treasury: Amount,
-    },
-    WorkerSlashed {
-        identity: PublicKey,
-        amount: Amount,
-        reason: String,
-    },
+    Accounts(accounts::Event),
+    Registry(registry::Event),
+    Governance(governance::Event),
+    Rewards(rewards::Event),
+    Market(market::Event),
 }
+
+/// A value stored in the state tree: the chain parameters, or one module's
+/// record. The variant tag keeps modules apart.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Record {
+    Params(ChainParams),
+    Accounts(accounts::Record),
+    Registry(registry::Record),
+    Governance(governance::Record),
+    Market(market::Record),
+}
+
+/// `From` each module's call, event and record into the top-level one.
+macro_rules! from_module {
+    ($top:ident: $($variant:ident => $module:ident),*) => {$(
+        impl From<$module::$top> for $top {
+            fn from(x: $module::$top) -> $top {
+                $top::$variant(x)
+            }
+        }
+    )*};
+}
+from_module!(Call: Accounts => accounts, Registry => registry, Governance => governance, Market => market);
+from_module!(Event: Accounts => accounts, Registry => registry, Governance => governance, Rewards => rewards, Market => market);
+from_module!(Record: Accounts => accounts, Registry => registry, Governance => governance, Market => market);
 
 /// The result of one transaction in a block.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]

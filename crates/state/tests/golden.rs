@@ -9,8 +9,12 @@
 use proctor_market::reputation::Reputation;
 use proctor_market::settle::FeeSplit;
 use proctor_primitives::{Address, Amount, EncryptionKey, Hash, Keypair, PublicKey};
-use proctor_state::jobs::*;
+use proctor_state::jobs::{
+    Assignment, JobRecord, JobRefusal, JobSpec, JobState, MarketIndex, RefusalReason,
+    RequesterUsage, ResultReport, WorkerOffer, WrappedKey, job_binding,
+};
 use proctor_state::*;
+use proctor_state::{accounts, governance, market, registry, rewards};
 use proctor_tee::Quote;
 use proctor_tee::quote::SimQuote;
 use std::path::PathBuf;
@@ -32,56 +36,56 @@ fn h(i: u8) -> Hash {
 /// until it has a name (and the check below wants a sample of it).
 fn call_name(c: &Call) -> &'static str {
     match c {
-        Call::Transfer { .. } => "transfer",
-        Call::RegisterEnclave { .. } => "register_enclave",
-        Call::DeregisterEnclave { .. } => "deregister_enclave",
-        Call::WithdrawStake { .. } => "withdraw_stake",
-        Call::UpdateMeasurements { .. } => "update_measurements",
-        Call::SetOffer { .. } => "set_offer",
-        Call::RegisterModule { .. } => "register_module",
-        Call::SubmitJob { .. } => "submit_job",
-        Call::PostKeys { .. } => "post_keys",
-        Call::SubmitResult { .. } => "submit_result",
-        Call::RefuseJob { .. } => "refuse_job",
-        Call::CancelJob { .. } => "cancel_job",
+        Call::Accounts(accounts::Call::Transfer { .. }) => "transfer",
+        Call::Registry(registry::Call::RegisterEnclave { .. }) => "register_enclave",
+        Call::Registry(registry::Call::DeregisterEnclave { .. }) => "deregister_enclave",
+        Call::Registry(registry::Call::WithdrawStake { .. }) => "withdraw_stake",
+        Call::Governance(governance::Call::UpdateMeasurements { .. }) => "update_measurements",
+        Call::Market(market::Call::SetOffer { .. }) => "set_offer",
+        Call::Market(market::Call::RegisterModule { .. }) => "register_module",
+        Call::Market(market::Call::SubmitJob { .. }) => "submit_job",
+        Call::Market(market::Call::PostKeys { .. }) => "post_keys",
+        Call::Market(market::Call::SubmitResult { .. }) => "submit_result",
+        Call::Market(market::Call::RefuseJob { .. }) => "refuse_job",
+        Call::Market(market::Call::CancelJob { .. }) => "cancel_job",
     }
 }
 
 fn event_name(e: &Event) -> &'static str {
     match e {
-        Event::Transfer { .. } => "transfer",
-        Event::FeePaid { .. } => "fee_paid",
-        Event::EnclaveRegistered { .. } => "enclave_registered",
-        Event::EnclaveDeregistered { .. } => "enclave_deregistered",
-        Event::StakeWithdrawn { .. } => "stake_withdrawn",
-        Event::MeasurementsUpdated { .. } => "measurements_updated",
-        Event::BlockReward { .. } => "block_reward",
-        Event::OfferSet { .. } => "offer_set",
-        Event::ModuleRegistered { .. } => "module_registered",
-        Event::JobSubmitted { .. } => "job_submitted",
-        Event::JobAssigned { .. } => "job_assigned",
-        Event::JobKeysPosted { .. } => "job_keys_posted",
-        Event::JobResult { .. } => "job_result",
-        Event::JobRefused { .. } => "job_refused",
-        Event::JobRequeued { .. } => "job_requeued",
-        Event::JobEnded { .. } => "job_ended",
-        Event::JobPaid { .. } => "job_paid",
-        Event::JobFees { .. } => "job_fees",
-        Event::WorkerSlashed { .. } => "worker_slashed",
+        Event::Accounts(accounts::Event::Transfer { .. }) => "transfer",
+        Event::Accounts(accounts::Event::FeePaid { .. }) => "fee_paid",
+        Event::Registry(registry::Event::EnclaveRegistered { .. }) => "enclave_registered",
+        Event::Registry(registry::Event::EnclaveDeregistered { .. }) => "enclave_deregistered",
+        Event::Registry(registry::Event::StakeWithdrawn { .. }) => "stake_withdrawn",
+        Event::Governance(governance::Event::MeasurementsUpdated { .. }) => "measurements_updated",
+        Event::Rewards(rewards::Event::BlockReward { .. }) => "block_reward",
+        Event::Market(market::Event::OfferSet { .. }) => "offer_set",
+        Event::Market(market::Event::ModuleRegistered { .. }) => "module_registered",
+        Event::Market(market::Event::JobSubmitted { .. }) => "job_submitted",
+        Event::Market(market::Event::JobAssigned { .. }) => "job_assigned",
+        Event::Market(market::Event::JobKeysPosted { .. }) => "job_keys_posted",
+        Event::Market(market::Event::JobResult { .. }) => "job_result",
+        Event::Market(market::Event::JobRefused { .. }) => "job_refused",
+        Event::Market(market::Event::JobRequeued { .. }) => "job_requeued",
+        Event::Market(market::Event::JobEnded { .. }) => "job_ended",
+        Event::Market(market::Event::JobPaid { .. }) => "job_paid",
+        Event::Market(market::Event::JobFees { .. }) => "job_fees",
+        Event::Market(market::Event::WorkerSlashed { .. }) => "worker_slashed",
     }
 }
 
 fn record_name(r: &Record) -> &'static str {
     match r {
-        Record::Account(_) => "account",
-        Record::Enclave(_) => "enclave",
         Record::Params(_) => "params",
-        Record::Measurements(_) => "measurements",
-        Record::Job(_) => "job",
-        Record::Offer(_) => "offer",
-        Record::Market(_) => "market",
-        Record::Module(_) => "module",
-        Record::Usage(_) => "usage",
+        Record::Accounts(accounts::Record::Account(_)) => "account",
+        Record::Registry(registry::Record::Enclave(_)) => "enclave",
+        Record::Governance(governance::Record::Measurements(_)) => "measurements",
+        Record::Market(market::Record::Job(_)) => "job",
+        Record::Market(market::Record::Offer(_)) => "offer",
+        Record::Market(market::Record::Index(_)) => "market",
+        Record::Market(market::Record::Module(_)) => "module",
+        Record::Market(market::Record::Usage(_)) => "usage",
     }
 }
 
@@ -134,145 +138,145 @@ fn quote() -> Quote {
 
 fn calls() -> Vec<Call> {
     vec![
-        Call::Transfer {
+        Call::Accounts(accounts::Call::Transfer {
             to: addr(1),
             amount: Amount(2),
-        },
-        Call::RegisterEnclave {
+        }),
+        Call::Registry(registry::Call::RegisterEnclave {
             identity: pk(1),
             encryption_key: EncryptionKey([3; 32]),
             expires_at: 4,
             quote: quote(),
             stake: Amount(5),
-        },
-        Call::DeregisterEnclave { identity: pk(1) },
-        Call::WithdrawStake { identity: pk(1) },
-        Call::UpdateMeasurements {
+        }),
+        Call::Registry(registry::Call::DeregisterEnclave { identity: pk(1) }),
+        Call::Registry(registry::Call::WithdrawStake { identity: pk(1) }),
+        Call::Governance(governance::Call::UpdateMeasurements {
             add: vec![h(1)],
             retire: vec![h(2), h(3)],
-        },
-        Call::SetOffer {
+        }),
+        Call::Market(market::Call::SetOffer {
             identity: pk(1),
             price: Amount(2),
             memory_pages: 3,
             fuel: 4,
             speed: 5,
-        },
-        Call::RegisterModule { module: h(1) },
-        Call::SubmitJob {
+        }),
+        Call::Market(market::Call::RegisterModule { module: h(1) }),
+        Call::Market(market::Call::SubmitJob {
             spec: spec(),
             escrow: Amount(11),
-        },
-        Call::PostKeys {
+        }),
+        Call::Market(market::Call::PostKeys {
             job: 9,
             keys: vec![WrappedKey {
                 worker: pk(1),
                 key: vec![1, 2, 3],
             }],
-        },
-        Call::SubmitResult {
+        }),
+        Call::Market(market::Call::SubmitResult {
             report: report(),
             signature: key(1).sign(&report().hash().0),
-        },
-        Call::RefuseJob {
+        }),
+        Call::Market(market::Call::RefuseJob {
             refusal: refusal(),
             signature: key(1).sign(&refusal().hash().0),
-        },
-        Call::CancelJob { job: 9 },
+        }),
+        Call::Market(market::Call::CancelJob { job: 9 }),
     ]
 }
 
 fn events() -> Vec<Event> {
     vec![
-        Event::Transfer {
+        Event::Accounts(accounts::Event::Transfer {
             from: addr(1),
             to: addr(2),
             amount: Amount(3),
-        },
-        Event::FeePaid {
+        }),
+        Event::Accounts(accounts::Event::FeePaid {
             payer: addr(1),
             amount: Amount(2),
-        },
-        Event::EnclaveRegistered {
+        }),
+        Event::Registry(registry::Event::EnclaveRegistered {
             identity: pk(1),
             operator: addr(2),
             expires_at: 3,
             stake: Amount(4),
-        },
-        Event::EnclaveDeregistered {
+        }),
+        Event::Registry(registry::Event::EnclaveDeregistered {
             identity: pk(1),
             unbonding_until: 2,
-        },
-        Event::StakeWithdrawn {
+        }),
+        Event::Registry(registry::Event::StakeWithdrawn {
             identity: pk(1),
             operator: addr(2),
             amount: Amount(3),
-        },
-        Event::MeasurementsUpdated {
+        }),
+        Event::Governance(governance::Event::MeasurementsUpdated {
             added: vec![h(1)],
             retired: vec![],
-        },
-        Event::BlockReward {
+        }),
+        Event::Rewards(rewards::Event::BlockReward {
             miner: addr(1),
             reward: Amount(2),
             fees: Amount(3),
-        },
-        Event::OfferSet {
+        }),
+        Event::Market(market::Event::OfferSet {
             identity: pk(1),
             price: Amount(2),
-        },
-        Event::ModuleRegistered {
+        }),
+        Event::Market(market::Event::ModuleRegistered {
             module: h(1),
             owner: addr(2),
-        },
-        Event::JobSubmitted {
+        }),
+        Event::Market(market::Event::JobSubmitted {
             job: 1,
             requester: addr(2),
             escrow: Amount(3),
-        },
-        Event::JobAssigned {
+        }),
+        Event::Market(market::Event::JobAssigned {
             job: 1,
             workers: vec![pk(1), pk(2)],
             deadline: 3,
-        },
-        Event::JobKeysPosted {
+        }),
+        Event::Market(market::Event::JobKeysPosted {
             job: 1,
             running: true,
-        },
-        Event::JobResult {
+        }),
+        Event::Market(market::Event::JobResult {
             job: 1,
             worker: pk(2),
-        },
-        Event::JobRefused {
+        }),
+        Event::Market(market::Event::JobRefused {
             job: 1,
             worker: pk(2),
             reason: RefusalReason::TooLittleTime,
-        },
-        Event::JobRequeued { job: 1, missing: 2 },
-        Event::JobEnded {
+        }),
+        Event::Market(market::Event::JobRequeued { job: 1, missing: 2 }),
+        Event::Market(market::Event::JobEnded {
             job: 1,
             state: JobState::Settled,
             paid: Amount(2),
             refund: Amount(3),
-        },
-        Event::JobPaid {
+        }),
+        Event::Market(market::Event::JobPaid {
             job: 1,
             worker: pk(2),
             operator: addr(3),
             pay: Amount(4),
             fee_share: Amount(5),
-        },
-        Event::JobFees {
+        }),
+        Event::Market(market::Event::JobFees {
             job: 1,
             app: addr(2),
             app_fee: Amount(3),
             treasury: Amount(4),
-        },
-        Event::WorkerSlashed {
+        }),
+        Event::Market(market::Event::WorkerSlashed {
             identity: pk(1),
             amount: Amount(2),
             reason: "late".into(),
-        },
+        }),
     ]
 }
 
@@ -291,11 +295,11 @@ fn records() -> Vec<Record> {
         app_bps: 2_000,
     };
     vec![
-        Record::Account(Account {
+        Record::from(accounts::Record::Account(Account {
             balance: Amount(1),
             nonce: 2,
-        }),
-        Record::Enclave(EnclaveRecord {
+        })),
+        Record::from(registry::Record::Enclave(EnclaveRecord {
             identity: pk(1),
             encryption_key: EncryptionKey([2; 32]),
             operator: addr(3),
@@ -305,13 +309,13 @@ fn records() -> Vec<Record> {
             stake: Amount(7),
             unbonding_until: Some(8),
             registration_tx: Some(h(9)),
-        }),
+        })),
         Record::Params(params),
-        Record::Measurements(vec![MeasurementEntry {
+        Record::from(governance::Record::Measurements(vec![MeasurementEntry {
             measurement: h(1),
             retired_at: Some(2),
-        }]),
-        Record::Job(JobRecord {
+        }])),
+        Record::from(market::Record::Job(JobRecord {
             id: 9,
             requester: addr(1),
             spec: spec(),
@@ -337,8 +341,8 @@ fn records() -> Vec<Record> {
             refund: Amount(18),
             ended_at: Some(19),
             refusal: Some(RefusalReason::ModuleRejected),
-        }),
-        Record::Offer(WorkerOffer {
+        })),
+        Record::from(market::Record::Offer(WorkerOffer {
             identity: pk(1),
             price: Amount(2),
             memory_pages: 3,
@@ -347,19 +351,19 @@ fn records() -> Vec<Record> {
             used_memory_pages: 6,
             used_fuel: 7,
             reputation,
-        }),
-        Record::Market(MarketIndex {
+        })),
+        Record::from(market::Record::Index(MarketIndex {
             next_job: 1,
             pending: vec![2],
             active: vec![3, 4],
             workers: vec![pk(1)],
-        }),
-        Record::Module(addr(5)),
-        Record::Usage(RequesterUsage {
+        })),
+        Record::from(market::Record::Module(addr(5))),
+        Record::from(market::Record::Usage(RequesterUsage {
             memory_pages: 1,
             fuel: 2,
             reputation,
-        }),
+        })),
     ]
 }
 
@@ -369,10 +373,10 @@ fn block() -> Block {
         signer: pk(1),
         nonce: 2,
         fee: Amount(3),
-        call: Call::Transfer {
+        call: Call::Accounts(accounts::Call::Transfer {
             to: addr(4),
             amount: Amount(5),
-        },
+        }),
     }
     .sign(&key(1));
     let template = Template {
@@ -543,56 +547,64 @@ fn transaction_error_codes_are_distinct_and_stable() {
         },
         TxError::FeeTooLow { min: a, got: a },
         TxError::Overflow,
-        TxError::QuoteRejected(Q::BadSignature),
-        TxError::QuoteRejected(Q::SimNotAllowed),
-        TxError::QuoteRejected(Q::UntrustedRoot {
+        TxError::Registry(registry::Error::QuoteRejected(Q::BadSignature)),
+        TxError::Registry(registry::Error::QuoteRejected(Q::SimNotAllowed)),
+        TxError::Registry(registry::Error::QuoteRejected(Q::UntrustedRoot {
             found: pk(1),
             trusted: pk(2),
-        }),
-        TxError::QuoteRejected(Q::DcapNotAllowed),
-        TxError::QuoteRejected(Q::Malformed(String::new())),
-        TxError::QuoteRejected(Q::CollateralExpired(String::new())),
-        TxError::QuoteRejected(Q::DcapVerification(String::new())),
-        TxError::QuoteRejected(Q::TcbStatusNotAccepted(String::new())),
-        TxError::QuoteRejected(Q::AdvisoryRejected(String::new())),
-        TxError::QuoteRejected(Q::DebugEnclave),
-        TxError::MeasurementNotAllowed(h(1)),
-        TxError::ReportDataMismatch,
-        TxError::EnclaveOwnedByOther,
-        TxError::InsufficientStake { min: a, got: a },
-        TxError::EnclaveNotFound(pk(1)),
-        TxError::NotOperator,
-        TxError::AlreadyUnbonding,
-        TxError::NotDeregistered,
-        TxError::StillUnbonding { until: 1 },
-        TxError::NotGovernance,
-        TxError::BadExpiry {
+        })),
+        TxError::Registry(registry::Error::QuoteRejected(Q::DcapNotAllowed)),
+        TxError::Registry(registry::Error::QuoteRejected(Q::Malformed(String::new()))),
+        TxError::Registry(registry::Error::QuoteRejected(Q::CollateralExpired(
+            String::new(),
+        ))),
+        TxError::Registry(registry::Error::QuoteRejected(Q::DcapVerification(
+            String::new(),
+        ))),
+        TxError::Registry(registry::Error::QuoteRejected(Q::TcbStatusNotAccepted(
+            String::new(),
+        ))),
+        TxError::Registry(registry::Error::QuoteRejected(Q::AdvisoryRejected(
+            String::new(),
+        ))),
+        TxError::Registry(registry::Error::QuoteRejected(Q::DebugEnclave)),
+        TxError::Registry(registry::Error::MeasurementNotAllowed(h(1))),
+        TxError::Registry(registry::Error::ReportDataMismatch),
+        TxError::Registry(registry::Error::EnclaveOwnedByOther),
+        TxError::Registry(registry::Error::InsufficientStake { min: a, got: a }),
+        TxError::Registry(registry::Error::EnclaveNotFound(pk(1))),
+        TxError::Registry(registry::Error::NotOperator),
+        TxError::Registry(registry::Error::AlreadyUnbonding),
+        TxError::Registry(registry::Error::NotDeregistered),
+        TxError::Registry(registry::Error::StillUnbonding { until: 1 }),
+        TxError::Governance(governance::Error::NotGovernance),
+        TxError::Registry(registry::Error::BadExpiry {
             expires_at: 1,
             height: 2,
             max: 3,
-        },
-        TxError::JobNotFound(1),
-        TxError::NotRequester,
-        TxError::BadJob(String::new()),
-        TxError::EscrowMismatch {
+        }),
+        TxError::Market(market::Error::JobNotFound(1)),
+        TxError::Market(market::Error::NotRequester),
+        TxError::Market(market::Error::BadJob(String::new())),
+        TxError::Market(market::Error::EscrowMismatch {
             expected: a,
             got: a,
-        },
-        TxError::JobState {
+        }),
+        TxError::Market(market::Error::JobState {
             job: 1,
             state: JobState::Pending,
-        },
-        TxError::NotAssigned(pk(1)),
-        TxError::BadReport(String::new()),
-        TxError::AlreadyReported,
-        TxError::ModuleOwned(addr(1)),
-        TxError::WorkerBusy(pk(1)),
+        }),
+        TxError::Market(market::Error::NotAssigned(pk(1))),
+        TxError::Market(market::Error::BadReport(String::new())),
+        TxError::Market(market::Error::AlreadyReported),
+        TxError::Market(market::Error::ModuleOwned(addr(1))),
+        TxError::Market(market::Error::WorkerBusy(pk(1))),
         TxError::TooLarge { size: 1, max: 0 },
-        TxError::FuelBeyondDeadline {
+        TxError::Market(market::Error::FuelBeyondDeadline {
             fuel: 1,
             capacity: 0,
-        },
-        TxError::BadRefusal(String::new()),
+        }),
+        TxError::Market(market::Error::BadRefusal(String::new())),
     ];
     let codes: Vec<i32> = all.iter().map(TxError::code).collect();
     let distinct: std::collections::BTreeSet<i32> = codes.iter().copied().collect();
@@ -601,14 +613,41 @@ fn transaction_error_codes_are_distinct_and_stable() {
         codes.len(),
         "a code is used twice: {codes:?}"
     );
+    // Each code lies in its module's range (the core's: the accounts').
+    let module_of = |e: &TxError| match e {
+        TxError::Registry(_) => "registry",
+        TxError::Governance(_) => "governance",
+        TxError::Market(_) => "market",
+        _ => "accounts",
+    };
+    for (e, c) in all.iter().zip(&codes) {
+        let m = MODULES.iter().find(|m| m.name == module_of(e)).unwrap();
+        assert!(m.codes.contains(c), "{e:?} ({c}) is outside {m:?}");
+    }
+    // Modules' ranges and key domains never meet.
+    for (i, a) in MODULES.iter().enumerate() {
+        for b in &MODULES[i + 1..] {
+            assert_ne!(a.key_prefix, b.key_prefix);
+            assert!(
+                a.codes.end() < b.codes.start() || b.codes.end() < a.codes.start(),
+                "{a:?} and {b:?} share codes"
+            );
+        }
+    }
     let text: String = all
         .iter()
         .zip(&codes)
         .map(|(e, c)| {
-            format!(
-                "{c} {}\n",
-                format!("{e:?}").split([' ', '(', '{']).next().unwrap_or("")
-            )
+            // `Market(JobNotFound(1))` -> `market JobNotFound`.
+            let debug = format!("{e:?}");
+            let mut words = debug.split([' ', '(', '{']).filter(|w| !w.is_empty());
+            let first = words.next().unwrap_or("");
+            match e {
+                TxError::Registry(_) | TxError::Governance(_) | TxError::Market(_) => {
+                    format!("{c} {} {}\n", module_of(e), words.next().unwrap_or(""))
+                }
+                _ => format!("{c} core {first}\n"),
+            }
         })
         .collect();
     check("tx_error_codes.txt", &text);

@@ -268,13 +268,15 @@ impl Worker {
         };
         let quote = quote.with_collateral(self.collateral.as_deref());
         let hash = self
-            .send_call(Call::RegisterEnclave {
-                identity: self.info.identity,
-                encryption_key: self.info.encryption_key,
-                expires_at,
-                quote,
-                stake,
-            })
+            .send_call(Call::Registry(
+                proctor_state::registry::Call::RegisterEnclave {
+                    identity: self.info.identity,
+                    encryption_key: self.info.encryption_key,
+                    expires_at,
+                    quote,
+                    stake,
+                },
+            ))
             .await?;
         tracing::info!(identity = %self.info.identity, tx = %hash, "registration sent");
         let height = self.wait_included(hash, stop).await?;
@@ -350,13 +352,13 @@ impl Worker {
             return Ok(());
         }
         let hash = self
-            .send_call(Call::SetOffer {
+            .send_call(Call::Market(proctor_state::market::Call::SetOffer {
                 identity: self.info.identity,
                 price: proctor_primitives::Amount(offer.price),
                 memory_pages: offer.memory_pages,
                 fuel: offer.fuel,
                 speed: offer.speed,
-            })
+            }))
             .await;
         match hash {
             Ok(tx) => {
@@ -404,7 +406,10 @@ impl Worker {
                 tracing::warn!(job = j.id, reason = ?refusal.reason, "the enclave refused the job");
                 self.reported.insert(j.id);
                 let tx = self
-                    .send_call(Call::RefuseJob { refusal, signature })
+                    .send_call(Call::Market(proctor_state::market::Call::RefuseJob {
+                        refusal,
+                        signature,
+                    }))
                     .await?;
                 tracing::info!(job = j.id, %tx, "refusal submitted");
                 Ok(false)
@@ -484,10 +489,10 @@ impl Worker {
         self.current_job = None;
         proctor_rpc::upload_blob(&self.client, &r.output).await?;
         let tx = self
-            .send_call(Call::SubmitResult {
+            .send_call(Call::Market(proctor_state::market::Call::SubmitResult {
                 report: r.report,
                 signature: r.signature,
-            })
+            }))
             .await?;
         self.stats.jobs_run += 1;
         tracing::info!(job, %tx, "job result submitted");

@@ -12,8 +12,14 @@ impl Chain {
     pub(super) fn retain_and_expire_blobs(&self, events: &[&proctor_state::Event], height: u64) {
         for e in events {
             let (job, ended) = match e {
-                proctor_state::Event::JobSubmitted { job, .. } => (*job, false),
-                proctor_state::Event::JobEnded { job, .. } => (*job, true),
+                proctor_state::Event::Market(proctor_state::market::Event::JobSubmitted {
+                    job,
+                    ..
+                }) => (*job, false),
+                proctor_state::Event::Market(proctor_state::market::Event::JobEnded {
+                    job,
+                    ..
+                }) => (*job, true),
                 _ => continue,
             };
             let Some(j) = self.state.job(job) else {

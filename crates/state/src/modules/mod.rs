@@ -1,13 +1,21 @@
 //! The state machine's modules. The core (`machine.rs`) verifies, charges
 //! the fee, bumps the nonce and routes each call to its module; each module
-//! owns its calls' handlers:
-//! - `accounts`: transfers;
+//! (a [`Module`](crate::module::Module)) owns its calls, events, records,
+//! errors and their handlers, in `modules/<name>/`: `types.rs` (what it
+//! stores and says), `mod.rs` (handlers and queries) and its tests.
+//! - `accounts`: balances, nonces, transfers;
 //! - `registry`: enclave registrations, unbonding, stake withdrawal;
 //! - `governance`: the measurement allowlist;
+//! - `rewards`: the miner's block reward and fees, at the end of a block;
 //! - `market`: the compute market (jobs, offers, settlement, end-of-block
 //!   scheduling and deadlines).
+//!
+//! A module reaches another only through that module's functions (the
+//! market slashes through [`registry::take_stake`], pays through
+//! `Overlay::credit`), never by writing its records.
 
 pub mod accounts;
 pub mod governance;
 pub mod market;
 pub mod registry;
+pub mod rewards;

@@ -32,35 +32,76 @@
 //! ([`proctor_market::settle::Settlement::total`]), slashed stake goes to the
 //! treasury account.
 
-use crate::error::TxError;
-use crate::machine::{Overlay, State};
-use crate::types::*;
+use crate::TxError;
+use crate::context::{Context, Overlay, State, key, lift};
+use crate::module::Module;
+use crate::modules::registry;
 use proctor_market::reputation::Reputation;
 use proctor_market::settle::{self};
 use proctor_primitives::{Address, Amount, Hash, PublicKey, Signature};
 
 mod schedule;
 mod settlement;
-mod types;
+pub mod types;
 pub use types::*;
 
 /// Largest wrapped key accepted (HPKE encapsulated key + sealed 32 bytes).
 pub const MAX_WRAPPED_KEY: usize = 256;
 
-pub(crate) fn job_key(id: u64) -> Hash {
-    Hash::tagged("proctor/key/job", &[&id.to_le_bytes()])
+/// The market module.
+pub(crate) struct Market;
+
+fn job_key(id: u64) -> Hash {
+    key(Market::KEY_PREFIX, "job", &[&id.to_le_bytes()])
 }
-pub(crate) fn offer_key(id: &PublicKey) -> Hash {
-    Hash::tagged("proctor/key/offer", &[&id.0])
+fn offer_key(id: &PublicKey) -> Hash {
+    key(Market::KEY_PREFIX, "offer", &[&id.0])
 }
-pub(crate) fn market_key() -> Hash {
-    Hash::tagged("proctor/key/market", &[])
+fn index_key() -> Hash {
+    key(Market::KEY_PREFIX, "index", &[])
 }
-pub(crate) fn module_key(m: &Hash) -> Hash {
-    Hash::tagged("proctor/key/module", &[&m.0])
+fn module_key(m: &Hash) -> Hash {
+    key(Market::KEY_PREFIX, "module", &[&m.0])
 }
-pub(crate) fn usage_key(a: &Address) -> Hash {
-    Hash::tagged("proctor/key/usage", &[&a.0])
+fn usage_key(a: &Address) -> Hash {
+    key(Market::KEY_PREFIX, "usage", &[&a.0])
+}
+
+impl Module for Market {
+    const NAME: &'static str = "market";
+    const KEY_PREFIX: &'static str = "proctor/market";
+    const CODES: std::ops::RangeInclusive<i32> = 1130..=1199;
+    type Call = Call;
+
+    fn apply(
+        cx: &mut Context<'_>,
+        from: Address,
+        _tx: &crate::Transaction,
+        call: &Call,
+    ) -> Result<Vec<crate::Event>, TxError> {
+        let (state, env) = (cx.state, cx.env);
+        state
+            .apply_market_call(&mut cx.o, env, from, call)
+            .map(lift)
+    }
+
+    /// Deadlines, then scheduling.
+    fn end_block(cx: &mut Context<'_>) -> Result<Vec<crate::Event>, TxError> {
+        let (state, env) = (cx.state, cx.env);
+        state.process_market(&mut cx.o, env).map(lift)
+    }
+
+    /// Invariant for the end-of-block work: every worker assigned to an open
+    /// job keeps its registration (settlement pays its operator, a late or
+    /// wrong result slashes its stake).
+    fn check_stake_release(o: &Overlay<'_>, identity: &PublicKey) -> Result<(), TxError> {
+        if o.offer(identity)
+            .is_some_and(|f| f.used_fuel > 0 || f.used_memory_pages > 0)
+        {
+            return Err(Error::WorkerBusy(*identity).into());
+        }
+        Ok(())
+    }
 }
 
 /// The account that receives the treasury's share of fees and slashed stake.
@@ -80,51 +121,42 @@ fn bps(amount: Amount, bps: u32) -> Amount {
 impl Overlay<'_> {
     pub(crate) fn job(&self, id: u64) -> Option<JobRecord> {
         match self.get(&job_key(id)) {
-            Some(crate::Record::Job(j)) => Some(j),
+            Some(crate::Record::Market(Record::Job(j))) => Some(j),
             _ => None,
         }
     }
     fn set_job(&mut self, j: &JobRecord) {
-        self.put(job_key(j.id), &crate::Record::Job(j.clone()));
+        self.put(job_key(j.id), Record::Job(j.clone()));
     }
     pub(crate) fn offer(&self, id: &PublicKey) -> Option<WorkerOffer> {
         match self.get(&offer_key(id)) {
-            Some(crate::Record::Offer(o)) => Some(o),
+            Some(crate::Record::Market(Record::Offer(o))) => Some(o),
             _ => None,
         }
     }
     fn set_offer(&mut self, o: &WorkerOffer) {
-        self.put(offer_key(&o.identity), &crate::Record::Offer(o.clone()));
+        self.put(offer_key(&o.identity), Record::Offer(o.clone()));
     }
     fn market(&self) -> MarketIndex {
-        match self.get(&market_key()) {
-            Some(crate::Record::Market(m)) => m,
+        match self.get(&index_key()) {
+            Some(crate::Record::Market(Record::Index(m))) => m,
             _ => MarketIndex::default(),
         }
     }
     fn set_market(&mut self, m: &MarketIndex) {
-        self.put(market_key(), &crate::Record::Market(m.clone()));
+        self.put(index_key(), Record::Index(m.clone()));
     }
     fn module_owner(&self, m: &Hash) -> Option<Address> {
         match self.get(&module_key(m)) {
-            Some(crate::Record::Module(a)) => Some(a),
+            Some(crate::Record::Market(Record::Module(a))) => Some(a),
             _ => None,
         }
     }
     fn usage(&self, a: &Address) -> RequesterUsage {
         match self.get(&usage_key(a)) {
-            Some(crate::Record::Usage(u)) => u,
+            Some(crate::Record::Market(Record::Usage(u))) => u,
             _ => RequesterUsage::default(),
         }
-    }
-    fn credit(&mut self, a: &Address, amount: Amount) -> Result<(), TxError> {
-        if amount.0 == 0 {
-            return Ok(());
-        }
-        let mut acc = self.account(a);
-        acc.balance = acc.balance.checked_add(amount).ok_or(TxError::Overflow)?;
-        self.set_account(a, acc);
-        Ok(())
     }
 }
 
@@ -151,16 +183,16 @@ impl State {
                 speed,
             } => {
                 if *speed == 0 {
-                    return Err(TxError::BadJob("an offer's speed must be positive".into()));
+                    return Err(Error::BadJob("an offer's speed must be positive".into()).into());
                 }
-                let e = o
-                    .enclave(identity)
-                    .ok_or(TxError::EnclaveNotFound(*identity))?;
+                let e = o.enclave(identity).ok_or(TxError::Registry(
+                    registry::Error::EnclaveNotFound(*identity),
+                ))?;
                 if e.operator != from {
-                    return Err(TxError::NotOperator);
+                    return Err(TxError::Registry(registry::Error::NotOperator));
                 }
                 if e.unbonding_until.is_some() {
-                    return Err(TxError::AlreadyUnbonding);
+                    return Err(TxError::Registry(registry::Error::AlreadyUnbonding));
                 }
                 let offer = match o.offer(identity) {
                     Some(mut old) => {
@@ -194,9 +226,9 @@ impl State {
             }
             Call::RegisterModule { module } => {
                 if let Some(owner) = o.module_owner(module) {
-                    return Err(TxError::ModuleOwned(owner));
+                    return Err(Error::ModuleOwned(owner).into());
                 }
-                o.put(module_key(module), &crate::Record::Module(from));
+                o.put(module_key(module), Record::Module(from));
                 Ok(vec![Event::ModuleRegistered {
                     module: *module,
                     owner: from,
@@ -208,10 +240,11 @@ impl State {
                     settle::escrow(spec.fuel, spec.max_price.0, spec.replicas as u32, &mp.fees)
                         .ok_or(TxError::Overflow)?;
                 if escrow.0 != expected {
-                    return Err(TxError::EscrowMismatch {
+                    return Err(Error::EscrowMismatch {
                         expected: Amount(expected),
                         got: *escrow,
-                    });
+                    }
+                    .into());
                 }
                 // The job must fit its deadline on every worker offering now.
                 let m = o.market();
@@ -224,10 +257,11 @@ impl State {
                 if let Some(capacity) = slowest
                     && u128::from(spec.fuel) > capacity
                 {
-                    return Err(TxError::FuelBeyondDeadline {
+                    return Err(Error::FuelBeyondDeadline {
                         fuel: spec.fuel,
                         capacity,
-                    });
+                    }
+                    .into());
                 }
                 let mut m = m;
                 let id = m.next_job;
@@ -261,33 +295,35 @@ impl State {
                 }])
             }
             Call::PostKeys { job, keys } => {
-                let mut j = o.job(*job).ok_or(TxError::JobNotFound(*job))?;
+                let mut j = o.job(*job).ok_or(Error::JobNotFound(*job))?;
                 if j.requester != from {
-                    return Err(TxError::NotRequester);
+                    return Err(Error::NotRequester.into());
                 }
                 if j.state != JobState::Assigned {
-                    return Err(TxError::JobState {
+                    return Err(Error::JobState {
                         job: *job,
                         state: j.state,
-                    });
+                    }
+                    .into());
                 }
                 for (i, k) in keys.iter().enumerate() {
                     if keys[..i].iter().any(|earlier| earlier.worker == k.worker) {
-                        return Err(TxError::BadJob(format!(
+                        return Err(Error::BadJob(format!(
                             "worker {} appears twice in the keys",
                             k.worker
-                        )));
+                        ))
+                        .into());
                     }
                     if k.key.is_empty() || k.key.len() > MAX_WRAPPED_KEY {
-                        return Err(TxError::BadJob(
-                            "a wrapped key must be 1 to 256 bytes".into(),
-                        ));
+                        return Err(
+                            Error::BadJob("a wrapped key must be 1 to 256 bytes".into()).into()
+                        );
                     }
                     let a = j
                         .assignments
                         .iter_mut()
                         .find(|a| a.worker == k.worker)
-                        .ok_or(TxError::NotAssigned(k.worker))?;
+                        .ok_or(Error::NotAssigned(k.worker))?;
                     a.key = Some(k.key.clone());
                     a.keyed_at = Some(env.height);
                 }
@@ -305,17 +341,18 @@ impl State {
             }
             Call::RefuseJob { refusal, signature } => self.refuse(o, env, refusal, signature),
             Call::CancelJob { job } => {
-                let mut j = o.job(*job).ok_or(TxError::JobNotFound(*job))?;
+                let mut j = o.job(*job).ok_or(Error::JobNotFound(*job))?;
                 if j.requester != from {
-                    return Err(TxError::NotRequester);
+                    return Err(Error::NotRequester.into());
                 }
                 // Only before any work could start: no key posted yet.
                 let started = j.assignments.iter().any(|a| a.key.is_some());
                 if !matches!(j.state, JobState::Pending | JobState::Assigned) || started {
-                    return Err(TxError::JobState {
+                    return Err(Error::JobState {
                         job: *job,
                         state: j.state,
-                    });
+                    }
+                    .into());
                 }
                 Ok(vec![self.end_unpaid(
                     o,
@@ -324,7 +361,6 @@ impl State {
                     JobState::Cancelled,
                 )?])
             }
-            _ => unreachable!("only market calls come here"),
         }
     }
 
@@ -335,40 +371,41 @@ impl State {
         report: &ResultReport,
         signature: &Signature,
     ) -> MarketResult {
-        let mut j = o.job(report.job).ok_or(TxError::JobNotFound(report.job))?;
+        let mut j = o.job(report.job).ok_or(Error::JobNotFound(report.job))?;
         if j.state != JobState::Running {
-            return Err(TxError::JobState {
+            return Err(Error::JobState {
                 job: j.id,
                 state: j.state,
-            });
+            }
+            .into());
         }
         report
             .worker
             .verify(&report.hash().0, signature)
-            .map_err(|_| TxError::BadReport("not signed by the worker's enclave".into()))?;
+            .map_err(|_| Error::BadReport("not signed by the worker's enclave".into()))?;
         if report.binding != j.binding() {
-            return Err(TxError::BadReport(
+            return Err(Error::BadReport(
                 "the enclave ran another spec than the job's (id, spec or clock differ)".into(),
-            ));
+            )
+            .into());
         }
         if report.module != j.spec.module || report.input != j.spec.input {
-            return Err(TxError::BadReport(
-                "module or input differ from the job's".into(),
-            ));
+            return Err(Error::BadReport("module or input differ from the job's".into()).into());
         }
         if report.instructions > j.spec.fuel {
-            return Err(TxError::BadReport(format!(
+            return Err(Error::BadReport(format!(
                 "{} instructions exceed the job's fuel {}",
                 report.instructions, j.spec.fuel
-            )));
+            ))
+            .into());
         }
         let a = j
             .assignments
             .iter_mut()
             .find(|a| a.worker == report.worker)
-            .ok_or(TxError::NotAssigned(report.worker))?;
+            .ok_or(Error::NotAssigned(report.worker))?;
         if a.report.is_some() {
-            return Err(TxError::AlreadyReported);
+            return Err(Error::AlreadyReported.into());
         }
         a.report = Some(report.clone());
         let mut events = vec![Event::JobResult {
@@ -393,13 +430,14 @@ impl State {
         r: &JobRefusal,
         signature: &Signature,
     ) -> MarketResult {
-        let bad = |m: &str| TxError::BadRefusal(m.into());
-        let mut j = o.job(r.job).ok_or(TxError::JobNotFound(r.job))?;
+        let bad = |m: &str| TxError::from(Error::BadRefusal(m.into()));
+        let mut j = o.job(r.job).ok_or(Error::JobNotFound(r.job))?;
         if !j.state.is_active() {
-            return Err(TxError::JobState {
+            return Err(Error::JobState {
                 job: j.id,
                 state: j.state,
-            });
+            }
+            .into());
         }
         r.worker
             .verify(&r.hash().0, signature)
@@ -411,9 +449,9 @@ impl State {
             .assignments
             .iter()
             .find(|a| a.worker == r.worker)
-            .ok_or(TxError::NotAssigned(r.worker))?;
+            .ok_or(Error::NotAssigned(r.worker))?;
         if a.report.is_some() {
-            return Err(TxError::AlreadyReported);
+            return Err(Error::AlreadyReported.into());
         }
         let posted = a
             .key
@@ -461,14 +499,14 @@ fn reserve(o: &mut Overlay<'_>, requester: &Address, spec: &JobSpec, replicas: i
         u.memory_pages = u.memory_pages.saturating_sub(mem);
         u.fuel = u.fuel.saturating_sub(fuel);
     }
-    o.put(usage_key(requester), &crate::Record::Usage(u));
+    o.put(usage_key(requester), Record::Usage(u));
 }
 
 /// Updates a requester's reputation.
 fn rate_requester(o: &mut Overlay<'_>, requester: &Address, f: impl FnOnce(&mut Reputation)) {
     let mut u = o.usage(requester);
     f(&mut u.reputation);
-    o.put(usage_key(requester), &crate::Record::Usage(u));
+    o.put(usage_key(requester), Record::Usage(u));
 }
 
 /// Frees a job's reservation on a worker.
@@ -481,7 +519,7 @@ fn release(o: &mut Overlay<'_>, worker: &PublicKey, spec: &JobSpec) {
 }
 
 fn check_spec(s: &JobSpec, mp: &MarketParams) -> Result<(), TxError> {
-    let bad = |m: &str| Err(TxError::BadJob(m.into()));
+    let bad = |m: &str| Err(Error::BadJob(m.into()).into());
     if s.replicas == 0 || s.replicas > mp.max_replicas {
         return bad(&format!("replicas must be 1 to {}", mp.max_replicas));
     }

@@ -2,7 +2,7 @@
 //! replaced, jobs settled or expired), then placing pending jobs with the
 //! WDRF scheduler.
 
-use crate::machine::{Overlay, State};
+use crate::context::{Overlay, State};
 use proctor_market::reputation::Reputation;
 use proctor_market::scheduler::{self, Resources};
 use proctor_primitives::{Amount, PublicKey};

@@ -1,8 +1,8 @@
 //! Settling a job: the majority's commitment wins, workers are paid or
 //! slashed, and a job that ends unpaid refunds its requester.
 
-use crate::error::TxError;
-use crate::machine::{Overlay, State};
+use crate::TxError;
+use crate::context::{Overlay, State};
 use proctor_market::SCALE;
 use proctor_market::settle::{self};
 use proctor_primitives::{Amount, Hash, PublicKey};

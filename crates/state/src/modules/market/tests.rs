@@ -5,6 +5,7 @@
 use crate::jobs::*;
 use crate::testkit::{self, keys};
 use crate::*;
+use crate::{Call, Event};
 use proctor_market::SCALE;
 use proctor_market::settle::{self, FeeSplit};
 use proctor_primitives::{Address, Amount, Hash, Keypair, PublicKey};
@@ -66,13 +67,13 @@ impl Market {
                 STAKE,
             );
             m.ok(3 + i, reg);
-            let offer = Call::SetOffer {
+            let offer = Call::Market(crate::market::Call::SetOffer {
                 identity: m.enclaves[i].identity(),
                 price: Amount(PRICE),
                 memory_pages: 1_000,
                 fuel: 1_000_000,
                 speed: SPEED,
-            };
+            });
             m.ok(3 + i, offer);
         }
         m
@@ -173,13 +174,13 @@ impl Market {
         let escrow = escrow_of(&spec, &self.g.params.market.fees);
         let (events, _) = self.ok(
             REQUESTER,
-            Call::SubmitJob {
+            Call::Market(crate::market::Call::SubmitJob {
                 spec,
                 escrow: Amount(escrow),
-            },
+            }),
         );
         match events.last() {
-            Some(Event::JobSubmitted { job, .. }) => *job,
+            Some(Event::Market(crate::market::Event::JobSubmitted { job, .. })) => *job,
             other => panic!("{other:?}"),
         }
     }
@@ -202,7 +203,10 @@ impl Market {
                 key: vec![1; 48],
             })
             .collect();
-        self.ok(REQUESTER, Call::PostKeys { job, keys });
+        self.ok(
+            REQUESTER,
+            Call::Market(crate::market::Call::PostKeys { job, keys }),
+        );
     }
 
     fn report(&self, job: u64, worker: &PublicKey, instructions: u64, output: &[u8]) -> Call {
@@ -218,7 +222,7 @@ impl Market {
             commitment: Hash::tagged("commitment", &[b"K", output]),
         };
         let signature = self.enclaves[self.worker_index(worker)].sign(&report.hash().0);
-        Call::SubmitResult { report, signature }
+        Call::Market(crate::market::Call::SubmitResult { report, signature })
     }
 
     fn operator_of(&self, id: &PublicKey) -> usize {
@@ -235,9 +239,9 @@ fn one_replica_runs_settles_and_pays_exact_shares() {
     let mut m = Market::new("one", 1);
     m.ok(
         APP,
-        Call::RegisterModule {
+        Call::Market(crate::market::Call::RegisterModule {
             module: Hash::of(b"module"),
-        },
+        }),
     );
     let (req0, app0) = (m.balance(REQUESTER), m.balance(APP));
     let spec = m.spec(1, 1_000);
@@ -257,10 +261,10 @@ fn one_replica_runs_settles_and_pays_exact_shares() {
     let (events, _) = m.ok(m.operator_of(&w), report);
     assert!(events.iter().any(|e| matches!(
         e,
-        Event::JobEnded {
+        Event::Market(crate::market::Event::JobEnded {
             state: JobState::Settled,
             ..
-        }
+        })
     )));
     let j = m.state.job(job).unwrap();
     assert_eq!(
@@ -298,7 +302,9 @@ fn a_report_for_another_spec_is_refused() {
     let job = m.submit(m.spec(1, 1_000));
     let w = m.state.job(job).unwrap().assignments[0].worker;
     m.post_keys(job);
-    let Call::SubmitResult { mut report, .. } = m.report(job, &w, 600, b"out") else {
+    let Call::Market(crate::market::Call::SubmitResult { mut report, .. }) =
+        m.report(job, &w, 600, b"out")
+    else {
         unreachable!()
     };
     let j = m.state.job(job).unwrap();
@@ -311,12 +317,15 @@ fn a_report_for_another_spec_is_refused() {
     ] {
         report.binding = binding;
         let signature = m.enclaves[m.worker_index(&w)].sign(&report.hash().0);
-        let forged = Call::SubmitResult {
+        let forged = Call::Market(crate::market::Call::SubmitResult {
             report: report.clone(),
             signature,
-        };
+        });
         let e = m.block(Some((m.operator_of(&w), forged))).unwrap_err();
-        assert!(matches!(e, TxError::BadReport(_)), "{e}");
+        assert!(
+            matches!(e, TxError::Market(crate::market::Error::BadReport(_))),
+            "{e}"
+        );
         assert_eq!(e.code(), 1136);
     }
     assert_eq!(m.state.job(job).unwrap().state, JobState::Running);
@@ -348,14 +357,19 @@ fn a_signed_refusal_ends_the_job_unpaid_and_no_one_is_slashed() {
         reason: RefusalReason::KeyDoesNotOpen,
     };
     let posted = Hash::of(&[1u8; 48]);
-    let signed = |m: &Market, r: JobRefusal, by: &PublicKey| Call::RefuseJob {
-        signature: m.enclaves[m.worker_index(by)].sign(&r.hash().0),
-        refusal: r,
+    let signed = |m: &Market, r: JobRefusal, by: &PublicKey| {
+        Call::Market(crate::market::Call::RefuseJob {
+            signature: m.enclaves[m.worker_index(by)].sign(&r.hash().0),
+            refusal: r,
+        })
     };
     let honest = refusal(j.binding(), posted, w);
     // Before the key is posted there is nothing to refuse.
     let e = m.block(Some((m.operator_of(&w), signed(&m, honest.clone(), &w))));
-    assert!(matches!(e, Err(TxError::BadRefusal(_))), "{e:?}");
+    assert!(
+        matches!(e, Err(TxError::Market(crate::market::Error::BadRefusal(_)))),
+        "{e:?}"
+    );
     m.post_keys(job);
 
     let mut altered = j.spec.clone();
@@ -379,7 +393,7 @@ fn a_signed_refusal_ends_the_job_unpaid_and_no_one_is_slashed() {
             signed(&m, refusal(j.binding(), posted, other), &other),
         )))
         .unwrap_err();
-    assert_eq!(e, TxError::NotAssigned(other));
+    assert_eq!(e, TxError::Market(crate::market::Error::NotAssigned(other)));
     assert_eq!(m.state.job(job).unwrap().state, JobState::Running);
 
     let (req0, stake0) = (m.balance(REQUESTER), m.state.enclave(&w).unwrap().stake);
@@ -387,10 +401,10 @@ fn a_signed_refusal_ends_the_job_unpaid_and_no_one_is_slashed() {
     let (events, _) = m.ok(m.operator_of(&w), signed(&m, honest, &w));
     assert!(events.iter().any(|e| matches!(
         e,
-        Event::JobRefused {
+        Event::Market(crate::market::Event::JobRefused {
             reason: RefusalReason::KeyDoesNotOpen,
             ..
-        }
+        })
     )));
     let j = m.state.job(job).unwrap();
     assert_eq!(
@@ -418,13 +432,13 @@ fn a_key_posted_too_late_may_be_refused_one_in_time_may_not() {
         let id = m.enclaves[w].identity();
         m.ok(
             m.operator_of(&id),
-            Call::SetOffer {
+            Call::Market(crate::market::Call::SetOffer {
                 identity: id,
                 price: Amount(PRICE),
                 memory_pages: 1_000,
                 fuel: 1_000_000,
                 speed: 900_000,
-            },
+            }),
         );
     }
     // 1M fuel, 5 blocks: 4.5M at 900k a second.
@@ -441,24 +455,29 @@ fn a_key_posted_too_late_may_be_refused_one_in_time_may_not() {
         let signature = m.enclaves[m.worker_index(&a.worker)].sign(&refusal.hash().0);
         (
             m.operator_of(&a.worker),
-            Call::RefuseJob { refusal, signature },
+            Call::Market(crate::market::Call::RefuseJob { refusal, signature }),
         )
     };
     let in_time = m.submit(m.spec(1, 1_000_000));
     m.post_keys(in_time);
     let w = m.state.job(in_time).unwrap().assignments[0].worker;
     // Slowing down after placement changes nothing.
-    let offer = |speed| Call::SetOffer {
-        identity: w,
-        price: Amount(PRICE),
-        memory_pages: 1_000,
-        fuel: 1_000_000,
-        speed,
+    let offer = |speed| {
+        Call::Market(crate::market::Call::SetOffer {
+            identity: w,
+            price: Amount(PRICE),
+            memory_pages: 1_000,
+            fuel: 1_000_000,
+            speed,
+        })
     };
     m.ok(m.operator_of(&w), offer(1));
     let (who, call) = late_refusal(&m, in_time);
     let e = m.block(Some((who, call))).unwrap_err();
-    assert!(matches!(e, TxError::BadRefusal(_)), "{e}");
+    assert!(
+        matches!(e, TxError::Market(crate::market::Error::BadRefusal(_))),
+        "{e}"
+    );
     m.ok(m.operator_of(&w), offer(900_000));
 
     // The in-time job goes on; the slowed worker is busy with it, and the
@@ -495,15 +514,18 @@ fn fuel_must_fit_the_deadline_at_the_offered_speed() {
     let submit = |m: &mut Market, fuel| {
         let spec = spec(m, fuel);
         let escrow = Amount(escrow_of(&spec, &m.g.params.market.fees));
-        m.block(Some((REQUESTER, Call::SubmitJob { spec, escrow })))
+        m.block(Some((
+            REQUESTER,
+            Call::Market(crate::market::Call::SubmitJob { spec, escrow }),
+        )))
     };
     let e = submit(&mut m, 1_000_001).unwrap_err();
     assert_eq!(
         e,
-        TxError::FuelBeyondDeadline {
+        TxError::Market(crate::market::Error::FuelBeyondDeadline {
             fuel: 1_000_001,
             capacity: 1_000_000
-        }
+        })
     );
     assert_eq!(e.code(), 1140);
     let fits = m.submit(spec(&m, 1_000_000));
@@ -515,22 +537,22 @@ fn fuel_must_fit_the_deadline_at_the_offered_speed() {
     let slow = m.enclaves[0].identity();
     m.ok(
         m.operator_of(&slow),
-        Call::SetOffer {
+        Call::Market(crate::market::Call::SetOffer {
             identity: slow,
             price: Amount(PRICE),
             memory_pages: 1_000,
             fuel: 1_000_000,
             speed: SPEED / 2,
-        },
+        }),
     );
     let e = submit(&mut m, 800_000).unwrap_err();
     assert!(
         matches!(
             e,
-            TxError::FuelBeyondDeadline {
+            TxError::Market(crate::market::Error::FuelBeyondDeadline {
                 capacity: 500_000,
                 ..
-            }
+            })
         ),
         "{e}"
     );
@@ -561,18 +583,24 @@ fn a_pending_job_waits_for_a_worker_fast_enough() {
     // Y now runs 10k a second: 200k in C's 20 blocks, short of its 1M.
     m.ok(
         m.operator_of(&y),
-        Call::SetOffer {
+        Call::Market(crate::market::Call::SetOffer {
             identity: y,
             price: Amount(PRICE),
             memory_pages: 1_000,
             fuel: 1_000_000,
             speed: 10_000,
-        },
+        }),
     );
-    m.ok(REQUESTER, Call::CancelJob { job: b });
+    m.ok(
+        REQUESTER,
+        Call::Market(crate::market::Call::CancelJob { job: b }),
+    );
     assert_eq!(m.state.offer(&y).unwrap().used_fuel, 0, "Y is free");
     assert_eq!(m.state.job(c).unwrap().state, JobState::Pending, "not on Y");
-    m.ok(REQUESTER, Call::CancelJob { job: a });
+    m.ok(
+        REQUESTER,
+        Call::Market(crate::market::Call::CancelJob { job: a }),
+    );
     let j = m.state.job(c).unwrap();
     assert_eq!(j.state, JobState::Assigned);
     assert_eq!(j.assignments[0].worker, x, "on the fast one");
@@ -685,7 +713,10 @@ fn cancel_before_keys_only() {
     let mut m = Market::new("cancel", 1);
     let req0 = m.balance(REQUESTER);
     let job = m.submit(m.spec(1, 1_000));
-    m.ok(REQUESTER, Call::CancelJob { job });
+    m.ok(
+        REQUESTER,
+        Call::Market(crate::market::Call::CancelJob { job }),
+    );
     assert_eq!(m.state.job(job).unwrap().state, JobState::Cancelled);
     let fee = m.g.params.market.expiry_fee.0;
     assert_eq!(m.balance(REQUESTER), req0 - 2 - fee);
@@ -693,15 +724,21 @@ fn cancel_before_keys_only() {
     let job = m.submit(m.spec(1, 1_000));
     m.post_keys(job);
     let e = m
-        .block(Some((REQUESTER, Call::CancelJob { job })))
+        .block(Some((
+            REQUESTER,
+            Call::Market(crate::market::Call::CancelJob { job }),
+        )))
         .unwrap_err();
     assert_eq!(e.code(), 1134);
     // Nor by anyone else.
     let other = m.submit(m.spec(1, 1_000));
     let e = m
-        .block(Some((APP, Call::CancelJob { job: other })))
+        .block(Some((
+            APP,
+            Call::Market(crate::market::Call::CancelJob { job: other }),
+        )))
         .unwrap_err();
-    assert_eq!(e, TxError::NotRequester);
+    assert_eq!(e, TxError::Market(crate::market::Error::NotRequester));
 }
 
 #[test]
@@ -711,17 +748,26 @@ fn bad_submissions_and_reports_each_have_their_own_error() {
     let e = m
         .block(Some((
             REQUESTER,
-            Call::SubmitJob {
+            Call::Market(crate::market::Call::SubmitJob {
                 spec: spec.clone(),
                 escrow: Amount(5),
-            },
+            }),
         )))
         .unwrap_err();
-    assert!(matches!(e, TxError::EscrowMismatch { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            TxError::Market(crate::market::Error::EscrowMismatch { .. })
+        ),
+        "{e}"
+    );
     for bad in [m.spec(0, 1_000), m.spec(8, 1_000), m.spec(1, 0)] {
         let escrow = Amount(escrow_of(&bad, &m.g.params.market.fees));
         let e = m
-            .block(Some((REQUESTER, Call::SubmitJob { spec: bad, escrow })))
+            .block(Some((
+                REQUESTER,
+                Call::Market(crate::market::Call::SubmitJob { spec: bad, escrow }),
+            )))
             .unwrap_err();
         assert_eq!(e.code(), 1132, "{e}");
     }
@@ -738,13 +784,15 @@ fn bad_submissions_and_reports_each_have_their_own_error() {
     assert_eq!(m.block(Some((3, r))).unwrap_err().code(), 1134);
     m.post_keys(job);
     // Signed by another enclave.
-    let Call::SubmitResult { report, .. } = m.report(job, &w, 10, b"x") else {
+    let Call::Market(crate::market::Call::SubmitResult { report, .. }) =
+        m.report(job, &w, 10, b"x")
+    else {
         unreachable!()
     };
-    let forged = Call::SubmitResult {
+    let forged = Call::Market(crate::market::Call::SubmitResult {
         signature: m.enclaves[m.worker_index(&idle)].sign(&report.hash().0),
         report: report.clone(),
-    };
+    });
     assert_eq!(m.block(Some((3, forged))).unwrap_err().code(), 1136);
     // More instructions than the fuel.
     let r = m.report(job, &w, 1_001, b"x");
@@ -753,35 +801,35 @@ fn bad_submissions_and_reports_each_have_their_own_error() {
     let r = m.report(job, &idle, 10, b"x");
     assert_eq!(
         m.block(Some((3, r))).unwrap_err(),
-        TxError::NotAssigned(idle)
+        TxError::Market(crate::market::Error::NotAssigned(idle))
     );
     // Keys for a worker not on the job.
     let e = m
         .block(Some((
             REQUESTER,
-            Call::PostKeys {
+            Call::Market(crate::market::Call::PostKeys {
                 job,
                 keys: vec![WrappedKey {
                     worker: idle,
                     key: vec![1],
                 }],
-            },
+            }),
         )))
         .unwrap_err();
     assert_eq!(e.code(), 1134, "already running: keys are in");
     // Module ownership is first come.
     m.ok(
         APP,
-        Call::RegisterModule {
+        Call::Market(crate::market::Call::RegisterModule {
             module: Hash::of(b"m"),
-        },
+        }),
     );
     let e = m
         .block(Some((
             REQUESTER,
-            Call::RegisterModule {
+            Call::Market(crate::market::Call::RegisterModule {
                 module: Hash::of(b"m"),
-            },
+            }),
         )))
         .unwrap_err();
     assert_eq!(e.code(), 1138);
@@ -804,10 +852,10 @@ fn post_keys_naming_a_worker_twice_is_refused() {
     let e = m
         .block(Some((
             REQUESTER,
-            Call::PostKeys {
+            Call::Market(crate::market::Call::PostKeys {
                 job,
                 keys: vec![key(1), key(2)],
-            },
+            }),
         )))
         .unwrap_err();
     assert_eq!(e.code(), 1132, "{e}");
@@ -835,7 +883,10 @@ fn the_scheduler_spreads_jobs_and_respects_capacity() {
         assert_eq!(m.state.offer(&w).unwrap().used_memory_pages, 800);
     }
     // One finishes (cancelled): the waiting job gets its place.
-    m.ok(REQUESTER, Call::CancelJob { job: jobs[0] });
+    m.ok(
+        REQUESTER,
+        Call::Market(crate::market::Call::CancelJob { job: jobs[0] }),
+    );
     assert_eq!(m.state.job(jobs[4]).unwrap().state, JobState::Assigned);
 }
 
@@ -910,9 +961,9 @@ mod conservation {
                     Step::Submit { replicas, fuel } => {
                         let spec = m.spec(replicas, fuel);
                         let escrow = Amount(escrow_of(&spec, &m.g.params.market.fees));
-                        let r = m.block(Some((REQUESTER, Call::SubmitJob { spec, escrow })));
+                        let r = m.block(Some((REQUESTER, Call::Market(crate::market::Call::SubmitJob { spec, escrow }))));
                         if let Ok((ev, _)) = &r
-                            && let Some(Event::JobSubmitted { job, .. }) = ev.last()
+                            && let Some(Event::Market(crate::market::Event::JobSubmitted { job, .. })) = ev.last()
                         {
                             last = Some(*job);
                         }
@@ -935,7 +986,7 @@ mod conservation {
                         None => Ok(()),
                     },
                     Step::Cancel => match last {
-                        Some(job) => m.block(Some((REQUESTER, Call::CancelJob { job }))).map(|_| ()),
+                        Some(job) => m.block(Some((REQUESTER, Call::Market(crate::market::Call::CancelJob { job })))).map(|_| ()),
                         None => Ok(()),
                     },
                     Step::Wait => {
@@ -959,18 +1010,18 @@ mod conservation {
                                 reason: RefusalReason::InputUndecryptable,
                             };
                             let signature = m.enclaves[w].sign(&refusal.hash().0);
-                            let call = Call::RefuseJob { refusal, signature };
+                            let call = Call::Market(crate::market::Call::RefuseJob { refusal, signature });
                             m.block(Some((3 + w, call))).map(|_| ())
                         }
                         None => Ok(()),
                     },
                     Step::Deregister(w) => {
                         let identity = m.enclaves[w].identity();
-                        m.block(Some((3 + w, Call::DeregisterEnclave { identity }))).map(|_| ())
+                        m.block(Some((3 + w, Call::Registry(crate::registry::Call::DeregisterEnclave { identity })))).map(|_| ())
                     }
                     Step::Withdraw(w) => {
                         let identity = m.enclaves[w].identity();
-                        m.block(Some((3 + w, Call::WithdrawStake { identity }))).map(|_| ())
+                        m.block(Some((3 + w, Call::Registry(crate::registry::Call::WithdrawStake { identity })))).map(|_| ())
                     }
                     Step::Register(w) => {
                         let operator = m.ks[3 + w].public().address();
@@ -984,13 +1035,13 @@ mod conservation {
                         m.block(Some((3 + w, call))).map(|_| ())
                     }
                     Step::Offer(w, fuel) => {
-                        let offer = Call::SetOffer {
+                        let offer = Call::Market(crate::market::Call::SetOffer {
                             identity: m.enclaves[w].identity(),
                             price: Amount(PRICE),
                             memory_pages: 1_000,
                             fuel,
                             speed: SPEED,
-                        };
+                        });
                         m.block(Some((3 + w, offer))).map(|_| ())
                     }
                 };
@@ -1028,14 +1079,24 @@ fn a_worker_cannot_withdraw_while_assigned_and_blocks_keep_applying() {
     m.post_keys(job);
     let w = m.state.job(job).unwrap().assignments[0].worker;
     let op = m.operator_of(&w);
-    m.ok(op, Call::DeregisterEnclave { identity: w });
+    m.ok(
+        op,
+        Call::Registry(crate::registry::Call::DeregisterEnclave { identity: w }),
+    );
     for _ in 0..3 {
         m.tick();
     }
     let e = m
-        .block(Some((op, Call::WithdrawStake { identity: w })))
+        .block(Some((
+            op,
+            Call::Registry(crate::registry::Call::WithdrawStake { identity: w }),
+        )))
         .unwrap_err();
-    assert_eq!(e, TxError::WorkerBusy(w), "{e}");
+    assert_eq!(
+        e,
+        TxError::Market(crate::market::Error::WorkerBusy(w)),
+        "{e}"
+    );
     assert_eq!(e.code(), 1139);
     let r = m.report(job, &w, 500, b"out");
     m.ok(op, r);
@@ -1044,6 +1105,9 @@ fn a_worker_cannot_withdraw_while_assigned_and_blocks_keep_applying() {
         m.tick();
     }
     assert!(m.state.job(job).unwrap().state.is_final());
-    m.ok(op, Call::WithdrawStake { identity: w });
+    m.ok(
+        op,
+        Call::Registry(crate::registry::Call::WithdrawStake { identity: w }),
+    );
     assert!(m.state.enclave(&w).is_none());
 }

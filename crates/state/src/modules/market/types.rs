@@ -4,7 +4,7 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_market::settle::FeeSplit;
 use proctor_market::{SCALE, reputation::Reputation};
-use proctor_primitives::{Address, Amount, Hash, Height, PublicKey};
+use proctor_primitives::{Address, Amount, Hash, Height, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 
 /// Parameters of the compute market.
@@ -311,4 +311,176 @@ impl RequesterUsage {
 pub struct WrappedKey {
     pub worker: PublicKey,
     pub key: Vec<u8>,
+}
+
+/// The market's calls.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Call {
+    /// The operator offers an enclave's capacity to the market at `price`
+    /// per instruction (or updates the offer).
+    SetOffer {
+        identity: PublicKey,
+        price: Amount,
+        memory_pages: u64,
+        fuel: u64,
+        /// Instructions per second the worker commits to run a job at.
+        speed: u64,
+    },
+    /// Claims a task module: its owner receives the application provider's
+    /// share of the fees of jobs that run it.
+    RegisterModule { module: Hash },
+    /// Submits a job, escrowing its maximum cost (which must equal
+    /// [`proctor_market::settle::escrow`] of the spec).
+    SubmitJob { spec: JobSpec, escrow: Amount },
+    /// The requester releases the job's content key to its assigned enclaves.
+    PostKeys { job: u64, keys: Vec<WrappedKey> },
+    /// A worker's result, signed by its enclave.
+    SubmitResult {
+        report: ResultReport,
+        signature: Signature,
+    },
+    /// A worker's enclave-signed refusal of an assigned job it cannot run
+    /// through the requester's fault (the module fails the checker, the
+    /// posted key does not open, the input does not decrypt).
+    RefuseJob {
+        refusal: JobRefusal,
+        signature: Signature,
+    },
+    /// The requester withdraws a job before any key was released.
+    CancelJob { job: u64 },
+}
+
+/// The market's events.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    OfferSet {
+        identity: PublicKey,
+        price: Amount,
+    },
+    ModuleRegistered {
+        module: Hash,
+        owner: Address,
+    },
+    JobSubmitted {
+        job: u64,
+        requester: Address,
+        escrow: Amount,
+    },
+    JobAssigned {
+        job: u64,
+        workers: Vec<PublicKey>,
+        deadline: Height,
+    },
+    JobKeysPosted {
+        job: u64,
+        running: bool,
+    },
+    JobResult {
+        job: u64,
+        worker: PublicKey,
+    },
+    /// An assigned worker's enclave refused the job, with the reason.
+    JobRefused {
+        job: u64,
+        worker: PublicKey,
+        reason: RefusalReason,
+    },
+    JobRequeued {
+        job: u64,
+        missing: u8,
+    },
+    JobEnded {
+        job: u64,
+        state: JobState,
+        paid: Amount,
+        refund: Amount,
+    },
+    /// A worker's pay for a settled job and its share of the platform fee.
+    JobPaid {
+        job: u64,
+        worker: PublicKey,
+        operator: Address,
+        pay: Amount,
+        fee_share: Amount,
+    },
+    /// The rest of a settled job's platform fee.
+    JobFees {
+        job: u64,
+        app: Address,
+        app_fee: Amount,
+        treasury: Amount,
+    },
+    WorkerSlashed {
+        identity: PublicKey,
+        amount: Amount,
+        reason: String,
+    },
+}
+
+/// The market's records.
+// A record is decoded, read and dropped (or re-encoded): never held in
+// bulk, so boxing the job would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Record {
+    Job(JobRecord),
+    Offer(WorkerOffer),
+    Index(MarketIndex),
+    /// A task module's owner (the application provider).
+    Module(Address),
+    Usage(RequesterUsage),
+}
+
+/// The market's errors: codes 1130-1199.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("job {0} does not exist")]
+    JobNotFound(u64),
+    #[error("only the job's requester may do this")]
+    NotRequester,
+    #[error("invalid job: {0}")]
+    BadJob(String),
+    #[error(
+        "escrow {got} does not match the job's maximum cost {expected} (fuel x max price x replicas, plus the platform fee)"
+    )]
+    EscrowMismatch { expected: Amount, got: Amount },
+    #[error("job {job} is {state:?}, which does not allow this")]
+    JobState { job: u64, state: JobState },
+    #[error("worker {0} is not assigned to this job")]
+    NotAssigned(PublicKey),
+    #[error("invalid result report: {0}")]
+    BadReport(String),
+    #[error("this worker already reported a result for the job")]
+    AlreadyReported,
+    #[error("the module is already registered to {0}")]
+    ModuleOwned(Address),
+    #[error("enclave {0} is assigned to an open job: its stake answers for it until the job ends")]
+    WorkerBusy(PublicKey),
+    #[error(
+        "{fuel} instructions cannot run in the deadline: the slowest offered worker runs {capacity} in it (raise the deadline or lower the fuel)"
+    )]
+    FuelBeyondDeadline { fuel: u64, capacity: u128 },
+    #[error("invalid refusal: {0}")]
+    BadRefusal(String),
+}
+
+impl Error {
+    /// Stable numeric code.
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::JobNotFound(_) => 1130,
+            Error::NotRequester => 1131,
+            Error::BadJob(_) => 1132,
+            Error::EscrowMismatch { .. } => 1133,
+            Error::JobState { .. } => 1134,
+            Error::NotAssigned(_) => 1135,
+            Error::BadReport(_) => 1136,
+            Error::AlreadyReported => 1137,
+            Error::ModuleOwned(_) => 1138,
+            Error::WorkerBusy(_) => 1139,
+            Error::FuelBeyondDeadline { .. } => 1140,
+            Error::BadRefusal(_) => 1141,
+        }
+    }
 }

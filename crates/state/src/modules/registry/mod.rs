@@ -2,22 +2,64 @@
 //! deregistration and unbonding, stake withdrawal.
 
 use crate::TxError;
-use crate::machine::{Overlay, Record, State, enclave_key};
-use crate::types::*;
+use crate::context::{Context, Overlay, State, key, lift};
+use crate::module::Module;
+use crate::types::Transaction;
 use proctor_primitives::{Address, Amount, EncryptionKey, Hash, Height, PublicKey, Timestamp};
 use proctor_tee::{AttestationVerifier, TrustPolicy, registration_report_data};
 
+pub mod types;
+pub use types::*;
+
+/// The registry module.
+pub(crate) struct Registry;
+
+/// State tree key of an enclave registration.
+pub fn enclave_key(id: &PublicKey) -> Hash {
+    key(Registry::KEY_PREFIX, "enclave", &[&id.0])
+}
+
+impl Overlay<'_> {
+    pub(crate) fn enclave(&self, id: &PublicKey) -> Option<EnclaveRecord> {
+        match self.get(&enclave_key(id)) {
+            Some(crate::Record::Registry(Record::Enclave(e))) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl Module for Registry {
+    const NAME: &'static str = "registry";
+    const KEY_PREFIX: &'static str = "proctor/registry";
+    const CODES: std::ops::RangeInclusive<i32> = 1100..=1129;
+    type Call = Call;
+
+    fn apply(
+        cx: &mut Context<'_>,
+        from: Address,
+        tx: &Transaction,
+        call: &Call,
+    ) -> Result<Vec<crate::Event>, TxError> {
+        let (state, env, guards) = (cx.state, cx.env, cx.stake_guards);
+        state
+            .apply_registry_call(&mut cx.o, env, guards, from, tx, call)
+            .map(lift)
+    }
+}
+
 impl State {
     /// Registration, deregistration and withdrawal calls.
-    pub(crate) fn apply_registry_call(
+    fn apply_registry_call(
         &self,
         o: &mut Overlay<'_>,
         env: &crate::BlockEnv,
+        stake_guards: &[crate::context::StakeGuard],
         from: Address,
         tx: &Transaction,
+        call: &Call,
     ) -> Result<Vec<Event>, TxError> {
         let mut events = Vec::new();
-        match &tx.call {
+        match call {
             Call::RegisterEnclave {
                 identity,
                 encryption_key,
@@ -39,16 +81,16 @@ impl State {
             Call::DeregisterEnclave { identity } => {
                 let mut rec = o
                     .enclave(identity)
-                    .ok_or(TxError::EnclaveNotFound(*identity))?;
+                    .ok_or(Error::EnclaveNotFound(*identity))?;
                 if rec.operator != from {
-                    return Err(TxError::NotOperator);
+                    return Err(Error::NotOperator.into());
                 }
                 if rec.unbonding_until.is_some() {
-                    return Err(TxError::AlreadyUnbonding);
+                    return Err(Error::AlreadyUnbonding.into());
                 }
                 let until = env.height + self.params.unbonding_blocks;
                 rec.unbonding_until = Some(until);
-                o.put(enclave_key(identity), &Record::Enclave(rec));
+                o.put(enclave_key(identity), Record::Enclave(rec));
                 events.push(Event::EnclaveDeregistered {
                     identity: *identity,
                     unbonding_until: until,
@@ -57,24 +99,22 @@ impl State {
             Call::WithdrawStake { identity } => {
                 let rec = o
                     .enclave(identity)
-                    .ok_or(TxError::EnclaveNotFound(*identity))?;
+                    .ok_or(Error::EnclaveNotFound(*identity))?;
                 if rec.operator != from {
-                    return Err(TxError::NotOperator);
+                    return Err(Error::NotOperator.into());
                 }
                 match rec.unbonding_until {
-                    None => return Err(TxError::NotDeregistered),
+                    None => return Err(Error::NotDeregistered.into()),
                     Some(until) if env.height <= until => {
-                        return Err(TxError::StillUnbonding { until });
+                        return Err(Error::StillUnbonding { until }.into());
                     }
                     Some(_) => {}
                 }
-                // Invariant for the end-of-block work: every worker assigned
-                // to an open job has its record (settlement pays its operator,
-                // a late or wrong result slashes its stake).
-                if o.offer(identity)
-                    .is_some_and(|f| f.used_fuel > 0 || f.used_memory_pages > 0)
-                {
-                    return Err(TxError::WorkerBusy(*identity));
+                // Modules that still answer for the enclave (the market:
+                // settlement pays its operator, a late or wrong result
+                // slashes its stake) keep its record alive.
+                for guard in stake_guards {
+                    guard(o, identity)?;
                 }
                 let mut acc = o.account(&from);
                 acc.balance = acc
@@ -82,20 +122,24 @@ impl State {
                     .checked_add(rec.stake)
                     .ok_or(TxError::Overflow)?;
                 o.set_account(&from, acc);
-                o.writes.insert(enclave_key(identity), None);
+                o.delete(enclave_key(identity));
                 events.push(Event::StakeWithdrawn {
                     identity: *identity,
                     operator: from,
                     amount: rec.stake,
                 });
             }
-            _ => unreachable!("only registry calls come here"),
         }
         Ok(events)
     }
 }
 
 impl State {
+    /// The registration of enclave `id`, if any.
+    pub fn enclave(&self, id: &PublicKey) -> Option<EnclaveRecord> {
+        self.read().enclave(id)
+    }
+
     /// Verifies a registration (quote, allowlist, binding, stake) and records
     /// it; on an existing registration by the same operator, renews it.
     #[allow(clippy::too_many_arguments)]
@@ -111,11 +155,12 @@ impl State {
     ) -> Result<Event, TxError> {
         let max = height + self.params.registration_blocks;
         if expires_at <= height || expires_at > max {
-            return Err(TxError::BadExpiry {
+            return Err(Error::BadExpiry {
                 expires_at,
                 height,
                 max,
-            });
+            }
+            .into());
         }
         let policy = TrustPolicy {
             sim_root: if self.params.allow_sim_quotes {
@@ -128,14 +173,14 @@ impl State {
         // Verified at the block's time, never the wall clock.
         let claims = policy
             .verify(quote, now_ms / 1000)
-            .map_err(TxError::QuoteRejected)?;
+            .map_err(Error::QuoteRejected)?;
         // New registrations need a measurement that is listed and not retired.
         if !o
             .measurements()
             .iter()
             .any(|e| e.measurement == claims.measurement && e.retired_at.is_none())
         {
-            return Err(TxError::MeasurementNotAllowed(claims.measurement));
+            return Err(Error::MeasurementNotAllowed(claims.measurement).into());
         }
         if claims.report_data
             != registration_report_data(
@@ -146,15 +191,15 @@ impl State {
                 expires_at,
             )
         {
-            return Err(TxError::ReportDataMismatch);
+            return Err(Error::ReportDataMismatch.into());
         }
         let existing = o.enclave(identity);
         if let Some(e) = &existing {
             if e.operator != operator {
-                return Err(TxError::EnclaveOwnedByOther);
+                return Err(Error::EnclaveOwnedByOther.into());
             }
             if e.unbonding_until.is_some() {
-                return Err(TxError::AlreadyUnbonding);
+                return Err(Error::AlreadyUnbonding.into());
             }
         }
         let total = existing
@@ -164,10 +209,11 @@ impl State {
             .ok_or(TxError::Overflow)?;
         // Genesis enclaves (height 0) bootstrap the chain without a stake.
         if height > 0 && total < self.params.min_stake {
-            return Err(TxError::InsufficientStake {
+            return Err(Error::InsufficientStake {
                 min: self.params.min_stake,
                 got: total,
-            });
+            }
+            .into());
         }
         let rec = EnclaveRecord {
             identity: *identity,
@@ -180,7 +226,7 @@ impl State {
             unbonding_until: None,
             registration_tx,
         };
-        o.put(enclave_key(identity), &Record::Enclave(rec));
+        o.put(enclave_key(identity), Record::Enclave(rec));
         Ok(Event::EnclaveRegistered {
             identity: *identity,
             operator,
@@ -202,6 +248,6 @@ pub(crate) fn take_stake(
     let mut e = o.enclave(identity)?;
     let taken = amount(e.stake).min(e.stake);
     e.stake = Amount(e.stake.0 - taken.0);
-    o.put(enclave_key(identity), &Record::Enclave(e));
+    o.put(enclave_key(identity), Record::Enclave(e));
     Some(taken)
 }
