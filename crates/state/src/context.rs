@@ -1,7 +1,7 @@
 //! What a module's handler works on: the state it reads ([`State`]), the
-//! block's pending writes over it ([`Overlay`]), where and when the block is
+//! block's pending writes over it (`Overlay`), where and when the block is
 //! applied ([`BlockEnv`]), and the events and fees the block collects
-//! ([`Context`]). Nothing here knows any module: modules sit above this file
+//! (`Context`). Nothing here knows any module: modules sit above this file
 //! and the machine above them.
 
 use crate::smt::Smt;

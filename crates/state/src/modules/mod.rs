@@ -1,6 +1,6 @@
 //! The state machine's modules. The core (`machine.rs`) verifies, charges
 //! the fee, bumps the nonce and routes each call to its module; each module
-//! (a [`Module`](crate::module::Module)) owns its calls, events, records,
+//! (a `Module`, `module.rs`) owns its calls, events, records,
 //! errors and their handlers, in `modules/<name>/`: `types.rs` (what it
 //! stores and says), `mod.rs` (handlers and queries) and its tests.
 //! - `accounts`: balances, nonces, transfers;
@@ -11,7 +11,7 @@
 //!   scheduling and deadlines).
 //!
 //! A module reaches another only through that module's functions (the
-//! market slashes through [`registry::take_stake`], pays through
+//! market slashes through `registry::take_stake`, pays through
 //! `Overlay::credit`), never by writing its records.
 
 pub mod accounts;

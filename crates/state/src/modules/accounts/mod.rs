@@ -1,7 +1,7 @@
 //! Accounts: balances and nonces, and transfers between them. The core
 //! (`machine.rs`) takes fees and bumps nonces through this module's records;
-//! other modules pay and charge accounts through [`Overlay::account`] and
-//! [`Overlay::set_account`].
+//! other modules pay and charge accounts through `Overlay::account` and
+//! `Overlay::set_account`.
 
 use crate::TxError;
 use crate::context::{Context, Overlay, State, key, lift};
