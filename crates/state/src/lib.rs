@@ -55,6 +55,7 @@
 
 pub mod context;
 pub mod error;
+mod genesis;
 mod machine;
 mod module;
 pub mod modules;

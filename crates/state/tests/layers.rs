@@ -24,7 +24,7 @@ fn rank(target: &str) -> Option<u32> {
         "error" => 250,
         "context" => 300,
         "module" => 400,
-        "machine" => 600,
+        "machine" | "genesis" => 600,
         "testkit" => 700,
         "lib" => 800,
         _ => return None,
@@ -50,7 +50,9 @@ fn target(first: &str, second: &str) -> String {
         "ModuleInfo" => "module".into(),
         "account_key" => "modules/accounts".into(),
         "enclave_key" => "modules/registry".into(),
-        "smt" | "types" | "error" | "context" | "module" | "machine" | "testkit" => first.into(),
+        "smt" | "types" | "error" | "context" | "module" | "machine" | "genesis" | "testkit" => {
+            first.into()
+        }
         // Everything else at the root is `types.rs`'s (`pub use types::*`).
         _ => "types".into(),
     }
