@@ -13,6 +13,7 @@
 
 pub mod chain;
 pub mod mempool;
+pub mod metrics;
 pub mod orphans;
 mod p2p;
 pub mod rpc;

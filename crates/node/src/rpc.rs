@@ -2,6 +2,7 @@
 
 use crate::chain::{Chain, ChainError};
 use crate::mempool::AdmitError;
+use crate::metrics::{CountRequests, Metrics, PagesLayer, Scrape};
 use crate::{Error, now_ms};
 use jsonrpsee::core::{SubscriptionResult, async_trait};
 use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
@@ -540,6 +541,7 @@ pub struct Options {
 }
 
 /// Starts the RPC server on `addr`: `proctor_*` and `admin_*` methods,
+/// Prometheus metrics at `GET /metrics` ([`crate::metrics`]),
 /// batches of at most [`MAX_BATCH`], bodies of at most 32 MiB, and each
 /// connection held to `options.rate` requests per second.
 pub async fn serve(
@@ -555,11 +557,45 @@ pub async fn serve(
         .max_connections(256)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .build();
+    let rpc = Rpc {
+        chain: chain.clone(),
+        heads,
+        network: network.clone(),
+        admin: Hash::of(options.admin_token.trim().as_bytes()),
+    };
+    let mut methods = ApiServer::into_rpc(rpc.clone());
+    methods
+        .merge(AdminServer::into_rpc(rpc))
+        .map_err(|e| Error::Rpc {
+            addr,
+            message: e.to_string(),
+        })?;
+    let import = chain
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .import_histogram();
+    let metrics = Arc::new(Metrics::new(
+        import,
+        methods.method_names().map(str::to_string),
+    ));
     let rate = options.rate;
+    let counted = metrics.clone();
     let middleware = RpcServiceBuilder::new()
+        .layer_fn(move |service| CountRequests {
+            service,
+            metrics: counted.clone(),
+        })
         .layer_fn(move |service| crate::rpc_limit::RateLimit::new(service, rate));
+    let pages = PagesLayer {
+        scrape: Scrape {
+            metrics,
+            chain,
+            network,
+        },
+    };
     let server = ServerBuilder::with_config(config)
         .set_rpc_middleware(middleware)
+        .set_http_middleware(tower::ServiceBuilder::new().layer(pages))
         .build(addr)
         .await
         .map_err(|e| Error::Rpc {
@@ -570,19 +606,6 @@ pub async fn serve(
         addr,
         message: e.to_string(),
     })?;
-    let rpc = Rpc {
-        chain,
-        heads,
-        network,
-        admin: Hash::of(options.admin_token.trim().as_bytes()),
-    };
-    let mut methods = ApiServer::into_rpc(rpc.clone());
-    methods
-        .merge(AdminServer::into_rpc(rpc))
-        .map_err(|e| Error::Rpc {
-            addr,
-            message: e.to_string(),
-        })?;
     Ok((server.start(methods), local))
 }
 

@@ -429,6 +429,19 @@ impl Store {
         Ok(out)
     }
 
+    /// How many blobs are stored, and their bytes.
+    pub fn blob_stats(&self) -> Result<(usize, u64)> {
+        let r = db!(self.db.begin_read())?;
+        let t = db!(r.open_table(BLOBS))?;
+        let (mut n, mut bytes) = (0, 0u64);
+        for item in db!(t.iter())? {
+            let (_, v) = db!(item)?;
+            n += 1;
+            bytes += v.value().len() as u64;
+        }
+        Ok((n, bytes))
+    }
+
     /// Stores a content-addressed blob; returns its hash.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Hash> {
         let h = Hash::of(bytes);

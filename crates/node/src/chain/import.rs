@@ -53,7 +53,14 @@ impl Chain {
         now_ms: Timestamp,
     ) -> Result<Imported, ChainError> {
         let hash = block.hash();
+        let started = std::time::Instant::now();
         let result = self.import(block, now_ms);
+        if matches!(
+            result,
+            Ok(Imported::Extended(_) | Imported::Side(_) | Imported::Reorg { .. })
+        ) {
+            self.import_seconds.observe(started.elapsed().as_secs_f64());
+        }
         if let Err(ChainError::Consensus(_) | ChainError::ReorgTooDeep { .. }) = &result {
             // Whatever waits for a refused block would be refused too.
             let mut doomed = vec![hash];
@@ -176,6 +183,11 @@ impl Chain {
     }
 
     /// Number of blocks waiting for their parent.
+    /// Transactions waiting in the mempool, and their bytes.
+    pub fn mempool_size(&self) -> (usize, usize) {
+        (self.mempool.len(), self.mempool.bytes())
+    }
+
     pub fn orphan_count(&self) -> usize {
         self.orphans.len()
     }

@@ -87,6 +87,8 @@ pub struct Chain {
     dropped: VecDeque<(Hash, i32, String)>,
     /// Blocks whose parent is unknown, waiting for it.
     orphans: OrphanPool<Block>,
+    /// Time each block import took (validation and commit), for `/metrics`.
+    pub(crate) import_seconds: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl Chain {
@@ -137,9 +139,14 @@ impl Chain {
             templates: VecDeque::new(),
             dropped: VecDeque::new(),
             orphans: OrphanPool::default(),
+            import_seconds: crate::metrics::import_buckets(),
         })
     }
 
+    /// The histogram of block import times (shared: clones observe into it).
+    pub fn import_histogram(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.import_seconds.clone()
+    }
     pub fn genesis(&self) -> &Genesis {
         &self.genesis
     }

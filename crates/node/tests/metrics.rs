@@ -1,0 +1,141 @@
+//! `GET /metrics`: Prometheus text of a real node after it mined blocks and
+//! answered good, bad and junk requests.
+
+mod common;
+
+use proctor_node::{Node, NodeConfig, init_dir};
+use proctor_rpc::ApiClient;
+use proctor_worker::{Worker, WorkerConfig};
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// One HTTP/1.1 request on a fresh connection: (status line, headers, body).
+fn http(addr: std::net::SocketAddr, request: &str) -> (String, String, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    (status.into(), headers.to_lowercase(), body.into())
+}
+
+/// The value of the series `name` (exact, labels included).
+fn value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_chain_and_count_requests_by_method_and_code() {
+    let mut tc = common::test_chain("metrics");
+    let ndir = tc.dir.join("node");
+    let config = NodeConfig {
+        rpc_addr: "127.0.0.1:0".parse().unwrap(),
+        p2p_listen: None,
+        bootnodes: vec![],
+        rpc_rate: None,
+    };
+    init_dir(&ndir, &tc.genesis, &config).unwrap();
+    let node = Node::start(&ndir).await.unwrap();
+    let client = proctor_rpc::http_client(&node.rpc_url()).unwrap();
+
+    // Mine two blocks, then stop so the height holds still.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut worker = Worker::new(
+        Box::new(tc.enclave.take().unwrap()),
+        WorkerConfig {
+            rpc_url: node.rpc_url(),
+            operator: tc.keys[0].clone(),
+            collateral: None,
+            offer: None,
+        },
+    )
+    .unwrap();
+    let flag = stop.clone();
+    let mining = tokio::spawn(async move { worker.mine(flag).await });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while client.head().await.unwrap().height < 2 {
+        assert!(Instant::now() < deadline, "two blocks within 120 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    tokio::time::timeout(Duration::from_secs(30), mining)
+        .await
+        .expect("worker stops")
+        .unwrap()
+        .unwrap();
+    let height = client.head().await.unwrap().height;
+
+    // A bad transaction (-32602) and a junk method name (-32601).
+    assert!(client.send_transaction("zz".into()).await.is_err());
+    let junk = r#"{"jsonrpc":"2.0","id":1,"method":"junk_flood_1234","params":[]}"#;
+    let (status, _, body) = http(
+        node.rpc_addr,
+        &format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{junk}",
+            junk.len()
+        ),
+    );
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("-32601"), "{body}");
+
+    let (status, headers, text) = http(
+        node.rpc_addr,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(status.contains("200"), "{status}");
+    assert!(headers.contains("content-type: text/plain"), "{headers}");
+    assert_eq!(
+        value(&text, "proctor_head_height"),
+        Some(height as f64),
+        "{text}"
+    );
+    let depth = tc.genesis.params.finality_depth;
+    assert_eq!(
+        value(&text, "proctor_finalized_height"),
+        Some(height.saturating_sub(depth) as f64)
+    );
+    // Every mined block was timed.
+    let imports = value(&text, "proctor_block_import_seconds_count").unwrap();
+    assert!(
+        imports >= height as f64,
+        "{imports} imports for {height} blocks"
+    );
+    assert_eq!(value(&text, "proctor_mempool_transactions"), Some(0.0));
+    assert_eq!(value(&text, r#"proctor_jobs{state="pending"}"#), Some(0.0));
+    assert!(
+        value(&text, "proctor_blob_bytes").unwrap() > 0.0,
+        "the filler is stored"
+    );
+    assert!(
+        value(
+            &text,
+            r#"proctor_rpc_requests_total{method="proctor_head",code="0"}"#
+        )
+        .unwrap()
+            >= 2.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"proctor_rpc_requests_total{method="proctor_sendTransaction",code="-32602"}"#
+        ),
+        Some(1.0)
+    );
+    // The junk name is counted, but never becomes a label of its own.
+    assert_eq!(
+        value(
+            &text,
+            r#"proctor_rpc_requests_total{method="unknown",code="-32601"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains("junk_flood"));
+    node.stop().await;
+}
