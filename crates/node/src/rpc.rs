@@ -570,6 +570,33 @@ pub async fn serve(
             addr,
             message: e.to_string(),
         })?;
+    // `rpc.discover`: the OpenRPC document generated from the method table,
+    // which must name exactly the methods served.
+    let discovery = proctor_rpc::openrpc::document();
+    let documented: std::collections::BTreeSet<String> = discovery["methods"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["name"].as_str().map(str::to_string))
+        .collect();
+    let served: std::collections::BTreeSet<String> =
+        methods.method_names().map(str::to_string).collect();
+    if documented != served {
+        return Err(Error::Rpc {
+            addr,
+            message: format!(
+                "the OpenRPC document and the served methods differ: undocumented {:?}, not served {:?}",
+                served.difference(&documented).collect::<Vec<_>>(),
+                documented.difference(&served).collect::<Vec<_>>()
+            ),
+        });
+    }
+    methods
+        .register_method("rpc.discover", move |_, _, _| discovery.clone())
+        .map_err(|e| Error::Rpc {
+            addr,
+            message: e.to_string(),
+        })?;
     let import = chain
         .lock()
         .unwrap_or_else(|p| p.into_inner())

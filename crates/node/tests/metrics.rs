@@ -139,3 +139,71 @@ async fn metrics_show_the_chain_and_count_requests_by_method_and_code() {
     assert!(!text.contains("junk_flood"));
     node.stop().await;
 }
+
+/// A JSON-RPC call over raw HTTP: the whole response.
+fn call(addr: std::net::SocketAddr, method: &str, params: &str) -> serde_json::Value {
+    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#);
+    let (status, _, text) = http(
+        addr,
+        &format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(status.contains("200"), "{status}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_discover_describes_exactly_the_methods_served() {
+    let tc = common::test_chain("discover");
+    let ndir = tc.dir.join("node");
+    let config = NodeConfig {
+        rpc_addr: "127.0.0.1:0".parse().unwrap(),
+        p2p_listen: None,
+        bootnodes: vec![],
+        rpc_rate: None,
+    };
+    init_dir(&ndir, &tc.genesis, &config).unwrap();
+    let node = Node::start(&ndir).await.unwrap();
+    let doc = call(node.rpc_addr, "rpc.discover", "[]")["result"].clone();
+    assert_eq!(doc["openrpc"], "1.2.6");
+    let methods = doc["methods"].as_array().unwrap();
+    assert!(methods.len() >= 25, "{}", methods.len());
+    // Every documented method is served: none is "method not found".
+    for m in methods {
+        let name = m["name"].as_str().unwrap();
+        let answer = call(node.rpc_addr, name, "[]");
+        assert_ne!(answer["error"]["code"], -32601, "{name}: {answer}");
+    }
+    assert_eq!(
+        call(node.rpc_addr, "proctor_noSuchMethod", "[]")["error"]["code"],
+        -32601
+    );
+    // A method as the table says it: parameters, result and errors.
+    let block = methods
+        .iter()
+        .find(|m| m["name"] == "proctor_block")
+        .unwrap();
+    assert_eq!(block["params"][0]["name"], "id");
+    assert_eq!(block["params"][0]["schema"]["type"], "string");
+    assert_eq!(
+        block["result"]["schema"]["$ref"],
+        "#/components/schemas/BlockInfo"
+    );
+    let codes: Vec<i64> = block["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["code"].as_i64())
+        .collect();
+    assert!(codes.contains(&4004) && codes.contains(&4290), "{codes:?}");
+    // Node administration lives apart, under admin_*.
+    let ban = methods
+        .iter()
+        .find(|m| m["name"] == "admin_banPeer")
+        .unwrap();
+    assert_eq!(ban["params"][0]["name"], "token");
+    assert!(doc["components"]["schemas"]["BlockInfo"].is_object());
+    node.stop().await;
+}

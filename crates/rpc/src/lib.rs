@@ -313,6 +313,8 @@ impl WorkInfo {
     }
 }
 
+pub mod openrpc;
+
 #[rpc(server, client, namespace = "proctor")]
 pub trait Api {
     /// Chain identity and parameters.
@@ -324,6 +326,7 @@ pub trait Api {
     async fn head(&self) -> Result<HeadInfo, ErrorObjectOwned>;
 
     /// A canonical block by height (decimal) or hash (hex).
+    /// Errors: 4004.
     #[method(name = "block")]
     async fn block(&self, id: String) -> Result<BlockInfo, ErrorObjectOwned>;
 
@@ -332,10 +335,12 @@ pub trait Api {
     async fn account(&self, address: Address) -> Result<AccountInfo, ErrorObjectOwned>;
 
     /// Submits a signed transaction (hex of its borsh encoding); returns its hash.
+    /// Errors: 4009, 4029, 4013; and the transaction's own codes (1001-1299, docs/rpc.md).
     #[method(name = "sendTransaction")]
     async fn send_transaction(&self, tx: String) -> Result<Hash, ErrorObjectOwned>;
 
     /// Where a transaction is.
+    /// Errors: 4004.
     #[method(name = "transaction")]
     async fn transaction(&self, hash: Hash) -> Result<TxStatus, ErrorObjectOwned>;
 
@@ -345,6 +350,7 @@ pub trait Api {
     -> Result<Option<EnclaveRecord>, ErrorObjectOwned>;
 
     /// An enclave's registration quote, to verify with [`verify_enclave_quote`].
+    /// Errors: 4004.
     #[method(name = "enclaveQuote")]
     async fn enclave_quote(&self, identity: PublicKey) -> Result<EnclaveQuote, ErrorObjectOwned>;
 
@@ -353,23 +359,28 @@ pub trait Api {
     async fn genesis(&self) -> Result<proctor_state::Genesis, ErrorObjectOwned>;
 
     /// A content-addressed blob (task module), hex.
+    /// Errors: 4004, 4013.
     #[method(name = "blob")]
     async fn blob(&self, hash: Hash) -> Result<String, ErrorObjectOwned>;
 
     /// Stores a blob (hex, at most 12 MiB); returns its hash.
+    /// Errors: 4013.
     #[method(name = "putBlob")]
     async fn put_blob(&self, data: String) -> Result<Hash, ErrorObjectOwned>;
 
     /// Joins stored blobs (chunks, in order) into one blob of at most 64 MiB;
     /// returns its hash. Large uploads go as chunks (`putBlob`) and this.
+    /// Errors: 4004, 4013.
     #[method(name = "composeBlob")]
     async fn compose_blob(&self, chunks: Vec<Hash>) -> Result<Hash, ErrorObjectOwned>;
 
     /// A blob's size in bytes.
+    /// Errors: 4004.
     #[method(name = "blobSize")]
     async fn blob_size(&self, hash: Hash) -> Result<u64, ErrorObjectOwned>;
 
     /// Part of a blob, hex: `len` (at most 1 MiB) bytes from `offset`.
+    /// Errors: 4004, 4013.
     #[method(name = "blobRange")]
     async fn blob_range(
         &self,
@@ -379,6 +390,7 @@ pub trait Api {
     ) -> Result<String, ErrorObjectOwned>;
 
     /// A job by id.
+    /// Errors: 4004.
     #[method(name = "job")]
     async fn job(&self, id: u64) -> Result<proctor_state::jobs::JobRecord, ErrorObjectOwned>;
 
@@ -412,6 +424,7 @@ pub trait Api {
     async fn get_work(&self, miner: Address) -> Result<WorkInfo, ErrorObjectOwned>;
 
     /// Submits a winning proof (hex of its borsh encoding) for a template; returns the block hash.
+    /// Errors: 4010; and block validity codes (2001-2022, docs/rpc.md).
     #[method(name = "submitWork")]
     async fn submit_work(&self, template: Hash, proof: String) -> Result<Hash, ErrorObjectOwned>;
 
@@ -420,6 +433,7 @@ pub trait Api {
     async fn supply(&self) -> Result<SupplyInfo, ErrorObjectOwned>;
 
     /// Peers, bans and discovery state.
+    /// Errors: 4030.
     #[method(name = "netInfo")]
     async fn net_info(&self) -> Result<NetInfo, ErrorObjectOwned>;
 
@@ -435,6 +449,7 @@ pub trait Api {
 #[rpc(server, client, namespace = "admin")]
 pub trait Admin {
     /// Bans a peer (base58 id) until unbanned: its connections are closed and refused.
+    /// Errors: 4031, 4030.
     #[method(name = "banPeer")]
     async fn ban_peer(
         &self,
@@ -444,6 +459,7 @@ pub trait Admin {
     ) -> Result<(), ErrorObjectOwned>;
 
     /// Lifts a ban; returns whether the peer was banned.
+    /// Errors: 4031, 4030.
     #[method(name = "unbanPeer")]
     async fn unban_peer(&self, token: String, peer: String) -> Result<bool, ErrorObjectOwned>;
 }
