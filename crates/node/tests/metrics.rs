@@ -24,6 +24,19 @@ fn http(addr: std::net::SocketAddr, request: &str) -> (String, String, String) {
     (status.into(), headers.to_lowercase(), body.into())
 }
 
+/// A node for the test chain, serving RPC on a free loopback port.
+async fn start(tc: &common::TestChain) -> Node {
+    let ndir = tc.dir.join("node");
+    let config = NodeConfig {
+        rpc_addr: "127.0.0.1:0".parse().unwrap(),
+        p2p_listen: None,
+        bootnodes: vec![],
+        rpc_rate: None,
+    };
+    init_dir(&ndir, &tc.genesis, &config).unwrap();
+    Node::start(&ndir).await.unwrap()
+}
+
 /// The value of the series `name` (exact, labels included).
 fn value(text: &str, name: &str) -> Option<f64> {
     text.lines()
@@ -33,15 +46,7 @@ fn value(text: &str, name: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_show_the_chain_and_count_requests_by_method_and_code() {
     let mut tc = common::test_chain("metrics");
-    let ndir = tc.dir.join("node");
-    let config = NodeConfig {
-        rpc_addr: "127.0.0.1:0".parse().unwrap(),
-        p2p_listen: None,
-        bootnodes: vec![],
-        rpc_rate: None,
-    };
-    init_dir(&ndir, &tc.genesis, &config).unwrap();
-    let node = Node::start(&ndir).await.unwrap();
+    let node = start(&tc).await;
     let client = proctor_rpc::http_client(&node.rpc_url()).unwrap();
 
     // Mine two blocks, then stop so the height holds still.
@@ -157,15 +162,7 @@ fn call(addr: std::net::SocketAddr, method: &str, params: &str) -> serde_json::V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpc_discover_describes_exactly_the_methods_served() {
     let tc = common::test_chain("discover");
-    let ndir = tc.dir.join("node");
-    let config = NodeConfig {
-        rpc_addr: "127.0.0.1:0".parse().unwrap(),
-        p2p_listen: None,
-        bootnodes: vec![],
-        rpc_rate: None,
-    };
-    init_dir(&ndir, &tc.genesis, &config).unwrap();
-    let node = Node::start(&ndir).await.unwrap();
+    let node = start(&tc).await;
     let doc = call(node.rpc_addr, "rpc.discover", "[]")["result"].clone();
     assert_eq!(doc["openrpc"], "1.2.6");
     let methods = doc["methods"].as_array().unwrap();
