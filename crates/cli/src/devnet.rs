@@ -265,6 +265,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         p2p_listen,
         bootnodes: vec![],
         rpc_rate: None,
+        explorer: true,
     };
     init_dir(&ndir, &genesis, &config)?;
     let node = Node::start(&ndir).await?;
@@ -289,7 +290,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         },
     )?;
     println!(
-        "proctor devnet running\n  RPC:  {url}\n  keys: {}\n  try:  proctor --rpc {url} chain head",
+        "proctor devnet running\n  RPC:  {url}\n  explorer: {url}/ (open it in a browser)\n  metrics:  {url}/metrics\n  keys: {}\n  try:  proctor --rpc {url} chain head",
         dir.join("keys").display()
     );
     for n in &nodes[1..] {
@@ -383,6 +384,7 @@ pub(crate) fn spawn_node(
         p2p_listen: Some(format!("/ip4/127.0.0.1/tcp/{}", p2p_base + i as u16)),
         bootnodes: vec![format!("/ip4/127.0.0.1/tcp/{p2p_base}")],
         rpc_rate: None,
+        explorer: true,
     };
     init_dir(&ndir, genesis, &config)?;
     // Restarting a devnet keeps each node's saved configuration.

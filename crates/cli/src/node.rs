@@ -23,6 +23,10 @@ pub struct NodeArgs {
     /// A peer to connect to at start-up (multiaddr; repeatable; saved for restarts).
     #[arg(long)]
     bootnode: Vec<String>,
+    /// Serve the block explorer at `/` of the RPC address (saved for restarts;
+    /// a devnet's nodes have it on).
+    #[arg(long)]
+    explorer: bool,
     /// Exit when the process with this id is gone (set by `proctor devnet` for its nodes).
     #[arg(long, hide = true)]
     parent_pid: Option<u32>,
@@ -33,8 +37,10 @@ impl NodeArgs {
     fn config(&self, saved: Option<NodeConfig>) -> NodeConfig {
         let saved_addr = saved.as_ref().map(|c| c.rpc_addr);
         let rpc_rate = saved.as_ref().and_then(|c| c.rpc_rate);
+        let explorer = self.explorer || saved.as_ref().is_some_and(|c| c.explorer);
         NodeConfig {
             rpc_rate,
+            explorer,
             rpc_addr: self
                 .rpc_addr
                 .or(saved_addr)

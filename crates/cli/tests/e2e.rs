@@ -70,6 +70,23 @@ fn devnet_transfer_and_blocks_from_the_registered_enclave() {
         prev = Some(b);
     }
 
+    // A devnet's node serves the explorer and metrics on its RPC address.
+    let get = |path: &str| {
+        use std::io::{Read, Write};
+        let addr = url.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(get("/").contains("/app.js"), "the explorer at /");
+    assert!(get("/metrics").contains("proctor_head_height"));
+
     // Bad input gets a clear error and a non-zero exit.
     let o = run(&transfer(&url, &dev0, &a1, "1000000000000000000000", &[]));
     assert!(!o.status.success());

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod explorer;
 pub mod mempool;
 pub mod metrics;
 pub mod orphans;
@@ -60,6 +61,9 @@ pub struct NodeConfig {
     /// counts each entry); None: [`rpc::DEFAULT_RATE`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpc_rate: Option<u32>,
+    /// Serve the block explorer at `/` of the RPC address.
+    #[serde(default)]
+    pub explorer: bool,
 }
 
 fn file_err(path: &Path, message: impl ToString) -> Error {
@@ -140,6 +144,7 @@ impl Node {
             rpc::Options {
                 admin_token: admin,
                 rate: config.rpc_rate.unwrap_or(rpc::DEFAULT_RATE),
+                explorer: config.explorer,
             },
             chain.clone(),
             heads,

@@ -199,9 +199,12 @@ impl Scrape {
 }
 
 /// HTTP layer in front of the JSON-RPC server: `GET /metrics` answers with
-/// the metrics; everything else goes on to JSON-RPC.
+/// the metrics, `GET /` and the explorer's files with the explorer (when
+/// on); everything else (JSON-RPC posts, WebSocket upgrades) goes on to
+/// JSON-RPC.
 #[derive(Clone)]
 pub struct PagesLayer {
+    pub explorer: bool,
     pub scrape: Scrape,
 }
 
@@ -210,6 +213,7 @@ impl<S> tower::Layer<S> for PagesLayer {
     fn layer(&self, inner: S) -> Pages<S> {
         Pages {
             inner,
+            explorer: self.explorer,
             scrape: self.scrape.clone(),
         }
     }
@@ -219,7 +223,18 @@ impl<S> tower::Layer<S> for PagesLayer {
 #[derive(Clone)]
 pub struct Pages<S> {
     inner: S,
+    explorer: bool,
     scrape: Scrape,
+}
+
+/// A response with `body` and its content type.
+fn page(body: impl Into<HttpBody>, content_type: &'static str) -> HttpResponse {
+    let mut res = HttpResponse::new(body.into());
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    res
 }
 
 impl<S, B> tower::Service<HttpRequest<B>> for Pages<S>
@@ -240,17 +255,20 @@ where
     }
 
     fn call(&mut self, req: HttpRequest<B>) -> Self::Future {
-        if req.method() == http::Method::GET && req.uri().path() == "/metrics" {
+        let get =
+            req.method() == http::Method::GET && !req.headers().contains_key(http::header::UPGRADE);
+        if get && req.uri().path() == "/metrics" {
             let scrape = self.scrape.clone();
             return Box::pin(async move {
                 let text = scrape.render().await;
-                let mut res = HttpResponse::new(HttpBody::from(text));
-                res.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                );
-                Ok(res)
+                Ok(page(text, "text/plain; version=0.0.4; charset=utf-8"))
             });
+        }
+        if get
+            && self.explorer
+            && let Some((body, kind)) = crate::explorer::file(req.uri().path())
+        {
+            return Box::pin(async move { Ok(page(body, kind)) });
         }
         let fut = self.inner.call(req);
         Box::pin(async move { fut.await.map_err(Into::into) })

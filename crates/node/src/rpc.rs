@@ -403,6 +403,19 @@ impl ApiServer for Rpc {
         })
     }
 
+    async fn open_jobs(&self) -> Result<Vec<JobRecord>, ErrorObjectOwned> {
+        let c = self.lock();
+        let s = c.state();
+        let index = s.market_index();
+        Ok(index
+            .pending
+            .iter()
+            .chain(&index.active)
+            .take(proctor_rpc::OPEN_JOBS)
+            .filter_map(|id| s.job(*id))
+            .collect())
+    }
+
     async fn worker_jobs(&self, identity: PublicKey) -> Result<Vec<JobRecord>, ErrorObjectOwned> {
         let c = self.lock();
         let s = c.state();
@@ -538,6 +551,8 @@ pub struct Options {
     pub admin_token: String,
     /// Requests per second per connection.
     pub rate: u32,
+    /// Serve the block explorer at `/`.
+    pub explorer: bool,
 }
 
 /// Starts the RPC server on `addr`: `proctor_*` and `admin_*` methods,
@@ -614,6 +629,7 @@ pub async fn serve(
         })
         .layer_fn(move |service| crate::rpc_limit::RateLimit::new(service, rate));
     let pages = PagesLayer {
+        explorer: options.explorer,
         scrape: Scrape {
             metrics,
             chain,

@@ -284,6 +284,7 @@ async fn a_host_that_alters_a_job_gets_no_plaintext_and_cannot_blame_the_request
             p2p_listen: None,
             bootnodes: vec![],
             rpc_rate: None,
+            explorer: false,
         },
     )
     .unwrap();

@@ -32,6 +32,7 @@ async fn start(tc: &common::TestChain) -> Node {
         p2p_listen: None,
         bootnodes: vec![],
         rpc_rate: None,
+        explorer: true,
     };
     init_dir(&ndir, &tc.genesis, &config).unwrap();
     Node::start(&ndir).await.unwrap()

@@ -52,6 +52,7 @@ async fn a_peer_gossiping_junk_side_blocks_is_banned_and_nothing_is_stored() {
             p2p_listen: Some(p2p.clone()),
             bootnodes: vec![],
             rpc_rate: None,
+            explorer: false,
         },
     )
     .unwrap();

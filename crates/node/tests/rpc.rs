@@ -30,6 +30,7 @@ async fn start_node_with(tc: &common::TestChain, rpc_rate: Option<u32>) -> Node 
             p2p_listen: None,
             bootnodes: vec![],
             rpc_rate,
+            explorer: false,
         },
     )
     .unwrap();

@@ -405,6 +405,11 @@ pub trait Api {
         before: Option<u64>,
     ) -> Result<JobsPage, ErrorObjectOwned>;
 
+    /// Open jobs on the market (pending, then assigned or running), at most
+    /// [`OPEN_JOBS`].
+    #[method(name = "openJobs")]
+    async fn open_jobs(&self) -> Result<Vec<proctor_state::jobs::JobRecord>, ErrorObjectOwned>;
+
     /// Jobs a worker's enclave should run now: assigned to it, key posted, not reported.
     #[method(name = "workerJobs")]
     async fn worker_jobs(
@@ -463,6 +468,9 @@ pub trait Admin {
     #[method(name = "unbanPeer")]
     async fn unban_peer(&self, token: String, peer: String) -> Result<bool, ErrorObjectOwned>;
 }
+
+/// Most jobs `proctor_openJobs` returns.
+pub const OPEN_JOBS: usize = 1_000;
 
 /// The file in a node's directory that holds its admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
