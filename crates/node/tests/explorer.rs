@@ -7,11 +7,8 @@ mod common;
 
 use proctor_node::{Node, NodeConfig, init_dir};
 use proctor_rpc::ApiClient;
-use proctor_worker::{Worker, WorkerConfig};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 fn chromium() -> Option<PathBuf> {
@@ -100,31 +97,7 @@ async fn the_explorer_shows_the_height_and_each_blocks_enclave_in_a_browser() {
     let mut tc = common::test_chain("explorer");
     let node = start(&tc, "node", true).await;
     let client = proctor_rpc::http_client(&node.rpc_url()).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut worker = Worker::new(
-        Box::new(tc.enclave.take().unwrap()),
-        WorkerConfig {
-            rpc_url: node.rpc_url(),
-            operator: tc.keys[0].clone(),
-            collateral: None,
-            offer: None,
-        },
-    )
-    .unwrap();
-    let flag = stop.clone();
-    let mining = tokio::spawn(async move { worker.mine(flag).await });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while client.head().await.unwrap().height < 3 {
-        assert!(Instant::now() < deadline, "three blocks within 120 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    tokio::time::timeout(Duration::from_secs(30), mining)
-        .await
-        .expect("worker stops")
-        .unwrap()
-        .unwrap();
-    let height = client.head().await.unwrap().height;
+    let height = common::mine_until(&mut tc, &node, 3).await;
     let tip = client.block(height.to_string()).await.unwrap();
     let enclave = serde_json::to_value(tip.pouw.unwrap().enclave).unwrap();
     let enclave = enclave.as_str().unwrap().to_string();

@@ -5,11 +5,8 @@ mod common;
 
 use proctor_node::{Node, NodeConfig, init_dir};
 use proctor_rpc::ApiClient;
-use proctor_worker::{Worker, WorkerConfig};
 use std::io::{Read, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One HTTP/1.1 request on a fresh connection: (status line, headers, body).
 fn http(addr: std::net::SocketAddr, request: &str) -> (String, String, String) {
@@ -51,31 +48,7 @@ async fn metrics_show_the_chain_and_count_requests_by_method_and_code() {
     let client = proctor_rpc::http_client(&node.rpc_url()).unwrap();
 
     // Mine two blocks, then stop so the height holds still.
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut worker = Worker::new(
-        Box::new(tc.enclave.take().unwrap()),
-        WorkerConfig {
-            rpc_url: node.rpc_url(),
-            operator: tc.keys[0].clone(),
-            collateral: None,
-            offer: None,
-        },
-    )
-    .unwrap();
-    let flag = stop.clone();
-    let mining = tokio::spawn(async move { worker.mine(flag).await });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while client.head().await.unwrap().height < 2 {
-        assert!(Instant::now() < deadline, "two blocks within 120 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    tokio::time::timeout(Duration::from_secs(30), mining)
-        .await
-        .expect("worker stops")
-        .unwrap()
-        .unwrap();
-    let height = client.head().await.unwrap().height;
+    let height = common::mine_until(&mut tc, &node, 2).await;
 
     // A bad transaction (-32602) and a junk method name (-32601).
     assert!(client.send_transaction("zz".into()).await.is_err());

@@ -150,3 +150,38 @@ pub fn junk_block(
         txs: vec![],
     }
 }
+
+/// Mines on `node` with the chain's enclave until the head is at least
+/// `height` (within 120 s), then stops the worker and returns the height.
+pub async fn mine_until(tc: &mut TestChain, node: &proctor_node::Node, height: u64) -> u64 {
+    use proctor_rpc::ApiClient;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let client = proctor_rpc::http_client(&node.rpc_url()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut worker = proctor_worker::Worker::new(
+        Box::new(tc.enclave.take().expect("the chain's enclave")),
+        proctor_worker::WorkerConfig {
+            rpc_url: node.rpc_url(),
+            operator: tc.keys[0].clone(),
+            collateral: None,
+            offer: None,
+        },
+    )
+    .unwrap();
+    let flag = stop.clone();
+    let mining = tokio::spawn(async move { worker.mine(flag).await });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while client.head().await.unwrap().height < height {
+        assert!(Instant::now() < deadline, "height {height} within 120 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    tokio::time::timeout(Duration::from_secs(30), mining)
+        .await
+        .expect("worker stops")
+        .unwrap()
+        .unwrap();
+    client.head().await.unwrap().height
+}
