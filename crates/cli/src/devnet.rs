@@ -53,7 +53,9 @@ pub struct DevnetArgs {
     #[arg(long)]
     p2p_port: Option<u16>,
     /// Number of nodes: node 0 runs in this process, the others as `proctor
-    /// node` child processes on consecutive RPC and p2p ports, peered to node 0.
+    /// node` child processes peered to node 0. With `--rpc-port P` /
+    /// `--p2p-port Q` node i uses P+i / Q+i; without, each node keeps its
+    /// saved ports or gets free ones (all listed in DIR/devnet.json).
     #[arg(long, default_value_t = 1)]
     nodes: usize,
     /// Test only: worker I's enclave corrupts its job results (to exercise
@@ -65,6 +67,9 @@ pub struct DevnetArgs {
 #[derive(Serialize, Clone)]
 pub(crate) struct DevnetNode {
     rpc: String,
+    /// Where it listens for peers (a multiaddr), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p2p: Option<String>,
     dir: PathBuf,
     pid: u32,
 }
@@ -244,25 +249,10 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         create(dir, args.block_ms, args.workers)?
     };
     let ndir = proctor_node::node_dir(dir);
-    let port = match (args.rpc_port, proctor_node::read_config(&ndir)) {
-        (Some(p), _) => p,
-        (None, Ok(c)) => c.rpc_addr.port(),
-        (None, Err(_)) => 8645,
-    };
-    if args.nodes > 1 && (port == 0 || args.p2p_port.is_none()) {
-        bail!(
-            "--nodes {} needs --rpc-port P and --p2p-port Q (node i uses P+i and Q+i)",
-            args.nodes
-        );
-    }
-    let saved = proctor_node::read_config(&ndir).ok();
-    let p2p_listen = match args.p2p_port {
-        Some(p) => Some(format!("/ip4/127.0.0.1/tcp/{p}")),
-        None => saved.and_then(|c| c.p2p_listen),
-    };
+    let ports = Ports::choose(dir, &ndir, &args)?;
     let config = NodeConfig {
-        rpc_addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        p2p_listen,
+        rpc_addr: SocketAddr::from(([127, 0, 0, 1], ports.rpc[0])),
+        p2p_listen: ports.p2p[0].map(listen_addr),
         bootnodes: vec![],
         rpc_rate: None,
         explorer: true,
@@ -272,12 +262,15 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     let url = node.rpc_url();
     let mut nodes = vec![DevnetNode {
         rpc: url.clone(),
+        p2p: ports.p2p[0].map(listen_addr),
         dir: ndir.clone(),
         pid: std::process::id(),
     }];
     let mut children = Vec::new();
     for i in 1..args.nodes {
-        let (child, info) = spawn_node(dir, &genesis, i, port, args.p2p_port.unwrap_or(0))?;
+        let p2p = ports.p2p[i].expect("every node of a multi-node devnet listens");
+        let boot = ports.p2p[0].expect("node 0 of a multi-node devnet listens");
+        let (child, info) = spawn_node(dir, &genesis, i, ports.rpc[i], p2p, boot)?;
         children.push((i, child));
         nodes.push(info);
     }
@@ -369,20 +362,90 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     Ok(())
 }
 
+/// The multiaddr of a p2p port on 127.0.0.1.
+fn listen_addr(port: u16) -> String {
+    format!("/ip4/127.0.0.1/tcp/{port}")
+}
+
+/// A TCP port on 127.0.0.1 that is free now (the OS's pick).
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+/// The port of a saved p2p multiaddr `/ip4/.../tcp/PORT`.
+fn saved_p2p_port(listen: &str) -> Option<u16> {
+    listen.rsplit('/').next()?.parse().ok()
+}
+
+/// Every node's RPC and p2p ports: from the flags (`--rpc-port P`: node i
+/// on P+i; 0: free ports), else what each node saved, else 8645 for node 0's
+/// RPC and free ports for the rest. A single-node devnet listens for peers
+/// only when asked (`--p2p-port`) or saved.
+struct Ports {
+    rpc: Vec<u16>,
+    p2p: Vec<Option<u16>>,
+}
+
+impl Ports {
+    fn choose(dir: &Path, ndir: &Path, args: &DevnetArgs) -> Result<Ports> {
+        let saved = |i: usize| {
+            let d = if i == 0 {
+                ndir.to_path_buf()
+            } else {
+                dir.join(format!("node{i}"))
+            };
+            proctor_node::read_config(&d).ok()
+        };
+        let mut ports = Ports {
+            rpc: Vec::new(),
+            p2p: Vec::new(),
+        };
+        for i in 0..args.nodes {
+            let offset = u16::try_from(i)?;
+            let rpc = match (args.rpc_port, saved(i)) {
+                (Some(0), _) => free_port()?,
+                (Some(p), _) => p
+                    .checked_add(offset)
+                    .context("--rpc-port plus the node count passes 65535")?,
+                (None, Some(c)) if c.rpc_addr.port() != 0 => c.rpc_addr.port(),
+                (None, _) if i == 0 => 8645,
+                (None, _) => free_port()?,
+            };
+            let p2p = match (args.p2p_port, saved(i)) {
+                (Some(q), _) => Some(
+                    q.checked_add(offset)
+                        .context("--p2p-port plus the node count passes 65535")?,
+                ),
+                (None, Some(c)) if c.p2p_listen.is_some() => {
+                    c.p2p_listen.as_deref().and_then(saved_p2p_port)
+                }
+                (None, _) if args.nodes > 1 => Some(free_port()?),
+                (None, _) => None,
+            };
+            ports.rpc.push(rpc);
+            ports.p2p.push(p2p);
+        }
+        Ok(ports)
+    }
+}
+
 /// Starts node `i` of a devnet as a child process peered to node 0.
 pub(crate) fn spawn_node(
     dir: &Path,
     genesis: &Genesis,
     i: usize,
-    rpc_base: u16,
-    p2p_base: u16,
+    rpc_port: u16,
+    p2p_port: u16,
+    boot_port: u16,
 ) -> Result<(std::process::Child, DevnetNode)> {
     let ndir = dir.join(format!("node{i}"));
-    let rpc = SocketAddr::from(([127, 0, 0, 1], rpc_base + i as u16));
+    let rpc = SocketAddr::from(([127, 0, 0, 1], rpc_port));
     let config = NodeConfig {
         rpc_addr: rpc,
-        p2p_listen: Some(format!("/ip4/127.0.0.1/tcp/{}", p2p_base + i as u16)),
-        bootnodes: vec![format!("/ip4/127.0.0.1/tcp/{p2p_base}")],
+        p2p_listen: Some(listen_addr(p2p_port)),
+        bootnodes: vec![listen_addr(boot_port)],
         rpc_rate: None,
         explorer: true,
     };
@@ -404,6 +467,7 @@ pub(crate) fn spawn_node(
         .with_context(|| format!("starting node {i}"))?;
     let info = DevnetNode {
         rpc: format!("http://{rpc}"),
+        p2p: Some(listen_addr(p2p_port)),
         dir: ndir,
         pid: child.id(),
     };

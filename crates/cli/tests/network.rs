@@ -306,3 +306,35 @@ fn a_partition_grows_two_branches_and_healing_converges_without_double_spends() 
         assert_eq!(supply_less_rewards(url, reward), base, "supply on {url}");
     }
 }
+
+/// `proctor devnet --nodes 3 --workers 3` as a newcomer types it: no port
+/// flags. The devnet finds free RPC and p2p ports, lists them in
+/// devnet.json, and its nodes peer and agree. (Node 0's RPC is 8645 by
+/// default; if something here holds 8645, `--rpc-port 0` asks for any.)
+#[test]
+fn a_devnet_of_three_finds_its_own_ports() {
+    let dir = tmp("own-ports");
+    let chain = dir.join("chain");
+    let mut args = vec![
+        "devnet",
+        "--dir",
+        chain.to_str().unwrap(),
+        "--nodes",
+        "3",
+        "--workers",
+        "3",
+    ];
+    if std::net::TcpListener::bind(("127.0.0.1", 8645)).is_err() {
+        args.extend(["--rpc-port", "0"]);
+    }
+    let _devnet = spawn(&args, &dir.join("devnet.log"));
+    let list = devnet_nodes(&chain, 3);
+    let rpc: std::collections::BTreeSet<&str> =
+        list.iter().filter_map(|n| n["rpc"].as_str()).collect();
+    let p2p: std::collections::BTreeSet<&str> =
+        list.iter().filter_map(|n| n["p2p"].as_str()).collect();
+    assert_eq!((rpc.len(), p2p.len()), (3, 3), "{list:?}");
+    let urls = urls(&list);
+    let h = converged(&urls[0], &urls[1], 3);
+    converged(&urls[0], &urls[2], h);
+}

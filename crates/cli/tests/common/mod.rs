@@ -226,13 +226,17 @@ pub fn start_nodes(dir: &Path, nodes: usize, workers: usize) -> (Proc, Vec<Value
         ],
         &dir.join("devnet.log"),
     );
+    (devnet, devnet_nodes(&chain, nodes))
+}
+
+/// The `nodes` entries of `chain`/devnet.json, once the devnet wrote it.
+pub fn devnet_nodes(chain: &Path, nodes: usize) -> Vec<Value> {
     let file = chain.join("devnet.json");
-    let list: Vec<Value> = wait_for("devnet.json", 120, || {
+    wait_for("devnet.json", 120, || {
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&file).ok()?).ok()?;
         let list = v["nodes"].as_array()?.clone();
         (list.len() == nodes).then_some(list)
-    });
-    (devnet, list)
+    })
 }
 
 /// The RPC URLs of devnet.json's nodes.
