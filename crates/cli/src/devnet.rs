@@ -104,7 +104,7 @@ pub(crate) fn create(dir: &Path, block_ms: u64, workers: usize) -> Result<Genesi
     std::fs::create_dir_all(dir.join("keys"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let root = SimAttestationRoot::generate();
-    root.write(&dir.join("sim-attestation-root.key"))?;
+    root.write(&dir.join(crate::worker::DEVNET_SIM_ROOT))?;
     let mut allocations = Vec::new();
     for i in 0..DEV_ACCOUNTS {
         let k = Keypair::generate(&mut rand_core::OsRng);
@@ -165,7 +165,7 @@ pub(crate) fn create(dir: &Path, block_ms: u64, workers: usize) -> Result<Genesi
         let wdir = dir.join(format!("workers/w{i}"));
         let platform = SimPlatform::open(
             &wdir.join("enclave"),
-            SimAttestationRoot::load(&dir.join("sim-attestation-root.key"))?,
+            SimAttestationRoot::load(&dir.join(crate::worker::DEVNET_SIM_ROOT))?,
         )?;
         enclaves.push((op.public().address(), platform));
     }
@@ -310,7 +310,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     let mut tasks = Vec::new();
     for i in 0..args.workers {
         let wdir = dir.join(format!("workers/w{i}"));
-        let mut enclave = open_enclave(&wdir, &dir.join("sim-attestation-root.key"))?;
+        let mut enclave = open_enclave(&wdir, &dir.join(crate::worker::DEVNET_SIM_ROOT))?;
         if args.corrupt_worker == Some(i) {
             tracing::warn!(
                 worker = i,

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
 pub enum TeeCmd {
-    /// Show the enclave's backend, measurement and identity key.
+    /// Show the enclave's backend, measurement and identity key (with no
+    /// flags: the first worker enclave of the devnet in ./devnet).
     Info {
         #[command(flatten)]
         backend: crate::worker::BackendArgs,
@@ -46,7 +47,7 @@ fn read_quote(path: &PathBuf) -> Result<Vec<u8>> {
 pub fn run(cmd: TeeCmd) -> Result<()> {
     match cmd {
         TeeCmd::Info { backend, json } => {
-            let info = backend.open()?.info();
+            let info = backend.or_devnet_enclave()?.open()?.info();
             crate::print(json, &info, |i| {
                 format!(
                     "backend:        {:?}

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use proctor_enclave::Enclave;
 use proctor_enclave::wire::{RemoteEnclave, Transport};
 use proctor_worker::{MarketOffer, Worker, WorkerConfig};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -50,8 +50,9 @@ pub struct BackendArgs {
     backend: String,
     /// Directory of the enclave's sealed state.
     #[arg(long)]
-    dir: PathBuf,
-    /// Simulated attestation root key file (sim backend only).
+    dir: Option<PathBuf>,
+    /// Simulated attestation root key file (sim backend only; default: the
+    /// devnet's, when `--dir` is a devnet's `workers/wN`).
     #[arg(long)]
     sim_root: Option<PathBuf>,
     /// Gramine's attestation pseudo-file directory (gramine-sgx backend).
@@ -62,13 +63,45 @@ pub struct BackendArgs {
     tsm_dir: PathBuf,
 }
 
+/// A devnet's simulated attestation root key, in its directory.
+pub const DEVNET_SIM_ROOT: &str = "sim-attestation-root.key";
+
 impl BackendArgs {
+    /// With no `--dir`, the first worker enclave of the devnet in `./devnet`
+    /// (for commands that only inspect an enclave, like `tee info`), saying
+    /// so on stderr.
+    pub fn or_devnet_enclave(mut self) -> Result<Self> {
+        if self.dir.is_none() {
+            let w0 = Path::new("devnet/workers/w0");
+            if !w0.is_dir() {
+                bail!(
+                    "which enclave? pass --dir DIR (the enclave's sealed state directory; for a devnet, DEVNET/workers/wN); there is no devnet in ./devnet to default to"
+                );
+            }
+            eprintln!("using the devnet enclave in {}", w0.display());
+            self.dir = Some(w0.to_path_buf());
+        }
+        Ok(self)
+    }
+
     /// Opens the enclave on the chosen backend ([`proctor_tee::backend`]).
     pub fn open(&self) -> Result<Enclave> {
+        let Some(dir) = &self.dir else {
+            bail!(
+                "--dir DIR is required: the directory of the enclave's sealed state (a devnet's are DEVNET/workers/wN)"
+            );
+        };
+        // A devnet's worker directory: its simulated root is two levels up.
+        let devnet_root = dir
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.join(DEVNET_SIM_ROOT))
+            .filter(|f| f.is_file());
+        let sim_root = self.sim_root.clone().or(devnet_root);
         let backend = proctor_tee::backend::Backend::from_name(
             &self.backend,
-            &self.dir,
-            self.sim_root.as_deref(),
+            dir,
+            sim_root.as_deref(),
             &self.attestation_dir,
             &self.tsm_dir,
         )?;

@@ -158,3 +158,53 @@ fn tee_info_for_sim_and_a_gramine_stand_in() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown backend"));
 }
+
+/// `proctor tee info` with no flags inspects the devnet's first worker
+/// enclave, and outside a devnet says which flag it needs and why.
+#[test]
+fn tee_info_needs_no_flags_in_a_devnet() {
+    let dir = std::env::temp_dir().join(format!("proctor-tee-devnet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let devnet = dir.join("devnet");
+    std::fs::create_dir_all(devnet.join("workers/w0")).unwrap();
+    std::fs::write(devnet.join("sim-attestation-root.key"), "09".repeat(32)).unwrap();
+    let bare = Command::new(BIN)
+        .args(["tee", "info", "--json"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        bare.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bare.stderr)
+    );
+    let bare: Value = serde_json::from_slice(&bare.stdout).unwrap();
+    // The same enclave as named in full.
+    let w0 = devnet.join("workers/w0");
+    let root = devnet.join("sim-attestation-root.key");
+    let full = Command::new(BIN)
+        .args(["tee", "info", "--json", "--dir", w0.to_str().unwrap()])
+        .args(["--sim-root", root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(full.status.success());
+    let full: Value = serde_json::from_slice(&full.stdout).unwrap();
+    assert_eq!(bare["identity"], full["identity"]);
+    assert_eq!(bare["kind"], "sim");
+
+    // Elsewhere: a clear refusal naming the flag.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = Command::new(BIN)
+        .args(["tee", "info"])
+        .current_dir(&empty)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--dir DIR") && err.contains("no devnet"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
