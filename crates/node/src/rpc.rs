@@ -15,7 +15,7 @@ use proctor_primitives::{Address, Hash, PublicKey};
 use proctor_rpc::{
     AccountInfo, AdminServer, ApiServer, BannedPeer, BlockInfo, ChainInfo, EnclaveQuote, HeadInfo,
     JOBS_SCAN, JobsPage, NetInfo, PeerInfo, PouwInfo, SupplyInfo, TxStatus, WorkInfo, codes, error,
-    from_hex,
+    error_in, for_input, from_hex,
 };
 use proctor_state::jobs::{JobRecord, WorkerOffer};
 use proctor_state::{Block, EnclaveRecord, PouwProof, SignedTransaction};
@@ -45,7 +45,9 @@ struct Rpc {
     admin: Hash,
 }
 
-fn chain_error(e: ChainError) -> ErrorObjectOwned {
+/// A chain error as RPC: its stable code, and `data` naming `input` (the
+/// parameter that failed; a stale template is always `template`).
+fn chain_error(e: ChainError, input: &str) -> ErrorObjectOwned {
     let code = match &e {
         ChainError::Admit(AdmitError::Invalid(t)) => t.code(),
         ChainError::Admit(AdmitError::AlreadyPending(_) | AdmitError::NonceTaken { .. }) => {
@@ -56,9 +58,13 @@ fn chain_error(e: ChainError) -> ErrorObjectOwned {
         ChainError::StaleTemplate(_) => codes::STALE_TEMPLATE,
         ChainError::UnknownParent(_) => codes::UNKNOWN_PARENT,
         ChainError::ReorgTooDeep { .. } => codes::REORG_TOO_DEEP,
-        _ => codes::INTERNAL,
+        _ => return error(codes::INTERNAL, e.to_string()),
     };
-    error(code, e.to_string())
+    let input = match e {
+        ChainError::StaleTemplate(_) => "template",
+        _ => input,
+    };
+    error_in(code, e.to_string(), input)
 }
 
 fn storage_error(e: proctor_storage::Error) -> ErrorObjectOwned {
@@ -82,12 +88,13 @@ impl Rpc {
         if Hash::of(token.trim().as_bytes()) == self.admin {
             Ok(())
         } else {
-            Err(error(
+            Err(error_in(
                 codes::UNAUTHORIZED,
                 format!(
                     "wrong admin token: admin_* methods need the token in the node's {}",
                     proctor_rpc::ADMIN_TOKEN_FILE
                 ),
+                "token",
             ))
         }
     }
@@ -105,9 +112,10 @@ impl Rpc {
             store.put_blob_until(&bytes, until).map_err(storage_error)?;
             return Ok(bytes);
         }
-        Err(error(
+        Err(error_in(
             codes::NOT_FOUND,
             format!("no blob {hash} on this node or its peers"),
+            "hash",
         ))
     }
 
@@ -160,15 +168,16 @@ impl ApiServer for Rpc {
         } else if let Ok(hash) = id.parse::<Hash>() {
             c.store().block(&hash).map_err(storage_error)?
         } else {
-            return Err(error(
+            return Err(error_in(
                 codes::INVALID_PARAMS,
                 format!("{id:?} is neither a height nor a block hash"),
+                "id",
             ));
         };
         block
             .as_ref()
             .map(block_info)
-            .ok_or_else(|| error(codes::NOT_FOUND, format!("no block {id}")))
+            .ok_or_else(|| error_in(codes::NOT_FOUND, format!("no block {id}"), "id"))
     }
 
     async fn account(&self, address: Address) -> Result<AccountInfo, ErrorObjectOwned> {
@@ -184,11 +193,12 @@ impl ApiServer for Rpc {
     }
 
     async fn send_transaction(&self, tx: String) -> Result<Hash, ErrorObjectOwned> {
-        let stx: SignedTransaction = from_hex("signed transaction", &tx)?;
+        let stx: SignedTransaction =
+            from_hex("signed transaction", &tx).map_err(|e| for_input(e, "tx"))?;
         let hash = self
             .lock()
             .submit_tx(stx.clone(), now_ms())
-            .map_err(chain_error)?;
+            .map_err(|e| chain_error(e, "tx"))?;
         if let Some(n) = &self.network {
             n.publish_tx(proctor_primitives::codec::encode(&stx));
         }
@@ -217,9 +227,10 @@ impl ApiServer for Rpc {
     async fn enclave_quote(&self, identity: PublicKey) -> Result<EnclaveQuote, ErrorObjectOwned> {
         let c = self.lock();
         let rec = c.state().enclave(&identity).ok_or_else(|| {
-            error(
+            error_in(
                 codes::NOT_FOUND,
                 format!("enclave {identity} is not registered"),
+                "identity",
             )
         })?;
         let (quote, quoted_at_ms) = match rec.registration_tx {
@@ -239,11 +250,12 @@ impl ApiServer for Rpc {
             }
             Some(tx) => {
                 let missing = || {
-                    error(
+                    error_in(
                         codes::NOT_FOUND,
                         format!(
                             "the registration transaction {tx} of {identity} is not stored here"
                         ),
+                        "identity",
                     )
                 };
                 let loc = c
@@ -290,15 +302,21 @@ impl ApiServer for Rpc {
     }
 
     async fn put_blob(&self, data: String) -> Result<Hash, ErrorObjectOwned> {
-        let bytes = hex::decode(&data)
-            .map_err(|e| error(codes::INVALID_PARAMS, format!("blob is not valid hex: {e}")))?;
+        let bytes = hex::decode(&data).map_err(|e| {
+            error_in(
+                codes::INVALID_PARAMS,
+                format!("blob is not valid hex: {e}"),
+                "data",
+            )
+        })?;
         if bytes.len() > MAX_BLOB {
-            return Err(error(
+            return Err(error_in(
                 codes::TOO_LARGE,
                 format!(
                     "blob of {} bytes exceeds the limit of {MAX_BLOB}",
                     bytes.len()
                 ),
+                "data",
             ));
         }
         let (store, until) = self.blob_store();
@@ -312,15 +330,17 @@ impl ApiServer for Rpc {
         // would multiply storage for free).
         let mut seen = std::collections::BTreeSet::new();
         if let Some(h) = chunks.iter().find(|h| !seen.insert(**h)) {
-            return Err(error(
+            return Err(error_in(
                 codes::INVALID_PARAMS,
                 format!("chunk {h} is named twice: each chunk may be joined once"),
+                "chunks",
             ));
         }
         if chunks.len() > MAX_COMPOSED.div_ceil(proctor_rpc::BLOB_CHUNK / 2) {
-            return Err(error(
+            return Err(error_in(
                 codes::TOO_LARGE,
                 format!("{} chunks are more than a joined blob holds", chunks.len()),
+                "chunks",
             ));
         }
         let (store, until) = self.blob_store();
@@ -328,22 +348,28 @@ impl ApiServer for Rpc {
             let mut whole = Vec::new();
             for h in &chunks {
                 let part = store.blob(h).map_err(storage_error)?.ok_or_else(|| {
-                    error(codes::NOT_FOUND, format!("no chunk {h}: upload it first"))
+                    error_in(
+                        codes::NOT_FOUND,
+                        format!("no chunk {h}: upload it first"),
+                        "chunks",
+                    )
                 })?;
                 if part.len() > proctor_rpc::BLOB_CHUNK {
-                    return Err(error(
+                    return Err(error_in(
                         codes::TOO_LARGE,
                         format!(
                             "chunk {h} has {} bytes: chunks are at most {}",
                             part.len(),
                             proctor_rpc::BLOB_CHUNK
                         ),
+                        "chunks",
                     ));
                 }
                 if whole.len() + part.len() > MAX_COMPOSED {
-                    return Err(error(
+                    return Err(error_in(
                         codes::TOO_LARGE,
                         format!("the joined blob would exceed the limit of {MAX_COMPOSED} bytes"),
+                        "chunks",
                     ));
                 }
                 whole.extend_from_slice(&part);
@@ -375,7 +401,7 @@ impl ApiServer for Rpc {
         self.lock()
             .state()
             .job(id)
-            .ok_or_else(|| error(codes::NOT_FOUND, format!("no job {id}")))
+            .ok_or_else(|| error_in(codes::NOT_FOUND, format!("no job {id}"), "id"))
     }
 
     async fn jobs(
@@ -436,16 +462,18 @@ impl ApiServer for Rpc {
     }
 
     async fn get_work(&self, miner: Address) -> Result<WorkInfo, ErrorObjectOwned> {
-        self.lock().work(miner, now_ms()).map_err(chain_error)
+        self.lock()
+            .work(miner, now_ms())
+            .map_err(|e| chain_error(e, "miner"))
     }
 
     async fn submit_work(&self, template: Hash, proof: String) -> Result<Hash, ErrorObjectOwned> {
-        let proof: PouwProof = from_hex("pouw proof", &proof)?;
+        let proof: PouwProof = from_hex("pouw proof", &proof).map_err(|e| for_input(e, "proof"))?;
         let (hash, head) = {
             let mut c = self.lock();
             let hash = c
                 .submit_work(template, proof, now_ms())
-                .map_err(chain_error)?;
+                .map_err(|e| chain_error(e, "proof"))?;
             (hash, c.head())
         };
         tracing::info!(height = head.height, %hash, "sealed block");
@@ -528,7 +556,11 @@ impl AdminServer for Rpc {
         let net = self.network()?;
         let id = proctor_network::parse_peer(&peer).map_err(network_error)?;
         if id == net.peer_id {
-            return Err(error(codes::INVALID_PARAMS, "a node cannot ban itself"));
+            return Err(error_in(
+                codes::INVALID_PARAMS,
+                "a node cannot ban itself",
+                "peer",
+            ));
         }
         let reason = reason.unwrap_or_else(|| "banned by the operator".into());
         net.ban(id, reason).await.map_err(network_error)

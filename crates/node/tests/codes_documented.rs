@@ -21,7 +21,9 @@ fn documented() -> Vec<(i32, i32)> {
 
 /// `pub const NAME: i32 = N;` inside `pub mod codes`.
 fn rpc_codes() -> Vec<i32> {
-    let start = RPC_SOURCE.find("pub mod codes {").expect("the codes module");
+    let start = RPC_SOURCE
+        .find("pub mod codes {")
+        .expect("the codes module");
     let body = &RPC_SOURCE[start..];
     let body = &body[..body.find("\n}").expect("its end")];
     body.lines()
@@ -32,7 +34,9 @@ fn rpc_codes() -> Vec<i32> {
 
 /// The right-hand sides `=> 2xxx,` of `ConsensusError::code`.
 fn consensus_codes() -> Vec<i32> {
-    let start = CONSENSUS_SOURCE.find("pub fn code(&self) -> i32").expect("code()");
+    let start = CONSENSUS_SOURCE
+        .find("pub fn code(&self) -> i32")
+        .expect("code()");
     CONSENSUS_SOURCE[start..]
         .lines()
         .take_while(|l| !l.starts_with("    }"))

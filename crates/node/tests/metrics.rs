@@ -169,6 +169,22 @@ async fn rpc_discover_describes_exactly_the_methods_served() {
         .filter_map(|e| e["code"].as_i64())
         .collect();
     assert!(codes.contains(&4004) && codes.contains(&4290), "{codes:?}");
+    // An error names the input that failed, by its parameter name.
+    let input = |method: &str, params: &str| {
+        let e = call(node.rpc_addr, method, params)["error"].clone();
+        (e["code"].as_i64().unwrap(), e["data"]["input"].clone())
+    };
+    assert_eq!(input("proctor_block", r#"["zz"]"#), (-32602, "id".into()));
+    assert_eq!(input("proctor_block", r#"["999999"]"#), (4004, "id".into()));
+    assert_eq!(
+        input("proctor_sendTransaction", r#"["zz"]"#),
+        (-32602, "tx".into())
+    );
+    assert_eq!(input("proctor_job", "[424242]"), (4004, "id".into()));
+    assert_eq!(
+        input("admin_banPeer", r#"["wrong", "x"]"#),
+        (4031, "token".into())
+    );
     // Node administration lives apart, under admin_*.
     let ban = methods
         .iter()

@@ -55,6 +55,21 @@ pub fn error(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, message.into(), None::<()>)
 }
 
+/// `e` with its `data` naming `input` instead.
+pub fn for_input(e: ErrorObjectOwned, input: &str) -> ErrorObjectOwned {
+    error_in(e.code(), e.message(), input)
+}
+
+/// Builds an error object whose `data` names the input that failed:
+/// `{"input": "hash"}` (a parameter's name, as in `rpc.discover`).
+pub fn error_in(code: i32, message: impl Into<String>, input: &str) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(
+        code,
+        message.into(),
+        Some(serde_json::json!({ "input": input })),
+    )
+}
+
 /// Chain identity and parameters a client needs.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChainInfo {
@@ -486,13 +501,14 @@ pub fn from_hex<T: borsh::BorshDeserialize>(
     s: &str,
 ) -> Result<T, ErrorObjectOwned> {
     let bytes = hex::decode(s).map_err(|e| {
-        error(
+        error_in(
             codes::INVALID_PARAMS,
             format!("{what} is not valid hex: {e}"),
+            what,
         )
     })?;
     proctor_primitives::codec::decode(what, &bytes)
-        .map_err(|e| error(codes::INVALID_PARAMS, e.to_string()))
+        .map_err(|e| error_in(codes::INVALID_PARAMS, e.to_string(), what))
 }
 
 /// An HTTP client for `url`.
