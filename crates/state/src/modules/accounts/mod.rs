@@ -78,3 +78,6 @@ impl State {
         self.read().account(a)
     }
 }
+
+#[cfg(test)]
+mod tests;

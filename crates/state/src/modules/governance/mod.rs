@@ -88,3 +88,6 @@ impl State {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

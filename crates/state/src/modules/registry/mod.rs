@@ -251,3 +251,6 @@ pub(crate) fn take_stake(
     o.put(enclave_key(identity), Record::Enclave(e));
     Some(taken)
 }
+
+#[cfg(test)]
+mod tests;

@@ -41,3 +41,6 @@ impl Module for Rewards {
         }]))
     }
 }
+
+#[cfg(test)]
+mod tests;
