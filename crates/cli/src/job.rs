@@ -265,9 +265,11 @@ fn describe(j: &JobRecord) -> String {
     s
 }
 
-/// Uploads a blob (in 1 MiB chunks when large), checked against its hash.
-async fn upload(url: &str, bytes: &[u8]) -> Result<Hash> {
-    proctor_rpc::upload_blob(&client(url)?, bytes)
+/// Uploads a blob (in 1 MiB chunks when large, showing progress), checked
+/// against its hash.
+async fn upload(url: &str, what: &'static str, bytes: &[u8]) -> Result<Hash> {
+    let mut progress = crate::progress::Progress::bytes(what, bytes.len() as u64);
+    proctor_rpc::upload_blob_with(&client(url)?, bytes, &mut |d, t| progress.update(d, t))
         .await
         .map_err(rpc_err(url))
 }
@@ -296,11 +298,12 @@ async fn run_job(
     let info = c.chain_info().await.map_err(rpc_err(url))?;
 
     // Upload the module and the encrypted input.
-    let module_hash = upload(url, &module).await?;
+    let module_hash = upload(url, "uploading the task", &module).await?;
     let mut content_key = [0u8; 32];
     OsRng.fill_bytes(&mut content_key);
     let input_hash = upload(
         url,
+        "uploading the encrypted input",
         &envelope::encrypt(&content_key, &plaintext, &mut OsRng),
     )
     .await?;
@@ -485,9 +488,11 @@ async fn fetch_output(url: &str, j: &JobRecord, k: &Keypair) -> Result<Vec<u8>> 
     let Some(h) = j.output else {
         bail!("job {} has no output (it is {})", j.id, state_name(j.state));
     };
-    let sealed = proctor_rpc::download_blob(&client(url)?, h)
-        .await
-        .map_err(rpc_err(url))?;
+    let mut progress = crate::progress::Progress::bytes("downloading the output", 0);
+    let sealed =
+        proctor_rpc::download_blob_with(&client(url)?, h, &mut |d, t| progress.update(d, t))
+            .await
+            .map_err(rpc_err(url))?;
     output_key(k)
         .open(&envelope::output_info(j.id), &sealed)
         .map_err(|e| anyhow!("the output does not open with this key: {e}"))

@@ -18,6 +18,7 @@ mod job;
 pub mod keys;
 mod net;
 mod node;
+mod progress;
 mod task;
 mod tee;
 mod worker;

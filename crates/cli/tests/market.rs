@@ -474,3 +474,42 @@ fn a_worker_killed_mid_job_is_replaced_and_the_job_completes() {
     let local = run(&["task", "run", nbody, "--arg", "30000000"]).stdout;
     assert_eq!(std::fs::read(&out).unwrap(), local);
 }
+
+/// A large input goes up in chunks, and with standard error piped the
+/// progress comes as plain lines (no bar, no carriage returns).
+#[test]
+fn a_large_input_uploads_with_progress_lines_when_piped() {
+    let dir = tmp("progress");
+    let chain = dir.join("chain");
+    let (_devnet, url) = start_devnet(&chain, 1);
+    wait_for("a few blocks", 120, || height(&url).filter(|&h| h >= 3));
+    let key = chain.join("keys/dev0.json");
+    let input = dir.join("big.txt");
+    let words = "the quick brown fox jumps over the lazy dog\n".repeat(60_000);
+    assert!(words.len() > 2 * 1024 * 1024);
+    std::fs::write(&input, &words).unwrap();
+    let o = run(&[
+        "--rpc",
+        &url,
+        "job",
+        "run",
+        TASK,
+        "--input",
+        input.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--arg",
+        "1",
+        "--timeout",
+        "240",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("uploading the encrypted input: "))
+        .collect();
+    assert!(lines.len() >= 3, "one line per chunk: {err}");
+    assert!(lines.last().unwrap().ends_with("(100%)"), "{err}");
+    assert!(!err.contains('\r'), "no bar when piped");
+}

@@ -535,7 +535,17 @@ pub async fn upload_blob(
     c: &jsonrpsee::http_client::HttpClient,
     bytes: &[u8],
 ) -> Result<Hash, ClientError> {
+    upload_blob_with(c, bytes, &mut |_, _| {}).await
+}
+
+/// [`upload_blob`], calling `progress(done, total)` (bytes) after each chunk.
+pub async fn upload_blob_with(
+    c: &jsonrpsee::http_client::HttpClient,
+    bytes: &[u8],
+    progress: &mut (dyn FnMut(u64, u64) + Send),
+) -> Result<Hash, ClientError> {
     let expected = Hash::of(bytes);
+    let total = bytes.len() as u64;
     let h = if bytes.len() <= BLOB_CHUNK {
         c.put_blob(hex::encode(bytes)).await?
     } else {
@@ -546,6 +556,7 @@ pub async fn upload_blob(
             let (part, tail) = rest.split_at(len);
             chunks.push(c.put_blob(hex::encode(part)).await?);
             rest = tail;
+            progress(total - rest.len() as u64, total);
         }
         c.compose_blob(chunks).await?
     };
@@ -562,6 +573,15 @@ pub async fn download_blob(
     c: &jsonrpsee::http_client::HttpClient,
     hash: Hash,
 ) -> Result<Vec<u8>, ClientError> {
+    download_blob_with(c, hash, &mut |_, _| {}).await
+}
+
+/// [`download_blob`], calling `progress(done, total)` (bytes) after each range.
+pub async fn download_blob_with(
+    c: &jsonrpsee::http_client::HttpClient,
+    hash: Hash,
+    progress: &mut (dyn FnMut(u64, u64) + Send),
+) -> Result<Vec<u8>, ClientError> {
     let size = c.blob_size(hash).await?;
     let mut out = Vec::with_capacity(size as usize);
     while (out.len() as u64) < size {
@@ -574,6 +594,7 @@ pub async fn download_blob(
             break;
         }
         out.extend_from_slice(&bytes);
+        progress(out.len() as u64, size);
     }
     if Hash::of(&out) != hash {
         return Err(ClientError::Custom(format!(

@@ -1,0 +1,72 @@
+//! Progress of long operations on standard error: a bar (indicatif) when
+//! standard error is a terminal, plain lines when it is piped or logged, so
+//! scripts and log files see every step and never a carriage return.
+
+use std::io::IsTerminal;
+
+/// Progress of one transfer of `total` bytes.
+pub struct Progress {
+    label: &'static str,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    /// Starts reporting `label` (e.g. "uploading the input").
+    pub fn bytes(label: &'static str, total: u64) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(label);
+            bar
+        });
+        Progress { label, bar }
+    }
+
+    /// `done` of `total` bytes are through.
+    pub fn update(&mut self, done: u64, total: u64) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+            None => eprintln!("{}: {}", self.label, line(done, total)),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `1.0 of 2.5 MiB (40%)`.
+fn line(done: u64, total: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let pct = (done * 100).checked_div(total).unwrap_or(100);
+    format!(
+        "{:.1} of {:.1} MiB ({pct}%)",
+        done as f64 / MIB,
+        total as f64 / MIB
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_plain_line_says_how_far() {
+        assert_eq!(
+            super::line(1024 * 1024, 4 * 1024 * 1024),
+            "1.0 of 4.0 MiB (25%)"
+        );
+        assert_eq!(super::line(0, 0), "0.0 of 0.0 MiB (100%)");
+    }
+}
