@@ -46,8 +46,9 @@ fn local_run(input: &Path, out_dir: &Path) -> (Vec<u8>, u64) {
     )
 }
 
-fn job_run(url: &str, key: &Path, input: &Path, out: &Path, extra: &[&str]) -> Value {
-    let mut args = vec![
+/// `proctor job run` of the word-frequency task on `input`, paid by `key`.
+fn job_run_args<'a>(url: &'a str, key: &'a Path, input: &'a Path) -> Vec<&'a str> {
+    vec![
         "--rpc",
         url,
         "job",
@@ -57,14 +58,16 @@ fn job_run(url: &str, key: &Path, input: &Path, out: &Path, extra: &[&str]) -> V
         input.to_str().unwrap(),
         "--key",
         key.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
         "--arg",
         "1",
-        "--watch",
         "--timeout",
         "240",
-    ];
+    ]
+}
+
+fn job_run(url: &str, key: &Path, input: &Path, out: &Path, extra: &[&str]) -> Value {
+    let mut args = job_run_args(url, key, input);
+    args.extend(["--out", out.to_str().unwrap(), "--watch"]);
     args.extend_from_slice(extra);
     let o = run(&args);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
@@ -488,21 +491,7 @@ fn a_large_input_uploads_with_progress_lines_when_piped() {
     let words = "the quick brown fox jumps over the lazy dog\n".repeat(60_000);
     assert!(words.len() > 2 * 1024 * 1024);
     std::fs::write(&input, &words).unwrap();
-    let o = run(&[
-        "--rpc",
-        &url,
-        "job",
-        "run",
-        TASK,
-        "--input",
-        input.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--arg",
-        "1",
-        "--timeout",
-        "240",
-    ]);
+    let o = run(&job_run_args(&url, &key, &input));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     let lines: Vec<&str> = err
