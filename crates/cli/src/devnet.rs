@@ -74,10 +74,21 @@ pub(crate) struct DevnetNode {
     pid: u32,
 }
 
+/// A devnet worker, as `devnet.json` lists it.
+#[derive(Serialize)]
+pub(crate) struct DevnetWorker {
+    /// Its enclave's identity key.
+    identity: String,
+    /// Its Prometheus metrics (`http://127.0.0.1:PORT/metrics`).
+    metrics: String,
+    dir: PathBuf,
+}
+
 #[derive(Serialize)]
 pub(crate) struct DevnetFile {
     rpc: String,
     nodes: Vec<DevnetNode>,
+    workers: Vec<DevnetWorker>,
     keys: PathBuf,
 }
 
@@ -274,21 +285,6 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         children.push((i, child));
         nodes.push(info);
     }
-    write_json(
-        &dir.join("devnet.json"),
-        &DevnetFile {
-            rpc: url.clone(),
-            nodes: nodes.clone(),
-            keys: dir.join("keys"),
-        },
-    )?;
-    println!(
-        "proctor devnet running\n  RPC:  {url}\n  explorer: {url}/ (open it in a browser)\n  metrics:  {url}/metrics\n  keys: {}\n  try:  proctor --rpc {url} chain head",
-        dir.join("keys").display()
-    );
-    for n in &nodes[1..] {
-        println!("  node: {} ({})", n.rpc, n.dir.display());
-    }
     // A node that dies is reported, not restarted; the others keep running.
     let watched = std::sync::Arc::new(std::sync::Mutex::new(children));
     let watch = watched.clone();
@@ -306,8 +302,9 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         }
     });
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
+    let mut workers = Vec::new();
+    let mut listed = Vec::new();
+    let mut metrics_servers = Vec::new();
     for i in 0..args.workers {
         let wdir = dir.join(format!("workers/w{i}"));
         let mut enclave = open_enclave(&wdir, &dir.join(crate::worker::DEVNET_SIM_ROOT))?;
@@ -324,7 +321,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         // Workers spread over the nodes, so blocks are mined on more than one.
         let rpc_url = nodes[i % nodes.len()].rpc.clone();
         wait_for_rpc(&rpc_url).await?;
-        let mut worker = Worker::new(
+        let worker = Worker::new(
             Box::new(enclave),
             WorkerConfig {
                 rpc_url,
@@ -333,6 +330,38 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
                 offer: Some(MarketOffer::default()),
             },
         )?;
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (addr, server) = proctor_worker::metrics::serve(any_port, worker.metrics())
+            .await
+            .context("serving a worker's metrics")?;
+        metrics_servers.push(server);
+        listed.push(DevnetWorker {
+            identity: worker.info().identity.to_string(),
+            metrics: format!("http://{addr}/metrics"),
+            dir: wdir,
+        });
+        workers.push(worker);
+    }
+    let file = DevnetFile {
+        rpc: url.clone(),
+        nodes: nodes.clone(),
+        workers: listed,
+        keys: dir.join("keys"),
+    };
+    write_json(&dir.join("devnet.json"), &file)?;
+    println!(
+        "proctor devnet running\n  RPC:  {url}\n  explorer: {url}/ (open it in a browser)\n  metrics:  {url}/metrics\n  keys: {}\n  try:  proctor --rpc {url} chain head",
+        dir.join("keys").display()
+    );
+    for n in &nodes[1..] {
+        println!("  node: {} ({})", n.rpc, n.dir.display());
+    }
+    for (i, w) in file.workers.iter().enumerate() {
+        println!("  worker w{i} metrics: {}", w.metrics);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (i, mut worker) in workers.into_iter().enumerate() {
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
             let r = async {
@@ -357,6 +386,9 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             .arg(c.id().to_string())
             .status();
         let _ = c.wait();
+    }
+    for server in metrics_servers {
+        let _ = server.stop();
     }
     node.stop().await;
     Ok(())

@@ -361,12 +361,15 @@ pub fn compare(
                 template: Box::new(never_wins.clone()),
                 max_slices: 1_000,
             }) {
-                Response::Mined(MineResult::NoWin { .. } | MineResult::Won(_)) => {}
-                Response::Mined(MineResult::TaskDone {
-                    instructions: i,
-                    output_hash,
-                    ..
-                }) => {
+                Response::Mined(MineResult::NoWin { .. } | MineResult::Won(_), _) => {}
+                Response::Mined(
+                    MineResult::TaskDone {
+                        instructions: i,
+                        output_hash,
+                        ..
+                    },
+                    _,
+                ) => {
                     if output_hash != Hash::of(&expected) {
                         bail!("PoUW run output differs from the unmetered run");
                     }

@@ -40,6 +40,10 @@ pub struct WorkerArgs {
     /// Mine only: make no offer to the compute market.
     #[arg(long)]
     no_market: bool,
+    /// Serve this worker's Prometheus metrics at http://ADDR/metrics
+    /// (for example 127.0.0.1:9101; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// Which trusted hardware an enclave runs on, and where its files are.
@@ -132,6 +136,11 @@ pub enum WorkerCmd {
 
 /// `proctor worker register | renew | status | deregister | withdraw`.
 pub async fn manage_worker(args: WorkerArgs, cmd: WorkerCmd, url: &str) -> Result<()> {
+    if args.metrics.is_some() {
+        bail!(
+            "--metrics serves a running worker's metrics: use it with `proctor worker`, not with a subcommand"
+        );
+    }
     let mut worker = connect_worker(&args, url)?;
     let id = worker.info().identity;
     let stop = AtomicBool::new(false);
@@ -236,6 +245,16 @@ pub async fn run_worker(args: WorkerArgs, url: &str) -> Result<()> {
     crate::init_logging();
     let mut worker = connect_worker(&args, url)?;
     println!("proctor worker: enclave {}", worker.info().identity);
+    let _metrics = match args.metrics {
+        Some(addr) => {
+            let (addr, handle) = proctor_worker::metrics::serve(addr, worker.metrics())
+                .await
+                .with_context(|| format!("serving metrics on {addr}"))?;
+            println!("  metrics: http://{addr}/metrics");
+            Some(handle)
+        }
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
     tokio::spawn(async move {

@@ -337,4 +337,27 @@ fn a_devnet_of_three_finds_its_own_ports() {
     let urls = urls(&list);
     let h = converged(&urls[0], &urls[1], 3);
     converged(&urls[0], &urls[2], h);
+    // Each worker serves its own metrics at the address devnet.json lists,
+    // labelled with its enclave, and counts the slices it runs.
+    let workers = devnet_workers(&chain, 3);
+    let mut addrs = std::collections::BTreeSet::new();
+    for w in &workers {
+        let url = w["metrics"].as_str().unwrap();
+        addrs.insert(url.to_string());
+        let identity = w["identity"].as_str().unwrap();
+        let text = wait_for("worker metrics", 60, || {
+            let text = http_get(url)?;
+            let slices: u64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("proctor_worker_slices_total "))?
+                .parse()
+                .ok()?;
+            (slices > 0).then_some(text)
+        });
+        assert!(
+            text.contains(&format!("proctor_worker_info{{identity=\"{identity}\"}} 1")),
+            "{text}"
+        );
+    }
+    assert_eq!(addrs.len(), 3, "{workers:?}");
 }

@@ -135,7 +135,8 @@ pub enum Response {
         module: Hash,
         checker_sig: proctor_primitives::Signature,
     },
-    Mined(MineResult),
+    /// What a [`Request::Mine`] found, and the work it ran to find it.
+    Mined(MineResult, Ran),
     /// A job ran: its signed report and the output sealed to the requester.
     JobDone {
         report: ResultReport,
@@ -179,6 +180,17 @@ pub enum MineResult {
         exit_code: Option<i32>,
         output_hash: Hash,
     },
+}
+
+/// The work one [`Request::Mine`] ran: what the host may count (a worker's
+/// metrics) without trusting it for anything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Ran {
+    /// Whole slices run; each drew the lottery once.
+    pub slices: u32,
+    /// Metered instructions run (the slices, and the last partial slice of
+    /// a task that finished).
+    pub instructions: u64,
 }
 
 /// A finished job, as [`Response::JobDone`] carries it.
@@ -314,7 +326,9 @@ impl Enclave {
             Request::Mine {
                 template,
                 max_slices,
-            } => self.mine(&template, max_slices).map(Response::Mined),
+            } => self
+                .mine(&template, max_slices)
+                .map(|(result, ran)| Response::Mined(result, ran)),
             Request::RunJob(ticket) => self.run_job(*ticket),
             Request::LoadJob { ticket, slice } => self.load_job(*ticket, slice),
             Request::RefuseLate(ticket) => Err(self.refusal(&ticket, RefusalReason::TooLittleTime)),

@@ -96,14 +96,17 @@ impl Enclave {
         &mut self,
         template: &Template,
         max_slices: u32,
-    ) -> Result<MineResult, Error> {
+    ) -> Result<(MineResult, Ran), Error> {
         let run = self.running.as_mut().ok_or(Error::NoTask)?;
+        let mut ran = Ran::default();
         Self::follow_parent(&self.vm, run, template.parent);
         let (t, difficulty) = (template.hash(), template.difficulty);
         for _ in 0..max_slices {
             match run.task.step() {
                 Step::Slice => {
                     run.counter += 1;
+                    ran.slices += 1;
+                    ran.instructions += run.slice;
                     // Seed 000 §3.3: one draw per slice of n instructions.
                     let r = self.platform.random_u128();
                     if lottery_wins(r, run.slice, difficulty) {
@@ -121,10 +124,13 @@ impl Enclave {
                             work_sig: run.checker_sig,
                         };
                         proof.work_sig = self.platform.sign(&proof.work_message(difficulty));
-                        return Ok(MineResult::Won(Box::new(proof)));
+                        return Ok((MineResult::Won(Box::new(proof)), ran));
                     }
                 }
                 Step::Done(outcome) => {
+                    ran.instructions += outcome
+                        .instructions
+                        .saturating_sub(run.counter.saturating_mul(run.slice));
                     let finished = self.running.take().ok_or(Error::NoTask)?;
                     if let Some(ctx) = finished.job {
                         let done = self.finish_job(&ctx, outcome.stdout, outcome.instructions)?;
@@ -136,25 +142,27 @@ impl Enclave {
                         else {
                             unreachable!("finish_job answers JobDone")
                         };
-                        return Ok(MineResult::JobDone(Box::new(JobResult {
+                        let done = JobResult {
                             report,
                             signature,
                             output,
-                        })));
+                        };
+                        return Ok((MineResult::JobDone(Box::new(done)), ran));
                     }
                     let exit_code = match outcome.status {
                         Status::Exited(c) => Some(c),
                         _ => None,
                     };
-                    return Ok(MineResult::TaskDone {
+                    let done = MineResult::TaskDone {
                         instructions: outcome.instructions,
                         exit_code,
                         output_hash: Hash::of(&outcome.stdout),
-                    });
+                    };
+                    return Ok((done, ran));
                 }
             }
         }
-        Ok(MineResult::NoWin { slices: max_slices })
+        Ok((MineResult::NoWin { slices: max_slices }, ran))
     }
 }
 
@@ -222,7 +230,7 @@ mod tests {
         let m = load(&mut e, "100000", 10_000);
         assert_eq!(m, Hash::of(FILLER));
         // Difficulty = slice: every slice wins.
-        let Response::Mined(MineResult::Won(p)) = e.handle(Request::Mine {
+        let Response::Mined(MineResult::Won(p), _) = e.handle(Request::Mine {
             template: template(7, 10_000),
             max_slices: 10,
         }) else {
@@ -251,18 +259,28 @@ mod tests {
         let t = template(7, u64::MAX);
         // Impossible difficulty: no win, and the task eventually finishes with its exact count.
         let mut total_slices = 0u64;
+        // What each call says it ran adds up to the task's exact count.
+        let mut ran_total = p.instructions;
         loop {
             match e.handle(Request::Mine {
                 template: t.clone(),
                 max_slices: 1000,
             }) {
-                Response::Mined(MineResult::NoWin { slices }) => total_slices += slices as u64,
-                Response::Mined(MineResult::TaskDone {
-                    instructions,
-                    exit_code,
-                    ..
-                }) => {
+                Response::Mined(MineResult::NoWin { slices }, ran) => {
+                    assert_eq!(ran.slices, slices);
+                    total_slices += slices as u64;
+                    ran_total += ran.instructions;
+                }
+                Response::Mined(
+                    MineResult::TaskDone {
+                        instructions,
+                        exit_code,
+                        ..
+                    },
+                    ran,
+                ) => {
                     assert_eq!(exit_code, Some(0));
+                    assert_eq!(ran_total + ran.instructions, instructions);
                     assert!(instructions > 100_000 * 1000, "{instructions}");
                     break;
                 }
@@ -289,7 +307,7 @@ mod tests {
             template: template(parent, 10_000),
             max_slices: 1,
         }) {
-            Response::Mined(MineResult::Won(p)) => p,
+            Response::Mined(MineResult::Won(p), _) => p,
             other => panic!("{other:?}"),
         };
         let expect = |parent: u8| Hash::of(&filler_input(&Hash([parent; 32])));

@@ -285,13 +285,13 @@ fn a_job_loaded_for_mining_wins_blocks_with_its_module_then_finishes() {
             }),
             max_slices: 5,
         }) {
-            Response::Mined(proctor_enclave::MineResult::Won(p)) => {
+            Response::Mined(proctor_enclave::MineResult::Won(p), _) => {
                 // The attestation names the job and the input it runs on.
                 assert_eq!(p.module, Hash::of(WORDFREQ));
                 assert_eq!((p.job, p.input), (Some(42), input_hash));
                 wins += 1;
             }
-            Response::Mined(proctor_enclave::MineResult::JobDone(r)) => break r,
+            Response::Mined(proctor_enclave::MineResult::JobDone(r), _) => break r,
             other => panic!("{other:?}"),
         }
         assert!(wins < 1_000, "the job never finished");

@@ -10,11 +10,10 @@
 //! cannot grow the series without limit.
 
 use crate::chain::Chain;
-use jsonrpsee::core::BoxError;
 use jsonrpsee::server::middleware::rpc::{
     Batch, MethodResponse, Notification, Request, RpcServiceT,
 };
-use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
+use proctor_rpc::pages::{PROMETHEUS_TEXT, PagesLayer, page};
 use proctor_state::jobs::JobState;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -24,7 +23,6 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 type Labels = Vec<(&'static str, String)>;
@@ -198,81 +196,19 @@ impl Scrape {
     }
 }
 
-/// HTTP layer in front of the JSON-RPC server: `GET /metrics` answers with
-/// the metrics, `GET /` and the explorer's files with the explorer (when
-/// on); everything else (JSON-RPC posts, WebSocket upgrades) goes on to
-/// JSON-RPC.
-#[derive(Clone)]
-pub struct PagesLayer {
-    pub explorer: bool,
-    pub scrape: Scrape,
-}
-
-impl<S> tower::Layer<S> for PagesLayer {
-    type Service = Pages<S>;
-    fn layer(&self, inner: S) -> Pages<S> {
-        Pages {
-            inner,
-            explorer: self.explorer,
-            scrape: self.scrape.clone(),
+/// The node's pages in front of JSON-RPC: `GET /metrics` answers with the
+/// metrics, `GET /` and the explorer's files with the explorer (when on).
+pub fn pages(explorer: bool, scrape: Scrape) -> PagesLayer {
+    PagesLayer::new(move |path| {
+        if path == "/metrics" {
+            let scrape = scrape.clone();
+            return Some(Box::pin(async move {
+                page(scrape.render().await, PROMETHEUS_TEXT)
+            }));
         }
-    }
-}
-
-/// See [`PagesLayer`].
-#[derive(Clone)]
-pub struct Pages<S> {
-    inner: S,
-    explorer: bool,
-    scrape: Scrape,
-}
-
-/// A response with `body` and its content type.
-fn page(body: impl Into<HttpBody>, content_type: &'static str) -> HttpResponse {
-    let mut res = HttpResponse::new(body.into());
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
-    res
-}
-
-impl<S, B> tower::Service<HttpRequest<B>> for Pages<S>
-where
-    S: tower::Service<HttpRequest<B>, Response = HttpResponse>,
-    S::Error: Into<BoxError> + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = HttpResponse;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send + 'static>>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, req: HttpRequest<B>) -> Self::Future {
-        let get =
-            req.method() == http::Method::GET && !req.headers().contains_key(http::header::UPGRADE);
-        if get && req.uri().path() == "/metrics" {
-            let scrape = self.scrape.clone();
-            return Box::pin(async move {
-                let text = scrape.render().await;
-                Ok(page(text, "text/plain; version=0.0.4; charset=utf-8"))
-            });
-        }
-        if get
-            && self.explorer
-            && let Some((body, kind)) = crate::explorer::file(req.uri().path())
-        {
-            return Box::pin(async move { Ok(page(body, kind)) });
-        }
-        let fut = self.inner.call(req);
-        Box::pin(async move { fut.await.map_err(Into::into) })
-    }
+        let (body, kind) = explorer.then(|| crate::explorer::file(path)).flatten()?;
+        Some(Box::pin(async move { page(body, kind) }))
+    })
 }
 
 /// JSON-RPC middleware that counts requests by method and result code.

@@ -2,7 +2,7 @@
 
 use crate::chain::{Chain, ChainError};
 use crate::mempool::AdmitError;
-use crate::metrics::{CountRequests, Metrics, PagesLayer, Scrape};
+use crate::metrics::{CountRequests, Metrics, Scrape};
 use crate::{Error, now_ms};
 use jsonrpsee::core::{SubscriptionResult, async_trait};
 use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
@@ -660,14 +660,14 @@ pub async fn serve(
             metrics: counted.clone(),
         })
         .layer_fn(move |service| crate::rpc_limit::RateLimit::new(service, rate));
-    let pages = PagesLayer {
-        explorer: options.explorer,
-        scrape: Scrape {
+    let pages = crate::metrics::pages(
+        options.explorer,
+        Scrape {
             metrics,
             chain,
             network,
         },
-    };
+    );
     let server = ServerBuilder::with_config(config)
         .set_rpc_middleware(middleware)
         .set_http_middleware(tower::ServiceBuilder::new().layer(pages))

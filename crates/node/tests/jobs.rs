@@ -189,9 +189,9 @@ fn a_block_won_while_running_a_job_names_the_job_module_and_is_accepted() {
             template: Box::new(template.clone()),
             max_slices: 10,
         }) {
-            Response::Mined(MineResult::Won(p)) if proof.is_none() => proof = Some(*p),
-            Response::Mined(MineResult::Won(_) | MineResult::NoWin { .. }) => {}
-            Response::Mined(MineResult::JobDone(r)) => {
+            Response::Mined(MineResult::Won(p), _) if proof.is_none() => proof = Some(*p),
+            Response::Mined(MineResult::Won(_) | MineResult::NoWin { .. }, _) => {}
+            Response::Mined(MineResult::JobDone(r), _) => {
                 result = Some(r);
                 break;
             }
@@ -246,7 +246,7 @@ impl proctor_enclave::wire::Transport for Recording {
                 .store(true, std::sync::atomic::Ordering::SeqCst);
         }
         // And whatever the host's own key opens of a job's output.
-        if let Response::Mined(MineResult::JobDone(r)) = &resp
+        if let Response::Mined(MineResult::JobDone(r), _) = &resp
             && let Ok(opened) = host_key().open(&envelope::output_info(r.report.job), &r.output)
         {
             seen.extend(opened);
@@ -415,10 +415,10 @@ async fn a_host_that_alters_a_job_gets_no_plaintext_and_cannot_blame_the_request
         .unwrap();
     r.unwrap();
     assert!(
-        worker.stats.jobs_refused >= 1,
+        worker.stats().jobs_refused >= 1,
         "the enclave refused the altered job"
     );
-    assert_eq!(worker.stats.jobs_run, 0);
+    assert_eq!(worker.stats().jobs_run, 0);
     assert!(
         !leaked.load(Ordering::SeqCst),
         "the plaintext reached the host"

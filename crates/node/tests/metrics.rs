@@ -194,3 +194,101 @@ async fn rpc_discover_describes_exactly_the_methods_served() {
     assert!(doc["components"]["schemas"]["BlockInfo"].is_object());
     node.stop().await;
 }
+
+/// A real worker mining on a real node serves its own `/metrics`: the
+/// slices, draws and instructions its enclave ran, and the blocks it won,
+/// which must match the blocks the chain credits to its enclave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_serves_its_own_metrics_that_match_the_chain() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    let mut tc = common::test_chain("worker-metrics");
+    let node = start(&tc).await;
+    let client = proctor_rpc::http_client(&node.rpc_url()).unwrap();
+    let mut worker = common::miner(&mut tc, &node);
+    let identity = worker.info().identity;
+    let (addr, server) =
+        proctor_worker::metrics::serve("127.0.0.1:0".parse().unwrap(), worker.metrics())
+            .await
+            .unwrap();
+    let scrape = || {
+        let (status, headers, text) = http(
+            addr,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(status.contains("200"), "{status}");
+        assert!(headers.contains("content-type: text/plain"), "{headers}");
+        text
+    };
+    // Before mining: the series exist and are zero.
+    let before = scrape();
+    assert_eq!(value(&before, "proctor_worker_slices_total"), Some(0.0));
+    assert_eq!(value(&before, "proctor_worker_blocks_won_total"), Some(0.0));
+    assert!(
+        before.contains(&format!("proctor_worker_info{{identity=\"{identity}\"}} 1")),
+        "{before}"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let mining = tokio::spawn(async move {
+        let r = worker.mine(s).await;
+        (worker, r)
+    });
+    // Mine for at least two blocks and a second and a half (the rate window).
+    let began = Instant::now();
+    let deadline = began + Duration::from_secs(120);
+    loop {
+        let head = client.head().await.unwrap().height;
+        if head >= 2 && began.elapsed() > Duration::from_millis(1500) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no blocks mined in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (worker, result) = mining.await.unwrap();
+    result.unwrap();
+
+    let text = scrape();
+    let get = |name: &str| value(&text, name).unwrap_or_else(|| panic!("{name}: {text}"));
+    let slices = get("proctor_worker_slices_total");
+    assert!(slices > 0.0, "{text}");
+    assert_eq!(get("proctor_worker_lottery_draws_total"), slices);
+    assert!(
+        get("proctor_worker_instructions_total") >= slices * proctor_worker::SLICE as f64,
+        "{text}"
+    );
+    assert!(
+        get("proctor_worker_instructions_per_second") > 0.0,
+        "{text}"
+    );
+    // Blocks won, as the chain sees them: every block whose proof names this enclave.
+    let head = client.head().await.unwrap().height;
+    let mut credited = 0u64;
+    for h in 1..=head {
+        let b = client.block(h.to_string()).await.unwrap();
+        if b.pouw.is_some_and(|p| p.enclave == identity) {
+            credited += 1;
+        }
+    }
+    assert!(credited >= 2);
+    assert_eq!(get("proctor_worker_blocks_won_total"), credited as f64);
+    assert_eq!(worker.stats().blocks_won, credited);
+    let wins = get("proctor_worker_lottery_wins_total");
+    assert_eq!(
+        wins,
+        credited as f64 + get("proctor_worker_stale_proofs_total")
+    );
+
+    // Anything but GET /metrics is not a page: a junk path is not served.
+    let (status, _, _) = http(
+        addr,
+        "GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(!status.contains("200"), "{status}");
+    server.stop().unwrap();
+    node.stop().await;
+}

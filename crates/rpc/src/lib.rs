@@ -329,6 +329,7 @@ impl WorkInfo {
 }
 
 pub mod openrpc;
+pub mod pages;
 
 #[rpc(server, client, namespace = "proctor")]
 pub trait Api {

@@ -16,6 +16,8 @@
 //! talks to it only through [`proctor_enclave::Request`]/[`Response`].
 #![forbid(unsafe_code)]
 
+pub mod metrics;
+
 use proctor_enclave::wire::Transport;
 use proctor_enclave::{EnclaveInfo, MineResult, Request, Response};
 use proctor_primitives::{Address, Hash, Keypair};
@@ -130,7 +132,7 @@ impl EnclaveHost {
     }
 }
 
-/// Statistics of a worker run.
+/// Statistics of a worker run (a snapshot of its [`metrics`]).
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     pub blocks_won: u64,
@@ -155,7 +157,7 @@ pub struct Worker {
     reported: std::collections::BTreeSet<u64>,
     /// The job the enclave is mining with, if any.
     current_job: Option<u64>,
-    pub stats: Stats,
+    metrics: Arc<metrics::Metrics>,
     /// Test-only misbehaviour: how the host alters each job it loads.
     #[cfg(feature = "test-faults")]
     tamper: Option<fn(&mut proctor_enclave::JobTicket)>,
@@ -177,7 +179,6 @@ impl Worker {
             host: EnclaveHost {
                 transport: std::sync::Mutex::new(Some(enclave)),
             },
-            info,
             client,
             operator: config.operator,
             collateral: config.collateral,
@@ -185,7 +186,8 @@ impl Worker {
             offer_sent: None,
             reported: Default::default(),
             current_job: None,
-            stats: Stats::default(),
+            metrics: Arc::new(metrics::Metrics::new(&info.identity.to_string())),
+            info,
             #[cfg(feature = "test-faults")]
             tamper: None,
         })
@@ -210,6 +212,23 @@ impl Worker {
             Err(Error::Enclave(
                 "this build has no test faults (feature `test-faults`)".into(),
             ))
+        }
+    }
+
+    /// The worker's metrics (serve them with [`metrics::serve`]).
+    pub fn metrics(&self) -> Arc<metrics::Metrics> {
+        self.metrics.clone()
+    }
+
+    /// What the worker has done so far.
+    pub fn stats(&self) -> Stats {
+        let m = &self.metrics;
+        Stats {
+            blocks_won: m.blocks_won.get(),
+            stale_proofs: m.stale_proofs.get(),
+            tasks_completed: m.tasks_completed.get(),
+            jobs_run: m.jobs_run.get(),
+            jobs_refused: m.jobs_refused.get(),
         }
     }
 
@@ -400,7 +419,7 @@ impl Worker {
                 Ok(true)
             }
             Ok(Some((refusal, signature))) => {
-                self.stats.jobs_refused += 1;
+                self.metrics.jobs_refused.inc();
                 // The requester's doing, signed by the enclave: the chain
                 // ends the job without slashing this worker.
                 tracing::warn!(job = j.id, reason = ?refusal.reason, "the enclave refused the job");
@@ -415,7 +434,7 @@ impl Worker {
                 Ok(false)
             }
             Err(e) => {
-                self.stats.jobs_refused += 1;
+                self.metrics.jobs_refused.inc();
                 // Not retried until the chain changes its mind about it.
                 tracing::warn!(job = j.id, "job not run: {e}");
                 self.reported.insert(j.id);
@@ -494,7 +513,7 @@ impl Worker {
                 signature: r.signature,
             }))
             .await?;
-        self.stats.jobs_run += 1;
+        self.metrics.jobs_run.inc();
         tracing::info!(job, %tx, "job result submitted");
         Ok(tx)
     }
@@ -573,24 +592,26 @@ impl Worker {
                 template: Box::new(template),
                 max_slices: SLICES_PER_CALL,
             };
-            let Response::Mined(result) = self.host.call(req).await? else {
+            let began = Instant::now();
+            let Response::Mined(result, ran) = self.host.call(req).await? else {
                 return Err(Error::Enclave("unexpected answer to Mine".into()));
             };
+            self.metrics.observe_mine(ran, began.elapsed());
             match result {
-                MineResult::Won(proof) => match self
-                    .client
-                    .submit_work(work.template_hash, proctor_rpc::to_hex(&proof))
-                    .await
-                {
-                    Ok(hash) => {
-                        self.stats.blocks_won += 1;
-                        tracing::info!(height = work.height, %hash, "won block");
+                MineResult::Won(proof) => {
+                    self.metrics.proofs.inc();
+                    let proof = proctor_rpc::to_hex(&proof);
+                    match self.client.submit_work(work.template_hash, proof).await {
+                        Ok(hash) => {
+                            self.metrics.blocks_won.inc();
+                            tracing::info!(height = work.height, %hash, "won block");
+                        }
+                        Err(e) => {
+                            self.metrics.stale_proofs.inc();
+                            tracing::debug!(%e, "proof not accepted");
+                        }
                     }
-                    Err(e) => {
-                        self.stats.stale_proofs += 1;
-                        tracing::debug!(%e, "proof not accepted");
-                    }
-                },
+                }
                 MineResult::NoWin { .. } => {}
                 MineResult::JobDone(r) => {
                     loaded = false;
@@ -599,7 +620,7 @@ impl Worker {
                     }
                 }
                 MineResult::TaskDone { instructions, .. } => {
-                    self.stats.tasks_completed += 1;
+                    self.metrics.tasks_completed.inc();
                     tracing::debug!(instructions, "filler task finished; loading the next");
                     loaded = false;
                 }

@@ -239,6 +239,35 @@ pub fn devnet_nodes(chain: &Path, nodes: usize) -> Vec<Value> {
     })
 }
 
+/// devnet.json's workers, once it lists `workers` of them.
+pub fn devnet_workers(chain: &Path, workers: usize) -> Vec<Value> {
+    let file = chain.join("devnet.json");
+    wait_for("devnet.json workers", 120, || {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&file).ok()?).ok()?;
+        let list = v["workers"].as_array()?.clone();
+        (list.len() == workers).then_some(list)
+    })
+}
+
+/// The body of `GET url` (`http://HOST:PORT/PATH`), if it answers 200.
+pub fn http_get(url: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut s = std::net::TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok()?;
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
 /// The RPC URLs of devnet.json's nodes.
 pub fn urls(nodes: &[Value]) -> Vec<String> {
     nodes

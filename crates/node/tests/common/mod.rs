@@ -92,8 +92,8 @@ pub fn win(enclave: &mut Enclave, work: &proctor_rpc::WorkInfo) -> proctor_state
             template: template.clone(),
             max_slices: 50,
         }) {
-            Response::Mined(MineResult::Won(p)) => return *p,
-            Response::Mined(MineResult::NoWin { .. }) => {}
+            Response::Mined(MineResult::Won(p), _) => return *p,
+            Response::Mined(MineResult::NoWin { .. }, _) => {}
             other => panic!("{other:?}"),
         }
     }
@@ -151,6 +151,20 @@ pub fn junk_block(
     }
 }
 
+/// A mining-only worker around the chain's enclave, operated by key 0.
+pub fn miner(tc: &mut TestChain, node: &proctor_node::Node) -> proctor_worker::Worker {
+    proctor_worker::Worker::new(
+        Box::new(tc.enclave.take().expect("the chain's enclave")),
+        proctor_worker::WorkerConfig {
+            rpc_url: node.rpc_url(),
+            operator: tc.keys[0].clone(),
+            collateral: None,
+            offer: None,
+        },
+    )
+    .unwrap()
+}
+
 /// Mines on `node` with the chain's enclave until the head is at least
 /// `height` (within 120 s), then stops the worker and returns the height.
 pub async fn mine_until(tc: &mut TestChain, node: &proctor_node::Node, height: u64) -> u64 {
@@ -160,16 +174,7 @@ pub async fn mine_until(tc: &mut TestChain, node: &proctor_node::Node, height: u
     use std::time::{Duration, Instant};
     let client = proctor_rpc::http_client(&node.rpc_url()).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut worker = proctor_worker::Worker::new(
-        Box::new(tc.enclave.take().expect("the chain's enclave")),
-        proctor_worker::WorkerConfig {
-            rpc_url: node.rpc_url(),
-            operator: tc.keys[0].clone(),
-            collateral: None,
-            offer: None,
-        },
-    )
-    .unwrap();
+    let mut worker = miner(tc, node);
     let flag = stop.clone();
     let mining = tokio::spawn(async move { worker.mine(flag).await });
     let deadline = Instant::now() + Duration::from_secs(120);
