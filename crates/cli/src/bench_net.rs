@@ -331,7 +331,12 @@ async fn bench(args: &NetBenchArgs, dir: &Path) -> Result<NetReport> {
     let mut included_at = None;
     let mut largest = 0;
     let deadline = Instant::now() + Duration::from_secs(600);
-    let mut next_report = Instant::now() + Duration::from_secs(5);
+    let mut next_report = Instant::now() + Duration::from_secs(1);
+    let mut progress = crate::progress::Progress::steps(
+        "confirming transfers",
+        accepted as u64,
+        "transfer",
+    );
     let confirmed_at = loop {
         let tip = clients[0].head().await?.height;
         let from = counted.keys().next_back().map_or(start_height, |h| *h) + 1;
@@ -355,11 +360,12 @@ async fn bench(args: &NetBenchArgs, dir: &Path) -> Result<NetReport> {
             bail!("only {confirmed} of {accepted} transfers confirmed after 10 minutes");
         }
         if Instant::now() > next_report {
-            eprintln!("  {total} included, {confirmed} confirmed at height {tip}");
+            progress.update(confirmed as u64, accepted as u64);
             next_report = Instant::now() + Duration::from_secs(5);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    drop(progress);
     let blocks_under_load = counted.len() as u64;
 
     eprintln!("measuring propagation and stale blocks ...");

@@ -4,38 +4,69 @@
 
 use std::io::IsTerminal;
 
-/// Progress of one transfer of `total` bytes.
+/// Progress of one long operation: `total` bytes or steps.
 pub struct Progress {
     label: &'static str,
+    unit: Unit,
     bar: Option<indicatif::ProgressBar>,
 }
 
+/// What a [`Progress`] counts.
+#[derive(Clone, Copy)]
+enum Unit {
+    Bytes,
+    /// Steps, each named by the noun (e.g. "run", "transfer").
+    Steps(&'static str),
+}
+
 impl Progress {
-    /// Starts reporting `label` (e.g. "uploading the input").
+    /// Starts reporting a transfer of `total` bytes, as `label` (e.g.
+    /// "uploading the input").
     pub fn bytes(label: &'static str, total: u64) -> Progress {
+        Progress::start(
+            label,
+            total,
+            Unit::Bytes,
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+    }
+
+    /// Starts reporting `total` steps, each a `noun`, as `label` (e.g.
+    /// "benchmarking", 5, "run").
+    pub fn steps(label: &'static str, total: u64, noun: &'static str) -> Progress {
+        Progress::start(
+            label,
+            total,
+            Unit::Steps(noun),
+            "{msg} [{bar:30}] {pos}/{len} {elapsed}",
+        )
+    }
+
+    fn start(label: &'static str, total: u64, unit: Unit, template: &str) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total);
             bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
+                indicatif::ProgressStyle::with_template(template)
+                    .expect("a valid template")
+                    .progress_chars("=> "),
             );
             bar.set_message(label);
             bar
         });
-        Progress { label, bar }
+        Progress { label, unit, bar }
     }
 
-    /// `done` of `total` bytes are through.
+    /// `done` of `total` are through.
     pub fn update(&mut self, done: u64, total: u64) {
-        match &self.bar {
-            Some(bar) => {
+        match (&self.bar, self.unit) {
+            (Some(bar), _) => {
                 bar.set_length(total);
                 bar.set_position(done);
             }
-            None => eprintln!("{}: {}", self.label, line(done, total)),
+            (None, Unit::Bytes) => eprintln!("{}: {}", self.label, line(done, total)),
+            (None, Unit::Steps(noun)) => {
+                eprintln!("{}: {noun} {done} of {total}", self.label)
+            }
         }
     }
 }

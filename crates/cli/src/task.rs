@@ -319,7 +319,8 @@ pub fn compare(
     let expected = base.run(&compiled, spec).stdout; // warm-up
     let (mut t_native, mut t_base, mut t_pouw) = (Vec::new(), Vec::new(), Vec::new());
     let mut instructions = 0;
-    for _ in 0..reps {
+    let mut progress = crate::progress::Progress::steps("benchmarking", reps as u64, "run");
+    for rep in 0..reps {
         if let Some(bin) = native {
             let t = Instant::now();
             let out = native_run(bin, spec)?;
@@ -380,7 +381,9 @@ pub fn compare(
             }
         }
         t_pouw.push(t.elapsed());
+        progress.update(rep as u64 + 1, reps as u64);
     }
+    drop(progress);
     let _ = std::fs::remove_dir_all(&dir);
     let fastest = |v: Vec<Duration>| v.into_iter().min().unwrap_or_default();
     Ok(Comparison {

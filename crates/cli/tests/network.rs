@@ -43,6 +43,21 @@ fn a_second_node_syncs_gossips_and_catches_up_after_a_crash() {
         block_hash(&url_b, 1),
         "synced from genesis"
     );
+    // Its log said how far along the sync was, as plain lines.
+    let log = std::fs::read_to_string(dir.join("b.log")).unwrap();
+    let progress: Vec<(u64, u64)> = log
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("sync: height ")?;
+            let (at, rest) = rest.split_once(" of ")?;
+            let tip = rest.split_whitespace().next()?;
+            Some((at.parse().ok()?, tip.parse().ok()?))
+        })
+        .collect();
+    assert!(
+        progress.iter().any(|&(at, tip)| at >= 3 && at <= tip),
+        "no sync progress in the log:\n{log}"
+    );
 
     // A transfer sent to B travels by gossip, is mined on A, and B sees the block.
     let to = address(&chain.join("keys/dev1.json"));

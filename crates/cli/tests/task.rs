@@ -168,6 +168,17 @@ fn bench_reports_a_ratio() {
     }
     let r = ms(f, "pouw_ms") / ms(f, "unmetered_ms");
     assert!((ms(f, "ratio") - r).abs() < 1e-9, "{v}");
+    // Piped, progress is one plain line per repetition on stderr.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("benchmarking: run "))
+        .collect();
+    assert_eq!(
+        lines,
+        ["benchmarking: run 1 of 3", "benchmarking: run 2 of 3", "benchmarking: run 3 of 3"],
+        "{stderr}"
+    );
 }
 
 /// `proctor ... | head -1`: a reader that closes standard output early ends

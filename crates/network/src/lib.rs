@@ -155,6 +155,10 @@ pub struct SyncRequest {
 pub struct SyncResponse {
     #[serde(with = "byte_strings")]
     pub blocks: Vec<Vec<u8>>,
+    /// The answering node's canonical height, so the asker can say how far
+    /// along its sync is (only reported, never trusted for anything).
+    #[serde(default)]
+    pub tip: u64,
 }
 
 /// Serializes a list of byte vectors as CBOR byte strings (serde's default is
@@ -815,7 +819,13 @@ impl Net {
                         .swarm
                         .behaviour_mut()
                         .sync
-                        .send_response(channel, SyncResponse { blocks });
+                        .send_response(
+                            channel,
+                            SyncResponse {
+                                blocks,
+                                tip: self.chain.height(),
+                            },
+                        );
                 }
                 request_response::Message::Response {
                     request_id,
@@ -959,6 +969,14 @@ impl Net {
                     return;
                 }
             }
+        }
+        // Progress, as plain log lines, while catching up (not for the one
+        // block at a time of a node that follows the tip).
+        let height = self.chain.height();
+        if n > 1 || (n == 1 && height < response.tip) {
+            let tip = response.tip.max(height);
+            let pct = (height * 100).checked_div(tip).unwrap_or(100);
+            tracing::info!(%peer, "sync: height {height} of {tip} ({pct}%)");
         }
         // A full batch, or one cut short by size: there may be more (an empty
         // answer ends the sync).
