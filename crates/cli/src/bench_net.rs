@@ -332,11 +332,8 @@ async fn bench(args: &NetBenchArgs, dir: &Path) -> Result<NetReport> {
     let mut largest = 0;
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut next_report = Instant::now() + Duration::from_secs(1);
-    let mut progress = crate::progress::Progress::steps(
-        "confirming transfers",
-        accepted as u64,
-        "transfer",
-    );
+    let mut progress =
+        crate::progress::Progress::steps("confirming transfers", accepted as u64, "transfer");
     let confirmed_at = loop {
         let tip = clients[0].head().await?.height;
         let from = counted.keys().next_back().map_or(start_height, |h| *h) + 1;

@@ -176,7 +176,11 @@ fn bench_reports_a_ratio() {
         .collect();
     assert_eq!(
         lines,
-        ["benchmarking: run 1 of 3", "benchmarking: run 2 of 3", "benchmarking: run 3 of 3"],
+        [
+            "benchmarking: run 1 of 3",
+            "benchmarking: run 2 of 3",
+            "benchmarking: run 3 of 3"
+        ],
         "{stderr}"
     );
 }

@@ -815,17 +815,13 @@ impl Net {
                         request.count.min(SYNC_BATCH),
                         SYNC_BYTES,
                     );
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(
-                            channel,
-                            SyncResponse {
-                                blocks,
-                                tip: self.chain.height(),
-                            },
-                        );
+                    let _ = self.swarm.behaviour_mut().sync.send_response(
+                        channel,
+                        SyncResponse {
+                            blocks,
+                            tip: self.chain.height(),
+                        },
+                    );
                 }
                 request_response::Message::Response {
                     request_id,

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod orphans;
 mod p2p;
 pub mod rpc;
+mod rpc_inputs;
 mod rpc_limit;
 
 use proctor_state::Genesis;

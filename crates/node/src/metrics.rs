@@ -220,14 +220,7 @@ pub struct CountRequests<S> {
 
 impl<S> RpcServiceT for CountRequests<S>
 where
-    S: RpcServiceT<
-            MethodResponse = MethodResponse,
-            BatchResponse = MethodResponse,
-            NotificationResponse = MethodResponse,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
+    S: crate::rpc::Inner,
 {
     type MethodResponse = MethodResponse;
     type BatchResponse = MethodResponse;

@@ -5,7 +5,7 @@ use crate::mempool::AdmitError;
 use crate::metrics::{CountRequests, Metrics, Scrape};
 use crate::{Error, now_ms};
 use jsonrpsee::core::{SubscriptionResult, async_trait};
-use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
+use jsonrpsee::server::middleware::rpc::{MethodResponse, RpcServiceBuilder, RpcServiceT};
 use jsonrpsee::server::{
     BatchRequestConfig, PendingSubscriptionSink, ServerBuilder, ServerConfig, ServerHandle,
     SubscriptionMessage,
@@ -19,6 +19,32 @@ use proctor_rpc::{
 };
 use proctor_state::jobs::{JobRecord, WorkerOffer};
 use proctor_state::{Block, EnclaveRecord, PouwProof, SignedTransaction};
+
+/// The service an RPC middleware of the node wraps: every layer answers
+/// plain method responses and can be cloned into each request's future.
+pub trait Inner:
+    RpcServiceT<
+        MethodResponse = MethodResponse,
+        BatchResponse = MethodResponse,
+        NotificationResponse = MethodResponse,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> Inner for S where
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 /// Largest blob accepted over RPC.
 const MAX_BLOB: usize = 12 << 20;
@@ -654,12 +680,17 @@ pub async fn serve(
     ));
     let rate = options.rate;
     let counted = metrics.clone();
+    let inputs = crate::rpc_inputs::method_table();
     let middleware = RpcServiceBuilder::new()
         .layer_fn(move |service| CountRequests {
             service,
             metrics: counted.clone(),
         })
-        .layer_fn(move |service| crate::rpc_limit::RateLimit::new(service, rate));
+        .layer_fn(move |service| crate::rpc_limit::RateLimit::new(service, rate))
+        .layer_fn(move |service| crate::rpc_inputs::NameInputs {
+            service,
+            methods: inputs.clone(),
+        });
     let pages = crate::metrics::pages(
         options.explorer,
         Scrape {

@@ -81,14 +81,7 @@ impl<S> RateLimit<S> {
 
 impl<S> RpcServiceT for RateLimit<S>
 where
-    S: RpcServiceT<
-            MethodResponse = MethodResponse,
-            BatchResponse = MethodResponse,
-            NotificationResponse = MethodResponse,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
+    S: crate::rpc::Inner,
 {
     type MethodResponse = MethodResponse;
     type BatchResponse = MethodResponse;

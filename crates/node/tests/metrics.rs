@@ -185,6 +185,24 @@ async fn rpc_discover_describes_exactly_the_methods_served() {
         input("admin_banPeer", r#"["wrong", "x"]"#),
         (4031, "token".into())
     );
+    // Typed parameters that the server's own parsing refuses are named too,
+    // by position or by name, with serde's reason kept.
+    assert_eq!(
+        input("proctor_transaction", r#"["not-a-hash"]"#),
+        (-32602, "hash".into())
+    );
+    assert_eq!(
+        input("proctor_account", r#"{"address": "prc1nope"}"#),
+        (-32602, "address".into())
+    );
+    assert_eq!(input("proctor_job", r#"["seven"]"#), (-32602, "id".into()));
+    let good = format!("\"{}\"", "ab".repeat(32));
+    let e = call(node.rpc_addr, "proctor_submitWork", &format!("[{good}]"))["error"].clone();
+    assert_eq!(
+        (e["code"].as_i64(), &e["data"]["input"]),
+        (Some(-32602), &"proof".into())
+    );
+    assert!(e["data"]["reason"].is_string(), "{e}");
     // Node administration lives apart, under admin_*.
     let ban = methods
         .iter()

@@ -124,6 +124,50 @@ pub fn methods() -> Vec<Method> {
     methods_in(SOURCE)
 }
 
+/// Whether `v` is a value of the API type `t` (types this cannot check, such
+/// as structures, pass).
+fn fits(t: &str, v: &Value) -> bool {
+    use proctor_primitives::{Address, Hash, PublicKey};
+    let t = t.trim();
+    if let Some(inner) = t.strip_prefix("Option<").and_then(|s| s.strip_suffix('>')) {
+        return v.is_null() || fits(inner, v);
+    }
+    match last_segment(t) {
+        "String" => v.is_string(),
+        "u64" | "u32" => v.as_u64().is_some(),
+        "bool" => v.is_boolean(),
+        "Hash" => serde_json::from_value::<Hash>(v.clone()).is_ok(),
+        "PublicKey" => serde_json::from_value::<PublicKey>(v.clone()).is_ok(),
+        "Address" => serde_json::from_value::<Address>(v.clone()).is_ok(),
+        _ => true,
+    }
+}
+
+/// The name of the first parameter of `method` that `params` (the raw JSON
+/// of a request's params: an array by position, an object by name, or
+/// none) lacks or gives a value of the wrong type, as `rpc.discover` names
+/// it. Used to say which input failed when the server's own typed parsing
+/// refuses a request.
+pub fn failing_input(method: &Method, params: Option<&str>) -> Option<String> {
+    let given: Value = match params {
+        Some(text) => serde_json::from_str(text).ok()?,
+        None => Value::Null,
+    };
+    method
+        .params
+        .iter()
+        .enumerate()
+        .find(|(i, (name, t))| {
+            let v = match &given {
+                Value::Array(a) => a.get(*i),
+                Value::Object(o) => o.get(name),
+                _ => None,
+            };
+            !fits(t, v.unwrap_or(&Value::Null))
+        })
+        .map(|(_, (name, _))| name.clone())
+}
+
 /// The text in quotes after `key` on `line`.
 fn quoted_after(line: &str, key: &str) -> Option<String> {
     let rest = line.split(key).nth(1)?.strip_prefix('"')?;
@@ -274,6 +318,36 @@ fn collect_refs(s: &Value, out: &mut serde_json::Map<String, Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_failing_input_is_named_by_position_or_name() {
+        let all = methods();
+        let m = |name: &str| all.iter().find(|m| m.name == name).unwrap().clone();
+        let submit = m("proctor_submitWork");
+        let good = format!("\"{}\"", "ab".repeat(32));
+        // By position: a bad template hash, then a good one with no proof.
+        assert_eq!(
+            failing_input(&submit, Some(r#"["zz", "00"]"#)).as_deref(),
+            Some("template")
+        );
+        assert_eq!(
+            failing_input(&submit, Some(&format!("[{good}]"))).as_deref(),
+            Some("proof")
+        );
+        assert_eq!(
+            failing_input(&submit, Some(&format!("[{good}, \"00\"]"))),
+            None
+        );
+        // By name, and with no params at all.
+        let account = m("proctor_account");
+        assert_eq!(
+            failing_input(&account, Some(r#"{"address": 7}"#)).as_deref(),
+            Some("address")
+        );
+        assert_eq!(failing_input(&account, None).as_deref(), Some("address"));
+        let job = m("proctor_job");
+        assert_eq!(failing_input(&job, Some("[-1]")).as_deref(), Some("id"));
+    }
 
     #[test]
     fn a_trait_becomes_its_methods() {
