@@ -13,6 +13,11 @@ for src in *.c; do
     gcc -O2 -Wall -o "$native/$name" "$src" -lm
     echo "built $name.wasm ($(stat -c %s "$name.wasm") bytes) and $native/$name"
 done
+# Probes: small programs that test one property of the engine.
+for src in probes/*.c; do
+    clang --target=wasm32-wasi -O2 -Wall -Wextra -Wl,--strip-all -o "${src%.c}.wasm" "$src" -lm
+    echo "built ${src%.c}.wasm"
+done
 grep -v '^#' cases.tsv | while IFS=$'\t' read -r name input args; do
     out="expected/$name.${args// /_}.out"
     if [ "$input" = "-" ]; then

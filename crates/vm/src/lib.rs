@@ -30,10 +30,14 @@
 //!
 //! Determinism: the task's environment (arguments, input, clock, random bytes)
 //! is fully given by [`TaskSpec`]; threads and relaxed SIMD are refused by the
-//! checker; float results are bit-identical across x86-64 machines running the
-//! same enclave build (NaNs are canonicalized on other architectures, see
+//! checker; the engine compiles for a fixed set of CPU features
+//! ([`X86_64_FEATURES`], x86-64-v3), never the host's, so a module's machine
+//! code is the same on every x86-64 worker and float results, NaN bits
+//! included, are bit-identical (tested under three feature sets in
+//! `tests/targets.rs`; NaNs are canonicalized on other architectures, see
 //! `base_config`).
-#![forbid(unsafe_code)]
+// One `unsafe` block, in `runtime`: enabling the pinned CPU features.
+#![deny(unsafe_code)]
 
 mod checker;
 mod idioms;
@@ -43,4 +47,7 @@ mod runtime;
 pub mod wasi;
 
 pub use checker::{Abi, CheckError, Limits, Verdict, check, check_abi};
-pub use runtime::{Loaded, Outcome, Status, Step, Task, TaskSpec, UnmeteredVm, Vm, VmError};
+pub use runtime::{
+    Features, Loaded, Outcome, Status, Step, Task, TaskSpec, UnmeteredVm, Vm, VmError,
+    X86_64_FEATURES,
+};

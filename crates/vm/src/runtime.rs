@@ -106,23 +106,105 @@ pub struct Vm {
     cache: Arc<Mutex<BTreeMap<Hash, Loaded>>>,
 }
 
-fn base_config() -> Config {
+/// The x86-64 features compiled code may use, fixed for every machine: the
+/// x86-64-v3 level (Haswell and later; every SGX, TDX and SEV-SNP machine has
+/// it). Pinned rather than detected, so that the machine code of a module is
+/// the same on every worker whatever its CPU (a host with AVX-512 gets no
+/// different code), and replicas agree bit for bit.
+pub const X86_64_FEATURES: &[(&str, &str)] = &[
+    ("sse3", "has_sse3"),
+    ("ssse3", "has_ssse3"),
+    ("sse4.1", "has_sse41"),
+    ("sse4.2", "has_sse42"),
+    ("popcnt", "has_popcnt"),
+    ("avx", "has_avx"),
+    ("avx2", "has_avx2"),
+    ("fma", "has_fma"),
+    ("bmi1", "has_bmi1"),
+    ("bmi2", "has_bmi2"),
+    ("lzcnt", "has_lzcnt"),
+];
+
+/// Which CPU features the engine compiles for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Features {
+    /// [`X86_64_FEATURES`] on every x86-64 machine (refused on one that
+    /// lacks any): what nodes and enclaves use.
+    #[default]
+    Pinned,
+    /// Plain x86-64 (SSE2 only): to check that results do not depend on the
+    /// features (tests).
+    Baseline,
+    /// Whatever this CPU has, as wasmtime detects it: to compare against
+    /// (tests, benchmarks). Not deterministic across machines.
+    Host,
+}
+
+/// Whether this CPU has x86-64 feature `name` (`std`'s detection names).
+#[cfg(target_arch = "x86_64")]
+fn cpu_has(name: &str) -> bool {
+    match name {
+        "sse3" => std::arch::is_x86_feature_detected!("sse3"),
+        "ssse3" => std::arch::is_x86_feature_detected!("ssse3"),
+        "sse4.1" => std::arch::is_x86_feature_detected!("sse4.1"),
+        "sse4.2" => std::arch::is_x86_feature_detected!("sse4.2"),
+        "popcnt" => std::arch::is_x86_feature_detected!("popcnt"),
+        "avx" => std::arch::is_x86_feature_detected!("avx"),
+        "avx2" => std::arch::is_x86_feature_detected!("avx2"),
+        "fma" => std::arch::is_x86_feature_detected!("fma"),
+        "bmi1" => std::arch::is_x86_feature_detected!("bmi1"),
+        "bmi2" => std::arch::is_x86_feature_detected!("bmi2"),
+        "lzcnt" => std::arch::is_x86_feature_detected!("lzcnt"),
+        _ => false,
+    }
+}
+
+fn base_config(features: Features) -> Result<Config, VmError> {
     let mut c = Config::new();
     // NaN bit patterns are the one nondeterminism of WebAssembly floats. On
     // x86-64 (every TEE proctor supports: SGX, TDX, SEV-SNP) SSE arithmetic
     // produces the same default NaN on every CPU, and all enclaves run the
-    // same measured build (same wasmtime, same code generation), so results
-    // are already bit-identical; canonicalizing would cost up to 4.5x on
-    // float-heavy code (n-body: 561 ms vs 125 ms). Elsewhere, canonicalize.
+    // same measured build with the same pinned features (same code), so
+    // results are already bit-identical; canonicalizing would cost up to
+    // 4.5x on float-heavy code (n-body: 561 ms vs 125 ms). Elsewhere,
+    // canonicalize.
     c.cranelift_nan_canonicalization(!cfg!(target_arch = "x86_64"))
         .wasm_relaxed_simd(false)
         .relaxed_simd_deterministic(true);
-    c
+    #[cfg(target_arch = "x86_64")]
+    if features != Features::Host {
+        // A target triple turns off wasmtime's detection of the host's
+        // features: the code is for plain x86-64 plus what is enabled here.
+        c.target("x86_64-unknown-linux-gnu")
+            .map_err(|e| VmError::Engine(e.to_string()))?;
+        if features == Features::Pinned {
+            for (cpu, flag) in X86_64_FEATURES {
+                if !cpu_has(cpu) {
+                    return Err(VmError::Engine(format!(
+                        "this CPU lacks {cpu}, one of the x86-64-v3 features the engine compiles for on every machine"
+                    )));
+                }
+                // SAFETY: the flag only lets Cranelift emit instructions of
+                // a feature this CPU was just checked to have; the code
+                // runs only in this process, on this CPU.
+                #[allow(unsafe_code)]
+                unsafe {
+                    c.cranelift_flag_enable(flag);
+                }
+            }
+        }
+    }
+    Ok(c)
 }
 
 impl Vm {
     pub fn new(limits: Limits) -> Result<Self, VmError> {
-        let mut config = base_config();
+        Self::with_features(limits, Features::Pinned)
+    }
+
+    /// An engine compiling for `features` (nodes use [`Vm::new`]: pinned).
+    pub fn with_features(limits: Limits, features: Features) -> Result<Self, VmError> {
+        let mut config = base_config(features)?;
         config.async_support(true);
         let engine = Engine::new(&config).map_err(|e| VmError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
@@ -362,17 +444,22 @@ pub struct UnmeteredVm {
 
 impl UnmeteredVm {
     pub fn new(limits: Limits) -> Result<Self, VmError> {
-        Self::build(limits, false)
+        Self::build(limits, false, Features::Pinned)
+    }
+
+    /// Unmetered, compiling for `features`.
+    pub fn with_features(limits: Limits, features: Features) -> Result<Self, VmError> {
+        Self::build(limits, false, features)
     }
 
     /// wasmtime's fuel: counts the same cost table as [`Vm`], a completed run
     /// reports the same `instructions`.
     pub fn with_fuel(limits: Limits) -> Result<Self, VmError> {
-        Self::build(limits, true)
+        Self::build(limits, true, Features::Pinned)
     }
 
-    fn build(limits: Limits, fuel: bool) -> Result<Self, VmError> {
-        let mut config = base_config();
+    fn build(limits: Limits, fuel: bool, features: Features) -> Result<Self, VmError> {
+        let mut config = base_config(features)?;
         config.consume_fuel(fuel);
         let engine = Engine::new(&config).map_err(|e| VmError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
