@@ -478,7 +478,12 @@ impl UnmeteredVm {
     }
 
     /// Runs `module` to completion; `instructions` is the fuel consumed, or 0
-    /// without fuel.
+    /// without fuel. Fuel counts `memory.grow` as 1 where the meter adds
+    /// [`meter::PAGE_CHARGE`] per page: the pages the memory grew by are
+    /// added here, read from its size before and after the run (the two
+    /// agree whenever every grow succeeds; a refused grow is charged by the
+    /// meter, not here). The other size charges (`memory.copy` and `fill`)
+    /// have no counterpart in fuel; WASI calls charge both alike.
     pub fn run(&self, module: &Module, spec: &TaskSpec) -> Outcome {
         let mut store = Store::new(
             &self.engine,
@@ -493,13 +498,24 @@ impl UnmeteredVm {
         if self.fuel {
             store.set_fuel(spec.fuel).expect("fuel is enabled");
         }
+        let mut memory = None;
         let res = (|| {
             let instance = self.linker.instantiate(&mut store, module)?;
+            memory = instance.get_memory(&mut store, "memory");
             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
             start.call(&mut store, ())
         })();
         let used = if self.fuel {
-            spec.fuel - store.get_fuel().expect("fuel is enabled")
+            let initial = module.exports().find_map(|e| match e.ty() {
+                wasmtime::ExternType::Memory(m) if e.name() == "memory" => Some(m.minimum()),
+                _ => None,
+            });
+            let grown = match (memory, initial) {
+                (Some(m), Some(min)) => m.size(&store).saturating_sub(min),
+                _ => 0,
+            };
+            let fuel = spec.fuel - store.get_fuel().expect("fuel is enabled");
+            fuel.saturating_add(grown.saturating_mul(meter::PAGE_CHARGE as u64))
         } else {
             0
         };

@@ -195,6 +195,35 @@ fn count(c: &mut Caller<'_, Ctx>) -> Option<(wasmtime::Global, u64)> {
     Some((g, c.data().meter.used(Some(remaining))))
 }
 
+/// Charges `units` instructions for work a host call does by size (bytes
+/// moved or generated): from a metered run's remaining count (the guest
+/// reloads it after the call), or from wasmtime's fuel on the reference
+/// engine, so the two keep counting alike. Plain runs are not counted.
+fn charge(c: &mut Caller<'_, Ctx>, units: u64) -> wasmtime::Result<()> {
+    if units == 0 {
+        return Ok(());
+    }
+    let units_i64 = i64::try_from(units).unwrap_or(i64::MAX);
+    if let Some(Extern::Global(g)) = c.get_export(crate::meter::REMAINING) {
+        let r = g.get(&mut *c).unwrap_i64();
+        g.set(&mut *c, wasmtime::Val::I64(r.saturating_sub(units_i64)))?;
+    } else if let Ok(fuel) = c.get_fuel() {
+        c.set_fuel(fuel.saturating_sub(units))?;
+    }
+    Ok(())
+}
+
+/// Most iovecs one `fd_read` or `fd_write` takes (POSIX's `IOV_MAX`); more
+/// is EINVAL, so one call cannot make the host walk an unbounded list.
+pub const MAX_IOVECS: i32 = 1024;
+
+/// The instructions a host call moving `bytes` bytes through `iovecs`
+/// buffers is charged on top of its call: one per buffer, and one per 16
+/// bytes ([`crate::meter::BULK_SHIFT`]).
+fn io_charge(iovecs: i32, bytes: u64) -> u64 {
+    iovecs.max(0) as u64 + (bytes >> crate::meter::BULK_SHIFT)
+}
+
 /// stdout went over its limit.
 #[derive(Debug, thiserror::Error)]
 #[error("output exceeds the limit of {0} bytes")]
@@ -326,28 +355,36 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
     linker.func_wrap(
         MODULE,
         "random_get",
-        |mut c: Caller<'_, Ctx>, buf: i32, len: i32| {
-            with_mem(&mut c, |g, ctx| {
+        |mut c: Caller<'_, Ctx>, buf: i32, len: i32| -> wasmtime::Result<i32> {
+            charge(&mut c, u64::from(len as u32 >> crate::meter::RANDOM_SHIFT))?;
+            Ok(with_mem(&mut c, |g, ctx| {
                 ctx.random.fill(g.slice(buf, len as u32)?);
                 Some(SUCCESS)
-            })
+            }))
         },
     )?;
     linker.func_wrap(
         MODULE,
         "fd_write",
         |mut c: Caller<'_, Ctx>, fd: i32, iovs: i32, n: i32, written: i32| {
-            if past_budget(&mut c) {
-                return Err(wasmtime::Error::new(OutOfFuel));
+            if !(0..=MAX_IOVECS).contains(&n) {
+                return Ok(EINVAL);
             }
             let Some(mem) = memory(&mut c) else {
                 return Ok(EFAULT);
             };
-            let (data, ctx) = mem.data_and_store_mut(&mut c);
-            let mut g = Guest(data);
-            let Some(vecs) = g.iovecs(iovs, n) else {
+            // Charged for what it asks to write, before writing: output
+            // is never produced past the budget.
+            let Some(vecs) = Guest(mem.data_mut(&mut c)).iovecs(iovs, n) else {
                 return Ok(EFAULT);
             };
+            let asked: u64 = vecs.iter().map(|&(_, len)| u64::from(len)).sum();
+            charge(&mut c, io_charge(n, asked))?;
+            if past_budget(&mut c) {
+                return Err(wasmtime::Error::new(OutOfFuel));
+            }
+            let (data, ctx) = mem.data_and_store_mut(&mut c);
+            let mut g = Guest(data);
             let mut total = 0u32;
             for (ptr, len) in vecs {
                 let Some(bytes) = g.slice(ptr, len) else {
@@ -380,10 +417,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
         "fd_read",
         |mut c: Caller<'_, Ctx>, fd: i32, iovs: i32, n: i32, read: i32| {
             if fd != 0 {
-                return EBADF;
+                return Ok(EBADF);
             }
-            with_mem(&mut c, |g, ctx| {
-                let mut total = 0u32;
+            if !(0..=MAX_IOVECS).contains(&n) {
+                return Ok(EINVAL);
+            }
+            let mut total = 0u32;
+            let status = with_mem(&mut c, |g, ctx| {
                 for (ptr, len) in g.iovecs(iovs, n)? {
                     let rest = &ctx.stdin[ctx.stdin_pos..];
                     let k = rest.len().min(len as usize);
@@ -393,7 +433,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
                 }
                 g.write(read, &total.to_le_bytes())?;
                 Some(SUCCESS)
-            })
+            });
+            // Charged for the bytes it delivered.
+            charge(&mut c, io_charge(n, total.into()))?;
+            Ok(status)
         },
     )?;
     linker.func_wrap(

@@ -30,6 +30,13 @@ fn runs(wat: &str, fuel: u64, slices: &[u64]) -> (Outcome, Vec<Outcome>) {
 /// Runs `wat` under both meters and with several slice sizes; returns the
 /// count after checking they all agree.
 fn agree(wat: &str) -> u64 {
+    agree_plus(wat, 0)
+}
+
+/// [`agree`], for a module whose `memory.copy` and `memory.fill` operators
+/// charge `charge` instructions by size in all (fuel counts them as 1 each;
+/// the meter adds `len >> 4`): ours must count exactly fuel plus that.
+fn agree_plus(wat: &str, charge: u64) -> u64 {
     let slices = [1, 97, 1_000_000];
     let (reference, ours) = runs(wat, 1 << 40, &slices);
     for (ours, slice) in ours.into_iter().zip(slices) {
@@ -37,7 +44,8 @@ fn agree(wat: &str) -> u64 {
         assert_eq!(ours.stdout, reference.stdout, "slice {slice}\n{wat}");
         if reference.status == Status::Exited(0) {
             assert_eq!(
-                ours.instructions, reference.instructions,
+                ours.instructions,
+                reference.instructions + charge,
                 "slice {slice}\n{wat}"
             );
         }
@@ -205,17 +213,25 @@ fn known_routines_count_exactly_what_the_original_counts() {
     // Every case of `compare_grid`, inlined and called: fuel runs the
     // original byte loop; ours, 8 bytes at a time, must return the same and
     // charge the same.
-    agree(&memcmp_module(&compare_grid(
-        r#"(local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31))
+    agree_plus(
+        &memcmp_module(&compare_grid(
+            r#"(local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31))
              (call $memcmp (i32.add (local.get $p) (local.get $s))
                            (i32.add (local.get $q) (local.get $s)) (local.get $n))))
            (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31))
              (call_indirect (type $cmp) (i32.add (local.get $q) (local.get $s))
                            (i32.add (local.get $p) (local.get $s)) (local.get $n) (i32.const 0))))"#,
-        // a long equal run: 3000 bytes
-        "(call $print (call $memcmp (i32.const 0) (i32.const 0) (i32.const 3000)))",
-    )));
+            // a long equal run: 3000 bytes
+            "(call $print (call $memcmp (i32.const 0) (i32.const 0) (i32.const 3000)))",
+        )),
+        GRID_COPY_CHARGE,
+    );
 }
+
+/// `compare_grid` copies 40 bytes once per case: x and y 0-7, s 0 and 3,
+/// n 0-20 and m 0-n (so 1 + 2 + ... + 21 = 231 per s), each charged
+/// 40 >> 4 = 2 instructions by size.
+const GRID_COPY_CHARGE: u64 = 8 * 8 * 2 * 231 * (40 >> 4);
 
 /// `_start` running `compare` (which folds into `$acc`) on every pair of
 /// byte strings at `$p + $s` and `$q + $s`: every alignment of both (`$p`
@@ -416,7 +432,8 @@ fn mismatch_loops_count_exactly_what_the_original_counts() {
            (call $print (call $all (i32.const 8) (i32.const 8) (i32.const 0) (i32.const 3000)
              (i32.const 0)))"#,
     );
-    agree(&module(&format!("{MISMATCH} {grid}")));
+    // (The copy of 5 bytes after the grid is charged 5 >> 4 = 0.)
+    agree_plus(&module(&format!("{MISMATCH} {grid}")), GRID_COPY_CHARGE);
 }
 
 #[test]
@@ -734,4 +751,111 @@ fn random_structured_programs_count_exactly_what_fuel_counts() {
         total > 150 * 50,
         "programs too trivial: {total} instructions"
     );
+}
+
+/// A module that fills `fill` bytes 10 times, copies `copy` bytes 10 times
+/// and grows memory by `grow` pages, then prints the last byte filled.
+fn bulk(fill: u32, copy: u32, grow: u32) -> String {
+    module(&format!(
+        r#"(func (export "_start") (local $i i32)
+             (drop (memory.grow (i32.const {grow})))
+             (loop $l
+               (memory.fill (i32.const 1024) (i32.add (i32.const 7) (local.get $i)) (i32.const {fill}))
+               (memory.copy (i32.const 20000) (i32.const 1024) (i32.const {copy}))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $l (i32.lt_u (local.get $i) (i32.const 10))))
+             (call $print (i32.load8_u (i32.const 20000))))"#
+    ))
+}
+
+#[test]
+fn bulk_memory_is_charged_by_size() {
+    // Against fuel: 10 fills and 10 copies, each len >> 4 on top of fuel's
+    // 1; the grown pages are in the reference's count already.
+    let small = agree_plus(&bulk(16, 16, 0), 10 + 10);
+    let large = agree_plus(&bulk(16_000, 32_000, 0), 10 * 1000 + 10 * 2000);
+    let grown = agree_plus(&bulk(16, 16, 3), 10 + 10);
+    // Ours alone: the difference is exactly the size charge.
+    let ours = |wat: &str| {
+        let vm = Vm::new(Limits::default()).unwrap();
+        let spec = TaskSpec {
+            fuel: 1 << 40,
+            ..TaskSpec::default()
+        };
+        let o = vm.run(&vm.load(&wat::parse_str(wat).unwrap()).unwrap(), spec, 1000);
+        assert_eq!(o.status, Status::Exited(0));
+        o.instructions
+    };
+    assert_eq!(
+        ours(&bulk(16_000, 32_000, 0)) - ours(&bulk(16, 16, 0)),
+        10 * (1000 - 1) + 10 * (2000 - 1)
+    );
+    assert_eq!(ours(&bulk(16, 16, 3)) - ours(&bulk(16, 16, 0)), 3 * 4096);
+    // Fuel counts an operator as 1 whatever its size; the reference adds
+    // the pages grown.
+    assert_eq!((large, grown), (small, small + 3 * 4096));
+}
+
+/// A module that writes `write` bytes in `iovecs` buffers, draws `random`
+/// random bytes and reads up to `read` bytes of input; prints fd_write's
+/// errno.
+fn io(write: u32, iovecs: u32, random: u32, read: u32) -> String {
+    format!(
+        r#"(module
+             (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+             (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+             (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+             (memory (export "memory") 2)
+             (func (export "_start") (local $k i32) (local $e i32)
+               ;; iovecs at 0: the first has all the bytes (at 65536), the others none
+               (i32.store (i32.const 0) (i32.const 65536))
+               (i32.store (i32.const 4) (i32.const {write}))
+               (local.set $e (call $write (i32.const 2) (i32.const 0) (i32.const {iovecs}) (i32.const 60000)))
+               (drop (call $random (i32.const 70000) (i32.const {random})))
+               (i32.store (i32.const 8) (i32.const 80000))
+               (i32.store (i32.const 12) (i32.const {read}))
+               (drop (call $read (i32.const 0) (i32.const 8) (i32.const 1) (i32.const 60000)))
+               ;; errno of the write, as a byte on stdout
+               (i32.store8 (i32.const 61000) (i32.add (i32.const 48) (local.get $e)))
+               (i32.store (i32.const 16) (i32.const 61000))
+               (i32.store (i32.const 20) (i32.const 1))
+               (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 60000)))))"#
+    )
+}
+
+#[test]
+fn wasi_calls_are_charged_by_the_bytes_they_move() {
+    let input = vec![7u8; 5000];
+    let run = |wat: &str| {
+        let bytes = wat::parse_str(wat).unwrap();
+        let spec = TaskSpec {
+            fuel: 1 << 40,
+            input: input.clone(),
+            ..TaskSpec::default()
+        };
+        let fuel = UnmeteredVm::with_fuel(Limits::default()).unwrap();
+        let reference = fuel.run(&fuel.compile(&bytes).unwrap(), &spec);
+        let vm = Vm::new(Limits::default()).unwrap();
+        let o = vm.run(&vm.load(&bytes).unwrap(), spec, 997);
+        // Both engines charge WASI calls alike.
+        assert_eq!(
+            (o.instructions, &o.stdout),
+            (reference.instructions, &reference.stdout)
+        );
+        (o.instructions, String::from_utf8(o.stdout).unwrap())
+    };
+    let (base, ok) = run(&io(16, 1, 4, 16));
+    assert_eq!(ok, "0");
+    // Writing 16,016 bytes: 1,000 more; in 8 buffers: 7 more.
+    assert_eq!(run(&io(16_016, 1, 4, 16)).0 - base, 1000);
+    assert_eq!(run(&io(16, 8, 4, 16)).0 - base, 7);
+    // 404 random bytes: 100 more (4 bytes each).
+    assert_eq!(run(&io(16, 1, 404, 16)).0 - base, 100);
+    // Reading 4,016 bytes of the 5,000: 250 more; asking for 9,999 delivers
+    // 5,000 and is charged for those.
+    assert_eq!(run(&io(16, 1, 4, 4016)).0 - base, 250);
+    assert_eq!(run(&io(16, 1, 4, 9999)).0 - base, (5000 >> 4) - 1);
+    // More than 1,024 iovecs: EINVAL (28, printed as '0' + 28), nothing written.
+    let (_, einval) = run(&io(16, 1025, 4, 16));
+    assert_eq!(einval, "L");
 }

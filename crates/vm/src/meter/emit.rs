@@ -290,6 +290,12 @@ impl Rewriter {
             }
         }
 
+        // A scratch local for the size operand of operators charged by size.
+        let sized = ops.iter().any(|op| super::size_charge(op).is_some());
+        let size_local = r + 1;
+        if sized {
+            locals.push((1, ValType::I32));
+        }
         let mut f = Function::new(locals);
         let global = self.remaining_global();
         let check = self.check_func();
@@ -308,6 +314,9 @@ impl Rewriter {
         for (i, op) in ops.into_iter().enumerate() {
             for ins in before.get(&i).into_iter().flatten() {
                 emit(&mut f, ins);
+            }
+            if let Some(charge) = super::size_charge(&op) {
+                emitter.charge_size(&mut f, charge, size_local);
             }
             match replace.get(&i) {
                 Some(ins) => emit(&mut f, ins),
@@ -338,6 +347,26 @@ impl Emit<'_> {
     pub(super) fn dec(&self, f: &mut Function, w: i64) {
         f.instruction(&Instruction::LocalGet(self.r));
         f.instruction(&Instruction::I64Const(w));
+        f.instruction(&Instruction::I64Sub);
+        f.instruction(&Instruction::LocalSet(self.r));
+    }
+
+    /// `r -= charge(operand)`, the operand (on top of the stack) left in place.
+    pub(super) fn charge_size(&self, f: &mut Function, charge: super::SizeCharge, t: u32) {
+        f.instruction(&Instruction::LocalTee(t));
+        f.instruction(&Instruction::LocalGet(self.r));
+        f.instruction(&Instruction::LocalGet(t));
+        f.instruction(&Instruction::I64ExtendI32U);
+        match charge {
+            super::SizeCharge::Bytes => {
+                f.instruction(&Instruction::I64Const(super::BULK_SHIFT.into()));
+                f.instruction(&Instruction::I64ShrU);
+            }
+            super::SizeCharge::Pages => {
+                f.instruction(&Instruction::I64Const(super::PAGE_CHARGE));
+                f.instruction(&Instruction::I64Mul);
+            }
+        }
         f.instruction(&Instruction::I64Sub);
         f.instruction(&Instruction::LocalSet(self.r));
     }
