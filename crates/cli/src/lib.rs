@@ -9,6 +9,7 @@
 
 mod account;
 mod bench;
+mod bench_corpus;
 mod bench_net;
 mod chain;
 mod devnet;
@@ -161,6 +162,12 @@ enum BenchCmd {
     /// Transactions per second, block propagation and stale rate of a
     /// multi-node devnet started for the purpose (takes a few minutes).
     Network(bench_net::NetBenchArgs),
+    /// The meter on real C programs from Debian source packages
+    /// (examples/corpus): PoUW/unmetered and PoUW/native, side by side.
+    Corpus(bench_corpus::CorpusArgs),
+    /// Metered instructions per second (lottery tickets per second) of the
+    /// corpus, the examples and adversarial probes, and their spread.
+    Lottery(bench_corpus::LotteryArgs),
 }
 
 /// Entry point of the binary.
@@ -304,6 +311,14 @@ async fn run(cli: Cli) -> Result<()> {
             cmd: Some(BenchCmd::Network(args)),
             ..
         } => bench_net::run(args).await,
+        Cmd::Bench {
+            cmd: Some(BenchCmd::Corpus(args)),
+            ..
+        } => bench_corpus::corpus(args),
+        Cmd::Bench {
+            cmd: Some(BenchCmd::Lottery(args)),
+            ..
+        } => bench_corpus::lottery(args),
         Cmd::Bench { cmd: None, args } => bench::run(args),
     }
 }

@@ -1,7 +1,7 @@
 //! `proctor task check | run | bench` on the example tasks.
 
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_proctor");
@@ -208,4 +208,41 @@ fn a_closed_pipe_ends_a_command_quietly() {
     // The command's work was done before the print.
     assert!(dir.join("k.json").exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `proctor bench corpus`: a real program of the corpus, checked against
+/// its native output, with its ratio in the report.
+#[test]
+fn bench_corpus_reports_a_program_of_the_corpus() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_proctor"))
+        .current_dir(&root)
+        .args([
+            "bench", "corpus", "--only", "cjson", "--reps", "1", "--json",
+        ])
+        .env("NATIVE_DIR", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let programs = v["programs"].as_array().unwrap();
+    assert_eq!(programs.len(), 1, "{v}");
+    assert_eq!(programs[0]["program"], "cjson");
+    assert!(
+        programs[0]["instructions"].as_u64().unwrap() > 100_000_000,
+        "{v}"
+    );
+    let ratio = programs[0]["ratio"].as_f64().unwrap();
+    assert!(
+        ratio > 0.0 && (v["geomean_ratio"].as_f64().unwrap() - ratio).abs() < 1e-9,
+        "{v}"
+    );
+    // An unknown name is an error that says so.
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_proctor"))
+        .current_dir(&root)
+        .args(["bench", "corpus", "--only", "nosuch"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--only"));
 }

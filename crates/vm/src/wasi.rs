@@ -37,6 +37,13 @@ pub fn signature(name: &str) -> Option<(&'static [ValType], &'static [ValType])>
             (&[I32, I32], &[I32])
         }
         "fd_prestat_dir_name" => (&[I32, I32, I32], &[I32]),
+        "fd_tell" => (&[I32, I32], &[I32]),
+        "path_open" => (&[I32, I32, I32, I32, I32, I64, I64, I32, I32], &[I32]),
+        "path_filestat_get" => (&[I32, I32, I32, I32, I32], &[I32]),
+        "path_filestat_set_times" => (&[I32, I32, I32, I32, I64, I64, I32], &[I32]),
+        "path_unlink_file" | "path_remove_directory" | "path_create_directory" => {
+            (&[I32, I32, I32], &[I32])
+        }
         "clock_time_get" => (&[I32, I64, I32], &[I32]),
         "fd_write" | "fd_read" => (&[I32, I32, I32, I32], &[I32]),
         "fd_seek" => (&[I32, I64, I32, I32], &[I32]),
@@ -446,6 +453,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
             if (0..=2).contains(&fd) { ESPIPE } else { EBADF }
         },
     )?;
+    // Standard streams are pipes: no position (zlib's gzip stream asks).
+    linker.func_wrap(MODULE, "fd_tell", |_: Caller<'_, Ctx>, fd: i32, _: i32| {
+        if (0..=2).contains(&fd) { ESPIPE } else { EBADF }
+    })?;
     linker.func_wrap(MODULE, "fd_close", |_: Caller<'_, Ctx>, fd: i32| {
         if (0..=2).contains(&fd) {
             SUCCESS
@@ -490,6 +501,44 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
         "fd_filestat_get",
         |_: Caller<'_, Ctx>, _: i32, _: i32| EBADF,
     )?;
+    // Paths are relative to a directory descriptor, and a task has none
+    // (no preopens): programs that can open files link, and every path
+    // operation fails with EBADF, as WASI says for a descriptor that is not
+    // open.
+    type Fd = i32;
+    linker.func_wrap(
+        MODULE,
+        "path_open",
+        |_: Caller<'_, Ctx>,
+         _: Fd,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i64,
+         _: i64,
+         _: i32,
+         _: i32| { EBADF },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "path_filestat_get",
+        |_: Caller<'_, Ctx>, _: Fd, _: i32, _: i32, _: i32, _: i32| EBADF,
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "path_filestat_set_times",
+        |_: Caller<'_, Ctx>, _: Fd, _: i32, _: i32, _: i32, _: i64, _: i64, _: i32| EBADF,
+    )?;
+    for name in [
+        "path_unlink_file",
+        "path_remove_directory",
+        "path_create_directory",
+    ] {
+        linker.func_wrap(MODULE, name, |_: Caller<'_, Ctx>, _: Fd, _: i32, _: i32| {
+            EBADF
+        })?;
+    }
     linker.func_wrap(MODULE, "sched_yield", |_: Caller<'_, Ctx>| SUCCESS)?;
     linker.func_wrap(
         MODULE,
