@@ -405,7 +405,13 @@ fn native_run(bin: &Path, spec: &TaskSpec) -> Result<Vec<u8>> {
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    child.stdin.take().expect("piped").write_all(&spec.input)?;
+    // Fed from another thread: a program that writes while it reads would
+    // otherwise fill its stdout pipe while we still fill its stdin.
+    let mut stdin = child.stdin.take().expect("piped");
+    let input = spec.input.clone();
+    let feeder = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output()?;
+    // A program may exit without reading all of its input (a broken pipe).
+    let _ = feeder.join();
     Ok(out.stdout)
 }
