@@ -225,7 +225,7 @@ fn charge(c: &mut Caller<'_, Ctx>, units: u64) -> wasmtime::Result<()> {
 pub const MAX_IOVECS: i32 = 1024;
 
 /// The instructions a host call moving `bytes` bytes through `iovecs`
-/// buffers is charged on top of its call: one per buffer, and one per 16
+/// buffers is charged on top of its call: one per buffer, and one per 64
 /// bytes ([`crate::meter::BULK_SHIFT`]).
 fn io_charge(iovecs: i32, bytes: u64) -> u64 {
     iovecs.max(0) as u64 + (bytes >> crate::meter::BULK_SHIFT)
@@ -363,7 +363,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<()> {
         MODULE,
         "random_get",
         |mut c: Caller<'_, Ctx>, buf: i32, len: i32| -> wasmtime::Result<i32> {
-            charge(&mut c, u64::from(len as u32 >> crate::meter::RANDOM_SHIFT))?;
+            charge(
+                &mut c,
+                u64::from(len as u32).saturating_mul(crate::meter::RANDOM_PER_BYTE),
+            )?;
             Ok(with_mem(&mut c, |g, ctx| {
                 ctx.random.fill(g.slice(buf, len as u32)?);
                 Some(SUCCESS)

@@ -7,11 +7,12 @@
 //! fuel, so a completed run counts exactly what `consume_fuel` would (the
 //! tests hold the two side by side, on the examples and on random programs).
 //! Operators whose cost grows with an operand are charged by size on top:
-//! `memory.copy`, `memory.fill` and `memory.init` add `len >> 4` (one per 16
+//! `memory.copy`, `memory.fill` and `memory.init` add `len >> 6` (one per 64
 //! bytes, [`BULK_SHIFT`]), `memory.grow` adds [`PAGE_CHARGE`] per page asked
-//! for; the host adds one per iovec plus one per 16 bytes moved by
-//! `fd_read`/`fd_write` (at most 1,024 iovecs) and one per 4 bytes of
-//! `random_get`. The operand is read where the operator runs, so the count
+//! for; the host adds one per iovec plus one per 64 bytes moved by
+//! `fd_read`/`fd_write` (at most 1,024 iovecs) and four per byte of
+//! `random_get`. The rates come from `proctor bench lottery`: at them, bulk
+//! work earns lottery tickets at about the rate ordinary code does. The operand is read where the operator runs, so the count
 //! stays exact and deterministic; fuel has no such charges, and the tests
 //! add them to fuel's count by formula.
 //! What differs is where the counting code goes, which is what makes it cheap:
@@ -94,15 +95,16 @@ pub(crate) const CHECK: (&str, &str) = ("proctor", "check");
 
 /// Bytes per instruction charged on top of an operator's cost for bulk
 /// memory (`memory.copy`, `memory.fill`, `memory.init`) and for the bytes a
-/// host call moves (`fd_read`, `fd_write`): `len >> BULK_SHIFT`, so moving 16
-/// bytes counts as one instruction, about what it costs.
-pub const BULK_SHIFT: u32 = 4;
+/// host call moves (`fd_read`, `fd_write`): `len >> BULK_SHIFT`, so moving 64
+/// bytes counts as one instruction: about the time the engine takes for one
+/// instruction of ordinary code (`proctor bench lottery`).
+pub const BULK_SHIFT: u32 = 6;
 /// Instructions charged per 64 KiB page a `memory.grow` asks for (zeroing
 /// the page costs about as much as filling it: 65,536 >> [`BULK_SHIFT`]).
 pub const PAGE_CHARGE: i64 = 65_536 >> BULK_SHIFT;
-/// Bytes per instruction of `random_get` (generating a byte costs more than
-/// copying one): `len >> RANDOM_SHIFT`.
-pub const RANDOM_SHIFT: u32 = 2;
+/// Instructions per byte of `random_get`: generating a byte (BLAKE3's XOF)
+/// costs a few instructions' time, not a fraction of one as copying does.
+pub const RANDOM_PER_BYTE: u64 = 4;
 
 /// The charge an operator adds to its cost from its operand on top of the
 /// stack (a length or a page count), as an expression of that operand, if
