@@ -256,6 +256,7 @@ const PROBES: &[(&str, &str)] = &[
     ("bulk", "2000"),
     ("calls", "3000000"),
     ("floats", "100000"),
+    ("entropy", "100000"),
 ];
 
 /// `proctor bench lottery`.

@@ -225,7 +225,7 @@ fn charge(c: &mut Caller<'_, Ctx>, units: u64) -> wasmtime::Result<()> {
 pub const MAX_IOVECS: i32 = 1024;
 
 /// The instructions a host call moving `bytes` bytes through `iovecs`
-/// buffers is charged on top of its call: one per buffer, and one per 64
+/// buffers is charged on top of its call: one per buffer, and one per 4
 /// bytes ([`crate::meter::BULK_SHIFT`]).
 fn io_charge(iovecs: i32, bytes: u64) -> u64 {
     iovecs.max(0) as u64 + (bytes >> crate::meter::BULK_SHIFT)

@@ -35,7 +35,7 @@ fn agree(wat: &str) -> u64 {
 
 /// [`agree`], for a module whose `memory.copy` and `memory.fill` operators
 /// charge `charge` instructions by size in all (fuel counts them as 1 each;
-/// the meter adds `len >> 6`): ours must count exactly fuel plus that.
+/// the meter adds `len >> 2`): ours must count exactly fuel plus that.
 fn agree_plus(wat: &str, charge: u64) -> u64 {
     let slices = [1, 97, 1_000_000];
     let (reference, ours) = runs(wat, 1 << 40, &slices);
@@ -230,9 +230,8 @@ fn known_routines_count_exactly_what_the_original_counts() {
 
 /// `compare_grid` copies 40 bytes once per case: x and y 0-7, s 0 and 3,
 /// n 0-20 and m 0-n (so 1 + 2 + ... + 21 = 231 per s), each charged
-/// 40 >> 6 = 0 instructions by size (a copy under 64 bytes is charged as
-/// one operator).
-const GRID_COPY_CHARGE: u64 = 8 * 8 * 2 * 231 * (40 >> 6);
+/// 40 >> 2 = 10 instructions by size.
+const GRID_COPY_CHARGE: u64 = 8 * 8 * 2 * 231 * (40 >> 2);
 
 /// `_start` running `compare` (which folds into `$acc`) on every pair of
 /// byte strings at `$p + $s` and `$q + $s`: every alignment of both (`$p`
@@ -433,8 +432,8 @@ fn mismatch_loops_count_exactly_what_the_original_counts() {
            (call $print (call $all (i32.const 8) (i32.const 8) (i32.const 0) (i32.const 3000)
              (i32.const 0)))"#,
     );
-    // (The copy of 5 bytes after the grid is charged 5 >> 6 = 0.)
-    agree_plus(&module(&format!("{MISMATCH} {grid}")), GRID_COPY_CHARGE);
+    // (The copy of 5 bytes after the grid is charged 5 >> 2 = 1.)
+    agree_plus(&module(&format!("{MISMATCH} {grid}")), GRID_COPY_CHARGE + 1);
 }
 
 #[test]
@@ -771,11 +770,11 @@ fn bulk(fill: u32, copy: u32, grow: u32) -> String {
 
 #[test]
 fn bulk_memory_is_charged_by_size() {
-    // Against fuel: 10 fills and 10 copies, each len >> 6 on top of fuel's
+    // Against fuel: 10 fills and 10 copies, each len >> 2 on top of fuel's
     // 1; the grown pages are in the reference's count already.
-    let small = agree_plus(&bulk(64, 64, 0), 10 + 10);
-    let large = agree_plus(&bulk(32_000, 25_600, 0), 10 * 500 + 10 * 400);
-    let grown = agree_plus(&bulk(64, 64, 3), 10 + 10);
+    let small = agree_plus(&bulk(64, 64, 0), 10 * 16 + 10 * 16);
+    let large = agree_plus(&bulk(32_000, 25_600, 0), 10 * 8000 + 10 * 6400);
+    let grown = agree_plus(&bulk(64, 64, 3), 10 * 16 + 10 * 16);
     // Ours alone: the difference is exactly the size charge.
     let ours = |wat: &str| {
         let vm = Vm::new(Limits::default()).unwrap();
@@ -789,12 +788,12 @@ fn bulk_memory_is_charged_by_size() {
     };
     assert_eq!(
         ours(&bulk(32_000, 25_600, 0)) - ours(&bulk(64, 64, 0)),
-        10 * (500 - 1) + 10 * (400 - 1)
+        10 * (8000 - 16) + 10 * (6400 - 16)
     );
-    assert_eq!(ours(&bulk(64, 64, 3)) - ours(&bulk(64, 64, 0)), 3 * 1024);
+    assert_eq!(ours(&bulk(64, 64, 3)) - ours(&bulk(64, 64, 0)), 3 * 16384);
     // Fuel counts an operator as 1 whatever its size; the reference adds
     // the pages grown.
-    assert_eq!((large, grown), (small, small + 3 * 1024));
+    assert_eq!((large, grown), (small, small + 3 * 16384));
 }
 
 /// A module that writes `write` bytes in `iovecs` buffers, draws `random`
@@ -847,15 +846,15 @@ fn wasi_calls_are_charged_by_the_bytes_they_move() {
     };
     let (base, ok) = run(&io(16, 1, 4, 16));
     assert_eq!(ok, "0");
-    // Writing 64,000 bytes: 1,000 more (one per 64); in 8 buffers: 7 more.
-    assert_eq!(run(&io(64_000, 1, 4, 16)).0 - base, 1000);
+    // Writing 4,016 bytes: 1,000 more (one per 4); in 8 buffers: 7 more.
+    assert_eq!(run(&io(4016, 1, 4, 16)).0 - base, 1000);
     assert_eq!(run(&io(16, 8, 4, 16)).0 - base, 7);
     // 404 random bytes: 1,600 more (four per byte).
     assert_eq!(run(&io(16, 1, 404, 16)).0 - base, 1600);
-    // Reading 4,032 bytes of the 5,000: 63 more; asking for 9,999 delivers
-    // 5,000 and is charged for those.
-    assert_eq!(run(&io(16, 1, 4, 4032)).0 - base, 63);
-    assert_eq!(run(&io(16, 1, 4, 9999)).0 - base, 5000 >> 6);
+    // Reading 4,016 bytes of the 5,000: 1,000 more; asking for 9,999
+    // delivers 5,000 and is charged for those.
+    assert_eq!(run(&io(16, 1, 4, 4016)).0 - base, 1000);
+    assert_eq!(run(&io(16, 1, 4, 9999)).0 - base, (5000 - 16) >> 2);
     // More than 1,024 iovecs: EINVAL (28, printed as '0' + 28), nothing written.
     let (_, einval) = run(&io(16, 1025, 4, 16));
     assert_eq!(einval, "L");

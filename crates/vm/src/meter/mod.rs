@@ -7,9 +7,9 @@
 //! fuel, so a completed run counts exactly what `consume_fuel` would (the
 //! tests hold the two side by side, on the examples and on random programs).
 //! Operators whose cost grows with an operand are charged by size on top:
-//! `memory.copy`, `memory.fill` and `memory.init` add `len >> 6` (one per 64
+//! `memory.copy`, `memory.fill` and `memory.init` add `len >> 2` (one per 4
 //! bytes, [`BULK_SHIFT`]), `memory.grow` adds [`PAGE_CHARGE`] per page asked
-//! for; the host adds one per iovec plus one per 64 bytes moved by
+//! for; the host adds one per iovec plus one per 4 bytes moved by
 //! `fd_read`/`fd_write` (at most 1,024 iovecs) and four per byte of
 //! `random_get`. The rates come from `proctor bench lottery`: at them, bulk
 //! work earns lottery tickets at about the rate ordinary code does. The operand is read where the operator runs, so the count
@@ -95,10 +95,10 @@ pub(crate) const CHECK: (&str, &str) = ("proctor", "check");
 
 /// Bytes per instruction charged on top of an operator's cost for bulk
 /// memory (`memory.copy`, `memory.fill`, `memory.init`) and for the bytes a
-/// host call moves (`fd_read`, `fd_write`): `len >> BULK_SHIFT`, so moving 64
+/// host call moves (`fd_read`, `fd_write`): `len >> BULK_SHIFT`, so moving 4
 /// bytes counts as one instruction: about the time the engine takes for one
 /// instruction of ordinary code (`proctor bench lottery`).
-pub const BULK_SHIFT: u32 = 6;
+pub const BULK_SHIFT: u32 = 2;
 /// Instructions charged per 64 KiB page a `memory.grow` asks for (zeroing
 /// the page costs about as much as filling it: 65,536 >> [`BULK_SHIFT`]).
 pub const PAGE_CHARGE: i64 = 65_536 >> BULK_SHIFT;
