@@ -14,6 +14,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+/// Params longer than this are not kept for the rewrite (a blob upload's
+/// megabytes of hex): their errors keep jsonrpsee's plain answer rather
+/// than every large request paying for a copy.
+const KEEP_PARAMS: usize = 64 << 10;
+
 /// The middleware: see the module doc.
 #[derive(Clone)]
 pub struct NameInputs<S> {
@@ -45,6 +50,9 @@ fn name_input(res: MethodResponse, method: Option<&Method>, req: &RequestParts) 
     if err["data"].is_object() {
         return res;
     }
+    if req.too_long {
+        return res;
+    }
     let Some(input) = method.and_then(|m| failing_input(m, req.params.as_deref())) else {
         return res;
     };
@@ -67,6 +75,8 @@ fn name_input(res: MethodResponse, method: Option<&Method>, req: &RequestParts) 
 struct RequestParts {
     id: jsonrpsee::types::Id<'static>,
     params: Option<String>,
+    /// The params were longer than [`KEEP_PARAMS`] and not kept.
+    too_long: bool,
 }
 
 impl<S> RpcServiceT for NameInputs<S>
@@ -78,9 +88,12 @@ where
     type NotificationResponse = MethodResponse;
 
     fn call<'a>(&self, req: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+        let raw = req.params.as_ref().map(|p| p.get());
+        let too_long = raw.is_some_and(|p| p.len() > KEEP_PARAMS);
         let parts = RequestParts {
             id: req.id().into_owned(),
-            params: req.params.as_ref().map(|p| p.get().to_string()),
+            params: raw.filter(|_| !too_long).map(str::to_string),
+            too_long,
         };
         let method = self.methods.get(req.method_name()).cloned();
         let service = self.service.clone();
