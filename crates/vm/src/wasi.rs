@@ -183,8 +183,8 @@ pub(crate) fn add_check_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<
     Ok(())
 }
 
-/// Whether a metered run has used more than its budget: a known routine
-/// or loop idiom charges a whole compare at once, so the count can pass
+/// Whether a metered run has used more than its budget: a charge by size
+/// (a long `memory.copy`, say) comes at once, so the count can pass
 /// the budget between two checks. Every call is an exact point of the
 /// count, so a host call with an effect that outlives the run (output)
 /// stops it here, where the original would already have run out.

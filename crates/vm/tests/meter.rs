@@ -176,8 +176,8 @@ fn inlined_leaf_functions_count_and_behave_as_calls() {
     ));
 }
 
-/// wasi-libc's `memcmp`, operator for operator as Debian's build has it: the
-/// rewriter recognizes it and runs a fast body that charges its count.
+/// wasi-libc's `memcmp`, operator for operator as Debian's build has it: a
+/// hot byte loop of real programs, metered like any other code.
 const MEMCMP: &str = r#"(func $memcmp (param i32 i32 i32) (result i32) (local i32 i32 i32)
   i32.const 0 local.set 3
   block
@@ -209,10 +209,8 @@ fn memcmp_module(body: &str) -> String {
 }
 
 #[test]
-fn known_routines_count_exactly_what_the_original_counts() {
-    // Every case of `compare_grid`, inlined and called: fuel runs the
-    // original byte loop; ours, 8 bytes at a time, must return the same and
-    // charge the same.
+fn memcmp_counts_exactly_what_fuel_counts() {
+    // Every case of `compare_grid`, inlined and called (through the table).
     agree_plus(
         &memcmp_module(&compare_grid(
             r#"(local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31))
@@ -289,9 +287,8 @@ fn compare_grid(compare: &str, then: &str) -> String {
 }
 
 #[test]
-fn known_routines_near_the_end_of_memory_behave_like_the_original() {
-    // Within 8 bytes of the end the fast body defers to the original:
-    // equal up to the last byte, a difference before the end with `n`
+fn memcmp_near_the_end_of_memory_behaves_like_the_original() {
+    // Equal up to the last byte, a difference before the end with `n`
     // reaching past it (the original stops in time), then a compare that
     // runs off the end and traps in both.
     agree(&memcmp_module(
@@ -317,10 +314,9 @@ fn known_routines_near_the_end_of_memory_behave_like_the_original() {
 }
 
 #[test]
-fn a_known_routine_charged_past_the_budget_runs_out_of_fuel() {
-    // The fast body charges a 3000-byte compare (63,008) at once and the
-    // program exits before any further check: still out of fuel, as when
-    // the original's loop checks, for every slice size.
+fn a_long_memcmp_past_the_budget_runs_out_of_fuel() {
+    // A 3000-byte compare (63,008) crosses the budget inside the loop:
+    // out of fuel there, for every slice size, before the second emit.
     let wat = memcmp_module(
         r#"(func (export "_start")
              (call $emit (i32.const 1))
@@ -331,7 +327,7 @@ fn a_known_routine_charged_past_the_budget_runs_out_of_fuel() {
     out_of_fuel_at(&wat, 50_000);
 }
 
-/// Mismatch loops (see `idioms.rs`), three returning `2 l` where they leave
+/// Mismatch loops (the byte loop of an LZ77 match finder), three returning `2 l` where they leave
 /// through the mismatch exit and `2 l + 1` where they run to the limit: the
 /// shape clang emits (`$ne`); operands swapped, signed loads with offsets
 /// and `lt_u` (`$lt`); `gt_u`, the increment's operands swapped and an exit
@@ -414,9 +410,9 @@ const MISMATCH: &str = r#"
 "#;
 
 #[test]
-fn mismatch_loops_count_exactly_what_the_original_counts() {
+fn mismatch_loops_count_exactly_what_fuel_counts() {
     // Every case of `compare_grid` (bytes at or above 0x80 too, for the
-    // signed loads): fuel runs the byte loops, ours 8 bytes at a time. A
+    // signed loads), in the shapes loop unrolling and chords treat apart. A
     // start at or past the limit (the original wraps, or stops after one
     // iteration) and a run to a limit of 3000 as well.
     let grid = compare_grid(
@@ -464,8 +460,8 @@ fn mismatch_loops_near_the_end_of_memory_behave_like_the_original() {
 
 #[test]
 fn a_mismatch_loop_charged_past_the_budget_runs_out_of_fuel() {
-    // 3000 equal bytes charged at once (51,000), then exit(0) before any
-    // further check: out of fuel at the budget, for every slice size.
+    // 3000 equal bytes (51,000) cross the budget inside the loop: out of
+    // fuel there, for every slice size.
     let wat = module(&format!(
         r#"{MISMATCH}
            (func (export "_start")
@@ -667,7 +663,7 @@ impl Gen {
                     .push_str(&format!("(local.set {l} (i32.add (local.get {l}) {call}))"));
             }
             9 => {
-                // A mismatch loop (see `idioms.rs`) over the data at 1024,
+                // A mismatch loop (an LZ77 match finder's) over the data at 1024,
                 // from `$c` (0-7) to a limit 1-32 further, leaving to any
                 // label on a difference (an outer loop's: a back edge).
                 let k = self.rand(self.labels.len() as u64 + 1) as usize;

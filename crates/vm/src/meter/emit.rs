@@ -2,7 +2,6 @@
 //! the exact count at calls and exits.
 
 use super::*;
-use crate::routines::R_LOCAL;
 use std::collections::BTreeMap;
 use wasm_encoder::reencode::Reencode;
 use wasm_encoder::{BlockType, Function, Instruction, ValType};
@@ -59,28 +58,10 @@ impl Rewriter {
             costs,
             locals: extra,
         } = inline(ops, &inlinees, local_count, &mut self.inline_left);
-        let first = kinds.len() as u32 + extra.len() as u32;
-        let idioms = crate::idioms::rewrite(ops, costs, first);
-        for t in extra.into_iter().chain(idioms.locals) {
+        for t in extra {
             kinds.push(scratch_kind(t));
             locals.push((1, self.val_type(t).map_err(|e| e.to_string())?));
         }
-        self.meter(ty, locals, kinds, idioms.ops, idioms.costs)
-    }
-
-    /// The fast body of `self.routines[j]`, metered.
-    pub(super) fn rewrite_routine(&mut self, j: usize, ty: u32) -> Result<Function, String> {
-        let routine = self.routines[j].routine;
-        let original = self.original_func(j);
-        let params = &self.type_sigs[ty as usize].0;
-        let mut kinds: Vec<_> = params.iter().map(|&t| scratch_kind(t)).collect();
-        let mut locals = Vec::new();
-        for &t in routine.locals() {
-            kinds.push(scratch_kind(t));
-            locals.push((1, self.val_type(t).map_err(|e| e.to_string())?));
-        }
-        let ops = routine.fast(original);
-        let costs = vec![0; ops.len()];
         self.meter(ty, locals, kinds, ops, costs)
     }
 
@@ -97,10 +78,6 @@ impl Rewriter {
     ) -> Result<Function, String> {
         locals.push((1, ValType::I64));
         let r = kinds.len() as u32;
-        let ops = ops
-            .into_iter()
-            .map(|op| renumber_locals(op, |l| if l == R_LOCAL { r } else { l }))
-            .collect();
         let (ops, costs) = unroll(ops, costs);
         let g = Graph::build(&ops, &costs, self.imported_funcs, &self.type_sigs)?;
         let phi = g.potentials();

@@ -1,20 +1,8 @@
 //! Inlining small leaf functions called in small loops.
 
 use super::*;
-use crate::routines::{R_LOCAL, Routine};
 use std::collections::BTreeMap;
 use wasmparser::{FunctionBody, Operator};
-
-/// A defined function recognized as a library routine.
-pub(super) struct Known {
-    /// Its index among the defined functions.
-    pub(super) defined: usize,
-    pub(super) routine: Routine,
-    /// The original body's bytes and their offset in the module.
-    pub(super) bytes: Vec<u8>,
-    pub(super) offset: usize,
-    pub(super) ty: u32,
-}
 
 /// Largest function inlined, in operators.
 pub(super) const INLINE_MAX_OPS: usize = 100;
@@ -35,9 +23,6 @@ pub(super) struct Inlinee {
     /// Declared locals, after the parameters.
     pub(super) locals: Vec<wasmparser::ValType>,
     pub(super) result: Option<wasmparser::ValType>,
-    /// For a known routine: its fast body replaces the call, calling the
-    /// original (this function index, before rewriting) when it cannot run.
-    pub(super) routine: Option<(Routine, u32)>,
 }
 
 impl Inlinee {
@@ -76,7 +61,6 @@ impl Inlinee {
                         params: params.to_vec(),
                         locals,
                         result: results.first().copied(),
-                        routine: None,
                     });
                 }
                 Operator::Call { .. }
@@ -97,27 +81,7 @@ impl Inlinee {
         None
     }
 
-    /// A known routine's fast body, with `original` its original body's
-    /// function (see [`crate::routines`]).
-    pub(super) fn routine(
-        routine: Routine,
-        original: u32,
-        params: &[wasmparser::ValType],
-    ) -> Inlinee {
-        Inlinee {
-            bytes: Vec::new(),
-            offset: 0,
-            params: params.to_vec(),
-            locals: routine.locals().to_vec(),
-            result: Some(wasmparser::ValType::I32),
-            routine: Some((routine, original)),
-        }
-    }
-
     pub(super) fn operators(&self) -> Result<Vec<Operator<'_>>, String> {
-        if let Some((routine, original)) = self.routine {
-            return Ok(routine.fast(original));
-        }
         let body = FunctionBody::new(wasmparser::BinaryReader::new(&self.bytes, self.offset));
         body.get_operators_reader()
             .and_then(|r| r.into_iter().collect())
@@ -219,8 +183,6 @@ pub(super) fn inline<'a>(
             .result
             .map_or(wasmparser::BlockType::Empty, wasmparser::BlockType::Type);
         push(Operator::Block { blockty }, 2);
-        // A fast body's own operators cost nothing: it charges `r` itself.
-        let free = inl.routine.is_some();
         let mut nesting = 0u32;
         for op in body {
             let op = match *op {
@@ -241,12 +203,9 @@ pub(super) fn inline<'a>(
                     );
                     continue;
                 }
-                ref other => renumber_locals(other.clone(), |l| match l {
-                    R_LOCAL => l,
-                    l => base + l,
-                }),
+                ref other => renumber_locals(other.clone(), |l| base + l),
             };
-            let c = if free { 0 } else { cost(&op) };
+            let c = cost(&op);
             push(op, c);
         }
     }
@@ -315,7 +274,7 @@ pub(super) struct Inlined<'a> {
 }
 
 /// Locals a function may have (wasmparser's limit).
-pub(crate) const MAX_LOCALS: usize = 50_000;
+pub(super) const MAX_LOCALS: usize = 50_000;
 
 /// `T.const 0` for a numeric type.
 pub(super) fn zero<'a>(t: wasmparser::ValType) -> Operator<'a> {

@@ -3,7 +3,6 @@
 //! graph and the emitter.
 
 use super::*;
-use crate::routines::Routine;
 use std::collections::BTreeMap;
 use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{ConstExpr, ExportKind, Function, Instruction, SectionId, ValType};
@@ -19,10 +18,6 @@ pub(super) struct Rewriter {
     pub(super) inline_left: usize,
     /// Type of each defined function, in order.
     pub(super) func_types: Vec<u32>,
-    /// Functions that are known library routines, in order: each gets a
-    /// fast body, and its original body becomes a function of its own after
-    /// the check function (see [`crate::routines`]).
-    pub(super) routines: Vec<Known>,
     pub(super) imported_funcs: u32,
     pub(super) globals: u32,
     pub(super) next_body: usize,
@@ -43,7 +38,6 @@ impl Rewriter {
             inlinees: Default::default(),
             inline_left: 0,
             func_types: Vec::new(),
-            routines: Vec::new(),
             imported_funcs: 0,
             globals: 0,
             next_body: 0,
@@ -89,19 +83,7 @@ impl Rewriter {
                         .type_sigs
                         .get(ty as usize)
                         .ok_or(MeterError::Parse("bad type index".into()))?;
-                    if let Some(routine) = Routine::recognize(body.as_bytes(), &sig.0, &sig.1) {
-                        let original = r.original_func(r.routines.len());
-                        inlinees.push(Some(Inlinee::routine(routine, original, &sig.0)));
-                        r.routines.push(Known {
-                            defined: k,
-                            routine,
-                            bytes: body.as_bytes().to_vec(),
-                            offset: body.range().start,
-                            ty,
-                        });
-                    } else {
-                        inlinees.push(Inlinee::new(&body, &sig.0, &sig.1));
-                    }
+                    inlinees.push(Inlinee::new(&body, &sig.0, &sig.1));
                 }
                 wasmparser::Payload::ExportSection(s) => {
                     for e in s {
@@ -133,12 +115,6 @@ impl Rewriter {
     /// the caller less (no import address kept live across loops).
     pub(super) fn check_func(&self) -> u32 {
         self.imported_funcs + 1 + self.func_types.len() as u32
-    }
-    /// The function holding the original body of `self.routines[j]`, after
-    /// the check function, as an index *before* rewriting: the fast bodies
-    /// that call it are rewritten like the module's own code.
-    pub(super) fn original_func(&self, j: usize) -> u32 {
-        self.check_func() + j as u32
     }
     pub(super) fn remaining_global(&self) -> u32 {
         self.globals
@@ -260,9 +236,6 @@ impl Reencode for Rewriter {
     ) -> RResult<()> {
         reencode::utils::parse_function_section(self, funcs, section)?;
         funcs.function(self.check_type());
-        for known in &self.routines {
-            funcs.function(known.ty);
-        }
         Ok(())
     }
 
@@ -276,16 +249,6 @@ impl Reencode for Rewriter {
         f.instruction(&Instruction::Call(self.check_import()));
         f.instruction(&Instruction::End);
         code.function(&f);
-        for known in std::mem::take(&mut self.routines) {
-            let reader = wasmparser::BinaryReader::new(&known.bytes, known.offset);
-            match self.rewrite_body(&FunctionBody::new(reader), known.ty) {
-                Ok(f) => code.function(&f),
-                Err(e) => {
-                    self.failure.get_or_insert(e);
-                    code.function(&Function::new([]))
-                }
-            };
-        }
         Ok(())
     }
 
@@ -345,14 +308,8 @@ impl Reencode for Rewriter {
         body: FunctionBody<'_>,
     ) -> RResult<()> {
         let ty = self.func_types[self.next_body];
-        let k = self.next_body;
         self.next_body += 1;
-        // `routines` is in body order: a module of many copies stays linear.
-        let fast = match self.routines.binary_search_by_key(&k, |r| r.defined) {
-            Ok(j) => self.rewrite_routine(j, ty),
-            Err(_) => self.rewrite_body(&body, ty),
-        };
-        match fast {
+        match self.rewrite_body(&body, ty) {
             Ok(f) => {
                 code.function(&f);
             }

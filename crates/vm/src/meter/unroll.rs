@@ -62,8 +62,8 @@ pub(super) fn unroll<'a>(ops: Vec<Operator<'a>>, costs: Vec<i64>) -> (Vec<Operat
             }
             Operator::Block { .. } | Operator::If { .. } => stack.push((usize::MAX, false)),
             Operator::End => {
-                // A loop that costs nothing (a known routine's fast body
-                // counts by itself) has no count to spread.
+                // A loop that costs nothing (`loop nop end`) falls through
+                // after one pass: there is no count to spread.
                 if let Some((start, true)) = stack.pop()
                     && i - start - 1 <= UNROLL_MAX_BODY
                     && costs[start..i].iter().any(|&c| c != 0)
