@@ -171,6 +171,14 @@ fn base_config(features: Features) -> Result<Config, VmError> {
     c.cranelift_nan_canonicalization(!cfg!(target_arch = "x86_64"))
         .wasm_relaxed_simd(false)
         .relaxed_simd_deterministic(true);
+    // Opt-in (`--features proctor-vm/profiling`): name the compiled
+    // WebAssembly functions for `perf` (docs/pouw.md, "Profiling the meter").
+    #[cfg(feature = "profiling")]
+    match std::env::var("PROCTOR_PROFILE").as_deref() {
+        Ok("perfmap") => c.profiler(wasmtime::ProfilingStrategy::PerfMap),
+        Ok("jitdump") => c.profiler(wasmtime::ProfilingStrategy::JitDump),
+        _ => &mut c,
+    };
     #[cfg(target_arch = "x86_64")]
     if features != Features::Host {
         // A target triple turns off wasmtime's detection of the host's
