@@ -12,13 +12,15 @@
 //! for; the host adds one per iovec plus one per 4 bytes moved by
 //! `fd_read`/`fd_write` (at most 1,024 iovecs) and four per byte of
 //! `random_get`. The rates come from `proctor bench lottery`: at them, bulk
-//! work earns lottery tickets at about the rate ordinary code does. The operand is read where the operator runs, so the count
-//! stays exact and deterministic; fuel has no such charges, and the tests
-//! add them to fuel's count by formula.
-//! What differs is where the counting code goes, which is what makes it cheap:
-//! on the examples fuel costs 12-41% over unmetered wasmtime, this 0-3% on
-//! three of five and 5-6% on lz, which its loop idiom then more than wins
-//! back (0.83x); wordfreq's branchy loop, unrolled 16 times, runs at 0.80x.
+//! work earns lottery tickets at about the rate ordinary code does. The
+//! operand is read where the operator runs, so the count stays exact and
+//! deterministic; fuel has no such charges, and the tests add them to
+//! fuel's count by formula.
+//!
+//! What differs from fuel is where the counting code goes, which is what
+//! makes it cheap: on the examples fuel costs 12-41% over unmetered
+//! wasmtime, this 1-9%; on the real C programs of `examples/corpus` 2-14%,
+//! 8% in geometric mean (`proctor bench corpus`, table in `docs/pouw.md`).
 //!
 //! ## Counting on a spanning tree's chords
 //! Each function's control-flow graph has a node per straight-line segment
@@ -58,7 +60,7 @@
 //!   iterations, and each copy's exits go through landing pads where their
 //!   different counts are settled off the hot path. A branchy loop's copies
 //!   also give the branch predictor more to tell iterations apart by
-//!   (wordfreq: 0.80x of unmetered).
+//!   (measured on wordfreq when it was written; see `copies`).
 //! - Around a check's call, an innermost loop's locals are parked in scratch
 //!   globals: no loop value is live across the call, so none has to sit in
 //!   a callee-saved register or on the stack for the whole loop.
