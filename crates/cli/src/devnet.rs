@@ -164,6 +164,7 @@ pub(crate) fn create(dir: &Path, block_ms: u64, workers: usize) -> Result<Genesi
             governance: Some(governance.public().address()),
             finality_depth: 6,
             market: Default::default(),
+            oracle: Default::default(),
         },
         allocations,
         enclaves: vec![],

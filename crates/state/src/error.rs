@@ -2,10 +2,12 @@
 //! the RPC boundary, and clients match on the code). The core's own errors
 //! (signature, chain, nonce, fee, balance, size) are codes 1000-1099; each
 //! module's errors are its own enum in its own range, wrapped here: registry
-//! 1100-1129, market 1130-1199, governance 1200-1249.
+//! 1100-1129, market 1130-1199, governance 1200-1249, oracle 1260-1299.
 
 use crate::modules::registry::types as registry;
-use crate::modules::{governance::types as governance, market::types as market};
+use crate::modules::{
+    governance::types as governance, market::types as market, oracle::types as oracle,
+};
 use proctor_primitives::{Amount, Hash};
 
 /// Why a transaction is invalid.
@@ -35,6 +37,8 @@ pub enum TxError {
     Governance(#[from] governance::Error),
     #[error(transparent)]
     Market(#[from] market::Error),
+    #[error(transparent)]
+    Oracle(#[from] oracle::Error),
 }
 
 impl TxError {
@@ -52,6 +56,7 @@ impl TxError {
             TxError::Registry(e) => e.code(),
             TxError::Governance(e) => e.code(),
             TxError::Market(e) => e.code(),
+            TxError::Oracle(e) => e.code(),
         }
     }
 }

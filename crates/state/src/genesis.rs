@@ -124,7 +124,8 @@ impl State {
 fn validate_params(p: &ChainParams) -> Result<(), GenesisError> {
     let m = &p.market;
     let bps = |v: u32| u128::from(v) <= proctor_market::settle::BPS;
-    let rules: [(bool, &'static str); 14] = [
+    let o = &p.oracle;
+    let rules: [(bool, &'static str); 18] = [
         (p.target_block_ms > 0, "target_block_ms must be positive"),
         (
             p.initial_difficulty > 0 && p.min_difficulty > 0,
@@ -171,6 +172,22 @@ fn validate_params(p: &ChainParams) -> Result<(), GenesisError> {
         (
             p.measurement_grace_blocks <= u64::MAX / 2 && p.unbonding_blocks <= u64::MAX / 2,
             "measurement_grace_blocks and unbonding_blocks must be below 2^63",
+        ),
+        (
+            o.min_fee <= o.max_fee && o.cancel_fee <= o.min_fee,
+            "oracle fees: min_fee at most max_fee, cancel_fee at most min_fee",
+        ),
+        (
+            o.default_deadline_blocks > 0 && o.default_deadline_blocks <= o.max_deadline_blocks,
+            "oracle.default_deadline_blocks must be 1 to max_deadline_blocks",
+        ),
+        (
+            o.max_deadline_blocks <= u64::MAX / 2,
+            "oracle.max_deadline_blocks must be below 2^63",
+        ),
+        (
+            o.extra_roots.is_empty() || p.allow_sim_quotes,
+            "oracle.extra_roots are honoured only on a chain that allows simulated quotes",
         ),
     ];
     match rules.iter().find(|(ok, _)| !ok) {

@@ -36,7 +36,8 @@
 //! checks (ARCHITECTURE "Attestation") in [`registry`]; the measurement
 //! allowlist in [`governance`]; the block reward and fees in [`rewards`];
 //! the compute market's submit, assign, key release, report, settle,
-//! refuse and slash steps (seeds 002 and 003) in [`market`]; the PoUW
+//! refuse and slash steps (seeds 002 and 003) in [`market`]; the native
+//! oracle's m1-m4 and its fees (seed 000 §5) in [`oracle`]; the PoUW
 //! proof's checks are the `consensus` crate's, not the state machine's.
 //!
 //! # Adding a module
@@ -71,7 +72,7 @@ pub use modules::accounts::account_key;
 /// The compute market's types, under the name the rest of the code knows.
 pub use modules::market as jobs;
 pub use modules::registry::enclave_key;
-pub use modules::{accounts, governance, market, registry, rewards};
+pub use modules::{accounts, governance, market, oracle, registry, rewards};
 pub use types::*;
 
 #[cfg(test)]

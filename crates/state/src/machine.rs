@@ -6,6 +6,7 @@ use crate::module::{Module, ModuleInfo, info};
 use crate::modules::accounts::{self, Accounts};
 use crate::modules::governance::Governance;
 use crate::modules::market::Market;
+use crate::modules::oracle::Oracle;
 use crate::modules::registry::Registry;
 use crate::modules::rewards::Rewards;
 use crate::smt::{Change, SmtProof};
@@ -21,16 +22,18 @@ pub const MODULES: &[ModuleInfo] = &[
     info::<Governance>(),
     info::<Rewards>(),
     info::<Market>(),
+    info::<Oracle>(),
 ];
 
 /// Every module's veto on releasing an enclave's stake.
 const STAKE_GUARDS: &[StakeGuard] = &[Market::check_stake_release];
 
 /// Every module's end-of-block hook, in the order they run: the market's
-/// deadlines and scheduling, then the miner's reward (which includes every
-/// fee of the block).
+/// deadlines and scheduling, the oracle's deadlines, then the miner's reward
+/// (which includes every fee of the block).
 const END_OF_BLOCK: &[(&str, EndOfBlock)] = &[
     (Market::NAME, Market::end_block),
+    (Oracle::NAME, Oracle::end_block),
     (Rewards::NAME, Rewards::end_block),
 ];
 type EndOfBlock = fn(&mut Context<'_>) -> Result<Vec<Event>, TxError>;
@@ -96,7 +99,8 @@ impl State {
         self.tree.entries()
     }
 
-    /// Sum of all balances, locked stakes and the escrow of unfinished jobs.
+    /// Sum of all balances, locked stakes, the escrow of unfinished jobs and
+    /// the fees the oracle holds.
     pub fn total_supply(&self) -> u128 {
         self.tree
             .entries()
@@ -111,6 +115,7 @@ impl State {
                 {
                     Some(j.escrow.0)
                 }
+                Ok(Record::Oracle(crate::modules::oracle::Record::Request(r))) => Some(r.escrow.0),
                 _ => None,
             })
             .sum()
@@ -341,6 +346,7 @@ impl State {
             Call::Registry(c) => Registry::apply(cx, from, tx, c)?,
             Call::Governance(c) => Governance::apply(cx, from, tx, c)?,
             Call::Market(c) => Market::apply(cx, from, tx, c)?,
+            Call::Oracle(c) => Oracle::apply(cx, from, tx, c)?,
         });
         Ok(events)
     }

@@ -25,6 +25,7 @@ pub fn params(sim_root: Option<PublicKey>, measurement: Hash) -> ChainParams {
         governance: None,
         finality_depth: 6,
         market: Default::default(),
+        oracle: Default::default(),
     }
 }
 

@@ -4,8 +4,8 @@
 
 use crate::modules::market::types as market;
 use crate::modules::{
-    accounts::types as accounts, governance::types as governance, registry::types as registry,
-    rewards::types as rewards,
+    accounts::types as accounts, governance::types as governance, oracle::types as oracle,
+    registry::types as registry, rewards::types as rewards,
 };
 pub use accounts::Account;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -62,6 +62,9 @@ pub struct ChainParams {
     /// The compute market's fees, limits and penalties.
     #[serde(default)]
     pub market: market::MarketParams,
+    /// The oracle's fees, deadlines and extra roots.
+    #[serde(default)]
+    pub oracle: oracle::OracleParams,
 }
 
 /// An initial balance.
@@ -130,6 +133,7 @@ pub enum Call {
     Registry(registry::Call),
     Governance(governance::Call),
     Market(market::Call),
+    Oracle(oracle::Call),
 }
 
 impl Call {
@@ -140,7 +144,10 @@ impl Call {
             Call::Accounts(accounts::Call::Transfer { amount, .. }) => *amount,
             Call::Registry(registry::Call::RegisterEnclave { stake, .. }) => *stake,
             Call::Market(market::Call::SubmitJob { escrow, .. }) => *escrow,
-            Call::Registry(_) | Call::Governance(_) | Call::Market(_) => Amount::ZERO,
+            Call::Oracle(oracle::Call::Request { fee, .. }) => *fee,
+            Call::Registry(_) | Call::Governance(_) | Call::Market(_) | Call::Oracle(_) => {
+                Amount::ZERO
+            }
         }
     }
 }
@@ -360,6 +367,7 @@ pub enum Event {
     Governance(governance::Event),
     Rewards(rewards::Event),
     Market(market::Event),
+    Oracle(oracle::Event),
 }
 
 /// A value stored in the state tree: the chain parameters, or one module's
@@ -371,6 +379,7 @@ pub enum Record {
     Registry(registry::Record),
     Governance(governance::Record),
     Market(market::Record),
+    Oracle(oracle::Record),
 }
 
 /// `From` each module's call, event and record into the top-level one.
@@ -383,9 +392,9 @@ macro_rules! from_module {
         }
     )*};
 }
-from_module!(Call: Accounts => accounts, Registry => registry, Governance => governance, Market => market);
-from_module!(Event: Accounts => accounts, Registry => registry, Governance => governance, Rewards => rewards, Market => market);
-from_module!(Record: Accounts => accounts, Registry => registry, Governance => governance, Market => market);
+from_module!(Call: Accounts => accounts, Registry => registry, Governance => governance, Market => market, Oracle => oracle);
+from_module!(Event: Accounts => accounts, Registry => registry, Governance => governance, Rewards => rewards, Market => market, Oracle => oracle);
+from_module!(Record: Accounts => accounts, Registry => registry, Governance => governance, Market => market, Oracle => oracle);
 
 /// The result of one transaction in a block.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use proctor_state::jobs::{
     RequesterUsage, ResultReport, WorkerOffer, WrappedKey, job_binding,
 };
 use proctor_state::*;
-use proctor_state::{accounts, governance, market, registry, rewards};
+use proctor_state::{accounts, governance, market, oracle, registry, rewards};
 use proctor_tee::Quote;
 use proctor_tee::quote::SimQuote;
 use std::path::PathBuf;
@@ -48,6 +48,9 @@ fn call_name(c: &Call) -> &'static str {
         Call::Market(market::Call::SubmitResult { .. }) => "submit_result",
         Call::Market(market::Call::RefuseJob { .. }) => "refuse_job",
         Call::Market(market::Call::CancelJob { .. }) => "cancel_job",
+        Call::Oracle(oracle::Call::Request { .. }) => "oracle_request",
+        Call::Oracle(oracle::Call::Deliver { .. }) => "oracle_deliver",
+        Call::Oracle(oracle::Call::Cancel { .. }) => "oracle_cancel",
     }
 }
 
@@ -72,6 +75,12 @@ fn event_name(e: &Event) -> &'static str {
         Event::Market(market::Event::JobPaid { .. }) => "job_paid",
         Event::Market(market::Event::JobFees { .. }) => "job_fees",
         Event::Market(market::Event::WorkerSlashed { .. }) => "worker_slashed",
+        Event::Oracle(oracle::Event::OracleRequested { .. }) => "oracle_requested",
+        Event::Oracle(oracle::Event::OracleDelivered { .. }) => "oracle_delivered",
+        Event::Oracle(oracle::Event::OracleCallback { .. }) => "oracle_callback",
+        Event::Oracle(oracle::Event::OracleCancelled { .. }) => "oracle_cancelled",
+        Event::Oracle(oracle::Event::OracleLateDelivery { .. }) => "oracle_late_delivery",
+        Event::Oracle(oracle::Event::OracleExpired { .. }) => "oracle_expired",
     }
 }
 
@@ -86,6 +95,9 @@ fn record_name(r: &Record) -> &'static str {
         Record::Market(market::Record::Index(_)) => "market",
         Record::Market(market::Record::Module(_)) => "module",
         Record::Market(market::Record::Usage(_)) => "usage",
+        Record::Oracle(oracle::Record::Request(_)) => "oracle_request",
+        Record::Oracle(oracle::Record::Next(_)) => "oracle_next",
+        Record::Oracle(oracle::Record::Ids(_)) => "oracle_ids",
     }
 }
 
@@ -124,6 +136,30 @@ fn refusal() -> JobRefusal {
         binding: h(3),
         key: h(6),
         reason: RefusalReason::KeyDoesNotOpen,
+    }
+}
+
+fn oracle_query() -> oracle::Query {
+    oracle::Query::Public(oracle::Params {
+        url: "https://example.org/a?b=c".into(),
+        select: Some("/d/0".into()),
+    })
+}
+
+fn datagram() -> oracle::Datagram {
+    oracle::Datagram {
+        request: 1,
+        params: oracle_query().hash(),
+        enclave: pk(1),
+        roots: h(2),
+        time_ms: 3,
+        elapsed_ms: 4,
+        body: oracle::Body::Public(oracle::Outcome::Fetched {
+            server_name: "example.org".into(),
+            cert_hash: h(5),
+            status: 200,
+            value: oracle::Value::Json("[1,2]".into()),
+        }),
     }
 }
 
@@ -183,6 +219,24 @@ fn calls() -> Vec<Call> {
             signature: key(1).sign(&refusal().hash().0),
         }),
         Call::Market(market::Call::CancelJob { job: 9 }),
+        Call::Oracle(oracle::Call::Request {
+            query: oracle::Query::Private {
+                enclave: pk(1),
+                sealed: vec![2, 3],
+                reply_key: EncryptionKey([4; 32]),
+            },
+            callback: Some(oracle::Callback {
+                contract: 5,
+                fee: Amount(6),
+            }),
+            fee: Amount(7),
+            deadline_blocks: 8,
+        }),
+        Call::Oracle(oracle::Call::Deliver {
+            datagram: datagram(),
+            signature: key(1).sign(&datagram().signing_bytes(&h(9))),
+        }),
+        Call::Oracle(oracle::Call::Cancel { id: 1 }),
     ]
 }
 
@@ -277,6 +331,42 @@ fn events() -> Vec<Event> {
             amount: Amount(2),
             reason: "late".into(),
         }),
+        Event::Oracle(oracle::Event::OracleRequested {
+            id: 1,
+            requester: addr(2),
+            enclave: pk(3),
+            query: oracle_query(),
+            deadline: 4,
+            fee: Amount(5),
+        }),
+        Event::Oracle(oracle::Event::OracleDelivered {
+            id: 1,
+            enclave: pk(2),
+            state: oracle::RequestState::Failed,
+            body: oracle::Body::Public(oracle::Outcome::Failed {
+                reason: oracle::FailReason::Certificate,
+                detail: "expired".into(),
+            }),
+            fee_paid: Amount(3),
+        }),
+        Event::Oracle(oracle::Event::OracleCallback {
+            id: 1,
+            contract: 2,
+            fee: Amount(3),
+        }),
+        Event::Oracle(oracle::Event::OracleCancelled {
+            id: 1,
+            refunded: Amount(2),
+        }),
+        Event::Oracle(oracle::Event::OracleLateDelivery {
+            id: 1,
+            enclave: pk(2),
+            fee_paid: Amount(3),
+        }),
+        Event::Oracle(oracle::Event::OracleExpired {
+            id: 1,
+            refunded: Amount(2),
+        }),
     ]
 }
 
@@ -364,6 +454,26 @@ fn records() -> Vec<Record> {
             fuel: 2,
             reputation,
         })),
+        Record::from(oracle::Record::Request(Box::new(oracle::OracleRequest {
+            id: 1,
+            requester: addr(2),
+            query: oracle_query(),
+            callback: None,
+            fee: Amount(3),
+            escrow: Amount(0),
+            enclave: pk(4),
+            created: 5,
+            created_ms: 6,
+            deadline: 7,
+            state: oracle::RequestState::Delivered,
+            datagram: Some(datagram()),
+            height: Some(8),
+            fee_paid: Amount(3),
+            refunded: Amount(0),
+            error: None,
+        }))),
+        Record::from(oracle::Record::Next(2)),
+        Record::from(oracle::Record::Ids(oracle::Ids(vec![1, 2]))),
     ]
 }
 
@@ -478,9 +588,9 @@ fn every_call_event_and_record_encodes_as_its_golden_fixture() {
             "a variant sampled twice: {names:?}"
         );
     }
-    assert_eq!(calls.len(), 12, "a Call variant has no sample");
-    assert_eq!(events.len(), 19, "an Event variant has no sample");
-    assert_eq!(records.len(), 9, "a Record variant has no sample");
+    assert_eq!(calls.len(), 15, "a Call variant has no sample");
+    assert_eq!(events.len(), 25, "an Event variant has no sample");
+    assert_eq!(records.len(), 12, "a Record variant has no sample");
     check("calls.txt", &lines(&calls));
     check("events.txt", &lines(&events));
     check("records.txt", &lines(&records));
@@ -605,6 +715,29 @@ fn transaction_error_codes_are_distinct_and_stable() {
             capacity: 0,
         }),
         TxError::Market(market::Error::BadRefusal(String::new())),
+        TxError::Oracle(oracle::Error::NotFound(1)),
+        TxError::Oracle(oracle::Error::BadRequest(String::new())),
+        TxError::Oracle(oracle::Error::FeeOutOfRange { min: a, max: a }),
+        TxError::Oracle(oracle::Error::NoProvider),
+        TxError::Oracle(oracle::Error::NotProvider(pk(1))),
+        TxError::Oracle(oracle::Error::NotRequester(1)),
+        TxError::Oracle(oracle::Error::WrongState {
+            id: 1,
+            state: oracle::RequestState::Pending,
+        }),
+        TxError::Oracle(oracle::Error::UnknownEnclave(pk(1))),
+        TxError::Oracle(oracle::Error::NotAssigned(pk(1))),
+        TxError::Oracle(oracle::Error::BadSignature),
+        TxError::Oracle(oracle::Error::ParamsMismatch),
+        TxError::Oracle(oracle::Error::RootsMismatch),
+        TxError::Oracle(oracle::Error::BadTime {
+            from: 1,
+            to: 2,
+            got: 3,
+        }),
+        TxError::Oracle(oracle::Error::Expired { deadline: 1 }),
+        TxError::Oracle(oracle::Error::BadDatagram(String::new())),
+        TxError::Oracle(oracle::Error::KindMismatch),
     ];
     let codes: Vec<i32> = all.iter().map(TxError::code).collect();
     let distinct: std::collections::BTreeSet<i32> = codes.iter().copied().collect();
@@ -618,6 +751,7 @@ fn transaction_error_codes_are_distinct_and_stable() {
         TxError::Registry(_) => "registry",
         TxError::Governance(_) => "governance",
         TxError::Market(_) => "market",
+        TxError::Oracle(_) => "oracle",
         _ => "accounts",
     };
     for (e, c) in all.iter().zip(&codes) {

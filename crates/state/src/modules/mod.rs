@@ -8,7 +8,8 @@
 //! - `governance`: the measurement allowlist;
 //! - `rewards`: the miner's block reward and fees, at the end of a block;
 //! - `market`: the compute market (jobs, offers, settlement, end-of-block
-//!   scheduling and deadlines).
+//!   scheduling and deadlines);
+//! - `oracle`: requests for web data, enclave-signed datagrams, their fees.
 //!
 //! A module reaches another only through that module's functions (the
 //! market slashes through `registry::take_stake`, pays through
@@ -17,5 +18,6 @@
 pub mod accounts;
 pub mod governance;
 pub mod market;
+pub mod oracle;
 pub mod registry;
 pub mod rewards;

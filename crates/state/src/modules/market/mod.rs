@@ -137,7 +137,7 @@ impl Overlay<'_> {
     fn set_offer(&mut self, o: &WorkerOffer) {
         self.put(offer_key(&o.identity), Record::Offer(o.clone()));
     }
-    fn market(&self) -> MarketIndex {
+    pub(crate) fn market(&self) -> MarketIndex {
         match self.get(&index_key()) {
             Some(crate::Record::Market(Record::Index(m))) => m,
             _ => MarketIndex::default(),
