@@ -41,8 +41,10 @@
 //! transport for an enclave in its own process.
 #![forbid(unsafe_code)]
 
+mod http;
 mod jobs;
 mod mining;
+pub mod oracle;
 pub mod wire;
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -90,6 +92,16 @@ pub enum Request {
     /// before the deadline ([`RefusalReason::TooLittleTime`]; the chain
     /// checks the timing itself, from the block the key was posted in).
     RefuseLate(Box<JobTicket>),
+    /// Start fetching an oracle request ([`oracle`]).
+    OracleOpen(Box<oracle::OracleTicket>),
+    /// Bytes the server sent in an oracle session (`eof`: the socket closed).
+    OracleData {
+        session: u64,
+        data: Vec<u8>,
+        eof: bool,
+    },
+    /// The host gives up on an oracle session.
+    OracleAbort { session: u64, why: oracle::Abort },
 }
 
 /// What a loaded task reads on stdin.
@@ -153,6 +165,8 @@ pub enum Response {
         refusal: JobRefusal,
         signature: proctor_primitives::Signature,
     },
+    /// An oracle session's next step: bytes to send, or its signed datagram.
+    OracleIo(oracle::OracleIo),
 }
 
 /// Public facts about the enclave.
@@ -218,6 +232,8 @@ pub enum Error {
         "this build has no test faults (they exist only in test builds, feature `test-faults`)"
     )]
     NoTestFaults,
+    #[error("oracle: {0}")]
+    Oracle(String),
     #[error("job refused: {reason:?}")]
     Refused {
         reason: RefusalReason,
@@ -236,6 +252,7 @@ impl Error {
             Error::Job(_) => 3005,
             Error::NoTestFaults => 3006,
             Error::Refused { .. } => 3007,
+            Error::Oracle(_) => 3008,
         }
     }
 }
@@ -277,6 +294,7 @@ pub struct Enclave {
     platform: Box<dyn Platform>,
     vm: Vm,
     running: Option<Running>,
+    oracle: oracle::Oracle,
     /// Test-only fault injection; absent from builds without `test-faults`.
     #[cfg(feature = "test-faults")]
     corrupt_results: bool,
@@ -288,6 +306,7 @@ impl Enclave {
             platform,
             vm: Vm::new(Limits::default())?,
             running: None,
+            oracle: oracle::Oracle::default(),
             #[cfg(feature = "test-faults")]
             corrupt_results: false,
         })
@@ -332,6 +351,18 @@ impl Enclave {
             Request::RunJob(ticket) => self.run_job(*ticket),
             Request::LoadJob { ticket, slice } => self.load_job(*ticket, slice),
             Request::RefuseLate(ticket) => Err(self.refusal(&ticket, RefusalReason::TooLittleTime)),
+            Request::OracleOpen(ticket) => self
+                .oracle
+                .open(self.platform.as_mut(), *ticket)
+                .map(Response::OracleIo),
+            Request::OracleData { session, data, eof } => self
+                .oracle
+                .data(self.platform.as_mut(), session, &data, eof)
+                .map(Response::OracleIo),
+            Request::OracleAbort { session, why } => self
+                .oracle
+                .abort(self.platform.as_mut(), session, why)
+                .map(Response::OracleIo),
         };
         result.unwrap_or_else(|e| match e {
             Error::Refused {

@@ -153,7 +153,6 @@ fn datagram() -> oracle::Datagram {
         enclave: pk(1),
         roots: h(2),
         time_ms: 3,
-        elapsed_ms: 4,
         body: oracle::Body::Public(oracle::Outcome::Fetched {
             server_name: "example.org".into(),
             cert_hash: h(5),

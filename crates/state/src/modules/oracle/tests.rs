@@ -154,7 +154,6 @@ impl Chain {
             enclave: by.identity(),
             roots: self.state.params().oracle.roots_hash(),
             time_ms: self.time(self.height),
-            elapsed_ms: 12,
             body: Body::Public(Outcome::Fetched {
                 server_name: "example.org".into(),
                 cert_hash: Hash::of(b"cert"),

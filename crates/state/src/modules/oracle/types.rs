@@ -288,11 +288,10 @@ pub struct Datagram {
     pub enclave: PublicKey,
     /// H(the extra roots it trusted) ([`roots_hash`]).
     pub roots: Hash,
-    /// The block time certificates were checked at (ms since the epoch).
+    /// The block time certificates were checked at (ms since the epoch):
+    /// the "time used" of m3, checked by the chain against the request's
+    /// window, so a host cannot wind the clock back to pass an expired one.
     pub time_ms: Timestamp,
-    /// Milliseconds the fetch took, as the enclave measured it in slices
-    /// of host I/O (informational).
-    pub elapsed_ms: u64,
     pub body: Body,
 }
 
