@@ -11,6 +11,7 @@ mod account;
 mod bench;
 mod bench_corpus;
 mod bench_net;
+mod bench_oracle;
 mod chain;
 mod devnet;
 mod enclave;
@@ -168,6 +169,9 @@ enum BenchCmd {
     /// Metered instructions per second (lottery tickets per second) of the
     /// corpus, the examples and adversarial probes, and their spread.
     Lottery(bench_corpus::LotteryArgs),
+    /// Signed oracle datagrams per second through the enclave's TLS path
+    /// and through on-chain verification, beside a plain rustls client.
+    Oracle(bench_oracle::OracleArgs),
 }
 
 /// Entry point of the binary.
@@ -319,6 +323,10 @@ async fn run(cli: Cli) -> Result<()> {
             cmd: Some(BenchCmd::Lottery(args)),
             ..
         } => bench_corpus::lottery(args),
+        Cmd::Bench {
+            cmd: Some(BenchCmd::Oracle(args)),
+            ..
+        } => tokio::task::spawn_blocking(move || bench_oracle::run(args)).await?,
         Cmd::Bench { cmd: None, args } => bench::run(args),
     }
 }

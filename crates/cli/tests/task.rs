@@ -246,3 +246,21 @@ fn bench_corpus_reports_a_program_of_the_corpus() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--only"));
 }
+
+/// `bench oracle` pushes real requests through a loopback HTTPS server, the
+/// enclave's TLS path and a block of deliveries, and reports all three.
+#[test]
+fn bench_oracle_reports_every_path() {
+    let o = run(&["bench", "oracle", "--requests", "20", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["requests"], 20);
+    for k in [
+        "plain_client_per_s",
+        "enclave_path_per_s",
+        "onchain_verify_per_s",
+    ] {
+        let rate = v[k].as_f64().unwrap();
+        assert!(rate > 0.0 && rate.is_finite(), "{k}: {v}");
+    }
+}

@@ -21,9 +21,11 @@
 //! about the ticket gets a datagram the chain refuses (params, roots, time
 //! and chain are all bound in it).
 //!
-//! TLS sessions are resumed from a cache shared by all sessions (TLS 1.3
-//! tickets, keyed by server name): a resumed session reuses the certificate
-//! its first handshake verified, which is what the datagram names.
+//! TLS sessions are resumed (TLS 1.3 tickets, keyed by server name) only
+//! between fetches checked at the same block time with the same roots:
+//! they share one client configuration, and rustls resumes only under the
+//! verifier that checked the first handshake. So a resumed session's
+//! certificate (which the datagram names) was verified at that very time.
 
 use crate::Error;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -109,6 +111,8 @@ pub(crate) struct Oracle {
     sessions: BTreeMap<u64, Session>,
     next: u64,
     verifiers: BTreeMap<Hash, Arc<WebPkiServerVerifier>>,
+    /// Client configurations by (roots, block time).
+    configs: BTreeMap<(Hash, u64), Arc<ClientConfig>>,
     resumption: Arc<ClientSessionMemoryCache>,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
@@ -119,6 +123,7 @@ impl Default for Oracle {
             sessions: BTreeMap::new(),
             next: 0,
             verifiers: BTreeMap::new(),
+            configs: BTreeMap::new(),
             resumption: Arc::new(ClientSessionMemoryCache::new(256)),
             provider: Arc::new(rustls::crypto::ring::default_provider()),
         }
@@ -216,6 +221,33 @@ impl Oracle {
         Ok(v)
     }
 
+    /// The client configuration for `t`'s roots and block time, shared by
+    /// the fetches at that time (so they may resume each other's sessions).
+    fn config(&mut self, t: &OracleTicket) -> Result<Arc<ClientConfig>, Outcome> {
+        let key = (roots_hash(&t.extra_roots), t.time_ms);
+        if let Some(c) = self.configs.get(&key) {
+            return Ok(c.clone());
+        }
+        let verifier = self.verifier(&t.extra_roots)?;
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_millis(t.time_ms));
+        let mut config = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| failed(FailReason::Tls, e))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AtBlockTime {
+                inner: verifier,
+                now,
+            }))
+            .with_no_client_auth();
+        config.resumption = Resumption::store(self.resumption.clone());
+        let config = Arc::new(config);
+        if self.configs.len() >= 16 {
+            self.configs.clear();
+        }
+        self.configs.insert(key, config.clone());
+        Ok(config)
+    }
+
     /// The params of `t`: as they are, or opened with the enclave's key.
     fn params(platform: &dyn Platform, t: &OracleTicket) -> Result<Params, Outcome> {
         match &t.query {
@@ -265,22 +297,11 @@ impl Oracle {
             let url = params
                 .check()
                 .map_err(|e| failed(FailReason::BadRequest, e))?;
-            let verifier = self.verifier(&ticket.extra_roots)?;
-            let now = UnixTime::since_unix_epoch(std::time::Duration::from_millis(ticket.time_ms));
-            let mut config = ClientConfig::builder_with_provider(self.provider.clone())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| failed(FailReason::Tls, e))?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AtBlockTime {
-                    inner: verifier,
-                    now,
-                }))
-                .with_no_client_auth();
-            config.resumption = Resumption::store(self.resumption.clone());
+            let config = self.config(&ticket)?;
             let name = ServerName::try_from(url.host.clone())
                 .map_err(|e| failed(FailReason::BadRequest, format!("server name: {e}")))?;
-            let mut conn = ClientConnection::new(Arc::new(config), name)
-                .map_err(|e| failed(FailReason::Tls, e))?;
+            let mut conn =
+                ClientConnection::new(config, name).map_err(|e| failed(FailReason::Tls, e))?;
             conn.writer()
                 .write_all(&crate::http::get_request(&url.host, url.port, &url.path))
                 .map_err(|e| failed(FailReason::Tls, e))?;

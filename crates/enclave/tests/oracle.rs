@@ -283,6 +283,10 @@ fn unknown_ca_expired_certificate_and_wrong_name_fail_with_their_reason() {
         outcome(&relay(&mut e, early, Host::Honest)),
         Outcome::Fetched { .. }
     ));
+    // That fetch left a resumable TLS session; at the later block time it
+    // is not resumed past the expiry: still refused.
+    let d = fetch_fails(&mut e, port, &roots);
+    assert_eq!(failure(&d), FailReason::Certificate, "{d:?}");
     let (cert, key) = leaf(&ca, "other.example", 2029);
     let port = serve(cert, key, "{}");
     let d = fetch_fails(&mut e, port, &roots);

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod metrics;
+pub mod oracle;
 
 use proctor_enclave::wire::Transport;
 use proctor_enclave::{EnclaveInfo, MineResult, Request, Response};
