@@ -37,8 +37,10 @@
 //!
 //! Layout, by request family: this file holds the interface (requests,
 //! responses, errors) and registration; `mining.rs` the lottery and the
-//! filler; `jobs.rs` confidential jobs and refusals; `wire.rs` the socket
-//! transport for an enclave in its own process.
+//! filler; `jobs.rs` confidential jobs and refusals; [`oracle`] the
+//! oracle's TLS sessions and signed datagrams ([`Request::OracleOpen`],
+//! `OracleData`, `OracleAbort`), with `http.rs` its bounded HTTP/1.1 parser;
+//! `wire.rs` the socket transport for an enclave in its own process.
 #![forbid(unsafe_code)]
 
 mod http;
