@@ -63,8 +63,15 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The HTTPS server: a thread per connection, one response each.
-fn serve(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> Result<u16> {
+/// An HTTPS server on 127.0.0.1 with certificate `cert`: a thread per
+/// connection, answering each GET with `body` (Content-Length, then
+/// close_notify). Returns its port. (The oracle's end-to-end tests use it
+/// too.)
+pub fn serve(
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+    body: String,
+) -> Result<u16> {
     let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
@@ -75,7 +82,7 @@ fn serve(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> Result<u
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
-            let config = config.clone();
+            let (config, body) = (config.clone(), body.clone());
             std::thread::spawn(move || {
                 let _ = stream.set_nodelay(true);
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
@@ -92,8 +99,8 @@ fn serve(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> Result<u
                     }
                 }
                 let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
-                    BODY.len()
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
                 );
                 let _ = tls.write_all(resp.as_bytes());
                 tls.conn.send_close_notify();
@@ -128,7 +135,7 @@ fn plain_fetch(config: &Arc<rustls::ClientConfig>, port: u16) -> Result<usize> {
 pub fn run(args: OracleArgs) -> Result<()> {
     let n = args.requests.max(1) as usize;
     let (ca_pem, cert, key) = certificates()?;
-    let port = serve(cert, key)?;
+    let port = serve(cert, key, BODY.to_string())?;
 
     // The plain client.
     let mut roots = rustls::RootCertStore::empty();

@@ -62,6 +62,11 @@ pub struct DevnetArgs {
     /// replication and slashing).
     #[arg(long, hide = true)]
     corrupt_worker: Option<usize>,
+    /// A root certificate (PEM file) the oracle's enclaves trust besides
+    /// the public web roots, e.g. a test CA (repeatable; a new devnet only:
+    /// it goes into the genesis).
+    #[arg(long = "oracle-root")]
+    oracle_roots: Vec<PathBuf>,
 }
 
 #[derive(Serialize, Clone)]
@@ -111,7 +116,12 @@ pub(crate) fn open_enclave(dir: &Path, root_file: &Path) -> Result<Enclave> {
 }
 
 /// Creates a new devnet in `dir`.
-pub(crate) fn create(dir: &Path, block_ms: u64, workers: usize) -> Result<Genesis> {
+pub(crate) fn create(
+    dir: &Path,
+    block_ms: u64,
+    workers: usize,
+    oracle_roots: Vec<String>,
+) -> Result<Genesis> {
     std::fs::create_dir_all(dir.join("keys"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let root = SimAttestationRoot::generate();
@@ -164,7 +174,10 @@ pub(crate) fn create(dir: &Path, block_ms: u64, workers: usize) -> Result<Genesi
             governance: Some(governance.public().address()),
             finality_depth: 6,
             market: Default::default(),
-            oracle: Default::default(),
+            oracle: proctor_state::oracle::OracleParams {
+                extra_roots: oracle_roots,
+                ..Default::default()
+            },
         },
         allocations,
         enclaves: vec![],
@@ -254,11 +267,27 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     }
     let dir = &args.dir;
     let gpath = dir.join("genesis.json");
+    let mut oracle_roots = Vec::new();
+    for p in &args.oracle_roots {
+        let pem = std::fs::read_to_string(p)
+            .with_context(|| format!("reading the oracle root {}", p.display()))?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            bail!("{} is not a PEM certificate", p.display());
+        }
+        oracle_roots.push(pem);
+    }
     let genesis = if gpath.exists() {
-        read_genesis(&gpath)?
+        let g = read_genesis(&gpath)?;
+        if !oracle_roots.is_empty() && g.params.oracle.extra_roots != oracle_roots {
+            bail!(
+                "the devnet in {} has other oracle roots in its genesis; --oracle-root applies to a new devnet (use another --dir)",
+                dir.display()
+            );
+        }
+        g
     } else {
         tracing::info!(dir = %dir.display(), "creating a new devnet");
-        create(dir, args.block_ms, args.workers)?
+        create(dir, args.block_ms, args.workers, oracle_roots)?
     };
     let ndir = proctor_node::node_dir(dir);
     let ports = Ports::choose(dir, &ndir, &args)?;

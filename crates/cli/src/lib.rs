@@ -11,7 +11,7 @@ mod account;
 mod bench;
 mod bench_corpus;
 mod bench_net;
-mod bench_oracle;
+pub mod bench_oracle;
 mod chain;
 mod devnet;
 mod enclave;
@@ -20,6 +20,7 @@ mod job;
 pub mod keys;
 mod net;
 mod node;
+mod oracle;
 mod progress;
 mod task;
 mod tee;
@@ -125,6 +126,11 @@ enum Cmd {
     Job {
         #[command(subcommand)]
         cmd: job::JobCmd,
+    },
+    /// Web data fetched over TLS and signed inside an attested enclave.
+    Oracle {
+        #[command(subcommand)]
+        cmd: oracle::OracleCmd,
     },
     /// Peers of the node: who is connected, who is banned.
     Net {
@@ -309,6 +315,7 @@ async fn run(cli: Cli) -> Result<()> {
             tokio::task::spawn_blocking(move || enclave::run_enclave(args)).await?
         }
         Cmd::Job { cmd } => job::run(cmd, url).await,
+        Cmd::Oracle { cmd } => oracle::run(cmd, url).await,
         Cmd::Task { cmd } => task::run(cmd),
         Cmd::Tee { cmd } => tee::run(cmd),
         Cmd::Bench {

@@ -18,6 +18,7 @@ use proctor_rpc::{
     error_in, for_input, from_hex,
 };
 use proctor_state::jobs::{JobRecord, WorkerOffer};
+use proctor_state::oracle::OracleRequest;
 use proctor_state::{Block, EnclaveRecord, PouwProof, SignedTransaction};
 
 /// The service an RPC middleware of the node wraps: every layer answers
@@ -480,6 +481,53 @@ impl ApiServer for Rpc {
                     .iter()
                     .any(|a| a.worker == identity && a.key.is_some() && a.report.is_none())
             })
+            .collect())
+    }
+
+    async fn oracle_request(&self, id: u64) -> Result<OracleRequest, ErrorObjectOwned> {
+        self.lock()
+            .state()
+            .oracle_request(id)
+            .ok_or_else(|| error_in(codes::NOT_FOUND, format!("no oracle request {id}"), "id"))
+    }
+
+    async fn oracle_requests(
+        &self,
+        requester: Option<Address>,
+        limit: Option<u32>,
+    ) -> Result<Vec<OracleRequest>, ErrorObjectOwned> {
+        let c = self.lock();
+        let s = c.state();
+        let limit = limit.unwrap_or(100).clamp(1, 1_000) as usize;
+        let end = s.oracle_next_id();
+        let floor = end.saturating_sub(JOBS_SCAN);
+        Ok((floor..end)
+            .rev()
+            .filter_map(|id| s.oracle_request(id))
+            .filter(|r| requester.is_none_or(|a| r.requester == a))
+            .take(limit)
+            .collect())
+    }
+
+    async fn oracle_pending(
+        &self,
+        identity: PublicKey,
+    ) -> Result<Vec<OracleRequest>, ErrorObjectOwned> {
+        let c = self.lock();
+        let s = c.state();
+        Ok(s.oracle_pending(&identity)
+            .into_iter()
+            .filter_map(|id| s.oracle_request(id))
+            .collect())
+    }
+
+    async fn oracle_providers(&self) -> Result<Vec<EnclaveRecord>, ErrorObjectOwned> {
+        let c = self.lock();
+        let s = c.state();
+        let next = c.head().height + 1;
+        Ok(s.oracle_providers(next)
+            .iter()
+            .filter_map(|id| s.enclave(id))
             .collect())
     }
 

@@ -433,6 +433,36 @@ pub trait Api {
         identity: PublicKey,
     ) -> Result<Vec<proctor_state::jobs::JobRecord>, ErrorObjectOwned>;
 
+    /// An oracle request by id: its state, query, fee, and datagram once delivered.
+    /// Errors: 4004.
+    #[method(name = "oracleRequest")]
+    async fn oracle_request(
+        &self,
+        id: u64,
+    ) -> Result<proctor_state::oracle::OracleRequest, ErrorObjectOwned>;
+
+    /// Oracle requests, newest first: at most `limit` (default 100, at most
+    /// 1,000), only `requester`'s when given, looking at no more than
+    /// 10,000 ids.
+    #[method(name = "oracleRequests")]
+    async fn oracle_requests(
+        &self,
+        requester: Option<Address>,
+        limit: Option<u32>,
+    ) -> Result<Vec<proctor_state::oracle::OracleRequest>, ErrorObjectOwned>;
+
+    /// Oracle requests an enclave should serve now (assigned to it, pending).
+    #[method(name = "oraclePending")]
+    async fn oracle_pending(
+        &self,
+        identity: PublicKey,
+    ) -> Result<Vec<proctor_state::oracle::OracleRequest>, ErrorObjectOwned>;
+
+    /// The enclaves that serve oracle requests (a private request is sealed
+    /// to one of them).
+    #[method(name = "oracleProviders")]
+    async fn oracle_providers(&self) -> Result<Vec<EnclaveRecord>, ErrorObjectOwned>;
+
     /// A worker's market offer and reputation.
     #[method(name = "offer")]
     async fn offer(

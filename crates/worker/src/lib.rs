@@ -12,6 +12,10 @@
 //!    node, let the enclave run a bounded batch of slices drawing the lottery
 //!    for it, submit any winning proof, reload the task when it finishes.
 //!
+//! 3. **Serve oracle requests** assigned to its enclave: relay each fetch
+//!    (the enclave terminates TLS; the host moves ciphertext, [`oracle`])
+//!    and submit the signed datagram.
+//!
 //! The enclave runs on a blocking thread (mining is CPU-bound); the worker
 //! talks to it only through [`proctor_enclave::Request`]/[`Response`].
 #![forbid(unsafe_code)]
@@ -133,6 +137,28 @@ impl EnclaveHost {
     }
 }
 
+impl EnclaveHost {
+    /// Runs `f` with the enclave on a blocking thread (the oracle relay
+    /// moves bytes between a socket and the enclave there).
+    async fn with<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut dyn Transport) -> T + Send + 'static,
+    ) -> Result<T> {
+        let slot = self.transport.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut t = slot
+            .take()
+            .ok_or_else(|| Error::Enclave("enclave lost".into()))?;
+        let (t, out) = tokio::task::spawn_blocking(move || {
+            let out = f(t.as_mut());
+            (t, out)
+        })
+        .await
+        .map_err(|e| Error::Enclave(e.to_string()))?;
+        *self.transport.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(t);
+        Ok(out)
+    }
+}
+
 /// Statistics of a worker run (a snapshot of its [`metrics`]).
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
@@ -158,6 +184,11 @@ pub struct Worker {
     reported: std::collections::BTreeSet<u64>,
     /// The job the enclave is mining with, if any.
     current_job: Option<u64>,
+    /// Oracle requests whose datagram this worker submitted (until the
+    /// chain stops listing them as pending).
+    oracle_served: std::collections::BTreeSet<u64>,
+    /// The chain's genesis hash and extra oracle roots, read once.
+    oracle_chain: Option<(Hash, Vec<String>)>,
     metrics: Arc<metrics::Metrics>,
     /// Test-only misbehaviour: how the host alters each job it loads.
     #[cfg(feature = "test-faults")]
@@ -187,6 +218,8 @@ impl Worker {
             offer_sent: None,
             reported: Default::default(),
             current_job: None,
+            oracle_served: Default::default(),
+            oracle_chain: None,
             metrics: Arc::new(metrics::Metrics::new(&info.identity.to_string())),
             info,
             #[cfg(feature = "test-faults")]
@@ -444,6 +477,55 @@ impl Worker {
         }
     }
 
+    /// Serves the oracle requests assigned to this enclave (seed 000 §5):
+    /// relays each through the enclave (which terminates TLS and signs) and
+    /// submits its datagram. The certificate time is the request's block
+    /// time, inside the window the chain accepts.
+    async fn serve_oracle(&mut self) -> Result<()> {
+        let pending = self.client.oracle_pending(self.info.identity).await?;
+        let listed: std::collections::BTreeSet<u64> = pending.iter().map(|r| r.id).collect();
+        self.oracle_served.retain(|id| listed.contains(id));
+        let (chain, roots) = match &self.oracle_chain {
+            Some(c) => c.clone(),
+            None => {
+                let g = self.client.genesis().await?;
+                let c = (g.hash(), g.params.oracle.extra_roots.clone());
+                self.oracle_chain = Some(c.clone());
+                c
+            }
+        };
+        let todo: Vec<_> = pending
+            .into_iter()
+            .filter(|r| !self.oracle_served.contains(&r.id))
+            .take(16)
+            .collect();
+        for r in todo {
+            let id = r.id;
+            let ticket = proctor_enclave::oracle::OracleTicket {
+                chain,
+                request: id,
+                requester: r.requester,
+                query: r.query,
+                time_ms: r.created_ms,
+                extra_roots: roots.clone(),
+            };
+            let d = self
+                .host
+                .with(move |t| oracle::relay(t, ticket, Duration::from_secs(10)))
+                .await?
+                .map_err(Error::Enclave)?;
+            self.oracle_served.insert(id);
+            let tx = self
+                .send_call(Call::Oracle(proctor_state::oracle::Call::Deliver {
+                    datagram: d.datagram,
+                    signature: d.signature,
+                }))
+                .await?;
+            tracing::info!(request = id, %tx, "oracle datagram submitted");
+        }
+        Ok(())
+    }
+
     /// Makes job `j` the enclave's mining task (blobs fetched as ciphertext),
     /// or returns the enclave's signed refusal of it.
     async fn load_job(&mut self, j: &proctor_state::jobs::JobRecord) -> Result<Option<Refusal>> {
@@ -640,6 +722,9 @@ impl Worker {
                     Ok(true) => loaded = self.current_job.is_some(),
                     Ok(false) => {}
                     Err(e) => tracing::warn!("cannot check for jobs: {e}"),
+                }
+                if let Err(e) = self.serve_oracle().await {
+                    tracing::warn!("cannot serve oracle requests: {e}");
                 }
             }
             if last_registration_check.elapsed() > Duration::from_secs(30) {

@@ -304,3 +304,22 @@ pub fn supply_less_rewards(url: &str, reward: u64) -> u128 {
     let total = s["total_supply"].as_u64().unwrap() as u128;
     total - s["height"].as_u64().unwrap() as u128 * reward as u128
 }
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Every file under `dir`, recursively.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -609,6 +609,32 @@ proptest! {
         let _ = proctor_primitives::codec::decode::<Outcome>("outcome", &bytes);
     }
 
+    /// Every event and record serializes to JSON and back (the RPC's form).
+    #[test]
+    fn json_round_trips(value in "[a-z0-9\"\\[\\],]{0,20}", failed: bool) {
+        let outcome = match failed {
+            false => Outcome::Fetched {
+                server_name: "a.org".into(),
+                cert_hash: Hash::ZERO,
+                status: 200,
+                value: Value::Json(value),
+            },
+            true => Outcome::Failed { reason: FailReason::Tls, detail: value },
+        };
+        for body in [Body::Public(outcome), Body::Sealed { ciphertext: vec![1, 2] }] {
+            let e = crate::Event::Oracle(super::Event::OracleDelivered {
+                id: 1,
+                enclave: Keypair::from_secret(&[1; 32]).public(),
+                state: RequestState::Delivered,
+                body,
+                fee_paid: Amount(2),
+            });
+            let text = serde_json::to_string(&e).unwrap();
+            let back: crate::Event = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(back, e);
+        }
+    }
+
     #[test]
     fn url_parsing_never_panics(s in "\\PC{0,80}") {
         let _ = Url::parse(&s);

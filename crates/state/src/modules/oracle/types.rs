@@ -267,8 +267,9 @@ pub enum FailReason {
 
 /// What a datagram carries: the outcome, or (private request) the outcome
 /// sealed to the requester's reply key.
+/// In JSON: `{"public": OUTCOME}` or `{"sealed": {"ciphertext": HEX}}`.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Body {
     Public(Outcome),
     Sealed {

@@ -1,0 +1,170 @@
+//! The oracle end to end on a devnet: real HTTPS servers on 127.0.0.1 with
+//! certificates from a CA made here (rcgen), trusted through
+//! `proctor devnet --oracle-root`; requests from the CLI, served by the
+//! devnet's worker (its enclave terminates TLS), delivered on chain.
+
+mod common;
+use common::*;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+const MARKER: &str = "zqxoraclemarker";
+
+struct Ca {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+fn new_ca() -> Ca {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2035, 1, 1);
+    let key = KeyPair::generate().unwrap();
+    Ca {
+        cert: p.self_signed(&key).unwrap(),
+        key,
+    }
+}
+
+/// An HTTPS server for `name`, certified by `ca`, answering `body`; its
+/// port and the hash of its certificate.
+fn serve(ca: &Ca, name: &str, body: String) -> (u16, String) {
+    let mut p = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+    p.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2035, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
+    let der: CertificateDer<'static> = cert.der().clone();
+    let hash = proctor_primitives::Hash::of(der.as_ref()).to_string();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let port = proctor_cli::bench_oracle::serve(der, key, body).unwrap();
+    (port, hash)
+}
+
+#[test]
+fn oracle_requests_are_served_checked_and_private_ones_stay_private() {
+    let dir = tmp("oracle");
+    let chain = dir.join("chain");
+    let ca = new_ca();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.cert.pem()).unwrap();
+    let (_devnet, url) =
+        start_devnet_with(&chain, 1, &["--oracle-root", ca_file.to_str().unwrap()]);
+    wait_for("a few blocks", 120, || height(&url).filter(|&h| h >= 2));
+    // The worker's market offer makes it a provider.
+    wait_for("an oracle provider", 120, || {
+        let o = run(&[
+            "--rpc",
+            &url,
+            "oracle",
+            "request",
+            "--url",
+            "https://a.invalid/",
+            "--key",
+            chain.join("keys/dev1.json").to_str().unwrap(),
+            "--json",
+        ]);
+        o.status.success().then_some(())
+    });
+    let key = chain.join("keys/dev0.json");
+    let key = key.to_str().unwrap();
+
+    // A selection returns exactly the served value, with its certificate.
+    let (port, cert_hash) = serve(&ca, "localhost", r#"{"price":{"usd":[42.5,"x"]}}"#.into());
+    let feed = format!("https://localhost:{port}/feed");
+    let v = ok_json(&[
+        "--rpc",
+        &url,
+        "oracle",
+        "request",
+        "--url",
+        &feed,
+        "--select",
+        "/price/usd",
+        "--key",
+        key,
+        "--wait",
+        "--json",
+    ]);
+    assert_eq!(v["state"], "delivered", "{v}");
+    assert_eq!(v["value"], r#"[42.5,"x"]"#);
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["server_name"], "localhost");
+    assert_eq!(v["cert_hash"], cert_hash.as_str());
+    assert!(v["height"].as_u64().unwrap() > 0);
+    assert!(v["fee_paid"].as_u64().unwrap() > 0);
+    let id = v["id"].as_u64().unwrap().to_string();
+    let got = ok_json(&["--rpc", &url, "oracle", "get", &id, "--json"]);
+    assert_eq!(got["value"], v["value"]);
+
+    // A certificate for another name, and one from another CA: failed,
+    // with the reason.
+    let (wrong_name, _) = serve(&ca, "other.example", "{}".into());
+    let (other_ca, _) = serve(&new_ca(), "localhost", "{}".into());
+    for port in [wrong_name, other_ca] {
+        let v = ok_json(&[
+            "--rpc",
+            &url,
+            "oracle",
+            "request",
+            "--url",
+            &format!("https://localhost:{port}/"),
+            "--key",
+            key,
+            "--wait",
+            "--json",
+        ]);
+        assert_eq!(v["state"], "failed", "{v}");
+        assert!(
+            v["error"].as_str().unwrap().starts_with("certificate"),
+            "{v}"
+        );
+    }
+
+    // A private request: the marker in the path and in the body.
+    let (port, _) = serve(&ca, "localhost", format!(r#"{{"secret":"{MARKER}-body"}}"#));
+    let secret = format!("https://localhost:{port}/{MARKER}-path");
+    let v = ok_json(&[
+        "--rpc",
+        &url,
+        "oracle",
+        "request",
+        "--url",
+        &secret,
+        "--select",
+        "/secret",
+        "--private",
+        "--key",
+        key,
+        "--wait",
+        "--json",
+    ]);
+    assert_eq!(v["value"], format!("\"{MARKER}-body\""), "{v}");
+    let id = v["id"].as_u64().unwrap().to_string();
+    // Without the key: ciphertext only.
+    let public = ok_json(&["--rpc", &url, "oracle", "get", &id, "--json"]);
+    assert!(
+        public["value"].is_null() && public["sealed"].is_string(),
+        "{public}"
+    );
+    let listed = run(&["--rpc", &url, "oracle", "list", "--json"]);
+    for answer in [public.to_string().into_bytes(), listed.stdout] {
+        assert!(!contains(&answer, MARKER), "an RPC answer holds the marker");
+    }
+    // Nowhere on disk or in the logs.
+    let mut scanned = 0;
+    for f in files(&chain)
+        .into_iter()
+        .chain([chain.with_extension("log")])
+    {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !contains(&bytes, MARKER),
+            "the marker leaked into {}",
+            f.display()
+        );
+        scanned += bytes.len();
+    }
+    assert!(scanned > 10_000, "scanned only {scanned} bytes");
+}
