@@ -10,7 +10,8 @@ use proctor_primitives::{Address, Amount, Hash, Keypair, codec};
 use proctor_rpc::ApiClient;
 use proctor_state::Call;
 use proctor_state::oracle::{
-    Body, OracleRequest, Outcome, Params, Query, RequestState, Value, private_info, reply_info,
+    Body, OracleRequest, Outcome, Params, Query, RequestState, Value, own_info, private_info,
+    reply_info,
 };
 use proctor_tee::envelope::{self, RecipientKey};
 use serde::Serialize;
@@ -81,7 +82,7 @@ pub enum OracleCmd {
 pub struct View {
     id: u64,
     state: RequestState,
-    /// The URL (null for a private request: it is sealed to the enclave).
+    /// The URL (for a private request, only when opened with the requester's key).
     url: Option<String>,
     select: Option<String>,
     /// The selected JSON value as JSON text, or the body's hash.
@@ -106,9 +107,18 @@ fn reply_key(k: &Keypair) -> RecipientKey {
 }
 
 fn view(r: &OracleRequest, chain: &Hash, key: Option<&Keypair>) -> Result<View> {
-    let (url, select, private) = match &r.query {
-        Query::Public(p) => (Some(p.url.clone()), p.select.clone(), false),
-        Query::Private { .. } => (None, None, true),
+    let mine = key.filter(|k| k.public().address() == r.requester);
+    let (url, select, private) = match (&r.query, mine) {
+        (Query::Public(p), _) => (Some(p.url.clone()), p.select.clone(), false),
+        // The requester reads back what it asked; nobody else can.
+        (Query::Private { own, .. }, Some(k)) => {
+            let plain = reply_key(k)
+                .open(&own_info(chain, &r.requester), own)
+                .map_err(|e| anyhow!("the sealed params do not open with this key: {e}"))?;
+            let p: Params = codec::decode("oracle params", &plain)?;
+            (Some(p.url), p.select, true)
+        }
+        (Query::Private { .. }, None) => (None, None, true),
     };
     let mut v = View {
         id: r.id,
@@ -251,10 +261,18 @@ pub async fn run(cmd: OracleCmd, url: &str) -> Result<()> {
                         &mut rng,
                     )
                     .map_err(|e| anyhow!("sealing to the enclave: {e}"))?;
+                    let own = envelope::seal_to(
+                        &reply,
+                        &own_info(&chain, &requester),
+                        &codec::encode(&params),
+                        &mut rng,
+                    )
+                    .map_err(|e| anyhow!("sealing to the reply key: {e}"))?;
                     Query::Private {
                         enclave: e.identity,
                         sealed,
                         reply_key: reply,
+                        own,
                     }
                 }
             };

@@ -142,6 +142,10 @@ fn oracle_requests_are_served_checked_and_private_ones_stay_private() {
     ]);
     assert_eq!(v["value"], format!("\"{MARKER}-body\""), "{v}");
     let id = v["id"].as_u64().unwrap().to_string();
+    // With the key, the requester reads back its URL.
+    let mine = ok_json(&["--rpc", &url, "oracle", "get", &id, "--key", key, "--json"]);
+    assert_eq!(mine["url"], secret.as_str(), "{mine}");
+    assert_eq!(mine["value"], v["value"]);
     // Without the key: ciphertext only.
     let public = ok_json(&["--rpc", &url, "oracle", "get", &id, "--json"]);
     assert!(

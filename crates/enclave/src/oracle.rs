@@ -256,6 +256,7 @@ impl Oracle {
                 enclave,
                 sealed,
                 reply_key,
+                ..
             } => {
                 if *enclave != platform.identity() {
                     return Err(failed(

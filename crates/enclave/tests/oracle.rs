@@ -353,6 +353,7 @@ fn a_private_request_opens_only_inside_and_its_outcome_only_for_the_requester() 
             enclave: info.identity,
             sealed: sealed.clone(),
             reply_key,
+            own: vec![],
         },
         time_ms: NOW_MS,
         extra_roots: roots.clone(),

@@ -223,6 +223,7 @@ fn calls() -> Vec<Call> {
                 enclave: pk(1),
                 sealed: vec![2, 3],
                 reply_key: EncryptionKey([4; 32]),
+                own: vec![5],
             },
             callback: Some(oracle::Callback {
                 contract: 5,

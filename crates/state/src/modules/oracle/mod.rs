@@ -211,9 +211,12 @@ fn request(
             providers[(pick % providers.len() as u64) as usize]
         }
         Query::Private {
-            enclave, sealed, ..
+            enclave,
+            sealed,
+            own,
+            ..
         } => {
-            if sealed.len() > MAX_SEALED {
+            if sealed.len() > MAX_SEALED || own.len() > MAX_SEALED {
                 return Err(Error::BadRequest(format!(
                     "sealed params are larger than {MAX_SEALED} bytes"
                 )));

@@ -531,6 +531,7 @@ fn a_private_request_goes_to_the_enclave_it_is_sealed_to() {
                 enclave,
                 sealed: vec![9; 64],
                 reply_key,
+                own: vec![8; 64],
             },
             callback: None,
             fee: Amount(FEE),

@@ -173,6 +173,10 @@ pub enum Query {
         #[serde(with = "proctor_primitives::codec::hex_bytes")]
         sealed: Vec<u8>,
         reply_key: EncryptionKey,
+        /// The same params sealed to `reply_key` (`info` = [`own_info`]),
+        /// so the requester can read back what it asked.
+        #[serde(with = "proctor_primitives::codec::hex_bytes")]
+        own: Vec<u8>,
     },
 }
 
@@ -193,6 +197,13 @@ pub fn private_info(chain: &Hash, requester: &Address, reply_key: &EncryptionKey
     )
     .0
     .to_vec()
+}
+
+/// HPKE `info` of a private request's params sealed to its own reply key.
+pub fn own_info(chain: &Hash, requester: &Address) -> Vec<u8> {
+    Hash::tagged("proctor/oracle/own/v1", &[&chain.0, &requester.0])
+        .0
+        .to_vec()
 }
 
 /// HPKE `info` of a private request's sealed outcome.
