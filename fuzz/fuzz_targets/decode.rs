@@ -1,5 +1,6 @@
 //! Decoders of network and RPC bytes: transactions (with their quotes and
-//! registration calls), blocks, proofs, quotes; a decoded DCAP quote also
+//! registration calls), blocks, proofs, quotes, oracle datagrams, outcomes,
+//! sealed params and URLs; a decoded DCAP quote also
 //! goes through the verifier, which must fail cleanly on garbage.
 #![no_main]
 use proctor_primitives::codec::decode;
@@ -11,6 +12,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let _ = decode::<Block>("block", data);
     let _ = decode::<PouwProof>("proof", data);
     let _ = decode::<Call>("call", data);
+    let _ = decode::<proctor_state::oracle::Datagram>("datagram", data);
+    let _ = decode::<proctor_state::oracle::Outcome>("outcome", data);
+    let _ = decode::<proctor_state::oracle::Params>("params", data);
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = proctor_state::oracle::Url::parse(s);
+    }
     if let Ok(q) = decode::<Quote>("quote", data) {
         let _ = verify_quote(&q, &TrustPolicy::default(), 0);
     }

@@ -30,9 +30,14 @@ fn new_ca() -> Ca {
 /// An HTTPS server for `name`, certified by `ca`, answering `body`; its
 /// port and the hash of its certificate.
 fn serve(ca: &Ca, name: &str, body: String) -> (u16, String) {
+    serve_until(ca, name, body, 2035)
+}
+
+/// [`serve`] with a certificate valid until the start of `until`.
+fn serve_until(ca: &Ca, name: &str, body: String, until: i32) -> (u16, String) {
     let mut p = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
     p.not_before = rcgen::date_time_ymd(2025, 1, 1);
-    p.not_after = rcgen::date_time_ymd(2035, 1, 1);
+    p.not_after = rcgen::date_time_ymd(until, 1, 1);
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
     let der: CertificateDer<'static> = cert.der().clone();
@@ -98,11 +103,13 @@ fn oracle_requests_are_served_checked_and_private_ones_stay_private() {
     let got = ok_json(&["--rpc", &url, "oracle", "get", &id, "--json"]);
     assert_eq!(got["value"], v["value"]);
 
-    // A certificate for another name, and one from another CA: failed,
+    // A certificate for another name, one from another CA, and one expired
+    // at the block's time (the devnet's blocks are stamped now): failed,
     // with the reason.
     let (wrong_name, _) = serve(&ca, "other.example", "{}".into());
     let (other_ca, _) = serve(&new_ca(), "localhost", "{}".into());
-    for port in [wrong_name, other_ca] {
+    let (expired, _) = serve_until(&ca, "localhost", "{}".into(), 2026);
+    for port in [wrong_name, other_ca, expired] {
         let v = ok_json(&[
             "--rpc",
             &url,

@@ -738,6 +738,7 @@ fn transaction_error_codes_are_distinct_and_stable() {
         TxError::Oracle(oracle::Error::Expired { deadline: 1 }),
         TxError::Oracle(oracle::Error::BadDatagram(String::new())),
         TxError::Oracle(oracle::Error::KindMismatch),
+        TxError::Oracle(oracle::Error::MeasurementRetired(pk(1))),
     ];
     let codes: Vec<i32> = all.iter().map(TxError::code).collect();
     let distinct: std::collections::BTreeSet<i32> = codes.iter().copied().collect();

@@ -10,7 +10,7 @@
 //!   enclave its params are sealed to (which must be a provider). Nobody
 //!   else's datagram is accepted for it.
 //! - **m3** `Deliver`: the datagram must be signed by the assigned enclave's
-//!   registered identity, name the request's params hash, the chain's extra
+//!   registered identity (its measurement still allowed), name the request's params hash, the chain's extra
 //!   roots, and a certificate time inside the request's window (from the
 //!   request's block time to this block's), by the deadline. Then **m4**:
 //!   the datagram is recorded and emitted, the delivering enclave's operator
@@ -279,6 +279,15 @@ fn check_datagram(
     d.enclave
         .verify(&d.signing_bytes(&cx.state.genesis_hash), signature)
         .map_err(|_| Error::BadSignature)?;
+    let (height, grace) = (cx.env.height, cx.params().measurement_grace_blocks);
+    let allowed = cx.o.measurements().iter().any(|m| {
+        m.measurement == e.measurement
+            && m.retired_at
+                .is_none_or(|r| height <= r.saturating_add(grace))
+    });
+    if !allowed {
+        return Err(Error::MeasurementRetired(d.enclave));
+    }
     if e.identity != r.enclave {
         return Err(Error::NotAssigned(d.enclave));
     }

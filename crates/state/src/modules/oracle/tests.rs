@@ -41,6 +41,7 @@ impl Chain {
         let root = SimAttestationRoot::from_secret(&[7; 32]);
         let mut params = testkit::params(Some(root.public()), sim_measurement());
         params.oracle.max_fee = Amount(100_000);
+        params.governance = Some(ks[OTHER].public().address());
         let g = testkit::genesis(&ks, 1_000_000_000, params);
         let mut c = Chain {
             genesis: g.hash(),
@@ -477,6 +478,30 @@ fn a_cancelled_request_nobody_delivered_pays_its_cancellation_fee_to_the_miner()
     }
     assert_eq!(paid, cancel_fee, "the last block's fees are the held fee");
     assert_eq!(c.state.oracle_request(id).unwrap().escrow, Amount::ZERO);
+}
+
+#[test]
+fn an_enclave_whose_measurement_was_retired_cannot_deliver_after_the_grace() {
+    let mut c = Chain::new("retired", 1);
+    let id = c.state.oracle_next_id();
+    let mut call = public("https://example.org/", None, FEE);
+    if let Call::Oracle(super::Call::Request {
+        deadline_blocks, ..
+    }) = &mut call
+    {
+        *deadline_blocks = 100;
+    }
+    c.ok(REQUESTER, call);
+    let retire = Call::Governance(crate::governance::Call::UpdateMeasurements {
+        add: vec![],
+        retire: vec![sim_measurement()],
+    });
+    c.ok(OTHER, retire);
+    let grace = c.state.params().measurement_grace_blocks;
+    for _ in 0..grace {
+        c.block(None).unwrap();
+    }
+    assert_eq!(c.err(MINER, c.delivery(id)), 1276);
 }
 
 #[test]

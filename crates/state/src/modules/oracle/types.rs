@@ -475,6 +475,8 @@ pub enum Error {
     BadDatagram(String),
     #[error("the datagram's kind does not match the request's (public or private)")]
     KindMismatch,
+    #[error("enclave {0}'s measurement is retired from the allowlist")]
+    MeasurementRetired(PublicKey),
 }
 
 impl Error {
@@ -497,6 +499,7 @@ impl Error {
             Error::Expired { .. } => 1273,
             Error::BadDatagram(_) => 1274,
             Error::KindMismatch => 1275,
+            Error::MeasurementRetired(_) => 1276,
         }
     }
 }
