@@ -103,6 +103,14 @@ fn oracle_requests_are_served_checked_and_private_ones_stay_private() {
     let got = ok_json(&["--rpc", &url, "oracle", "get", &id, "--json"]);
     assert_eq!(got["value"], v["value"]);
 
+    // A forged m3 from a key no enclave registered, sent by an account
+    // through RPC: dropped with its own code.
+    forge_datagram(
+        &url,
+        &chain.join("keys/dev1.json"),
+        v["id"].as_u64().unwrap(),
+    );
+
     // A certificate for another name, one from another CA, and one expired
     // at the block's time (the devnet's blocks are stamped now): failed,
     // with the reason.
@@ -178,4 +186,83 @@ fn oracle_requests_are_served_checked_and_private_ones_stay_private() {
         scanned += bytes.len();
     }
     assert!(scanned > 10_000, "scanned only {scanned} bytes");
+}
+
+/// A JSON-RPC call over plain HTTP; its `result` or `error`.
+fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let host = url.strip_prefix("http://").unwrap();
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        .to_string();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (_, body) = out.split_once("\r\n\r\n").unwrap();
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    match v.get("result") {
+        Some(r) => r.clone(),
+        None => v["error"].clone(),
+    }
+}
+
+/// Sends a datagram for request `id` signed by a fresh key: refused with
+/// code 1267.
+fn forge_datagram(url: &str, sender: &std::path::Path, id: u64) {
+    use proctor_state::oracle::{Body, Datagram, Outcome, Value};
+    let k = proctor_cli::keys::read(sender).unwrap();
+    let forger = proctor_primitives::Keypair::from_secret(&[77; 32]);
+    let r: proctor_state::oracle::OracleRequest =
+        serde_json::from_value(rpc(url, "proctor_oracleRequest", serde_json::json!([id]))).unwrap();
+    let info = ok_json(&["--rpc", url, "chain", "info", "--json"]);
+    let chain: proctor_primitives::Hash = info["genesis_hash"].as_str().unwrap().parse().unwrap();
+    let genesis: proctor_state::Genesis =
+        serde_json::from_value(rpc(url, "proctor_genesis", serde_json::json!([]))).unwrap();
+    let d = Datagram {
+        request: id,
+        params: r.query.hash(),
+        enclave: forger.public(),
+        roots: genesis.params.oracle.roots_hash(),
+        time_ms: r.created_ms,
+        body: Body::Public(Outcome::Fetched {
+            server_name: "localhost".into(),
+            cert_hash: proctor_primitives::Hash::ZERO,
+            status: 200,
+            value: Value::Json("\"forged\"".into()),
+        }),
+    };
+    let signature = forger.sign(&d.signing_bytes(&chain));
+    let account = ok_json(&[
+        "--rpc",
+        url,
+        "account",
+        &k.public().address().to_string(),
+        "--json",
+    ]);
+    let tx = proctor_state::Transaction {
+        chain,
+        signer: k.public(),
+        nonce: account["next_nonce"].as_u64().unwrap(),
+        fee: proctor_primitives::Amount(info["min_fee"].as_u64().unwrap() as u128),
+        call: proctor_state::Call::Oracle(proctor_state::oracle::Call::Deliver {
+            datagram: d,
+            signature,
+        }),
+    }
+    .sign(&k);
+    // The node tries a transaction against its state on admission: the
+    // forgery is refused there, with the oracle's code for it.
+    let answer = rpc(
+        url,
+        "proctor_sendTransaction",
+        serde_json::json!([proctor_rpc::to_hex(&tx)]),
+    );
+    assert_eq!(answer["code"], 1267, "{answer}");
 }

@@ -346,6 +346,9 @@ fn deliver(
 ) -> Result<Vec<Event>, TxError> {
     let id = d.request;
     let mut r = cx.o.oracle_request(id).ok_or(Error::NotFound(id))?;
+    // Who signed comes first: a forged datagram is refused as forged,
+    // whatever the request's state.
+    check_datagram(cx, &r, d, signature)?;
     let height = cx.env.height;
     if height > r.deadline {
         return Err(Error::Expired {
@@ -360,7 +363,6 @@ fn deliver(
         RequestState::Cancelled if r.escrow > Amount::ZERO => {}
         state => return Err(Error::WrongState { id, state }.into()),
     }
-    check_datagram(cx, &r, d, signature)?;
     let operator =
         cx.o.enclave(&d.enclave)
             .map(|e| e.operator)
