@@ -161,19 +161,7 @@ fn a_confidential_job_runs_end_to_end_and_pays_exact_shares() {
     // Confidentiality: the marker is nowhere in the devnet directory (node,
     // workers, their logs and databases), nor in the devnet's own log, nor in
     // what RPC serves about the job.
-    let mut scanned = 0;
-    for f in files(&chain)
-        .into_iter()
-        .chain([chain.with_extension("log")])
-    {
-        let bytes = std::fs::read(&f).unwrap();
-        assert!(
-            !contains(&bytes, MARKER),
-            "the plaintext leaked into {}",
-            f.display()
-        );
-        scanned += bytes.len();
-    }
+    let scanned = assert_nowhere_on_disk(&chain, MARKER);
     assert!(
         scanned > 100_000,
         "the scan covered the databases ({scanned} bytes)"

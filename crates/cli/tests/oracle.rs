@@ -172,19 +172,7 @@ fn oracle_requests_are_served_checked_and_private_ones_stay_private() {
         assert!(!contains(&answer, MARKER), "an RPC answer holds the marker");
     }
     // Nowhere on disk or in the logs.
-    let mut scanned = 0;
-    for f in files(&chain)
-        .into_iter()
-        .chain([chain.with_extension("log")])
-    {
-        let bytes = std::fs::read(&f).unwrap();
-        assert!(
-            !contains(&bytes, MARKER),
-            "the marker leaked into {}",
-            f.display()
-        );
-        scanned += bytes.len();
-    }
+    let scanned = assert_nowhere_on_disk(&chain, MARKER);
     assert!(scanned > 10_000, "scanned only {scanned} bytes");
 }
 

@@ -323,3 +323,23 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Asserts that `marker` is in no file under the devnet directory `chain`
+/// (node, workers, their logs and databases) nor in the devnet's own log;
+/// returns how many bytes were scanned.
+pub fn assert_nowhere_on_disk(chain: &Path, marker: &str) -> usize {
+    let mut scanned = 0;
+    for f in files(chain)
+        .into_iter()
+        .chain([chain.with_extension("log")])
+    {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !contains(&bytes, marker),
+            "the plaintext leaked into {}",
+            f.display()
+        );
+        scanned += bytes.len();
+    }
+    scanned
+}
