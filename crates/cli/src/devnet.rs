@@ -62,6 +62,10 @@ pub struct DevnetArgs {
     /// replication and slashing).
     #[arg(long, hide = true)]
     corrupt_worker: Option<usize>,
+    /// Test only: worker I's host alters the HTTPS responses it relays for
+    /// the oracle (to exercise the enclave's TLS check end to end).
+    #[arg(long, hide = true)]
+    tamper_oracle_worker: Option<usize>,
     /// A root certificate (PEM file) the oracle's enclaves trust besides
     /// the public web roots, e.g. a test CA (repeatable; a new devnet only:
     /// it goes into the genesis).
@@ -351,7 +355,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         // Workers spread over the nodes, so blocks are mined on more than one.
         let rpc_url = nodes[i % nodes.len()].rpc.clone();
         wait_for_rpc(&rpc_url).await?;
-        let worker = Worker::new(
+        let mut worker = Worker::new(
             Box::new(enclave),
             WorkerConfig {
                 rpc_url,
@@ -360,6 +364,15 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
                 offer: Some(MarketOffer::default()),
             },
         )?;
+        if args.tamper_oracle_worker == Some(i) {
+            tracing::warn!(
+                worker = i,
+                "TEST MODE: this worker's host alters the oracle responses it relays"
+            );
+            worker
+                .tamper_oracle_for_testing()
+                .context("--tamper-oracle-worker")?;
+        }
         let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
         let (addr, server) = proctor_worker::metrics::serve(any_port, worker.metrics())
             .await

@@ -47,29 +47,37 @@ fn serve_until(ca: &Ca, name: &str, body: String, until: i32) -> (u16, String) {
     (port, hash)
 }
 
-#[test]
-fn oracle_requests_are_served_checked_and_private_ones_stay_private() {
-    let dir = tmp("oracle");
+/// A one-worker devnet in a new directory `name` whose genesis trusts a new
+/// CA: the directory (removed when dropped, so it is returned first and
+/// dropped last), its chain directory, the CA, the devnet and its RPC
+/// address.
+fn devnet_trusting_a_ca(
+    name: &str,
+    extra: &[&str],
+) -> (TmpDir, std::path::PathBuf, Ca, Proc, String) {
+    let dir = tmp(name);
     let chain = dir.join("chain");
     let ca = new_ca();
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, ca.cert.pem()).unwrap();
-    let (_devnet, url) =
-        start_devnet_with(&chain, 1, &["--oracle-root", ca_file.to_str().unwrap()]);
+    let args = [&["--oracle-root", ca_file.to_str().unwrap()], extra].concat();
+    let (devnet, url) = start_devnet_with(&chain, 1, &args);
+    (dir, chain, ca, devnet, url)
+}
+
+#[test]
+fn oracle_requests_are_served_checked_and_private_ones_stay_private() {
+    let (_dir, chain, ca, _devnet, url) = devnet_trusting_a_ca("oracle", &[]);
     wait_for("a few blocks", 120, || height(&url).filter(|&h| h >= 2));
     // The worker's market offer makes it a provider.
     wait_for("an oracle provider", 120, || {
-        let o = run(&[
-            "--rpc",
+        let dev1 = chain.join("keys/dev1.json");
+        let o = run(&request(
             &url,
-            "oracle",
-            "request",
-            "--url",
+            dev1.to_str().unwrap(),
             "https://a.invalid/",
-            "--key",
-            chain.join("keys/dev1.json").to_str().unwrap(),
-            "--json",
-        ]);
+            &[],
+        ));
         o.status.success().then_some(())
     });
     let key = chain.join("keys/dev0.json");
@@ -78,20 +86,12 @@ fn oracle_requests_are_served_checked_and_private_ones_stay_private() {
     // A selection returns exactly the served value, with its certificate.
     let (port, cert_hash) = serve(&ca, "localhost", r#"{"price":{"usd":[42.5,"x"]}}"#.into());
     let feed = format!("https://localhost:{port}/feed");
-    let v = ok_json(&[
-        "--rpc",
+    let v = ok_json(&request(
         &url,
-        "oracle",
-        "request",
-        "--url",
-        &feed,
-        "--select",
-        "/price/usd",
-        "--key",
         key,
-        "--wait",
-        "--json",
-    ]);
+        &feed,
+        &["--select", "/price/usd", "--wait"],
+    ));
     assert_eq!(v["state"], "delivered", "{v}");
     assert_eq!(v["value"], r#"[42.5,"x"]"#);
     assert_eq!(v["status"], 200);
@@ -118,18 +118,8 @@ fn oracle_requests_are_served_checked_and_private_ones_stay_private() {
     let (other_ca, _) = serve(&new_ca(), "localhost", "{}".into());
     let (expired, _) = serve_until(&ca, "localhost", "{}".into(), 2026);
     for port in [wrong_name, other_ca, expired] {
-        let v = ok_json(&[
-            "--rpc",
-            &url,
-            "oracle",
-            "request",
-            "--url",
-            &format!("https://localhost:{port}/"),
-            "--key",
-            key,
-            "--wait",
-            "--json",
-        ]);
+        let target = format!("https://localhost:{port}/");
+        let v = ok_json(&request(&url, key, &target, &["--wait"]));
         assert_eq!(v["state"], "failed", "{v}");
         assert!(
             v["error"].as_str().unwrap().starts_with("certificate"),
@@ -140,21 +130,12 @@ fn oracle_requests_are_served_checked_and_private_ones_stay_private() {
     // A private request: the marker in the path and in the body.
     let (port, _) = serve(&ca, "localhost", format!(r#"{{"secret":"{MARKER}-body"}}"#));
     let secret = format!("https://localhost:{port}/{MARKER}-path");
-    let v = ok_json(&[
-        "--rpc",
+    let v = ok_json(&request(
         &url,
-        "oracle",
-        "request",
-        "--url",
-        &secret,
-        "--select",
-        "/secret",
-        "--private",
-        "--key",
         key,
-        "--wait",
-        "--json",
-    ]);
+        &secret,
+        &["--select", "/secret", "--private", "--wait"],
+    ));
     assert_eq!(v["value"], format!("\"{MARKER}-body\""), "{v}");
     let id = v["id"].as_u64().unwrap().to_string();
     // With the key, the requester reads back its URL.
@@ -174,6 +155,43 @@ fn oracle_requests_are_served_checked_and_private_ones_stay_private() {
     // Nowhere on disk or in the logs.
     let scanned = assert_nowhere_on_disk(&chain, MARKER);
     assert!(scanned > 10_000, "scanned only {scanned} bytes");
+}
+
+/// A host that alters a byte of the server's response as it relays it: the
+/// enclave's TLS catches it, and the chain records a signed `tls` failure,
+/// never the altered data.
+#[test]
+fn a_relay_that_alters_the_response_gets_a_tls_failure_on_chain() {
+    let (_dir, chain, ca, _devnet, url) =
+        devnet_trusting_a_ca("oracle-tamper", &["--tamper-oracle-worker", "0"]);
+    let (port, _) = serve(&ca, "localhost", r#"{"v":"genuine"}"#.into());
+    let key = chain.join("keys/dev0.json");
+    let target = format!("https://localhost:{port}/");
+    // Until the worker's offer is on chain there is no provider to ask.
+    let v = wait_for("a provider to take the request", 120, || {
+        let o = run(&request(
+            &url,
+            key.to_str().unwrap(),
+            &target,
+            &["--select", "/v", "--wait"],
+        ));
+        o.status
+            .success()
+            .then(|| serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap())
+    });
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(v["error"].as_str().unwrap().starts_with("tls"), "{v}");
+    assert!(v["value"].is_null(), "{v}");
+    assert!(v["height"].as_u64().unwrap() > 0, "{v}");
+}
+
+/// The arguments of `proctor --rpc URL oracle request --url TARGET --key
+/// KEY --json MORE..`.
+fn request<'a>(url: &'a str, key: &'a str, target: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let args = [
+        "--rpc", url, "oracle", "request", "--url", target, "--key", key, "--json",
+    ];
+    [&args[..], more].concat()
 }
 
 /// A JSON-RPC call over plain HTTP; its `result` or `error`.

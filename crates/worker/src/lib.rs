@@ -193,6 +193,9 @@ pub struct Worker {
     /// Test-only misbehaviour: how the host alters each job it loads.
     #[cfg(feature = "test-faults")]
     tamper: Option<fn(&mut proctor_enclave::JobTicket)>,
+    /// Test-only misbehaviour: the oracle relay flips server bytes.
+    #[cfg(feature = "test-faults")]
+    tamper_oracle: bool,
 }
 
 impl Worker {
@@ -224,6 +227,8 @@ impl Worker {
             info,
             #[cfg(feature = "test-faults")]
             tamper: None,
+            #[cfg(feature = "test-faults")]
+            tamper_oracle: false,
         })
     }
 
@@ -247,6 +252,22 @@ impl Worker {
                 "this build has no test faults (feature `test-faults`)".into(),
             ))
         }
+    }
+
+    /// Test-only: this host's oracle relay flips a bit in what the server
+    /// sends after its first flight, as a host forging a response would (to
+    /// test that the enclave's TLS catches it and the chain records a `tls`
+    /// failure, not the altered data). Only in builds with `test-faults`.
+    pub fn tamper_oracle_for_testing(&mut self) -> Result<()> {
+        #[cfg(feature = "test-faults")]
+        {
+            self.tamper_oracle = true;
+            Ok(())
+        }
+        #[cfg(not(feature = "test-faults"))]
+        Err(Error::Enclave(
+            "this build has no test faults (feature `test-faults`)".into(),
+        ))
     }
 
     /// The worker's metrics (serve them with [`metrics::serve`]).
@@ -509,9 +530,19 @@ impl Worker {
                 time_ms: r.created_ms,
                 extra_roots: roots.clone(),
             };
+            #[allow(unused_mut)]
+            let mut alter: fn(usize, &mut Vec<u8>) = |_, _| {};
+            #[cfg(feature = "test-faults")]
+            if self.tamper_oracle {
+                alter = |n, data| {
+                    if let (1.., Some(b)) = (n, data.last_mut()) {
+                        *b ^= 1;
+                    }
+                };
+            }
             let d = self
                 .host
-                .with(move |t| oracle::relay(t, ticket, Duration::from_secs(10)))
+                .with(move |t| oracle::relay_altering(t, ticket, Duration::from_secs(10), alter))
                 .await?
                 .map_err(Error::Enclave)?;
             self.oracle_served.insert(id);

@@ -30,6 +30,19 @@ pub fn relay(
     ticket: OracleTicket,
     timeout: Duration,
 ) -> Result<SignedDatagram, String> {
+    relay_altering(enclave, ticket, timeout, |_, _| {})
+}
+
+/// [`relay`] by a host that passes the server's `n`th read (from 0) on as
+/// `alter` leaves it: the honest host leaves it alone; a test-only
+/// malicious one (feature `test-faults`) flips bytes, which the enclave's
+/// TLS must catch.
+pub(crate) fn relay_altering(
+    enclave: &mut dyn Transport,
+    ticket: OracleTicket,
+    timeout: Duration,
+    alter: fn(n: usize, data: &mut Vec<u8>),
+) -> Result<SignedDatagram, String> {
     let deadline = Instant::now() + timeout;
     let mut io = step(enclave, Request::OracleOpen(Box::new(ticket)))?;
     let session = io.session;
@@ -54,7 +67,7 @@ pub fn relay(
     };
     let _ = tcp.set_nodelay(true);
     let mut buf = vec![0u8; 64 << 10];
-    for _ in 0..MAX_STEPS {
+    for n in 0..MAX_STEPS {
         if let Some(d) = io.done {
             return Ok(d);
         }
@@ -66,7 +79,7 @@ pub fn relay(
             return abort(enclave, Abort::Unreachable);
         }
         let _ = tcp.set_read_timeout(Some(left));
-        let (data, eof) = match tcp.read(&mut buf) {
+        let (mut data, eof) = match tcp.read(&mut buf) {
             Ok(0) => (vec![], true),
             Ok(n) => (buf[..n].to_vec(), false),
             Err(e)
@@ -79,6 +92,7 @@ pub fn relay(
             }
             Err(_) => (vec![], true),
         };
+        alter(n, &mut data);
         io = step(enclave, Request::OracleData { session, data, eof })?;
     }
     abort(enclave, Abort::Timeout)
