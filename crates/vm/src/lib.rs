@@ -30,6 +30,11 @@
 //! lottery`). The PoUW path runs within about 1.1x of unmetered wasmtime on
 //! real C programs (`proctor bench corpus`).
 //!
+//! - [`contract`]: the contract ABI (imports from `"proctor"`: the message,
+//!   the caller, a key-value state, the reply, egress messages) and its
+//!   engine, metered the same way: commands run over a journal applied only
+//!   when they succeed, queries cannot write (`docs/contracts.md`).
+//!
 //! Determinism: the task's environment (arguments, input, clock, random bytes)
 //! is fully given by [`TaskSpec`]; threads and relaxed SIMD are refused by the
 //! checker; the engine compiles for a fixed set of CPU features
@@ -42,6 +47,7 @@
 #![deny(unsafe_code)]
 
 mod checker;
+pub mod contract;
 pub mod meter;
 mod runtime;
 pub mod wasi;

@@ -159,7 +159,7 @@ fn cpu_has(name: &str) -> bool {
     }
 }
 
-fn base_config(features: Features) -> Result<Config, VmError> {
+pub(crate) fn base_config(features: Features) -> Result<Config, VmError> {
     let mut c = Config::new();
     // NaN bit patterns are the one nondeterminism of WebAssembly floats. On
     // x86-64 (every TEE proctor supports: SGX, TDX, SEV-SNP) SSE arithmetic

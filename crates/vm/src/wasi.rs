@@ -137,6 +137,17 @@ impl Meter {
     }
 }
 
+/// A store's data that carries a [`Meter`] (a task's or a contract's).
+pub(crate) trait Metered {
+    fn meter(&self) -> &Meter;
+}
+
+impl Metered for Ctx {
+    fn meter(&self) -> &Meter {
+        &self.meter
+    }
+}
+
 /// Completes on its second poll: one fiber suspension, the end of a slice.
 struct YieldOnce(bool);
 
@@ -188,25 +199,25 @@ pub(crate) fn add_check_to_linker(linker: &mut Linker<Ctx>) -> wasmtime::Result<
 /// the budget between two checks. Every call is an exact point of the
 /// count, so a host call with an effect that outlives the run (output)
 /// stops it here, where the original would already have run out.
-fn past_budget(c: &mut Caller<'_, Ctx>) -> bool {
-    count(c).is_some_and(|(_, used)| used > c.data().meter.budget)
+pub(crate) fn past_budget<T: Metered>(c: &mut Caller<'_, T>) -> bool {
+    count(c).is_some_and(|(_, used)| used > c.data().meter().budget)
 }
 
 /// A metered run's global of the remaining count and the instructions it
 /// has used (`None`: the module is not metered).
-fn count(c: &mut Caller<'_, Ctx>) -> Option<(wasmtime::Global, u64)> {
+pub(crate) fn count<T: Metered>(c: &mut Caller<'_, T>) -> Option<(wasmtime::Global, u64)> {
     let Some(Extern::Global(g)) = c.get_export(crate::meter::REMAINING) else {
         return None;
     };
     let remaining = g.get(&mut *c).unwrap_i64();
-    Some((g, c.data().meter.used(Some(remaining))))
+    Some((g, c.data().meter().used(Some(remaining))))
 }
 
 /// Charges `units` instructions for work a host call does by size (bytes
 /// moved or generated): from a metered run's remaining count (the guest
 /// reloads it after the call), or from wasmtime's fuel on the reference
 /// engine, so the two keep counting alike. Plain runs are not counted.
-fn charge(c: &mut Caller<'_, Ctx>, units: u64) -> wasmtime::Result<()> {
+pub(crate) fn charge<T>(c: &mut Caller<'_, T>, units: u64) -> wasmtime::Result<()> {
     if units == 0 {
         return Ok(());
     }
@@ -236,7 +247,7 @@ fn io_charge(iovecs: i32, bytes: u64) -> u64 {
 #[error("output exceeds the limit of {0} bytes")]
 pub(crate) struct OutputLimit(pub usize);
 
-fn memory<T>(caller: &mut Caller<'_, T>) -> Option<Memory> {
+pub(crate) fn memory<T>(caller: &mut Caller<'_, T>) -> Option<Memory> {
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Some(m),
         _ => None,
