@@ -40,9 +40,11 @@
 //! filler; `jobs.rs` confidential jobs and refusals; [`oracle`] the
 //! oracle's TLS sessions and signed datagrams ([`Request::OracleOpen`],
 //! `OracleData`, `OracleAbort`), with `http.rs` its bounded HTTP/1.1 parser;
-//! `wire.rs` the socket transport for an enclave in its own process.
+//! [`contracts`] the key hierarchy of confidential contracts (root keys,
+//! attested handovers, contract keys); `wire.rs` the socket transport for an enclave in its own process.
 #![forbid(unsafe_code)]
 
+pub mod contracts;
 mod http;
 mod jobs;
 mod mining;
@@ -104,6 +106,9 @@ pub enum Request {
     },
     /// The host gives up on an oracle session.
     OracleAbort { session: u64, why: oracle::Abort },
+    /// Contract keys: the root key of a gatekeeper, handovers between
+    /// attested enclaves, contract keys ([`contracts`]).
+    Contracts(Box<contracts::KeyRequest>),
 }
 
 /// What a loaded task reads on stdin.
@@ -169,6 +174,8 @@ pub enum Response {
     },
     /// An oracle session's next step: bytes to send, or its signed datagram.
     OracleIo(oracle::OracleIo),
+    /// An answer about contract keys.
+    Contracts(contracts::KeyResponse),
 }
 
 /// Public facts about the enclave.
@@ -236,6 +243,8 @@ pub enum Error {
     NoTestFaults,
     #[error("oracle: {0}")]
     Oracle(String),
+    #[error("contract keys: {0}")]
+    Contracts(String),
     #[error("job refused: {reason:?}")]
     Refused {
         reason: RefusalReason,
@@ -255,6 +264,7 @@ impl Error {
             Error::NoTestFaults => 3006,
             Error::Refused { .. } => 3007,
             Error::Oracle(_) => 3008,
+            Error::Contracts(_) => 3009,
         }
     }
 }
@@ -297,6 +307,7 @@ pub struct Enclave {
     vm: Vm,
     running: Option<Running>,
     oracle: oracle::Oracle,
+    keys: contracts::Keys,
     /// Test-only fault injection; absent from builds without `test-faults`.
     #[cfg(feature = "test-faults")]
     corrupt_results: bool,
@@ -309,6 +320,7 @@ impl Enclave {
             vm: Vm::new(Limits::default())?,
             running: None,
             oracle: oracle::Oracle::default(),
+            keys: contracts::Keys::default(),
             #[cfg(feature = "test-faults")]
             corrupt_results: false,
         })
@@ -365,6 +377,10 @@ impl Enclave {
                 .oracle
                 .abort(self.platform.as_mut(), session, why)
                 .map(Response::OracleIo),
+            Request::Contracts(req) => self
+                .keys
+                .handle(self.platform.as_mut(), *req)
+                .map(Response::Contracts),
         };
         result.unwrap_or_else(|e| match e {
             Error::Refused {
