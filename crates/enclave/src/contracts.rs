@@ -2,28 +2,28 @@
 //! the enclave.
 //!
 //! - **Root key** `k_r(era)`: 32 random bytes a gatekeeper enclave generates
-//!   ([`KeyRequest::Bootstrap`], the genesis node of §4.4). Its public
+//!   ([`ContractRequest::Bootstrap`], the genesis node of §4.4). Its public
 //!   commitment is [`root_commitment`] (a hash: the key is 256 random bits),
 //!   which goes into the genesis. The key lives only inside gatekeeper
 //!   enclaves and, for restarts, in the platform's sealed storage (the host
 //!   keeps the blob; only the same enclave on the same machine opens it).
-//! - **Handover** to another gatekeeper ([`KeyRequest::HandOver`]): the
+//! - **Handover** to another gatekeeper ([`ContractRequest::HandOver`]): the
 //!   recipient proves it is an enclave of the *same measurement*, attested by
 //!   a root this enclave trusts, with a [`PeerAttestation`] (a quote over
 //!   [`peer_report_data`]: its identity and encryption key, for this chain).
 //!   The key goes HPKE-sealed to that encryption key, `info` binding chain,
 //!   era, commitment and recipient, and the sender signs the whole
 //!   [`Handover`] with its identity and attaches its own attestation. The
-//!   recipient ([`KeyRequest::Receive`]) checks the sender's attestation and
+//!   recipient ([`ContractRequest::Receive`]) checks the sender's attestation and
 //!   signature, opens the key and checks it against the commitment, so a host
 //!   can neither read the key nor plant one of its own.
 //! - **Contract keys**: `k_c = KDF(k_r(era), chain, era, contract)`
 //!   ([`contract_key`], BLAKE3 `derive_key`, domain-separated). From `k_c`
 //!   come the contract's command key (an X25519 key; its public half is
-//!   published at deploy, [`KeyRequest::PublicKey`], signed by the
+//!   published at deploy, [`ContractRequest::PublicKey`], signed by the
 //!   gatekeeper) and its state key (ChaCha20-Poly1305, for checkpoints). An
-//!   executor gets `k_c` by the same attested handover ([`KeyRequest::Grant`]
-//!   then [`KeyRequest::Accept`]).
+//!   executor gets `k_c` by the same attested handover ([`ContractRequest::Grant`]
+//!   then [`ContractRequest::Accept`]).
 //!
 //! Whom an enclave trusts as a peer: on a simulated platform, quotes signed by
 //! its own platform's attestation root; real hardware needs the vendor's root
@@ -36,17 +36,18 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_primitives::{EncryptionKey, Hash, PublicKey, Signature};
 use proctor_tee::envelope::{self, RecipientKey};
 use proctor_tee::{Platform, Quote, TrustPolicy, verify_quote};
+use proctor_vm::contract::{Contract, ContractLimits, ContractVm, Ending, Env, State};
 use std::collections::BTreeMap;
 use zeroize::Zeroizing;
 
 /// What the host may ask of the enclave's contract keys.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
-pub enum KeyRequest {
+pub enum ContractRequest {
     /// This enclave's attestation as a peer on `chain`.
     Attest { chain: Hash },
     /// Generate the root key of era 0 for `chain` (a gatekeeper at genesis).
     Bootstrap { chain: Hash },
-    /// Reload a root key from the blob [`KeyResponse::Root`] returned.
+    /// Reload a root key from the blob [`ContractResponse::Root`] returned.
     Restore { sealed: Vec<u8> },
     /// Hand the root key to the gatekeeper enclave `to`.
     HandOver { to: PeerAttestation },
@@ -58,11 +59,110 @@ pub enum KeyRequest {
     Grant { contract: u64, to: PeerAttestation },
     /// Take a contract key granted by a gatekeeper (an executor).
     Accept(Box<Handover>),
+    /// Start executing `contract` (whose key was accepted): its code, and
+    /// the checkpoint to resume from (none: the empty state).
+    Load {
+        contract: u64,
+        code: Vec<u8>,
+        checkpoint: Option<Checkpoint>,
+    },
+    /// Apply a command to a loaded contract.
+    Apply { contract: u64, command: Command },
+    /// The loaded contract's state, encrypted under its state key.
+    Checkpoint { contract: u64 },
 }
 
-/// The enclave's answers about keys.
+/// A command as the chain carries it: the message HPKE-sealed to the
+/// contract's command key with `info` = [`command_info`] (chain, contract,
+/// sender, nonce), so it opens for no other contract and no other sender.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Command {
+    pub sender: proctor_primitives::Address,
+    pub nonce: u64,
+    pub height: u64,
+    pub fuel: u64,
+    /// `init` instead of `handle` (the deploy's message).
+    pub init: bool,
+    /// Where the reply is sealed to.
+    pub reply_to: EncryptionKey,
+    pub sealed: Vec<u8>,
+}
+
+/// A contract's state encrypted under its state key.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Checkpoint {
+    pub contract: u64,
+    pub era: u64,
+    /// Commands applied when it was taken.
+    pub applied: u64,
+    pub state_hash: Hash,
+    /// ChaCha20-Poly1305 under [`state_key`] of the state's encoding, with
+    /// the fields above as associated data (through the key's info).
+    pub ciphertext: Vec<u8>,
+}
+
+/// What applying a command did.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Applied {
+    pub contract: u64,
+    /// Commands applied so far, this one included.
+    pub applied: u64,
+    /// 0 when it took effect; the contract's refusal code; -1 for a trap or
+    /// a command that does not open, -2 when the budget ran out.
+    pub code: i32,
+    pub instructions: u64,
+    /// The reply, HPKE-sealed to the command's `reply_to`.
+    pub reply: Vec<u8>,
+    /// Egress messages (plaintext: the contract chose to publish them).
+    pub emits: Vec<Vec<u8>>,
+    pub state_hash: Hash,
+}
+
+/// `info` of a command to `contract` from `sender` with `nonce`.
+pub fn command_info(
+    chain: &Hash,
+    contract: u64,
+    sender: &proctor_primitives::Address,
+    nonce: u64,
+) -> Vec<u8> {
+    Hash::tagged(
+        "proctor/contracts/command",
+        &[
+            &chain.0,
+            &contract.to_le_bytes(),
+            &sender.0,
+            &nonce.to_le_bytes(),
+        ],
+    )
+    .0
+    .to_vec()
+}
+
+/// `info` of the reply to the `applied`-th command of `contract`.
+pub fn reply_info(chain: &Hash, contract: u64, applied: u64) -> Vec<u8> {
+    Hash::tagged(
+        "proctor/contracts/reply",
+        &[&chain.0, &contract.to_le_bytes(), &applied.to_le_bytes()],
+    )
+    .0
+    .to_vec()
+}
+
+/// The key a checkpoint is encrypted under: the state key bound to the
+/// checkpoint's public fields, so a checkpoint cannot be passed off as
+/// another contract's, another era's or another point in its history.
+fn checkpoint_key(k_c: &[u8; 32], contract: u64, era: u64, applied: u64, hash: &Hash) -> [u8; 32] {
+    let mut m = state_key(k_c).to_vec();
+    m.extend_from_slice(&contract.to_le_bytes());
+    m.extend_from_slice(&era.to_le_bytes());
+    m.extend_from_slice(&applied.to_le_bytes());
+    m.extend_from_slice(&hash.0);
+    blake3::derive_key("proctor/contracts v1 checkpoint key", &m)
+}
+
+/// The enclave's answers about contract keys and execution.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
-pub enum KeyResponse {
+pub enum ContractResponse {
     Attested(PeerAttestation),
     /// A root key is held: its commitment, and the sealed blob to keep.
     Root {
@@ -78,6 +178,13 @@ pub enum KeyResponse {
         era: u64,
         commitment: Hash,
     },
+    /// A contract is loaded, at this state.
+    Loaded {
+        applied: u64,
+        state_hash: Hash,
+    },
+    Applied(Applied),
+    Checkpoint(Checkpoint),
 }
 
 /// An enclave's claim to be a peer: its keys and a quote binding them.
@@ -220,7 +327,18 @@ struct Root {
 #[derive(Default)]
 pub(crate) struct Keys {
     root: Option<Root>,
-    contracts: BTreeMap<u64, (u64, Zeroizing<[u8; 32]>)>,
+    /// Contract → (chain, era, k_c).
+    contracts: BTreeMap<u64, (Hash, u64, Zeroizing<[u8; 32]>)>,
+    running: BTreeMap<u64, Running>,
+    vm: Option<ContractVm>,
+}
+
+/// A contract this enclave executes: its code and plaintext state, which
+/// exist only here.
+struct Running {
+    code: Contract,
+    state: State,
+    applied: u64,
 }
 
 fn err(why: impl Into<String>) -> Error {
@@ -269,11 +387,11 @@ impl Keys {
     pub(crate) fn handle(
         &mut self,
         p: &mut dyn Platform,
-        req: KeyRequest,
-    ) -> Result<KeyResponse, Error> {
+        req: ContractRequest,
+    ) -> Result<ContractResponse, Error> {
         match req {
-            KeyRequest::Attest { chain } => Ok(KeyResponse::Attested(attest(p, &chain)?)),
-            KeyRequest::Bootstrap { chain } => {
+            ContractRequest::Attest { chain } => Ok(ContractResponse::Attested(attest(p, &chain)?)),
+            ContractRequest::Bootstrap { chain } => {
                 if self.root.is_some() {
                     return Err(err("this enclave already holds a root key"));
                 }
@@ -282,7 +400,7 @@ impl Keys {
                 self.root = Some(Root { chain, era: 0, key });
                 self.root_response(p)
             }
-            KeyRequest::Restore { sealed } => {
+            ContractRequest::Restore { sealed } => {
                 let plain = Zeroizing::new(p.unseal(&sealed)?);
                 let (chain, era, key) = match plain.len() {
                     72 => (
@@ -295,15 +413,15 @@ impl Keys {
                 self.root = Some(Root { chain, era, key });
                 self.root_response(p)
             }
-            KeyRequest::HandOver { to } => {
+            ContractRequest::HandOver { to } => {
                 let r = self.root()?;
                 let (chain, era, key) = (r.chain, r.era, *r.key);
                 let commitment = root_commitment(&chain, era, &key);
-                Ok(KeyResponse::Handover(Box::new(handover(
+                Ok(ContractResponse::Handover(Box::new(handover(
                     p, chain, era, 0, commitment, &key, &to,
                 )?)))
             }
-            KeyRequest::Receive(h) => {
+            ContractRequest::Receive(h) => {
                 if h.contract != 0 {
                     return Err(err("this handover is a contract key, not a root key"));
                 }
@@ -316,12 +434,12 @@ impl Keys {
                     era: h.era,
                     key,
                 });
-                Ok(KeyResponse::Accepted {
+                Ok(ContractResponse::Accepted {
                     era: h.era,
                     commitment: h.commitment,
                 })
             }
-            KeyRequest::PublicKey { contract } => {
+            ContractRequest::PublicKey { contract } => {
                 let r = self.root()?;
                 let k_c = Zeroizing::new(contract_key(&r.key, &r.chain, r.era, contract));
                 let mut pk = ContractPublicKey {
@@ -333,9 +451,9 @@ impl Keys {
                     signature: Signature([0; 64]),
                 };
                 pk.signature = p.sign(&pk.signing_bytes());
-                Ok(KeyResponse::PublicKey(pk))
+                Ok(ContractResponse::PublicKey(pk))
             }
-            KeyRequest::Grant { contract, to } => {
+            ContractRequest::Grant { contract, to } => {
                 if contract == 0 {
                     return Err(err("contract ids start at 1"));
                 }
@@ -343,11 +461,11 @@ impl Keys {
                 let (chain, era) = (r.chain, r.era);
                 let k_c = Zeroizing::new(contract_key(&r.key, &chain, era, contract));
                 let commitment = key_commitment(contract, &k_c);
-                Ok(KeyResponse::Handover(Box::new(handover(
+                Ok(ContractResponse::Handover(Box::new(handover(
                     p, chain, era, contract, commitment, &k_c, &to,
                 )?)))
             }
-            KeyRequest::Accept(h) => {
+            ContractRequest::Accept(h) => {
                 if h.contract == 0 {
                     return Err(err("this handover is a root key, not a contract key"));
                 }
@@ -355,13 +473,162 @@ impl Keys {
                 if key_commitment(h.contract, &key) != h.commitment {
                     return Err(err("the contract key does not match its commitment"));
                 }
-                self.contracts.insert(h.contract, (h.era, key));
-                Ok(KeyResponse::Accepted {
+                self.contracts.insert(h.contract, (h.chain, h.era, key));
+                Ok(ContractResponse::Accepted {
                     era: h.era,
                     commitment: h.commitment,
                 })
             }
+            ContractRequest::Load {
+                contract,
+                code,
+                checkpoint,
+            } => self.load(contract, &code, checkpoint),
+            ContractRequest::Apply { contract, command } => self
+                .apply(p, contract, command)
+                .map(ContractResponse::Applied),
+            ContractRequest::Checkpoint { contract } => self
+                .checkpoint(p, contract)
+                .map(ContractResponse::Checkpoint),
         }
+    }
+
+    fn key(&self, contract: u64) -> Result<(Hash, u64, [u8; 32]), Error> {
+        self.contracts
+            .get(&contract)
+            .map(|(chain, era, k)| (*chain, *era, **k))
+            .ok_or_else(|| err(format!("no key for contract {contract}: none was granted")))
+    }
+
+    fn load(
+        &mut self,
+        contract: u64,
+        code: &[u8],
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<ContractResponse, Error> {
+        let (_, era, k_c) = self.key(contract)?;
+        let k_c = Zeroizing::new(k_c);
+        if self.vm.is_none() {
+            self.vm = Some(ContractVm::new(ContractLimits::default())?);
+        }
+        let vm = self.vm.as_ref().expect("set above");
+        let code = vm.load(code)?;
+        let (state, applied) = match checkpoint {
+            None => (State::default(), 0),
+            Some(c) => {
+                if c.contract != contract || c.era != era {
+                    return Err(err("the checkpoint is another contract's or another era's"));
+                }
+                let k = Zeroizing::new(checkpoint_key(
+                    &k_c,
+                    contract,
+                    era,
+                    c.applied,
+                    &c.state_hash,
+                ));
+                let plain = Zeroizing::new(envelope::decrypt(&k, &c.ciphertext).map_err(|_| {
+                    err("the checkpoint does not open (tampered, or not this contract's)")
+                })?);
+                let state =
+                    State::from_bytes(&plain, vm.limits()).map_err(|e| err(e.to_string()))?;
+                if state.hash() != c.state_hash {
+                    return Err(err("the checkpoint's state does not match its hash"));
+                }
+                (state, c.applied)
+            }
+        };
+        let state_hash = state.hash();
+        self.running.insert(
+            contract,
+            Running {
+                code,
+                state,
+                applied,
+            },
+        );
+        Ok(ContractResponse::Loaded {
+            applied,
+            state_hash,
+        })
+    }
+
+    fn running(&mut self, contract: u64) -> Result<&mut Running, Error> {
+        self.running
+            .get_mut(&contract)
+            .ok_or_else(|| err(format!("contract {contract} is not loaded")))
+    }
+
+    fn apply(&mut self, p: &mut dyn Platform, contract: u64, c: Command) -> Result<Applied, Error> {
+        let (chain, _, k_c) = self.key(contract)?;
+        let k_c = Zeroizing::new(k_c);
+        let vm = self
+            .vm
+            .clone()
+            .ok_or_else(|| err("no contract is loaded"))?;
+        let r = self.running(contract)?;
+        let info = command_info(&chain, contract, &c.sender, c.nonce);
+        let (code, instructions, reply, emits) = match command_key(&k_c).open(&info, &c.sealed) {
+            Err(_) => (
+                -1,
+                0,
+                b"the command does not open for this contract and sender".to_vec(),
+                vec![],
+            ),
+            Ok(msg) => {
+                let env = Env {
+                    caller: c.sender,
+                    height: c.height,
+                    msg,
+                    fuel: c.fuel,
+                };
+                let x = if c.init {
+                    vm.init(&r.code, &mut r.state, env)
+                } else {
+                    vm.handle(&r.code, &mut r.state, env)
+                };
+                let code = match x.ending {
+                    Ending::Done => 0,
+                    Ending::Refused(c) => c,
+                    Ending::Trapped(_) => -1,
+                    Ending::OutOfFuel => -2,
+                };
+                (code, x.instructions, x.reply, x.emits)
+            }
+        };
+        r.applied += 1;
+        let applied = r.applied;
+        let reply = envelope::seal_to(
+            &c.reply_to,
+            &reply_info(&chain, contract, applied),
+            &reply,
+            &mut rng(p),
+        )
+        .map_err(|e| err(format!("cannot seal the reply: {e}")))?;
+        Ok(Applied {
+            contract,
+            applied,
+            code,
+            instructions,
+            reply,
+            emits,
+            state_hash: r.state.hash(),
+        })
+    }
+
+    fn checkpoint(&mut self, p: &mut dyn Platform, contract: u64) -> Result<Checkpoint, Error> {
+        let (_, era, k_c) = self.key(contract)?;
+        let k_c = Zeroizing::new(k_c);
+        let r = self.running(contract)?;
+        let (applied, state_hash) = (r.applied, r.state.hash());
+        let plain = Zeroizing::new(r.state.to_bytes());
+        let k = Zeroizing::new(checkpoint_key(&k_c, contract, era, applied, &state_hash));
+        Ok(Checkpoint {
+            contract,
+            era,
+            applied,
+            state_hash,
+            ciphertext: envelope::encrypt(&k, &plain, &mut rng(p)),
+        })
     }
 
     fn root(&self) -> Result<&Root, Error> {
@@ -370,10 +637,10 @@ impl Keys {
             .ok_or_else(|| err("this enclave holds no root key (not a gatekeeper)"))
     }
 
-    fn root_response(&self, p: &mut dyn Platform) -> Result<KeyResponse, Error> {
+    fn root_response(&self, p: &mut dyn Platform) -> Result<ContractResponse, Error> {
         let r = self.root()?;
         let plain = Zeroizing::new([r.chain.0.as_slice(), &r.era.to_le_bytes(), &*r.key].concat());
-        Ok(KeyResponse::Root {
+        Ok(ContractResponse::Root {
             chain: r.chain,
             era: r.era,
             commitment: root_commitment(&r.chain, r.era, &r.key),

@@ -108,7 +108,7 @@ pub enum Request {
     OracleAbort { session: u64, why: oracle::Abort },
     /// Contract keys: the root key of a gatekeeper, handovers between
     /// attested enclaves, contract keys ([`contracts`]).
-    Contracts(Box<contracts::KeyRequest>),
+    Contracts(Box<contracts::ContractRequest>),
 }
 
 /// What a loaded task reads on stdin.
@@ -175,7 +175,7 @@ pub enum Response {
     /// An oracle session's next step: bytes to send, or its signed datagram.
     OracleIo(oracle::OracleIo),
     /// An answer about contract keys.
-    Contracts(contracts::KeyResponse),
+    Contracts(contracts::ContractResponse),
 }
 
 /// Public facts about the enclave.

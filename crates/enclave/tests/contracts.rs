@@ -4,7 +4,7 @@
 //! of its own, plants a key of its own, replays a handover to another
 //! enclave, and alters one in flight.
 
-use proctor_enclave::contracts::{Handover, KeyRequest, KeyResponse, PeerAttestation};
+use proctor_enclave::contracts::{ContractRequest, ContractResponse, Handover, PeerAttestation};
 use proctor_enclave::{Enclave, Request, Response};
 use proctor_primitives::{Hash, Keypair};
 use proctor_tee::envelope::{self, RecipientKey};
@@ -31,7 +31,7 @@ fn open(d: &std::path::Path) -> Enclave {
     Enclave::new(Box::new(SimPlatform::open(d, root()).unwrap())).unwrap()
 }
 
-fn ask(e: &mut Enclave, req: KeyRequest) -> Result<KeyResponse, String> {
+fn ask(e: &mut Enclave, req: ContractRequest) -> Result<ContractResponse, String> {
     match e.handle(Request::Contracts(Box::new(req))) {
         Response::Contracts(r) => Ok(r),
         Response::Error { code, message } => {
@@ -43,22 +43,22 @@ fn ask(e: &mut Enclave, req: KeyRequest) -> Result<KeyResponse, String> {
 }
 
 fn attest(e: &mut Enclave) -> PeerAttestation {
-    match ask(e, KeyRequest::Attest { chain: CHAIN }).unwrap() {
-        KeyResponse::Attested(a) => a,
+    match ask(e, ContractRequest::Attest { chain: CHAIN }).unwrap() {
+        ContractResponse::Attested(a) => a,
         r => panic!("{r:?}"),
     }
 }
 
-fn handover(e: &mut Enclave, req: KeyRequest) -> Result<Handover, String> {
+fn handover(e: &mut Enclave, req: ContractRequest) -> Result<Handover, String> {
     ask(e, req).map(|r| match r {
-        KeyResponse::Handover(h) => *h,
+        ContractResponse::Handover(h) => *h,
         r => panic!("{r:?}"),
     })
 }
 
 fn bootstrap(e: &mut Enclave) -> (Hash, Vec<u8>) {
-    match ask(e, KeyRequest::Bootstrap { chain: CHAIN }).unwrap() {
-        KeyResponse::Root {
+    match ask(e, ContractRequest::Bootstrap { chain: CHAIN }).unwrap() {
+        ContractResponse::Root {
             commitment, sealed, ..
         } => (commitment, sealed),
         r => panic!("{r:?}"),
@@ -66,8 +66,8 @@ fn bootstrap(e: &mut Enclave) -> (Hash, Vec<u8>) {
 }
 
 fn public_key(e: &mut Enclave, contract: u64) -> proctor_enclave::contracts::ContractPublicKey {
-    match ask(e, KeyRequest::PublicKey { contract }).unwrap() {
-        KeyResponse::PublicKey(k) => k,
+    match ask(e, ContractRequest::PublicKey { contract }).unwrap() {
+        ContractResponse::PublicKey(k) => k,
         r => panic!("{r:?}"),
     }
 }
@@ -77,11 +77,11 @@ fn the_root_key_moves_only_to_attested_gatekeepers_and_derives_the_same_contract
     let mut a = enclave("gk-a");
     let mut b = enclave("gk-b");
     let (commitment, _) = bootstrap(&mut a);
-    assert!(ask(&mut b, KeyRequest::PublicKey { contract: 1 }).is_err());
+    assert!(ask(&mut b, ContractRequest::PublicKey { contract: 1 }).is_err());
     let to_b = attest(&mut b);
-    let h = handover(&mut a, KeyRequest::HandOver { to: to_b }).unwrap();
-    match ask(&mut b, KeyRequest::Receive(Box::new(h))).unwrap() {
-        KeyResponse::Accepted { era, commitment: c } => {
+    let h = handover(&mut a, ContractRequest::HandOver { to: to_b }).unwrap();
+    match ask(&mut b, ContractRequest::Receive(Box::new(h))).unwrap() {
+        ContractResponse::Accepted { era, commitment: c } => {
             assert_eq!((era, c), (0, commitment));
         }
         r => panic!("{r:?}"),
@@ -102,7 +102,7 @@ fn the_root_key_moves_only_to_attested_gatekeepers_and_derives_the_same_contract
     let to_x = attest(&mut x);
     let ga = handover(
         &mut a,
-        KeyRequest::Grant {
+        ContractRequest::Grant {
             contract: 7,
             to: to_x.clone(),
         },
@@ -110,7 +110,7 @@ fn the_root_key_moves_only_to_attested_gatekeepers_and_derives_the_same_contract
     .unwrap();
     let gb = handover(
         &mut b,
-        KeyRequest::Grant {
+        ContractRequest::Grant {
             contract: 7,
             to: to_x,
         },
@@ -118,11 +118,11 @@ fn the_root_key_moves_only_to_attested_gatekeepers_and_derives_the_same_contract
     .unwrap();
     assert_eq!(ga.commitment, gb.commitment);
     assert!(matches!(
-        ask(&mut x, KeyRequest::Accept(Box::new(ga.clone()))).unwrap(),
-        KeyResponse::Accepted { .. }
+        ask(&mut x, ContractRequest::Accept(Box::new(ga.clone()))).unwrap(),
+        ContractResponse::Accepted { .. }
     ));
     // A grant is not a root key, and a root handover is not a grant.
-    assert!(ask(&mut x, KeyRequest::Receive(Box::new(ga))).is_err());
+    assert!(ask(&mut x, ContractRequest::Receive(Box::new(ga))).is_err());
 }
 
 #[test]
@@ -154,13 +154,13 @@ fn a_host_cannot_get_the_key_for_itself() {
     let mut b2 = enclave("host-b2");
     let other_chain = match ask(
         &mut b2,
-        KeyRequest::Attest {
+        ContractRequest::Attest {
             chain: Hash([8; 32]),
         },
     )
     .unwrap()
     {
-        KeyResponse::Attested(a) => a,
+        ContractResponse::Attested(a) => a,
         r => panic!("{r:?}"),
     };
     for (to, why) in [
@@ -170,8 +170,8 @@ fn a_host_cannot_get_the_key_for_itself() {
         (other_chain, "not for these keys"),
     ] {
         for req in [
-            KeyRequest::HandOver { to: to.clone() },
-            KeyRequest::Grant {
+            ContractRequest::HandOver { to: to.clone() },
+            ContractRequest::Grant {
                 contract: 1,
                 to: to.clone(),
             },
@@ -182,7 +182,7 @@ fn a_host_cannot_get_the_key_for_itself() {
     }
     assert_ne!(sim_measurement(), Hash([9; 32]));
     // The genuine one still works.
-    assert!(handover(&mut a, KeyRequest::HandOver { to: genuine }).is_ok());
+    assert!(handover(&mut a, ContractRequest::HandOver { to: genuine }).is_ok());
 }
 
 #[test]
@@ -192,15 +192,15 @@ fn a_planted_replayed_or_altered_handover_is_refused() {
     let mut b = enclave("plant-b");
     let mut c = enclave("plant-c");
     let to_b = attest(&mut b);
-    let h = handover(&mut a, KeyRequest::HandOver { to: to_b.clone() }).unwrap();
+    let h = handover(&mut a, ContractRequest::HandOver { to: to_b.clone() }).unwrap();
 
     // Replayed to C: not for it.
-    let e = ask(&mut c, KeyRequest::Receive(Box::new(h.clone()))).unwrap_err();
+    let e = ask(&mut c, ContractRequest::Receive(Box::new(h.clone()))).unwrap_err();
     assert!(e.contains("another enclave"), "{e}");
     // Readdressed to C: the signature no longer verifies.
     let mut readdressed = h.clone();
     readdressed.to = attest(&mut c).identity;
-    let e = ask(&mut c, KeyRequest::Receive(Box::new(readdressed))).unwrap_err();
+    let e = ask(&mut c, ContractRequest::Receive(Box::new(readdressed))).unwrap_err();
     assert!(e.contains("signature"), "{e}");
     // A key the host made, sealed to B and claimed to come from A (A's
     // attestation copied), signed by the host: refused.
@@ -212,20 +212,20 @@ fn a_planted_replayed_or_altered_handover_is_refused() {
     let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([6; 32]);
     planted.sealed = envelope::seal_to(&to_b.encryption_key, b"", &fake, &mut rng).unwrap();
     planted.signature = Keypair::from_secret(&[4; 32]).sign(&planted.signing_bytes());
-    let e = ask(&mut b, KeyRequest::Receive(Box::new(planted))).unwrap_err();
+    let e = ask(&mut b, ContractRequest::Receive(Box::new(planted))).unwrap_err();
     assert!(e.contains("signature"), "{e}");
     // A byte of the sealed key flipped (and re-signed by nobody): refused.
     let mut flipped = h.clone();
     *flipped.sealed.last_mut().unwrap() ^= 1;
-    assert!(ask(&mut b, KeyRequest::Receive(Box::new(flipped))).is_err());
+    assert!(ask(&mut b, ContractRequest::Receive(Box::new(flipped))).is_err());
     // The commitment swapped for another: the signature covers it.
     let mut recommitted = h.clone();
     recommitted.commitment = Hash([1; 32]);
-    assert!(ask(&mut b, KeyRequest::Receive(Box::new(recommitted))).is_err());
+    assert!(ask(&mut b, ContractRequest::Receive(Box::new(recommitted))).is_err());
     // The genuine one opens, with A's commitment.
     assert!(matches!(
-        ask(&mut b, KeyRequest::Receive(Box::new(h))).unwrap(),
-        KeyResponse::Accepted { commitment: c, .. } if c == commitment
+        ask(&mut b, ContractRequest::Receive(Box::new(h))).unwrap(),
+        ContractResponse::Accepted { commitment: c, .. } if c == commitment
     ));
 }
 
@@ -236,7 +236,7 @@ fn a_root_key_restores_from_its_sealed_blob_only_on_its_own_machine() {
         let mut a = open(&d);
         let (c, s) = bootstrap(&mut a);
         assert!(
-            ask(&mut a, KeyRequest::Bootstrap { chain: CHAIN }).is_err(),
+            ask(&mut a, ContractRequest::Bootstrap { chain: CHAIN }).is_err(),
             "one root key"
         );
         (c, s, public_key(&mut a, 3).key)
@@ -245,18 +245,202 @@ fn a_root_key_restores_from_its_sealed_blob_only_on_its_own_machine() {
     let mut again = open(&d);
     match ask(
         &mut again,
-        KeyRequest::Restore {
+        ContractRequest::Restore {
             sealed: sealed.clone(),
         },
     )
     .unwrap()
     {
-        KeyResponse::Root { commitment: c, .. } => assert_eq!(c, commitment),
+        ContractResponse::Root { commitment: c, .. } => assert_eq!(c, commitment),
         r => panic!("{r:?}"),
     }
     assert_eq!(public_key(&mut again, 3).key, pk);
     // Another machine cannot open it.
     let mut other = enclave("restore-other");
-    let r = other.handle(Request::Contracts(Box::new(KeyRequest::Restore { sealed })));
+    let r = other.handle(Request::Contracts(Box::new(ContractRequest::Restore {
+        sealed,
+    })));
     assert!(matches!(r, Response::Error { code: 3004, .. }), "{r:?}");
+}
+
+mod executing {
+    use super::*;
+    use proctor_enclave::contracts::{Applied, Checkpoint, Command, command_info, reply_info};
+    use proctor_primitives::{Address, EncryptionKey};
+
+    const MARKER: &[u8] = b"zqxcontractmarker";
+
+    fn kv() -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/contracts/kv.wasm");
+        std::fs::read(p).unwrap()
+    }
+
+    /// An executor enclave granted contract `id`'s key by `gk`, with kv loaded.
+    fn executor(name: &str, gk: &mut Enclave, id: u64, from: Option<Checkpoint>) -> Enclave {
+        let mut x = enclave(name);
+        let to = attest(&mut x);
+        let g = handover(gk, ContractRequest::Grant { contract: id, to }).unwrap();
+        ask(&mut x, ContractRequest::Accept(Box::new(g))).unwrap();
+        ask(
+            &mut x,
+            ContractRequest::Load {
+                contract: id,
+                code: kv(),
+                checkpoint: from,
+            },
+        )
+        .unwrap();
+        x
+    }
+
+    struct User {
+        account: Address,
+        reply: RecipientKey,
+    }
+
+    fn user(n: u8) -> User {
+        User {
+            account: Address([n; 20]),
+            reply: RecipientKey::from_seed(&[n; 32]),
+        }
+    }
+
+    fn command(to: &EncryptionKey, id: u64, u: &User, nonce: u64, msg: &[u8]) -> Command {
+        let mut rng =
+            <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([nonce as u8; 32]);
+        Command {
+            sender: u.account,
+            nonce,
+            height: 5,
+            fuel: 10_000_000,
+            init: false,
+            reply_to: u.reply.public(),
+            sealed: envelope::seal_to(
+                to,
+                &command_info(&CHAIN, id, &u.account, nonce),
+                msg,
+                &mut rng,
+            )
+            .unwrap(),
+        }
+    }
+
+    fn apply(x: &mut Enclave, id: u64, c: Command) -> Applied {
+        match ask(
+            x,
+            ContractRequest::Apply {
+                contract: id,
+                command: c,
+            },
+        )
+        .unwrap()
+        {
+            ContractResponse::Applied(a) => a,
+            r => panic!("{r:?}"),
+        }
+    }
+
+    fn checkpoint(x: &mut Enclave, id: u64) -> Checkpoint {
+        match ask(x, ContractRequest::Checkpoint { contract: id }).unwrap() {
+            ContractResponse::Checkpoint(c) => c,
+            r => panic!("{r:?}"),
+        }
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn executors_agree_replays_are_refused_and_a_checkpoint_recovers_the_state() {
+        let mut gk = enclave("exec-gk");
+        bootstrap(&mut gk);
+        let key = public_key(&mut gk, 1).key;
+        let mut x = executor("exec-x", &mut gk, 1, None);
+        let mut y = executor("exec-y", &mut gk, 1, None);
+        let (alice, bob) = (user(1), user(2));
+        let secret = [b"set diary ".as_slice(), MARKER].concat();
+        let log = [
+            command(&key, 1, &alice, 1, &secret),
+            command(&key, 1, &bob, 1, b"set diary mine"),
+            command(&key, 1, &bob, 2, b"set notes hello"),
+        ];
+        let mut hashes = vec![];
+        for c in &log {
+            assert!(!contains(&c.sealed, MARKER));
+            let (a, b) = (apply(&mut x, 1, c.clone()), apply(&mut y, 1, c.clone()));
+            assert_eq!(a.state_hash, b.state_hash);
+            assert_eq!((a.code, a.instructions), (b.code, b.instructions));
+            assert!(!contains(&a.reply, MARKER));
+            hashes.push(a);
+        }
+        assert_eq!(hashes[0].code, 0);
+        assert_eq!(hashes[1].code, 3, "bob may not take alice's key");
+        let reply = bob
+            .reply
+            .open(&reply_info(&CHAIN, 1, 2), &hashes[1].reply)
+            .unwrap();
+        assert_eq!(reply, b"not the owner");
+        assert!(
+            alice
+                .reply
+                .open(&reply_info(&CHAIN, 1, 2), &hashes[1].reply)
+                .is_err()
+        );
+
+        // Alice's ciphertext presented as Bob's, or with another nonce, or
+        // to another contract: it does not open, nothing changes.
+        let before = hashes[2].state_hash;
+        let mut as_bob = log[0].clone();
+        as_bob.sender = bob.account;
+        let mut renonced = log[0].clone();
+        renonced.nonce = 9;
+        for c in [as_bob, renonced] {
+            let a = apply(&mut x, 1, c);
+            assert_eq!((a.code, a.state_hash), (-1, before));
+        }
+        let mut z = executor("exec-z", &mut gk, 2, None);
+        let empty = apply(&mut z, 2, log[0].clone());
+        assert_eq!(empty.code, -1);
+
+        // A checkpoint holds no plaintext; a new executor resumes from it.
+        let cp = checkpoint(&mut x, 1);
+        assert_eq!(cp.state_hash, before);
+        assert!(!contains(&cp.ciphertext, MARKER));
+        let mut w = executor("exec-w", &mut gk, 1, Some(cp.clone()));
+        let next = command(&key, 1, &alice, 2, b"set other 1");
+        let (mut from_w, mut from_x) = (apply(&mut w, 1, next.clone()), apply(&mut x, 1, next));
+        // Replies are sealed with fresh randomness; the rest is equal.
+        assert!(
+            alice
+                .reply
+                .open(&reply_info(&CHAIN, 1, from_w.applied), &from_w.reply)
+                .is_ok()
+        );
+        (from_w.reply, from_x.reply) = (vec![], vec![]);
+        assert_eq!(from_w, from_x);
+
+        // A checkpoint altered, or passed off as a later one, is refused.
+        let mut flipped = cp.clone();
+        *flipped.ciphertext.last_mut().unwrap() ^= 1;
+        let mut later = cp.clone();
+        later.applied += 1;
+        for bad in [flipped, later] {
+            let mut v = enclave("exec-v");
+            let to = attest(&mut v);
+            let g = handover(&mut gk, ContractRequest::Grant { contract: 1, to }).unwrap();
+            ask(&mut v, ContractRequest::Accept(Box::new(g))).unwrap();
+            let e = ask(
+                &mut v,
+                ContractRequest::Load {
+                    contract: 1,
+                    code: kv(),
+                    checkpoint: Some(bad),
+                },
+            )
+            .unwrap_err();
+            assert!(e.contains("does not open"), "{e}");
+        }
+    }
 }
