@@ -34,6 +34,7 @@
 use crate::Error;
 use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_primitives::{EncryptionKey, Hash, PublicKey, Signature};
+use proctor_state::contracts::{Checkpoint, ContractPublicKey, Emit, Receipt};
 use proctor_tee::envelope::{self, RecipientKey};
 use proctor_tee::{Platform, Quote, TrustPolicy, verify_quote};
 use proctor_vm::contract::{Contract, ContractLimits, ContractVm, Ending, Env, State};
@@ -45,8 +46,11 @@ use zeroize::Zeroizing;
 pub enum ContractRequest {
     /// This enclave's attestation as a peer on `chain`.
     Attest { chain: Hash },
-    /// Generate the root key of era 0 for `chain` (a gatekeeper at genesis).
-    Bootstrap { chain: Hash },
+    /// Generate the root key of era 0 (the gatekeeper at genesis, before the
+    /// chain's hash exists: its commitment goes into the genesis).
+    Bootstrap,
+    /// Bind the root key to `chain` (once; a root key serves one chain).
+    Bind { chain: Hash },
     /// Reload a root key from the blob [`ContractResponse::Root`] returned.
     Restore { sealed: Vec<u8> },
     /// Hand the root key to the gatekeeper enclave `to`.
@@ -86,36 +90,6 @@ pub struct Command {
     /// Where the reply is sealed to.
     pub reply_to: EncryptionKey,
     pub sealed: Vec<u8>,
-}
-
-/// A contract's state encrypted under its state key.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct Checkpoint {
-    pub contract: u64,
-    pub era: u64,
-    /// Commands applied when it was taken.
-    pub applied: u64,
-    pub state_hash: Hash,
-    /// ChaCha20-Poly1305 under [`state_key`] of the state's encoding, with
-    /// the fields above as associated data (through the key's info).
-    pub ciphertext: Vec<u8>,
-}
-
-/// What applying a command did.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct Applied {
-    pub contract: u64,
-    /// Commands applied so far, this one included.
-    pub applied: u64,
-    /// 0 when it took effect; the contract's refusal code; -1 for a trap or
-    /// a command that does not open, -2 when the budget ran out.
-    pub code: i32,
-    pub instructions: u64,
-    /// The reply, HPKE-sealed to the command's `reply_to`.
-    pub reply: Vec<u8>,
-    /// Egress messages (plaintext: the contract chose to publish them).
-    pub emits: Vec<Vec<u8>>,
-    pub state_hash: Hash,
 }
 
 /// `info` of a command to `contract` from `sender` with `nonce`.
@@ -166,7 +140,7 @@ pub enum ContractResponse {
     Attested(PeerAttestation),
     /// A root key is held: its commitment, and the sealed blob to keep.
     Root {
-        chain: Hash,
+        chain: Option<Hash>,
         era: u64,
         commitment: Hash,
         sealed: Vec<u8>,
@@ -183,8 +157,16 @@ pub enum ContractResponse {
         applied: u64,
         state_hash: Hash,
     },
-    Applied(Applied),
-    Checkpoint(Checkpoint),
+    /// A command was applied: the receipt, signed by this enclave.
+    Applied {
+        receipt: Receipt,
+        signature: Signature,
+    },
+    /// The state, encrypted; signed by this enclave.
+    Checkpoint {
+        checkpoint: Checkpoint,
+        signature: Signature,
+    },
 }
 
 /// An enclave's claim to be a peer: its keys and a quote binding them.
@@ -240,28 +222,6 @@ impl Handover {
     }
 }
 
-/// A contract's public command key, signed by the gatekeeper that derived it.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct ContractPublicKey {
-    pub chain: Hash,
-    pub era: u64,
-    pub contract: u64,
-    pub key: EncryptionKey,
-    pub gatekeeper: PublicKey,
-    pub signature: Signature,
-}
-
-impl ContractPublicKey {
-    pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut m = b"proctor/contracts/public-key/v1".to_vec();
-        m.extend_from_slice(&self.chain.0);
-        m.extend_from_slice(&self.era.to_le_bytes());
-        m.extend_from_slice(&self.contract.to_le_bytes());
-        m.extend_from_slice(&self.key.0);
-        m
-    }
-}
-
 /// The report data of a peer attestation: BLAKE3-XOF over the identity, the
 /// encryption key and the chain, so a quote vouches for exactly these keys
 /// on exactly this chain.
@@ -276,11 +236,12 @@ pub fn peer_report_data(identity: &PublicKey, key: &EncryptionKey, chain: &Hash)
     out
 }
 
-/// The public commitment to root key `k` of `era` on `chain`.
-pub fn root_commitment(chain: &Hash, era: u64, k: &[u8; 32]) -> Hash {
+/// The public commitment to root key `k` of `era` (the genesis holds
+/// era 0's, so it cannot name the chain's hash).
+pub fn root_commitment(era: u64, k: &[u8; 32]) -> Hash {
     Hash::tagged(
         "proctor/contracts/root-commitment",
-        &[&chain.0, &era.to_le_bytes(), k],
+        &[&era.to_le_bytes(), k],
     )
 }
 
@@ -317,7 +278,8 @@ pub fn state_key(k_c: &[u8; 32]) -> [u8; 32] {
 
 /// The root key an enclave holds.
 struct Root {
-    chain: Hash,
+    /// The chain it serves, once bound.
+    chain: Option<Hash>,
     era: u64,
     key: Zeroizing<[u8; 32]>,
 }
@@ -391,32 +353,46 @@ impl Keys {
     ) -> Result<ContractResponse, Error> {
         match req {
             ContractRequest::Attest { chain } => Ok(ContractResponse::Attested(attest(p, &chain)?)),
-            ContractRequest::Bootstrap { chain } => {
+            ContractRequest::Bootstrap => {
                 if self.root.is_some() {
                     return Err(err("this enclave already holds a root key"));
                 }
                 let mut key = Zeroizing::new([0u8; 32]);
                 p.random(key.as_mut());
-                self.root = Some(Root { chain, era: 0, key });
+                self.root = Some(Root {
+                    chain: None,
+                    era: 0,
+                    key,
+                });
+                self.root_response(p)
+            }
+            ContractRequest::Bind { chain } => {
+                let r = self
+                    .root
+                    .as_mut()
+                    .ok_or_else(|| err("this enclave holds no root key (not a gatekeeper)"))?;
+                match r.chain {
+                    Some(c) if c != chain => {
+                        return Err(err(format!("the root key serves chain {c}, not {chain}")));
+                    }
+                    _ => r.chain = Some(chain),
+                }
                 self.root_response(p)
             }
             ContractRequest::Restore { sealed } => {
                 let plain = Zeroizing::new(p.unseal(&sealed)?);
-                let (chain, era, key) = match plain.len() {
-                    72 => (
-                        Hash(plain[..32].try_into().unwrap()),
-                        u64::from_le_bytes(plain[32..40].try_into().unwrap()),
-                        Zeroizing::new(<[u8; 32]>::try_from(&plain[40..72]).unwrap()),
-                    ),
-                    _ => return Err(err("the sealed root key is malformed")),
-                };
+                if plain.len() != 73 {
+                    return Err(err("the sealed root key is malformed"));
+                }
+                let chain = (plain[0] == 1).then(|| Hash(plain[1..33].try_into().unwrap()));
+                let era = u64::from_le_bytes(plain[33..41].try_into().unwrap());
+                let key = Zeroizing::new(<[u8; 32]>::try_from(&plain[41..73]).unwrap());
                 self.root = Some(Root { chain, era, key });
                 self.root_response(p)
             }
             ContractRequest::HandOver { to } => {
-                let r = self.root()?;
-                let (chain, era, key) = (r.chain, r.era, *r.key);
-                let commitment = root_commitment(&chain, era, &key);
+                let (chain, era, key) = self.bound_root()?;
+                let commitment = root_commitment(era, &key);
                 Ok(ContractResponse::Handover(Box::new(handover(
                     p, chain, era, 0, commitment, &key, &to,
                 )?)))
@@ -426,11 +402,11 @@ impl Keys {
                     return Err(err("this handover is a contract key, not a root key"));
                 }
                 let key = receive(p, &h)?;
-                if root_commitment(&h.chain, h.era, &key) != h.commitment {
+                if root_commitment(h.era, &key) != h.commitment {
                     return Err(err("the root key does not match its commitment"));
                 }
                 self.root = Some(Root {
-                    chain: h.chain,
+                    chain: Some(h.chain),
                     era: h.era,
                     key,
                 });
@@ -440,11 +416,11 @@ impl Keys {
                 })
             }
             ContractRequest::PublicKey { contract } => {
-                let r = self.root()?;
-                let k_c = Zeroizing::new(contract_key(&r.key, &r.chain, r.era, contract));
+                let (chain, era, root) = self.bound_root()?;
+                let k_c = Zeroizing::new(contract_key(&root, &chain, era, contract));
                 let mut pk = ContractPublicKey {
-                    chain: r.chain,
-                    era: r.era,
+                    chain,
+                    era,
                     contract,
                     key: command_key(&k_c).public(),
                     gatekeeper: p.identity(),
@@ -457,9 +433,8 @@ impl Keys {
                 if contract == 0 {
                     return Err(err("contract ids start at 1"));
                 }
-                let r = self.root()?;
-                let (chain, era) = (r.chain, r.era);
-                let k_c = Zeroizing::new(contract_key(&r.key, &chain, era, contract));
+                let (chain, era, root) = self.bound_root()?;
+                let k_c = Zeroizing::new(contract_key(&root, &chain, era, contract));
                 let commitment = key_commitment(contract, &k_c);
                 Ok(ContractResponse::Handover(Box::new(handover(
                     p, chain, era, contract, commitment, &k_c, &to,
@@ -484,13 +459,51 @@ impl Keys {
                 code,
                 checkpoint,
             } => self.load(contract, &code, checkpoint),
-            ContractRequest::Apply { contract, command } => self
-                .apply(p, contract, command)
-                .map(ContractResponse::Applied),
-            ContractRequest::Checkpoint { contract } => self
-                .checkpoint(p, contract)
-                .map(ContractResponse::Checkpoint),
+            ContractRequest::Apply { contract, command } => {
+                let receipt = self.apply(p, contract, command)?;
+                let chain = self.key(contract)?.0;
+                let signature = p.sign(&receipt.signing_bytes(&chain));
+                Ok(ContractResponse::Applied { receipt, signature })
+            }
+            ContractRequest::Checkpoint { contract } => {
+                let checkpoint = self.checkpoint(p, contract)?;
+                let chain = self.key(contract)?.0;
+                let signature = p.sign(&checkpoint.signing_bytes(&chain));
+                Ok(ContractResponse::Checkpoint {
+                    checkpoint,
+                    signature,
+                })
+            }
         }
+    }
+
+    /// The root key with the chain it is bound to.
+    fn bound_root(&self) -> Result<(Hash, u64, [u8; 32]), Error> {
+        let r = self
+            .root
+            .as_ref()
+            .ok_or_else(|| err("this enclave holds no root key (not a gatekeeper)"))?;
+        let chain = r
+            .chain
+            .ok_or_else(|| err("the root key is not bound to a chain yet (Bind)"))?;
+        Ok((chain, r.era, *r.key))
+    }
+
+    fn root_response(&self, p: &mut dyn Platform) -> Result<ContractResponse, Error> {
+        let r = self
+            .root
+            .as_ref()
+            .ok_or_else(|| err("this enclave holds no root key (not a gatekeeper)"))?;
+        let mut plain = Zeroizing::new(vec![u8::from(r.chain.is_some())]);
+        plain.extend_from_slice(&r.chain.unwrap_or(Hash::ZERO).0);
+        plain.extend_from_slice(&r.era.to_le_bytes());
+        plain.extend_from_slice(&*r.key);
+        Ok(ContractResponse::Root {
+            chain: r.chain,
+            era: r.era,
+            commitment: root_commitment(r.era, &r.key),
+            sealed: p.seal(&plain),
+        })
     }
 
     fn key(&self, contract: u64) -> Result<(Hash, u64, [u8; 32]), Error> {
@@ -558,7 +571,7 @@ impl Keys {
             .ok_or_else(|| err(format!("contract {contract} is not loaded")))
     }
 
-    fn apply(&mut self, p: &mut dyn Platform, contract: u64, c: Command) -> Result<Applied, Error> {
+    fn apply(&mut self, p: &mut dyn Platform, contract: u64, c: Command) -> Result<Receipt, Error> {
         let (chain, _, k_c) = self.key(contract)?;
         let k_c = Zeroizing::new(k_c);
         let vm = self
@@ -596,22 +609,23 @@ impl Keys {
             }
         };
         r.applied += 1;
-        let applied = r.applied;
+        let seq = r.applied;
         let reply = envelope::seal_to(
             &c.reply_to,
-            &reply_info(&chain, contract, applied),
+            &reply_info(&chain, contract, seq),
             &reply,
             &mut rng(p),
         )
         .map_err(|e| err(format!("cannot seal the reply: {e}")))?;
-        Ok(Applied {
+        Ok(Receipt {
             contract,
-            applied,
+            seq,
             code,
             instructions,
             reply,
-            emits,
+            emits: emits.into_iter().map(Emit).collect(),
             state_hash: r.state.hash(),
+            executor: p.identity(),
         })
     }
 
@@ -628,23 +642,6 @@ impl Keys {
             applied,
             state_hash,
             ciphertext: envelope::encrypt(&k, &plain, &mut rng(p)),
-        })
-    }
-
-    fn root(&self) -> Result<&Root, Error> {
-        self.root
-            .as_ref()
-            .ok_or_else(|| err("this enclave holds no root key (not a gatekeeper)"))
-    }
-
-    fn root_response(&self, p: &mut dyn Platform) -> Result<ContractResponse, Error> {
-        let r = self.root()?;
-        let plain = Zeroizing::new([r.chain.0.as_slice(), &r.era.to_le_bytes(), &*r.key].concat());
-        Ok(ContractResponse::Root {
-            chain: r.chain,
-            era: r.era,
-            commitment: root_commitment(&r.chain, r.era, &r.key),
-            sealed: p.seal(&plain),
         })
     }
 }

@@ -56,16 +56,27 @@ fn handover(e: &mut Enclave, req: ContractRequest) -> Result<Handover, String> {
     })
 }
 
+/// A new root key, bound to [`CHAIN`]: its commitment and sealed blob.
 fn bootstrap(e: &mut Enclave) -> (Hash, Vec<u8>) {
-    match ask(e, ContractRequest::Bootstrap { chain: CHAIN }).unwrap() {
+    let ContractResponse::Root { commitment, .. } = ask(e, ContractRequest::Bootstrap).unwrap()
+    else {
+        panic!("no root")
+    };
+    match ask(e, ContractRequest::Bind { chain: CHAIN }).unwrap() {
         ContractResponse::Root {
-            commitment, sealed, ..
-        } => (commitment, sealed),
+            commitment: c,
+            sealed,
+            chain,
+            ..
+        } => {
+            assert_eq!((c, chain), (commitment, Some(CHAIN)));
+            (commitment, sealed)
+        }
         r => panic!("{r:?}"),
     }
 }
 
-fn public_key(e: &mut Enclave, contract: u64) -> proctor_enclave::contracts::ContractPublicKey {
+fn public_key(e: &mut Enclave, contract: u64) -> proctor_state::contracts::ContractPublicKey {
     match ask(e, ContractRequest::PublicKey { contract }).unwrap() {
         ContractResponse::PublicKey(k) => k,
         r => panic!("{r:?}"),
@@ -206,7 +217,7 @@ fn a_planted_replayed_or_altered_handover_is_refused() {
     // attestation copied), signed by the host: refused.
     let fake = [5u8; 32];
     let mut planted = Handover {
-        commitment: proctor_enclave::contracts::root_commitment(&CHAIN, 0, &fake),
+        commitment: proctor_enclave::contracts::root_commitment(0, &fake),
         ..h.clone()
     };
     let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([6; 32]);
@@ -236,9 +247,17 @@ fn a_root_key_restores_from_its_sealed_blob_only_on_its_own_machine() {
         let mut a = open(&d);
         let (c, s) = bootstrap(&mut a);
         assert!(
-            ask(&mut a, ContractRequest::Bootstrap { chain: CHAIN }).is_err(),
+            ask(&mut a, ContractRequest::Bootstrap).is_err(),
             "one root key"
         );
+        let e = ask(
+            &mut a,
+            ContractRequest::Bind {
+                chain: Hash([8; 32]),
+            },
+        )
+        .unwrap_err();
+        assert!(e.contains("serves chain"), "{e}");
         (c, s, public_key(&mut a, 3).key)
     };
     // The same enclave after a restart.
@@ -265,8 +284,9 @@ fn a_root_key_restores_from_its_sealed_blob_only_on_its_own_machine() {
 
 mod executing {
     use super::*;
-    use proctor_enclave::contracts::{Applied, Checkpoint, Command, command_info, reply_info};
+    use proctor_enclave::contracts::{Command, command_info, reply_info};
     use proctor_primitives::{Address, EncryptionKey};
+    use proctor_state::contracts::{Checkpoint, Receipt};
 
     const MARKER: &[u8] = b"zqxcontractmarker";
 
@@ -326,24 +346,35 @@ mod executing {
         }
     }
 
-    fn apply(x: &mut Enclave, id: u64, c: Command) -> Applied {
-        match ask(
-            x,
-            ContractRequest::Apply {
-                contract: id,
-                command: c,
-            },
-        )
-        .unwrap()
-        {
-            ContractResponse::Applied(a) => a,
+    /// Applies `c` on `x`; the receipt, whose signature verifies.
+    fn apply(x: &mut Enclave, id: u64, c: Command) -> Receipt {
+        let req = ContractRequest::Apply {
+            contract: id,
+            command: c,
+        };
+        match ask(x, req).unwrap() {
+            ContractResponse::Applied { receipt, signature } => {
+                let who = x.info().identity;
+                assert_eq!(receipt.executor, who);
+                who.verify(&receipt.signing_bytes(&CHAIN), &signature)
+                    .unwrap();
+                receipt
+            }
             r => panic!("{r:?}"),
         }
     }
 
     fn checkpoint(x: &mut Enclave, id: u64) -> Checkpoint {
         match ask(x, ContractRequest::Checkpoint { contract: id }).unwrap() {
-            ContractResponse::Checkpoint(c) => c,
+            ContractResponse::Checkpoint {
+                checkpoint,
+                signature,
+            } => {
+                let who = x.info().identity;
+                who.verify(&checkpoint.signing_bytes(&CHAIN), &signature)
+                    .unwrap();
+                checkpoint
+            }
             r => panic!("{r:?}"),
         }
     }
@@ -415,10 +446,11 @@ mod executing {
         assert!(
             alice
                 .reply
-                .open(&reply_info(&CHAIN, 1, from_w.applied), &from_w.reply)
+                .open(&reply_info(&CHAIN, 1, from_w.seq), &from_w.reply)
                 .is_ok()
         );
         (from_w.reply, from_x.reply) = (vec![], vec![]);
+        from_w.executor = from_x.executor;
         assert_eq!(from_w, from_x);
 
         // A checkpoint altered, or passed off as a later one, is refused.

@@ -6,7 +6,8 @@
 
 use crate::modules::registry::types as registry;
 use crate::modules::{
-    governance::types as governance, market::types as market, oracle::types as oracle,
+    contracts::types as contracts, governance::types as governance, market::types as market,
+    oracle::types as oracle,
 };
 use proctor_primitives::{Amount, Hash};
 
@@ -39,6 +40,8 @@ pub enum TxError {
     Market(#[from] market::Error),
     #[error(transparent)]
     Oracle(#[from] oracle::Error),
+    #[error(transparent)]
+    Contracts(#[from] contracts::Error),
 }
 
 impl TxError {
@@ -57,6 +60,7 @@ impl TxError {
             TxError::Governance(e) => e.code(),
             TxError::Market(e) => e.code(),
             TxError::Oracle(e) => e.code(),
+            TxError::Contracts(e) => e.code(),
         }
     }
 }

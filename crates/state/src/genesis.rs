@@ -23,7 +23,7 @@ impl State {
         let p = &g.params;
         validate_params(p)?;
         let mut entries = BTreeMap::new();
-        entries.insert(params_key(), codec::encode(&Record::Params(p.clone())));
+        entries.insert(params_key(), codec::encode(&Record::Params(Box::new(p.clone()))));
         let allowlist = p.allowed_measurements.iter().map(|m| MeasurementEntry {
             measurement: *m,
             retired_at: None,
@@ -125,7 +125,8 @@ fn validate_params(p: &ChainParams) -> Result<(), GenesisError> {
     let m = &p.market;
     let bps = |v: u32| u128::from(v) <= proctor_market::settle::BPS;
     let o = &p.oracle;
-    let rules: [(bool, &'static str); 18] = [
+    let c = &p.contracts;
+    let rules: [(bool, &'static str); 21] = [
         (p.target_block_ms > 0, "target_block_ms must be positive"),
         (
             p.initial_difficulty > 0 && p.min_difficulty > 0,
@@ -188,6 +189,20 @@ fn validate_params(p: &ChainParams) -> Result<(), GenesisError> {
         (
             o.extra_roots.is_empty() || p.allow_sim_quotes,
             "oracle.extra_roots are honoured only on a chain that allows simulated quotes",
+        ),
+        (
+            c.checkpoint_every > 0 && c.max_fuel > 0,
+            "contracts.checkpoint_every and contracts.max_fuel must be positive",
+        ),
+        (
+            c.max_code_bytes <= crate::types::MAX_TX_BYTES as u64
+                && c.max_command_bytes <= crate::types::MAX_TX_BYTES as u64
+                && c.max_checkpoint_bytes <= crate::types::MAX_TX_BYTES as u64,
+            "contracts: code, command and checkpoint limits must fit in a transaction (64 KiB)",
+        ),
+        (
+            c.cost(c.max_fuel).is_some(),
+            "contracts.price_per_million times max_fuel overflows",
         ),
     ];
     match rules.iter().find(|(ok, _)| !ok) {

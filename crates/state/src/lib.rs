@@ -72,7 +72,7 @@ pub use modules::accounts::account_key;
 /// The compute market's types, under the name the rest of the code knows.
 pub use modules::market as jobs;
 pub use modules::registry::enclave_key;
-pub use modules::{accounts, governance, market, oracle, registry, rewards};
+pub use modules::{accounts, contracts, governance, market, oracle, registry, rewards};
 pub use types::*;
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use crate::context::{BlockEnv, Context, StakeGuard, State};
 use crate::error::{BlockError, TxError};
 use crate::module::{Module, ModuleInfo, info};
 use crate::modules::accounts::{self, Accounts};
+use crate::modules::contracts::Contracts;
 use crate::modules::governance::Governance;
 use crate::modules::market::Market;
 use crate::modules::oracle::Oracle;
@@ -23,6 +24,7 @@ pub const MODULES: &[ModuleInfo] = &[
     info::<Rewards>(),
     info::<Market>(),
     info::<Oracle>(),
+    info::<Contracts>(),
 ];
 
 /// Every module's veto on releasing an enclave's stake.
@@ -99,8 +101,8 @@ impl State {
         self.tree.entries()
     }
 
-    /// Sum of all balances, locked stakes, the escrow of unfinished jobs and
-    /// the fees the oracle holds.
+    /// Sum of all balances, locked stakes, the escrow of unfinished jobs,
+    /// the fees the oracle holds and the escrow of unapplied commands.
     pub fn total_supply(&self) -> u128 {
         self.tree
             .entries()
@@ -116,6 +118,9 @@ impl State {
                     Some(j.escrow.0)
                 }
                 Ok(Record::Oracle(crate::modules::oracle::Record::Request(r))) => Some(r.escrow.0),
+                Ok(Record::Contracts(crate::modules::contracts::Record::Command(c))) => {
+                    Some(c.escrow.0)
+                }
                 _ => None,
             })
             .sum()
@@ -347,6 +352,7 @@ impl State {
             Call::Governance(c) => Governance::apply(cx, from, tx, c)?,
             Call::Market(c) => Market::apply(cx, from, tx, c)?,
             Call::Oracle(c) => Oracle::apply(cx, from, tx, c)?,
+            Call::Contracts(c) => Contracts::apply(cx, from, tx, c)?,
         });
         Ok(events)
     }

@@ -26,6 +26,7 @@ pub fn params(sim_root: Option<PublicKey>, measurement: Hash) -> ChainParams {
         finality_depth: 6,
         market: Default::default(),
         oracle: Default::default(),
+        contracts: Default::default(),
     }
 }
 

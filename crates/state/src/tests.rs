@@ -262,7 +262,7 @@ fn wire_types_roundtrip() {
         },
         pouw: Some(p),
     });
-    rt(&Record::Params(g.params.clone()));
+    rt(&Record::Params(Box::new(g.params.clone())));
 }
 
 fn arb_tx_batch() -> impl Strategy<Value = Vec<(usize, usize, u128, u128)>> {

@@ -4,8 +4,8 @@
 
 use crate::modules::market::types as market;
 use crate::modules::{
-    accounts::types as accounts, governance::types as governance, oracle::types as oracle,
-    registry::types as registry, rewards::types as rewards,
+    accounts::types as accounts, contracts::types as contracts, governance::types as governance,
+    oracle::types as oracle, registry::types as registry, rewards::types as rewards,
 };
 pub use accounts::Account;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -65,6 +65,9 @@ pub struct ChainParams {
     /// The oracle's fees, deadlines and extra roots.
     #[serde(default)]
     pub oracle: oracle::OracleParams,
+    /// Confidential contracts: prices, limits and the gatekeeper.
+    #[serde(default)]
+    pub contracts: contracts::ContractParams,
 }
 
 /// An initial balance.
@@ -134,6 +137,7 @@ pub enum Call {
     Governance(governance::Call),
     Market(market::Call),
     Oracle(oracle::Call),
+    Contracts(contracts::Call),
 }
 
 impl Call {
@@ -145,9 +149,12 @@ impl Call {
             Call::Registry(registry::Call::RegisterEnclave { stake, .. }) => *stake,
             Call::Market(market::Call::SubmitJob { escrow, .. }) => *escrow,
             Call::Oracle(oracle::Call::Request { fee, .. }) => *fee,
-            Call::Registry(_) | Call::Governance(_) | Call::Market(_) | Call::Oracle(_) => {
-                Amount::ZERO
-            }
+            Call::Contracts(contracts::Call::Command { escrow, .. }) => *escrow,
+            Call::Registry(_)
+            | Call::Governance(_)
+            | Call::Market(_)
+            | Call::Oracle(_)
+            | Call::Contracts(_) => Amount::ZERO,
         }
     }
 }
@@ -368,18 +375,20 @@ pub enum Event {
     Rewards(rewards::Event),
     Market(market::Event),
     Oracle(oracle::Event),
+    Contracts(contracts::Event),
 }
 
 /// A value stored in the state tree: the chain parameters, or one module's
 /// record. The variant tag keeps modules apart.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum Record {
-    Params(ChainParams),
+    Params(Box<ChainParams>),
     Accounts(accounts::Record),
     Registry(registry::Record),
     Governance(governance::Record),
     Market(market::Record),
     Oracle(oracle::Record),
+    Contracts(contracts::Record),
 }
 
 /// `From` each module's call, event and record into the top-level one.
@@ -392,9 +401,9 @@ macro_rules! from_module {
         }
     )*};
 }
-from_module!(Call: Accounts => accounts, Registry => registry, Governance => governance, Market => market, Oracle => oracle);
-from_module!(Event: Accounts => accounts, Registry => registry, Governance => governance, Rewards => rewards, Market => market, Oracle => oracle);
-from_module!(Record: Accounts => accounts, Registry => registry, Governance => governance, Market => market, Oracle => oracle);
+from_module!(Call: Accounts => accounts, Registry => registry, Governance => governance, Market => market, Oracle => oracle, Contracts => contracts);
+from_module!(Event: Accounts => accounts, Registry => registry, Governance => governance, Rewards => rewards, Market => market, Oracle => oracle, Contracts => contracts);
+from_module!(Record: Accounts => accounts, Registry => registry, Governance => governance, Market => market, Oracle => oracle, Contracts => contracts);
 
 /// The result of one transaction in a block.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]

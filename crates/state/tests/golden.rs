@@ -14,7 +14,7 @@ use proctor_state::jobs::{
     RequesterUsage, ResultReport, WorkerOffer, WrappedKey, job_binding,
 };
 use proctor_state::*;
-use proctor_state::{accounts, governance, market, oracle, registry, rewards};
+use proctor_state::{accounts, contracts, governance, market, oracle, registry, rewards};
 use proctor_tee::Quote;
 use proctor_tee::quote::SimQuote;
 use std::path::PathBuf;
@@ -51,6 +51,13 @@ fn call_name(c: &Call) -> &'static str {
         Call::Oracle(oracle::Call::Request { .. }) => "oracle_request",
         Call::Oracle(oracle::Call::Deliver { .. }) => "oracle_deliver",
         Call::Oracle(oracle::Call::Cancel { .. }) => "oracle_cancel",
+        Call::Contracts(contracts::Call::Deploy { .. }) => "contracts_deploy",
+        Call::Contracts(contracts::Call::PublishKey { .. }) => "contracts_publish_key",
+        Call::Contracts(contracts::Call::RequestKey { .. }) => "contracts_request_key",
+        Call::Contracts(contracts::Call::GrantKey { .. }) => "contracts_grant_key",
+        Call::Contracts(contracts::Call::Command { .. }) => "contracts_command",
+        Call::Contracts(contracts::Call::Receipt { .. }) => "contracts_receipt",
+        Call::Contracts(contracts::Call::Checkpoint { .. }) => "contracts_checkpoint",
     }
 }
 
@@ -81,6 +88,16 @@ fn event_name(e: &Event) -> &'static str {
         Event::Oracle(oracle::Event::OracleCancelled { .. }) => "oracle_cancelled",
         Event::Oracle(oracle::Event::OracleLateDelivery { .. }) => "oracle_late_delivery",
         Event::Oracle(oracle::Event::OracleExpired { .. }) => "oracle_expired",
+        Event::Contracts(e) => match e {
+            contracts::Event::ContractDeployed { .. } => "contract_deployed",
+            contracts::Event::ContractKeyPublished { .. } => "contract_key_published",
+            contracts::Event::ContractKeyRequested { .. } => "contract_key_requested",
+            contracts::Event::ContractKeyGranted { .. } => "contract_key_granted",
+            contracts::Event::ContractCommand { .. } => "contract_command",
+            contracts::Event::ContractApplied { .. } => "contract_applied",
+            contracts::Event::ContractEmitted { .. } => "contract_emitted",
+            contracts::Event::ContractCheckpointed { .. } => "contract_checkpointed",
+        },
     }
 }
 
@@ -98,6 +115,15 @@ fn record_name(r: &Record) -> &'static str {
         Record::Oracle(oracle::Record::Request(_)) => "oracle_request",
         Record::Oracle(oracle::Record::Next(_)) => "oracle_next",
         Record::Oracle(oracle::Record::Ids(_)) => "oracle_ids",
+        Record::Contracts(r) => match r {
+            contracts::Record::Contract(_) => "contracts_contract",
+            contracts::Record::Code(_) => "contracts_code",
+            contracts::Record::Command(_) => "contracts_command",
+            contracts::Record::Checkpoint(_) => "contracts_checkpoint",
+            contracts::Record::Next(_) => "contracts_next",
+            contracts::Record::Blob(_) => "contracts_blob",
+            contracts::Record::Ids(_) => "contracts_ids",
+        },
     }
 }
 
@@ -237,7 +263,74 @@ fn calls() -> Vec<Call> {
             signature: key(1).sign(&datagram().signing_bytes(&h(9))),
         }),
         Call::Oracle(oracle::Call::Cancel { id: 1 }),
+        Call::Contracts(contracts::Call::Deploy {
+            code: b"\0asm\x01\0\0\0".to_vec(),
+        }),
+        Call::Contracts(contracts::Call::PublishKey {
+            key: contract_key(),
+        }),
+        Call::Contracts(contracts::Call::RequestKey {
+            contract: 1,
+            attestation: vec![1, 2],
+        }),
+        Call::Contracts(contracts::Call::GrantKey {
+            contract: 1,
+            handover: vec![3, 4],
+        }),
+        Call::Contracts(contracts::Call::Command {
+            contract: 1,
+            fuel: 2,
+            escrow: Amount(3),
+            init: true,
+            reply_to: EncryptionKey([4; 32]),
+            sealed: vec![5, 6],
+        }),
+        Call::Contracts(contracts::Call::Receipt {
+            receipt: contract_receipt(),
+            signature: key(1).sign(&contract_receipt().signing_bytes(&h(9))),
+        }),
+        Call::Contracts(contracts::Call::Checkpoint {
+            checkpoint: contract_checkpoint(),
+            executor: pk(1),
+            signature: key(1).sign(&contract_checkpoint().signing_bytes(&h(9))),
+        }),
     ]
+}
+
+fn contract_key() -> contracts::ContractPublicKey {
+    let mut k = contracts::ContractPublicKey {
+        chain: h(9),
+        era: 0,
+        contract: 1,
+        key: EncryptionKey([2; 32]),
+        gatekeeper: pk(1),
+        signature: proctor_primitives::Signature([0; 64]),
+    };
+    k.signature = key(1).sign(&k.signing_bytes());
+    k
+}
+
+fn contract_receipt() -> contracts::Receipt {
+    contracts::Receipt {
+        contract: 1,
+        seq: 2,
+        code: -1,
+        instructions: 3,
+        reply: vec![4, 5],
+        emits: vec![contracts::Emit(vec![0; 9])],
+        state_hash: h(6),
+        executor: pk(1),
+    }
+}
+
+fn contract_checkpoint() -> contracts::Checkpoint {
+    contracts::Checkpoint {
+        contract: 1,
+        era: 0,
+        applied: 2,
+        state_hash: h(3),
+        ciphertext: vec![4, 5, 6],
+    }
 }
 
 fn events() -> Vec<Event> {
@@ -367,6 +460,45 @@ fn events() -> Vec<Event> {
             id: 1,
             refunded: Amount(2),
         }),
+        Event::Contracts(contracts::Event::ContractDeployed {
+            id: 1,
+            owner: addr(2),
+            code_hash: h(3),
+            executor: pk(4),
+        }),
+        Event::Contracts(contracts::Event::ContractKeyPublished {
+            id: 1,
+            key: EncryptionKey([2; 32]),
+        }),
+        Event::Contracts(contracts::Event::ContractKeyRequested {
+            id: 1,
+            executor: pk(2),
+        }),
+        Event::Contracts(contracts::Event::ContractKeyGranted { id: 1 }),
+        Event::Contracts(contracts::Event::ContractCommand {
+            id: 1,
+            seq: 2,
+            sender: addr(3),
+        }),
+        Event::Contracts(contracts::Event::ContractApplied {
+            id: 1,
+            seq: 2,
+            code: 3,
+            instructions: 4,
+            paid: Amount(5),
+            state_hash: h(6),
+        }),
+        Event::Contracts(contracts::Event::ContractEmitted {
+            id: 1,
+            seq: 2,
+            target: 0,
+            payload: vec![3, 4],
+        }),
+        Event::Contracts(contracts::Event::ContractCheckpointed {
+            id: 1,
+            applied: 2,
+            state_hash: h(3),
+        }),
     ]
 }
 
@@ -400,7 +532,7 @@ fn records() -> Vec<Record> {
             unbonding_until: Some(8),
             registration_tx: Some(h(9)),
         })),
-        Record::Params(params),
+        Record::Params(Box::new(params)),
         Record::from(governance::Record::Measurements(vec![MeasurementEntry {
             measurement: h(1),
             retired_at: Some(2),
@@ -474,6 +606,46 @@ fn records() -> Vec<Record> {
         }))),
         Record::from(oracle::Record::Next(2)),
         Record::from(oracle::Record::Ids(oracle::Ids(vec![1, 2]))),
+        Record::from(contracts::Record::Contract(Box::new(
+            contracts::ContractInfo {
+                id: 1,
+                owner: addr(2),
+                code_hash: h(3),
+                code_len: 4,
+                executor: pk(5),
+                created: 6,
+                key: Some(EncryptionKey([7; 32])),
+                era: 0,
+                commands: 8,
+                applied: 7,
+                state_hash: h(9),
+                checkpoint: Some((5, 6)),
+            },
+        ))),
+        Record::from(contracts::Record::Code(vec![1, 2])),
+        Record::from(contracts::Record::Command(Box::new(
+            contracts::CommandRecord {
+                contract: 1,
+                seq: 2,
+                sender: addr(3),
+                nonce: 4,
+                height: 5,
+                fuel: 6,
+                init: false,
+                reply_to: EncryptionKey([7; 32]),
+                sealed: vec![8],
+                escrow: Amount(0),
+                receipt: Some(contract_receipt()),
+                paid: Amount(9),
+                refunded: Amount(10),
+            },
+        ))),
+        Record::from(contracts::Record::Checkpoint(Box::new(
+            contract_checkpoint(),
+        ))),
+        Record::from(contracts::Record::Next(2)),
+        Record::from(contracts::Record::Blob(vec![1])),
+        Record::from(contracts::Record::Ids(vec![1, 2])),
     ]
 }
 
@@ -588,9 +760,9 @@ fn every_call_event_and_record_encodes_as_its_golden_fixture() {
             "a variant sampled twice: {names:?}"
         );
     }
-    assert_eq!(calls.len(), 15, "a Call variant has no sample");
-    assert_eq!(events.len(), 25, "an Event variant has no sample");
-    assert_eq!(records.len(), 12, "a Record variant has no sample");
+    assert_eq!(calls.len(), 22, "a Call variant has no sample");
+    assert_eq!(events.len(), 33, "an Event variant has no sample");
+    assert_eq!(records.len(), 19, "a Record variant has no sample");
     check("calls.txt", &lines(&calls));
     check("events.txt", &lines(&events));
     check("records.txt", &lines(&records));
@@ -739,6 +911,23 @@ fn transaction_error_codes_are_distinct_and_stable() {
         TxError::Oracle(oracle::Error::BadDatagram(String::new())),
         TxError::Oracle(oracle::Error::KindMismatch),
         TxError::Oracle(oracle::Error::MeasurementRetired(pk(1))),
+        TxError::Contracts(contracts::Error::NotFound(1)),
+        TxError::Contracts(contracts::Error::NoGatekeeper),
+        TxError::Contracts(contracts::Error::BadCode(String::new())),
+        TxError::Contracts(contracts::Error::NoExecutor),
+        TxError::Contracts(contracts::Error::NotGatekeeper),
+        TxError::Contracts(contracts::Error::BadSignature),
+        TxError::Contracts(contracts::Error::KeyPublished(1)),
+        TxError::Contracts(contracts::Error::NoKey(1)),
+        TxError::Contracts(contracts::Error::NotOperator(1, "executor")),
+        TxError::Contracts(contracts::Error::BadCommand(String::new())),
+        TxError::Contracts(contracts::Error::NotExecutor(pk(1))),
+        TxError::Contracts(contracts::Error::WrongSeq {
+            expected: 1,
+            got: 2,
+        }),
+        TxError::Contracts(contracts::Error::BadReceipt(String::new())),
+        TxError::Contracts(contracts::Error::BadCheckpoint(String::new())),
     ];
     let codes: Vec<i32> = all.iter().map(TxError::code).collect();
     let distinct: std::collections::BTreeSet<i32> = codes.iter().copied().collect();
@@ -753,6 +942,7 @@ fn transaction_error_codes_are_distinct_and_stable() {
         TxError::Governance(_) => "governance",
         TxError::Market(_) => "market",
         TxError::Oracle(_) => "oracle",
+        TxError::Contracts(_) => "contracts",
         _ => "accounts",
     };
     for (e, c) in all.iter().zip(&codes) {

@@ -79,7 +79,7 @@ impl Overlay<'_> {
     }
     /// The enclaves that serve oracle requests at `height`: those with a
     /// market offer, registered, not unbonding and not expired.
-    fn oracle_providers(&self, height: Height) -> Vec<PublicKey> {
+    pub(crate) fn oracle_providers(&self, height: Height) -> Vec<PublicKey> {
         self.market()
             .workers
             .into_iter()

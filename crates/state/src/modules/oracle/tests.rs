@@ -3,134 +3,15 @@
 //! checks that supply grows by exactly the block reward.
 
 use super::*;
-use crate::testkit::{self, keys};
-use crate::{BlockEnv, Call, Event, SignedTransaction, State, Transaction, TxError};
+use crate::modules::tests::*;
+use crate::{Call, Event};
 use proctor_primitives::{Amount, Keypair};
 use proctor_tee::Platform;
-use proctor_tee::sim::{SimAttestationRoot, SimPlatform, sim_measurement};
+use proctor_tee::sim::{SimPlatform, sim_measurement};
 use proptest::prelude::*;
 
 const FEE: u128 = 5_000;
-/// Key indices: 0 requester, 1 someone else, 2 miner, 3.. operators.
-const REQUESTER: usize = 0;
-const OTHER: usize = 1;
-const MINER: usize = 2;
-const T0: u64 = 1_700_000_000_000;
-
-struct Chain {
-    ks: Vec<Keypair>,
-    genesis: Hash,
-    reward: u128,
-    state: State,
-    height: u64,
-    nonces: Vec<u64>,
-    enclaves: Vec<SimPlatform>,
-    outsider: SimPlatform,
-}
-
-fn platform(name: &str) -> SimPlatform {
-    let d = std::env::temp_dir().join(format!("proctor-oracle-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    SimPlatform::open(&d, SimAttestationRoot::from_secret(&[7; 32])).unwrap()
-}
-
 impl Chain {
-    /// A chain with `n` registered enclaves that offer their service.
-    fn new(name: &str, n: usize) -> Chain {
-        let ks = keys(3 + n);
-        let root = SimAttestationRoot::from_secret(&[7; 32]);
-        let mut params = testkit::params(Some(root.public()), sim_measurement());
-        params.oracle.max_fee = Amount(100_000);
-        params.governance = Some(ks[OTHER].public().address());
-        let g = testkit::genesis(&ks, 1_000_000_000, params);
-        let mut c = Chain {
-            genesis: g.hash(),
-            reward: g.params.block_reward.0,
-            state: State::genesis(&g).unwrap(),
-            nonces: vec![0; ks.len()],
-            ks,
-            height: 0,
-            enclaves: (0..n).map(|i| platform(&format!("{name}-{i}"))).collect(),
-            outsider: platform(&format!("{name}-outsider")),
-        };
-        for i in 0..n {
-            let op = c.ks[3 + i].public().address();
-            let reg = testkit::register_call(&c.enclaves[i], &op, &c.genesis, 5_000, 1_000_000);
-            c.ok(3 + i, reg);
-            let offer = Call::Market(crate::market::Call::SetOffer {
-                identity: c.enclaves[i].identity(),
-                price: Amount(10),
-                memory_pages: 1_000,
-                fuel: 1_000_000,
-                speed: 1_000_000,
-            });
-            c.ok(3 + i, offer);
-        }
-        c
-    }
-
-    /// Applies a block with `who`'s `call` (or none): its receipt's events
-    /// and the block's; supply grows by exactly the reward.
-    fn block(&mut self, tx: Option<(usize, Call)>) -> Result<(Vec<Event>, Vec<Event>), TxError> {
-        let txs: Vec<SignedTransaction> = tx
-            .iter()
-            .map(|(who, call)| {
-                Transaction {
-                    chain: self.genesis,
-                    signer: self.ks[*who].public(),
-                    nonce: self.nonces[*who],
-                    fee: Amount(1),
-                    call: call.clone(),
-                }
-                .sign(&self.ks[*who])
-            })
-            .collect();
-        let env = BlockEnv {
-            height: self.height + 1,
-            timestamp: self.time(self.height + 1),
-            miner: self.ks[MINER].public().address(),
-        };
-        let before = self.state.total_supply();
-        let a = self.state.apply_block(&env, &txs).map_err(|e| match e {
-            crate::BlockError::Tx { error, .. } => error,
-            e => panic!("block failed outside a transaction: {e}"),
-        })?;
-        assert_eq!(
-            a.state.total_supply(),
-            before + self.reward,
-            "supply at height {}",
-            env.height
-        );
-        if let Some((who, _)) = tx {
-            self.nonces[who] += 1;
-        }
-        self.height += 1;
-        self.state = a.state;
-        let receipt = a.receipts.first().map(|r| r.events.clone());
-        Ok((receipt.unwrap_or_default(), a.events))
-    }
-
-    fn time(&self, height: u64) -> u64 {
-        T0 + height * 1000
-    }
-
-    fn ok(&mut self, who: usize, call: Call) -> Vec<Event> {
-        self.block(Some((who, call))).expect("call applies").0
-    }
-
-    fn err(&mut self, who: usize, call: Call) -> i32 {
-        self.block(Some((who, call)))
-            .expect_err("call is refused")
-            .code()
-    }
-
-    fn balance(&self, who: usize) -> u128 {
-        self.state
-            .account(&self.ks[who].public().address())
-            .balance
-            .0
-    }
-
     /// Index (in `enclaves`) of the enclave request `id` is assigned to.
     fn assigned(&self, id: u64) -> usize {
         let e = self.state.oracle_request(id).unwrap().enclave;

@@ -1,0 +1,537 @@
+//! Confidential contracts on chain (seed 004 §4): the chain is the event
+//! log; enclaves hold the keys and the plaintext.
+//!
+//! - **Deploy**: the code is stored (its hash and size public), the contract
+//!   gets an id and an executor: `providers[H(id) mod n]`, the same provider
+//!   set as the oracle's (enclaves with a market offer, registered, not
+//!   unbonding, not expired). The chain needs a gatekeeper for that
+//!   (`params.contracts.gatekeeper`, the genesis node of §4.4).
+//! - **Keys**: the gatekeeper's host posts the contract's command key, which
+//!   its enclave derived from the root key and signed (`PublishKey`, checked
+//!   against the genesis gatekeeper's identity). The executor's operator asks
+//!   for the contract key with its enclave's attestation (`RequestKey`), and
+//!   the gatekeeper's operator posts it sealed to that enclave (`GrantKey`).
+//!   Both are opaque here: the enclaves check them (attestation, signature,
+//!   commitment), the chain only who may post them.
+//! - **Commands** are transactions: sealed to the contract's key, bound to
+//!   chain, contract, sender and the transaction's nonce, numbered in chain
+//!   order. The sender pays for `fuel` up front (`escrow` = fuel at
+//!   `price_per_million`).
+//! - **Receipts**: the executor's enclave signs what each command did (code,
+//!   instructions, sealed reply, egress messages, state hash). The chain
+//!   accepts the receipt of the next command only, from the assigned enclave
+//!   only; it pays the instructions used to the executor's operator and
+//!   returns the rest of the escrow. Egress messages to the chain (target 0)
+//!   become events.
+//! - **Checkpoints**: every `checkpoint_every` commands the executor posts
+//!   the state encrypted under the contract's state key, signed; a new
+//!   executor resumes from the latest one.
+//!
+//! Escrows held for commands are counted in [`State::total_supply`].
+
+use crate::TxError;
+use crate::context::{Context, Overlay, State, key};
+use crate::module::Module;
+use crate::types::Transaction;
+use proctor_primitives::{Address, Amount, Hash, PublicKey, Signature};
+
+pub mod types;
+pub use types::*;
+
+/// The contracts module.
+pub(crate) struct Contracts;
+
+fn contract_key(id: u64) -> Hash {
+    key(Contracts::KEY_PREFIX, "contract", &[&id.to_le_bytes()])
+}
+fn code_key(id: u64) -> Hash {
+    key(Contracts::KEY_PREFIX, "code", &[&id.to_le_bytes()])
+}
+fn command_key(id: u64, seq: u64) -> Hash {
+    key(
+        Contracts::KEY_PREFIX,
+        "command",
+        &[&id.to_le_bytes(), &seq.to_le_bytes()],
+    )
+}
+fn checkpoint_key(id: u64) -> Hash {
+    key(Contracts::KEY_PREFIX, "checkpoint", &[&id.to_le_bytes()])
+}
+fn next_key() -> Hash {
+    key(Contracts::KEY_PREFIX, "next", &[])
+}
+fn request_key(id: u64, executor: &PublicKey) -> Hash {
+    key(
+        Contracts::KEY_PREFIX,
+        "key-request",
+        &[&id.to_le_bytes(), &executor.0],
+    )
+}
+fn grant_key(id: u64, executor: &PublicKey) -> Hash {
+    key(
+        Contracts::KEY_PREFIX,
+        "key-grant",
+        &[&id.to_le_bytes(), &executor.0],
+    )
+}
+fn awaiting_key() -> Hash {
+    key(Contracts::KEY_PREFIX, "awaiting-key", &[])
+}
+
+impl Overlay<'_> {
+    pub(crate) fn contract(&self, id: u64) -> Option<ContractInfo> {
+        match self.get(&contract_key(id)) {
+            Some(crate::Record::Contracts(Record::Contract(c))) => Some(*c),
+            _ => None,
+        }
+    }
+    fn set_contract(&mut self, c: &ContractInfo) {
+        self.put(contract_key(c.id), Record::Contract(Box::new(c.clone())));
+    }
+    fn contract_command(&self, id: u64, seq: u64) -> Option<CommandRecord> {
+        match self.get(&command_key(id, seq)) {
+            Some(crate::Record::Contracts(Record::Command(c))) => Some(*c),
+            _ => None,
+        }
+    }
+    fn set_contract_command(&mut self, c: &CommandRecord) {
+        self.put(
+            command_key(c.contract, c.seq),
+            Record::Command(Box::new(c.clone())),
+        );
+    }
+    fn contract_blob(&self, k: &Hash) -> Option<Vec<u8>> {
+        match self.get(k) {
+            Some(crate::Record::Contracts(Record::Blob(b) | Record::Code(b))) => Some(b),
+            _ => None,
+        }
+    }
+    fn contracts_awaiting_key(&self) -> Vec<u64> {
+        match self.get(&awaiting_key()) {
+            Some(crate::Record::Contracts(Record::Ids(v))) => v,
+            _ => vec![],
+        }
+    }
+    fn set_contracts_awaiting_key(&mut self, ids: Vec<u64>) {
+        if ids.is_empty() {
+            self.delete(awaiting_key());
+        } else {
+            self.put(awaiting_key(), Record::Ids(ids));
+        }
+    }
+    fn contracts_next(&self) -> u64 {
+        match self.get(&next_key()) {
+            Some(crate::Record::Contracts(Record::Next(n))) => n,
+            _ => 1,
+        }
+    }
+    /// The operator of `enclave` if it is registered and active now.
+    fn active_operator(&self, enclave: &PublicKey, height: u64) -> Option<Address> {
+        self.enclave(enclave)
+            .filter(|e| e.unbonding_until.is_none() && e.expires_at >= height)
+            .map(|e| e.operator)
+    }
+}
+
+impl Module for Contracts {
+    const NAME: &'static str = "contracts";
+    const KEY_PREFIX: &'static str = "proctor/contracts";
+    const CODES: std::ops::RangeInclusive<i32> = 1300..=1349;
+    type Call = Call;
+
+    fn apply(
+        cx: &mut Context<'_>,
+        from: Address,
+        tx: &Transaction,
+        call: &Call,
+    ) -> Result<Vec<crate::Event>, TxError> {
+        let events = match call {
+            Call::Deploy { code } => vec![deploy(cx, from, code)?],
+            Call::PublishKey { key } => vec![publish_key(cx, key)?],
+            Call::RequestKey {
+                contract,
+                attestation,
+            } => vec![request_key_call(cx, from, *contract, attestation)?],
+            Call::GrantKey { contract, handover } => {
+                vec![grant(cx, from, *contract, handover)?]
+            }
+            Call::Command {
+                contract,
+                fuel,
+                escrow,
+                init,
+                reply_to,
+                sealed,
+            } => {
+                let c = CommandRecord {
+                    contract: *contract,
+                    seq: 0,
+                    sender: from,
+                    nonce: tx.nonce,
+                    height: cx.env.height,
+                    fuel: *fuel,
+                    init: *init,
+                    reply_to: *reply_to,
+                    sealed: sealed.clone(),
+                    escrow: *escrow,
+                    receipt: None,
+                    paid: Amount::ZERO,
+                    refunded: Amount::ZERO,
+                };
+                vec![command(cx, c)?]
+            }
+            Call::Receipt { receipt, signature } => receipt_call(cx, receipt, signature)?,
+            Call::Checkpoint {
+                checkpoint,
+                executor,
+                signature,
+            } => vec![checkpoint_call(cx, checkpoint, executor, signature)?],
+        };
+        Ok(crate::context::lift(events))
+    }
+}
+
+fn deploy(cx: &mut Context<'_>, from: Address, code: &[u8]) -> Result<Event, Error> {
+    let p = &cx.params().contracts;
+    if p.gatekeeper.is_none() {
+        return Err(Error::NoGatekeeper);
+    }
+    if code.len() as u64 > p.max_code_bytes {
+        return Err(Error::BadCode(format!(
+            "{} bytes, more than the chain's {}",
+            code.len(),
+            p.max_code_bytes
+        )));
+    }
+    if !code.starts_with(b"\0asm") {
+        return Err(Error::BadCode("not a WebAssembly module".into()));
+    }
+    let height = cx.env.height;
+    let providers = cx.o.oracle_providers(height);
+    if providers.is_empty() {
+        return Err(Error::NoExecutor);
+    }
+    let id = cx.o.contracts_next();
+    let h = Hash::tagged("proctor/contracts/assign", &[&id.to_le_bytes()]);
+    let pick = u64::from_le_bytes(h.0[..8].try_into().expect("8 bytes"));
+    let executor = providers[(pick % providers.len() as u64) as usize];
+    let c = ContractInfo {
+        id,
+        owner: from,
+        code_hash: Hash::of(code),
+        code_len: code.len() as u64,
+        executor,
+        created: height,
+        key: None,
+        era: 0,
+        commands: 0,
+        applied: 0,
+        state_hash: Hash::ZERO,
+        checkpoint: None,
+    };
+    cx.o.set_contract(&c);
+    cx.o.put(code_key(id), Record::Code(code.to_vec()));
+    cx.o.put(next_key(), Record::Next(id + 1));
+    let mut awaiting = cx.o.contracts_awaiting_key();
+    awaiting.push(id);
+    cx.o.set_contracts_awaiting_key(awaiting);
+    Ok(Event::ContractDeployed {
+        id,
+        owner: from,
+        code_hash: c.code_hash,
+        executor,
+    })
+}
+
+fn publish_key(cx: &mut Context<'_>, k: &ContractPublicKey) -> Result<Event, Error> {
+    let mut c =
+        cx.o.contract(k.contract)
+            .ok_or(Error::NotFound(k.contract))?;
+    let gk = cx.params().contracts.gatekeeper.as_ref();
+    if gk.is_none_or(|g| g.identity != k.gatekeeper)
+        || k.chain != cx.state.genesis_hash
+        || k.era != c.era
+    {
+        return Err(Error::NotGatekeeper);
+    }
+    k.gatekeeper
+        .verify(&k.signing_bytes(), &k.signature)
+        .map_err(|_| Error::BadSignature)?;
+    if c.key.is_some() {
+        return Err(Error::KeyPublished(k.contract));
+    }
+    c.key = Some(k.key);
+    cx.o.set_contract(&c);
+    let mut awaiting = cx.o.contracts_awaiting_key();
+    awaiting.retain(|&i| i != c.id);
+    cx.o.set_contracts_awaiting_key(awaiting);
+    Ok(Event::ContractKeyPublished {
+        id: c.id,
+        key: k.key,
+    })
+}
+
+fn request_key_call(
+    cx: &mut Context<'_>,
+    from: Address,
+    id: u64,
+    attestation: &[u8],
+) -> Result<Event, Error> {
+    let c = cx.o.contract(id).ok_or(Error::NotFound(id))?;
+    if cx.o.active_operator(&c.executor, cx.env.height) != Some(from) {
+        return Err(Error::NotOperator(id, "executor"));
+    }
+    if attestation.len() > MAX_HANDOVER {
+        return Err(Error::BadCommand("attestation too large".into()));
+    }
+    cx.o.put(
+        request_key(id, &c.executor),
+        Record::Blob(attestation.to_vec()),
+    );
+    Ok(Event::ContractKeyRequested {
+        id,
+        executor: c.executor,
+    })
+}
+
+fn grant(cx: &mut Context<'_>, from: Address, id: u64, handover: &[u8]) -> Result<Event, Error> {
+    let c = cx.o.contract(id).ok_or(Error::NotFound(id))?;
+    let gk = cx
+        .params()
+        .contracts
+        .gatekeeper
+        .clone()
+        .ok_or(Error::NoGatekeeper)?;
+    if cx.o.active_operator(&gk.identity, cx.env.height) != Some(from) {
+        return Err(Error::NotOperator(id, "gatekeeper"));
+    }
+    if handover.len() > MAX_HANDOVER {
+        return Err(Error::BadCommand("handover too large".into()));
+    }
+    cx.o.delete(request_key(id, &c.executor));
+    cx.o.put(grant_key(id, &c.executor), Record::Blob(handover.to_vec()));
+    Ok(Event::ContractKeyGranted { id })
+}
+
+fn command(cx: &mut Context<'_>, mut cmd: CommandRecord) -> Result<Event, TxError> {
+    let id = cmd.contract;
+    let mut c = cx.o.contract(id).ok_or(Error::NotFound(id))?;
+    if c.key.is_none() {
+        return Err(Error::NoKey(id).into());
+    }
+    let p = &cx.params().contracts;
+    if cmd.sealed.len() as u64 > p.max_command_bytes {
+        return Err(Error::BadCommand(format!(
+            "{} sealed bytes, more than the chain's {}",
+            cmd.sealed.len(),
+            p.max_command_bytes
+        ))
+        .into());
+    }
+    if cmd.fuel == 0 || cmd.fuel > p.max_fuel {
+        return Err(Error::BadCommand(format!(
+            "fuel must be between 1 and the chain's {}",
+            p.max_fuel
+        ))
+        .into());
+    }
+    let cost = p.cost(cmd.fuel).ok_or(TxError::Overflow)?;
+    if cmd.escrow != cost {
+        return Err(Error::BadCommand(format!(
+            "escrow {} does not match the fuel's cost {cost}",
+            cmd.escrow
+        ))
+        .into());
+    }
+    if cmd.init && (c.commands != 0 || cmd.sender != c.owner) {
+        return Err(Error::BadCommand("init is the owner's first command only".into()).into());
+    }
+    c.commands += 1;
+    cmd.seq = c.commands;
+    cx.o.set_contract(&c);
+    cx.o.set_contract_command(&cmd);
+    Ok(Event::ContractCommand {
+        id,
+        seq: cmd.seq,
+        sender: cmd.sender,
+    })
+}
+
+/// Checks that `executor` is `c`'s executor, active, and signed `bytes`.
+fn check_executor(
+    cx: &Context<'_>,
+    c: &ContractInfo,
+    executor: &PublicKey,
+    bytes: &[u8],
+    signature: &Signature,
+) -> Result<Address, Error> {
+    let operator =
+        cx.o.active_operator(executor, cx.env.height)
+            .filter(|_| *executor == c.executor)
+            .ok_or(Error::NotExecutor(*executor))?;
+    executor
+        .verify(bytes, signature)
+        .map_err(|_| Error::BadSignature)?;
+    Ok(operator)
+}
+
+fn receipt_call(
+    cx: &mut Context<'_>,
+    r: &Receipt,
+    signature: &Signature,
+) -> Result<Vec<Event>, TxError> {
+    let id = r.contract;
+    let mut c = cx.o.contract(id).ok_or(Error::NotFound(id))?;
+    let operator = check_executor(
+        cx,
+        &c,
+        &r.executor,
+        &r.signing_bytes(&cx.state.genesis_hash),
+        signature,
+    )?;
+    if r.seq != c.applied + 1 {
+        return Err(Error::WrongSeq {
+            expected: c.applied + 1,
+            got: r.seq,
+        }
+        .into());
+    }
+    let mut cmd = cx.o.contract_command(id, r.seq).ok_or(Error::WrongSeq {
+        expected: c.applied + 1,
+        got: r.seq,
+    })?;
+    if r.instructions > cmd.fuel {
+        return Err(Error::BadReceipt(format!(
+            "{} instructions, more than the command's fuel {}",
+            r.instructions, cmd.fuel
+        ))
+        .into());
+    }
+    if r.reply.len() > MAX_REPLY
+        || r.emits.len() > MAX_EMITS
+        || r.emits
+            .iter()
+            .any(|e| e.0.len() > MAX_EMIT || e.0.len() < 8)
+    {
+        return Err(Error::BadReceipt("reply or messages over the limits".into()).into());
+    }
+    if r.code != 0 && !r.emits.is_empty() {
+        return Err(Error::BadReceipt("a command that did not apply emits nothing".into()).into());
+    }
+    let paid = cx
+        .params()
+        .contracts
+        .cost(r.instructions)
+        .ok_or(TxError::Overflow)?
+        .min(cmd.escrow);
+    let refund = Amount(cmd.escrow.0 - paid.0);
+    cx.o.credit(&operator, paid)?;
+    cx.o.credit(&cmd.sender, refund)?;
+    cmd.escrow = Amount::ZERO;
+    cmd.paid = paid;
+    cmd.refunded = refund;
+    cmd.receipt = Some(r.clone());
+    cx.o.set_contract_command(&cmd);
+    c.applied = r.seq;
+    c.state_hash = r.state_hash;
+    cx.o.set_contract(&c);
+    let mut events = vec![Event::ContractApplied {
+        id,
+        seq: r.seq,
+        code: r.code,
+        instructions: r.instructions,
+        paid,
+        state_hash: r.state_hash,
+    }];
+    for e in &r.emits {
+        let target = u64::from_le_bytes(e.0[..8].try_into().expect("8 bytes"));
+        events.push(Event::ContractEmitted {
+            id,
+            seq: r.seq,
+            target,
+            payload: e.0[8..].to_vec(),
+        });
+    }
+    Ok(events)
+}
+
+fn checkpoint_call(
+    cx: &mut Context<'_>,
+    cp: &Checkpoint,
+    executor: &PublicKey,
+    signature: &Signature,
+) -> Result<Event, Error> {
+    let id = cp.contract;
+    let mut c = cx.o.contract(id).ok_or(Error::NotFound(id))?;
+    check_executor(
+        cx,
+        &c,
+        executor,
+        &cp.signing_bytes(&cx.state.genesis_hash),
+        signature,
+    )?;
+    if cp.ciphertext.len() as u64 > cx.params().contracts.max_checkpoint_bytes {
+        return Err(Error::BadCheckpoint(format!(
+            "larger than the chain's {} bytes",
+            cx.params().contracts.max_checkpoint_bytes
+        )));
+    }
+    if cp.applied > c.applied
+        || c.checkpoint.is_some_and(|(a, _)| cp.applied <= a)
+        || cp.era != c.era
+    {
+        return Err(Error::BadCheckpoint(format!(
+            "at command {}: not after the last checkpoint and not past the last receipt ({})",
+            cp.applied, c.applied
+        )));
+    }
+    c.checkpoint = Some((cp.applied, cx.env.height));
+    cx.o.set_contract(&c);
+    cx.o.put(checkpoint_key(id), Record::Checkpoint(Box::new(cp.clone())));
+    Ok(Event::ContractCheckpointed {
+        id,
+        applied: cp.applied,
+        state_hash: cp.state_hash,
+    })
+}
+
+impl State {
+    /// Contract `id`, if any.
+    pub fn contract(&self, id: u64) -> Option<ContractInfo> {
+        self.read().contract(id)
+    }
+    /// The id the next contract will get.
+    pub fn contracts_next_id(&self) -> u64 {
+        self.read().contracts_next()
+    }
+    /// Contract `id`'s code.
+    pub fn contract_code(&self, id: u64) -> Option<Vec<u8>> {
+        self.read().contract_blob(&code_key(id))
+    }
+    /// Command `seq` of contract `id`.
+    pub fn contract_command(&self, id: u64, seq: u64) -> Option<CommandRecord> {
+        self.read().contract_command(id, seq)
+    }
+    /// Contract `id`'s latest checkpoint.
+    pub fn contract_checkpoint(&self, id: u64) -> Option<Checkpoint> {
+        match self.read().get(&checkpoint_key(id)) {
+            Some(crate::Record::Contracts(Record::Checkpoint(c))) => Some(*c),
+            _ => None,
+        }
+    }
+    /// Contracts whose command key no gatekeeper has published yet.
+    pub fn contracts_awaiting_key(&self) -> Vec<u64> {
+        self.read().contracts_awaiting_key()
+    }
+    /// The executor's attestation, when it asked for contract `id`'s key.
+    pub fn contract_key_request(&self, id: u64, executor: &PublicKey) -> Option<Vec<u8>> {
+        self.read().contract_blob(&request_key(id, executor))
+    }
+    /// The key a gatekeeper granted `executor` for contract `id`.
+    pub fn contract_key_grant(&self, id: u64, executor: &PublicKey) -> Option<Vec<u8>> {
+        self.read().contract_blob(&grant_key(id, executor))
+    }
+}
+
+#[cfg(test)]
+mod tests;

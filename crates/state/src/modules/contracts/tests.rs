@@ -1,0 +1,271 @@
+//! The contracts module: deploy, the gatekeeper's key, key requests and
+//! grants, commands and their escrow, receipts and checkpoints, and what a
+//! forger, an outsider enclave or a wrong operator meets at each step;
+//! every block checks that supply grows by exactly the block reward.
+
+use super::*;
+use crate::Call;
+use crate::modules::tests::*;
+use proctor_primitives::{Amount, EncryptionKey};
+use proctor_tee::Platform;
+use proctor_tee::sim::SimPlatform;
+
+const WASM: &[u8] = b"\0asm\x01\0\0\0";
+const FUEL: u64 = 2_000_000;
+
+/// A chain of three offering enclaves whose gatekeeper is enclave 0.
+fn chain(name: &str) -> Chain {
+    Chain::with(name, 3, |p, e| {
+        p.contracts.gatekeeper = Some(Gatekeeper {
+            identity: e[0].identity(),
+            commitment: Hash([1; 32]),
+        });
+    })
+}
+
+fn call(c: super::Call) -> Call {
+    Call::Contracts(c)
+}
+
+impl Chain {
+    /// Deploys [`WASM`] as `who`: the id.
+    fn deploy(&mut self, who: usize) -> u64 {
+        let id = self.state.contracts_next_id();
+        self.ok(
+            who,
+            call(super::Call::Deploy {
+                code: WASM.to_vec(),
+            }),
+        );
+        id
+    }
+
+    /// Contract `id`'s key as enclave `by` signs it.
+    fn key(&self, id: u64, by: &SimPlatform) -> ContractPublicKey {
+        let mut k = ContractPublicKey {
+            chain: self.genesis,
+            era: 0,
+            contract: id,
+            key: EncryptionKey([9; 32]),
+            gatekeeper: by.identity(),
+            signature: proctor_primitives::Signature([0; 64]),
+        };
+        k.signature = by.sign(&k.signing_bytes());
+        k
+    }
+
+    /// Index (in `enclaves`) of contract `id`'s executor.
+    fn executor(&self, id: u64) -> usize {
+        let e = self.state.contract(id).unwrap().executor;
+        self.enclaves
+            .iter()
+            .position(|p| p.identity() == e)
+            .unwrap()
+    }
+
+    fn command(&self, id: u64, fuel: u64, init: bool) -> Call {
+        call(super::Call::Command {
+            contract: id,
+            fuel,
+            escrow: self.state.params().contracts.cost(fuel).unwrap(),
+            init,
+            reply_to: EncryptionKey([3; 32]),
+            sealed: vec![7; 100],
+        })
+    }
+
+    fn receipt(&self, id: u64, seq: u64, instructions: u64, by: &SimPlatform) -> Call {
+        let r = Receipt {
+            contract: id,
+            seq,
+            code: 0,
+            instructions,
+            reply: vec![1, 2, 3],
+            emits: vec![Emit([&0u64.to_le_bytes()[..], b"hello"].concat())],
+            state_hash: Hash([seq as u8; 32]),
+            executor: by.identity(),
+        };
+        let signature = by.sign(&r.signing_bytes(&self.genesis));
+        call(super::Call::Receipt {
+            receipt: r,
+            signature,
+        })
+    }
+
+    fn checkpoint(&self, id: u64, applied: u64, by: &SimPlatform) -> Call {
+        let cp = Checkpoint {
+            contract: id,
+            era: 0,
+            applied,
+            state_hash: Hash([applied as u8; 32]),
+            ciphertext: vec![5; 64],
+        };
+        let signature = by.sign(&cp.signing_bytes(&self.genesis));
+        call(super::Call::Checkpoint {
+            checkpoint: cp,
+            executor: by.identity(),
+            signature,
+        })
+    }
+}
+
+#[test]
+fn without_a_gatekeeper_nothing_deploys() {
+    let mut c = Chain::new("contracts-nogk", 1);
+    let deploy = call(super::Call::Deploy {
+        code: WASM.to_vec(),
+    });
+    assert_eq!(c.err(REQUESTER, deploy), 1301);
+}
+
+#[test]
+fn the_gatekeepers_key_is_checked_before_commands_are_taken() {
+    let mut c = chain("contracts-key");
+    let junk = call(super::Call::Deploy {
+        code: b"#!/bin/sh".to_vec(),
+    });
+    assert_eq!(c.err(REQUESTER, junk), 1302);
+    let id = c.deploy(REQUESTER);
+    assert_eq!(c.state.contracts_awaiting_key(), vec![id]);
+    // No key yet: no command.
+    assert_eq!(c.err(REQUESTER, c.command(id, FUEL, true)), 1307);
+    // A key from an enclave that is not the gatekeeper, for another chain,
+    // or altered after signing.
+    let outsider = c.key(id, &c.outsider);
+    assert_eq!(
+        c.err(OTHER, call(super::Call::PublishKey { key: outsider })),
+        1304
+    );
+    let not_gk = c.key(id, &c.enclaves[1]);
+    assert_eq!(
+        c.err(OTHER, call(super::Call::PublishKey { key: not_gk })),
+        1304
+    );
+    let mut other_chain = c.key(id, &c.enclaves[0]);
+    other_chain.chain = Hash([4; 32]);
+    assert_eq!(
+        c.err(OTHER, call(super::Call::PublishKey { key: other_chain })),
+        1304
+    );
+    let mut altered = c.key(id, &c.enclaves[0]);
+    altered.key = EncryptionKey([8; 32]);
+    assert_eq!(
+        c.err(OTHER, call(super::Call::PublishKey { key: altered })),
+        1305
+    );
+    // The gatekeeper's, posted by anyone: accepted once.
+    let good = c.key(id, &c.enclaves[0]);
+    c.ok(OTHER, call(super::Call::PublishKey { key: good.clone() }));
+    assert_eq!(c.state.contract(id).unwrap().key, Some(good.key));
+    assert!(c.state.contracts_awaiting_key().is_empty());
+    assert_eq!(
+        c.err(OTHER, call(super::Call::PublishKey { key: good })),
+        1306
+    );
+}
+
+#[test]
+fn only_the_executors_and_gatekeepers_operators_exchange_the_contract_key() {
+    let mut c = chain("contracts-grant");
+    let id = c.deploy(REQUESTER);
+    let x = c.executor(id);
+    let (x_op, gk_op) = (3 + x, 3);
+    let request = |att: u8| {
+        call(super::Call::RequestKey {
+            contract: id,
+            attestation: vec![att; 10],
+        })
+    };
+    let grant = |h: u8| {
+        call(super::Call::GrantKey {
+            contract: id,
+            handover: vec![h; 10],
+        })
+    };
+    assert_eq!(c.err(OTHER, request(1)), 1308);
+    c.ok(x_op, request(1));
+    let executor = c.enclaves[x].identity();
+    assert_eq!(
+        c.state.contract_key_request(id, &executor),
+        Some(vec![1; 10])
+    );
+    let not_gk = if x_op == gk_op { 4 } else { x_op };
+    assert_eq!(c.err(not_gk, grant(2)), 1308);
+    c.ok(gk_op, grant(2));
+    assert_eq!(c.state.contract_key_grant(id, &executor), Some(vec![2; 10]));
+    assert_eq!(c.state.contract_key_request(id, &executor), None);
+}
+
+#[test]
+fn commands_are_paid_by_instruction_and_receipts_come_in_order_from_the_executor() {
+    let mut c = chain("contracts-run");
+    let id = c.deploy(REQUESTER);
+    let key = c.key(id, &c.enclaves[0]);
+    c.ok(OTHER, call(super::Call::PublishKey { key }));
+    let x = c.executor(id);
+    let operator = 3 + x;
+
+    // The escrow must be the fuel's cost; init is the owner's first only.
+    let mut wrong = c.command(id, FUEL, true);
+    if let Call::Contracts(super::Call::Command { escrow, .. }) = &mut wrong {
+        *escrow = Amount(escrow.0 + 1);
+    }
+    assert_eq!(c.err(REQUESTER, wrong), 1309);
+    assert_eq!(c.err(OTHER, c.command(id, FUEL, true)), 1309);
+    assert_eq!(c.err(OTHER, c.command(id, 0, false)), 1309);
+    let before = c.balance(REQUESTER);
+    c.ok(REQUESTER, c.command(id, FUEL, true));
+    let cost = c.state.params().contracts.cost(FUEL).unwrap().0;
+    assert_eq!(before - c.balance(REQUESTER), cost + 1, "escrow and fee");
+    assert_eq!(c.err(REQUESTER, c.command(id, FUEL, true)), 1309);
+    c.ok(OTHER, c.command(id, FUEL, false));
+    assert_eq!(c.state.contract(id).unwrap().commands, 2);
+    // The command is bound to its transaction's nonce (the deploy took 0).
+    let cmd = c.state.contract_command(id, 1).unwrap();
+    assert_eq!(
+        (cmd.sender, cmd.nonce),
+        (c.ks[REQUESTER].public().address(), 1)
+    );
+
+    // Receipts: only the executor, only the next, within the fuel, intact.
+    let outsider = c.receipt(id, 1, 10, &c.outsider);
+    assert_eq!(c.err(OTHER, outsider), 1310);
+    let other = c.receipt(id, 1, 10, &c.enclaves[(x + 1) % 3]);
+    assert_eq!(c.err(OTHER, other), 1310);
+    assert_eq!(c.err(OTHER, c.receipt(id, 2, 10, &c.enclaves[x])), 1311);
+    assert_eq!(
+        c.err(OTHER, c.receipt(id, 1, FUEL + 1, &c.enclaves[x])),
+        1312
+    );
+    let mut altered = c.receipt(id, 1, 10, &c.enclaves[x]);
+    if let Call::Contracts(super::Call::Receipt { receipt, .. }) = &mut altered {
+        receipt.code = 3;
+    }
+    assert_eq!(c.err(OTHER, altered), 1305);
+
+    let (op_before, req_before) = (c.balance(operator), c.balance(REQUESTER));
+    let used = 1_234_567;
+    let events = c.ok(OTHER, c.receipt(id, 1, used, &c.enclaves[x]));
+    let paid = c.state.params().contracts.cost(used).unwrap().0;
+    assert_eq!(c.balance(operator) - op_before, paid);
+    assert_eq!(c.balance(REQUESTER) - req_before, cost - paid);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        crate::Event::Contracts(Event::ContractEmitted { target: 0, payload, .. }) if payload == b"hello"
+    )));
+    let info = c.state.contract(id).unwrap();
+    assert_eq!((info.applied, info.state_hash), (1, Hash([1; 32])));
+    assert_eq!(c.err(OTHER, c.receipt(id, 1, used, &c.enclaves[x])), 1311);
+    assert_eq!(
+        c.state.contract_command(id, 1).unwrap().escrow,
+        Amount::ZERO
+    );
+
+    // Checkpoints: the executor's, not past the last receipt, each newer.
+    assert_eq!(c.err(OTHER, c.checkpoint(id, 2, &c.enclaves[x])), 1313);
+    let outsider = c.checkpoint(id, 1, &c.outsider);
+    assert_eq!(c.err(OTHER, outsider), 1310);
+    c.ok(OTHER, c.checkpoint(id, 1, &c.enclaves[x]));
+    assert_eq!(c.state.contract_checkpoint(id).unwrap().applied, 1);
+    assert_eq!(c.err(OTHER, c.checkpoint(id, 1, &c.enclaves[x])), 1313);
+}

@@ -1,0 +1,360 @@
+//! The contracts module's types: parameters, contracts, commands, receipts,
+//! checkpoints, the key postings of gatekeepers, calls, events, records and
+//! errors.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use proctor_primitives::{Address, Amount, EncryptionKey, Hash, Height, PublicKey, Signature};
+use serde::{Deserialize, Serialize};
+
+/// Most egress messages one receipt may carry, and the longest.
+pub const MAX_EMITS: usize = 16;
+pub const MAX_EMIT: usize = 64 << 10;
+/// Largest sealed reply (a 64 KiB reply plus the HPKE overhead).
+pub const MAX_REPLY: usize = (64 << 10) + 64;
+/// Largest opaque attestation or handover a gatekeeper exchange carries.
+pub const MAX_HANDOVER: usize = 64 << 10;
+
+/// The module's parameters, fixed in the genesis.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ContractParams {
+    /// What a command pays per million instructions it runs (to the
+    /// executor's operator); its fuel at this price is held until then.
+    pub price_per_million: Amount,
+    /// Largest contract module (it travels inside a transaction, at most
+    /// 64 KiB).
+    pub max_code_bytes: u64,
+    /// Largest sealed command.
+    pub max_command_bytes: u64,
+    /// Most instructions one command may buy.
+    pub max_fuel: u64,
+    /// The executor posts a checkpoint every this many commands.
+    pub checkpoint_every: u64,
+    /// Largest checkpoint ciphertext (inside a transaction, at most 64 KiB).
+    pub max_checkpoint_bytes: u64,
+    /// The gatekeeper of era 0 (the genesis node of seed 004 §4.4): its
+    /// enclave identity and the commitment to the root key it generated.
+    /// Without one, contracts cannot be deployed.
+    #[serde(default)]
+    pub gatekeeper: Option<Gatekeeper>,
+}
+
+impl Default for ContractParams {
+    fn default() -> Self {
+        ContractParams {
+            price_per_million: Amount(1_000),
+            max_code_bytes: 48 << 10,
+            max_command_bytes: 64 << 10,
+            max_fuel: 1_000_000_000,
+            checkpoint_every: 16,
+            max_checkpoint_bytes: 48 << 10,
+            gatekeeper: None,
+        }
+    }
+}
+
+impl ContractParams {
+    /// What `instructions` cost, rounded up.
+    pub fn cost(&self, instructions: u64) -> Option<Amount> {
+        let n = (instructions as u128).checked_mul(self.price_per_million.0)?;
+        Some(Amount(n.div_ceil(1_000_000)))
+    }
+}
+
+/// A gatekeeper: an enclave holding the root key of an era.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Gatekeeper {
+    pub identity: PublicKey,
+    /// `H("proctor/contracts/root-commitment", chain, era, k_r)`.
+    pub commitment: Hash,
+}
+
+/// A contract's public command key, derived and signed by a gatekeeper.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ContractPublicKey {
+    pub chain: Hash,
+    pub era: u64,
+    pub contract: u64,
+    pub key: EncryptionKey,
+    pub gatekeeper: PublicKey,
+    pub signature: Signature,
+}
+
+impl ContractPublicKey {
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut m = b"proctor/contracts/public-key/v1".to_vec();
+        m.extend_from_slice(&self.chain.0);
+        m.extend_from_slice(&self.era.to_le_bytes());
+        m.extend_from_slice(&self.contract.to_le_bytes());
+        m.extend_from_slice(&self.key.0);
+        m
+    }
+}
+
+/// What the executor's enclave reports for one command, signed.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Receipt {
+    pub contract: u64,
+    /// The command's position (1, 2, ...).
+    pub seq: u64,
+    /// 0: applied; the contract's refusal code; -1: it trapped or the
+    /// command does not open for this contract and sender; -2: out of fuel.
+    pub code: i32,
+    pub instructions: u64,
+    /// The reply, HPKE-sealed to the command's `reply_to`.
+    #[serde(with = "proctor_primitives::codec::hex_bytes")]
+    pub reply: Vec<u8>,
+    /// Egress messages: the first 8 bytes name the target (0: the chain).
+    pub emits: Vec<Emit>,
+    /// The contract's state hash after the command.
+    pub state_hash: Hash,
+    pub executor: PublicKey,
+}
+
+/// An egress message.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Emit(#[serde(with = "proctor_primitives::codec::hex_bytes")] pub Vec<u8>);
+
+impl Receipt {
+    pub fn signing_bytes(&self, chain: &Hash) -> Vec<u8> {
+        Hash::of_encoded("proctor/contracts/receipt/v1", &(chain, self))
+            .0
+            .to_vec()
+    }
+}
+
+/// A contract's state encrypted under its state key (opaque to the chain).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub contract: u64,
+    pub era: u64,
+    /// Commands applied when it was taken.
+    pub applied: u64,
+    pub state_hash: Hash,
+    #[serde(with = "proctor_primitives::codec::hex_bytes")]
+    pub ciphertext: Vec<u8>,
+}
+
+impl Checkpoint {
+    pub fn signing_bytes(&self, chain: &Hash) -> Vec<u8> {
+        Hash::tagged(
+            "proctor/contracts/checkpoint/v1",
+            &[
+                &chain.0,
+                &self.contract.to_le_bytes(),
+                &self.era.to_le_bytes(),
+                &self.applied.to_le_bytes(),
+                &self.state_hash.0,
+                &Hash::of(&self.ciphertext).0,
+            ],
+        )
+        .0
+        .to_vec()
+    }
+}
+
+/// A contract on chain.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ContractInfo {
+    pub id: u64,
+    pub owner: Address,
+    pub code_hash: Hash,
+    pub code_len: u64,
+    /// The enclave that executes it.
+    pub executor: PublicKey,
+    pub created: Height,
+    /// Its command key, once a gatekeeper published it.
+    pub key: Option<EncryptionKey>,
+    pub era: u64,
+    /// Commands submitted.
+    pub commands: u64,
+    /// Commands applied (receipts accepted).
+    pub applied: u64,
+    /// The state hash after the last applied command.
+    pub state_hash: Hash,
+    /// The latest checkpoint's position and height.
+    pub checkpoint: Option<(u64, Height)>,
+}
+
+/// A command on chain: sealed to the contract's key with `info` binding
+/// chain, contract, sender and the transaction's nonce.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct CommandRecord {
+    pub contract: u64,
+    pub seq: u64,
+    pub sender: Address,
+    /// The sending transaction's nonce (bound into the ciphertext).
+    pub nonce: u64,
+    pub height: Height,
+    pub fuel: u64,
+    pub init: bool,
+    pub reply_to: EncryptionKey,
+    #[serde(with = "proctor_primitives::codec::hex_bytes")]
+    pub sealed: Vec<u8>,
+    /// Held for the fuel until the receipt.
+    pub escrow: Amount,
+    pub receipt: Option<Receipt>,
+    /// Paid to the executor's operator, and returned to the sender.
+    pub paid: Amount,
+    pub refunded: Amount,
+}
+
+/// The module's calls.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Call {
+    /// Publish a contract; an executor is assigned and a gatekeeper then
+    /// publishes its command key.
+    Deploy { code: Vec<u8> },
+    /// A gatekeeper's host posts a contract's command key.
+    PublishKey { key: ContractPublicKey },
+    /// The executor's operator asks for the contract key, with its enclave's
+    /// attestation (opaque to the chain; the gatekeeper's enclave checks it).
+    RequestKey { contract: u64, attestation: Vec<u8> },
+    /// The gatekeeper's operator posts the key, sealed to the executor's
+    /// enclave (opaque to the chain; that enclave checks it).
+    GrantKey { contract: u64, handover: Vec<u8> },
+    /// A command: `sealed` to the contract's key; `fuel` is bought at the
+    /// chain's price and held until the receipt. `init` runs the contract's
+    /// `init` instead of `handle` (the owner's first command only).
+    Command {
+        contract: u64,
+        fuel: u64,
+        /// What the fuel costs at the chain's price, taken from the sender
+        /// (it must match).
+        escrow: Amount,
+        init: bool,
+        reply_to: EncryptionKey,
+        sealed: Vec<u8>,
+    },
+    /// The executor's host posts its enclave's signed receipt.
+    Receipt {
+        receipt: Receipt,
+        signature: Signature,
+    },
+    /// The executor's host posts its enclave's signed checkpoint.
+    Checkpoint {
+        checkpoint: Checkpoint,
+        executor: PublicKey,
+        signature: Signature,
+    },
+}
+
+/// The module's events.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    ContractDeployed {
+        id: u64,
+        owner: Address,
+        code_hash: Hash,
+        executor: PublicKey,
+    },
+    ContractKeyPublished {
+        id: u64,
+        key: EncryptionKey,
+    },
+    ContractKeyRequested {
+        id: u64,
+        executor: PublicKey,
+    },
+    ContractKeyGranted {
+        id: u64,
+    },
+    ContractCommand {
+        id: u64,
+        seq: u64,
+        sender: Address,
+    },
+    ContractApplied {
+        id: u64,
+        seq: u64,
+        code: i32,
+        instructions: u64,
+        paid: Amount,
+        state_hash: Hash,
+    },
+    /// An egress message of an applied command (target 0: to the chain).
+    ContractEmitted {
+        id: u64,
+        seq: u64,
+        target: u64,
+        #[serde(with = "proctor_primitives::codec::hex_bytes")]
+        payload: Vec<u8>,
+    },
+    ContractCheckpointed {
+        id: u64,
+        applied: u64,
+        state_hash: Hash,
+    },
+}
+
+/// The module's records.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Record {
+    Contract(Box<ContractInfo>),
+    Code(Vec<u8>),
+    Command(Box<CommandRecord>),
+    Checkpoint(Box<Checkpoint>),
+    /// The next contract id.
+    Next(u64),
+    /// An opaque attestation or handover.
+    Blob(Vec<u8>),
+    /// Ids of contracts (those awaiting a key).
+    Ids(Vec<u64>),
+}
+
+/// The contracts module's errors: codes 1300-1349.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("contract {0} does not exist")]
+    NotFound(u64),
+    #[error(
+        "this chain has no gatekeeper (genesis `contracts.gatekeeper`): contracts cannot be deployed"
+    )]
+    NoGatekeeper,
+    #[error("invalid contract: {0}")]
+    BadCode(String),
+    #[error("no registered enclave executes contracts")]
+    NoExecutor,
+    #[error("the key is not signed by a gatekeeper of this chain's current era")]
+    NotGatekeeper,
+    #[error("the signature does not verify")]
+    BadSignature,
+    #[error("contract {0}'s key is already published")]
+    KeyPublished(u64),
+    #[error("contract {0} has no key yet: wait for a gatekeeper to publish it")]
+    NoKey(u64),
+    #[error("only the operator of contract {0}'s {1} may do this")]
+    NotOperator(u64, &'static str),
+    #[error("invalid command: {0}")]
+    BadCommand(String),
+    #[error("receipt from {0}, which is not contract's executor or not an active enclave")]
+    NotExecutor(PublicKey),
+    #[error("receipt for command {got}; the next to apply is {expected}")]
+    WrongSeq { expected: u64, got: u64 },
+    #[error("invalid receipt: {0}")]
+    BadReceipt(String),
+    #[error("invalid checkpoint: {0}")]
+    BadCheckpoint(String),
+}
+
+impl Error {
+    /// Stable numeric code.
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::NotFound(_) => 1300,
+            Error::NoGatekeeper => 1301,
+            Error::BadCode(_) => 1302,
+            Error::NoExecutor => 1303,
+            Error::NotGatekeeper => 1304,
+            Error::BadSignature => 1305,
+            Error::KeyPublished(_) => 1306,
+            Error::NoKey(_) => 1307,
+            Error::NotOperator(..) => 1308,
+            Error::BadCommand(_) => 1309,
+            Error::NotExecutor(_) => 1310,
+            Error::WrongSeq { .. } => 1311,
+            Error::BadReceipt(_) => 1312,
+            Error::BadCheckpoint(_) => 1313,
+        }
+    }
+}
