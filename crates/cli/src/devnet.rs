@@ -16,7 +16,7 @@
 use crate::keys;
 use crate::node::{shutdown_signal, wait_for_rpc};
 use anyhow::{Context, Result, bail};
-use proctor_enclave::Enclave;
+use proctor_enclave::{Enclave, Request, Response};
 use proctor_node::{FILLER_WASM, Node, NodeConfig, init_dir, read_genesis, write_json};
 use proctor_primitives::{Amount, Hash, Keypair};
 use proctor_state::{Allocation, ChainParams, Genesis, GenesisEnclave};
@@ -71,6 +71,11 @@ pub struct DevnetArgs {
     /// it goes into the genesis).
     #[arg(long = "oracle-root")]
     oracle_roots: Vec<PathBuf>,
+    /// Gatekeepers of confidential contracts among the workers' enclaves
+    /// (worker 0's generates the root key, whose commitment goes into the
+    /// genesis; a new devnet only). 0 turns contracts off.
+    #[arg(long, default_value_t = 1)]
+    gatekeepers: usize,
 }
 
 #[derive(Serialize, Clone)]
@@ -125,6 +130,7 @@ pub(crate) fn create(
     block_ms: u64,
     workers: usize,
     oracle_roots: Vec<String>,
+    gatekeepers: usize,
 ) -> Result<Genesis> {
     std::fs::create_dir_all(dir.join("keys"))
         .with_context(|| format!("creating {}", dir.display()))?;
@@ -156,6 +162,16 @@ pub(crate) fn create(
         });
         operators.push(k);
     }
+    // The gatekeeper (seed 004 §4.4): worker 0's enclave generates the root
+    // key of era 0; the genesis holds its commitment, the worker's directory
+    // the key sealed by that enclave.
+    let gatekeeper = match gatekeepers {
+        0 => None,
+        1 => Some(bootstrap_gatekeeper(dir)?),
+        n => bail!(
+            "--gatekeepers {n}: a devnet has one gatekeeper so far (root key handover to more is not wired yet)"
+        ),
+    };
     let mut genesis = Genesis {
         chain_id: "proctor-devnet".into(),
         timestamp: proctor_node::now_ms(),
@@ -180,6 +196,10 @@ pub(crate) fn create(
             market: Default::default(),
             oracle: proctor_state::oracle::OracleParams {
                 extra_roots: oracle_roots,
+                ..Default::default()
+            },
+            contracts: proctor_state::contracts::ContractParams {
+                gatekeeper,
                 ..Default::default()
             },
         },
@@ -222,6 +242,29 @@ pub(crate) fn create(
         .collect::<Result<_, proctor_tee::Error>>()?;
     write_json(&dir.join("genesis.json"), &genesis)?;
     Ok(genesis)
+}
+
+/// Where a gatekeeper worker keeps its root key, sealed by its enclave.
+pub(crate) const ROOT_KEY_FILE: &str = "root-key.sealed";
+
+/// Worker 0's enclave generates the root key: its identity and commitment.
+fn bootstrap_gatekeeper(dir: &Path) -> Result<proctor_state::contracts::Gatekeeper> {
+    use proctor_enclave::contracts::{ContractRequest, ContractResponse};
+    let wdir = dir.join("workers/w0");
+    let mut enclave = open_enclave(&wdir, &dir.join(crate::worker::DEVNET_SIM_ROOT))?;
+    match enclave.handle(Request::Contracts(Box::new(ContractRequest::Bootstrap))) {
+        Response::Contracts(ContractResponse::Root {
+            commitment, sealed, ..
+        }) => {
+            std::fs::write(wdir.join(ROOT_KEY_FILE), sealed)
+                .with_context(|| format!("writing {}", wdir.join(ROOT_KEY_FILE).display()))?;
+            Ok(proctor_state::contracts::Gatekeeper {
+                identity: enclave.info().identity,
+                commitment,
+            })
+        }
+        other => bail!("the gatekeeper's enclave did not generate a root key: {other:?}"),
+    }
 }
 
 /// The initial difficulty at which `workers` workers on this machine find a
@@ -291,7 +334,13 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         g
     } else {
         tracing::info!(dir = %dir.display(), "creating a new devnet");
-        create(dir, args.block_ms, args.workers, oracle_roots)?
+        create(
+            dir,
+            args.block_ms,
+            args.workers,
+            oracle_roots,
+            args.gatekeepers,
+        )?
     };
     let ndir = proctor_node::node_dir(dir);
     let ports = Ports::choose(dir, &ndir, &args)?;
