@@ -413,6 +413,10 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
                 offer: Some(MarketOffer::default()),
             },
         )?;
+        // The gatekeeper's root key, sealed by its enclave at creation.
+        if let Ok(sealed) = std::fs::read(wdir.join(ROOT_KEY_FILE)) {
+            worker.set_root_key(sealed);
+        }
         if args.tamper_oracle_worker == Some(i) {
             tracing::warn!(
                 worker = i,

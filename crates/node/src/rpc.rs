@@ -13,9 +13,9 @@ use jsonrpsee::server::{
 use jsonrpsee::types::ErrorObjectOwned;
 use proctor_primitives::{Address, Hash, PublicKey};
 use proctor_rpc::{
-    AccountInfo, AdminServer, ApiServer, BannedPeer, BlockInfo, ChainInfo, EnclaveQuote, HeadInfo,
-    JOBS_SCAN, JobsPage, NetInfo, PeerInfo, PouwInfo, SupplyInfo, TxStatus, WorkInfo, codes, error,
-    error_in, for_input, from_hex,
+    AccountInfo, AdminServer, ApiServer, BannedPeer, BlockInfo, ChainInfo, ContractCode,
+    EnclaveQuote, HeadInfo, JOBS_SCAN, JobsPage, NetInfo, PeerInfo, PouwInfo, SupplyInfo, TxStatus,
+    WorkInfo, codes, error, error_in, for_input, from_hex,
 };
 use proctor_state::jobs::{JobRecord, WorkerOffer};
 use proctor_state::oracle::OracleRequest;
@@ -529,6 +529,75 @@ impl ApiServer for Rpc {
             .iter()
             .filter_map(|id| s.enclave(id))
             .collect())
+    }
+
+    async fn contract(
+        &self,
+        id: u64,
+    ) -> Result<proctor_state::contracts::ContractInfo, ErrorObjectOwned> {
+        self.lock()
+            .state()
+            .contract(id)
+            .ok_or_else(|| error_in(codes::NOT_FOUND, format!("no contract {id}"), "id"))
+    }
+
+    async fn contracts(
+        &self,
+        executor: Option<PublicKey>,
+        limit: Option<u32>,
+    ) -> Result<Vec<proctor_state::contracts::ContractInfo>, ErrorObjectOwned> {
+        let c = self.lock();
+        let s = c.state();
+        let limit = limit.unwrap_or(100).clamp(1, 1_000) as usize;
+        let end = s.contracts_next_id();
+        let floor = end.saturating_sub(JOBS_SCAN).max(1);
+        Ok((floor..end)
+            .rev()
+            .filter_map(|id| s.contract(id))
+            .filter(|k| executor.is_none_or(|e| k.executor == e))
+            .take(limit)
+            .collect())
+    }
+
+    async fn contract_code(&self, id: u64) -> Result<ContractCode, ErrorObjectOwned> {
+        let c = self.lock();
+        let s = c.state();
+        let info = s
+            .contract(id)
+            .ok_or_else(|| error_in(codes::NOT_FOUND, format!("no contract {id}"), "id"))?;
+        Ok(ContractCode {
+            code: s.contract_code(id).unwrap_or_default(),
+            key_request: s.contract_key_request(id, &info.executor),
+            key_grant: s.contract_key_grant(id, &info.executor),
+        })
+    }
+
+    async fn contract_command(
+        &self,
+        id: u64,
+        seq: u64,
+    ) -> Result<proctor_state::contracts::CommandRecord, ErrorObjectOwned> {
+        self.lock()
+            .state()
+            .contract_command(id, seq)
+            .ok_or_else(|| {
+                error_in(
+                    codes::NOT_FOUND,
+                    format!("contract {id} has no command {seq}"),
+                    "seq",
+                )
+            })
+    }
+
+    async fn contract_checkpoint(
+        &self,
+        id: u64,
+    ) -> Result<Option<proctor_state::contracts::Checkpoint>, ErrorObjectOwned> {
+        Ok(self.lock().state().contract_checkpoint(id))
+    }
+
+    async fn contracts_awaiting_key(&self) -> Result<Vec<u64>, ErrorObjectOwned> {
+        Ok(self.lock().state().contracts_awaiting_key())
     }
 
     async fn offer(&self, identity: PublicKey) -> Result<Option<WorkerOffer>, ErrorObjectOwned> {

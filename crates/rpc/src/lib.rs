@@ -283,6 +283,35 @@ pub fn verify_enclave_quote(
     Ok(q.encryption_key)
 }
 
+/// A contract's code and its key exchange (opaque to the chain).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContractCode {
+    #[serde(with = "proctor_primitives::codec::hex_bytes")]
+    pub code: Vec<u8>,
+    /// The executor's attestation, while it waits for the key.
+    #[serde(default, with = "opt_hex")]
+    pub key_request: Option<Vec<u8>>,
+    /// The key sealed to the executor by the gatekeeper.
+    #[serde(default, with = "opt_hex")]
+    pub key_grant: Option<Vec<u8>>,
+}
+
+/// Optional bytes as optional hex.
+mod opt_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&hex::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|h| hex::decode(h).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 /// One page of a requester's jobs, newest first.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct JobsPage {
@@ -462,6 +491,50 @@ pub trait Api {
     /// to one of them).
     #[method(name = "oracleProviders")]
     async fn oracle_providers(&self) -> Result<Vec<EnclaveRecord>, ErrorObjectOwned>;
+
+    /// A confidential contract by id: owner, code hash, executor, command
+    /// key, commands submitted and applied, state hash, last checkpoint.
+    /// Errors: 4004.
+    #[method(name = "contract")]
+    async fn contract(
+        &self,
+        id: u64,
+    ) -> Result<proctor_state::contracts::ContractInfo, ErrorObjectOwned>;
+
+    /// Contracts, newest first: at most `limit` (default 100, at most
+    /// 1,000), only those executed by `executor` when given, looking at no
+    /// more than 10,000 ids.
+    #[method(name = "contracts")]
+    async fn contracts(
+        &self,
+        executor: Option<PublicKey>,
+        limit: Option<u32>,
+    ) -> Result<Vec<proctor_state::contracts::ContractInfo>, ErrorObjectOwned>;
+
+    /// A contract's code and where its key exchange stands (what its
+    /// executor and the gatekeeper act on). Errors: 4004.
+    #[method(name = "contractCode")]
+    async fn contract_code(&self, id: u64) -> Result<ContractCode, ErrorObjectOwned>;
+
+    /// Command `seq` of a contract: sealed, with its receipt once applied.
+    /// Errors: 4004.
+    #[method(name = "contractCommand")]
+    async fn contract_command(
+        &self,
+        id: u64,
+        seq: u64,
+    ) -> Result<proctor_state::contracts::CommandRecord, ErrorObjectOwned>;
+
+    /// A contract's latest checkpoint (encrypted), or null.
+    #[method(name = "contractCheckpoint")]
+    async fn contract_checkpoint(
+        &self,
+        id: u64,
+    ) -> Result<Option<proctor_state::contracts::Checkpoint>, ErrorObjectOwned>;
+
+    /// Contracts whose command key no gatekeeper has published yet.
+    #[method(name = "contractsAwaitingKey")]
+    async fn contracts_awaiting_key(&self) -> Result<Vec<u64>, ErrorObjectOwned>;
 
     /// A worker's market offer and reputation.
     #[method(name = "offer")]

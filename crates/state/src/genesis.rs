@@ -23,7 +23,10 @@ impl State {
         let p = &g.params;
         validate_params(p)?;
         let mut entries = BTreeMap::new();
-        entries.insert(params_key(), codec::encode(&Record::Params(Box::new(p.clone()))));
+        entries.insert(
+            params_key(),
+            codec::encode(&Record::Params(Box::new(p.clone()))),
+        );
         let allowlist = p.allowed_measurements.iter().map(|m| MeasurementEntry {
             measurement: *m,
             retired_at: None,

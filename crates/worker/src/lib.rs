@@ -20,6 +20,7 @@
 //! talks to it only through [`proctor_enclave::Request`]/[`Response`].
 #![forbid(unsafe_code)]
 
+mod contracts;
 pub mod metrics;
 pub mod oracle;
 
@@ -189,6 +190,8 @@ pub struct Worker {
     oracle_served: std::collections::BTreeSet<u64>,
     /// The chain's genesis hash and extra oracle roots, read once.
     oracle_chain: Option<(Hash, Vec<String>)>,
+    /// Confidential contracts: what this worker does as gatekeeper or executor.
+    contracts: contracts::Duties,
     metrics: Arc<metrics::Metrics>,
     /// Test-only misbehaviour: how the host alters each job it loads.
     #[cfg(feature = "test-faults")]
@@ -223,6 +226,7 @@ impl Worker {
             current_job: None,
             oracle_served: Default::default(),
             oracle_chain: None,
+            contracts: Default::default(),
             metrics: Arc::new(metrics::Metrics::new(&info.identity.to_string())),
             info,
             #[cfg(feature = "test-faults")]
@@ -756,6 +760,9 @@ impl Worker {
                 }
                 if let Err(e) = self.serve_oracle().await {
                     tracing::warn!("cannot serve oracle requests: {e}");
+                }
+                if let Err(e) = self.serve_contracts().await {
+                    tracing::warn!("cannot serve contracts: {e}");
                 }
             }
             if last_registration_check.elapsed() > Duration::from_secs(30) {

@@ -1,0 +1,288 @@
+//! The worker's duties for confidential contracts (seed 004 §4.4-4.9),
+//! polled with its job checks. The host only moves data between the chain
+//! and its enclave: keys, plaintext and state never leave the enclave.
+//!
+//! - As the chain's **gatekeeper** (its enclave holds the root key, restored
+//!   from the sealed blob the devnet or operator gives): publish the command
+//!   key of every contract awaiting one, and grant the contract key to each
+//!   executor that asked for it with its attestation (the enclave checks the
+//!   attestation; the chain checks who posts).
+//! - As a contract's **executor**: ask for the key with its attestation,
+//!   accept the grant, load the code (and the latest checkpoint), apply the
+//!   commands in chain order and post each signed receipt, and post a signed
+//!   checkpoint every `checkpoint_every` commands. Receipts not in a block
+//!   after a while are posted again. A restarted executor replays from the
+//!   latest checkpoint and posts receipts only past what the chain has.
+
+use crate::{Error, Result, Worker};
+use proctor_enclave::contracts::{
+    Command, ContractRequest, ContractResponse, Handover, PeerAttestation,
+};
+use proctor_enclave::{Request, Response};
+use proctor_primitives::{Hash, PublicKey, Signature, codec};
+use proctor_rpc::ApiClient;
+use proctor_state::Call;
+use proctor_state::contracts::{Call as ContractCall, ContractInfo, Receipt};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Most commands one poll applies per contract.
+const COMMANDS_PER_POLL: u64 = 64;
+/// A receipt not in a block after this long is posted again.
+const RESEND_AFTER: Duration = Duration::from_secs(20);
+
+/// What the worker has done for contracts (host memory only: none of it is
+/// secret).
+#[derive(Default)]
+pub(crate) struct Duties {
+    /// The chain's genesis hash, gatekeeper and checkpoint interval, read
+    /// once.
+    chain: Option<(Hash, Option<PublicKey>, u64)>,
+    /// The root key's sealed blob, until the enclave has restored it.
+    root_key: Option<Vec<u8>>,
+    published: BTreeSet<u64>,
+    granted: BTreeSet<u64>,
+    requested: BTreeSet<u64>,
+    accepted: BTreeSet<u64>,
+    /// Contract → commands its loaded state has applied.
+    loaded: BTreeMap<u64, u64>,
+    /// Receipts posted and not yet in a block.
+    unconfirmed: BTreeMap<(u64, u64), (Receipt, Signature, Instant)>,
+    /// Contract → the position of the last checkpoint posted.
+    checkpointed: BTreeMap<u64, u64>,
+}
+
+impl Duties {
+    pub(crate) fn set_root_key(&mut self, sealed: Vec<u8>) {
+        self.root_key = Some(sealed);
+    }
+}
+
+impl Worker {
+    /// Gives this worker's enclave the root key sealed in `sealed` (a
+    /// gatekeeper's; restored and bound to the chain at the next poll).
+    pub fn set_root_key(&mut self, sealed: Vec<u8>) {
+        self.contracts.set_root_key(sealed);
+    }
+
+    async fn contracts_call(&mut self, req: ContractRequest) -> Result<ContractResponse> {
+        match self.host.call(Request::Contracts(Box::new(req))).await? {
+            Response::Contracts(r) => Ok(r),
+            _ => Err(Error::Enclave("unexpected answer about contracts".into())),
+        }
+    }
+
+    /// One poll of the contract duties.
+    pub(crate) async fn serve_contracts(&mut self) -> Result<()> {
+        let (chain, gatekeeper, every) = match self.contracts.chain {
+            Some(c) => c,
+            None => {
+                let g = self.client.genesis().await?;
+                let p = &g.params.contracts;
+                let c = (
+                    g.hash(),
+                    p.gatekeeper.as_ref().map(|k| k.identity),
+                    p.checkpoint_every,
+                );
+                self.contracts.chain = Some(c);
+                c
+            }
+        };
+        let me = self.info.identity;
+        if gatekeeper == Some(me) {
+            self.serve_as_gatekeeper(chain).await?;
+        }
+        let mine = self.client.contracts(Some(me), Some(1_000)).await?;
+        for c in mine.into_iter().filter(|c| c.key.is_some()) {
+            if let Err(e) = self.execute(chain, every, &c).await {
+                tracing::warn!(contract = c.id, "cannot execute the contract: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    async fn serve_as_gatekeeper(&mut self, chain: Hash) -> Result<()> {
+        if let Some(sealed) = self.contracts.root_key.take() {
+            self.contracts_call(ContractRequest::Restore { sealed })
+                .await?;
+            self.contracts_call(ContractRequest::Bind { chain }).await?;
+            tracing::info!("gatekeeper: root key restored");
+        }
+        for id in self.client.contracts_awaiting_key().await? {
+            if self.contracts.published.contains(&id) {
+                continue;
+            }
+            let ContractResponse::PublicKey(key) = self
+                .contracts_call(ContractRequest::PublicKey { contract: id })
+                .await?
+            else {
+                return Err(Error::Enclave("no public key".into()));
+            };
+            self.send_call(Call::Contracts(ContractCall::PublishKey { key }))
+                .await?;
+            self.contracts.published.insert(id);
+            tracing::info!(contract = id, "gatekeeper: command key published");
+        }
+        for c in self.client.contracts(None, Some(1_000)).await? {
+            if self.contracts.granted.contains(&c.id) {
+                continue;
+            }
+            let code = self.client.contract_code(c.id).await?;
+            let (Some(att), None) = (code.key_request, code.key_grant) else {
+                continue;
+            };
+            self.contracts.granted.insert(c.id);
+            let to: PeerAttestation = match codec::decode("attestation", &att) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(contract = c.id, "a key request that does not decode: {e}");
+                    continue;
+                }
+            };
+            let handover = match self
+                .contracts_call(ContractRequest::Grant { contract: c.id, to })
+                .await
+            {
+                Ok(ContractResponse::Handover(h)) => codec::encode(&*h),
+                Ok(_) => return Err(Error::Enclave("no handover".into())),
+                Err(e) => {
+                    tracing::warn!(contract = c.id, "key not granted: {e}");
+                    continue;
+                }
+            };
+            self.send_call(Call::Contracts(ContractCall::GrantKey {
+                contract: c.id,
+                handover,
+            }))
+            .await?;
+            tracing::info!(contract = c.id, "gatekeeper: contract key granted");
+        }
+        Ok(())
+    }
+
+    async fn execute(&mut self, chain: Hash, every: u64, c: &ContractInfo) -> Result<()> {
+        let id = c.id;
+        if !self.contracts.accepted.contains(&id) {
+            let code = self.client.contract_code(id).await?;
+            if let Some(grant) = code.key_grant {
+                let h: Handover =
+                    codec::decode("handover", &grant).map_err(|e| Error::Enclave(e.to_string()))?;
+                self.contracts_call(ContractRequest::Accept(Box::new(h)))
+                    .await?;
+                self.contracts.accepted.insert(id);
+                tracing::info!(contract = id, "executor: contract key accepted");
+            } else if code.key_request.is_none() && !self.contracts.requested.contains(&id) {
+                let ContractResponse::Attested(att) = self
+                    .contracts_call(ContractRequest::Attest { chain })
+                    .await?
+                else {
+                    return Err(Error::Enclave("no attestation".into()));
+                };
+                self.send_call(Call::Contracts(ContractCall::RequestKey {
+                    contract: id,
+                    attestation: codec::encode(&att),
+                }))
+                .await?;
+                self.contracts.requested.insert(id);
+                return Ok(());
+            } else {
+                return Ok(());
+            }
+        }
+        if !self.contracts.loaded.contains_key(&id) {
+            let code = self.client.contract_code(id).await?.code;
+            let checkpoint = self.client.contract_checkpoint(id).await?;
+            let ContractResponse::Loaded { applied, .. } = self
+                .contracts_call(ContractRequest::Load {
+                    contract: id,
+                    code,
+                    checkpoint,
+                })
+                .await?
+            else {
+                return Err(Error::Enclave("contract not loaded".into()));
+            };
+            self.contracts.loaded.insert(id, applied);
+            self.contracts.checkpointed.insert(id, applied);
+        }
+        // Receipts now in a block are confirmed; late ones go out again.
+        self.contracts
+            .unconfirmed
+            .retain(|(cid, seq), _| *cid != id || *seq > c.applied);
+        let late: Vec<_> = self
+            .contracts
+            .unconfirmed
+            .iter_mut()
+            .filter(|((cid, _), (_, _, at))| *cid == id && at.elapsed() > RESEND_AFTER)
+            .map(|(_, (r, s, at))| {
+                *at = Instant::now();
+                (r.clone(), *s)
+            })
+            .collect();
+        for (receipt, signature) in late {
+            self.send_call(Call::Contracts(ContractCall::Receipt {
+                receipt,
+                signature,
+            }))
+            .await?;
+        }
+        let mut applied = self.contracts.loaded[&id];
+        let until = c.commands.min(applied + COMMANDS_PER_POLL);
+        while applied < until {
+            let seq = applied + 1;
+            let cmd = self.client.contract_command(id, seq).await?;
+            let command = Command {
+                sender: cmd.sender,
+                nonce: cmd.nonce,
+                height: cmd.height,
+                fuel: cmd.fuel,
+                init: cmd.init,
+                reply_to: cmd.reply_to,
+                sealed: cmd.sealed,
+            };
+            let ContractResponse::Applied { receipt, signature } = self
+                .contracts_call(ContractRequest::Apply {
+                    contract: id,
+                    command,
+                })
+                .await?
+            else {
+                return Err(Error::Enclave("command not applied".into()));
+            };
+            applied = seq;
+            self.contracts.loaded.insert(id, applied);
+            // A replay after a restart: the chain has this receipt already.
+            if seq > c.applied {
+                self.send_call(Call::Contracts(ContractCall::Receipt {
+                    receipt: receipt.clone(),
+                    signature,
+                }))
+                .await?;
+                self.contracts
+                    .unconfirmed
+                    .insert((id, seq), (receipt, signature, Instant::now()));
+            }
+        }
+        let last = self.contracts.checkpointed.get(&id).copied().unwrap_or(0);
+        if applied == c.applied && applied >= last + every {
+            let ContractResponse::Checkpoint {
+                checkpoint,
+                signature,
+            } = self
+                .contracts_call(ContractRequest::Checkpoint { contract: id })
+                .await?
+            else {
+                return Err(Error::Enclave("no checkpoint".into()));
+            };
+            self.send_call(Call::Contracts(ContractCall::Checkpoint {
+                checkpoint,
+                executor: self.info.identity,
+                signature,
+            }))
+            .await?;
+            self.contracts.checkpointed.insert(id, applied);
+            tracing::info!(contract = id, applied, "executor: checkpoint posted");
+        }
+        Ok(())
+    }
+}
