@@ -10,7 +10,7 @@
 //! same file opens results later (`job result`). The node and the workers
 //! only ever hold ciphertext.
 
-use crate::{client, keys, print, rpc_err, send_call};
+use crate::{client, keys, print, print_list, rpc_err, send_call};
 use anyhow::{Context, Result, anyhow, bail};
 use proctor_primitives::{Address, Amount, Hash, Keypair};
 use proctor_rpc::{ApiClient, TxStatus};
@@ -145,22 +145,14 @@ pub async fn run(cmd: JobCmd, url: &str) -> Result<()> {
                     None => break,
                 }
             }
-            print(json, &jobs, |jobs| {
-                if jobs.is_empty() {
-                    return "no jobs".into();
-                }
-                jobs.iter()
-                    .map(|j| {
-                        format!(
-                            "job {:>4}  {:<9} instructions {:>12}  paid {}",
-                            j.id,
-                            state_name(j.state),
-                            j.instructions,
-                            j.paid
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
+            print_list(json, &jobs, "no jobs", |j| {
+                format!(
+                    "job {:>4}  {:<9} instructions {:>12}  paid {}",
+                    j.id,
+                    state_name(j.state),
+                    j.instructions,
+                    j.paid
+                )
             })
         }
         JobCmd::Result { id, key, out } => {

@@ -13,6 +13,7 @@ mod bench_corpus;
 mod bench_net;
 pub mod bench_oracle;
 mod chain;
+mod contract;
 mod devnet;
 mod enclave;
 mod governance;
@@ -132,6 +133,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: oracle::OracleCmd,
     },
+    /// Confidential contracts: Wasm state machines run inside enclaves.
+    Contract {
+        #[command(subcommand)]
+        cmd: contract::ContractCmd,
+    },
     /// Peers of the node: who is connected, who is banned.
     Net {
         #[command(subcommand)]
@@ -250,6 +256,19 @@ fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) 
     Ok(())
 }
 
+/// Prints `items` as JSON, or a line each (`none` when there are none).
+fn print_list<T: Serialize>(
+    json: bool,
+    items: &[T],
+    none: &str,
+    line: impl Fn(&T) -> String,
+) -> Result<()> {
+    print(json, &items, |items| match items.is_empty() {
+        true => none.to_string(),
+        false => items.iter().map(line).collect::<Vec<_>>().join("\n"),
+    })
+}
+
 /// `proctor ... | head -1`: when the reader of standard output goes away,
 /// the next print fails with a broken pipe. Rust ignores SIGPIPE, so that
 /// print panics; exit quietly instead, with the status a Unix tool killed by
@@ -316,6 +335,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Job { cmd } => job::run(cmd, url).await,
         Cmd::Oracle { cmd } => oracle::run(cmd, url).await,
+        Cmd::Contract { cmd } => contract::run(cmd, url).await,
         Cmd::Task { cmd } => task::run(cmd),
         Cmd::Tee { cmd } => tee::run(cmd),
         Cmd::Bench {
@@ -347,6 +367,18 @@ pub(crate) async fn send_call(
     fee: Option<Amount>,
     wait: Option<Duration>,
 ) -> Result<(Hash, TxStatus)> {
+    send_call_with(url, key, |_, _| Ok(call), fee, wait).await
+}
+
+/// [`send_call`] of the call `make` builds for the chain's genesis hash and
+/// the transaction's nonce (a contract command seals its message to them).
+pub(crate) async fn send_call_with(
+    url: &str,
+    key: &proctor_primitives::Keypair,
+    make: impl FnOnce(&Hash, u64) -> Result<Call>,
+    fee: Option<Amount>,
+    wait: Option<Duration>,
+) -> Result<(Hash, TxStatus)> {
     let c = client(url)?;
     let info = c.chain_info().await.map_err(rpc_err(url))?;
     let acc = c
@@ -359,7 +391,7 @@ pub(crate) async fn send_call(
         signer: key.public(),
         nonce: acc.next_nonce,
         fee,
-        call,
+        call: make(&info.genesis_hash, acc.next_nonce)?,
     }
     .sign(key);
     if let Some(needed) = tx.tx.cost()

@@ -4,7 +4,7 @@
 //! private one with the requester's key), `cancel` withdraws an undelivered
 //! request, `list` shows requests.
 
-use crate::{client, keys, print, rpc_err, send_call};
+use crate::{client, keys, print, print_list, rpc_err, send_call};
 use anyhow::{Result, anyhow, bail};
 use proctor_primitives::{Address, Amount, Hash, Keypair, codec};
 use proctor_rpc::ApiClient;
@@ -355,24 +355,16 @@ pub async fn run(cmd: OracleCmd, url: &str) -> Result<()> {
                     )
                 })
                 .collect::<Result<Vec<_>>>()?;
-            print(json, &views, |vs| {
-                if vs.is_empty() {
-                    return "no oracle requests".into();
-                }
-                vs.iter()
-                    .map(|v| {
-                        format!(
-                            "request {:>4}  {:<9} {}",
-                            v.id,
-                            state_name(v.state),
-                            v.value
-                                .as_deref()
-                                .or(v.url.as_deref())
-                                .unwrap_or("(private)")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
+            print_list(json, &views, "no oracle requests", |v| {
+                format!(
+                    "request {:>4}  {:<9} {}",
+                    v.id,
+                    state_name(v.state),
+                    v.value
+                        .as_deref()
+                        .or(v.url.as_deref())
+                        .unwrap_or("(private)")
+                )
             })
         }
     }

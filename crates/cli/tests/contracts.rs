@@ -1,0 +1,124 @@
+//! Confidential contracts end to end on a devnet: the example contracts of
+//! `examples/contracts/` deployed from the CLI, their key published by the
+//! devnet's gatekeeper, commands applied by the executor's enclave, replies
+//! opened by the caller, and the plaintext nowhere on the devnet's disk.
+
+mod common;
+use common::*;
+
+const MARKER: &str = "zqxcontractmarker";
+
+fn example(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../examples/contracts/{name}.wasm"))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `proctor contract call ID --msg MSG --key KEY --wait --json`.
+fn call(url: &str, id: &str, key: &str, msg: &str) -> std::process::Output {
+    run(&[
+        "--rpc", url, "contract", "call", id, "--key", key, "--msg", msg, "--wait", "--json",
+    ])
+}
+
+fn json(o: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+#[test]
+fn contracts_deploy_apply_commands_and_keep_their_state_confidential() {
+    let dir = tmp("contracts");
+    let chain = dir.join("chain");
+    let (_devnet, url) = start_devnet_with(&chain, 1, &["--block-ms", "500"]);
+    wait_for("a few blocks", 120, || height(&url).filter(|&h| h >= 2));
+    let alice = chain.join("keys/dev0.json");
+    let bob = chain.join("keys/dev1.json");
+    let (alice, bob) = (alice.to_str().unwrap(), bob.to_str().unwrap());
+
+    // The worker becomes an executor once its market offer is on chain.
+    let kv = example("kv");
+    let deployed = wait_for("an executor", 120, || {
+        let o = run(&[
+            "--rpc", &url, "contract", "deploy", &kv, "--key", alice, "--json",
+        ]);
+        o.status.success().then(|| json(&o))
+    });
+    let id = deployed["id"].as_u64().unwrap().to_string();
+
+    let secret = format!("set diary {MARKER}");
+    let o = call(&url, &id, alice, &secret);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&o);
+    assert_eq!(
+        (v["code"].as_i64(), v["reply"].as_str()),
+        (Some(0), Some("ok")),
+        "{v}"
+    );
+    assert!(v["instructions"].as_u64().unwrap() > 0);
+    assert!(v["paid"].as_u64().unwrap() > 0);
+    // Bob may not overwrite Alice's key: refused, exit non-zero, reply kept.
+    let o = call(&url, &id, bob, "set diary mine");
+    assert!(!o.status.success());
+    let v = json(&o);
+    assert_eq!(
+        (v["code"].as_i64(), v["reply"].as_str()),
+        (Some(3), Some("not the owner")),
+        "{v}"
+    );
+    let info = ok_json(&["--rpc", &url, "contract", "info", &id, "--json"]);
+    assert_eq!(
+        (info["commands"].as_u64(), info["applied"].as_u64()),
+        (Some(2), Some(2)),
+        "{info}"
+    );
+    let listed = ok_json(&["--rpc", &url, "contract", "list", "--json"]);
+    assert_eq!(listed[0]["id"].as_u64().unwrap().to_string(), id);
+
+    // The auction: init, sealed bids, the close publishes winner and price.
+    let auction = example("auction");
+    // Far enough for the deploy, its init and two bids (a few blocks each).
+    let close = height(&url).unwrap() + 40;
+    let o = run(&[
+        "--rpc",
+        &url,
+        "contract",
+        "deploy",
+        &auction,
+        "--key",
+        alice,
+        "--init",
+        &format!("close {close}"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&o);
+    assert_eq!(v["init"]["code"].as_i64(), Some(0), "{v}");
+    let aid = v["id"].as_u64().unwrap().to_string();
+    for (who, bid) in [(alice, "bid 70"), (bob, "bid 90")] {
+        let o = call(&url, &aid, who, bid);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    wait_for("the close height", 120, || {
+        height(&url).filter(|&h| h >= close)
+    });
+    let o = call(&url, &aid, alice, "close");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&o);
+    let reply = v["reply"].as_str().unwrap();
+    assert!(
+        reply.starts_with("winner ") && reply.ends_with(" price 70"),
+        "{v}"
+    );
+
+    // The marker was in a command and is in the state: it is nowhere on disk.
+    let scanned = assert_nowhere_on_disk(&chain, MARKER);
+    assert!(scanned > 10_000, "scanned only {scanned} bytes");
+}
