@@ -74,6 +74,114 @@ pub enum ContractRequest {
     Apply { contract: u64, command: Command },
     /// The loaded contract's state, encrypted under its state key.
     Checkpoint { contract: u64 },
+    /// Answer a query over the loaded state, which the host says is the
+    /// state at `height` (block `block_hash`): the statement names both, and
+    /// the caller checks them against its own node.
+    Query {
+        query: Box<SignedQuery>,
+        height: u64,
+        block_hash: Hash,
+    },
+}
+
+/// Instructions one query may use.
+pub const QUERY_FUEL: u64 = 100_000_000;
+
+/// A query (seed 004 §4.8 step 3): the message sealed to the contract's
+/// command key with `info` = [`query_info`], signed by the caller's account
+/// key, answerable until `expires_at`.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SignedQuery {
+    pub chain: Hash,
+    pub contract: u64,
+    pub caller: PublicKey,
+    /// The last height whose state may answer it.
+    pub expires_at: u64,
+    /// Where the reply is sealed to.
+    pub reply_to: EncryptionKey,
+    pub sealed: Vec<u8>,
+    pub signature: Signature,
+}
+
+impl SignedQuery {
+    /// What the caller signs: every field but the signature.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        Hash::tagged(
+            "proctor/contracts/query/v1",
+            &[
+                &self.chain.0,
+                &self.contract.to_le_bytes(),
+                &self.caller.0,
+                &self.expires_at.to_le_bytes(),
+                &self.reply_to.0,
+                &Hash::of(&self.sealed).0,
+            ],
+        )
+        .0
+        .to_vec()
+    }
+
+    /// The hash an answer's statement names.
+    pub fn hash(&self) -> Hash {
+        Hash::of_encoded("proctor/contracts/query-hash", self)
+    }
+}
+
+/// `info` of a query's message.
+pub fn query_info(chain: &Hash, contract: u64, caller: &PublicKey, expires_at: u64) -> Vec<u8> {
+    Hash::tagged(
+        "proctor/contracts/query-message",
+        &[
+            &chain.0,
+            &contract.to_le_bytes(),
+            &caller.0,
+            &expires_at.to_le_bytes(),
+        ],
+    )
+    .0
+    .to_vec()
+}
+
+/// `info` of the reply to the query whose hash is `query`.
+pub fn query_reply_info(query: &Hash) -> Vec<u8> {
+    Hash::tagged("proctor/contracts/query-reply", &[&query.0])
+        .0
+        .to_vec()
+}
+
+/// What the executor's enclave signs about a query's answer.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct QueryStatement {
+    pub chain: Hash,
+    pub contract: u64,
+    /// Commands applied to the state that answered.
+    pub applied: u64,
+    pub height: u64,
+    pub block_hash: Hash,
+    pub state_hash: Hash,
+    /// [`SignedQuery::hash`].
+    pub query: Hash,
+    /// Hash of the sealed reply.
+    pub reply: Hash,
+    /// 0, or the contract's refusal code.
+    pub code: i32,
+    pub executor: PublicKey,
+}
+
+impl QueryStatement {
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        Hash::of_encoded("proctor/contracts/query-statement/v1", self)
+            .0
+            .to_vec()
+    }
+}
+
+/// An answer: the statement, the reply sealed to the caller, the signature.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct QueryAnswer {
+    pub statement: QueryStatement,
+    pub reply: Vec<u8>,
+    pub signature: Signature,
 }
 
 /// A command as the chain carries it: the message HPKE-sealed to the
@@ -167,6 +275,7 @@ pub enum ContractResponse {
         checkpoint: Checkpoint,
         signature: Signature,
     },
+    Answer(Box<QueryAnswer>),
 }
 
 /// An enclave's claim to be a peer: its keys and a quote binding them.
@@ -465,6 +574,13 @@ impl Keys {
                 let signature = p.sign(&receipt.signing_bytes(&chain));
                 Ok(ContractResponse::Applied { receipt, signature })
             }
+            ContractRequest::Query {
+                query,
+                height,
+                block_hash,
+            } => self
+                .query(p, *query, height, block_hash)
+                .map(|a| ContractResponse::Answer(Box::new(a))),
             ContractRequest::Checkpoint { contract } => {
                 let checkpoint = self.checkpoint(p, contract)?;
                 let chain = self.key(contract)?.0;
@@ -626,6 +742,82 @@ impl Keys {
             emits: emits.into_iter().map(Emit).collect(),
             state_hash: r.state.hash(),
             executor: p.identity(),
+        })
+    }
+
+    fn query(
+        &mut self,
+        p: &mut dyn Platform,
+        q: SignedQuery,
+        height: u64,
+        block_hash: Hash,
+    ) -> Result<QueryAnswer, Error> {
+        let (chain, _, k_c) = self.key(q.contract)?;
+        let k_c = Zeroizing::new(k_c);
+        if q.chain != chain {
+            return Err(err("the query is for another chain"));
+        }
+        q.caller
+            .verify(&q.signing_bytes(), &q.signature)
+            .map_err(|_| err("the query's signature does not verify"))?;
+        if height > q.expires_at {
+            return Err(err(format!(
+                "the query expired at height {} (the state is at {height})",
+                q.expires_at
+            )));
+        }
+        let info = query_info(&chain, q.contract, &q.caller, q.expires_at);
+        let msg = command_key(&k_c)
+            .open(&info, &q.sealed)
+            .map_err(|_| err("the query does not open for this contract and caller"))?;
+        let vm = self
+            .vm
+            .clone()
+            .ok_or_else(|| err("no contract is loaded"))?;
+        let r = self.running(q.contract)?;
+        let env = Env {
+            caller: q.caller.address(),
+            height,
+            msg,
+            fuel: QUERY_FUEL,
+        };
+        let x = vm.query(&r.code, &r.state, env);
+        let code = match x.ending {
+            Ending::Done => 0,
+            Ending::Refused(c) => c,
+            Ending::Trapped(why) => return Err(err(format!("the query trapped: {why}"))),
+            Ending::OutOfFuel => {
+                return Err(err(format!(
+                    "the query used more than {QUERY_FUEL} instructions"
+                )));
+            }
+        };
+        let (applied, state_hash) = (r.applied, r.state.hash());
+        let query = q.hash();
+        let reply = envelope::seal_to(
+            &q.reply_to,
+            &query_reply_info(&query),
+            &x.reply,
+            &mut rng(p),
+        )
+        .map_err(|e| err(format!("cannot seal the reply: {e}")))?;
+        let statement = QueryStatement {
+            chain,
+            contract: q.contract,
+            applied,
+            height,
+            block_hash,
+            state_hash,
+            query,
+            reply: Hash::of(&reply),
+            code,
+            executor: p.identity(),
+        };
+        let signature = p.sign(&statement.signing_bytes());
+        Ok(QueryAnswer {
+            statement,
+            reply,
+            signature,
         })
     }
 

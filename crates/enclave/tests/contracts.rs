@@ -284,7 +284,9 @@ fn a_root_key_restores_from_its_sealed_blob_only_on_its_own_machine() {
 
 mod executing {
     use super::*;
-    use proctor_enclave::contracts::{Command, command_info, reply_info};
+    use proctor_enclave::contracts::{
+        Command, QueryAnswer, SignedQuery, command_info, query_info, query_reply_info, reply_info,
+    };
     use proctor_primitives::{Address, EncryptionKey};
     use proctor_state::contracts::{Checkpoint, Receipt};
 
@@ -474,5 +476,104 @@ mod executing {
             .unwrap_err();
             assert!(e.contains("does not open"), "{e}");
         }
+    }
+
+    /// Alice's query, signed by her account key, answerable until `expires`.
+    fn query(
+        key: &EncryptionKey,
+        id: u64,
+        who: &Keypair,
+        reply: &RecipientKey,
+        expires: u64,
+        msg: &[u8],
+    ) -> SignedQuery {
+        let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([9; 32]);
+        let caller = who.public();
+        let mut q = SignedQuery {
+            chain: CHAIN,
+            contract: id,
+            caller,
+            expires_at: expires,
+            reply_to: reply.public(),
+            sealed: envelope::seal_to(
+                key,
+                &query_info(&CHAIN, id, &caller, expires),
+                msg,
+                &mut rng,
+            )
+            .unwrap(),
+            signature: proctor_primitives::Signature([0; 64]),
+        };
+        q.signature = who.sign(&q.signing_bytes());
+        q
+    }
+
+    fn ask_query(x: &mut Enclave, q: SignedQuery, height: u64) -> Result<QueryAnswer, String> {
+        let req = ContractRequest::Query {
+            query: Box::new(q),
+            height,
+            block_hash: Hash([3; 32]),
+        };
+        ask(x, req).map(|r| match r {
+            ContractResponse::Answer(a) => *a,
+            r => panic!("{r:?}"),
+        })
+    }
+
+    #[test]
+    fn queries_are_answered_for_their_signer_only_with_a_signed_statement() {
+        let mut gk = enclave("query-gk");
+        bootstrap(&mut gk);
+        let key = public_key(&mut gk, 1).key;
+        let mut x = executor("query-x", &mut gk, 1, None);
+        let alice_key = Keypair::from_secret(&[1; 32]);
+        let bob_key = Keypair::from_secret(&[2; 32]);
+        let alice = User {
+            account: alice_key.public().address(),
+            reply: RecipientKey::from_seed(&[1; 32]),
+        };
+        let secret = [b"set diary ".as_slice(), MARKER].concat();
+        let applied = apply(&mut x, 1, command(&key, 1, &alice, 1, &secret));
+        assert_eq!(applied.code, 0);
+
+        let q = query(&key, 1, &alice_key, &alice.reply, 50, b"get diary");
+        let a = ask_query(&mut x, q.clone(), 40).unwrap();
+        let st = &a.statement;
+        assert_eq!((st.code, st.applied, st.height), (0, 1, 40));
+        assert_eq!((st.state_hash, st.query), (applied.state_hash, q.hash()));
+        assert_eq!(st.reply, Hash::of(&a.reply));
+        x.info()
+            .identity
+            .verify(&st.signing_bytes(), &a.signature)
+            .unwrap();
+        let reply = alice
+            .reply
+            .open(&query_reply_info(&q.hash()), &a.reply)
+            .unwrap();
+        assert_eq!(reply, MARKER);
+        assert!(!contains(&a.reply, MARKER));
+
+        // Bob asks for Alice's key: the contract refuses, and says so.
+        let bob_reply = RecipientKey::from_seed(&[2; 32]);
+        let qb = query(&key, 1, &bob_key, &bob_reply, 50, b"get diary");
+        let b = ask_query(&mut x, qb.clone(), 40).unwrap();
+        assert_eq!(b.statement.code, 3);
+        let why = bob_reply
+            .open(&query_reply_info(&qb.hash()), &b.reply)
+            .unwrap();
+        assert_eq!(why, b"not the owner");
+        // Bob replays Alice's query as his own, or alters it: refused.
+        let mut stolen = q.clone();
+        stolen.caller = bob_key.public();
+        stolen.signature = bob_key.sign(&stolen.signing_bytes());
+        let e = ask_query(&mut x, stolen, 40).unwrap_err();
+        assert!(e.contains("does not open"), "{e}");
+        let mut redirected = q.clone();
+        redirected.reply_to = bob_reply.public();
+        let e = ask_query(&mut x, redirected, 40).unwrap_err();
+        assert!(e.contains("signature"), "{e}");
+        // Past its expiry: refused.
+        let e = ask_query(&mut x, q, 51).unwrap_err();
+        assert!(e.contains("expired"), "{e}");
     }
 }

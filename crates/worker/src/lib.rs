@@ -110,25 +110,16 @@ type Refusal = (
 const JOB_POLL: Duration = Duration::from_secs(1);
 
 /// Moves each request to a blocking thread (mining is CPU-bound; a remote
-/// enclave blocks on its socket). The mutex only makes the host `Sync`;
-/// requests are sequential.
+/// enclave blocks on its socket). Shared by the worker's loop and its query
+/// server (`queries`): one request at a time, in the order they lock.
+#[derive(Clone)]
 struct EnclaveHost {
-    transport: std::sync::Mutex<Option<Box<dyn Transport>>>,
+    transport: Arc<tokio::sync::Mutex<Option<Box<dyn Transport>>>>,
 }
 
 impl EnclaveHost {
-    async fn call(&mut self, req: Request) -> Result<Response> {
-        let slot = self.transport.get_mut().unwrap_or_else(|p| p.into_inner());
-        let mut t = slot
-            .take()
-            .ok_or_else(|| Error::Enclave("enclave lost".into()))?;
-        let (t, resp) = tokio::task::spawn_blocking(move || {
-            let resp = t.call(req);
-            (t, resp)
-        })
-        .await
-        .map_err(|e| Error::Enclave(e.to_string()))?;
-        *self.transport.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(t);
+    async fn call(&self, req: Request) -> Result<Response> {
+        let resp = self.with(move |t| t.call(req)).await?;
         match resp {
             Response::Error { code, message } => {
                 Err(Error::Enclave(format!("{message} (code {code})")))
@@ -136,16 +127,14 @@ impl EnclaveHost {
             r => Ok(r),
         }
     }
-}
 
-impl EnclaveHost {
     /// Runs `f` with the enclave on a blocking thread (the oracle relay
     /// moves bytes between a socket and the enclave there).
     async fn with<T: Send + 'static>(
-        &mut self,
+        &self,
         f: impl FnOnce(&mut dyn Transport) -> T + Send + 'static,
     ) -> Result<T> {
-        let slot = self.transport.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.transport.clone().lock_owned().await;
         let mut t = slot
             .take()
             .ok_or_else(|| Error::Enclave("enclave lost".into()))?;
@@ -155,7 +144,7 @@ impl EnclaveHost {
         })
         .await
         .map_err(|e| Error::Enclave(e.to_string()))?;
-        *self.transport.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(t);
+        *slot = Some(t);
         Ok(out)
     }
 }
@@ -215,7 +204,7 @@ impl Worker {
         let client = proctor_rpc::http_client(&config.rpc_url)?;
         Ok(Worker {
             host: EnclaveHost {
-                transport: std::sync::Mutex::new(Some(enclave)),
+                transport: Arc::new(tokio::sync::Mutex::new(Some(enclave))),
             },
             client,
             operator: config.operator,
