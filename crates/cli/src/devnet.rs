@@ -431,6 +431,13 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             .await
             .context("serving a worker's metrics")?;
         metrics_servers.push(server);
+        // Its query port, for callers of the contracts its enclave executes.
+        let (qaddr, qserver) = worker
+            .serve_queries(any_port)
+            .await
+            .context("serving a worker's contract queries")?;
+        worker.set_query_endpoint(format!("http://{qaddr}"));
+        metrics_servers.push(qserver);
         listed.push(DevnetWorker {
             identity: worker.info().identity.to_string(),
             metrics: format!("http://{addr}/metrics"),

@@ -596,6 +596,13 @@ impl ApiServer for Rpc {
         Ok(self.lock().state().contract_checkpoint(id))
     }
 
+    async fn enclave_endpoint(
+        &self,
+        identity: PublicKey,
+    ) -> Result<Option<String>, ErrorObjectOwned> {
+        Ok(self.lock().state().enclave_endpoint(&identity))
+    }
+
     async fn contracts_awaiting_key(&self) -> Result<Vec<u64>, ErrorObjectOwned> {
         Ok(self.lock().state().contracts_awaiting_key())
     }

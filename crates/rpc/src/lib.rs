@@ -532,6 +532,14 @@ pub trait Api {
         id: u64,
     ) -> Result<Option<proctor_state::contracts::Checkpoint>, ErrorObjectOwned>;
 
+    /// Where an enclave's query port listens (its operator says, on chain),
+    /// or null.
+    #[method(name = "enclaveEndpoint")]
+    async fn enclave_endpoint(
+        &self,
+        identity: PublicKey,
+    ) -> Result<Option<String>, ErrorObjectOwned>;
+
     /// Contracts whose command key no gatekeeper has published yet.
     #[method(name = "contractsAwaitingKey")]
     async fn contracts_awaiting_key(&self) -> Result<Vec<u64>, ErrorObjectOwned>;

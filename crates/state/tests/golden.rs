@@ -58,6 +58,7 @@ fn call_name(c: &Call) -> &'static str {
         Call::Contracts(contracts::Call::Command { .. }) => "contracts_command",
         Call::Contracts(contracts::Call::Receipt { .. }) => "contracts_receipt",
         Call::Contracts(contracts::Call::Checkpoint { .. }) => "contracts_checkpoint",
+        Call::Contracts(contracts::Call::SetEndpoint { .. }) => "contracts_set_endpoint",
     }
 }
 
@@ -97,6 +98,7 @@ fn event_name(e: &Event) -> &'static str {
             contracts::Event::ContractApplied { .. } => "contract_applied",
             contracts::Event::ContractEmitted { .. } => "contract_emitted",
             contracts::Event::ContractCheckpointed { .. } => "contract_checkpointed",
+            contracts::Event::ContractEndpoint { .. } => "contract_endpoint",
         },
     }
 }
@@ -123,6 +125,7 @@ fn record_name(r: &Record) -> &'static str {
             contracts::Record::Next(_) => "contracts_next",
             contracts::Record::Blob(_) => "contracts_blob",
             contracts::Record::Ids(_) => "contracts_ids",
+            contracts::Record::Endpoint(_) => "contracts_endpoint",
         },
     }
 }
@@ -293,6 +296,10 @@ fn calls() -> Vec<Call> {
             checkpoint: contract_checkpoint(),
             executor: pk(1),
             signature: key(1).sign(&contract_checkpoint().signing_bytes(&h(9))),
+        }),
+        Call::Contracts(contracts::Call::SetEndpoint {
+            enclave: pk(1),
+            url: "http://127.0.0.1:1".into(),
         }),
     ]
 }
@@ -499,6 +506,10 @@ fn events() -> Vec<Event> {
             applied: 2,
             state_hash: h(3),
         }),
+        Event::Contracts(contracts::Event::ContractEndpoint {
+            enclave: pk(1),
+            url: "http://127.0.0.1:1".into(),
+        }),
     ]
 }
 
@@ -646,6 +657,7 @@ fn records() -> Vec<Record> {
         Record::from(contracts::Record::Next(2)),
         Record::from(contracts::Record::Blob(vec![1])),
         Record::from(contracts::Record::Ids(vec![1, 2])),
+        Record::from(contracts::Record::Endpoint("http://127.0.0.1:1".into())),
     ]
 }
 
@@ -760,9 +772,9 @@ fn every_call_event_and_record_encodes_as_its_golden_fixture() {
             "a variant sampled twice: {names:?}"
         );
     }
-    assert_eq!(calls.len(), 22, "a Call variant has no sample");
-    assert_eq!(events.len(), 33, "an Event variant has no sample");
-    assert_eq!(records.len(), 19, "a Record variant has no sample");
+    assert_eq!(calls.len(), 23, "a Call variant has no sample");
+    assert_eq!(events.len(), 34, "an Event variant has no sample");
+    assert_eq!(records.len(), 20, "a Record variant has no sample");
     check("calls.txt", &lines(&calls));
     check("events.txt", &lines(&events));
     check("records.txt", &lines(&records));
@@ -928,6 +940,7 @@ fn transaction_error_codes_are_distinct_and_stable() {
         }),
         TxError::Contracts(contracts::Error::BadReceipt(String::new())),
         TxError::Contracts(contracts::Error::BadCheckpoint(String::new())),
+        TxError::Contracts(contracts::Error::BadEndpoint(String::new())),
     ];
     let codes: Vec<i32> = all.iter().map(TxError::code).collect();
     let distinct: std::collections::BTreeSet<i32> = codes.iter().copied().collect();

@@ -50,6 +50,8 @@ pub(crate) struct Duties {
     unconfirmed: BTreeMap<(u64, u64), (Receipt, Signature, Instant)>,
     /// Contract → the position of the last checkpoint posted.
     checkpointed: BTreeMap<u64, u64>,
+    /// The query port's URL to register on chain, and when it was last sent.
+    endpoint: Option<(String, Option<Instant>)>,
 }
 
 impl Duties {
@@ -59,6 +61,12 @@ impl Duties {
 }
 
 impl Worker {
+    /// Registers `url` (this worker's [`Worker::serve_queries`] port) on
+    /// chain as its enclave's query endpoint, at the next poll.
+    pub fn set_query_endpoint(&mut self, url: String) {
+        self.contracts.endpoint = Some((url, None));
+    }
+
     /// Gives this worker's enclave the root key sealed in `sealed` (a
     /// gatekeeper's; restored and bound to the chain at the next poll).
     pub fn set_root_key(&mut self, sealed: Vec<u8>) {
@@ -89,6 +97,17 @@ impl Worker {
             }
         };
         let me = self.info.identity;
+        if let Some((url, sent)) = self.contracts.endpoint.clone()
+            && sent.is_none_or(|t| t.elapsed() > RESEND_AFTER)
+            && self.client.enclave_endpoint(me).await?.as_deref() != Some(url.as_str())
+        {
+            self.send_call(Call::Contracts(ContractCall::SetEndpoint {
+                enclave: me,
+                url: url.clone(),
+            }))
+            .await?;
+            self.contracts.endpoint = Some((url, Some(Instant::now())));
+        }
         if gatekeeper == Some(me) {
             self.serve_as_gatekeeper(chain).await?;
         }

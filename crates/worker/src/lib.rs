@@ -23,6 +23,7 @@
 mod contracts;
 pub mod metrics;
 pub mod oracle;
+mod queries;
 
 use proctor_enclave::wire::Transport;
 use proctor_enclave::{EnclaveInfo, MineResult, Request, Response};

@@ -74,6 +74,9 @@ fn grant_key(id: u64, executor: &PublicKey) -> Hash {
         &[&id.to_le_bytes(), &executor.0],
     )
 }
+fn endpoint_key(enclave: &PublicKey) -> Hash {
+    key(Contracts::KEY_PREFIX, "endpoint", &[&enclave.0])
+}
 fn awaiting_key() -> Hash {
     key(Contracts::KEY_PREFIX, "awaiting-key", &[])
 }
@@ -186,6 +189,7 @@ impl Module for Contracts {
                 executor,
                 signature,
             } => vec![checkpoint_call(cx, checkpoint, executor, signature)?],
+            Call::SetEndpoint { enclave, url } => vec![set_endpoint(cx, from, enclave, url)?],
         };
         Ok(crate::context::lift(events))
     }
@@ -495,7 +499,40 @@ fn checkpoint_call(
     })
 }
 
+fn set_endpoint(
+    cx: &mut Context<'_>,
+    from: Address,
+    enclave: &PublicKey,
+    url: &str,
+) -> Result<Event, Error> {
+    if cx.o.active_operator(enclave, cx.env.height) != Some(from) {
+        return Err(Error::BadEndpoint(format!(
+            "only the operator of enclave {enclave}, registered and active, may set its endpoint"
+        )));
+    }
+    let shape = url.len() <= MAX_ENDPOINT
+        && (url.starts_with("http://") || url.starts_with("https://"))
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !shape {
+        return Err(Error::BadEndpoint(format!(
+            "{url:?} is not an http(s) URL of at most {MAX_ENDPOINT} bytes"
+        )));
+    }
+    cx.o.put(endpoint_key(enclave), Record::Endpoint(url.to_string()));
+    Ok(Event::ContractEndpoint {
+        enclave: *enclave,
+        url: url.to_string(),
+    })
+}
+
 impl State {
+    /// Where `enclave`'s query port listens, if its operator said.
+    pub fn enclave_endpoint(&self, enclave: &PublicKey) -> Option<String> {
+        match self.read().get(&endpoint_key(enclave)) {
+            Some(crate::Record::Contracts(Record::Endpoint(u))) => Some(u),
+            _ => None,
+        }
+    }
     /// Contract `id`, if any.
     pub fn contract(&self, id: u64) -> Option<ContractInfo> {
         self.read().contract(id)

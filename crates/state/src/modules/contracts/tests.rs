@@ -269,3 +269,24 @@ fn commands_are_paid_by_instruction_and_receipts_come_in_order_from_the_executor
     assert_eq!(c.state.contract_checkpoint(id).unwrap().applied, 1);
     assert_eq!(c.err(OTHER, c.checkpoint(id, 1, &c.enclaves[x])), 1313);
 }
+
+#[test]
+fn only_an_enclaves_operator_sets_its_query_endpoint() {
+    let mut c = chain("contracts-endpoint");
+    let enclave = c.enclaves[1].identity();
+    let set = |url: &str| {
+        call(super::Call::SetEndpoint {
+            enclave,
+            url: url.into(),
+        })
+    };
+    assert_eq!(c.err(OTHER, set("http://127.0.0.1:9")), 1314);
+    assert_eq!(c.err(4, set("ftp://127.0.0.1:9")), 1314);
+    assert_eq!(c.err(4, set("http://a b")), 1314);
+    assert_eq!(c.err(4, set(&format!("http://{}", "a".repeat(300)))), 1314);
+    c.ok(4, set("http://127.0.0.1:9"));
+    assert_eq!(
+        c.state.enclave_endpoint(&enclave).as_deref(),
+        Some("http://127.0.0.1:9")
+    );
+}

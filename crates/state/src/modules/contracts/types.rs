@@ -236,7 +236,13 @@ pub enum Call {
         executor: PublicKey,
         signature: Signature,
     },
+    /// An enclave's operator says where its query port listens
+    /// (`http://HOST:PORT`), for callers of the contracts it executes.
+    SetEndpoint { enclave: PublicKey, url: String },
 }
+
+/// Longest query endpoint URL.
+pub const MAX_ENDPOINT: usize = 256;
 
 /// The module's events.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
@@ -285,6 +291,10 @@ pub enum Event {
         applied: u64,
         state_hash: Hash,
     },
+    ContractEndpoint {
+        enclave: PublicKey,
+        url: String,
+    },
 }
 
 /// The module's records.
@@ -300,6 +310,8 @@ pub enum Record {
     Blob(Vec<u8>),
     /// Ids of contracts (those awaiting a key).
     Ids(Vec<u64>),
+    /// An enclave's query endpoint.
+    Endpoint(String),
 }
 
 /// The contracts module's errors: codes 1300-1349.
@@ -335,6 +347,8 @@ pub enum Error {
     BadReceipt(String),
     #[error("invalid checkpoint: {0}")]
     BadCheckpoint(String),
+    #[error("invalid query endpoint: {0}")]
+    BadEndpoint(String),
 }
 
 impl Error {
@@ -355,6 +369,7 @@ impl Error {
             Error::WrongSeq { .. } => 1311,
             Error::BadReceipt(_) => 1312,
             Error::BadCheckpoint(_) => 1313,
+            Error::BadEndpoint(_) => 1314,
         }
     }
 }
