@@ -82,6 +82,45 @@ fn contracts_deploy_apply_commands_and_keep_their_state_confidential() {
     let listed = ok_json(&["--rpc", &url, "contract", "list", "--json"]);
     assert_eq!(listed[0]["id"].as_u64().unwrap().to_string(), id);
 
+    // Queries go to the executor's port, not the chain; the CLI prints an
+    // answer only once the enclave's statement checks out.
+    let v = ok_json(&[
+        "--rpc",
+        &url,
+        "contract",
+        "query",
+        &id,
+        "--key",
+        alice,
+        "--msg",
+        "get diary",
+        "--json",
+    ]);
+    assert_eq!(v["reply"].as_str(), Some(MARKER), "{v}");
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["enclave"], info["executor"]);
+    assert_eq!(v["state_hash"], info["state_hash"]);
+    assert!(v["height"].as_u64().unwrap() > 0 && v["block_hash"].is_string());
+    let o = run(&[
+        "--rpc",
+        &url,
+        "contract",
+        "query",
+        &id,
+        "--key",
+        bob,
+        "--msg",
+        "get diary",
+        "--json",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("refused") && err.contains("not the owner"),
+        "{err}"
+    );
+    assert!(!contains(&o.stdout, MARKER));
+
     // The auction: init, sealed bids, the close publishes winner and price.
     let auction = example("auction");
     // Far enough for the deploy, its init and two bids (a few blocks each).

@@ -23,6 +23,7 @@
 mod contracts;
 pub mod metrics;
 pub mod oracle;
+pub use queries::METHOD as QUERY_METHOD;
 mod queries;
 
 use proctor_enclave::wire::Transport;
