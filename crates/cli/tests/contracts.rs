@@ -23,6 +23,13 @@ fn call(url: &str, id: &str, key: &str, msg: &str) -> std::process::Output {
     ])
 }
 
+/// `proctor contract query ID --msg MSG --key KEY --json`.
+fn query(url: &str, id: &str, key: &str, msg: &str) -> std::process::Output {
+    run(&[
+        "--rpc", url, "contract", "query", id, "--key", key, "--msg", msg, "--json",
+    ])
+}
+
 fn json(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
         panic!(
@@ -84,35 +91,15 @@ fn contracts_deploy_apply_commands_and_keep_their_state_confidential() {
 
     // Queries go to the executor's port, not the chain; the CLI prints an
     // answer only once the enclave's statement checks out.
-    let v = ok_json(&[
-        "--rpc",
-        &url,
-        "contract",
-        "query",
-        &id,
-        "--key",
-        alice,
-        "--msg",
-        "get diary",
-        "--json",
-    ]);
+    let o = query(&url, &id, alice, "get diary");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&o);
     assert_eq!(v["reply"].as_str(), Some(MARKER), "{v}");
     assert_eq!(v["verified"], true);
     assert_eq!(v["enclave"], info["executor"]);
     assert_eq!(v["state_hash"], info["state_hash"]);
     assert!(v["height"].as_u64().unwrap() > 0 && v["block_hash"].is_string());
-    let o = run(&[
-        "--rpc",
-        &url,
-        "contract",
-        "query",
-        &id,
-        "--key",
-        bob,
-        "--msg",
-        "get diary",
-        "--json",
-    ]);
+    let o = query(&url, &id, bob, "get diary");
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
