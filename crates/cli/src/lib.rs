@@ -9,6 +9,7 @@
 
 mod account;
 mod bench;
+mod bench_contracts;
 mod bench_corpus;
 mod bench_net;
 pub mod bench_oracle;
@@ -184,6 +185,9 @@ enum BenchCmd {
     /// Signed oracle datagrams per second through the enclave's TLS path
     /// and through on-chain verification, beside a plain rustls client.
     Oracle(bench_oracle::OracleArgs),
+    /// Confidential contracts: commands and queries per second through one
+    /// executor enclave, checkpoint and recovery of 1, 10 and 100 MB states.
+    Contracts(bench_contracts::ContractArgs),
 }
 
 /// Entry point of the binary.
@@ -354,6 +358,10 @@ async fn run(cli: Cli) -> Result<()> {
             cmd: Some(BenchCmd::Oracle(args)),
             ..
         } => tokio::task::spawn_blocking(move || bench_oracle::run(args)).await?,
+        Cmd::Bench {
+            cmd: Some(BenchCmd::Contracts(args)),
+            ..
+        } => tokio::task::spawn_blocking(move || bench_contracts::run(args)).await?,
         Cmd::Bench { cmd: None, args } => bench::run(args),
     }
 }

@@ -148,3 +148,25 @@ fn contracts_deploy_apply_commands_and_keep_their_state_confidential() {
     let scanned = assert_nowhere_on_disk(&chain, MARKER);
     assert!(scanned > 10_000, "scanned only {scanned} bytes");
 }
+
+/// `proctor bench contracts` runs the executor's path and reports each
+/// figure (a small run: the full one takes about a minute).
+#[test]
+fn the_contracts_bench_reports_its_figures() {
+    let v = ok_json(&[
+        "bench",
+        "contracts",
+        "--commands",
+        "50",
+        "--sizes",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(v["commands"], 50);
+    assert!(v["commands_per_sec"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["queries_per_sec"].as_f64().unwrap() > 0.0, "{v}");
+    let s = &v["states"][0];
+    assert_eq!(s["mb"], 1);
+    assert!(s["checkpoint_bytes"].as_u64().unwrap() >= 1 << 20, "{v}");
+    assert!(s["recovery_ms"].as_f64().unwrap() > 0.0, "{v}");
+}
