@@ -44,6 +44,15 @@ pub struct WorkerArgs {
     /// (for example 127.0.0.1:9101; port 0 picks a free one).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Serve queries to the contracts this worker's enclave executes at
+    /// http://ADDR (registered on chain as its endpoint; port 0 picks a
+    /// free one).
+    #[arg(long, value_name = "ADDR")]
+    query: Option<std::net::SocketAddr>,
+    /// A gatekeeper's root key, sealed by this worker's enclave (a devnet's
+    /// `workers/w0/root-key.sealed`).
+    #[arg(long, value_name = "FILE")]
+    root_key: Option<PathBuf>,
 }
 
 /// Which trusted hardware an enclave runs on, and where its files are.
@@ -255,6 +264,23 @@ pub async fn run_worker(args: WorkerArgs, url: &str) -> Result<()> {
         }
         None => None,
     };
+    let _queries = match args.query {
+        Some(addr) => {
+            let (addr, handle) = worker
+                .serve_queries(addr)
+                .await
+                .with_context(|| format!("serving contract queries on {addr}"))?;
+            worker.set_query_endpoint(format!("http://{addr}"));
+            println!("  queries: http://{addr}");
+            Some(handle)
+        }
+        None => None,
+    };
+    if let Some(f) = &args.root_key {
+        let sealed =
+            std::fs::read(f).with_context(|| format!("reading the root key {}", f.display()))?;
+        worker.set_root_key(sealed);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
     tokio::spawn(async move {

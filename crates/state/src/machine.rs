@@ -31,11 +31,12 @@ pub const MODULES: &[ModuleInfo] = &[
 const STAKE_GUARDS: &[StakeGuard] = &[Market::check_stake_release];
 
 /// Every module's end-of-block hook, in the order they run: the market's
-/// deadlines and scheduling, the oracle's deadlines, then the miner's reward
-/// (which includes every fee of the block).
+/// deadlines and scheduling, the oracle's deadlines, the contracts' executor
+/// timeouts, then the miner's reward (which includes every fee of the block).
 const END_OF_BLOCK: &[(&str, EndOfBlock)] = &[
     (Market::NAME, Market::end_block),
     (Oracle::NAME, Oracle::end_block),
+    (Contracts::NAME, Contracts::end_block),
     (Rewards::NAME, Rewards::end_block),
 ];
 type EndOfBlock = fn(&mut Context<'_>) -> Result<Vec<Event>, TxError>;

@@ -99,6 +99,7 @@ fn event_name(e: &Event) -> &'static str {
             contracts::Event::ContractEmitted { .. } => "contract_emitted",
             contracts::Event::ContractCheckpointed { .. } => "contract_checkpointed",
             contracts::Event::ContractEndpoint { .. } => "contract_endpoint",
+            contracts::Event::ContractReassigned { .. } => "contract_reassigned",
         },
     }
 }
@@ -510,6 +511,11 @@ fn events() -> Vec<Event> {
             enclave: pk(1),
             url: "http://127.0.0.1:1".into(),
         }),
+        Event::Contracts(contracts::Event::ContractReassigned {
+            id: 1,
+            from: pk(1),
+            to: pk(2),
+        }),
     ]
 }
 
@@ -631,6 +637,7 @@ fn records() -> Vec<Record> {
                 applied: 7,
                 state_hash: h(9),
                 checkpoint: Some((5, 6)),
+                waiting_since: Some(7),
             },
         ))),
         Record::from(contracts::Record::Code(vec![1, 2])),
@@ -773,7 +780,7 @@ fn every_call_event_and_record_encodes_as_its_golden_fixture() {
         );
     }
     assert_eq!(calls.len(), 23, "a Call variant has no sample");
-    assert_eq!(events.len(), 34, "an Event variant has no sample");
+    assert_eq!(events.len(), 35, "an Event variant has no sample");
     assert_eq!(records.len(), 20, "a Record variant has no sample");
     check("calls.txt", &lines(&calls));
     check("events.txt", &lines(&events));

@@ -33,7 +33,7 @@ use crate::TxError;
 use crate::context::{Context, Overlay, State, key};
 use crate::module::Module;
 use crate::types::Transaction;
-use proctor_primitives::{Address, Amount, Hash, PublicKey, Signature};
+use proctor_primitives::{Address, Amount, Hash, Height, PublicKey, Signature};
 
 pub mod types;
 pub use types::*;
@@ -77,6 +77,9 @@ fn grant_key(id: u64, executor: &PublicKey) -> Hash {
 fn endpoint_key(enclave: &PublicKey) -> Hash {
     key(Contracts::KEY_PREFIX, "endpoint", &[&enclave.0])
 }
+fn waiting_key() -> Hash {
+    key(Contracts::KEY_PREFIX, "waiting", &[])
+}
 fn awaiting_key() -> Hash {
     key(Contracts::KEY_PREFIX, "awaiting-key", &[])
 }
@@ -109,18 +112,36 @@ impl Overlay<'_> {
             _ => None,
         }
     }
-    fn contracts_awaiting_key(&self) -> Vec<u64> {
-        match self.get(&awaiting_key()) {
+    fn contract_ids(&self, k: &Hash) -> Vec<u64> {
+        match self.get(k) {
             Some(crate::Record::Contracts(Record::Ids(v))) => v,
             _ => vec![],
         }
     }
-    fn set_contracts_awaiting_key(&mut self, ids: Vec<u64>) {
+    fn set_contract_ids(&mut self, k: Hash, ids: Vec<u64>) {
         if ids.is_empty() {
-            self.delete(awaiting_key());
+            self.delete(k);
         } else {
-            self.put(awaiting_key(), Record::Ids(ids));
+            self.put(k, Record::Ids(ids));
         }
+    }
+    fn contracts_awaiting_key(&self) -> Vec<u64> {
+        self.contract_ids(&awaiting_key())
+    }
+    fn set_contracts_awaiting_key(&mut self, ids: Vec<u64>) {
+        self.set_contract_ids(awaiting_key(), ids);
+    }
+    /// Marks whether contract `c` has commands waiting for a receipt.
+    fn set_waiting(&mut self, c: &mut ContractInfo, height: Height) {
+        let mut ids = self.contract_ids(&waiting_key());
+        ids.retain(|&i| i != c.id);
+        if c.applied < c.commands {
+            c.waiting_since = Some(height);
+            ids.push(c.id);
+        } else {
+            c.waiting_since = None;
+        }
+        self.set_contract_ids(waiting_key(), ids);
     }
     fn contracts_next(&self) -> u64 {
         match self.get(&next_key()) {
@@ -193,6 +214,43 @@ impl Module for Contracts {
         };
         Ok(crate::context::lift(events))
     }
+
+    /// Contracts whose commands waited past `executor_timeout_blocks` get
+    /// another executor (when there is another provider).
+    fn end_block(cx: &mut Context<'_>) -> Result<Vec<crate::Event>, TxError> {
+        let height = cx.env.height;
+        let timeout = cx.params().contracts.executor_timeout_blocks;
+        let mut events = Vec::new();
+        for id in cx.o.contract_ids(&waiting_key()) {
+            let Some(mut c) = cx.o.contract(id) else {
+                continue;
+            };
+            if c.waiting_since
+                .is_none_or(|w| w.saturating_add(timeout) >= height)
+            {
+                continue;
+            }
+            let others: Vec<PublicKey> =
+                cx.o.oracle_providers(height)
+                    .into_iter()
+                    .filter(|p| *p != c.executor)
+                    .collect();
+            if others.is_empty() {
+                continue;
+            }
+            let h = Hash::tagged(
+                "proctor/contracts/reassign",
+                &[&id.to_le_bytes(), &height.to_le_bytes()],
+            );
+            let pick = u64::from_le_bytes(h.0[..8].try_into().expect("8 bytes"));
+            let to = others[(pick % others.len() as u64) as usize];
+            let from = std::mem::replace(&mut c.executor, to);
+            c.waiting_since = Some(height);
+            cx.o.set_contract(&c);
+            events.push(Event::ContractReassigned { id, from, to });
+        }
+        Ok(crate::context::lift(events))
+    }
 }
 
 fn deploy(cx: &mut Context<'_>, from: Address, code: &[u8]) -> Result<Event, Error> {
@@ -232,6 +290,7 @@ fn deploy(cx: &mut Context<'_>, from: Address, code: &[u8]) -> Result<Event, Err
         applied: 0,
         state_hash: Hash::ZERO,
         checkpoint: None,
+        waiting_since: None,
     };
     cx.o.set_contract(&c);
     cx.o.put(code_key(id), Record::Code(code.to_vec()));
@@ -352,6 +411,9 @@ fn command(cx: &mut Context<'_>, mut cmd: CommandRecord) -> Result<Event, TxErro
     }
     c.commands += 1;
     cmd.seq = c.commands;
+    if c.waiting_since.is_none() {
+        cx.o.set_waiting(&mut c, cx.env.height);
+    }
     cx.o.set_contract(&c);
     cx.o.set_contract_command(&cmd);
     Ok(Event::ContractCommand {
@@ -438,6 +500,8 @@ fn receipt_call(
     cx.o.set_contract_command(&cmd);
     c.applied = r.seq;
     c.state_hash = r.state_hash;
+    // Progress: the executor's clock starts again (or stops, when done).
+    cx.o.set_waiting(&mut c, cx.env.height);
     cx.o.set_contract(&c);
     let mut events = vec![Event::ContractApplied {
         id,

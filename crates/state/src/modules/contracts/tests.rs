@@ -290,3 +290,44 @@ fn only_an_enclaves_operator_sets_its_query_endpoint() {
         Some("http://127.0.0.1:9")
     );
 }
+
+#[test]
+fn an_executor_that_leaves_commands_waiting_is_replaced() {
+    let mut c = Chain::with("contracts-reassign", 3, |p, e| {
+        p.contracts.gatekeeper = Some(Gatekeeper {
+            identity: e[0].identity(),
+            commitment: Hash([1; 32]),
+        });
+        p.contracts.executor_timeout_blocks = 5;
+    });
+    let id = c.deploy(REQUESTER);
+    let key = c.key(id, &c.enclaves[0]);
+    c.ok(OTHER, call(super::Call::PublishKey { key }));
+    let old = c.executor(id);
+    c.ok(REQUESTER, c.command(id, FUEL, false));
+    let since = c.state.contract(id).unwrap().waiting_since.unwrap();
+    // Within the timeout nothing moves; past it, another executor.
+    let mut reassigned = None;
+    for _ in 0..8 {
+        let (_, block_events) = c.block(None).unwrap();
+        if let Some(e) = block_events.iter().find_map(|e| match e {
+            crate::Event::Contracts(Event::ContractReassigned { from, to, .. }) => {
+                Some((*from, *to))
+            }
+            _ => None,
+        }) {
+            reassigned = Some((c.height, e));
+            break;
+        }
+    }
+    let (at, (from, to)) = reassigned.expect("reassigned");
+    assert_eq!(at, since + 6, "the first block past the timeout");
+    assert_eq!(from, c.enclaves[old].identity());
+    let new = c.executor(id);
+    assert_ne!(new, old);
+    assert_eq!(to, c.enclaves[new].identity());
+    // The old executor's receipt is refused; the new one's pays.
+    assert_eq!(c.err(OTHER, c.receipt(id, 1, 10, &c.enclaves[old])), 1310);
+    c.ok(OTHER, c.receipt(id, 1, 10, &c.enclaves[new]));
+    assert_eq!(c.state.contract(id).unwrap().waiting_since, None);
+}

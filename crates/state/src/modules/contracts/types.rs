@@ -31,6 +31,10 @@ pub struct ContractParams {
     pub checkpoint_every: u64,
     /// Largest checkpoint ciphertext (inside a transaction, at most 64 KiB).
     pub max_checkpoint_bytes: u64,
+    /// Blocks a command may wait for its receipt: then the contract gets
+    /// another executor, which recovers the state from the latest
+    /// checkpoint and the commands after it.
+    pub executor_timeout_blocks: u64,
     /// The gatekeeper of era 0 (the genesis node of seed 004 §4.4): its
     /// enclave identity and the commitment to the root key it generated.
     /// Without one, contracts cannot be deployed.
@@ -47,6 +51,7 @@ impl Default for ContractParams {
             max_fuel: 1_000_000_000,
             checkpoint_every: 16,
             max_checkpoint_bytes: 48 << 10,
+            executor_timeout_blocks: 20,
             gatekeeper: None,
         }
     }
@@ -173,6 +178,8 @@ pub struct ContractInfo {
     pub state_hash: Hash,
     /// The latest checkpoint's position and height.
     pub checkpoint: Option<(u64, Height)>,
+    /// Since when commands have waited for a receipt (none waiting: null).
+    pub waiting_since: Option<Height>,
 }
 
 /// A command on chain: sealed to the contract's key with `info` binding
@@ -294,6 +301,13 @@ pub enum Event {
     ContractEndpoint {
         enclave: PublicKey,
         url: String,
+    },
+    /// The executor left commands waiting too long (or left): another one
+    /// takes over from the latest checkpoint.
+    ContractReassigned {
+        id: u64,
+        from: PublicKey,
+        to: PublicKey,
     },
 }
 
