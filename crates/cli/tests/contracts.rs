@@ -170,3 +170,98 @@ fn the_contracts_bench_reports_its_figures() {
     assert!(s["checkpoint_bytes"].as_u64().unwrap() >= 1 << 20, "{v}");
     assert!(s["recovery_ms"].as_f64().unwrap() > 0.0, "{v}");
 }
+
+/// The executor's worker is killed (SIGKILL) after some commands, on a
+/// two-node devnet: the chain gives the contract to another executor, which
+/// recovers from the latest checkpoint plus the commands after it, applies
+/// the next command and answers the same query identically.
+#[test]
+fn a_killed_executor_is_replaced_and_its_successor_recovers_the_state() {
+    let dir = tmp("contracts-recovery");
+    let chain = dir.join("chain");
+    let (_devnet, url) = start_devnet_with(&chain, 1, &["--nodes", "2", "--block-ms", "500"]);
+    wait_for("a few blocks", 120, || height(&url).filter(|&h| h >= 2));
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(chain.join("devnet.json")).unwrap()).unwrap();
+    let node1 = file["nodes"][1]["rpc"].as_str().unwrap().to_string();
+    let w0 = file["workers"][0]["identity"].as_str().unwrap().to_string();
+    // A second worker, in its own process, on the second node (its enclave
+    // slot is registered in the genesis).
+    let w1_dir = chain.join("workers/w1");
+    let mut w1 = spawn(
+        &[
+            "--rpc",
+            &node1,
+            "worker",
+            "--key",
+            chain.join("keys/worker1.json").to_str().unwrap(),
+            "--dir",
+            w1_dir.to_str().unwrap(),
+            "--sim-root",
+            chain.join("sim-attestation-root.key").to_str().unwrap(),
+            "--query",
+            "127.0.0.1:0",
+        ],
+        &dir.join("w1.log"),
+    );
+    let alice = chain.join("keys/dev0.json");
+    let alice = alice.to_str().unwrap();
+    // Deploy until a contract lands on the second worker's enclave.
+    let kv = example("kv");
+    let (id, executor) = wait_for("a contract executed by the second worker", 240, || {
+        let o = run(&[
+            "--rpc", &url, "contract", "deploy", &kv, "--key", alice, "--json",
+        ]);
+        let v = o.status.success().then(|| json(&o))?;
+        let executor = v["executor"].as_str()?.to_string();
+        (executor != w0).then(|| (v["id"].as_u64().unwrap().to_string(), executor))
+    });
+    // More commands than the checkpoint interval (16): a checkpoint.
+    for i in 0..18 {
+        let o = run(&[
+            "--rpc",
+            &url,
+            "contract",
+            "call",
+            &id,
+            "--key",
+            alice,
+            "--msg",
+            &format!("set k{i} v{i}"),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    wait_for("the commands applied and a checkpoint", 240, || {
+        let v = ok_json(&["--rpc", &url, "contract", "info", &id, "--json"]);
+        (v["applied"] == 18 && v["checkpoint_applied"].as_u64() >= Some(16)).then_some(())
+    });
+    // Two more after the checkpoint: the successor replays them.
+    for msg in ["set k18 v18", "set k19 v19"] {
+        let o = call(&url, &id, alice, msg);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let info = ok_json(&["--rpc", &url, "contract", "info", &id, "--json"]);
+    assert!(info["checkpoint_applied"].as_u64().unwrap() < 20, "{info}");
+    let before = json(&query(&url, &id, alice, "get k17"));
+    assert_eq!(before["reply"], "v17", "{before}");
+    assert_eq!(before["enclave"].as_str(), Some(executor.as_str()));
+
+    w1.0.kill().unwrap(); // SIGKILL
+    w1.0.wait().unwrap();
+    let o = call(&url, &id, alice, "set after kill");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let after = ok_json(&["--rpc", &url, "contract", "info", &id, "--json"]);
+    assert_eq!(after["executor"].as_str(), Some(w0.as_str()), "{after}");
+    assert_eq!(after["applied"], 21);
+    let again = json(&query(&url, &id, alice, "get k17"));
+    assert_eq!(json(&query(&url, &id, alice, "get k19"))["reply"], "v19");
+    assert_eq!(again["reply"], before["reply"]);
+    assert_eq!(again["enclave"].as_str(), Some(w0.as_str()));
+    assert_ne!(
+        again["state_hash"], info["state_hash"],
+        "one more command since"
+    );
+    let last = json(&query(&url, &id, alice, "get after"));
+    assert_eq!(last["reply"], "kill");
+}

@@ -41,7 +41,9 @@ pub(crate) struct Duties {
     /// The root key's sealed blob, until the enclave has restored it.
     root_key: Option<Vec<u8>>,
     published: BTreeSet<u64>,
-    granted: BTreeSet<u64>,
+    /// (contract, executor) pairs granted (a reassigned contract's new
+    /// executor asks again).
+    granted: BTreeSet<(u64, PublicKey)>,
     requested: BTreeSet<u64>,
     accepted: BTreeSet<u64>,
     /// Contract → commands its loaded state has applied.
@@ -143,14 +145,14 @@ impl Worker {
             tracing::info!(contract = id, "gatekeeper: command key published");
         }
         for c in self.client.contracts(None, Some(1_000)).await? {
-            if self.contracts.granted.contains(&c.id) {
+            if self.contracts.granted.contains(&(c.id, c.executor)) {
                 continue;
             }
             let code = self.client.contract_code(c.id).await?;
             let (Some(att), None) = (code.key_request, code.key_grant) else {
                 continue;
             };
-            self.contracts.granted.insert(c.id);
+            self.contracts.granted.insert((c.id, c.executor));
             let to: PeerAttestation = match codec::decode("attestation", &att) {
                 Ok(a) => a,
                 Err(e) => {
