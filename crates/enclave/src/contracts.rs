@@ -74,6 +74,8 @@ pub enum ContractRequest {
     Apply { contract: u64, command: Command },
     /// The loaded contract's state, encrypted under its state key.
     Checkpoint { contract: u64 },
+    /// Sign a heartbeat for `window` of `era` (seed 004 §4.10).
+    Heartbeat { chain: Hash, era: u64, window: u64 },
     /// Answer a query over the loaded state, which the host says is the
     /// state at `height` (block `block_hash`): the statement names both, and
     /// the caller checks them against its own node.
@@ -276,6 +278,7 @@ pub enum ContractResponse {
         signature: Signature,
     },
     Answer(Box<QueryAnswer>),
+    Heartbeat(Signature),
 }
 
 /// An enclave's claim to be a peer: its keys and a quote binding them.
@@ -573,6 +576,11 @@ impl Keys {
                 let chain = self.key(contract)?.0;
                 let signature = p.sign(&receipt.signing_bytes(&chain));
                 Ok(ContractResponse::Applied { receipt, signature })
+            }
+            ContractRequest::Heartbeat { chain, era, window } => {
+                Ok(ContractResponse::Heartbeat(p.sign(
+                    &proctor_state::contracts::heartbeat_bytes(&chain, era, window),
+                )))
             }
             ContractRequest::Query {
                 query,

@@ -59,6 +59,7 @@ fn call_name(c: &Call) -> &'static str {
         Call::Contracts(contracts::Call::Receipt { .. }) => "contracts_receipt",
         Call::Contracts(contracts::Call::Checkpoint { .. }) => "contracts_checkpoint",
         Call::Contracts(contracts::Call::SetEndpoint { .. }) => "contracts_set_endpoint",
+        Call::Contracts(contracts::Call::Heartbeat { .. }) => "contracts_heartbeat",
     }
 }
 
@@ -100,6 +101,8 @@ fn event_name(e: &Event) -> &'static str {
             contracts::Event::ContractCheckpointed { .. } => "contract_checkpointed",
             contracts::Event::ContractEndpoint { .. } => "contract_endpoint",
             contracts::Event::ContractReassigned { .. } => "contract_reassigned",
+            contracts::Event::ContractHeartbeat { .. } => "contract_heartbeat",
+            contracts::Event::ContractUnresponsive { .. } => "contract_unresponsive",
         },
     }
 }
@@ -127,6 +130,7 @@ fn record_name(r: &Record) -> &'static str {
             contracts::Record::Blob(_) => "contracts_blob",
             contracts::Record::Ids(_) => "contracts_ids",
             contracts::Record::Endpoint(_) => "contracts_endpoint",
+            contracts::Record::Activity(_) => "contracts_activity",
         },
     }
 }
@@ -301,6 +305,12 @@ fn calls() -> Vec<Call> {
         Call::Contracts(contracts::Call::SetEndpoint {
             enclave: pk(1),
             url: "http://127.0.0.1:1".into(),
+        }),
+        Call::Contracts(contracts::Call::Heartbeat {
+            enclave: pk(1),
+            era: 2,
+            window: 3,
+            signature: key(1).sign(&contracts::heartbeat_bytes(&h(9), 2, 3)),
         }),
     ]
 }
@@ -516,6 +526,18 @@ fn events() -> Vec<Event> {
             from: pk(1),
             to: pk(2),
         }),
+        Event::Contracts(contracts::Event::ContractHeartbeat {
+            enclave: pk(1),
+            era: 2,
+            window: 3,
+        }),
+        Event::Contracts(contracts::Event::ContractUnresponsive {
+            enclave: pk(1),
+            era: 2,
+            windows: 1,
+            max: 8,
+            slashed: Amount(4),
+        }),
     ]
 }
 
@@ -665,6 +687,7 @@ fn records() -> Vec<Record> {
         Record::from(contracts::Record::Blob(vec![1])),
         Record::from(contracts::Record::Ids(vec![1, 2])),
         Record::from(contracts::Record::Endpoint("http://127.0.0.1:1".into())),
+        Record::from(contracts::Record::Activity([(pk(1), 0b101u8)].into())),
     ]
 }
 
@@ -779,9 +802,9 @@ fn every_call_event_and_record_encodes_as_its_golden_fixture() {
             "a variant sampled twice: {names:?}"
         );
     }
-    assert_eq!(calls.len(), 23, "a Call variant has no sample");
-    assert_eq!(events.len(), 35, "an Event variant has no sample");
-    assert_eq!(records.len(), 20, "a Record variant has no sample");
+    assert_eq!(calls.len(), 24, "a Call variant has no sample");
+    assert_eq!(events.len(), 37, "an Event variant has no sample");
+    assert_eq!(records.len(), 21, "a Record variant has no sample");
     check("calls.txt", &lines(&calls));
     check("events.txt", &lines(&events));
     check("records.txt", &lines(&records));
@@ -948,6 +971,7 @@ fn transaction_error_codes_are_distinct_and_stable() {
         TxError::Contracts(contracts::Error::BadReceipt(String::new())),
         TxError::Contracts(contracts::Error::BadCheckpoint(String::new())),
         TxError::Contracts(contracts::Error::BadEndpoint(String::new())),
+        TxError::Contracts(contracts::Error::BadHeartbeat(String::new())),
     ];
     let codes: Vec<i32> = all.iter().map(TxError::code).collect();
     let distinct: std::collections::BTreeSet<i32> = codes.iter().copied().collect();

@@ -35,9 +35,11 @@ const RESEND_AFTER: Duration = Duration::from_secs(20);
 /// secret).
 #[derive(Default)]
 pub(crate) struct Duties {
-    /// The chain's genesis hash, gatekeeper and checkpoint interval, read
-    /// once.
-    chain: Option<(Hash, Option<PublicKey>, u64)>,
+    /// The chain's genesis hash, gatekeeper, checkpoint interval and era
+    /// length, read once.
+    chain: Option<(Hash, Option<PublicKey>, u64, u64)>,
+    /// The last (era, window) a heartbeat was sent for.
+    heartbeat: Option<(u64, u64)>,
     /// The root key's sealed blob, until the enclave has restored it.
     root_key: Option<Vec<u8>>,
     published: BTreeSet<u64>,
@@ -84,7 +86,7 @@ impl Worker {
 
     /// One poll of the contract duties.
     pub(crate) async fn serve_contracts(&mut self) -> Result<()> {
-        let (chain, gatekeeper, every) = match self.contracts.chain {
+        let (chain, gatekeeper, every, era_blocks) = match self.contracts.chain {
             Some(c) => c,
             None => {
                 let g = self.client.genesis().await?;
@@ -93,6 +95,7 @@ impl Worker {
                     g.hash(),
                     p.gatekeeper.as_ref().map(|k| k.identity),
                     p.checkpoint_every,
+                    p.era_blocks,
                 );
                 self.contracts.chain = Some(c);
                 c
@@ -114,11 +117,42 @@ impl Worker {
             self.serve_as_gatekeeper(chain).await?;
         }
         let mine = self.client.contracts(Some(me), Some(1_000)).await?;
+        if gatekeeper == Some(me) || !mine.is_empty() {
+            self.heartbeat(chain, era_blocks).await?;
+        }
         for c in mine.into_iter().filter(|c| c.key.is_some()) {
             if let Err(e) = self.execute(chain, every, &c).await {
                 tracing::warn!(contract = c.id, "cannot execute the contract: {e}");
             }
         }
+        Ok(())
+    }
+
+    /// Once per window of the era, a heartbeat signed by the enclave (the
+    /// responsiveness rule counts windows with any side effect).
+    async fn heartbeat(&mut self, chain: Hash, era_blocks: u64) -> Result<()> {
+        let next = self.client.head().await?.height + 1;
+        let (era, window) = (
+            next / era_blocks,
+            (next % era_blocks) * proctor_state::contracts::WINDOWS / era_blocks,
+        );
+        if self.contracts.heartbeat == Some((era, window)) {
+            return Ok(());
+        }
+        let ContractResponse::Heartbeat(signature) = self
+            .contracts_call(ContractRequest::Heartbeat { chain, era, window })
+            .await?
+        else {
+            return Err(Error::Enclave("no heartbeat".into()));
+        };
+        self.send_call(Call::Contracts(ContractCall::Heartbeat {
+            enclave: self.info.identity,
+            era,
+            window,
+            signature,
+        }))
+        .await?;
+        self.contracts.heartbeat = Some((era, window));
         Ok(())
     }
 

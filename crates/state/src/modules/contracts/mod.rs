@@ -77,6 +77,9 @@ fn grant_key(id: u64, executor: &PublicKey) -> Hash {
 fn endpoint_key(enclave: &PublicKey) -> Hash {
     key(Contracts::KEY_PREFIX, "endpoint", &[&enclave.0])
 }
+fn activity_key(era: u64) -> Hash {
+    key(Contracts::KEY_PREFIX, "activity", &[&era.to_le_bytes()])
+}
 fn waiting_key() -> Hash {
     key(Contracts::KEY_PREFIX, "waiting", &[])
 }
@@ -149,6 +152,12 @@ impl Overlay<'_> {
             _ => 1,
         }
     }
+    fn activity(&self, era: u64) -> std::collections::BTreeMap<PublicKey, u8> {
+        match self.get(&activity_key(era)) {
+            Some(crate::Record::Contracts(Record::Activity(a))) => a,
+            _ => Default::default(),
+        }
+    }
     /// The operator of `enclave` if it is registered and active now.
     fn active_operator(&self, enclave: &PublicKey, height: u64) -> Option<Address> {
         self.enclave(enclave)
@@ -211,6 +220,12 @@ impl Module for Contracts {
                 signature,
             } => vec![checkpoint_call(cx, checkpoint, executor, signature)?],
             Call::SetEndpoint { enclave, url } => vec![set_endpoint(cx, from, enclave, url)?],
+            Call::Heartbeat {
+                enclave,
+                era,
+                window,
+                signature,
+            } => vec![heartbeat(cx, enclave, *era, *window, signature)?],
         };
         Ok(crate::context::lift(events))
     }
@@ -220,7 +235,7 @@ impl Module for Contracts {
     fn end_block(cx: &mut Context<'_>) -> Result<Vec<crate::Event>, TxError> {
         let height = cx.env.height;
         let timeout = cx.params().contracts.executor_timeout_blocks;
-        let mut events = Vec::new();
+        let mut events = responsiveness(cx)?;
         for id in cx.o.contract_ids(&waiting_key()) {
             let Some(mut c) = cx.o.contract(id) else {
                 continue;
@@ -325,6 +340,7 @@ fn publish_key(cx: &mut Context<'_>, k: &ContractPublicKey) -> Result<Event, Err
     }
     c.key = Some(k.key);
     cx.o.set_contract(&c);
+    note_activity(cx, &k.gatekeeper);
     let mut awaiting = cx.o.contracts_awaiting_key();
     awaiting.retain(|&i| i != c.id);
     cx.o.set_contracts_awaiting_key(awaiting);
@@ -351,6 +367,7 @@ fn request_key_call(
         request_key(id, &c.executor),
         Record::Blob(attestation.to_vec()),
     );
+    note_activity(cx, &c.executor);
     Ok(Event::ContractKeyRequested {
         id,
         executor: c.executor,
@@ -373,6 +390,7 @@ fn grant(cx: &mut Context<'_>, from: Address, id: u64, handover: &[u8]) -> Resul
     }
     cx.o.delete(request_key(id, &c.executor));
     cx.o.put(grant_key(id, &c.executor), Record::Blob(handover.to_vec()));
+    note_activity(cx, &gk.identity);
     Ok(Event::ContractKeyGranted { id })
 }
 
@@ -503,6 +521,7 @@ fn receipt_call(
     // Progress: the executor's clock starts again (or stops, when done).
     cx.o.set_waiting(&mut c, cx.env.height);
     cx.o.set_contract(&c);
+    note_activity(cx, &r.executor);
     let mut events = vec![Event::ContractApplied {
         id,
         seq: r.seq,
@@ -555,12 +574,98 @@ fn checkpoint_call(
     }
     c.checkpoint = Some((cp.applied, cx.env.height));
     cx.o.set_contract(&c);
+    note_activity(cx, executor);
     cx.o.put(checkpoint_key(id), Record::Checkpoint(Box::new(cp.clone())));
     Ok(Event::ContractCheckpointed {
         id,
         applied: cp.applied,
         state_hash: cp.state_hash,
     })
+}
+
+/// The era and window of `height`.
+fn era_window(cx: &Context<'_>, height: Height) -> (u64, u64) {
+    let e = cx.params().contracts.era_blocks;
+    (height / e, (height % e) * WINDOWS / e)
+}
+
+/// Counts a side effect of `enclave` in this block's window.
+fn note_activity(cx: &mut Context<'_>, enclave: &PublicKey) {
+    let (era, window) = era_window(cx, cx.env.height);
+    let mut a = cx.o.activity(era);
+    *a.entry(*enclave).or_default() |= 1 << window;
+    cx.o.put(activity_key(era), Record::Activity(a));
+}
+
+fn heartbeat(
+    cx: &mut Context<'_>,
+    enclave: &PublicKey,
+    era: u64,
+    window: u64,
+    signature: &Signature,
+) -> Result<Event, Error> {
+    if cx.o.active_operator(enclave, cx.env.height).is_none() {
+        return Err(Error::BadHeartbeat(format!(
+            "{enclave} is not a registered, active enclave"
+        )));
+    }
+    if (era, window) != era_window(cx, cx.env.height) {
+        return Err(Error::BadHeartbeat(format!(
+            "for era {era} window {window}, not this block's"
+        )));
+    }
+    enclave
+        .verify(
+            &heartbeat_bytes(&cx.state.genesis_hash, era, window),
+            signature,
+        )
+        .map_err(|_| Error::BadSignature)?;
+    note_activity(cx, enclave);
+    Ok(Event::ContractHeartbeat {
+        enclave: *enclave,
+        era,
+        window,
+    })
+}
+
+/// At the last block of an era, the responsiveness rule (seed 004 §4.10):
+/// among the gatekeeper and the contracts' executors, one active in `c`
+/// windows with `4·c < max c` loses `slash_unresponsive_bps` of its stake.
+fn responsiveness(cx: &mut Context<'_>) -> Result<Vec<Event>, TxError> {
+    let height = cx.env.height;
+    let p = cx.params().contracts.clone();
+    if !(height + 1).is_multiple_of(p.era_blocks) {
+        return Ok(vec![]);
+    }
+    let era = height / p.era_blocks;
+    let activity = cx.o.activity(era);
+    cx.o.delete(activity_key(era));
+    let mut duty: std::collections::BTreeSet<PublicKey> =
+        p.gatekeeper.iter().map(|g| g.identity).collect();
+    for id in 1..cx.o.contracts_next() {
+        if let Some(c) = cx.o.contract(id) {
+            duty.insert(c.executor);
+        }
+    }
+    let count = |e: &PublicKey| activity.get(e).map_or(0, |m| m.count_ones() as u64);
+    let max = duty.iter().map(count).max().unwrap_or(0);
+    let mut events = Vec::new();
+    for e in duty.iter().filter(|e| 4 * count(e) < max) {
+        let bp = p.slash_unresponsive_bps;
+        let slashed = crate::modules::registry::take_stake(&mut cx.o, e, |stake| {
+            crate::modules::market::bps(stake, bp)
+        })
+        .unwrap_or(Amount::ZERO);
+        cx.o.credit(&crate::modules::market::treasury(), slashed)?;
+        events.push(Event::ContractUnresponsive {
+            enclave: *e,
+            era,
+            windows: count(e),
+            max,
+            slashed,
+        });
+    }
+    Ok(events)
 }
 
 fn set_endpoint(

@@ -15,11 +15,17 @@ const FUEL: u64 = 2_000_000;
 
 /// A chain of three offering enclaves whose gatekeeper is enclave 0.
 fn chain(name: &str) -> Chain {
+    chain_with(name, |_| {})
+}
+
+/// [`chain`] with the contracts' parameters changed by `tweak`.
+fn chain_with(name: &str, tweak: impl FnOnce(&mut ContractParams)) -> Chain {
     Chain::with(name, 3, |p, e| {
         p.contracts.gatekeeper = Some(Gatekeeper {
             identity: e[0].identity(),
             commitment: Hash([1; 32]),
         });
+        tweak(&mut p.contracts);
     })
 }
 
@@ -293,13 +299,7 @@ fn only_an_enclaves_operator_sets_its_query_endpoint() {
 
 #[test]
 fn an_executor_that_leaves_commands_waiting_is_replaced() {
-    let mut c = Chain::with("contracts-reassign", 3, |p, e| {
-        p.contracts.gatekeeper = Some(Gatekeeper {
-            identity: e[0].identity(),
-            commitment: Hash([1; 32]),
-        });
-        p.contracts.executor_timeout_blocks = 5;
-    });
+    let mut c = chain_with("contracts-reassign", |p| p.executor_timeout_blocks = 5);
     let id = c.deploy(REQUESTER);
     let key = c.key(id, &c.enclaves[0]);
     c.ok(OTHER, call(super::Call::PublishKey { key }));
@@ -330,4 +330,80 @@ fn an_executor_that_leaves_commands_waiting_is_replaced() {
     assert_eq!(c.err(OTHER, c.receipt(id, 1, 10, &c.enclaves[old])), 1310);
     c.ok(OTHER, c.receipt(id, 1, 10, &c.enclaves[new]));
     assert_eq!(c.state.contract(id).unwrap().waiting_since, None);
+}
+
+#[test]
+fn an_era_slashes_only_those_active_in_under_a_quarter_of_the_busiest_windows() {
+    // Eras of 16 blocks, 8 windows of 2 blocks.
+    let mut c = chain_with("contracts-responsive", |p| {
+        p.era_blocks = 16;
+        p.executor_timeout_blocks = 1_000;
+    });
+    // Contracts until enclaves 1 and 2 each execute one (all three have duties).
+    while (1..c.state.contracts_next_id())
+        .map(|id| c.executor(id))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        < 3
+    {
+        c.deploy(REQUESTER);
+    }
+    // Skip to the start of the next era.
+    while !(c.height + 1).is_multiple_of(16) {
+        c.block(None).unwrap();
+    }
+    let era = (c.height + 1) / 16;
+    let heartbeat = |c: &Chain, i: usize| {
+        let h = c.height + 1;
+        let (e, w) = (h / 16, (h % 16) * WINDOWS / 16);
+        call(super::Call::Heartbeat {
+            enclave: c.enclaves[i].identity(),
+            era: e,
+            window: w,
+            signature: c.enclaves[i].sign(&heartbeat_bytes(&c.genesis, e, w)),
+        })
+    };
+    // A forged, a stale and another chain's heartbeat are refused.
+    let mut forged = heartbeat(&c, 1);
+    if let Call::Contracts(super::Call::Heartbeat { signature, .. }) = &mut forged {
+        *signature = c.outsider.sign(&heartbeat_bytes(&c.genesis, era, 0));
+    }
+    assert_eq!(c.err(OTHER, forged), 1305);
+    let mut stale = heartbeat(&c, 1);
+    if let Call::Contracts(super::Call::Heartbeat { window, .. }) = &mut stale {
+        *window = 5;
+    }
+    assert_eq!(c.err(OTHER, stale), 1315);
+    // Counts [8, 2, 1]: enclave 0 in every window, 1 in two, 2 in one.
+    let mut slashed = vec![];
+    for offset in 0..16 {
+        let tx = match offset {
+            o if o % 2 == 0 => Some(0),
+            1 | 3 => Some(1),
+            5 => Some(2),
+            _ => None,
+        };
+        let stakes: Vec<u128> = (0..3)
+            .map(|i| c.state.enclave(&c.enclaves[i].identity()).unwrap().stake.0)
+            .collect();
+        let (_, events) = c.block(tx.map(|i| (OTHER, heartbeat(&c, i)))).unwrap();
+        for e in events {
+            if let crate::Event::Contracts(Event::ContractUnresponsive {
+                enclave,
+                windows,
+                max,
+                slashed: amount,
+                ..
+            }) = e
+            {
+                let i = (0..3)
+                    .find(|&i| c.enclaves[i].identity() == enclave)
+                    .unwrap();
+                let now = c.state.enclave(&enclave).unwrap().stake.0;
+                assert_eq!(stakes[i] - now, amount.0);
+                slashed.push((i, windows, max));
+            }
+        }
+    }
+    assert_eq!(slashed, vec![(2, 1, 8)], "2 is not strictly below 8/4");
 }

@@ -35,6 +35,12 @@ pub struct ContractParams {
     /// another executor, which recovers the state from the latest
     /// checkpoint and the commands after it.
     pub executor_timeout_blocks: u64,
+    /// Blocks per era: the responsiveness rule (seed 004 §4.10) is applied
+    /// at the end of each.
+    pub era_blocks: u64,
+    /// What an unresponsive gatekeeper or executor loses of its stake, in
+    /// basis points (to the treasury).
+    pub slash_unresponsive_bps: u32,
     /// The gatekeeper of era 0 (the genesis node of seed 004 §4.4): its
     /// enclave identity and the commitment to the root key it generated.
     /// Without one, contracts cannot be deployed.
@@ -52,6 +58,8 @@ impl Default for ContractParams {
             checkpoint_every: 16,
             max_checkpoint_bytes: 48 << 10,
             executor_timeout_blocks: 20,
+            era_blocks: 1_000,
+            slash_unresponsive_bps: 1_000,
             gatekeeper: None,
         }
     }
@@ -246,6 +254,30 @@ pub enum Call {
     /// An enclave's operator says where its query port listens
     /// (`http://HOST:PORT`), for callers of the contracts it executes.
     SetEndpoint { enclave: PublicKey, url: String },
+    /// An enclave says it is alive in `window` of `era` (signed by its
+    /// identity over [`heartbeat_bytes`]); any side effect counts the same.
+    Heartbeat {
+        enclave: PublicKey,
+        era: u64,
+        window: u64,
+        signature: Signature,
+    },
+}
+
+/// Windows per era: an enclave's activity count `c_n` is the number of
+/// windows in which the chain accepted a side effect of it (a receipt, a
+/// checkpoint, a key posting, a heartbeat), so it is at most this many and
+/// nobody raises the bar by flooding.
+pub const WINDOWS: u64 = 8;
+
+/// What an enclave signs for a heartbeat.
+pub fn heartbeat_bytes(chain: &Hash, era: u64, window: u64) -> Vec<u8> {
+    Hash::tagged(
+        "proctor/contracts/heartbeat/v1",
+        &[&chain.0, &era.to_le_bytes(), &window.to_le_bytes()],
+    )
+    .0
+    .to_vec()
 }
 
 /// Longest query endpoint URL.
@@ -309,6 +341,21 @@ pub enum Event {
         from: PublicKey,
         to: PublicKey,
     },
+    ContractHeartbeat {
+        enclave: PublicKey,
+        era: u64,
+        window: u64,
+    },
+    /// At an era's end: a gatekeeper or executor active in `windows` of the
+    /// era's windows, fewer than a quarter of the most active's `max`, lost
+    /// `slashed` of its stake.
+    ContractUnresponsive {
+        enclave: PublicKey,
+        era: u64,
+        windows: u64,
+        max: u64,
+        slashed: Amount,
+    },
 }
 
 /// The module's records.
@@ -326,6 +373,8 @@ pub enum Record {
     Ids(Vec<u64>),
     /// An enclave's query endpoint.
     Endpoint(String),
+    /// An era's activity: enclave → bit `w` set when it was active in window `w`.
+    Activity(std::collections::BTreeMap<PublicKey, u8>),
 }
 
 /// The contracts module's errors: codes 1300-1349.
@@ -363,6 +412,8 @@ pub enum Error {
     BadCheckpoint(String),
     #[error("invalid query endpoint: {0}")]
     BadEndpoint(String),
+    #[error("invalid heartbeat: {0}")]
+    BadHeartbeat(String),
 }
 
 impl Error {
@@ -384,6 +435,7 @@ impl Error {
             Error::BadReceipt(_) => 1312,
             Error::BadCheckpoint(_) => 1313,
             Error::BadEndpoint(_) => 1314,
+            Error::BadHeartbeat(_) => 1315,
         }
     }
 }

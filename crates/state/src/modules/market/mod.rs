@@ -112,7 +112,7 @@ pub fn treasury() -> Address {
     Address(a)
 }
 
-fn bps(amount: Amount, bps: u32) -> Amount {
+pub(crate) fn bps(amount: Amount, bps: u32) -> Amount {
     Amount(
         amount.0 / settle::BPS * bps as u128 + amount.0 % settle::BPS * bps as u128 / settle::BPS,
     )
