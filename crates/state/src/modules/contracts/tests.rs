@@ -407,3 +407,55 @@ fn an_era_slashes_only_those_active_in_under_a_quarter_of_the_busiest_windows() 
     }
     assert_eq!(slashed, vec![(2, 1, 8)], "2 is not strictly below 8/4");
 }
+
+mod fuzz {
+    use super::*;
+    use proctor_primitives::codec::{decode, encode};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The decoders of what executors, gatekeepers and callers send
+        /// never panic, and what decodes encodes back to the same bytes.
+        #[test]
+        fn command_receipt_and_checkpoint_decoders_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..400)
+        ) {
+            if let Ok(c) = decode::<super::super::Call>("contracts call", &bytes) {
+                prop_assert_eq!(encode(&c), bytes.clone());
+            }
+            if let Ok(r) = decode::<Receipt>("receipt", &bytes) {
+                prop_assert_eq!(encode(&r), bytes.clone());
+            }
+            if let Ok(cp) = decode::<Checkpoint>("checkpoint", &bytes) {
+                prop_assert_eq!(encode(&cp), bytes.clone());
+            }
+            let _ = decode::<CommandRecord>("command", &bytes);
+        }
+
+        /// A command whose bytes were cut or flipped is refused or decodes
+        /// to another command, never to the original with other bytes.
+        #[test]
+        fn a_mutated_command_never_passes_for_the_original(
+            sealed in proptest::collection::vec(any::<u8>(), 1..200),
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..,
+        ) {
+            let call = super::super::Call::Command {
+                contract: 3,
+                fuel: 1_000,
+                escrow: Amount(1),
+                init: false,
+                reply_to: EncryptionKey([5; 32]),
+                sealed,
+            };
+            let mut b = encode(&call);
+            let i = at.index(b.len());
+            b[i] ^= flip;
+            if let Ok(c) = decode::<super::super::Call>("call", &b) {
+                prop_assert_ne!(c, call);
+            }
+        }
+    }
+}
