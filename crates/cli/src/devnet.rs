@@ -73,7 +73,8 @@ pub struct DevnetArgs {
     oracle_roots: Vec<PathBuf>,
     /// Gatekeepers of confidential contracts among the workers' enclaves
     /// (worker 0's generates the root key, whose commitment goes into the
-    /// genesis; a new devnet only). 0 turns contracts off.
+    /// genesis; workers 1..N are elected at genesis and take the root key
+    /// from it; a new devnet only). 0 turns contracts off.
     #[arg(long, default_value_t = 1)]
     gatekeepers: usize,
 }
@@ -165,13 +166,24 @@ pub(crate) fn create(
     // The gatekeeper (seed 004 §4.4): worker 0's enclave generates the root
     // key of era 0; the genesis holds its commitment, the worker's directory
     // the key sealed by that enclave.
+    // The others are elected at genesis: each takes the root key from a
+    // gatekeeper's enclave, by an attested handover posted on chain.
+    if gatekeepers > workers.max(1) {
+        bail!("--gatekeepers {gatekeepers} is more than the devnet's {workers} workers");
+    }
     let gatekeeper = match gatekeepers {
         0 => None,
-        1 => Some(bootstrap_gatekeeper(dir)?),
-        n => bail!(
-            "--gatekeepers {n}: a devnet has one gatekeeper so far (root key handover to more is not wired yet)"
-        ),
+        _ => Some(bootstrap_gatekeeper(dir)?),
     };
+    let elected = (1..gatekeepers)
+        .map(|i| {
+            let platform = SimPlatform::open(
+                &dir.join(format!("workers/w{i}/enclave")),
+                SimAttestationRoot::load(&dir.join(crate::worker::DEVNET_SIM_ROOT))?,
+            )?;
+            Ok(platform.identity())
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut genesis = Genesis {
         chain_id: "proctor-devnet".into(),
         timestamp: proctor_node::now_ms(),
@@ -200,6 +212,7 @@ pub(crate) fn create(
             },
             contracts: proctor_state::contracts::ContractParams {
                 gatekeeper,
+                elected,
                 ..Default::default()
             },
         },

@@ -265,3 +265,32 @@ fn a_killed_executor_is_replaced_and_its_successor_recovers_the_state() {
     let last = json(&query(&url, &id, alice, "get after"));
     assert_eq!(last["reply"], "kill");
 }
+
+/// `--gatekeepers 2`: the second worker's enclave is elected at genesis,
+/// asks for the root key with its attestation, receives it from the first
+/// gatekeeper's enclave and confirms on chain; contracts go on working.
+#[test]
+fn an_elected_gatekeeper_receives_the_root_key_and_serves_contracts() {
+    let dir = tmp("contracts-gatekeepers");
+    let chain = dir.join("chain");
+    let (_devnet, url) = start_devnet_with(&chain, 2, &["--gatekeepers", "2", "--block-ms", "500"]);
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(chain.join("devnet.json")).unwrap()).unwrap();
+    let w1 = file["workers"][1]["identity"].clone();
+    let set = wait_for("the second gatekeeper ready", 180, || {
+        let v = rpc(&url, "proctor_gatekeepers", serde_json::json!([]));
+        (v["members"].as_array()?.len() == 2).then_some(v)
+    });
+    assert_eq!(set["members"][1], w1, "{set}");
+    assert_eq!(set["candidates"], serde_json::json!([]));
+    // Contracts still work end to end with two gatekeepers.
+    let alice = chain.join("keys/dev0.json");
+    let alice = alice.to_str().unwrap();
+    let kv = example("kv");
+    let v = json(&run(&[
+        "--rpc", &url, "contract", "deploy", &kv, "--key", alice, "--json",
+    ]));
+    let id = v["id"].as_u64().unwrap().to_string();
+    let o = call(&url, &id, alice, "set a b");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

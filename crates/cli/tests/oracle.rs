@@ -194,31 +194,6 @@ fn request<'a>(url: &'a str, key: &'a str, target: &'a str, more: &[&'a str]) ->
     [&args[..], more].concat()
 }
 
-/// A JSON-RPC call over plain HTTP; its `result` or `error`.
-fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let host = url.strip_prefix("http://").unwrap();
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-        .to_string();
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        s,
-        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (_, body) = out.split_once("\r\n\r\n").unwrap();
-    let v: serde_json::Value = serde_json::from_str(body).unwrap();
-    match v.get("result") {
-        Some(r) => r.clone(),
-        None => v["error"].clone(),
-    }
-}
-
 /// Sends a datagram for request `id` signed by a fresh key: refused with
 /// code 1267.
 fn forge_datagram(url: &str, sender: &std::path::Path, id: u64) {

@@ -74,6 +74,9 @@ pub enum ContractRequest {
     Apply { contract: u64, command: Command },
     /// The loaded contract's state, encrypted under its state key.
     Checkpoint { contract: u64 },
+    /// Sign that this enclave holds the root key (a new gatekeeper's
+    /// readiness, posted on chain).
+    Ready,
     /// Sign a heartbeat for `window` of `era` (seed 004 §4.10).
     Heartbeat { chain: Hash, era: u64, window: u64 },
     /// Answer a query over the loaded state, which the host says is the
@@ -279,6 +282,7 @@ pub enum ContractResponse {
     },
     Answer(Box<QueryAnswer>),
     Heartbeat(Signature),
+    Ready(Signature),
 }
 
 /// An enclave's claim to be a peer: its keys and a quote binding them.
@@ -576,6 +580,13 @@ impl Keys {
                 let chain = self.key(contract)?.0;
                 let signature = p.sign(&receipt.signing_bytes(&chain));
                 Ok(ContractResponse::Applied { receipt, signature })
+            }
+            ContractRequest::Ready => {
+                let (chain, era, key) = self.bound_root()?;
+                let commitment = root_commitment(era, &key);
+                Ok(ContractResponse::Ready(p.sign(
+                    &proctor_state::contracts::ready_bytes(&chain, era, &commitment),
+                )))
             }
             ContractRequest::Heartbeat { chain, era, window } => {
                 Ok(ContractResponse::Heartbeat(p.sign(

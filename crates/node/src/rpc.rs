@@ -14,8 +14,8 @@ use jsonrpsee::types::ErrorObjectOwned;
 use proctor_primitives::{Address, Hash, PublicKey};
 use proctor_rpc::{
     AccountInfo, AdminServer, ApiServer, BannedPeer, BlockInfo, ChainInfo, ContractCode,
-    EnclaveQuote, HeadInfo, JOBS_SCAN, JobsPage, NetInfo, PeerInfo, PouwInfo, SupplyInfo, TxStatus,
-    WorkInfo, codes, error, error_in, for_input, from_hex,
+    EnclaveQuote, HeadInfo, JOBS_SCAN, JobsPage, NetInfo, PeerInfo, PouwInfo, RootExchange,
+    SupplyInfo, TxStatus, WorkInfo, codes, error, error_in, for_input, from_hex,
 };
 use proctor_state::jobs::{JobRecord, WorkerOffer};
 use proctor_state::oracle::OracleRequest;
@@ -601,6 +601,17 @@ impl ApiServer for Rpc {
         identity: PublicKey,
     ) -> Result<Option<String>, ErrorObjectOwned> {
         Ok(self.lock().state().enclave_endpoint(&identity))
+    }
+
+    async fn gatekeepers(
+        &self,
+    ) -> Result<proctor_state::contracts::GatekeeperSet, ErrorObjectOwned> {
+        Ok(self.lock().state().gatekeepers())
+    }
+
+    async fn root_exchange(&self, enclave: PublicKey) -> Result<RootExchange, ErrorObjectOwned> {
+        let (request, grant) = self.lock().state().root_exchange(&enclave);
+        Ok(RootExchange { request, grant })
     }
 
     async fn contracts_awaiting_key(&self) -> Result<Vec<u64>, ErrorObjectOwned> {

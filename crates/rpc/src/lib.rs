@@ -296,6 +296,15 @@ pub struct ContractCode {
     pub key_grant: Option<Vec<u8>>,
 }
 
+/// An elected gatekeeper's root key exchange.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RootExchange {
+    #[serde(default, with = "opt_hex")]
+    pub request: Option<Vec<u8>>,
+    #[serde(default, with = "opt_hex")]
+    pub grant: Option<Vec<u8>>,
+}
+
 /// Optional bytes as optional hex.
 mod opt_hex {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -539,6 +548,18 @@ pub trait Api {
         &self,
         identity: PublicKey,
     ) -> Result<Option<String>, ErrorObjectOwned>;
+
+    /// The gatekeepers (`members`, holding the root key) and the elected
+    /// enclaves that do not hold it yet (`candidates`).
+    #[method(name = "gatekeepers")]
+    async fn gatekeepers(
+        &self,
+    ) -> Result<proctor_state::contracts::GatekeeperSet, ErrorObjectOwned>;
+
+    /// An elected enclave's request for the root key and the key handed
+    /// over to it (hex, opaque: enclaves check them).
+    #[method(name = "rootExchange")]
+    async fn root_exchange(&self, enclave: PublicKey) -> Result<RootExchange, ErrorObjectOwned>;
 
     /// Contracts whose command key no gatekeeper has published yet.
     #[method(name = "contractsAwaitingKey")]

@@ -60,6 +60,10 @@ fn call_name(c: &Call) -> &'static str {
         Call::Contracts(contracts::Call::Checkpoint { .. }) => "contracts_checkpoint",
         Call::Contracts(contracts::Call::SetEndpoint { .. }) => "contracts_set_endpoint",
         Call::Contracts(contracts::Call::Heartbeat { .. }) => "contracts_heartbeat",
+        Call::Contracts(contracts::Call::ElectGatekeeper { .. }) => "contracts_elect_gatekeeper",
+        Call::Contracts(contracts::Call::RequestRoot { .. }) => "contracts_request_root",
+        Call::Contracts(contracts::Call::HandOverRoot { .. }) => "contracts_hand_over_root",
+        Call::Contracts(contracts::Call::ConfirmReady { .. }) => "contracts_confirm_ready",
     }
 }
 
@@ -103,6 +107,10 @@ fn event_name(e: &Event) -> &'static str {
             contracts::Event::ContractReassigned { .. } => "contract_reassigned",
             contracts::Event::ContractHeartbeat { .. } => "contract_heartbeat",
             contracts::Event::ContractUnresponsive { .. } => "contract_unresponsive",
+            contracts::Event::GatekeeperElected { .. } => "gatekeeper_elected",
+            contracts::Event::GatekeeperRootRequested { .. } => "gatekeeper_root_requested",
+            contracts::Event::GatekeeperRootHandedOver { .. } => "gatekeeper_root_handed_over",
+            contracts::Event::GatekeeperReady { .. } => "gatekeeper_ready",
         },
     }
 }
@@ -131,6 +139,7 @@ fn record_name(r: &Record) -> &'static str {
             contracts::Record::Ids(_) => "contracts_ids",
             contracts::Record::Endpoint(_) => "contracts_endpoint",
             contracts::Record::Activity(_) => "contracts_activity",
+            contracts::Record::Gatekeepers(_) => "contracts_gatekeepers",
         },
     }
 }
@@ -311,6 +320,19 @@ fn calls() -> Vec<Call> {
             era: 2,
             window: 3,
             signature: key(1).sign(&contracts::heartbeat_bytes(&h(9), 2, 3)),
+        }),
+        Call::Contracts(contracts::Call::ElectGatekeeper { enclave: pk(1) }),
+        Call::Contracts(contracts::Call::RequestRoot {
+            enclave: pk(1),
+            attestation: vec![1, 2],
+        }),
+        Call::Contracts(contracts::Call::HandOverRoot {
+            to: pk(1),
+            handover: vec![3, 4],
+        }),
+        Call::Contracts(contracts::Call::ConfirmReady {
+            enclave: pk(1),
+            signature: key(1).sign(&contracts::ready_bytes(&h(9), 0, &h(5))),
         }),
     ]
 }
@@ -538,6 +560,13 @@ fn events() -> Vec<Event> {
             max: 8,
             slashed: Amount(4),
         }),
+        Event::Contracts(contracts::Event::GatekeeperElected { enclave: pk(1) }),
+        Event::Contracts(contracts::Event::GatekeeperRootRequested { enclave: pk(1) }),
+        Event::Contracts(contracts::Event::GatekeeperRootHandedOver {
+            to: pk(1),
+            from: pk(2),
+        }),
+        Event::Contracts(contracts::Event::GatekeeperReady { enclave: pk(1) }),
     ]
 }
 
@@ -688,6 +717,10 @@ fn records() -> Vec<Record> {
         Record::from(contracts::Record::Ids(vec![1, 2])),
         Record::from(contracts::Record::Endpoint("http://127.0.0.1:1".into())),
         Record::from(contracts::Record::Activity([(pk(1), 0b101u8)].into())),
+        Record::from(contracts::Record::Gatekeepers(contracts::GatekeeperSet {
+            members: vec![pk(1)],
+            candidates: vec![pk(2)],
+        })),
     ]
 }
 
@@ -802,9 +835,9 @@ fn every_call_event_and_record_encodes_as_its_golden_fixture() {
             "a variant sampled twice: {names:?}"
         );
     }
-    assert_eq!(calls.len(), 24, "a Call variant has no sample");
-    assert_eq!(events.len(), 37, "an Event variant has no sample");
-    assert_eq!(records.len(), 21, "a Record variant has no sample");
+    assert_eq!(calls.len(), 28, "a Call variant has no sample");
+    assert_eq!(events.len(), 41, "an Event variant has no sample");
+    assert_eq!(records.len(), 22, "a Record variant has no sample");
     check("calls.txt", &lines(&calls));
     check("events.txt", &lines(&events));
     check("records.txt", &lines(&records));
@@ -972,6 +1005,7 @@ fn transaction_error_codes_are_distinct_and_stable() {
         TxError::Contracts(contracts::Error::BadCheckpoint(String::new())),
         TxError::Contracts(contracts::Error::BadEndpoint(String::new())),
         TxError::Contracts(contracts::Error::BadHeartbeat(String::new())),
+        TxError::Contracts(contracts::Error::Gatekeepers(String::new())),
     ];
     let codes: Vec<i32> = all.iter().map(TxError::code).collect();
     let distinct: std::collections::BTreeSet<i32> = codes.iter().copied().collect();

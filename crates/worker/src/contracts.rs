@@ -38,6 +38,9 @@ pub(crate) struct Duties {
     /// The chain's genesis hash, gatekeeper, checkpoint interval and era
     /// length, read once.
     chain: Option<(Hash, Option<PublicKey>, u64, u64)>,
+    root_requested: bool,
+    /// Elected enclaves this gatekeeper handed the root key to.
+    roots_handed: BTreeSet<PublicKey>,
     /// The last (era, window) a heartbeat was sent for.
     heartbeat: Option<(u64, u64)>,
     /// The root key's sealed blob, until the enclave has restored it.
@@ -86,7 +89,7 @@ impl Worker {
 
     /// One poll of the contract duties.
     pub(crate) async fn serve_contracts(&mut self) -> Result<()> {
-        let (chain, gatekeeper, every, era_blocks) = match self.contracts.chain {
+        let (chain, _genesis_gatekeeper, every, era_blocks) = match self.contracts.chain {
             Some(c) => c,
             None => {
                 let g = self.client.genesis().await?;
@@ -102,6 +105,11 @@ impl Worker {
             }
         };
         let me = self.info.identity;
+        let set = self.client.gatekeepers().await?;
+        let gatekeeper = set.members.contains(&me).then_some(me);
+        if set.candidates.contains(&me) {
+            self.join_gatekeepers(chain, me).await?;
+        }
         if let Some((url, sent)) = self.contracts.endpoint.clone()
             && sent.is_none_or(|t| t.elapsed() > RESEND_AFTER)
             && self.client.enclave_endpoint(me).await?.as_deref() != Some(url.as_str())
@@ -115,6 +123,9 @@ impl Worker {
         }
         if gatekeeper == Some(me) {
             self.serve_as_gatekeeper(chain).await?;
+            for c in set.candidates {
+                self.hand_over_root(c).await?;
+            }
         }
         let mine = self.client.contracts(Some(me), Some(1_000)).await?;
         if gatekeeper == Some(me) || !mine.is_empty() {
@@ -153,6 +164,68 @@ impl Worker {
         }))
         .await?;
         self.contracts.heartbeat = Some((era, window));
+        Ok(())
+    }
+
+    /// An elected enclave: ask for the root key, take it, confirm.
+    async fn join_gatekeepers(&mut self, chain: Hash, me: PublicKey) -> Result<()> {
+        let x = self.client.root_exchange(me).await?;
+        if let Some(grant) = x.grant {
+            let h: Handover =
+                codec::decode("handover", &grant).map_err(|e| Error::Enclave(e.to_string()))?;
+            self.contracts_call(ContractRequest::Receive(Box::new(h)))
+                .await?;
+            let ContractResponse::Ready(signature) =
+                self.contracts_call(ContractRequest::Ready).await?
+            else {
+                return Err(Error::Enclave("no readiness".into()));
+            };
+            self.send_call(Call::Contracts(ContractCall::ConfirmReady {
+                enclave: me,
+                signature,
+            }))
+            .await?;
+            tracing::info!("gatekeeper: root key received, readiness confirmed");
+        } else if x.request.is_none() && !self.contracts.root_requested {
+            let ContractResponse::Attested(att) = self
+                .contracts_call(ContractRequest::Attest { chain })
+                .await?
+            else {
+                return Err(Error::Enclave("no attestation".into()));
+            };
+            self.send_call(Call::Contracts(ContractCall::RequestRoot {
+                enclave: me,
+                attestation: codec::encode(&att),
+            }))
+            .await?;
+            self.contracts.root_requested = true;
+        }
+        Ok(())
+    }
+
+    /// A gatekeeper: hand the root key to elected enclave `to` once it asked.
+    async fn hand_over_root(&mut self, to: PublicKey) -> Result<()> {
+        let x = self.client.root_exchange(to).await?;
+        let (Some(att), None) = (x.request, x.grant) else {
+            return Ok(());
+        };
+        if !self.contracts.roots_handed.insert(to) {
+            return Ok(());
+        }
+        let to_att: PeerAttestation =
+            codec::decode("attestation", &att).map_err(|e| Error::Enclave(e.to_string()))?;
+        let ContractResponse::Handover(h) = self
+            .contracts_call(ContractRequest::HandOver { to: to_att })
+            .await?
+        else {
+            return Err(Error::Enclave("no handover".into()));
+        };
+        self.send_call(Call::Contracts(ContractCall::HandOverRoot {
+            to,
+            handover: codec::encode(&*h),
+        }))
+        .await?;
+        tracing::info!(%to, "gatekeeper: root key handed over");
         Ok(())
     }
 

@@ -77,6 +77,15 @@ fn grant_key(id: u64, executor: &PublicKey) -> Hash {
 fn endpoint_key(enclave: &PublicKey) -> Hash {
     key(Contracts::KEY_PREFIX, "endpoint", &[&enclave.0])
 }
+fn gatekeepers_key() -> Hash {
+    key(Contracts::KEY_PREFIX, "gatekeepers", &[])
+}
+fn root_request_key(enclave: &PublicKey) -> Hash {
+    key(Contracts::KEY_PREFIX, "root-request", &[&enclave.0])
+}
+fn root_grant_key(enclave: &PublicKey) -> Hash {
+    key(Contracts::KEY_PREFIX, "root-grant", &[&enclave.0])
+}
 fn activity_key(era: u64) -> Hash {
     key(Contracts::KEY_PREFIX, "activity", &[&era.to_le_bytes()])
 }
@@ -150,6 +159,17 @@ impl Overlay<'_> {
         match self.get(&next_key()) {
             Some(crate::Record::Contracts(Record::Next(n))) => n,
             _ => 1,
+        }
+    }
+    /// The gatekeepers: the genesis one and those elected at genesis until
+    /// the set is first written.
+    fn gatekeepers(&self, p: &ContractParams) -> GatekeeperSet {
+        match self.get(&gatekeepers_key()) {
+            Some(crate::Record::Contracts(Record::Gatekeepers(g))) => g,
+            _ => GatekeeperSet {
+                members: p.gatekeeper.iter().map(|g| g.identity).collect(),
+                candidates: p.elected.clone(),
+            },
         }
     }
     fn activity(&self, era: u64) -> std::collections::BTreeMap<PublicKey, u8> {
@@ -226,6 +246,15 @@ impl Module for Contracts {
                 window,
                 signature,
             } => vec![heartbeat(cx, enclave, *era, *window, signature)?],
+            Call::ElectGatekeeper { enclave } => vec![elect(cx, from, enclave)?],
+            Call::RequestRoot {
+                enclave,
+                attestation,
+            } => vec![request_root(cx, from, enclave, attestation)?],
+            Call::HandOverRoot { to, handover } => vec![hand_over_root(cx, from, to, handover)?],
+            Call::ConfirmReady { enclave, signature } => {
+                vec![confirm_ready(cx, enclave, signature)?]
+            }
         };
         Ok(crate::context::lift(events))
     }
@@ -325,8 +354,11 @@ fn publish_key(cx: &mut Context<'_>, k: &ContractPublicKey) -> Result<Event, Err
     let mut c =
         cx.o.contract(k.contract)
             .ok_or(Error::NotFound(k.contract))?;
-    let gk = cx.params().contracts.gatekeeper.as_ref();
-    if gk.is_none_or(|g| g.identity != k.gatekeeper)
+    if !cx
+        .o
+        .gatekeepers(&cx.params().contracts)
+        .members
+        .contains(&k.gatekeeper)
         || k.chain != cx.state.genesis_hash
         || k.era != c.era
     {
@@ -376,21 +408,19 @@ fn request_key_call(
 
 fn grant(cx: &mut Context<'_>, from: Address, id: u64, handover: &[u8]) -> Result<Event, Error> {
     let c = cx.o.contract(id).ok_or(Error::NotFound(id))?;
-    let gk = cx
-        .params()
-        .contracts
-        .gatekeeper
-        .clone()
-        .ok_or(Error::NoGatekeeper)?;
-    if cx.o.active_operator(&gk.identity, cx.env.height) != Some(from) {
-        return Err(Error::NotOperator(id, "gatekeeper"));
-    }
+    let height = cx.env.height;
+    let gk =
+        cx.o.gatekeepers(&cx.params().contracts)
+            .members
+            .into_iter()
+            .find(|m| cx.o.active_operator(m, height) == Some(from))
+            .ok_or(Error::NotOperator(id, "gatekeeper"))?;
     if handover.len() > MAX_HANDOVER {
         return Err(Error::BadCommand("handover too large".into()));
     }
     cx.o.delete(request_key(id, &c.executor));
     cx.o.put(grant_key(id, &c.executor), Record::Blob(handover.to_vec()));
-    note_activity(cx, &gk.identity);
+    note_activity(cx, &gk);
     Ok(Event::ContractKeyGranted { id })
 }
 
@@ -583,6 +613,122 @@ fn checkpoint_call(
     })
 }
 
+fn elect(cx: &mut Context<'_>, from: Address, enclave: &PublicKey) -> Result<Event, Error> {
+    if cx.params().governance != Some(from) {
+        return Err(Error::Gatekeepers(
+            "only the governance account elects gatekeepers".into(),
+        ));
+    }
+    if cx.params().contracts.gatekeeper.is_none() {
+        return Err(Error::NoGatekeeper);
+    }
+    if cx.o.active_operator(enclave, cx.env.height).is_none() {
+        return Err(Error::Gatekeepers(format!(
+            "{enclave} is not a registered, active enclave"
+        )));
+    }
+    let mut g = cx.o.gatekeepers(&cx.params().contracts);
+    if g.members.contains(enclave) || g.candidates.contains(enclave) {
+        return Err(Error::Gatekeepers(format!("{enclave} is already elected")));
+    }
+    g.candidates.push(*enclave);
+    cx.o.put(gatekeepers_key(), Record::Gatekeepers(g));
+    Ok(Event::GatekeeperElected { enclave: *enclave })
+}
+
+fn request_root(
+    cx: &mut Context<'_>,
+    from: Address,
+    enclave: &PublicKey,
+    attestation: &[u8],
+) -> Result<Event, Error> {
+    if !cx
+        .o
+        .gatekeepers(&cx.params().contracts)
+        .candidates
+        .contains(enclave)
+    {
+        return Err(Error::Gatekeepers(format!(
+            "{enclave} is not an elected gatekeeper"
+        )));
+    }
+    if cx.o.active_operator(enclave, cx.env.height) != Some(from)
+        || attestation.len() > MAX_HANDOVER
+    {
+        return Err(Error::Gatekeepers(
+            "only the enclave's operator asks, with an attestation of at most 64 KiB".into(),
+        ));
+    }
+    cx.o.put(
+        root_request_key(enclave),
+        Record::Blob(attestation.to_vec()),
+    );
+    Ok(Event::GatekeeperRootRequested { enclave: *enclave })
+}
+
+fn hand_over_root(
+    cx: &mut Context<'_>,
+    from: Address,
+    to: &PublicKey,
+    handover: &[u8],
+) -> Result<Event, Error> {
+    let g = cx.o.gatekeepers(&cx.params().contracts);
+    if !g.candidates.contains(to) {
+        return Err(Error::Gatekeepers(format!(
+            "{to} is not an elected gatekeeper"
+        )));
+    }
+    let height = cx.env.height;
+    let member = g
+        .members
+        .iter()
+        .find(|m| cx.o.active_operator(m, height) == Some(from))
+        .copied()
+        .ok_or(Error::NotOperator(0, "gatekeeper"))?;
+    if handover.len() > MAX_HANDOVER {
+        return Err(Error::Gatekeepers("handover too large".into()));
+    }
+    cx.o.delete(root_request_key(to));
+    cx.o.put(root_grant_key(to), Record::Blob(handover.to_vec()));
+    note_activity(cx, &member);
+    Ok(Event::GatekeeperRootHandedOver {
+        to: *to,
+        from: member,
+    })
+}
+
+fn confirm_ready(
+    cx: &mut Context<'_>,
+    enclave: &PublicKey,
+    signature: &Signature,
+) -> Result<Event, Error> {
+    let mut g = cx.o.gatekeepers(&cx.params().contracts);
+    if !g.candidates.contains(enclave) {
+        return Err(Error::Gatekeepers(format!(
+            "{enclave} is not an elected gatekeeper"
+        )));
+    }
+    let commitment = cx
+        .params()
+        .contracts
+        .gatekeeper
+        .as_ref()
+        .map(|k| k.commitment)
+        .ok_or(Error::NoGatekeeper)?;
+    enclave
+        .verify(
+            &ready_bytes(&cx.state.genesis_hash, 0, &commitment),
+            signature,
+        )
+        .map_err(|_| Error::BadSignature)?;
+    g.candidates.retain(|c| c != enclave);
+    g.members.push(*enclave);
+    cx.o.put(gatekeepers_key(), Record::Gatekeepers(g));
+    cx.o.delete(root_grant_key(enclave));
+    note_activity(cx, enclave);
+    Ok(Event::GatekeeperReady { enclave: *enclave })
+}
+
 /// The era and window of `height`.
 fn era_window(cx: &Context<'_>, height: Height) -> (u64, u64) {
     let e = cx.params().contracts.era_blocks;
@@ -641,7 +787,10 @@ fn responsiveness(cx: &mut Context<'_>) -> Result<Vec<Event>, TxError> {
     let activity = cx.o.activity(era);
     cx.o.delete(activity_key(era));
     let mut duty: std::collections::BTreeSet<PublicKey> =
-        p.gatekeeper.iter().map(|g| g.identity).collect();
+        cx.o.gatekeepers(&cx.params().contracts)
+            .members
+            .into_iter()
+            .collect();
     for id in 1..cx.o.contracts_next() {
         if let Some(c) = cx.o.contract(id) {
             duty.insert(c.executor);
@@ -695,6 +844,20 @@ fn set_endpoint(
 }
 
 impl State {
+    /// The gatekeepers and the elected enclaves that do not hold the root
+    /// key yet.
+    pub fn gatekeepers(&self) -> GatekeeperSet {
+        self.read().gatekeepers(&self.params().contracts)
+    }
+    /// An elected enclave's request for the root key, and the key handed
+    /// over to it.
+    pub fn root_exchange(&self, enclave: &PublicKey) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let o = self.read();
+        (
+            o.contract_blob(&root_request_key(enclave)),
+            o.contract_blob(&root_grant_key(enclave)),
+        )
+    }
     /// Where `enclave`'s query port listens, if its operator said.
     pub fn enclave_endpoint(&self, enclave: &PublicKey) -> Option<String> {
         match self.read().get(&endpoint_key(enclave)) {

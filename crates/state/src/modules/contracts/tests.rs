@@ -459,3 +459,51 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn an_elected_gatekeeper_joins_once_its_enclave_holds_the_root_key() {
+    let mut c = chain("contracts-gatekeepers");
+    let (gk, new) = (c.enclaves[0].identity(), c.enclaves[1].identity());
+    assert_eq!(c.state.gatekeepers().members, vec![gk]);
+    let elect = call(super::Call::ElectGatekeeper { enclave: new });
+    // Only governance (OTHER in the test chain) elects.
+    assert_eq!(c.err(REQUESTER, elect.clone()), 1316);
+    c.ok(OTHER, elect.clone());
+    assert_eq!(c.err(OTHER, elect), 1316, "elected twice");
+    assert_eq!(c.state.gatekeepers().candidates, vec![new]);
+    // The candidate's operator asks; a member's operator hands over.
+    let request = call(super::Call::RequestRoot {
+        enclave: new,
+        attestation: vec![1; 8],
+    });
+    assert_eq!(c.err(OTHER, request.clone()), 1316);
+    c.ok(4, request);
+    assert_eq!(c.state.root_exchange(&new).0, Some(vec![1; 8]));
+    let hand = call(super::Call::HandOverRoot {
+        to: new,
+        handover: vec![2; 8],
+    });
+    assert_eq!(c.err(5, hand.clone()), 1308, "not a gatekeeper's operator");
+    c.ok(3, hand);
+    assert_eq!(c.state.root_exchange(&new), (None, Some(vec![2; 8])));
+    // Readiness: signed by the candidate over the chain's commitment.
+    let (commitment, chain_hash) = (Hash([1; 32]), c.genesis);
+    let ready = |by: &SimPlatform, commitment: &Hash| {
+        call(super::Call::ConfirmReady {
+            enclave: new,
+            signature: by.sign(&ready_bytes(&chain_hash, 0, commitment)),
+        })
+    };
+    let forged = ready(&c.outsider, &commitment);
+    assert_eq!(c.err(OTHER, forged), 1305);
+    let other = ready(&c.enclaves[1], &Hash([2; 32]));
+    assert_eq!(c.err(OTHER, other), 1305);
+    let genuine = ready(&c.enclaves[1], &commitment);
+    c.ok(OTHER, genuine);
+    let set = c.state.gatekeepers();
+    assert_eq!((set.members, set.candidates), (vec![gk, new], vec![]));
+    // The new gatekeeper's key postings are accepted.
+    let id = c.deploy(REQUESTER);
+    let key = c.key(id, &c.enclaves[1]);
+    c.ok(OTHER, call(super::Call::PublishKey { key }));
+}

@@ -46,6 +46,11 @@ pub struct ContractParams {
     /// Without one, contracts cannot be deployed.
     #[serde(default)]
     pub gatekeeper: Option<Gatekeeper>,
+    /// Enclaves elected gatekeepers at genesis (a devnet's other workers
+    /// with `--gatekeepers N`); they become gatekeepers once they hold the
+    /// root key. Governance elects more (`ElectGatekeeper`).
+    #[serde(default)]
+    pub elected: Vec<PublicKey>,
 }
 
 impl Default for ContractParams {
@@ -61,6 +66,7 @@ impl Default for ContractParams {
             era_blocks: 1_000,
             slash_unresponsive_bps: 1_000,
             gatekeeper: None,
+            elected: vec![],
         }
     }
 }
@@ -79,6 +85,26 @@ pub struct Gatekeeper {
     pub identity: PublicKey,
     /// `H("proctor/contracts/root-commitment", chain, era, k_r)`.
     pub commitment: Hash,
+}
+
+/// The gatekeepers: those holding the root key, and those elected who do
+/// not yet.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct GatekeeperSet {
+    pub members: Vec<PublicKey>,
+    pub candidates: Vec<PublicKey>,
+}
+
+/// What a gatekeeper enclave signs when it holds the root key.
+pub fn ready_bytes(chain: &Hash, era: u64, commitment: &Hash) -> Vec<u8> {
+    Hash::tagged(
+        "proctor/contracts/gatekeeper-ready/v1",
+        &[&chain.0, &era.to_le_bytes(), &commitment.0],
+    )
+    .0
+    .to_vec()
 }
 
 /// A contract's public command key, derived and signed by a gatekeeper.
@@ -254,6 +280,23 @@ pub enum Call {
     /// An enclave's operator says where its query port listens
     /// (`http://HOST:PORT`), for callers of the contracts it executes.
     SetEndpoint { enclave: PublicKey, url: String },
+    /// Governance elects an enclave gatekeeper (it becomes one when it
+    /// holds the root key).
+    ElectGatekeeper { enclave: PublicKey },
+    /// An elected enclave's operator asks for the root key with its
+    /// attestation (opaque here; a gatekeeper's enclave checks it).
+    RequestRoot {
+        enclave: PublicKey,
+        attestation: Vec<u8>,
+    },
+    /// A gatekeeper's operator posts the root key sealed to `to`.
+    HandOverRoot { to: PublicKey, handover: Vec<u8> },
+    /// The elected enclave signs that it holds the root key of the
+    /// chain's commitment: from then on it is a gatekeeper.
+    ConfirmReady {
+        enclave: PublicKey,
+        signature: Signature,
+    },
     /// An enclave says it is alive in `window` of `era` (signed by its
     /// identity over [`heartbeat_bytes`]); any side effect counts the same.
     Heartbeat {
@@ -346,6 +389,19 @@ pub enum Event {
         era: u64,
         window: u64,
     },
+    GatekeeperElected {
+        enclave: PublicKey,
+    },
+    GatekeeperRootRequested {
+        enclave: PublicKey,
+    },
+    GatekeeperRootHandedOver {
+        to: PublicKey,
+        from: PublicKey,
+    },
+    GatekeeperReady {
+        enclave: PublicKey,
+    },
     /// At an era's end: a gatekeeper or executor active in `windows` of the
     /// era's windows, fewer than a quarter of the most active's `max`, lost
     /// `slashed` of its stake.
@@ -373,6 +429,7 @@ pub enum Record {
     Ids(Vec<u64>),
     /// An enclave's query endpoint.
     Endpoint(String),
+    Gatekeepers(GatekeeperSet),
     /// An era's activity: enclave → bit `w` set when it was active in window `w`.
     Activity(std::collections::BTreeMap<PublicKey, u8>),
 }
@@ -414,6 +471,8 @@ pub enum Error {
     BadEndpoint(String),
     #[error("invalid heartbeat: {0}")]
     BadHeartbeat(String),
+    #[error("gatekeepers: {0}")]
+    Gatekeepers(String),
 }
 
 impl Error {
@@ -436,6 +495,7 @@ impl Error {
             Error::BadCheckpoint(_) => 1313,
             Error::BadEndpoint(_) => 1314,
             Error::BadHeartbeat(_) => 1315,
+            Error::Gatekeepers(_) => 1316,
         }
     }
 }
