@@ -426,10 +426,11 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
                 offer: Some(MarketOffer::default()),
             },
         )?;
-        // The gatekeeper's root key, sealed by its enclave at creation.
-        if let Ok(sealed) = std::fs::read(wdir.join(ROOT_KEY_FILE)) {
-            worker.set_root_key(sealed);
-        }
+        // A gatekeeper's root key, sealed by its enclave (at creation, or
+        // when it received the key).
+        worker
+            .set_root_key_file(wdir.join(ROOT_KEY_FILE))
+            .context("reading the sealed root key")?;
         if args.tamper_oracle_worker == Some(i) {
             tracing::warn!(
                 worker = i,

@@ -49,8 +49,9 @@ pub struct WorkerArgs {
     /// free one).
     #[arg(long, value_name = "ADDR")]
     query: Option<std::net::SocketAddr>,
-    /// A gatekeeper's root key, sealed by this worker's enclave (a devnet's
-    /// `workers/w0/root-key.sealed`).
+    /// Where this worker keeps its gatekeeper enclave's root key, sealed
+    /// (a devnet's `workers/wN/root-key.sealed`): read if it exists,
+    /// written when the enclave receives the key.
     #[arg(long, value_name = "FILE")]
     root_key: Option<PathBuf>,
 }
@@ -277,9 +278,9 @@ pub async fn run_worker(args: WorkerArgs, url: &str) -> Result<()> {
         None => None,
     };
     if let Some(f) = &args.root_key {
-        let sealed =
-            std::fs::read(f).with_context(|| format!("reading the root key {}", f.display()))?;
-        worker.set_root_key(sealed);
+        worker
+            .set_root_key_file(f.clone())
+            .with_context(|| format!("reading the root key {}", f.display()))?;
     }
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();

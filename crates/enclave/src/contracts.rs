@@ -55,7 +55,8 @@ pub enum ContractRequest {
     Restore { sealed: Vec<u8> },
     /// Hand the root key to the gatekeeper enclave `to`.
     HandOver { to: PeerAttestation },
-    /// Take a root key handed over by another gatekeeper.
+    /// Take a root key handed over by another gatekeeper (answered with
+    /// [`ContractResponse::Root`]: the sealed blob to keep).
     Receive(Box<Handover>),
     /// The public command key of `contract`, signed (a gatekeeper).
     PublicKey { contract: u64 },
@@ -526,10 +527,8 @@ impl Keys {
                     era: h.era,
                     key,
                 });
-                Ok(ContractResponse::Accepted {
-                    era: h.era,
-                    commitment: h.commitment,
-                })
+                // Sealed for the host to keep: a restart restores it.
+                self.root_response(p)
             }
             ContractRequest::PublicKey { contract } => {
                 let (chain, era, root) = self.bound_root()?;

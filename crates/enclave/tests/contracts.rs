@@ -92,8 +92,13 @@ fn the_root_key_moves_only_to_attested_gatekeepers_and_derives_the_same_contract
     let to_b = attest(&mut b);
     let h = handover(&mut a, ContractRequest::HandOver { to: to_b }).unwrap();
     match ask(&mut b, ContractRequest::Receive(Box::new(h))).unwrap() {
-        ContractResponse::Accepted { era, commitment: c } => {
-            assert_eq!((era, c), (0, commitment));
+        ContractResponse::Root {
+            era,
+            commitment: c,
+            chain,
+            ..
+        } => {
+            assert_eq!((era, c, chain), (0, commitment, Some(CHAIN)));
         }
         r => panic!("{r:?}"),
     }
@@ -236,7 +241,7 @@ fn a_planted_replayed_or_altered_handover_is_refused() {
     // The genuine one opens, with A's commitment.
     assert!(matches!(
         ask(&mut b, ContractRequest::Receive(Box::new(h))).unwrap(),
-        ContractResponse::Accepted { commitment: c, .. } if c == commitment
+        ContractResponse::Root { commitment: c, .. } if c == commitment
     ));
 }
 

@@ -45,6 +45,9 @@ pub(crate) struct Duties {
     heartbeat: Option<(u64, u64)>,
     /// The root key's sealed blob, until the enclave has restored it.
     root_key: Option<Vec<u8>>,
+    /// Where the sealed root key is kept (read at start, written when one
+    /// is received).
+    root_key_file: Option<std::path::PathBuf>,
     published: BTreeSet<u64>,
     /// (contract, executor) pairs granted (a reassigned contract's new
     /// executor asks again).
@@ -62,8 +65,14 @@ pub(crate) struct Duties {
 }
 
 impl Duties {
-    pub(crate) fn set_root_key(&mut self, sealed: Vec<u8>) {
-        self.root_key = Some(sealed);
+    pub(crate) fn set_root_key_file(&mut self, path: std::path::PathBuf) -> std::io::Result<()> {
+        match std::fs::read(&path) {
+            Ok(sealed) => self.root_key = Some(sealed),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        self.root_key_file = Some(path);
+        Ok(())
     }
 }
 
@@ -74,10 +83,11 @@ impl Worker {
         self.contracts.endpoint = Some((url, None));
     }
 
-    /// Gives this worker's enclave the root key sealed in `sealed` (a
-    /// gatekeeper's; restored and bound to the chain at the next poll).
-    pub fn set_root_key(&mut self, sealed: Vec<u8>) {
-        self.contracts.set_root_key(sealed);
+    /// Where this worker keeps its enclave's root key, sealed (a
+    /// gatekeeper's): restored and bound to the chain at the next poll if
+    /// the file exists, written when the enclave receives one.
+    pub fn set_root_key_file(&mut self, path: std::path::PathBuf) -> std::io::Result<()> {
+        self.contracts.set_root_key_file(path)
     }
 
     async fn contracts_call(&mut self, req: ContractRequest) -> Result<ContractResponse> {
@@ -173,8 +183,16 @@ impl Worker {
         if let Some(grant) = x.grant {
             let h: Handover =
                 codec::decode("handover", &grant).map_err(|e| Error::Enclave(e.to_string()))?;
-            self.contracts_call(ContractRequest::Receive(Box::new(h)))
-                .await?;
+            let ContractResponse::Root { sealed, .. } = self
+                .contracts_call(ContractRequest::Receive(Box::new(h)))
+                .await?
+            else {
+                return Err(Error::Enclave("root key not received".into()));
+            };
+            if let Some(f) = &self.contracts.root_key_file {
+                std::fs::write(f, sealed)
+                    .map_err(|e| Error::Enclave(format!("keeping the sealed root key: {e}")))?;
+            }
             let ContractResponse::Ready(signature) =
                 self.contracts_call(ContractRequest::Ready).await?
             else {
