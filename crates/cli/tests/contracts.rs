@@ -285,7 +285,9 @@ fn an_elected_gatekeeper_receives_the_root_key_and_serves_contracts() {
     assert_eq!(set["candidates"], serde_json::json!([]));
     // Kept sealed by its enclave, for a restart.
     let sealed = chain.join("workers/w1/root-key.sealed");
-    wait_for("the sealed root key on disk", 30, || sealed.exists().then_some(()));
+    wait_for("the sealed root key on disk", 30, || {
+        sealed.exists().then_some(())
+    });
     // Contracts still work end to end with two gatekeepers.
     let alice = chain.join("keys/dev0.json");
     let alice = alice.to_str().unwrap();

@@ -193,18 +193,7 @@ pub struct QueryAnswer {
 /// A command as the chain carries it: the message HPKE-sealed to the
 /// contract's command key with `info` = [`command_info`] (chain, contract,
 /// sender, nonce), so it opens for no other contract and no other sender.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct Command {
-    pub sender: proctor_primitives::Address,
-    pub nonce: u64,
-    pub height: u64,
-    pub fuel: u64,
-    /// `init` instead of `handle` (the deploy's message).
-    pub init: bool,
-    /// Where the reply is sealed to.
-    pub reply_to: EncryptionKey,
-    pub sealed: Vec<u8>,
-}
+pub use proctor_state::contracts::CommandInput as Command;
 
 /// `info` of a command to `contract` from `sender` with `nonce`.
 pub fn command_info(
@@ -239,12 +228,13 @@ pub fn reply_info(chain: &Hash, contract: u64, applied: u64) -> Vec<u8> {
 /// The key a checkpoint is encrypted under: the state key bound to the
 /// checkpoint's public fields, so a checkpoint cannot be passed off as
 /// another contract's, another era's or another point in its history.
-fn checkpoint_key(k_c: &[u8; 32], contract: u64, era: u64, applied: u64, hash: &Hash) -> [u8; 32] {
+fn checkpoint_key(k_c: &[u8; 32], c: &Checkpoint) -> [u8; 32] {
     let mut m = state_key(k_c).to_vec();
-    m.extend_from_slice(&contract.to_le_bytes());
-    m.extend_from_slice(&era.to_le_bytes());
-    m.extend_from_slice(&applied.to_le_bytes());
-    m.extend_from_slice(&hash.0);
+    m.extend_from_slice(&c.contract.to_le_bytes());
+    m.extend_from_slice(&c.era.to_le_bytes());
+    m.extend_from_slice(&c.applied.to_le_bytes());
+    m.extend_from_slice(&c.state_hash.0);
+    m.extend_from_slice(&c.log.0);
     blake3::derive_key("proctor/contracts v1 checkpoint key", &m)
 }
 
@@ -418,6 +408,8 @@ struct Running {
     code: Contract,
     state: State,
     applied: u64,
+    /// The command log applied (the chain checks it in every receipt).
+    log: Hash,
 }
 
 fn err(why: impl Into<String>) -> Error {
@@ -660,19 +652,13 @@ impl Keys {
         }
         let vm = self.vm.as_ref().expect("set above");
         let code = vm.load(code)?;
-        let (state, applied) = match checkpoint {
-            None => (State::default(), 0),
+        let (state, applied, log) = match checkpoint {
+            None => (State::default(), 0, Hash::ZERO),
             Some(c) => {
                 if c.contract != contract || c.era != era {
                     return Err(err("the checkpoint is another contract's or another era's"));
                 }
-                let k = Zeroizing::new(checkpoint_key(
-                    &k_c,
-                    contract,
-                    era,
-                    c.applied,
-                    &c.state_hash,
-                ));
+                let k = Zeroizing::new(checkpoint_key(&k_c, &c));
                 let plain = Zeroizing::new(envelope::decrypt(&k, &c.ciphertext).map_err(|_| {
                     err("the checkpoint does not open (tampered, or not this contract's)")
                 })?);
@@ -681,7 +667,7 @@ impl Keys {
                 if state.hash() != c.state_hash {
                     return Err(err("the checkpoint's state does not match its hash"));
                 }
-                (state, c.applied)
+                (state, c.applied, c.log)
             }
         };
         let state_hash = state.hash();
@@ -691,6 +677,7 @@ impl Keys {
                 code,
                 state,
                 applied,
+                log,
             },
         );
         Ok(ContractResponse::Loaded {
@@ -744,6 +731,7 @@ impl Keys {
         };
         r.applied += 1;
         let seq = r.applied;
+        r.log = proctor_state::contracts::next_log(&r.log, &c.hash(contract, seq));
         let reply = envelope::seal_to(
             &c.reply_to,
             &reply_info(&chain, contract, seq),
@@ -759,6 +747,7 @@ impl Keys {
             reply,
             emits: emits.into_iter().map(Emit).collect(),
             state_hash: r.state.hash(),
+            log: r.log,
             executor: p.identity(),
         })
     }
@@ -843,16 +832,18 @@ impl Keys {
         let (_, era, k_c) = self.key(contract)?;
         let k_c = Zeroizing::new(k_c);
         let r = self.running(contract)?;
-        let (applied, state_hash) = (r.applied, r.state.hash());
         let plain = Zeroizing::new(r.state.to_bytes());
-        let k = Zeroizing::new(checkpoint_key(&k_c, contract, era, applied, &state_hash));
-        Ok(Checkpoint {
+        let mut cp = Checkpoint {
             contract,
             era,
-            applied,
-            state_hash,
-            ciphertext: envelope::encrypt(&k, &plain, &mut rng(p)),
-        })
+            applied: r.applied,
+            state_hash: r.state.hash(),
+            log: r.log,
+            ciphertext: vec![],
+        };
+        let k = Zeroizing::new(checkpoint_key(&k_c, &cp));
+        cp.ciphertext = envelope::encrypt(&k, &plain, &mut rng(p));
+        Ok(cp)
     }
 }
 

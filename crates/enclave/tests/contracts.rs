@@ -581,4 +581,39 @@ mod executing {
         let e = ask_query(&mut x, q, 51).unwrap_err();
         assert!(e.contains("expired"), "{e}");
     }
+
+    /// The receipts name the command log the enclave applied, computed as
+    /// the chain computes it: a host that replays a command (or feeds one
+    /// the chain does not have) gets receipts over another log, which the
+    /// chain refuses.
+    #[test]
+    fn receipts_name_the_command_log_so_a_replay_by_the_host_shows() {
+        use proctor_state::contracts::next_log;
+        let mut gk = enclave("log-gk");
+        bootstrap(&mut gk);
+        let key = public_key(&mut gk, 1).key;
+        let mut honest = executor("log-honest", &mut gk, 1, None);
+        let mut replayed = executor("log-replayed", &mut gk, 1, None);
+        let alice = user(1);
+        let log: Vec<Command> = (0..3)
+            .map(|n| command(&key, 1, &alice, n, format!("set k{n} v").as_bytes()))
+            .collect();
+        // The chain's log.
+        let mut chain_log = Hash::ZERO;
+        let mut expected = vec![];
+        for (i, c) in log.iter().enumerate() {
+            chain_log = next_log(&chain_log, &c.hash(1, i as u64 + 1));
+            expected.push(chain_log);
+        }
+        for (i, c) in log.iter().enumerate() {
+            assert_eq!(apply(&mut honest, 1, c.clone()).log, expected[i]);
+        }
+        // The host slips command 1 in twice: from there on, every receipt
+        // names another log than the chain's.
+        apply(&mut replayed, 1, log[0].clone());
+        apply(&mut replayed, 1, log[0].clone());
+        let r = apply(&mut replayed, 1, log[1].clone());
+        assert_ne!(r.log, expected[1]);
+        assert_ne!(r.log, expected[2]);
+    }
 }

@@ -359,6 +359,7 @@ fn contract_receipt() -> contracts::Receipt {
         reply: vec![4, 5],
         emits: vec![contracts::Emit(vec![0; 9])],
         state_hash: h(6),
+        log: h(7),
         executor: pk(1),
     }
 }
@@ -369,6 +370,7 @@ fn contract_checkpoint() -> contracts::Checkpoint {
         era: 0,
         applied: 2,
         state_hash: h(3),
+        log: h(7),
         ciphertext: vec![4, 5, 6],
     }
 }
@@ -689,6 +691,7 @@ fn records() -> Vec<Record> {
                 state_hash: h(9),
                 checkpoint: Some((5, 6)),
                 waiting_since: Some(7),
+                log: h(8),
             },
         ))),
         Record::from(contracts::Record::Code(vec![1, 2])),
@@ -707,6 +710,7 @@ fn records() -> Vec<Record> {
                 receipt: Some(contract_receipt()),
                 paid: Amount(9),
                 refunded: Amount(10),
+                log: h(1),
             },
         ))),
         Record::from(contracts::Record::Checkpoint(Box::new(

@@ -15,9 +15,7 @@
 //!   latest checkpoint and posts receipts only past what the chain has.
 
 use crate::{Error, Result, Worker};
-use proctor_enclave::contracts::{
-    Command, ContractRequest, ContractResponse, Handover, PeerAttestation,
-};
+use proctor_enclave::contracts::{ContractRequest, ContractResponse, Handover, PeerAttestation};
 use proctor_enclave::{Request, Response};
 use proctor_primitives::{Hash, PublicKey, Signature, codec};
 use proctor_rpc::ApiClient;
@@ -377,15 +375,7 @@ impl Worker {
         while applied < until {
             let seq = applied + 1;
             let cmd = self.client.contract_command(id, seq).await?;
-            let command = Command {
-                sender: cmd.sender,
-                nonce: cmd.nonce,
-                height: cmd.height,
-                fuel: cmd.fuel,
-                init: cmd.init,
-                reply_to: cmd.reply_to,
-                sealed: cmd.sealed,
-            };
+            let command = cmd.input();
             let ContractResponse::Applied { receipt, signature } = self
                 .contracts_call(ContractRequest::Apply {
                     contract: id,

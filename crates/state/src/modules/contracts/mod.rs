@@ -230,6 +230,7 @@ impl Module for Contracts {
                     receipt: None,
                     paid: Amount::ZERO,
                     refunded: Amount::ZERO,
+                    log: Hash::ZERO,
                 };
                 vec![command(cx, c)?]
             }
@@ -335,6 +336,7 @@ fn deploy(cx: &mut Context<'_>, from: Address, code: &[u8]) -> Result<Event, Err
         state_hash: Hash::ZERO,
         checkpoint: None,
         waiting_since: None,
+        log: Hash::ZERO,
     };
     cx.o.set_contract(&c);
     cx.o.put(code_key(id), Record::Code(code.to_vec()));
@@ -459,6 +461,8 @@ fn command(cx: &mut Context<'_>, mut cmd: CommandRecord) -> Result<Event, TxErro
     }
     c.commands += 1;
     cmd.seq = c.commands;
+    cmd.log = next_log(&c.log, &cmd.input().hash(id, cmd.seq));
+    c.log = cmd.log;
     if c.waiting_since.is_none() {
         cx.o.set_waiting(&mut c, cx.env.height);
     }
@@ -514,6 +518,12 @@ fn receipt_call(
         expected: c.applied + 1,
         got: r.seq,
     })?;
+    if r.log != cmd.log {
+        return Err(Error::BadReceipt(
+            "the enclave applied another command log than the chain's (commands fed out of order, twice or forged)".into(),
+        )
+        .into());
+    }
     if r.instructions > cmd.fuel {
         return Err(Error::BadReceipt(format!(
             "{} instructions, more than the command's fuel {}",
@@ -601,6 +611,15 @@ fn checkpoint_call(
             "at command {}: not after the last checkpoint and not past the last receipt ({})",
             cp.applied, c.applied
         )));
+    }
+    let log = match cp.applied {
+        0 => Hash::ZERO,
+        n => cx.o.contract_command(id, n).map_or(Hash::ZERO, |c| c.log),
+    };
+    if cp.log != log {
+        return Err(Error::BadCheckpoint(
+            "its command log is not the chain's".into(),
+        ));
     }
     c.checkpoint = Some((cp.applied, cx.env.height));
     cx.o.set_contract(&c);

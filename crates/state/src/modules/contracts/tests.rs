@@ -80,7 +80,26 @@ impl Chain {
         })
     }
 
+    /// The chain's command log after command `seq` of contract `id`.
+    fn log(&self, id: u64, seq: u64) -> Hash {
+        self.state
+            .contract_command(id, seq)
+            .map_or(Hash::ZERO, |c| c.log)
+    }
+
+    /// Command `seq`'s receipt, as `by` signs it (over the chain's log).
     fn receipt(&self, id: u64, seq: u64, instructions: u64, by: &SimPlatform) -> Call {
+        self.receipt_with_log(id, seq, instructions, by, self.log(id, seq))
+    }
+
+    fn receipt_with_log(
+        &self,
+        id: u64,
+        seq: u64,
+        instructions: u64,
+        by: &SimPlatform,
+        log: Hash,
+    ) -> Call {
         let r = Receipt {
             contract: id,
             seq,
@@ -89,6 +108,7 @@ impl Chain {
             reply: vec![1, 2, 3],
             emits: vec![Emit([&0u64.to_le_bytes()[..], b"hello"].concat())],
             state_hash: Hash([seq as u8; 32]),
+            log,
             executor: by.identity(),
         };
         let signature = by.sign(&r.signing_bytes(&self.genesis));
@@ -104,6 +124,7 @@ impl Chain {
             era: 0,
             applied,
             state_hash: Hash([applied as u8; 32]),
+            log: self.log(id, applied),
             ciphertext: vec![5; 64],
         };
         let signature = by.sign(&cp.signing_bytes(&self.genesis));
@@ -243,6 +264,12 @@ fn commands_are_paid_by_instruction_and_receipts_come_in_order_from_the_executor
         c.err(OTHER, c.receipt(id, 1, FUEL + 1, &c.enclaves[x])),
         1312
     );
+    // A host that fed its enclave another command, or the commands in
+    // another order, gets a receipt over another log: refused.
+    let fed_other = c.receipt_with_log(id, 1, 10, &c.enclaves[x], c.log(id, 2));
+    assert_eq!(c.err(OTHER, fed_other), 1312);
+    let fed_nothing = c.receipt_with_log(id, 1, 10, &c.enclaves[x], Hash::ZERO);
+    assert_eq!(c.err(OTHER, fed_nothing), 1312);
     let mut altered = c.receipt(id, 1, 10, &c.enclaves[x]);
     if let Call::Contracts(super::Call::Receipt { receipt, .. }) = &mut altered {
         receipt.code = 3;

@@ -129,6 +129,37 @@ impl ContractPublicKey {
     }
 }
 
+/// What an executor is given for one command: everything that decides its
+/// effect. The chain and the enclave hash it the same way
+/// ([`CommandInput::hash`]) and chain the hashes into the contract's
+/// command log ([`next_log`]), which receipts and checkpoints name: a host
+/// that feeds its enclave a command the chain does not have, in another
+/// order, or twice, gets receipts the chain refuses.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct CommandInput {
+    pub sender: Address,
+    pub nonce: u64,
+    pub height: Height,
+    pub fuel: u64,
+    /// `init` instead of `handle` (the deploy's message).
+    pub init: bool,
+    /// Where the reply is sealed to.
+    pub reply_to: EncryptionKey,
+    pub sealed: Vec<u8>,
+}
+
+impl CommandInput {
+    /// The hash of command `seq` of `contract`.
+    pub fn hash(&self, contract: u64, seq: u64) -> Hash {
+        Hash::of_encoded("proctor/contracts/command-input", &(contract, seq, self))
+    }
+}
+
+/// The command log after a command whose hash is `command`.
+pub fn next_log(prev: &Hash, command: &Hash) -> Hash {
+    Hash::tagged("proctor/contracts/log", &[&prev.0, &command.0])
+}
+
 /// What the executor's enclave reports for one command, signed.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Receipt {
@@ -146,6 +177,8 @@ pub struct Receipt {
     pub emits: Vec<Emit>,
     /// The contract's state hash after the command.
     pub state_hash: Hash,
+    /// The command log the enclave applied, up to this command.
+    pub log: Hash,
     pub executor: PublicKey,
 }
 
@@ -169,6 +202,8 @@ pub struct Checkpoint {
     /// Commands applied when it was taken.
     pub applied: u64,
     pub state_hash: Hash,
+    /// The command log up to `applied`.
+    pub log: Hash,
     #[serde(with = "proctor_primitives::codec::hex_bytes")]
     pub ciphertext: Vec<u8>,
 }
@@ -183,6 +218,7 @@ impl Checkpoint {
                 &self.era.to_le_bytes(),
                 &self.applied.to_le_bytes(),
                 &self.state_hash.0,
+                &self.log.0,
                 &Hash::of(&self.ciphertext).0,
             ],
         )
@@ -214,6 +250,8 @@ pub struct ContractInfo {
     pub checkpoint: Option<(u64, Height)>,
     /// Since when commands have waited for a receipt (none waiting: null).
     pub waiting_since: Option<Height>,
+    /// The command log after the last submitted command.
+    pub log: Hash,
 }
 
 /// A command on chain: sealed to the contract's key with `info` binding
@@ -237,6 +275,23 @@ pub struct CommandRecord {
     /// Paid to the executor's operator, and returned to the sender.
     pub paid: Amount,
     pub refunded: Amount,
+    /// The contract's command log after this command.
+    pub log: Hash,
+}
+
+impl CommandRecord {
+    /// What the executor is given for it.
+    pub fn input(&self) -> CommandInput {
+        CommandInput {
+            sender: self.sender,
+            nonce: self.nonce,
+            height: self.height,
+            fuel: self.fuel,
+            init: self.init,
+            reply_to: self.reply_to,
+            sealed: self.sealed.clone(),
+        }
+    }
 }
 
 /// The module's calls.
