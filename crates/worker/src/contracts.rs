@@ -36,9 +36,9 @@ pub(crate) struct Duties {
     /// The chain's genesis hash, gatekeeper, checkpoint interval and era
     /// length, read once.
     chain: Option<(Hash, Option<PublicKey>, u64, u64)>,
-    root_requested: bool,
+    root_requested: Sent<()>,
     /// Elected enclaves this gatekeeper handed the root key to.
-    roots_handed: BTreeSet<PublicKey>,
+    roots_handed: Sent<PublicKey>,
     /// The last (era, window) a heartbeat was sent for.
     heartbeat: Option<(u64, u64)>,
     /// The root key's sealed blob, until the enclave has restored it.
@@ -46,11 +46,11 @@ pub(crate) struct Duties {
     /// Where the sealed root key is kept (read at start, written when one
     /// is received).
     root_key_file: Option<std::path::PathBuf>,
-    published: BTreeSet<u64>,
+    published: Sent<u64>,
     /// (contract, executor) pairs granted (a reassigned contract's new
     /// executor asks again).
-    granted: BTreeSet<(u64, PublicKey)>,
-    requested: BTreeSet<u64>,
+    granted: Sent<(u64, PublicKey)>,
+    requested: Sent<u64>,
     accepted: BTreeSet<u64>,
     /// Contract → commands its loaded state has applied.
     loaded: BTreeMap<u64, u64>,
@@ -60,6 +60,35 @@ pub(crate) struct Duties {
     checkpointed: BTreeMap<u64, u64>,
     /// The query port's URL to register on chain, and when it was last sent.
     endpoint: Option<(String, Option<Instant>)>,
+}
+
+/// Postings sent, by what they are about: one is sent again only when the
+/// chain still shows it missing after [`RESEND_AFTER`] (a transaction
+/// dropped, or lost with a node).
+struct Sent<K>(BTreeMap<K, Instant>);
+
+impl<K> Default for Sent<K> {
+    fn default() -> Self {
+        Sent(BTreeMap::new())
+    }
+}
+
+impl<K: Ord> Sent<K> {
+    /// Whether `k` was sent less than [`RESEND_AFTER`] ago.
+    fn recent(&self, k: &K) -> bool {
+        self.0.get(k).is_some_and(|at| at.elapsed() < RESEND_AFTER)
+    }
+
+    /// Whether to send `k` now (marking it sent).
+    fn due(&mut self, k: K) -> bool {
+        match self.0.get(&k) {
+            Some(at) if at.elapsed() < RESEND_AFTER => false,
+            _ => {
+                self.0.insert(k, Instant::now());
+                true
+            }
+        }
+    }
 }
 
 impl Duties {
@@ -202,7 +231,7 @@ impl Worker {
             }))
             .await?;
             tracing::info!("gatekeeper: root key received, readiness confirmed");
-        } else if x.request.is_none() && !self.contracts.root_requested {
+        } else if x.request.is_none() && self.contracts.root_requested.due(()) {
             let ContractResponse::Attested(att) = self
                 .contracts_call(ContractRequest::Attest { chain })
                 .await?
@@ -214,7 +243,6 @@ impl Worker {
                 attestation: codec::encode(&att),
             }))
             .await?;
-            self.contracts.root_requested = true;
         }
         Ok(())
     }
@@ -225,7 +253,7 @@ impl Worker {
         let (Some(att), None) = (x.request, x.grant) else {
             return Ok(());
         };
-        if !self.contracts.roots_handed.insert(to) {
+        if !self.contracts.roots_handed.due(to) {
             return Ok(());
         }
         let to_att: PeerAttestation =
@@ -252,8 +280,10 @@ impl Worker {
             self.contracts_call(ContractRequest::Bind { chain }).await?;
             tracing::info!("gatekeeper: root key restored");
         }
+        // One contract's failure (another gatekeeper was first, a full
+        // mempool) does not hold up the others: each is tried again later.
         for id in self.client.contracts_awaiting_key().await? {
-            if self.contracts.published.contains(&id) {
+            if !self.contracts.published.due(id) {
                 continue;
             }
             let ContractResponse::PublicKey(key) = self
@@ -262,20 +292,25 @@ impl Worker {
             else {
                 return Err(Error::Enclave("no public key".into()));
             };
-            self.send_call(Call::Contracts(ContractCall::PublishKey { key }))
-                .await?;
-            self.contracts.published.insert(id);
-            tracing::info!(contract = id, "gatekeeper: command key published");
+            match self
+                .send_call(Call::Contracts(ContractCall::PublishKey { key }))
+                .await
+            {
+                Ok(_) => tracing::info!(contract = id, "gatekeeper: command key published"),
+                Err(e) => tracing::debug!(contract = id, "command key not published: {e}"),
+            }
         }
         for c in self.client.contracts(None, Some(1_000)).await? {
-            if self.contracts.granted.contains(&(c.id, c.executor)) {
+            if c.key.is_none() || self.contracts.granted.recent(&(c.id, c.executor)) {
                 continue;
             }
             let code = self.client.contract_code(c.id).await?;
             let (Some(att), None) = (code.key_request, code.key_grant) else {
                 continue;
             };
-            self.contracts.granted.insert((c.id, c.executor));
+            if !self.contracts.granted.due((c.id, c.executor)) {
+                continue;
+            }
             let to: PeerAttestation = match codec::decode("attestation", &att) {
                 Ok(a) => a,
                 Err(e) => {
@@ -294,12 +329,16 @@ impl Worker {
                     continue;
                 }
             };
-            self.send_call(Call::Contracts(ContractCall::GrantKey {
-                contract: c.id,
-                handover,
-            }))
-            .await?;
-            tracing::info!(contract = c.id, "gatekeeper: contract key granted");
+            match self
+                .send_call(Call::Contracts(ContractCall::GrantKey {
+                    contract: c.id,
+                    handover,
+                }))
+                .await
+            {
+                Ok(_) => tracing::info!(contract = c.id, "gatekeeper: contract key granted"),
+                Err(e) => tracing::debug!(contract = c.id, "contract key not granted: {e}"),
+            }
         }
         Ok(())
     }
@@ -315,7 +354,7 @@ impl Worker {
                     .await?;
                 self.contracts.accepted.insert(id);
                 tracing::info!(contract = id, "executor: contract key accepted");
-            } else if code.key_request.is_none() && !self.contracts.requested.contains(&id) {
+            } else if code.key_request.is_none() && self.contracts.requested.due(id) {
                 let ContractResponse::Attested(att) = self
                     .contracts_call(ContractRequest::Attest { chain })
                     .await?
@@ -327,7 +366,6 @@ impl Worker {
                     attestation: codec::encode(&att),
                 }))
                 .await?;
-                self.contracts.requested.insert(id);
                 return Ok(());
             } else {
                 return Ok(());
