@@ -148,6 +148,8 @@ fn apply(x: &mut Enclave, id: u64, command: Command) -> Result<i32> {
         ContractRequest::Apply {
             contract: id,
             command,
+            keys: vec![],
+            unknown: vec![],
         },
     )? {
         ContractResponse::Applied { receipt, .. } => Ok(receipt.code),

@@ -108,6 +108,38 @@ fn contracts_deploy_apply_commands_and_keep_their_state_confidential() {
     );
     assert!(!contains(&o.stdout, MARKER));
 
+    // Egress: a contract forwards a message to the kv store, which applies
+    // it as a command from the forwarder's address (sealed to the kv's key
+    // inside the forwarder's enclave, paid from the caller's escrow).
+    let forward = example("forward");
+    let f = json(&run(&[
+        "--rpc", &url, "contract", "deploy", &forward, "--key", alice, "--json",
+    ]));
+    let fid = f["id"].as_u64().unwrap().to_string();
+    let o = call(
+        &url,
+        &fid,
+        alice,
+        &format!("to {id} set relayed {MARKER}-egress"),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for("the forwarded command applied", 120, || {
+        let v = ok_json(&["--rpc", &url, "contract", "info", &id, "--json"]);
+        (v["applied"] == 3).then_some(())
+    });
+    let relayed = rpc(
+        &url,
+        "proctor_contractCommand",
+        serde_json::json!([id.parse::<u64>().unwrap(), 3]),
+    );
+    assert_eq!(relayed["receipt"]["code"], 0, "{relayed}");
+    assert_ne!(
+        relayed["sender"], info["owner"],
+        "sent by the forwarder, not alice"
+    );
+    let v = json(&query(&url, &id, alice, "owner relayed"));
+    assert_eq!(v["reply"], "taken");
+
     // The auction: init, sealed bids, the close publishes winner and price.
     let auction = example("auction");
     // Far enough for the deploy, its init and two bids (a few blocks each).

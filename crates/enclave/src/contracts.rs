@@ -71,8 +71,17 @@ pub enum ContractRequest {
         code: Vec<u8>,
         checkpoint: Option<Checkpoint>,
     },
-    /// Apply a command to a loaded contract.
-    Apply { contract: u64, command: Command },
+    /// Apply a command to a loaded contract. Its egress messages to other
+    /// contracts are sealed to their keys: `keys` are those the host found
+    /// on chain (each checked here), `unknown` the targets it found none
+    /// for (their messages are dropped). A target in neither gets
+    /// [`ContractResponse::NeedKeys`], and nothing is applied.
+    Apply {
+        contract: u64,
+        command: Command,
+        keys: Vec<TargetKey>,
+        unknown: Vec<u64>,
+    },
     /// The loaded contract's state, encrypted under its state key.
     Checkpoint { contract: u64 },
     /// Sign that this enclave holds the root key (a new gatekeeper's
@@ -88,6 +97,21 @@ pub enum ContractRequest {
         height: u64,
         block_hash: Hash,
     },
+}
+
+/// A target contract's command key as a gatekeeper signed it, with the
+/// gatekeeper's registration (its quote), which shows it is an enclave of
+/// this very code.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct TargetKey {
+    pub key: proctor_state::contracts::ContractPublicKey,
+    pub encryption_key: EncryptionKey,
+    pub operator: proctor_primitives::Address,
+    /// The hash the registration quote bound (the genesis's, or its base
+    /// hash for an enclave registered in the genesis).
+    pub genesis: Hash,
+    pub expires_at: u64,
+    pub quote: Quote,
 }
 
 /// Instructions one query may use.
@@ -260,6 +284,10 @@ pub enum ContractResponse {
     Loaded {
         applied: u64,
         state_hash: Hash,
+    },
+    /// The command emits to these contracts, whose keys the host must give.
+    NeedKeys {
+        targets: Vec<u64>,
     },
     /// A command was applied: the receipt, signed by this enclave.
     Applied {
@@ -566,12 +594,19 @@ impl Keys {
                 code,
                 checkpoint,
             } => self.load(contract, &code, checkpoint),
-            ContractRequest::Apply { contract, command } => {
-                let receipt = self.apply(p, contract, command)?;
-                let chain = self.key(contract)?.0;
-                let signature = p.sign(&receipt.signing_bytes(&chain));
-                Ok(ContractResponse::Applied { receipt, signature })
-            }
+            ContractRequest::Apply {
+                contract,
+                command,
+                keys,
+                unknown,
+            } => match self.apply(p, contract, command, &keys, &unknown)? {
+                Err(targets) => Ok(ContractResponse::NeedKeys { targets }),
+                Ok(receipt) => {
+                    let chain = self.key(contract)?.0;
+                    let signature = p.sign(&receipt.signing_bytes(&chain));
+                    Ok(ContractResponse::Applied { receipt, signature })
+                }
+            },
             ContractRequest::Ready => {
                 let (chain, era, key) = self.bound_root()?;
                 let commitment = root_commitment(era, &key);
@@ -692,7 +727,15 @@ impl Keys {
             .ok_or_else(|| err(format!("contract {contract} is not loaded")))
     }
 
-    fn apply(&mut self, p: &mut dyn Platform, contract: u64, c: Command) -> Result<Receipt, Error> {
+    /// The receipt, or the targets whose keys are missing.
+    fn apply(
+        &mut self,
+        p: &mut dyn Platform,
+        contract: u64,
+        c: Command,
+        keys: &[TargetKey],
+        unknown: &[u64],
+    ) -> Result<Result<Receipt, Vec<u64>>, Error> {
         let (chain, _, k_c) = self.key(contract)?;
         let k_c = Zeroizing::new(k_c);
         let vm = self
@@ -715,11 +758,25 @@ impl Keys {
                     msg,
                     fuel: c.fuel,
                 };
+                // On a copy: nothing is applied until every target's key
+                // is at hand.
+                let mut state = r.state.clone();
                 let x = if c.init {
-                    vm.init(&r.code, &mut r.state, env)
+                    vm.init(&r.code, &mut state, env)
                 } else {
-                    vm.handle(&r.code, &mut r.state, env)
+                    vm.handle(&r.code, &mut state, env)
                 };
+                let targets: Vec<u64> = x
+                    .emits
+                    .iter()
+                    .map(|e| target_of(e))
+                    .filter(|&t| t != 0 && !unknown.contains(&t))
+                    .filter(|t| !keys.iter().any(|k| k.key.contract == *t))
+                    .collect();
+                if !targets.is_empty() {
+                    return Ok(Err(targets));
+                }
+                r.state = state;
                 let code = match x.ending {
                     Ending::Done => 0,
                     Ending::Refused(c) => c,
@@ -732,6 +789,27 @@ impl Keys {
         r.applied += 1;
         let seq = r.applied;
         r.log = proctor_state::contracts::next_log(&r.log, &c.hash(contract, seq));
+        // Egress: to the chain as published; to a contract sealed to its
+        // checked key, bound to this contract's address and the position.
+        let me = proctor_state::contracts::contract_address(contract);
+        let mut sealed_emits = Vec::new();
+        for (i, e) in emits.into_iter().enumerate() {
+            let t = target_of(&e);
+            if t == 0 {
+                sealed_emits.push(e);
+                continue;
+            }
+            let Some(k) = keys.iter().find(|k| k.key.contract == t) else {
+                continue; // the host found no key for it: dropped
+            };
+            check_target_key(p, k, &chain)?;
+            let nonce = proctor_state::contracts::egress_nonce(seq, i);
+            let info = command_info(&chain, t, &me, nonce);
+            let sealed = envelope::seal_to(&k.key.key, &info, &e[8..], &mut rng(p))
+                .map_err(|e| err(format!("cannot seal an egress message: {e}")))?;
+            sealed_emits.push([&e[..8], &sealed].concat());
+        }
+        let emits = sealed_emits;
         let reply = envelope::seal_to(
             &c.reply_to,
             &reply_info(&chain, contract, seq),
@@ -739,7 +817,7 @@ impl Keys {
             &mut rng(p),
         )
         .map_err(|e| err(format!("cannot seal the reply: {e}")))?;
-        Ok(Receipt {
+        Ok(Ok(Receipt {
             contract,
             seq,
             code,
@@ -749,7 +827,7 @@ impl Keys {
             state_hash: r.state.hash(),
             log: r.log,
             executor: p.identity(),
-        })
+        }))
     }
 
     fn query(
@@ -845,6 +923,43 @@ impl Keys {
         cp.ciphertext = envelope::encrypt(&k, &plain, &mut rng(p));
         Ok(cp)
     }
+}
+
+/// The target of an egress message (its first 8 bytes, little-endian).
+fn target_of(e: &[u8]) -> u64 {
+    e.get(..8)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+}
+
+/// Checks that `k` was signed, for `chain`, by an enclave of this code:
+/// the gatekeeper's signature, and its registration quote (trusted root,
+/// same measurement, report data binding that identity).
+fn check_target_key(p: &dyn Platform, k: &TargetKey, chain: &Hash) -> Result<(), Error> {
+    let key = &k.key;
+    if key.chain != *chain {
+        return Err(err("a target's key is for another chain"));
+    }
+    key.gatekeeper
+        .verify(&key.signing_bytes(), &key.signature)
+        .map_err(|_| err("a target's key is not signed by its gatekeeper"))?;
+    let claims = verify_quote(&k.quote, &trust(p), 0).map_err(|e| {
+        err(format!(
+            "the target key's signer's quote does not verify: {e}"
+        ))
+    })?;
+    let bound = proctor_tee::registration_report_data(
+        &key.gatekeeper,
+        &k.encryption_key,
+        &k.operator,
+        &k.genesis,
+        k.expires_at,
+    );
+    if claims.measurement != p.measurement() || claims.report_data != bound {
+        return Err(err(
+            "the target key's signer is not an enclave of this code",
+        ));
+    }
+    Ok(())
 }
 
 fn attest(p: &dyn Platform, chain: &Hash) -> Result<PeerAttestation, Error> {

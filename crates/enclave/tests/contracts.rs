@@ -358,6 +358,8 @@ mod executing {
         let req = ContractRequest::Apply {
             contract: id,
             command: c,
+            keys: vec![],
+            unknown: vec![],
         };
         match ask(x, req).unwrap() {
             ContractResponse::Applied { receipt, signature } => {
@@ -615,5 +617,107 @@ mod executing {
         let r = apply(&mut replayed, 1, log[1].clone());
         assert_ne!(r.log, expected[1]);
         assert_ne!(r.log, expected[2]);
+    }
+
+    /// The forwarder example emits to another contract: without the
+    /// target's key the enclave asks for it (applying nothing); with a key
+    /// a gatekeeper enclave signed (shown by its registration quote) it
+    /// seals the message to it; a key signed by the host's own key, or a
+    /// signer quoted for other keys, is refused.
+    #[test]
+    fn egress_is_sealed_only_to_a_key_an_enclave_of_this_code_signed() {
+        use proctor_enclave::contracts::TargetKey;
+        use proctor_primitives::Address;
+        let mut gk = enclave("egress-gk");
+        bootstrap(&mut gk);
+        let (fkey, kv_key) = (public_key(&mut gk, 1), public_key(&mut gk, 2));
+        let mut x = enclave("egress-x");
+        let to = attest(&mut x);
+        let g = handover(&mut gk, ContractRequest::Grant { contract: 1, to }).unwrap();
+        ask(&mut x, ContractRequest::Accept(Box::new(g))).unwrap();
+        let forward = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples/contracts/forward.wasm"),
+        )
+        .unwrap();
+        ask(
+            &mut x,
+            ContractRequest::Load {
+                contract: 1,
+                code: forward,
+                checkpoint: None,
+            },
+        )
+        .unwrap();
+        let alice = user(1);
+        let cmd = command(
+            &fkey.key,
+            1,
+            &alice,
+            1,
+            format!("to 2 {}", String::from_utf8_lossy(MARKER)).as_bytes(),
+        );
+        let try_apply = |x: &mut Enclave, keys: Vec<TargetKey>, unknown: Vec<u64>| {
+            ask(
+                x,
+                ContractRequest::Apply {
+                    contract: 1,
+                    command: cmd.clone(),
+                    keys,
+                    unknown,
+                },
+            )
+        };
+        assert!(matches!(
+            try_apply(&mut x, vec![], vec![]).unwrap(),
+            ContractResponse::NeedKeys { targets } if targets == vec![2]
+        ));
+        // The gatekeeper's registration quote, as the chain keeps it.
+        let (operator, genesis, expires_at) = (Address([5; 20]), Hash([6; 32]), 1_000);
+        let Response::Quote(quote) = gk.handle(Request::RegistrationQuote {
+            operator,
+            genesis,
+            expires_at,
+        }) else {
+            panic!("no quote")
+        };
+        let info = gk.info();
+        let genuine = TargetKey {
+            key: kv_key.clone(),
+            encryption_key: info.encryption_key,
+            operator,
+            genesis,
+            expires_at,
+            quote: quote.clone(),
+        };
+        // Signed by the host's own key instead.
+        let host = Keypair::from_secret(&[7; 32]);
+        let mut forged = genuine.clone();
+        forged.key.gatekeeper = host.public();
+        forged.key.key = EncryptionKey([9; 32]);
+        forged.key.signature = host.sign(&forged.key.signing_bytes());
+        let e = try_apply(&mut x, vec![forged], vec![]).unwrap_err();
+        assert!(
+            e.contains("not an enclave of this code") || e.contains("quote"),
+            "{e}"
+        );
+        // The genuine quote, claimed for other keys.
+        let mut other = genuine.clone();
+        other.expires_at += 1;
+        assert!(try_apply(&mut x, vec![other], vec![]).is_err());
+        // The genuine key: sealed, bound to the forwarder's address.
+        let ContractResponse::Applied { receipt, .. } =
+            try_apply(&mut x, vec![genuine], vec![]).unwrap()
+        else {
+            panic!("not applied")
+        };
+        assert_eq!(receipt.emits.len(), 1);
+        let e = &receipt.emits[0].0;
+        assert_eq!(e[..8], 2u64.to_le_bytes());
+        assert!(
+            !contains(e, MARKER),
+            "the message left the enclave in the clear"
+        );
+        let _ = RecipientKey::from_seed(&[0; 32]);
     }
 }

@@ -569,6 +569,7 @@ impl ApiServer for Rpc {
             code: s.contract_code(id).unwrap_or_default(),
             key_request: s.contract_key_request(id, &info.executor),
             key_grant: s.contract_key_grant(id, &info.executor),
+            signed_key: s.contract_signed_key(id),
         })
     }
 

@@ -294,6 +294,10 @@ pub struct ContractCode {
     /// The key sealed to the executor by the gatekeeper.
     #[serde(default, with = "opt_hex")]
     pub key_grant: Option<Vec<u8>>,
+    /// Its command key as the gatekeeper signed it (what an emitting
+    /// contract's enclave checks before sealing a message to it).
+    #[serde(default)]
+    pub signed_key: Option<proctor_state::contracts::ContractPublicKey>,
 }
 
 /// An elected gatekeeper's root key exchange.

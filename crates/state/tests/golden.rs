@@ -102,6 +102,7 @@ fn event_name(e: &Event) -> &'static str {
             contracts::Event::ContractCommand { .. } => "contract_command",
             contracts::Event::ContractApplied { .. } => "contract_applied",
             contracts::Event::ContractEmitted { .. } => "contract_emitted",
+            contracts::Event::ContractEgressDropped { .. } => "contract_egress_dropped",
             contracts::Event::ContractCheckpointed { .. } => "contract_checkpointed",
             contracts::Event::ContractEndpoint { .. } => "contract_endpoint",
             contracts::Event::ContractReassigned { .. } => "contract_reassigned",
@@ -140,6 +141,7 @@ fn record_name(r: &Record) -> &'static str {
             contracts::Record::Endpoint(_) => "contracts_endpoint",
             contracts::Record::Activity(_) => "contracts_activity",
             contracts::Record::Gatekeepers(_) => "contracts_gatekeepers",
+            contracts::Record::SignedKey(_) => "contracts_signed_key",
         },
     }
 }
@@ -530,6 +532,12 @@ fn events() -> Vec<Event> {
             paid: Amount(5),
             state_hash: h(6),
         }),
+        Event::Contracts(contracts::Event::ContractEgressDropped {
+            id: 1,
+            seq: 2,
+            to: 3,
+            reason: "no key".into(),
+        }),
         Event::Contracts(contracts::Event::ContractEmitted {
             id: 1,
             seq: 2,
@@ -711,6 +719,7 @@ fn records() -> Vec<Record> {
                 paid: Amount(9),
                 refunded: Amount(10),
                 log: h(1),
+                payer: addr(4),
             },
         ))),
         Record::from(contracts::Record::Checkpoint(Box::new(
@@ -721,6 +730,7 @@ fn records() -> Vec<Record> {
         Record::from(contracts::Record::Ids(vec![1, 2])),
         Record::from(contracts::Record::Endpoint("http://127.0.0.1:1".into())),
         Record::from(contracts::Record::Activity([(pk(1), 0b101u8)].into())),
+        Record::from(contracts::Record::SignedKey(Box::new(contract_key()))),
         Record::from(contracts::Record::Gatekeepers(contracts::GatekeeperSet {
             members: vec![pk(1)],
             candidates: vec![pk(2)],
@@ -840,8 +850,8 @@ fn every_call_event_and_record_encodes_as_its_golden_fixture() {
         );
     }
     assert_eq!(calls.len(), 28, "a Call variant has no sample");
-    assert_eq!(events.len(), 41, "an Event variant has no sample");
-    assert_eq!(records.len(), 22, "a Record variant has no sample");
+    assert_eq!(events.len(), 42, "an Event variant has no sample");
+    assert_eq!(records.len(), 23, "a Record variant has no sample");
     check("calls.txt", &lines(&calls));
     check("events.txt", &lines(&events));
     check("records.txt", &lines(&records));

@@ -15,7 +15,9 @@
 //!   latest checkpoint and posts receipts only past what the chain has.
 
 use crate::{Error, Result, Worker};
-use proctor_enclave::contracts::{ContractRequest, ContractResponse, Handover, PeerAttestation};
+use proctor_enclave::contracts::{
+    ContractRequest, ContractResponse, Handover, PeerAttestation, TargetKey,
+};
 use proctor_enclave::{Request, Response};
 use proctor_primitives::{Hash, PublicKey, Signature, codec};
 use proctor_rpc::ApiClient;
@@ -273,6 +275,65 @@ impl Worker {
         Ok(())
     }
 
+    /// Applies `command` to contract `id`, giving the enclave the keys of
+    /// the contracts it emits to (from the chain, with their gatekeepers'
+    /// registration quotes) when it asks for them.
+    async fn apply(
+        &mut self,
+        id: u64,
+        command: proctor_state::contracts::CommandInput,
+    ) -> Result<(Receipt, Signature)> {
+        let (mut keys, mut unknown) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let req = ContractRequest::Apply {
+                contract: id,
+                command: command.clone(),
+                keys: keys.clone(),
+                unknown: unknown.clone(),
+            };
+            match self.contracts_call(req).await? {
+                ContractResponse::Applied { receipt, signature } => {
+                    return Ok((receipt, signature));
+                }
+                ContractResponse::NeedKeys { targets } => {
+                    for t in targets {
+                        match self.target_key(t).await? {
+                            Some(k) => keys.push(k),
+                            None => unknown.push(t),
+                        }
+                    }
+                }
+                _ => return Err(Error::Enclave("command not applied".into())),
+            }
+        }
+        Err(Error::Enclave("the enclave keeps asking for keys".into()))
+    }
+
+    /// Contract `t`'s signed key and its signer's registration, if any.
+    async fn target_key(&mut self, t: u64) -> Result<Option<TargetKey>> {
+        let Ok(code) = self.client.contract_code(t).await else {
+            return Ok(None);
+        };
+        let Some(key) = code.signed_key else {
+            return Ok(None);
+        };
+        let q = self.client.enclave_quote(key.gatekeeper).await?;
+        let genesis = match q.in_genesis {
+            true => self.client.genesis().await?.base_hash(),
+            false => self.contracts.chain.map_or(Hash::ZERO, |c| c.0),
+        };
+        let quote = proctor_rpc::from_hex("quote", &q.quote)
+            .map_err(|e| Error::Enclave(e.message().to_string()))?;
+        Ok(Some(TargetKey {
+            key,
+            encryption_key: q.encryption_key,
+            operator: q.operator,
+            genesis,
+            expires_at: q.expires_at,
+            quote,
+        }))
+    }
+
     async fn serve_as_gatekeeper(&mut self, chain: Hash) -> Result<()> {
         if let Some(sealed) = self.contracts.root_key.take() {
             self.contracts_call(ContractRequest::Restore { sealed })
@@ -413,16 +474,7 @@ impl Worker {
         while applied < until {
             let seq = applied + 1;
             let cmd = self.client.contract_command(id, seq).await?;
-            let command = cmd.input();
-            let ContractResponse::Applied { receipt, signature } = self
-                .contracts_call(ContractRequest::Apply {
-                    contract: id,
-                    command,
-                })
-                .await?
-            else {
-                return Err(Error::Enclave("command not applied".into()));
-            };
+            let (receipt, signature) = self.apply(id, cmd.input()).await?;
             applied = seq;
             self.contracts.loaded.insert(id, applied);
             // A replay after a restart: the chain has this receipt already.

@@ -86,6 +86,9 @@ fn root_request_key(enclave: &PublicKey) -> Hash {
 fn root_grant_key(enclave: &PublicKey) -> Hash {
     key(Contracts::KEY_PREFIX, "root-grant", &[&enclave.0])
 }
+fn signed_key_key(id: u64) -> Hash {
+    key(Contracts::KEY_PREFIX, "signed-key", &[&id.to_le_bytes()])
+}
 fn activity_key(era: u64) -> Hash {
     key(Contracts::KEY_PREFIX, "activity", &[&era.to_le_bytes()])
 }
@@ -231,6 +234,7 @@ impl Module for Contracts {
                     paid: Amount::ZERO,
                     refunded: Amount::ZERO,
                     log: Hash::ZERO,
+                    payer: from,
                 };
                 vec![command(cx, c)?]
             }
@@ -374,6 +378,7 @@ fn publish_key(cx: &mut Context<'_>, k: &ContractPublicKey) -> Result<Event, Err
     }
     c.key = Some(k.key);
     cx.o.set_contract(&c);
+    cx.o.put(signed_key_key(c.id), Record::SignedKey(Box::new(k.clone())));
     note_activity(cx, &k.gatekeeper);
     let mut awaiting = cx.o.contracts_awaiting_key();
     awaiting.retain(|&i| i != c.id);
@@ -426,9 +431,9 @@ fn grant(cx: &mut Context<'_>, from: Address, id: u64, handover: &[u8]) -> Resul
     Ok(Event::ContractKeyGranted { id })
 }
 
-fn command(cx: &mut Context<'_>, mut cmd: CommandRecord) -> Result<Event, TxError> {
+fn command(cx: &mut Context<'_>, cmd: CommandRecord) -> Result<Event, TxError> {
     let id = cmd.contract;
-    let mut c = cx.o.contract(id).ok_or(Error::NotFound(id))?;
+    let c = cx.o.contract(id).ok_or(Error::NotFound(id))?;
     if c.key.is_none() {
         return Err(Error::NoKey(id).into());
     }
@@ -459,6 +464,12 @@ fn command(cx: &mut Context<'_>, mut cmd: CommandRecord) -> Result<Event, TxErro
     if cmd.init && (c.commands != 0 || cmd.sender != c.owner) {
         return Err(Error::BadCommand("init is the owner's first command only".into()).into());
     }
+    Ok(enqueue(cx, c, cmd))
+}
+
+/// Appends `cmd` to contract `c`'s command log.
+fn enqueue(cx: &mut Context<'_>, mut c: ContractInfo, mut cmd: CommandRecord) -> Event {
+    let id = c.id;
     c.commands += 1;
     cmd.seq = c.commands;
     cmd.log = next_log(&c.log, &cmd.input().hash(id, cmd.seq));
@@ -468,11 +479,11 @@ fn command(cx: &mut Context<'_>, mut cmd: CommandRecord) -> Result<Event, TxErro
     }
     cx.o.set_contract(&c);
     cx.o.set_contract_command(&cmd);
-    Ok(Event::ContractCommand {
+    Event::ContractCommand {
         id,
         seq: cmd.seq,
         sender: cmd.sender,
-    })
+    }
 }
 
 /// Checks that `executor` is `c`'s executor, active, and signed `bytes`.
@@ -548,14 +559,11 @@ fn receipt_call(
         .cost(r.instructions)
         .ok_or(TxError::Overflow)?
         .min(cmd.escrow);
-    let refund = Amount(cmd.escrow.0 - paid.0);
+    let mut refund = Amount(cmd.escrow.0 - paid.0);
     cx.o.credit(&operator, paid)?;
-    cx.o.credit(&cmd.sender, refund)?;
     cmd.escrow = Amount::ZERO;
     cmd.paid = paid;
-    cmd.refunded = refund;
     cmd.receipt = Some(r.clone());
-    cx.o.set_contract_command(&cmd);
     c.applied = r.seq;
     c.state_hash = r.state_hash;
     // Progress: the executor's clock starts again (or stops, when done).
@@ -570,15 +578,69 @@ fn receipt_call(
         paid,
         state_hash: r.state_hash,
     }];
-    for e in &r.emits {
+    let egress_fuel = cx.params().contracts.egress_fuel;
+    let egress_cost = cx
+        .params()
+        .contracts
+        .cost(egress_fuel)
+        .ok_or(TxError::Overflow)?;
+    for (i, e) in r.emits.iter().enumerate() {
         let target = u64::from_le_bytes(e.0[..8].try_into().expect("8 bytes"));
-        events.push(Event::ContractEmitted {
-            id,
-            seq: r.seq,
-            target,
-            payload: e.0[8..].to_vec(),
-        });
+        let payload = e.0[8..].to_vec();
+        if target == 0 {
+            events.push(Event::ContractEmitted {
+                id,
+                seq: r.seq,
+                target,
+                payload,
+            });
+            continue;
+        }
+        // To another contract: sealed to its key inside the emitting
+        // enclave, delivered as its command, paid from this command's
+        // unused escrow.
+        let max = cx.params().contracts.max_command_bytes;
+        let delivery = match cx.o.contract(target).filter(|t| t.key.is_some()) {
+            None => Err("no such contract, or it has no key yet".to_string()),
+            Some(_) if refund < egress_cost => Err(format!(
+                "the unused escrow {refund} does not cover {egress_cost}"
+            )),
+            Some(_) if payload.len() as u64 > max => Err("larger than a command".to_string()),
+            Some(t) => Ok(t),
+        };
+        match delivery {
+            Err(reason) => events.push(Event::ContractEgressDropped {
+                id,
+                seq: r.seq,
+                to: target,
+                reason,
+            }),
+            Ok(t) => {
+                refund = Amount(refund.0 - egress_cost.0);
+                let egress = CommandRecord {
+                    contract: target,
+                    seq: 0,
+                    sender: contract_address(id),
+                    nonce: egress_nonce(r.seq, i),
+                    height: cx.env.height,
+                    fuel: egress_fuel,
+                    init: false,
+                    reply_to: cmd.reply_to,
+                    sealed: payload,
+                    escrow: egress_cost,
+                    receipt: None,
+                    paid: Amount::ZERO,
+                    refunded: Amount::ZERO,
+                    log: Hash::ZERO,
+                    payer: cmd.payer,
+                };
+                events.push(enqueue(cx, t, egress));
+            }
+        }
     }
+    cx.o.credit(&cmd.payer, refund)?;
+    cmd.refunded = refund;
+    cx.o.set_contract_command(&cmd);
     Ok(events)
 }
 
@@ -891,6 +953,13 @@ impl State {
     /// The id the next contract will get.
     pub fn contracts_next_id(&self) -> u64 {
         self.read().contracts_next()
+    }
+    /// Contract `id`'s command key as its gatekeeper signed it.
+    pub fn contract_signed_key(&self, id: u64) -> Option<ContractPublicKey> {
+        match self.read().get(&signed_key_key(id)) {
+            Some(crate::Record::Contracts(Record::SignedKey(k))) => Some(*k),
+            _ => None,
+        }
     }
     /// Contract `id`'s code.
     pub fn contract_code(&self, id: u64) -> Option<Vec<u8>> {

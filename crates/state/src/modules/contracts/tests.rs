@@ -534,3 +534,62 @@ fn an_elected_gatekeeper_joins_once_its_enclave_holds_the_root_key() {
     let key = c.key(id, &c.enclaves[1]);
     c.ok(OTHER, call(super::Call::PublishKey { key }));
 }
+
+#[test]
+fn egress_to_another_contract_becomes_its_command_paid_from_the_unused_escrow() {
+    let mut c = chain("contracts-egress");
+    let (a, b) = (c.deploy(REQUESTER), c.deploy(REQUESTER));
+    for id in [a, b] {
+        let key = c.key(id, &c.enclaves[0]);
+        c.ok(OTHER, call(super::Call::PublishKey { key }));
+    }
+    let fuel = 40_000_000;
+    c.ok(OTHER, c.command(a, fuel, false));
+    let x = c.executor(a);
+    let p = c.state.params().contracts.clone();
+    let before = c.balance(OTHER);
+    // Two messages to b, one to a contract that does not exist.
+    let mut r = c.receipt(a, 1, 1_000, &c.enclaves[x]);
+    if let Call::Contracts(super::Call::Receipt { receipt, signature }) = &mut r {
+        receipt.emits = vec![
+            Emit([&b.to_le_bytes()[..], b"sealed-1"].concat()),
+            Emit([&99u64.to_le_bytes()[..], b"sealed-2"].concat()),
+            Emit([&b.to_le_bytes()[..], b"sealed-3"].concat()),
+        ];
+        *signature = c.enclaves[x].sign(&receipt.signing_bytes(&c.genesis));
+    }
+    let events = c.ok(OTHER, r);
+    let dropped = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                crate::Event::Contracts(Event::ContractEgressDropped { to: 99, .. })
+            )
+        })
+        .count();
+    assert_eq!(dropped, 1);
+    let info = c.state.contract(b).unwrap();
+    assert_eq!((info.commands, info.applied), (2, 0));
+    let first = c.state.contract_command(b, 1).unwrap();
+    assert_eq!(first.sender, contract_address(a));
+    assert_eq!(first.nonce, egress_nonce(1, 0));
+    assert_eq!(first.payer, c.ks[OTHER].public().address());
+    assert_eq!(
+        (first.sealed.as_slice(), first.fuel),
+        (&b"sealed-1"[..], p.egress_fuel)
+    );
+    assert_eq!(
+        c.state.contract_command(b, 2).unwrap().nonce,
+        egress_nonce(1, 2)
+    );
+    // The sender paid the instructions and the two deliveries' fuel.
+    let cost = |n| p.cost(n).unwrap().0;
+    let refunded = c.state.contract_command(a, 1).unwrap().refunded.0;
+    assert_eq!(refunded, cost(fuel) - cost(1_000) - 2 * cost(p.egress_fuel));
+    assert_eq!(
+        c.balance(OTHER) + 1,
+        before + refunded,
+        "the fee of the receipt's tx"
+    );
+}

@@ -35,6 +35,9 @@ pub struct ContractParams {
     /// another executor, which recovers the state from the latest
     /// checkpoint and the commands after it.
     pub executor_timeout_blocks: u64,
+    /// Instructions each egress message to another contract buys there;
+    /// its cost comes out of the emitting command's unused escrow.
+    pub egress_fuel: u64,
     /// Blocks per era: the responsiveness rule (seed 004 §4.10) is applied
     /// at the end of each.
     pub era_blocks: u64,
@@ -63,6 +66,7 @@ impl Default for ContractParams {
             checkpoint_every: 16,
             max_checkpoint_bytes: 48 << 10,
             executor_timeout_blocks: 20,
+            egress_fuel: 1_000_000,
             era_blocks: 1_000,
             slash_unresponsive_bps: 1_000,
             gatekeeper: None,
@@ -277,6 +281,27 @@ pub struct CommandRecord {
     pub refunded: Amount,
     /// The contract's command log after this command.
     pub log: Hash,
+    /// Who paid the escrow (the sender, or for an egress message the
+    /// sender of the command that emitted it): the unused part goes back
+    /// to it.
+    pub payer: Address,
+}
+
+/// The account a contract sends its egress messages as (what `caller()`
+/// shows the target): the first 20 bytes of `H("proctor/contract-address",
+/// id)`.
+pub fn contract_address(id: u64) -> Address {
+    let h = Hash::tagged("proctor/contract-address", &[&id.to_le_bytes()]);
+    let mut a = [0u8; 20];
+    a.copy_from_slice(&h.0[..20]);
+    Address(a)
+}
+
+/// The nonce of the `index`-th egress message of command `seq` (bound into
+/// its ciphertext, like a transaction's nonce).
+pub fn egress_nonce(seq: u64, index: usize) -> u64 {
+    seq.saturating_mul(MAX_EMITS as u64)
+        .saturating_add(index as u64)
 }
 
 impl CommandRecord {
@@ -415,6 +440,15 @@ pub enum Event {
         paid: Amount,
         state_hash: Hash,
     },
+    /// An egress message to contract `to` that could not be delivered (no
+    /// such contract, no key yet, or the emitting command's escrow did not
+    /// cover its fuel).
+    ContractEgressDropped {
+        id: u64,
+        seq: u64,
+        to: u64,
+        reason: String,
+    },
     /// An egress message of an applied command (target 0: to the chain).
     ContractEmitted {
         id: u64,
@@ -485,6 +519,8 @@ pub enum Record {
     /// An enclave's query endpoint.
     Endpoint(String),
     Gatekeepers(GatekeeperSet),
+    /// A contract's command key as its gatekeeper signed it.
+    SignedKey(Box<ContractPublicKey>),
     /// An era's activity: enclave → bit `w` set when it was active in window `w`.
     Activity(std::collections::BTreeMap<PublicKey, u8>),
 }
