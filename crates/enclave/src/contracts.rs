@@ -758,14 +758,8 @@ impl Keys {
                     msg,
                     fuel: c.fuel,
                 };
-                // On a copy: nothing is applied until every target's key
-                // is at hand.
-                let mut state = r.state.clone();
-                let x = if c.init {
-                    vm.init(&r.code, &mut state, env)
-                } else {
-                    vm.handle(&r.code, &mut state, env)
-                };
+                // Nothing is applied until every target's key is at hand.
+                let (x, writes) = vm.run_command(&r.code, &r.state, env, c.init);
                 let targets: Vec<u64> = x
                     .emits
                     .iter()
@@ -776,7 +770,7 @@ impl Keys {
                 if !targets.is_empty() {
                     return Ok(Err(targets));
                 }
-                r.state = state;
+                r.state.apply(writes);
                 let code = match x.ending {
                     Ending::Done => 0,
                     Ending::Refused(c) => c,

@@ -165,7 +165,9 @@ impl State {
     }
 
     /// Applies a journal of writes (`None`: removed).
-    fn apply(&mut self, writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
+    /// Applies a command's writes (see [`ContractVm::run_command`]).
+    pub fn apply(&mut self, writes: Writes) {
+        let writes = writes.0;
         if writes.is_empty() {
             return;
         }
@@ -242,6 +244,11 @@ impl State {
         Ok(State(Arc::new(e)))
     }
 }
+
+/// A command's writes, not applied yet ([`State::apply`]); empty unless the
+/// command succeeded.
+#[derive(Clone, Debug, Default)]
+pub struct Writes(BTreeMap<Vec<u8>, Option<Vec<u8>>>);
 
 /// What a call sees besides the state.
 #[derive(Clone, Debug)]
@@ -586,11 +593,33 @@ impl ContractVm {
     }
 
     fn command(&self, c: &Contract, entry: &str, state: &mut State, env: Env) -> Execution {
-        let (x, writes) = self.call(c, entry, Mode::Command, state, env);
-        if x.ending == Ending::Done {
-            state.apply(writes);
-        }
+        let (x, writes) = self.run_command(c, state, env, entry == "init");
+        state.apply(writes);
         x
+    }
+
+    /// Runs a command (`init` or `handle`) over `state` without applying
+    /// it: its execution and writes, to [`State::apply`] once the caller
+    /// decides to (the enclave first seals its egress messages).
+    pub fn run_command(
+        &self,
+        c: &Contract,
+        state: &State,
+        env: Env,
+        init: bool,
+    ) -> (Execution, Writes) {
+        if init && !c.has_init {
+            let x = Execution {
+                ending: Ending::Done,
+                instructions: 0,
+                reply: vec![],
+                emits: vec![],
+            };
+            return (x, Writes::default());
+        }
+        let entry = if init { "init" } else { "handle" };
+        let (x, writes) = self.call(c, entry, Mode::Command, state, env);
+        (x, Writes(writes))
     }
 
     fn call(
