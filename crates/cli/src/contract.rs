@@ -593,12 +593,10 @@ pub async fn run(cmd: ContractCmd, url: &str) -> Result<()> {
             let info = wait_for_key(&c, url, id, Instant::now() + timeout).await?;
             let seq = send_command(url, &k, &info, &msg, fuel, false, timeout).await?;
             if !wait {
-                if json {
-                    println!("{}", serde_json::json!({ "id": id, "seq": seq }));
-                } else {
-                    println!("contract {id}: command {seq} sent");
-                }
-                return Ok(());
+                let sent = serde_json::json!({ "id": id, "seq": seq });
+                return print(json, &sent, |_| {
+                    format!("contract {id}: command {seq} sent")
+                });
             }
             let applied = wait_applied(url, &k, id, seq, Instant::now() + timeout).await?;
             report(json, &applied)

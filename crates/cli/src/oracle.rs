@@ -298,12 +298,10 @@ pub async fn run(cmd: OracleCmd, url: &str) -> Result<()> {
             }
             .ok_or_else(|| anyhow!("transaction {tx} was included without a request"))?;
             if !wait {
-                if json {
-                    println!("{}", serde_json::json!({ "id": id, "tx": tx }));
-                } else {
-                    println!("oracle request {id} sent (transaction {tx})");
-                }
-                return Ok(());
+                let sent = serde_json::json!({ "id": id, "tx": tx });
+                return print(json, &sent, |_| {
+                    format!("oracle request {id} sent (transaction {tx})")
+                });
             }
             let end = Instant::now() + Duration::from_secs(timeout);
             loop {
