@@ -85,7 +85,14 @@ fn grant_and_load(
     let ContractResponse::Attested(to) = ask(x, ContractRequest::Attest { chain: CHAIN })? else {
         bail!("no attestation");
     };
-    let ContractResponse::Handover(h) = ask(gk, ContractRequest::Grant { contract: id, to })?
+    let ContractResponse::Handover(h) = ask(
+        gk,
+        ContractRequest::Grant {
+            contract: id,
+            era: 0,
+            to,
+        },
+    )?
     else {
         bail!("no grant");
     };
@@ -113,6 +120,7 @@ impl Sender {
         let sender = self.user.public().address();
         let info = command_info(&CHAIN, id, &sender, nonce);
         Ok(Command {
+            era: 0,
             sender,
             nonce,
             height: 1,
@@ -164,7 +172,13 @@ pub fn run(args: ContractArgs) -> Result<()> {
     ask(&mut gk, ContractRequest::Bootstrap)?;
     ask(&mut gk, ContractRequest::Bind { chain: CHAIN })?;
     let key_of = |gk: &mut Enclave, id: u64| -> Result<EncryptionKey> {
-        match ask(gk, ContractRequest::PublicKey { contract: id })? {
+        match ask(
+            gk,
+            ContractRequest::PublicKey {
+                contract: id,
+                era: 0,
+            },
+        )? {
             ContractResponse::PublicKey(k) => Ok(k.key),
             r => bail!("unexpected {r:?}"),
         }
@@ -232,8 +246,14 @@ pub fn run(args: ContractArgs) -> Result<()> {
         else {
             bail!("no attestation");
         };
-        let ContractResponse::Handover(h) =
-            ask(&mut gk, ContractRequest::Grant { contract: id, to })?
+        let ContractResponse::Handover(h) = ask(
+            &mut gk,
+            ContractRequest::Grant {
+                contract: id,
+                era: 0,
+                to,
+            },
+        )?
         else {
             bail!("no grant");
         };

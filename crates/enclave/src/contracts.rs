@@ -53,15 +53,28 @@ pub enum ContractRequest {
     Bind { chain: Hash },
     /// Reload a root key from the blob [`ContractResponse::Root`] returned.
     Restore { sealed: Vec<u8> },
-    /// Hand the root key to the gatekeeper enclave `to`.
+    /// Hand the root keys (every era's held, the newest committed) to the
+    /// gatekeeper enclave `to`.
     HandOver { to: PeerAttestation },
+    /// Lead the rotation to `era` (seed 004 §4.7): generate its root key,
+    /// keeping those of past eras (answered with [`ContractResponse::Root`];
+    /// asked again, the same key).
+    Rotate { era: u64 },
+    /// Destroy every root key: this enclave is no longer a gatekeeper.
+    Retire,
     /// Take a root key handed over by another gatekeeper (answered with
     /// [`ContractResponse::Root`]: the sealed blob to keep).
     Receive(Box<Handover>),
-    /// The public command key of `contract`, signed (a gatekeeper).
-    PublicKey { contract: u64 },
-    /// Hand `contract`'s key to the executor enclave `to` (a gatekeeper).
-    Grant { contract: u64, to: PeerAttestation },
+    /// The public command key of `contract` in `era`, signed (a
+    /// gatekeeper).
+    PublicKey { contract: u64, era: u64 },
+    /// Hand `contract`'s key of `era` to the executor enclave `to` (a
+    /// gatekeeper).
+    Grant {
+        contract: u64,
+        era: u64,
+        to: PeerAttestation,
+    },
     /// Take a contract key granted by a gatekeeper (an executor).
     Accept(Box<Handover>),
     /// Start executing `contract` (whose key was accepted): its code, and
@@ -294,6 +307,8 @@ pub enum ContractResponse {
         receipt: Receipt,
         signature: Signature,
     },
+    /// The root keys were destroyed.
+    Retired,
     /// The state, encrypted; signed by this enclave.
     Checkpoint {
         checkpoint: Checkpoint,
@@ -322,7 +337,9 @@ pub struct Handover {
     /// Commitment to the key ([`root_commitment`] or [`key_commitment`]).
     pub commitment: Hash,
     pub to: PublicKey,
-    /// The key, HPKE-sealed to the recipient's encryption key.
+    /// The key, HPKE-sealed to the recipient's encryption key (for the root
+    /// key: every era's held, as count (u32 LE) then era (u64 LE) and key,
+    /// the commitment naming the newest).
     pub sealed: Vec<u8>,
     pub from: PeerAttestation,
     /// The sender's identity signature over [`Handover::signing_bytes`].
@@ -411,21 +428,58 @@ pub fn state_key(k_c: &[u8; 32]) -> [u8; 32] {
     blake3::derive_key("proctor/contracts v1 state key", k_c)
 }
 
-/// The root key an enclave holds.
+/// The root keys an enclave holds, by era (the newest is the one in
+/// force; past ones keep history readable).
 struct Root {
-    /// The chain it serves, once bound.
+    /// The chain they serve, once bound.
     chain: Option<Hash>,
-    era: u64,
-    key: Zeroizing<[u8; 32]>,
+    keys: BTreeMap<u64, Zeroizing<[u8; 32]>>,
 }
+
+impl Root {
+    /// The newest era's key.
+    fn newest(&self) -> (u64, [u8; 32]) {
+        let (era, k) = self.keys.last_key_value().expect("a root holds a key");
+        (*era, **k)
+    }
+
+    /// The keys as bytes: count (u32 LE), then each era (u64 LE) and key.
+    fn keyring(&self) -> Zeroizing<Vec<u8>> {
+        let mut b = Zeroizing::new((self.keys.len() as u32).to_le_bytes().to_vec());
+        for (era, k) in &self.keys {
+            b.extend_from_slice(&era.to_le_bytes());
+            b.extend_from_slice(&**k);
+        }
+        b
+    }
+
+    fn from_keyring(b: &[u8]) -> Option<BTreeMap<u64, Zeroizing<[u8; 32]>>> {
+        let n = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        if n == 0 || b.len() != 4 + n * 40 {
+            return None;
+        }
+        let mut keys = BTreeMap::new();
+        for e in b[4..].chunks_exact(40) {
+            let era = u64::from_le_bytes(e[..8].try_into().ok()?);
+            let key = Zeroizing::new(<[u8; 32]>::try_from(&e[8..]).ok()?);
+            if keys.insert(era, key).is_some() {
+                return None;
+            }
+        }
+        Some(keys)
+    }
+}
+
+/// A 32-byte key, wiped when dropped.
+type Secret = Zeroizing<[u8; 32]>;
 
 /// The keys an enclave holds: a root key (gatekeepers), contract keys
 /// (executors). Never leave the enclave object but sealed.
 #[derive(Default)]
 pub(crate) struct Keys {
     root: Option<Root>,
-    /// Contract → (chain, era, k_c).
-    contracts: BTreeMap<u64, (Hash, u64, Zeroizing<[u8; 32]>)>,
+    /// (contract, era) → (chain, k_c).
+    contracts: BTreeMap<(u64, u64), (Hash, Secret)>,
     running: BTreeMap<u64, Running>,
     vm: Option<ContractVm>,
 }
@@ -498,8 +552,7 @@ impl Keys {
                 p.random(key.as_mut());
                 self.root = Some(Root {
                     chain: None,
-                    era: 0,
-                    key,
+                    keys: [(0, key)].into(),
                 });
                 self.root_response(p)
             }
@@ -518,40 +571,70 @@ impl Keys {
             }
             ContractRequest::Restore { sealed } => {
                 let plain = Zeroizing::new(p.unseal(&sealed)?);
-                if plain.len() != 73 {
-                    return Err(err("the sealed root key is malformed"));
-                }
+                let keys = (plain.len() > 33)
+                    .then(|| Root::from_keyring(&plain[33..]))
+                    .flatten()
+                    .ok_or_else(|| err("the sealed root key is malformed"))?;
                 let chain = (plain[0] == 1).then(|| Hash(plain[1..33].try_into().unwrap()));
-                let era = u64::from_le_bytes(plain[33..41].try_into().unwrap());
-                let key = Zeroizing::new(<[u8; 32]>::try_from(&plain[41..73]).unwrap());
-                self.root = Some(Root { chain, era, key });
+                self.root = Some(Root { chain, keys });
                 self.root_response(p)
             }
             ContractRequest::HandOver { to } => {
-                let (chain, era, key) = self.bound_root()?;
+                let (chain, era, key) = self.bound_root(None)?;
                 let commitment = root_commitment(era, &key);
+                let ring = self.root.as_ref().expect("bound above").keyring();
                 Ok(ContractResponse::Handover(Box::new(handover(
-                    p, chain, era, 0, commitment, &key, &to,
+                    p, chain, era, 0, commitment, &ring, &to,
                 )?)))
             }
             ContractRequest::Receive(h) => {
                 if h.contract != 0 {
                     return Err(err("this handover is a contract key, not a root key"));
                 }
-                let key = receive(p, &h)?;
-                if root_commitment(h.era, &key) != h.commitment {
+                let ring = receive(p, &h)?;
+                let keys = Root::from_keyring(&ring)
+                    .ok_or_else(|| err("the handed-over root keys are malformed"))?;
+                if keys
+                    .get(&h.era)
+                    .is_none_or(|k| root_commitment(h.era, k) != h.commitment)
+                {
                     return Err(err("the root key does not match its commitment"));
                 }
-                self.root = Some(Root {
+                // Past eras' keys join those held; the newest replaces an
+                // earlier attempt's key of its era.
+                let root = self.root.get_or_insert_with(|| Root {
                     chain: Some(h.chain),
-                    era: h.era,
-                    key,
+                    keys: BTreeMap::new(),
                 });
+                if root.chain.is_some_and(|c| c != h.chain) {
+                    return Err(err("these root keys serve another chain"));
+                }
+                root.chain = Some(h.chain);
+                root.keys.extend(keys);
                 // Sealed for the host to keep: a restart restores it.
                 self.root_response(p)
             }
-            ContractRequest::PublicKey { contract } => {
-                let (chain, era, root) = self.bound_root()?;
+            ContractRequest::Rotate { era } => {
+                let (_, newest, _) = self.bound_root(None)?;
+                let root = self.root.as_mut().expect("bound above");
+                if let std::collections::btree_map::Entry::Vacant(slot) = root.keys.entry(era) {
+                    if era <= newest {
+                        return Err(err(format!(
+                            "era {era} is past: the newest root key is of era {newest}"
+                        )));
+                    }
+                    let mut key = Zeroizing::new([0u8; 32]);
+                    p.random(key.as_mut());
+                    slot.insert(key);
+                }
+                self.root_response(p)
+            }
+            ContractRequest::Retire => {
+                self.root = None;
+                Ok(ContractResponse::Retired)
+            }
+            ContractRequest::PublicKey { contract, era } => {
+                let (chain, era, root) = self.bound_root(Some(era))?;
                 let k_c = Zeroizing::new(contract_key(&root, &chain, era, contract));
                 let mut pk = ContractPublicKey {
                     chain,
@@ -564,15 +647,21 @@ impl Keys {
                 pk.signature = p.sign(&pk.signing_bytes());
                 Ok(ContractResponse::PublicKey(pk))
             }
-            ContractRequest::Grant { contract, to } => {
+            ContractRequest::Grant { contract, era, to } => {
                 if contract == 0 {
                     return Err(err("contract ids start at 1"));
                 }
-                let (chain, era, root) = self.bound_root()?;
+                let (chain, era, root) = self.bound_root(Some(era))?;
                 let k_c = Zeroizing::new(contract_key(&root, &chain, era, contract));
                 let commitment = key_commitment(contract, &k_c);
                 Ok(ContractResponse::Handover(Box::new(handover(
-                    p, chain, era, contract, commitment, &k_c, &to,
+                    p,
+                    chain,
+                    era,
+                    contract,
+                    commitment,
+                    k_c.as_slice(),
+                    &to,
                 )?)))
             }
             ContractRequest::Accept(h) => {
@@ -580,10 +669,13 @@ impl Keys {
                     return Err(err("this handover is a root key, not a contract key"));
                 }
                 let key = receive(p, &h)?;
+                let key = <[u8; 32]>::try_from(key.as_slice())
+                    .map(Zeroizing::new)
+                    .map_err(|_| err("the granted key is not 32 bytes"))?;
                 if key_commitment(h.contract, &key) != h.commitment {
                     return Err(err("the contract key does not match its commitment"));
                 }
-                self.contracts.insert(h.contract, (h.chain, h.era, key));
+                self.contracts.insert((h.contract, h.era), (h.chain, key));
                 Ok(ContractResponse::Accepted {
                     era: h.era,
                     commitment: h.commitment,
@@ -602,13 +694,13 @@ impl Keys {
             } => match self.apply(p, contract, command, &keys, &unknown)? {
                 Err(targets) => Ok(ContractResponse::NeedKeys { targets }),
                 Ok(receipt) => {
-                    let chain = self.key(contract)?.0;
+                    let chain = self.key(contract, None)?.0;
                     let signature = p.sign(&receipt.signing_bytes(&chain));
                     Ok(ContractResponse::Applied { receipt, signature })
                 }
             },
             ContractRequest::Ready => {
-                let (chain, era, key) = self.bound_root()?;
+                let (chain, era, key) = self.bound_root(None)?;
                 let commitment = root_commitment(era, &key);
                 Ok(ContractResponse::Ready(p.sign(
                     &proctor_state::contracts::ready_bytes(&chain, era, &commitment),
@@ -628,7 +720,7 @@ impl Keys {
                 .map(|a| ContractResponse::Answer(Box::new(a))),
             ContractRequest::Checkpoint { contract } => {
                 let checkpoint = self.checkpoint(p, contract)?;
-                let chain = self.key(contract)?.0;
+                let chain = self.key(contract, None)?.0;
                 let signature = p.sign(&checkpoint.signing_bytes(&chain));
                 Ok(ContractResponse::Checkpoint {
                     checkpoint,
@@ -638,8 +730,9 @@ impl Keys {
         }
     }
 
-    /// The root key with the chain it is bound to.
-    fn bound_root(&self) -> Result<(Hash, u64, [u8; 32]), Error> {
+    /// The root key of `era` (none: the newest) with the chain it is
+    /// bound to.
+    fn bound_root(&self, era: Option<u64>) -> Result<(Hash, u64, [u8; 32]), Error> {
         let r = self
             .root
             .as_ref()
@@ -647,7 +740,17 @@ impl Keys {
         let chain = r
             .chain
             .ok_or_else(|| err("the root key is not bound to a chain yet (Bind)"))?;
-        Ok((chain, r.era, *r.key))
+        match era {
+            None => {
+                let (era, k) = r.newest();
+                Ok((chain, era, k))
+            }
+            Some(era) => r
+                .keys
+                .get(&era)
+                .map(|k| (chain, era, **k))
+                .ok_or_else(|| err(format!("this enclave holds no root key of era {era}"))),
+        }
     }
 
     fn root_response(&self, p: &mut dyn Platform) -> Result<ContractResponse, Error> {
@@ -657,21 +760,35 @@ impl Keys {
             .ok_or_else(|| err("this enclave holds no root key (not a gatekeeper)"))?;
         let mut plain = Zeroizing::new(vec![u8::from(r.chain.is_some())]);
         plain.extend_from_slice(&r.chain.unwrap_or(Hash::ZERO).0);
-        plain.extend_from_slice(&r.era.to_le_bytes());
-        plain.extend_from_slice(&*r.key);
+        plain.extend_from_slice(&r.keyring());
+        let (era, key) = r.newest();
+        let key = Zeroizing::new(key);
         Ok(ContractResponse::Root {
             chain: r.chain,
-            era: r.era,
-            commitment: root_commitment(r.era, &r.key),
+            era,
+            commitment: root_commitment(era, &key),
             sealed: p.seal(&plain),
         })
     }
 
-    fn key(&self, contract: u64) -> Result<(Hash, u64, [u8; 32]), Error> {
-        self.contracts
-            .get(&contract)
-            .map(|(chain, era, k)| (*chain, *era, **k))
-            .ok_or_else(|| err(format!("no key for contract {contract}: none was granted")))
+    /// Contract `contract`'s key of `era` (none: the newest held), with
+    /// its chain.
+    fn key(&self, contract: u64, era: Option<u64>) -> Result<(Hash, u64, [u8; 32]), Error> {
+        let found = match era {
+            Some(era) => self.contracts.get_key_value(&(contract, era)),
+            None => self
+                .contracts
+                .range((contract, 0)..=(contract, u64::MAX))
+                .next_back(),
+        };
+        found
+            .map(|((_, era), (chain, k))| (*chain, *era, **k))
+            .ok_or_else(|| match era {
+                Some(era) => err(format!(
+                    "no key of era {era} for contract {contract}: none was granted"
+                )),
+                None => err(format!("no key for contract {contract}: none was granted")),
+            })
     }
 
     fn load(
@@ -680,7 +797,8 @@ impl Keys {
         code: &[u8],
         checkpoint: Option<Checkpoint>,
     ) -> Result<ContractResponse, Error> {
-        let (_, era, k_c) = self.key(contract)?;
+        let era = checkpoint.as_ref().map(|c| c.era);
+        let (_, era, k_c) = self.key(contract, era)?;
         let k_c = Zeroizing::new(k_c);
         if self.vm.is_none() {
             self.vm = Some(ContractVm::new(ContractLimits::default())?);
@@ -736,7 +854,9 @@ impl Keys {
         keys: &[TargetKey],
         unknown: &[u64],
     ) -> Result<Result<Receipt, Vec<u64>>, Error> {
-        let (chain, _, k_c) = self.key(contract)?;
+        // The key of the era the command was sealed under: without it
+        // nothing is applied (another executor would open it).
+        let (chain, _, k_c) = self.key(contract, Some(c.era))?;
         let k_c = Zeroizing::new(k_c);
         let vm = self
             .vm
@@ -831,8 +951,7 @@ impl Keys {
         height: u64,
         block_hash: Hash,
     ) -> Result<QueryAnswer, Error> {
-        let (chain, _, k_c) = self.key(q.contract)?;
-        let k_c = Zeroizing::new(k_c);
+        let (chain, _, _) = self.key(q.contract, None)?;
         if q.chain != chain {
             return Err(err("the query is for another chain"));
         }
@@ -846,9 +965,14 @@ impl Keys {
             )));
         }
         let info = query_info(&chain, q.contract, &q.caller, q.expires_at);
-        let msg = command_key(&k_c)
-            .open(&info, &q.sealed)
-            .map_err(|_| err("the query does not open for this contract and caller"))?;
+        // Sealed to the contract's key of the newest era, or of an earlier
+        // one when the caller read it before the rotation.
+        let msg = self
+            .contracts
+            .range((q.contract, 0)..=(q.contract, u64::MAX))
+            .rev()
+            .find_map(|(_, (_, k_c))| command_key(k_c).open(&info, &q.sealed).ok())
+            .ok_or_else(|| err("the query does not open for this contract and caller"))?;
         let vm = self
             .vm
             .clone()
@@ -901,7 +1025,7 @@ impl Keys {
     }
 
     fn checkpoint(&mut self, p: &mut dyn Platform, contract: u64) -> Result<Checkpoint, Error> {
-        let (_, era, k_c) = self.key(contract)?;
+        let (_, era, k_c) = self.key(contract, None)?;
         let k_c = Zeroizing::new(k_c);
         let r = self.running(contract)?;
         let plain = Zeroizing::new(r.state.to_bytes());
@@ -972,7 +1096,7 @@ fn handover(
     era: u64,
     contract: u64,
     commitment: Hash,
-    key: &[u8; 32],
+    key: &[u8],
     to: &PeerAttestation,
 ) -> Result<Handover, Error> {
     verify_peer(p, to, &chain)?;
@@ -993,7 +1117,7 @@ fn handover(
 }
 
 /// Checks a handover's sender and opens its key (for this enclave only).
-fn receive(p: &dyn Platform, h: &Handover) -> Result<Zeroizing<[u8; 32]>, Error> {
+fn receive(p: &dyn Platform, h: &Handover) -> Result<Zeroizing<Vec<u8>>, Error> {
     if h.to != p.identity() {
         return Err(err("this handover is for another enclave"));
     }
@@ -1002,11 +1126,8 @@ fn receive(p: &dyn Platform, h: &Handover) -> Result<Zeroizing<[u8; 32]>, Error>
         .identity
         .verify(&h.signing_bytes(), &h.signature)
         .map_err(|_| err("the handover's signature does not verify"))?;
-    let plain = Zeroizing::new(
+    Ok(Zeroizing::new(
         p.open_envelope(&h.info(), &h.sealed)
             .map_err(|e| err(format!("the handover does not open: {e}")))?,
-    );
-    <[u8; 32]>::try_from(plain.as_slice())
-        .map(Zeroizing::new)
-        .map_err(|_| err("the handed-over key is not 32 bytes"))
+    ))
 }

@@ -77,7 +77,7 @@ fn bootstrap(e: &mut Enclave) -> (Hash, Vec<u8>) {
 }
 
 fn public_key(e: &mut Enclave, contract: u64) -> proctor_state::contracts::ContractPublicKey {
-    match ask(e, ContractRequest::PublicKey { contract }).unwrap() {
+    match ask(e, ContractRequest::PublicKey { contract, era: 0 }).unwrap() {
         ContractResponse::PublicKey(k) => k,
         r => panic!("{r:?}"),
     }
@@ -88,7 +88,16 @@ fn the_root_key_moves_only_to_attested_gatekeepers_and_derives_the_same_contract
     let mut a = enclave("gk-a");
     let mut b = enclave("gk-b");
     let (commitment, _) = bootstrap(&mut a);
-    assert!(ask(&mut b, ContractRequest::PublicKey { contract: 1 }).is_err());
+    assert!(
+        ask(
+            &mut b,
+            ContractRequest::PublicKey {
+                contract: 1,
+                era: 0
+            }
+        )
+        .is_err()
+    );
     let to_b = attest(&mut b);
     let h = handover(&mut a, ContractRequest::HandOver { to: to_b }).unwrap();
     match ask(&mut b, ContractRequest::Receive(Box::new(h))).unwrap() {
@@ -120,6 +129,7 @@ fn the_root_key_moves_only_to_attested_gatekeepers_and_derives_the_same_contract
         &mut a,
         ContractRequest::Grant {
             contract: 7,
+            era: 0,
             to: to_x.clone(),
         },
     )
@@ -128,6 +138,7 @@ fn the_root_key_moves_only_to_attested_gatekeepers_and_derives_the_same_contract
         &mut b,
         ContractRequest::Grant {
             contract: 7,
+            era: 0,
             to: to_x,
         },
     )
@@ -189,6 +200,7 @@ fn a_host_cannot_get_the_key_for_itself() {
             ContractRequest::HandOver { to: to.clone() },
             ContractRequest::Grant {
                 contract: 1,
+                era: 0,
                 to: to.clone(),
             },
         ] {
@@ -306,9 +318,7 @@ mod executing {
     /// An executor enclave granted contract `id`'s key by `gk`, with kv loaded.
     fn executor(name: &str, gk: &mut Enclave, id: u64, from: Option<Checkpoint>) -> Enclave {
         let mut x = enclave(name);
-        let to = attest(&mut x);
-        let g = handover(gk, ContractRequest::Grant { contract: id, to }).unwrap();
-        ask(&mut x, ContractRequest::Accept(Box::new(g))).unwrap();
+        grant(gk, &mut x, id, 0);
         ask(
             &mut x,
             ContractRequest::Load {
@@ -337,6 +347,7 @@ mod executing {
         let mut rng =
             <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([nonce as u8; 32]);
         Command {
+            era: 0,
             sender: u.account,
             nonce,
             height: 5,
@@ -390,6 +401,89 @@ mod executing {
 
     fn contains(hay: &[u8], needle: &[u8]) -> bool {
         hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// Grants `x` contract `id`'s key of `era` from `gk`.
+    fn grant(gk: &mut Enclave, x: &mut Enclave, id: u64, era: u64) {
+        let to = attest(x);
+        let g = handover(
+            gk,
+            ContractRequest::Grant {
+                contract: id,
+                era,
+                to,
+            },
+        )
+        .unwrap();
+        ask(x, ContractRequest::Accept(Box::new(g))).unwrap();
+    }
+
+    #[test]
+    fn after_a_rotation_commands_open_under_their_eras_key_and_the_state_moves_to_the_new_one() {
+        let mut gk = enclave("era-gk");
+        bootstrap(&mut gk);
+        let key0 = public_key(&mut gk, 1).key;
+        let mut x = executor("era-x", &mut gk, 1, None);
+        let alice = user(1);
+        apply(&mut x, 1, command(&key0, 1, &alice, 1, b"set a 1"));
+        ask(&mut gk, ContractRequest::Rotate { era: 1 }).unwrap();
+        let key1 = match ask(
+            &mut gk,
+            ContractRequest::PublicKey {
+                contract: 1,
+                era: 1,
+            },
+        )
+        .unwrap()
+        {
+            ContractResponse::PublicKey(k) => k.key,
+            r => panic!("{r:?}"),
+        };
+        // A command of era 1 before the executor holds that key: refused,
+        // not recorded as failed (an executor holding it would open it).
+        let mut c = command(&key1, 1, &alice, 2, b"set b 2");
+        c.era = 1;
+        let e = ask(
+            &mut x,
+            ContractRequest::Apply {
+                contract: 1,
+                command: c.clone(),
+                keys: vec![],
+                unknown: vec![],
+            },
+        )
+        .unwrap_err();
+        assert!(e.contains("no key of era 1"), "{e}");
+        grant(&mut gk, &mut x, 1, 1);
+        // The command as sent opens; the same ciphertext claimed for era 0
+        // does not (and the chain's log would show the claim anyway).
+        let mut wrong = c.clone();
+        wrong.era = 0;
+        let mut y = executor("era-y", &mut gk, 1, None);
+        apply(&mut y, 1, command(&key0, 1, &alice, 1, b"set a 1"));
+        assert_eq!(apply(&mut y, 1, wrong).code, -1);
+        let r = apply(&mut x, 1, c);
+        assert_eq!(r.code, 0);
+        // The re-checkpoint is under era 1's key: a successor with only
+        // that key recovers the state.
+        let cp = checkpoint(&mut x, 1);
+        assert_eq!((cp.era, cp.applied, cp.state_hash), (1, 2, r.state_hash));
+        let mut z = enclave("era-z");
+        grant(&mut gk, &mut z, 1, 1);
+        let load = ContractRequest::Load {
+            contract: 1,
+            code: kv(),
+            checkpoint: Some(cp),
+        };
+        match ask(&mut z, load).unwrap() {
+            ContractResponse::Loaded {
+                applied,
+                state_hash,
+            } => {
+                assert_eq!((applied, state_hash), (2, r.state_hash));
+            }
+            r => panic!("{r:?}"),
+        }
     }
 
     #[test]
@@ -469,9 +563,7 @@ mod executing {
         later.applied += 1;
         for bad in [flipped, later] {
             let mut v = enclave("exec-v");
-            let to = attest(&mut v);
-            let g = handover(&mut gk, ContractRequest::Grant { contract: 1, to }).unwrap();
-            ask(&mut v, ContractRequest::Accept(Box::new(g))).unwrap();
+            grant(&mut gk, &mut v, 1, 0);
             let e = ask(
                 &mut v,
                 ContractRequest::Load {
@@ -632,9 +724,7 @@ mod executing {
         bootstrap(&mut gk);
         let (fkey, kv_key) = (public_key(&mut gk, 1), public_key(&mut gk, 2));
         let mut x = enclave("egress-x");
-        let to = attest(&mut x);
-        let g = handover(&mut gk, ContractRequest::Grant { contract: 1, to }).unwrap();
-        ask(&mut x, ContractRequest::Accept(Box::new(g))).unwrap();
+        grant(&mut gk, &mut x, 1, 0);
         let forward = std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../../examples/contracts/forward.wasm"),
@@ -720,4 +810,89 @@ mod executing {
         );
         let _ = RecipientKey::from_seed(&[0; 32]);
     }
+}
+
+/// The commitment and blob of a [`ContractResponse::Root`].
+fn root_of(r: ContractResponse) -> (u64, Hash, Vec<u8>) {
+    match r {
+        ContractResponse::Root {
+            era,
+            commitment,
+            sealed,
+            ..
+        } => (era, commitment, sealed),
+        r => panic!("{r:?}"),
+    }
+}
+
+fn key_of(
+    e: &mut Enclave,
+    contract: u64,
+    era: u64,
+) -> Result<proctor_primitives::EncryptionKey, String> {
+    ask(e, ContractRequest::PublicKey { contract, era }).map(|r| match r {
+        ContractResponse::PublicKey(k) => {
+            assert_eq!((k.era, k.contract), (era, contract));
+            k.key
+        }
+        r => panic!("{r:?}"),
+    })
+}
+
+#[test]
+fn a_rotation_adds_an_eras_key_that_moves_with_the_past_ones_and_retiring_destroys_them() {
+    let d = dir("rot-a");
+    let mut a = open(&d);
+    let (c0, _) = bootstrap(&mut a);
+    // The leader generates era 1's key; asked again, the same one.
+    let (era, c1, _) = root_of(ask(&mut a, ContractRequest::Rotate { era: 1 }).unwrap());
+    assert_eq!(era, 1);
+    assert_ne!(c1, c0);
+    let (_, again, sealed) = root_of(ask(&mut a, ContractRequest::Rotate { era: 1 }).unwrap());
+    assert_eq!(again, c1);
+    // Its past key still derives the same contract keys; the new one others.
+    let (k0, k1) = (key_of(&mut a, 7, 0).unwrap(), key_of(&mut a, 7, 1).unwrap());
+    assert_ne!(k0, k1);
+    assert!(key_of(&mut a, 7, 2).is_err(), "no key of an era to come");
+    // A host cannot have it roll back to an era it is past.
+    ask(&mut a, ContractRequest::Rotate { era: 3 }).unwrap();
+    assert!(ask(&mut a, ContractRequest::Rotate { era: 2 }).is_err());
+
+    // A joining gatekeeper gets every era's key with the newest committed.
+    let mut b = enclave("rot-b");
+    let to_b = attest(&mut b);
+    // Restarted, from the sealed blob: every era's key is back.
+    let (_, _, sealed3) = root_of(ask(&mut a, ContractRequest::Rotate { era: 3 }).unwrap());
+    assert_ne!(sealed3, sealed);
+    let mut a1 = open(&d);
+    let restore = ContractRequest::Restore { sealed: sealed3 };
+    let (era, restored, _) = root_of(ask(&mut a1, restore).unwrap());
+    assert_eq!(era, 3);
+    let h = handover(&mut a1, ContractRequest::HandOver { to: to_b }).unwrap();
+    assert_eq!((h.era, h.commitment), (3, restored));
+    let (era, c, _) = root_of(ask(&mut b, ContractRequest::Receive(Box::new(h.clone()))).unwrap());
+    assert_eq!((era, c), (3, restored));
+    assert_eq!(key_of(&mut b, 7, 0).unwrap(), k0);
+    assert_eq!(key_of(&mut b, 7, 1).unwrap(), k1);
+    // A handover whose newest key is not the committed one is refused.
+    let mut recommitted = h;
+    recommitted.commitment = c1;
+    let mut c_ = enclave("rot-c");
+    assert!(ask(&mut c_, ContractRequest::Receive(Box::new(recommitted))).is_err());
+
+    // Retired, it holds no root key any more.
+    assert!(matches!(
+        ask(&mut b, ContractRequest::Retire).unwrap(),
+        ContractResponse::Retired
+    ));
+    assert!(key_of(&mut b, 7, 0).is_err());
+    assert!(
+        handover(
+            &mut b,
+            ContractRequest::HandOver {
+                to: attest(&mut c_)
+            }
+        )
+        .is_err()
+    );
 }

@@ -559,7 +559,11 @@ impl ApiServer for Rpc {
             .collect())
     }
 
-    async fn contract_code(&self, id: u64) -> Result<ContractCode, ErrorObjectOwned> {
+    async fn contract_code(
+        &self,
+        id: u64,
+        era: Option<u64>,
+    ) -> Result<ContractCode, ErrorObjectOwned> {
         let c = self.lock();
         let s = c.state();
         let info = s
@@ -567,8 +571,8 @@ impl ApiServer for Rpc {
             .ok_or_else(|| error_in(codes::NOT_FOUND, format!("no contract {id}"), "id"))?;
         Ok(ContractCode {
             code: s.contract_code(id).unwrap_or_default(),
-            key_request: s.contract_key_request(id, &info.executor),
-            key_grant: s.contract_key_grant(id, &info.executor),
+            key_request: s.contract_key_request(id, &info.executor, era.unwrap_or(info.era)),
+            key_grant: s.contract_key_grant(id, &info.executor, era.unwrap_or(info.era)),
             signed_key: s.contract_signed_key(id),
         })
     }
@@ -613,6 +617,10 @@ impl ApiServer for Rpc {
     async fn root_exchange(&self, enclave: PublicKey) -> Result<RootExchange, ErrorObjectOwned> {
         let (request, grant) = self.lock().state().root_exchange(&enclave);
         Ok(RootExchange { request, grant })
+    }
+
+    async fn contract_key_requests(&self) -> Result<Vec<(u64, u64)>, ErrorObjectOwned> {
+        Ok(self.lock().state().contract_key_requests())
     }
 
     async fn contracts_awaiting_key(&self) -> Result<Vec<u64>, ErrorObjectOwned> {

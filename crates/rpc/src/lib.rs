@@ -524,10 +524,20 @@ pub trait Api {
         limit: Option<u32>,
     ) -> Result<Vec<proctor_state::contracts::ContractInfo>, ErrorObjectOwned>;
 
-    /// A contract's code and where its key exchange stands (what its
-    /// executor and the gatekeeper act on). Errors: 4004.
+    /// A contract's code and where the exchange of its key of `era` (by
+    /// default the contract's current one) stands: what its executor and
+    /// the gatekeepers act on. Errors: 4004.
     #[method(name = "contractCode")]
-    async fn contract_code(&self, id: u64) -> Result<ContractCode, ErrorObjectOwned>;
+    async fn contract_code(
+        &self,
+        id: u64,
+        era: Option<u64>,
+    ) -> Result<ContractCode, ErrorObjectOwned>;
+
+    /// Key requests waiting for a gatekeeper's grant: `[contract, era]`
+    /// pairs.
+    #[method(name = "contractKeyRequests")]
+    async fn contract_key_requests(&self) -> Result<Vec<(u64, u64)>, ErrorObjectOwned>;
 
     /// Command `seq` of a contract: sealed, with its receipt once applied.
     /// Errors: 4004.

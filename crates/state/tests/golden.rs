@@ -64,6 +64,8 @@ fn call_name(c: &Call) -> &'static str {
         Call::Contracts(contracts::Call::RequestRoot { .. }) => "contracts_request_root",
         Call::Contracts(contracts::Call::HandOverRoot { .. }) => "contracts_hand_over_root",
         Call::Contracts(contracts::Call::ConfirmReady { .. }) => "contracts_confirm_ready",
+        Call::Contracts(contracts::Call::RetireGatekeeper { .. }) => "contracts_retire_gatekeeper",
+        Call::Contracts(contracts::Call::CommitRotation { .. }) => "contracts_commit_rotation",
     }
 }
 
@@ -112,6 +114,11 @@ fn event_name(e: &Event) -> &'static str {
             contracts::Event::GatekeeperRootRequested { .. } => "gatekeeper_root_requested",
             contracts::Event::GatekeeperRootHandedOver { .. } => "gatekeeper_root_handed_over",
             contracts::Event::GatekeeperReady { .. } => "gatekeeper_ready",
+            contracts::Event::GatekeeperRetired { .. } => "gatekeeper_retired",
+            contracts::Event::KeyRotationStarted { .. } => "key_rotation_started",
+            contracts::Event::KeyRotationCommitted { .. } => "key_rotation_committed",
+            contracts::Event::KeyRotationReady { .. } => "key_rotation_ready",
+            contracts::Event::KeyRotationTimedOut { .. } => "key_rotation_timed_out",
         },
     }
 }
@@ -142,6 +149,7 @@ fn record_name(r: &Record) -> &'static str {
             contracts::Record::Activity(_) => "contracts_activity",
             contracts::Record::Gatekeepers(_) => "contracts_gatekeepers",
             contracts::Record::SignedKey(_) => "contracts_signed_key",
+            contracts::Record::KeyRequests(_) => "contracts_key_requests",
         },
     }
 }
@@ -290,10 +298,12 @@ fn calls() -> Vec<Call> {
         }),
         Call::Contracts(contracts::Call::RequestKey {
             contract: 1,
+            era: 2,
             attestation: vec![1, 2],
         }),
         Call::Contracts(contracts::Call::GrantKey {
             contract: 1,
+            era: 2,
             handover: vec![3, 4],
         }),
         Call::Contracts(contracts::Call::Command {
@@ -335,6 +345,13 @@ fn calls() -> Vec<Call> {
         Call::Contracts(contracts::Call::ConfirmReady {
             enclave: pk(1),
             signature: key(1).sign(&contracts::ready_bytes(&h(9), 0, &h(5))),
+        }),
+        Call::Contracts(contracts::Call::RetireGatekeeper { enclave: pk(1) }),
+        Call::Contracts(contracts::Call::CommitRotation {
+            enclave: pk(1),
+            era: 2,
+            commitment: h(5),
+            signature: key(1).sign(&contracts::ready_bytes(&h(9), 2, &h(5))),
         }),
     ]
 }
@@ -516,9 +533,10 @@ fn events() -> Vec<Event> {
         }),
         Event::Contracts(contracts::Event::ContractKeyRequested {
             id: 1,
+            era: 3,
             executor: pk(2),
         }),
-        Event::Contracts(contracts::Event::ContractKeyGranted { id: 1 }),
+        Event::Contracts(contracts::Event::ContractKeyGranted { id: 1, era: 3 }),
         Event::Contracts(contracts::Event::ContractCommand {
             id: 1,
             seq: 2,
@@ -577,6 +595,27 @@ fn events() -> Vec<Event> {
             from: pk(2),
         }),
         Event::Contracts(contracts::Event::GatekeeperReady { enclave: pk(1) }),
+        Event::Contracts(contracts::Event::GatekeeperRetired { enclave: pk(1) }),
+        Event::Contracts(contracts::Event::KeyRotationStarted {
+            era: 1,
+            attempt: 2,
+            leader: pk(3),
+            next: vec![pk(3), pk(4)],
+        }),
+        Event::Contracts(contracts::Event::KeyRotationCommitted {
+            era: 1,
+            commitment: h(2),
+        }),
+        Event::Contracts(contracts::Event::KeyRotationReady {
+            era: 1,
+            commitment: h(2),
+            members: vec![pk(3)],
+        }),
+        Event::Contracts(contracts::Event::KeyRotationTimedOut {
+            era: 1,
+            attempt: 2,
+            slashed: vec![pk(4)],
+        }),
     ]
 }
 
@@ -707,6 +746,7 @@ fn records() -> Vec<Record> {
             contracts::CommandRecord {
                 contract: 1,
                 seq: 2,
+                era: 3,
                 sender: addr(3),
                 nonce: 4,
                 height: 5,
@@ -731,10 +771,25 @@ fn records() -> Vec<Record> {
         Record::from(contracts::Record::Endpoint("http://127.0.0.1:1".into())),
         Record::from(contracts::Record::Activity([(pk(1), 0b101u8)].into())),
         Record::from(contracts::Record::SignedKey(Box::new(contract_key()))),
-        Record::from(contracts::Record::Gatekeepers(contracts::GatekeeperSet {
-            members: vec![pk(1)],
-            candidates: vec![pk(2)],
-        })),
+        Record::from(contracts::Record::Gatekeepers(Box::new(
+            contracts::GatekeeperSet {
+                members: vec![pk(1)],
+                candidates: vec![pk(2)],
+                era: 3,
+                commitment: Some(h(4)),
+                leaving: vec![pk(1)],
+                rotation: Some(contracts::Rotation {
+                    era: 4,
+                    attempt: 1,
+                    leader: pk(1),
+                    next: vec![pk(1), pk(2)],
+                    commitment: None,
+                    confirmed: vec![pk(1)],
+                    deadline: 5,
+                }),
+            },
+        ))),
+        Record::from(contracts::Record::KeyRequests(vec![(1, 2)])),
     ]
 }
 
@@ -849,9 +904,9 @@ fn every_call_event_and_record_encodes_as_its_golden_fixture() {
             "a variant sampled twice: {names:?}"
         );
     }
-    assert_eq!(calls.len(), 28, "a Call variant has no sample");
-    assert_eq!(events.len(), 42, "an Event variant has no sample");
-    assert_eq!(records.len(), 23, "a Record variant has no sample");
+    assert_eq!(calls.len(), 30, "a Call variant has no sample");
+    assert_eq!(events.len(), 47, "an Event variant has no sample");
+    assert_eq!(records.len(), 24, "a Record variant has no sample");
     check("calls.txt", &lines(&calls));
     check("events.txt", &lines(&events));
     check("records.txt", &lines(&records));
@@ -1020,6 +1075,7 @@ fn transaction_error_codes_are_distinct_and_stable() {
         TxError::Contracts(contracts::Error::BadEndpoint(String::new())),
         TxError::Contracts(contracts::Error::BadHeartbeat(String::new())),
         TxError::Contracts(contracts::Error::Gatekeepers(String::new())),
+        TxError::Contracts(contracts::Error::Rotating(1)),
     ];
     let codes: Vec<i32> = all.iter().map(TxError::code).collect();
     let distinct: std::collections::BTreeSet<i32> = codes.iter().copied().collect();

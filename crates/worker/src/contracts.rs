@@ -48,18 +48,22 @@ pub(crate) struct Duties {
     /// Where the sealed root key is kept (read at start, written when one
     /// is received).
     root_key_file: Option<std::path::PathBuf>,
-    published: Sent<u64>,
-    /// (contract, executor) pairs granted (a reassigned contract's new
-    /// executor asks again).
-    granted: Sent<(u64, PublicKey)>,
-    requested: Sent<u64>,
-    accepted: BTreeSet<u64>,
+    /// Whether the enclave holds root keys (restored or received).
+    holds_root: bool,
+    /// Rotations (era, attempt) whose key this leader committed to.
+    committed: Sent<(u64, u32)>,
+    published: Sent<(u64, u64)>,
+    /// (contract, era) keys granted.
+    granted: Sent<(u64, u64)>,
+    requested: Sent<(u64, u64)>,
+    /// (contract, era) keys the enclave accepted.
+    accepted: BTreeSet<(u64, u64)>,
     /// Contract → commands its loaded state has applied.
     loaded: BTreeMap<u64, u64>,
     /// Receipts posted and not yet in a block.
     unconfirmed: BTreeMap<(u64, u64), (Receipt, Signature, Instant)>,
-    /// Contract → the position of the last checkpoint posted.
-    checkpointed: BTreeMap<u64, u64>,
+    /// Contract → the position and era of the last checkpoint posted.
+    checkpointed: BTreeMap<u64, (u64, u64)>,
     /// The query port's URL to register on chain, and when it was last sent.
     endpoint: Option<(String, Option<Instant>)>,
 }
@@ -145,9 +149,34 @@ impl Worker {
         };
         let me = self.info.identity;
         let set = self.client.gatekeepers().await?;
-        let gatekeeper = set.members.contains(&me).then_some(me);
-        if set.candidates.contains(&me) {
-            self.join_gatekeepers(chain, me).await?;
+        let gatekeeper = set.members.contains(&me);
+        if gatekeeper {
+            self.restore_root(chain).await?;
+        }
+        match &set.rotation {
+            // A key rotation: its leader generates and hands out the key;
+            // the others take it like an elected enclave joining.
+            Some(r) if r.leader == me => self.lead_rotation(r).await?,
+            Some(r) if r.next.contains(&me) && !r.confirmed.contains(&me) => {
+                self.join_gatekeepers(chain, me).await?
+            }
+            None if set.candidates.contains(&me) => self.join_gatekeepers(chain, me).await?,
+            _ => {}
+        }
+        // Out of the set once a rotation is done: destroy the root keys
+        // (seed 004 §4.7 step 4).
+        if !gatekeeper
+            && set.rotation.is_none()
+            && !set.candidates.contains(&me)
+            && self.contracts.holds_root
+        {
+            self.contracts_call(ContractRequest::Retire).await?;
+            if let Some(f) = &self.contracts.root_key_file {
+                std::fs::remove_file(f)
+                    .map_err(|e| Error::Enclave(format!("removing the sealed root key: {e}")))?;
+            }
+            self.contracts.holds_root = false;
+            tracing::info!("gatekeeper: retired, root keys destroyed");
         }
         if let Some((url, sent)) = self.contracts.endpoint.clone()
             && sent.is_none_or(|t| t.elapsed() > RESEND_AFTER)
@@ -160,20 +189,84 @@ impl Worker {
             .await?;
             self.contracts.endpoint = Some((url, Some(Instant::now())));
         }
-        if gatekeeper == Some(me) {
-            self.serve_as_gatekeeper(chain).await?;
+        // Contract keys wait while a rotation is under way.
+        if gatekeeper && set.rotation.is_none() {
+            self.serve_as_gatekeeper(set.era).await?;
             for c in set.candidates {
                 self.hand_over_root(c).await?;
             }
         }
         let mine = self.client.contracts(Some(me), Some(1_000)).await?;
-        if gatekeeper == Some(me) || !mine.is_empty() {
+        if gatekeeper || !mine.is_empty() {
             self.heartbeat(chain, era_blocks).await?;
         }
         for c in mine.into_iter().filter(|c| c.key.is_some()) {
             if let Err(e) = self.execute(chain, every, &c).await {
                 tracing::warn!(contract = c.id, "cannot execute the contract: {e}");
             }
+        }
+        Ok(())
+    }
+
+    /// Restores the root key from its sealed blob, once.
+    async fn restore_root(&mut self, chain: Hash) -> Result<()> {
+        if let Some(sealed) = self.contracts.root_key.take() {
+            self.contracts_call(ContractRequest::Restore { sealed })
+                .await?;
+            self.contracts_call(ContractRequest::Bind { chain }).await?;
+            self.contracts.holds_root = true;
+            tracing::info!("gatekeeper: root key restored");
+        }
+        Ok(())
+    }
+
+    /// Keeps the sealed root keys where a restart finds them.
+    fn keep_root(&mut self, sealed: Vec<u8>) -> Result<()> {
+        if let Some(f) = &self.contracts.root_key_file {
+            std::fs::write(f, sealed)
+                .map_err(|e| Error::Enclave(format!("keeping the sealed root key: {e}")))?;
+        }
+        self.contracts.holds_root = true;
+        Ok(())
+    }
+
+    /// The rotation's leader: generate the era's root key and commit to
+    /// it, then hand it to each member that asked.
+    async fn lead_rotation(&mut self, r: &proctor_state::contracts::Rotation) -> Result<()> {
+        if r.commitment.is_none() {
+            if !self.contracts.committed.due((r.era, r.attempt)) {
+                return Ok(());
+            }
+            let ContractResponse::Root {
+                commitment, sealed, ..
+            } = self
+                .contracts_call(ContractRequest::Rotate { era: r.era })
+                .await?
+            else {
+                return Err(Error::Enclave("no rotated key".into()));
+            };
+            self.keep_root(sealed)?;
+            let ContractResponse::Ready(signature) =
+                self.contracts_call(ContractRequest::Ready).await?
+            else {
+                return Err(Error::Enclave("no readiness".into()));
+            };
+            self.send_call(Call::Contracts(ContractCall::CommitRotation {
+                enclave: self.info.identity,
+                era: r.era,
+                commitment,
+                signature,
+            }))
+            .await?;
+            tracing::info!(
+                era = r.era,
+                attempt = r.attempt,
+                "gatekeeper: rotation key committed"
+            );
+            return Ok(());
+        }
+        for m in r.next.iter().filter(|m| !r.confirmed.contains(m)) {
+            self.hand_over_root(*m).await?;
         }
         Ok(())
     }
@@ -218,10 +311,7 @@ impl Worker {
             else {
                 return Err(Error::Enclave("root key not received".into()));
             };
-            if let Some(f) = &self.contracts.root_key_file {
-                std::fs::write(f, sealed)
-                    .map_err(|e| Error::Enclave(format!("keeping the sealed root key: {e}")))?;
-            }
+            self.keep_root(sealed)?;
             let ContractResponse::Ready(signature) =
                 self.contracts_call(ContractRequest::Ready).await?
             else {
@@ -311,7 +401,7 @@ impl Worker {
 
     /// Contract `t`'s signed key and its signer's registration, if any.
     async fn target_key(&mut self, t: u64) -> Result<Option<TargetKey>> {
-        let Ok(code) = self.client.contract_code(t).await else {
+        let Ok(code) = self.client.contract_code(t, None).await else {
             return Ok(None);
         };
         let Some(key) = code.signed_key else {
@@ -334,21 +424,17 @@ impl Worker {
         }))
     }
 
-    async fn serve_as_gatekeeper(&mut self, chain: Hash) -> Result<()> {
-        if let Some(sealed) = self.contracts.root_key.take() {
-            self.contracts_call(ContractRequest::Restore { sealed })
-                .await?;
-            self.contracts_call(ContractRequest::Bind { chain }).await?;
-            tracing::info!("gatekeeper: root key restored");
-        }
+    /// A gatekeeper: publish the command key of `era` of each contract
+    /// awaiting one, and grant each key an executor asked for.
+    async fn serve_as_gatekeeper(&mut self, era: u64) -> Result<()> {
         // One contract's failure (another gatekeeper was first, a full
         // mempool) does not hold up the others: each is tried again later.
         for id in self.client.contracts_awaiting_key().await? {
-            if !self.contracts.published.due(id) {
+            if !self.contracts.published.due((id, era)) {
                 continue;
             }
             let ContractResponse::PublicKey(key) = self
-                .contracts_call(ContractRequest::PublicKey { contract: id })
+                .contracts_call(ContractRequest::PublicKey { contract: id, era })
                 .await?
             else {
                 return Err(Error::Enclave("no public key".into()));
@@ -357,84 +443,101 @@ impl Worker {
                 .send_call(Call::Contracts(ContractCall::PublishKey { key }))
                 .await
             {
-                Ok(_) => tracing::info!(contract = id, "gatekeeper: command key published"),
+                Ok(_) => tracing::info!(contract = id, era, "gatekeeper: command key published"),
                 Err(e) => tracing::debug!(contract = id, "command key not published: {e}"),
             }
         }
-        for c in self.client.contracts(None, Some(1_000)).await? {
-            if c.key.is_none() || self.contracts.granted.recent(&(c.id, c.executor)) {
+        for (id, era) in self.client.contract_key_requests().await? {
+            if self.contracts.granted.recent(&(id, era)) {
                 continue;
             }
-            let code = self.client.contract_code(c.id).await?;
+            let code = self.client.contract_code(id, Some(era)).await?;
             let (Some(att), None) = (code.key_request, code.key_grant) else {
                 continue;
             };
-            if !self.contracts.granted.due((c.id, c.executor)) {
+            if !self.contracts.granted.due((id, era)) {
                 continue;
             }
             let to: PeerAttestation = match codec::decode("attestation", &att) {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(contract = c.id, "a key request that does not decode: {e}");
+                    tracing::warn!(contract = id, "a key request that does not decode: {e}");
                     continue;
                 }
             };
             let handover = match self
-                .contracts_call(ContractRequest::Grant { contract: c.id, to })
+                .contracts_call(ContractRequest::Grant {
+                    contract: id,
+                    era,
+                    to,
+                })
                 .await
             {
                 Ok(ContractResponse::Handover(h)) => codec::encode(&*h),
                 Ok(_) => return Err(Error::Enclave("no handover".into())),
                 Err(e) => {
-                    tracing::warn!(contract = c.id, "key not granted: {e}");
+                    tracing::warn!(contract = id, "key not granted: {e}");
                     continue;
                 }
             };
             match self
                 .send_call(Call::Contracts(ContractCall::GrantKey {
-                    contract: c.id,
+                    contract: id,
+                    era,
                     handover,
                 }))
                 .await
             {
-                Ok(_) => tracing::info!(contract = c.id, "gatekeeper: contract key granted"),
-                Err(e) => tracing::debug!(contract = c.id, "contract key not granted: {e}"),
+                Ok(_) => tracing::info!(contract = id, era, "gatekeeper: contract key granted"),
+                Err(e) => tracing::debug!(contract = id, "contract key not granted: {e}"),
             }
         }
         Ok(())
     }
 
+    /// Whether the enclave holds contract `id`'s key of `era`: accepts it
+    /// once granted, asks for it (with the enclave's attestation) if
+    /// nobody has.
+    async fn has_key(&mut self, chain: Hash, id: u64, era: u64) -> Result<bool> {
+        if self.contracts.accepted.contains(&(id, era)) {
+            return Ok(true);
+        }
+        let code = self.client.contract_code(id, Some(era)).await?;
+        if let Some(grant) = code.key_grant {
+            let h: Handover =
+                codec::decode("handover", &grant).map_err(|e| Error::Enclave(e.to_string()))?;
+            self.contracts_call(ContractRequest::Accept(Box::new(h)))
+                .await?;
+            self.contracts.accepted.insert((id, era));
+            tracing::info!(contract = id, era, "executor: contract key accepted");
+            return Ok(true);
+        }
+        if code.key_request.is_none() && self.contracts.requested.due((id, era)) {
+            let ContractResponse::Attested(att) = self
+                .contracts_call(ContractRequest::Attest { chain })
+                .await?
+            else {
+                return Err(Error::Enclave("no attestation".into()));
+            };
+            self.send_call(Call::Contracts(ContractCall::RequestKey {
+                contract: id,
+                era,
+                attestation: codec::encode(&att),
+            }))
+            .await?;
+        }
+        Ok(false)
+    }
+
     async fn execute(&mut self, chain: Hash, every: u64, c: &ContractInfo) -> Result<()> {
         let id = c.id;
-        if !self.contracts.accepted.contains(&id) {
-            let code = self.client.contract_code(id).await?;
-            if let Some(grant) = code.key_grant {
-                let h: Handover =
-                    codec::decode("handover", &grant).map_err(|e| Error::Enclave(e.to_string()))?;
-                self.contracts_call(ContractRequest::Accept(Box::new(h)))
-                    .await?;
-                self.contracts.accepted.insert(id);
-                tracing::info!(contract = id, "executor: contract key accepted");
-            } else if code.key_request.is_none() && self.contracts.requested.due(id) {
-                let ContractResponse::Attested(att) = self
-                    .contracts_call(ContractRequest::Attest { chain })
-                    .await?
-                else {
-                    return Err(Error::Enclave("no attestation".into()));
-                };
-                self.send_call(Call::Contracts(ContractCall::RequestKey {
-                    contract: id,
-                    attestation: codec::encode(&att),
-                }))
-                .await?;
-                return Ok(());
-            } else {
+        if !self.contracts.loaded.contains_key(&id) {
+            let checkpoint = self.client.contract_checkpoint(id).await?;
+            let era = checkpoint.as_ref().map_or(c.era, |cp| cp.era);
+            if !self.has_key(chain, id, era).await? {
                 return Ok(());
             }
-        }
-        if !self.contracts.loaded.contains_key(&id) {
-            let code = self.client.contract_code(id).await?.code;
-            let checkpoint = self.client.contract_checkpoint(id).await?;
+            let code = self.client.contract_code(id, None).await?.code;
             let ContractResponse::Loaded { applied, .. } = self
                 .contracts_call(ContractRequest::Load {
                     contract: id,
@@ -446,7 +549,7 @@ impl Worker {
                 return Err(Error::Enclave("contract not loaded".into()));
             };
             self.contracts.loaded.insert(id, applied);
-            self.contracts.checkpointed.insert(id, applied);
+            self.contracts.checkpointed.insert(id, (applied, era));
         }
         // Receipts now in a block are confirmed; late ones go out again.
         self.contracts
@@ -474,6 +577,10 @@ impl Worker {
         while applied < until {
             let seq = applied + 1;
             let cmd = self.client.contract_command(id, seq).await?;
+            // Sealed under its era's key: wait for it.
+            if !self.has_key(chain, id, cmd.era).await? {
+                break;
+            }
             let (receipt, signature) = self.apply(id, cmd.input()).await?;
             applied = seq;
             self.contracts.loaded.insert(id, applied);
@@ -489,8 +596,15 @@ impl Worker {
                     .insert((id, seq), (receipt, signature, Instant::now()));
             }
         }
-        let last = self.contracts.checkpointed.get(&id).copied().unwrap_or(0);
-        if applied == c.applied && applied >= last + every {
+        // Every `every` commands, and once under each new era's key.
+        let (last, last_era) = self
+            .contracts
+            .checkpointed
+            .get(&id)
+            .copied()
+            .unwrap_or((0, 0));
+        let due = applied >= last + every || (last_era < c.era && applied > 0);
+        if applied == c.applied && due && self.has_key(chain, id, c.era).await? {
             let ContractResponse::Checkpoint {
                 checkpoint,
                 signature,
@@ -500,14 +614,15 @@ impl Worker {
             else {
                 return Err(Error::Enclave("no checkpoint".into()));
             };
+            let era = checkpoint.era;
             self.send_call(Call::Contracts(ContractCall::Checkpoint {
                 checkpoint,
                 executor: self.info.identity,
                 signature,
             }))
             .await?;
-            self.contracts.checkpointed.insert(id, applied);
-            tracing::info!(contract = id, applied, "executor: checkpoint posted");
+            self.contracts.checkpointed.insert(id, (applied, era));
+            tracing::info!(contract = id, applied, era, "executor: checkpoint posted");
         }
         Ok(())
     }

@@ -60,19 +60,22 @@ fn checkpoint_key(id: u64) -> Hash {
 fn next_key() -> Hash {
     key(Contracts::KEY_PREFIX, "next", &[])
 }
-fn request_key(id: u64, executor: &PublicKey) -> Hash {
+fn request_key(id: u64, executor: &PublicKey, era: u64) -> Hash {
     key(
         Contracts::KEY_PREFIX,
         "key-request",
-        &[&id.to_le_bytes(), &executor.0],
+        &[&id.to_le_bytes(), &executor.0, &era.to_le_bytes()],
     )
 }
-fn grant_key(id: u64, executor: &PublicKey) -> Hash {
+fn grant_key(id: u64, executor: &PublicKey, era: u64) -> Hash {
     key(
         Contracts::KEY_PREFIX,
         "key-grant",
-        &[&id.to_le_bytes(), &executor.0],
+        &[&id.to_le_bytes(), &executor.0, &era.to_le_bytes()],
     )
+}
+fn key_requests_key() -> Hash {
+    key(Contracts::KEY_PREFIX, "key-requests", &[])
 }
 fn endpoint_key(enclave: &PublicKey) -> Hash {
     key(Contracts::KEY_PREFIX, "endpoint", &[&enclave.0])
@@ -140,6 +143,20 @@ impl Overlay<'_> {
             self.put(k, Record::Ids(ids));
         }
     }
+    /// Key requests waiting for a grant: (contract, era).
+    fn key_requests(&self) -> Vec<(u64, u64)> {
+        match self.get(&key_requests_key()) {
+            Some(crate::Record::Contracts(Record::KeyRequests(v))) => v,
+            _ => vec![],
+        }
+    }
+    fn set_key_requests(&mut self, v: Vec<(u64, u64)>) {
+        if v.is_empty() {
+            self.delete(key_requests_key());
+        } else {
+            self.put(key_requests_key(), Record::KeyRequests(v));
+        }
+    }
     fn contracts_awaiting_key(&self) -> Vec<u64> {
         self.contract_ids(&awaiting_key())
     }
@@ -168,12 +185,16 @@ impl Overlay<'_> {
     /// the set is first written.
     fn gatekeepers(&self, p: &ContractParams) -> GatekeeperSet {
         match self.get(&gatekeepers_key()) {
-            Some(crate::Record::Contracts(Record::Gatekeepers(g))) => g,
+            Some(crate::Record::Contracts(Record::Gatekeepers(g))) => *g,
             _ => GatekeeperSet {
                 members: p.gatekeeper.iter().map(|g| g.identity).collect(),
                 candidates: p.elected.clone(),
+                ..GatekeeperSet::default()
             },
         }
+    }
+    fn set_gatekeepers(&mut self, g: GatekeeperSet) {
+        self.put(gatekeepers_key(), Record::Gatekeepers(Box::new(g)));
     }
     fn activity(&self, era: u64) -> std::collections::BTreeMap<PublicKey, u8> {
         match self.get(&activity_key(era)) {
@@ -206,11 +227,14 @@ impl Module for Contracts {
             Call::PublishKey { key } => vec![publish_key(cx, key)?],
             Call::RequestKey {
                 contract,
+                era,
                 attestation,
-            } => vec![request_key_call(cx, from, *contract, attestation)?],
-            Call::GrantKey { contract, handover } => {
-                vec![grant(cx, from, *contract, handover)?]
-            }
+            } => vec![request_key_call(cx, from, *contract, *era, attestation)?],
+            Call::GrantKey {
+                contract,
+                era,
+                handover,
+            } => vec![grant(cx, from, *contract, *era, handover)?],
             Call::Command {
                 contract,
                 fuel,
@@ -222,6 +246,7 @@ impl Module for Contracts {
                 let c = CommandRecord {
                     contract: *contract,
                     seq: 0,
+                    era: 0,
                     sender: from,
                     nonce: tx.nonce,
                     height: cx.env.height,
@@ -257,9 +282,14 @@ impl Module for Contracts {
                 attestation,
             } => vec![request_root(cx, from, enclave, attestation)?],
             Call::HandOverRoot { to, handover } => vec![hand_over_root(cx, from, to, handover)?],
-            Call::ConfirmReady { enclave, signature } => {
-                vec![confirm_ready(cx, enclave, signature)?]
-            }
+            Call::ConfirmReady { enclave, signature } => confirm_ready(cx, enclave, signature)?,
+            Call::RetireGatekeeper { enclave } => vec![retire(cx, from, enclave)?],
+            Call::CommitRotation {
+                enclave,
+                era,
+                commitment,
+                signature,
+            } => commit_rotation(cx, enclave, *era, commitment, signature)?,
         };
         Ok(crate::context::lift(events))
     }
@@ -270,6 +300,7 @@ impl Module for Contracts {
         let height = cx.env.height;
         let timeout = cx.params().contracts.executor_timeout_blocks;
         let mut events = responsiveness(cx)?;
+        events.extend(rotation_clock(cx)?);
         for id in cx.o.contract_ids(&waiting_key()) {
             let Some(mut c) = cx.o.contract(id) else {
                 continue;
@@ -360,23 +391,22 @@ fn publish_key(cx: &mut Context<'_>, k: &ContractPublicKey) -> Result<Event, Err
     let mut c =
         cx.o.contract(k.contract)
             .ok_or(Error::NotFound(k.contract))?;
-    if !cx
-        .o
-        .gatekeepers(&cx.params().contracts)
-        .members
-        .contains(&k.gatekeeper)
-        || k.chain != cx.state.genesis_hash
-        || k.era != c.era
-    {
+    let g = cx.o.gatekeepers(&cx.params().contracts);
+    if let Some(r) = &g.rotation {
+        return Err(Error::Rotating(r.era));
+    }
+    if !g.members.contains(&k.gatekeeper) || k.chain != cx.state.genesis_hash || k.era != g.era {
         return Err(Error::NotGatekeeper);
     }
     k.gatekeeper
         .verify(&k.signing_bytes(), &k.signature)
         .map_err(|_| Error::BadSignature)?;
-    if c.key.is_some() {
+    // Once per era: the first key, then the key of each new era.
+    if c.key.is_some() && c.era >= k.era {
         return Err(Error::KeyPublished(k.contract));
     }
     c.key = Some(k.key);
+    c.era = k.era;
     cx.o.set_contract(&c);
     cx.o.put(signed_key_key(c.id), Record::SignedKey(Box::new(k.clone())));
     note_activity(cx, &k.gatekeeper);
@@ -393,6 +423,7 @@ fn request_key_call(
     cx: &mut Context<'_>,
     from: Address,
     id: u64,
+    era: u64,
     attestation: &[u8],
 ) -> Result<Event, Error> {
     let c = cx.o.contract(id).ok_or(Error::NotFound(id))?;
@@ -402,33 +433,60 @@ fn request_key_call(
     if attestation.len() > MAX_HANDOVER {
         return Err(Error::BadCommand("attestation too large".into()));
     }
+    if era > c.era {
+        return Err(Error::BadCommand(format!(
+            "contract {id}'s key is of era {}: there is none of era {era}",
+            c.era
+        )));
+    }
     cx.o.put(
-        request_key(id, &c.executor),
+        request_key(id, &c.executor, era),
         Record::Blob(attestation.to_vec()),
     );
+    let mut pending = cx.o.key_requests();
+    if !pending.contains(&(id, era)) {
+        pending.push((id, era));
+        cx.o.set_key_requests(pending);
+    }
     note_activity(cx, &c.executor);
     Ok(Event::ContractKeyRequested {
         id,
+        era,
         executor: c.executor,
     })
 }
 
-fn grant(cx: &mut Context<'_>, from: Address, id: u64, handover: &[u8]) -> Result<Event, Error> {
+fn grant(
+    cx: &mut Context<'_>,
+    from: Address,
+    id: u64,
+    era: u64,
+    handover: &[u8],
+) -> Result<Event, Error> {
     let c = cx.o.contract(id).ok_or(Error::NotFound(id))?;
     let height = cx.env.height;
-    let gk =
-        cx.o.gatekeepers(&cx.params().contracts)
-            .members
-            .into_iter()
-            .find(|m| cx.o.active_operator(m, height) == Some(from))
-            .ok_or(Error::NotOperator(id, "gatekeeper"))?;
+    let g = cx.o.gatekeepers(&cx.params().contracts);
+    if let Some(r) = &g.rotation {
+        return Err(Error::Rotating(r.era));
+    }
+    let gk = g
+        .members
+        .into_iter()
+        .find(|m| cx.o.active_operator(m, height) == Some(from))
+        .ok_or(Error::NotOperator(id, "gatekeeper"))?;
     if handover.len() > MAX_HANDOVER {
         return Err(Error::BadCommand("handover too large".into()));
     }
-    cx.o.delete(request_key(id, &c.executor));
-    cx.o.put(grant_key(id, &c.executor), Record::Blob(handover.to_vec()));
+    cx.o.delete(request_key(id, &c.executor, era));
+    cx.o.put(
+        grant_key(id, &c.executor, era),
+        Record::Blob(handover.to_vec()),
+    );
+    let mut pending = cx.o.key_requests();
+    pending.retain(|p| *p != (id, era));
+    cx.o.set_key_requests(pending);
     note_activity(cx, &gk);
-    Ok(Event::ContractKeyGranted { id })
+    Ok(Event::ContractKeyGranted { id, era })
 }
 
 fn command(cx: &mut Context<'_>, cmd: CommandRecord) -> Result<Event, TxError> {
@@ -472,6 +530,7 @@ fn enqueue(cx: &mut Context<'_>, mut c: ContractInfo, mut cmd: CommandRecord) ->
     let id = c.id;
     c.commands += 1;
     cmd.seq = c.commands;
+    cmd.era = c.era;
     cmd.log = next_log(&c.log, &cmd.input().hash(id, cmd.seq));
     c.log = cmd.log;
     if c.waiting_since.is_none() {
@@ -620,6 +679,7 @@ fn receipt_call(
                 let egress = CommandRecord {
                     contract: target,
                     seq: 0,
+                    era: 0,
                     sender: contract_address(id),
                     nonce: egress_nonce(r.seq, i),
                     height: cx.env.height,
@@ -665,13 +725,18 @@ fn checkpoint_call(
             cx.params().contracts.max_checkpoint_bytes
         )));
     }
-    if cp.applied > c.applied
-        || c.checkpoint.is_some_and(|(a, _)| cp.applied <= a)
-        || cp.era != c.era
-    {
+    // After the last one, or at the same command under a newer era's key
+    // (the re-checkpoint after a key rotation).
+    let fresh = match cx.o.get(&checkpoint_key(id)) {
+        Some(crate::Record::Contracts(Record::Checkpoint(last))) => {
+            cp.applied > last.applied || (cp.applied == last.applied && cp.era > last.era)
+        }
+        _ => true,
+    };
+    if cp.applied > c.applied || !fresh || cp.era != c.era {
         return Err(Error::BadCheckpoint(format!(
-            "at command {}: not after the last checkpoint and not past the last receipt ({})",
-            cp.applied, c.applied
+            "at command {} of era {}: not after the last checkpoint, past the last receipt ({}), or not under the contract's key of era {}",
+            cp.applied, cp.era, c.applied, c.era
         )));
     }
     let log = match cp.applied {
@@ -713,7 +778,7 @@ fn elect(cx: &mut Context<'_>, from: Address, enclave: &PublicKey) -> Result<Eve
         return Err(Error::Gatekeepers(format!("{enclave} is already elected")));
     }
     g.candidates.push(*enclave);
-    cx.o.put(gatekeepers_key(), Record::Gatekeepers(g));
+    cx.o.set_gatekeepers(g);
     Ok(Event::GatekeeperElected { enclave: *enclave })
 }
 
@@ -723,14 +788,14 @@ fn request_root(
     enclave: &PublicKey,
     attestation: &[u8],
 ) -> Result<Event, Error> {
-    if !cx
-        .o
-        .gatekeepers(&cx.params().contracts)
-        .candidates
-        .contains(enclave)
-    {
+    let g = cx.o.gatekeepers(&cx.params().contracts);
+    let rotating = g
+        .rotation
+        .as_ref()
+        .is_some_and(|r| r.next.contains(enclave) && r.leader != *enclave);
+    if !g.candidates.contains(enclave) && !rotating {
         return Err(Error::Gatekeepers(format!(
-            "{enclave} is not an elected gatekeeper"
+            "{enclave} is not an elected gatekeeper, nor one to receive a rotated key"
         )));
     }
     if cx.o.active_operator(enclave, cx.env.height) != Some(from)
@@ -754,18 +819,37 @@ fn hand_over_root(
     handover: &[u8],
 ) -> Result<Event, Error> {
     let g = cx.o.gatekeepers(&cx.params().contracts);
-    if !g.candidates.contains(to) {
-        return Err(Error::Gatekeepers(format!(
-            "{to} is not an elected gatekeeper"
-        )));
-    }
     let height = cx.env.height;
-    let member = g
-        .members
-        .iter()
-        .find(|m| cx.o.active_operator(m, height) == Some(from))
-        .copied()
-        .ok_or(Error::NotOperator(0, "gatekeeper"))?;
+    let member = match &g.rotation {
+        // During a rotation: the leader hands the new key to the next
+        // era's members, once it committed to it.
+        Some(r) => {
+            if !r.next.contains(to) || r.leader == *to {
+                return Err(Error::Rotating(r.era));
+            }
+            if cx.o.active_operator(&r.leader, height) != Some(from) {
+                return Err(Error::NotOperator(0, "rotation leader"));
+            }
+            if r.commitment.is_none() {
+                return Err(Error::Gatekeepers(
+                    "the leader commits to the new key before handing it over".into(),
+                ));
+            }
+            r.leader
+        }
+        None => {
+            if !g.candidates.contains(to) {
+                return Err(Error::Gatekeepers(format!(
+                    "{to} is not an elected gatekeeper"
+                )));
+            }
+            g.members
+                .iter()
+                .find(|m| cx.o.active_operator(m, height) == Some(from))
+                .copied()
+                .ok_or(Error::NotOperator(0, "gatekeeper"))?
+        }
+    };
     if handover.len() > MAX_HANDOVER {
         return Err(Error::Gatekeepers("handover too large".into()));
     }
@@ -778,36 +862,279 @@ fn hand_over_root(
     })
 }
 
+/// The commitment to the root key in force.
+fn commitment_in_force(g: &GatekeeperSet, p: &ContractParams) -> Option<Hash> {
+    g.commitment
+        .or_else(|| p.gatekeeper.as_ref().map(|k| k.commitment))
+}
+
 fn confirm_ready(
     cx: &mut Context<'_>,
     enclave: &PublicKey,
     signature: &Signature,
-) -> Result<Event, Error> {
+) -> Result<Vec<Event>, Error> {
     let mut g = cx.o.gatekeepers(&cx.params().contracts);
+    let chain = cx.state.genesis_hash;
+    if let Some(r) = g.rotation.as_mut()
+        && r.next.contains(enclave)
+    {
+        let commitment = r.commitment.ok_or_else(|| {
+            Error::Gatekeepers("the rotation's leader has not committed to a key yet".into())
+        })?;
+        if r.confirmed.contains(enclave) {
+            return Err(Error::Gatekeepers(format!("{enclave} already confirmed")));
+        }
+        enclave
+            .verify(&ready_bytes(&chain, r.era, &commitment), signature)
+            .map_err(|_| Error::BadSignature)?;
+        r.confirmed.push(*enclave);
+        cx.o.delete(root_grant_key(enclave));
+        note_activity(cx, enclave);
+        let mut events = vec![Event::GatekeeperReady { enclave: *enclave }];
+        events.extend(finish_rotation(cx, g));
+        return Ok(events);
+    }
     if !g.candidates.contains(enclave) {
         return Err(Error::Gatekeepers(format!(
             "{enclave} is not an elected gatekeeper"
         )));
     }
-    let commitment = cx
-        .params()
-        .contracts
-        .gatekeeper
-        .as_ref()
-        .map(|k| k.commitment)
-        .ok_or(Error::NoGatekeeper)?;
+    let commitment = commitment_in_force(&g, &cx.params().contracts).ok_or(Error::NoGatekeeper)?;
     enclave
-        .verify(
-            &ready_bytes(&cx.state.genesis_hash, 0, &commitment),
-            signature,
-        )
+        .verify(&ready_bytes(&chain, g.era, &commitment), signature)
         .map_err(|_| Error::BadSignature)?;
     g.candidates.retain(|c| c != enclave);
     g.members.push(*enclave);
-    cx.o.put(gatekeepers_key(), Record::Gatekeepers(g));
+    cx.o.set_gatekeepers(g);
     cx.o.delete(root_grant_key(enclave));
     note_activity(cx, enclave);
-    Ok(Event::GatekeeperReady { enclave: *enclave })
+    Ok(vec![Event::GatekeeperReady { enclave: *enclave }])
+}
+
+fn retire(cx: &mut Context<'_>, from: Address, enclave: &PublicKey) -> Result<Event, Error> {
+    if cx.params().governance != Some(from) {
+        return Err(Error::Gatekeepers(
+            "only the governance account retires gatekeepers".into(),
+        ));
+    }
+    let mut g = cx.o.gatekeepers(&cx.params().contracts);
+    if g.candidates.contains(enclave) {
+        g.candidates.retain(|c| c != enclave);
+    } else if g.members.contains(enclave) && !g.leaving.contains(enclave) {
+        g.leaving.push(*enclave);
+    } else {
+        return Err(Error::Gatekeepers(format!(
+            "{enclave} is not a gatekeeper, or already leaving"
+        )));
+    }
+    cx.o.set_gatekeepers(g);
+    Ok(Event::GatekeeperRetired { enclave: *enclave })
+}
+
+fn commit_rotation(
+    cx: &mut Context<'_>,
+    enclave: &PublicKey,
+    era: u64,
+    commitment: &Hash,
+    signature: &Signature,
+) -> Result<Vec<Event>, Error> {
+    let mut g = cx.o.gatekeepers(&cx.params().contracts);
+    let Some(r) = g.rotation.as_mut() else {
+        return Err(Error::Gatekeepers("no key rotation is under way".into()));
+    };
+    if r.era != era || r.leader != *enclave || r.commitment.is_some() {
+        return Err(Error::Gatekeepers(format!(
+            "the rotation to era {} is led by {}, which committed {}",
+            r.era,
+            r.leader,
+            if r.commitment.is_some() {
+                "already"
+            } else {
+                "nothing yet"
+            }
+        )));
+    }
+    enclave
+        .verify(
+            &ready_bytes(&cx.state.genesis_hash, era, commitment),
+            signature,
+        )
+        .map_err(|_| Error::BadSignature)?;
+    r.commitment = Some(*commitment);
+    r.confirmed.push(*enclave);
+    note_activity(cx, enclave);
+    let mut events = vec![Event::KeyRotationCommitted {
+        era,
+        commitment: *commitment,
+    }];
+    events.extend(finish_rotation(cx, g));
+    Ok(events)
+}
+
+/// Saves `g`; when every member of its rotation holds the new key, the
+/// rotation is ready: they are the gatekeepers of its era, and every
+/// contract waits for its key of that era.
+fn finish_rotation(cx: &mut Context<'_>, mut g: GatekeeperSet) -> Vec<Event> {
+    let done = g
+        .rotation
+        .as_ref()
+        .is_some_and(|r| r.next.iter().all(|m| r.confirmed.contains(m)));
+    if !done {
+        cx.o.set_gatekeepers(g);
+        return vec![];
+    }
+    let r = g.rotation.take().expect("checked above");
+    let commitment = r.commitment.expect("the leader confirmed");
+    g.members = r.next;
+    g.era = r.era;
+    g.commitment = Some(commitment);
+    let members = g.members.clone();
+    g.leaving.retain(|l| members.contains(l));
+    cx.o.set_gatekeepers(g);
+    let mut awaiting = cx.o.contracts_awaiting_key();
+    for id in 1..cx.o.contracts_next() {
+        if cx
+            .o
+            .contract(id)
+            .is_some_and(|c| c.key.is_some() && c.era < r.era && !awaiting.contains(&id))
+        {
+            awaiting.push(id);
+        }
+    }
+    cx.o.set_contracts_awaiting_key(awaiting);
+    vec![Event::KeyRotationReady {
+        era: r.era,
+        commitment,
+        members,
+    }]
+}
+
+/// At an era's first block, a rotation to it starts; past a rotation's
+/// deadline, those who held it up are slashed and it starts over.
+fn rotation_clock(cx: &mut Context<'_>) -> Result<Vec<Event>, TxError> {
+    let height = cx.env.height;
+    let p = cx.params().contracts.clone();
+    if p.gatekeeper.is_none() {
+        return Ok(vec![]);
+    }
+    if height > 0 && height.is_multiple_of(p.era_blocks) {
+        return Ok(start_rotation(cx, height / p.era_blocks, 1));
+    }
+    let mut g = cx.o.gatekeepers(&p);
+    let Some(r) = g.rotation.clone() else {
+        return Ok(vec![]);
+    };
+    if height < r.deadline {
+        return Ok(vec![]);
+    }
+    // Who held it up: the leader, if it never committed or left a member
+    // that asked without the key; a member that never asked, or never
+    // confirmed the key it was handed.
+    let mut blamed = Vec::new();
+    for m in r.next.iter().filter(|m| !r.confirmed.contains(m)) {
+        let asked = cx.o.contract_blob(&root_request_key(m)).is_some();
+        let handed = cx.o.contract_blob(&root_grant_key(m)).is_some();
+        let who = if r.commitment.is_some() && (handed || !asked) {
+            *m
+        } else {
+            r.leader
+        };
+        if !blamed.contains(&who) {
+            blamed.push(who);
+        }
+    }
+    if r.commitment.is_none() && !blamed.contains(&r.leader) {
+        blamed.push(r.leader);
+    }
+    let mut events = Vec::new();
+    for e in &blamed {
+        let slashed = crate::modules::registry::take_stake(&mut cx.o, e, |stake| {
+            crate::modules::market::bps(stake, p.slash_unresponsive_bps)
+        })
+        .unwrap_or(Amount::ZERO);
+        cx.o.credit(&crate::modules::market::treasury(), slashed)?;
+    }
+    g.members.retain(|m| !blamed.contains(m));
+    g.candidates.retain(|m| !blamed.contains(m));
+    // Those it left out stay candidates for the next attempt.
+    for m in r.next.iter().filter(|m| !blamed.contains(m)) {
+        if !g.members.contains(m) && !g.candidates.contains(m) {
+            g.candidates.push(*m);
+        }
+    }
+    g.rotation = None;
+    cx.o.set_gatekeepers(g);
+    events.push(Event::KeyRotationTimedOut {
+        era: r.era,
+        attempt: r.attempt,
+        slashed: blamed,
+    });
+    events.extend(start_rotation(cx, r.era, r.attempt + 1));
+    Ok(events)
+}
+
+/// Starts attempt `attempt` of the rotation to `era`: the next era's set
+/// is the members not leaving and the elected, registered and active; the
+/// leader is picked from the state root among those holding the current
+/// key (so the key history goes on), else among all of them.
+fn start_rotation(cx: &mut Context<'_>, era: u64, attempt: u32) -> Vec<Event> {
+    let height = cx.env.height;
+    let p = cx.params().contracts.clone();
+    let mut g = cx.o.gatekeepers(&p);
+    let mut next: Vec<PublicKey> = Vec::new();
+    for m in g
+        .members
+        .iter()
+        .filter(|m| !g.leaving.contains(m))
+        .chain(&g.candidates)
+    {
+        if cx.o.active_operator(m, height).is_some() && !next.contains(m) {
+            next.push(*m);
+        }
+    }
+    let holders: Vec<PublicKey> = next
+        .iter()
+        .filter(|m| g.members.contains(m))
+        .copied()
+        .collect();
+    let pool = if holders.is_empty() { &next } else { &holders };
+    if pool.is_empty() {
+        // Nobody to hold the key: the current one stays in force.
+        g.rotation = None;
+        cx.o.set_gatekeepers(g);
+        return vec![];
+    }
+    let h = Hash::tagged(
+        "proctor/contracts/rotation-leader",
+        &[
+            &cx.state.tree.root().0,
+            &era.to_le_bytes(),
+            &attempt.to_le_bytes(),
+        ],
+    );
+    let pick = u64::from_le_bytes(h.0[..8].try_into().expect("8 bytes"));
+    let leader = pool[(pick % pool.len() as u64) as usize];
+    g.candidates.retain(|c| !next.contains(c));
+    // A key handed over in an earlier attempt is void.
+    for m in &next {
+        cx.o.delete(root_grant_key(m));
+    }
+    g.rotation = Some(Rotation {
+        era,
+        attempt,
+        leader,
+        next: next.clone(),
+        commitment: None,
+        confirmed: vec![],
+        deadline: height + p.rotation_timeout_blocks,
+    });
+    cx.o.set_gatekeepers(g);
+    vec![Event::KeyRotationStarted {
+        era,
+        attempt,
+        leader,
+        next,
+    }]
 }
 
 /// The era and window of `height`.
@@ -980,13 +1307,18 @@ impl State {
     pub fn contracts_awaiting_key(&self) -> Vec<u64> {
         self.read().contracts_awaiting_key()
     }
-    /// The executor's attestation, when it asked for contract `id`'s key.
-    pub fn contract_key_request(&self, id: u64, executor: &PublicKey) -> Option<Vec<u8>> {
-        self.read().contract_blob(&request_key(id, executor))
+    /// The executor's attestation, when it asked for contract `id`'s key
+    /// of `era`.
+    pub fn contract_key_request(&self, id: u64, executor: &PublicKey, era: u64) -> Option<Vec<u8>> {
+        self.read().contract_blob(&request_key(id, executor, era))
     }
-    /// The key a gatekeeper granted `executor` for contract `id`.
-    pub fn contract_key_grant(&self, id: u64, executor: &PublicKey) -> Option<Vec<u8>> {
-        self.read().contract_blob(&grant_key(id, executor))
+    /// The key of `era` a gatekeeper granted `executor` for contract `id`.
+    pub fn contract_key_grant(&self, id: u64, executor: &PublicKey, era: u64) -> Option<Vec<u8>> {
+        self.read().contract_blob(&grant_key(id, executor, era))
+    }
+    /// Key requests waiting for a grant: (contract, era).
+    pub fn contract_key_requests(&self) -> Vec<(u64, u64)> {
+        self.read().key_requests()
     }
 }
 

@@ -200,12 +200,14 @@ fn only_the_executors_and_gatekeepers_operators_exchange_the_contract_key() {
     let request = |att: u8| {
         call(super::Call::RequestKey {
             contract: id,
+            era: 0,
             attestation: vec![att; 10],
         })
     };
     let grant = |h: u8| {
         call(super::Call::GrantKey {
             contract: id,
+            era: 0,
             handover: vec![h; 10],
         })
     };
@@ -213,14 +215,26 @@ fn only_the_executors_and_gatekeepers_operators_exchange_the_contract_key() {
     c.ok(x_op, request(1));
     let executor = c.enclaves[x].identity();
     assert_eq!(
-        c.state.contract_key_request(id, &executor),
+        c.state.contract_key_request(id, &executor, 0),
         Some(vec![1; 10])
     );
+    assert_eq!(c.state.contract_key_requests(), vec![(id, 0)]);
     let not_gk = if x_op == gk_op { 4 } else { x_op };
     assert_eq!(c.err(not_gk, grant(2)), 1308);
     c.ok(gk_op, grant(2));
-    assert_eq!(c.state.contract_key_grant(id, &executor), Some(vec![2; 10]));
-    assert_eq!(c.state.contract_key_request(id, &executor), None);
+    assert_eq!(
+        c.state.contract_key_grant(id, &executor, 0),
+        Some(vec![2; 10])
+    );
+    assert_eq!(c.state.contract_key_request(id, &executor, 0), None);
+    assert_eq!(c.state.contract_key_requests(), vec![]);
+    // A key of an era the contract has not reached does not exist.
+    let ahead = call(super::Call::RequestKey {
+        contract: id,
+        era: 1,
+        attestation: vec![1; 10],
+    });
+    assert_eq!(c.err(x_op, ahead), 1309);
 }
 
 #[test]
@@ -592,4 +606,265 @@ fn egress_to_another_contract_becomes_its_command_paid_from_the_unused_escrow() 
         before + refunded,
         "the fee of the receipt's tx"
     );
+}
+
+impl Chain {
+    /// Empty blocks up to and including `height`: the contracts' events of
+    /// their ends.
+    fn until(&mut self, height: u64) -> Vec<Event> {
+        let mut events = Vec::new();
+        while self.height < height {
+            for e in self.block(None).unwrap().1 {
+                if let crate::Event::Contracts(e) = e {
+                    events.push(e);
+                }
+            }
+        }
+        events
+    }
+
+    fn stake(&self, i: usize) -> Amount {
+        self.state
+            .enclave(&self.enclaves[i].identity())
+            .unwrap()
+            .stake
+    }
+
+    /// `by` signs that it holds the root key of `era` with `commitment`.
+    fn ready(&self, by: usize, era: u64, commitment: &Hash) -> Call {
+        let e = &self.enclaves[by];
+        call(super::Call::ConfirmReady {
+            enclave: e.identity(),
+            signature: e.sign(&ready_bytes(&self.genesis, era, commitment)),
+        })
+    }
+
+    fn commit(&self, by: usize, era: u64, commitment: &Hash) -> Call {
+        let e = &self.enclaves[by];
+        call(super::Call::CommitRotation {
+            enclave: e.identity(),
+            era,
+            commitment: *commitment,
+            signature: e.sign(&ready_bytes(&self.genesis, era, commitment)),
+        })
+    }
+
+    /// Enclave `to` asks for the rotated key; `from`'s operator hands it.
+    fn hand_over(&mut self, from: usize, to: usize) {
+        let enclave = self.enclaves[to].identity();
+        self.ok(
+            3 + to,
+            call(super::Call::RequestRoot {
+                enclave,
+                attestation: vec![to as u8; 8],
+            }),
+        );
+        self.ok(
+            3 + from,
+            call(super::Call::HandOverRoot {
+                to: enclave,
+                handover: vec![from as u8; 8],
+            }),
+        );
+    }
+}
+
+fn rotation_chain(name: &str) -> Chain {
+    chain_with(name, |p| {
+        p.era_blocks = 40;
+        p.rotation_timeout_blocks = 10;
+    })
+}
+
+#[test]
+fn keys_rotate_across_two_eras_as_a_gatekeeper_joins_and_one_leaves() {
+    let mut c = rotation_chain("contracts-rotation");
+    let ids: Vec<PublicKey> = c.enclaves.iter().map(|e| e.identity()).collect();
+    // Era 0: a contract under the genesis key; enclave 1 is elected.
+    let id = c.deploy(REQUESTER);
+    let key = c.key(id, &c.enclaves[0]);
+    c.ok(OTHER, call(super::Call::PublishKey { key }));
+    c.ok(
+        OTHER,
+        call(super::Call::ElectGatekeeper { enclave: ids[1] }),
+    );
+    c.ok(REQUESTER, c.command(id, FUEL, false));
+    assert_eq!(c.state.contract_command(id, 1).unwrap().era, 0);
+    let x = c.executor(id);
+    c.ok(OTHER, c.receipt(id, 1, 10, &c.enclaves[x]));
+    c.ok(OTHER, c.checkpoint(id, 1, &c.enclaves[x]));
+
+    // Era 1 starts: enclave 0 (the only holder) leads; 1 joins.
+    let events = c.until(40);
+    let started = events.iter().find_map(|e| match e {
+        Event::KeyRotationStarted {
+            era, leader, next, ..
+        } => Some((*era, *leader, next.clone())),
+        _ => None,
+    });
+    assert_eq!(started, Some((1, ids[0], vec![ids[0], ids[1]])));
+    // Meanwhile contract keys wait, and nobody else leads.
+    let second = c.deploy(REQUESTER);
+    let key = c.key(second, &c.enclaves[0]);
+    assert_eq!(c.err(OTHER, call(super::Call::PublishKey { key })), 1317);
+    let grant = call(super::Call::GrantKey {
+        contract: id,
+        era: 0,
+        handover: vec![1],
+    });
+    assert_eq!(c.err(3, grant), 1317);
+    let k1 = Hash([11; 32]);
+    assert_eq!(c.err(OTHER, c.commit(1, 1, &k1)), 1316, "not the leader");
+    let forged = call(super::Call::CommitRotation {
+        enclave: ids[0],
+        era: 1,
+        commitment: k1,
+        signature: c.outsider.sign(&ready_bytes(&c.genesis, 1, &k1)),
+    });
+    assert_eq!(c.err(OTHER, forged), 1305);
+    // The leader hands over only after committing, and only the leader.
+    c.ok(
+        4,
+        call(super::Call::RequestRoot {
+            enclave: ids[1],
+            attestation: vec![1; 8],
+        }),
+    );
+    let hand = call(super::Call::HandOverRoot {
+        to: ids[1],
+        handover: vec![0; 8],
+    });
+    assert_eq!(c.err(3, hand.clone()), 1316, "before the commitment");
+    c.ok(OTHER, c.commit(0, 1, &k1));
+    assert_eq!(c.err(5, hand.clone()), 1308, "not the leader's operator");
+    c.ok(3, hand);
+    assert_eq!(c.err(OTHER, c.ready(1, 1, &Hash([12; 32]))), 1305);
+    assert_eq!(c.err(OTHER, c.ready(1, 0, &k1)), 1305, "another era");
+    let events = c.ok(OTHER, c.ready(1, 1, &k1));
+    assert!(
+        events.contains(&crate::Event::Contracts(Event::KeyRotationReady {
+            era: 1,
+            commitment: k1,
+            members: vec![ids[0], ids[1]],
+        }))
+    );
+    let set = c.state.gatekeepers();
+    assert_eq!((set.era, set.commitment, set.rotation), (1, Some(k1), None));
+
+    // Both contracts wait for their era-1 keys; an era-0 key is refused.
+    let mut awaiting = c.state.contracts_awaiting_key();
+    awaiting.sort();
+    assert_eq!(awaiting, vec![id, second]);
+    let stale = c.key(id, &c.enclaves[1]);
+    assert_eq!(
+        c.err(OTHER, call(super::Call::PublishKey { key: stale })),
+        1304
+    );
+    let mut fresh = c.key(id, &c.enclaves[1]);
+    fresh.era = 1;
+    fresh.signature = c.enclaves[1].sign(&fresh.signing_bytes());
+    c.ok(OTHER, call(super::Call::PublishKey { key: fresh.clone() }));
+    assert_eq!(
+        c.err(OTHER, call(super::Call::PublishKey { key: fresh })),
+        1306
+    );
+    assert_eq!(c.state.contract(id).unwrap().era, 1);
+    c.ok(REQUESTER, c.command(id, FUEL, false));
+    assert_eq!(c.state.contract_command(id, 2).unwrap().era, 1);
+    // The executor re-checkpoints the same command under the era-1 key,
+    // once; the old era's checkpoint is no longer taken.
+    let recheckpoint = |c: &Chain, era: u64| {
+        let mut cp = Checkpoint {
+            contract: id,
+            era,
+            applied: 1,
+            state_hash: Hash([1; 32]),
+            log: c.log(id, 1),
+            ciphertext: vec![5; 64],
+        };
+        cp.ciphertext[0] = era as u8;
+        let signature = c.enclaves[x].sign(&cp.signing_bytes(&c.genesis));
+        call(super::Call::Checkpoint {
+            checkpoint: cp,
+            executor: ids[x],
+            signature,
+        })
+    };
+    assert_eq!(c.err(OTHER, recheckpoint(&c, 0)), 1313);
+    c.ok(OTHER, recheckpoint(&c, 1));
+    assert_eq!(c.err(OTHER, recheckpoint(&c, 1)), 1313);
+
+    // Governance retires enclave 0; at era 2 enclave 1 alone rotates.
+    let retire = call(super::Call::RetireGatekeeper { enclave: ids[0] });
+    assert_eq!(c.err(REQUESTER, retire.clone()), 1316);
+    c.ok(OTHER, retire.clone());
+    assert_eq!(c.err(OTHER, retire), 1316, "already leaving");
+    let events = c.until(80);
+    assert!(events.iter().any(|e| matches!(e,
+        Event::KeyRotationStarted { era: 2, leader, next, .. }
+            if *leader == ids[1] && *next == vec![ids[1]])));
+    let k2 = Hash([22; 32]);
+    let events = c.ok(OTHER, c.commit(1, 2, &k2));
+    assert!(events.iter().any(|e| matches!(e,
+        crate::Event::Contracts(Event::KeyRotationReady { era: 2, members, .. })
+            if *members == vec![ids[1]])));
+    let set = c.state.gatekeepers();
+    assert_eq!((set.members, set.leaving), (vec![ids[1]], vec![]));
+    // The retired enclave's key postings are refused from now on.
+    let mut k = c.key(second, &c.enclaves[0]);
+    k.era = 2;
+    k.signature = c.enclaves[0].sign(&k.signing_bytes());
+    assert_eq!(c.err(OTHER, call(super::Call::PublishKey { key: k })), 1304);
+}
+
+#[test]
+fn a_rotation_held_up_times_out_slashes_and_starts_over() {
+    let mut c = rotation_chain("contracts-rotation-timeout");
+    let ids: Vec<PublicKey> = c.enclaves.iter().map(|e| e.identity()).collect();
+    for e in [ids[1], ids[2]] {
+        c.ok(OTHER, call(super::Call::ElectGatekeeper { enclave: e }));
+    }
+    let before: Vec<Amount> = (0..3).map(|i| c.stake(i)).collect();
+    c.until(40);
+    let r = c.state.gatekeepers().rotation.unwrap();
+    assert_eq!((r.attempt, r.leader), (1, ids[0]));
+    assert_eq!(r.deadline, 50);
+    // The leader commits and hands over to 1, which confirms; 2 never asks.
+    let k1 = Hash([11; 32]);
+    c.ok(OTHER, c.commit(0, 1, &k1));
+    c.hand_over(0, 1);
+    c.ok(OTHER, c.ready(1, 1, &k1));
+    let events = c.until(50);
+    assert!(events.contains(&Event::KeyRotationTimedOut {
+        era: 1,
+        attempt: 1,
+        slashed: vec![ids[2]],
+    }));
+    assert!(c.stake(2) < before[2], "the silent member is slashed");
+    assert_eq!(c.stake(1), before[1]);
+    let r = c.state.gatekeepers().rotation.unwrap();
+    assert_eq!((r.attempt, r.leader), (2, ids[0]));
+    assert_eq!(r.next, vec![ids[0], ids[1]], "without the slashed one");
+    assert_eq!((r.commitment, r.confirmed), (None, vec![]));
+    // The key handed over in the first attempt is void.
+    assert_eq!(c.state.root_exchange(&ids[1]).1, None);
+    // Attempt 2: the leader is silent this time.
+    let events = c.until(60);
+    assert!(events.contains(&Event::KeyRotationTimedOut {
+        era: 1,
+        attempt: 2,
+        slashed: vec![ids[0]],
+    }));
+    assert!(c.stake(0) < before[0], "the silent leader is slashed");
+    // Attempt 3: nobody holding the old key is left; 1 leads and is alone.
+    let r = c.state.gatekeepers().rotation.unwrap();
+    assert_eq!((r.attempt, r.leader, r.next), (3, ids[1], vec![ids[1]]));
+    let k3 = Hash([33; 32]);
+    c.ok(OTHER, c.commit(1, 1, &k3));
+    let set = c.state.gatekeepers();
+    assert_eq!(
+        (set.members, set.era, set.commitment),
+        (vec![ids[1]], 1, Some(k3))
+    );
+    assert_eq!(set.candidates, vec![]);
 }

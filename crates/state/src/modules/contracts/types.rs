@@ -44,6 +44,11 @@ pub struct ContractParams {
     /// What an unresponsive gatekeeper or executor loses of its stake, in
     /// basis points (to the treasury).
     pub slash_unresponsive_bps: u32,
+    /// Blocks a key rotation may take (seed 004 §4.7 step 5): then the
+    /// gatekeepers that held it up are slashed and it starts over without
+    /// them.
+    #[serde(default = "default_rotation_timeout")]
+    pub rotation_timeout_blocks: u64,
     /// The gatekeeper of era 0 (the genesis node of seed 004 §4.4): its
     /// enclave identity and the commitment to the root key it generated.
     /// Without one, contracts cannot be deployed.
@@ -69,10 +74,15 @@ impl Default for ContractParams {
             egress_fuel: 1_000_000,
             era_blocks: 1_000,
             slash_unresponsive_bps: 1_000,
+            rotation_timeout_blocks: default_rotation_timeout(),
             gatekeeper: None,
             elected: vec![],
         }
     }
+}
+
+fn default_rotation_timeout() -> u64 {
+    50
 }
 
 impl ContractParams {
@@ -99,6 +109,39 @@ pub struct Gatekeeper {
 pub struct GatekeeperSet {
     pub members: Vec<PublicKey>,
     pub candidates: Vec<PublicKey>,
+    /// The era of the root key in force (contract keys are derived from
+    /// it): the last era whose rotation was ready.
+    pub era: u64,
+    /// The commitment to that root key (none: the genesis gatekeeper's).
+    pub commitment: Option<Hash>,
+    /// Members governance retired: they leave at the next rotation.
+    pub leaving: Vec<PublicKey>,
+    /// The key rotation under way, if any.
+    pub rotation: Option<Rotation>,
+}
+
+/// A key rotation (seed 004 §4.7): at an era's first block the chain picks
+/// a leader among the next era's gatekeepers from its state root; the
+/// leader's enclave generates the era's root key and posts its commitment
+/// (`CommitRotation`), hands the key to each other member (the handovers
+/// of `RequestRoot`/`HandOverRoot`), and each confirms it holds the key
+/// (`ConfirmReady`). When all have, the rotation is ready: they are the
+/// gatekeepers, and the era's keys are in force. Until then no contract
+/// key is published or granted. Past `deadline`, those who held it up are
+/// slashed and it starts over without them.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Rotation {
+    pub era: u64,
+    /// 1, then one more at each restart.
+    pub attempt: u32,
+    pub leader: PublicKey,
+    /// The next era's gatekeepers (the leader among them).
+    pub next: Vec<PublicKey>,
+    /// The leader's commitment to the new root key, once posted.
+    pub commitment: Option<Hash>,
+    /// Members of `next` that confirmed holding it.
+    pub confirmed: Vec<PublicKey>,
+    pub deadline: Height,
 }
 
 /// What a gatekeeper enclave signs when it holds the root key.
@@ -141,6 +184,9 @@ impl ContractPublicKey {
 /// order, or twice, gets receipts the chain refuses.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct CommandInput {
+    /// The era of the contract key it is sealed to (its key when it was
+    /// sent).
+    pub era: u64,
     pub sender: Address,
     pub nonce: u64,
     pub height: Height,
@@ -264,6 +310,9 @@ pub struct ContractInfo {
 pub struct CommandRecord {
     pub contract: u64,
     pub seq: u64,
+    /// The era of the contract's key when it was sent (it is sealed to
+    /// that key).
+    pub era: u64,
     pub sender: Address,
     /// The sending transaction's nonce (bound into the ciphertext).
     pub nonce: u64,
@@ -308,6 +357,7 @@ impl CommandRecord {
     /// What the executor is given for it.
     pub fn input(&self) -> CommandInput {
         CommandInput {
+            era: self.era,
             sender: self.sender,
             nonce: self.nonce,
             height: self.height,
@@ -327,12 +377,22 @@ pub enum Call {
     Deploy { code: Vec<u8> },
     /// A gatekeeper's host posts a contract's command key.
     PublishKey { key: ContractPublicKey },
-    /// The executor's operator asks for the contract key, with its enclave's
-    /// attestation (opaque to the chain; the gatekeeper's enclave checks it).
-    RequestKey { contract: u64, attestation: Vec<u8> },
-    /// The gatekeeper's operator posts the key, sealed to the executor's
-    /// enclave (opaque to the chain; that enclave checks it).
-    GrantKey { contract: u64, handover: Vec<u8> },
+    /// The executor's operator asks for the contract key of `era` (the
+    /// current one, or a past one to replay commands sealed under it), with
+    /// its enclave's attestation (opaque to the chain; the gatekeeper's
+    /// enclave checks it).
+    RequestKey {
+        contract: u64,
+        era: u64,
+        attestation: Vec<u8>,
+    },
+    /// The gatekeeper's operator posts the key of `era`, sealed to the
+    /// executor's enclave (opaque to the chain; that enclave checks it).
+    GrantKey {
+        contract: u64,
+        era: u64,
+        handover: Vec<u8>,
+    },
     /// A command: `sealed` to the contract's key; `fuel` is bought at the
     /// chain's price and held until the receipt. `init` runs the contract's
     /// `init` instead of `handle` (the owner's first command only).
@@ -372,9 +432,21 @@ pub enum Call {
     /// A gatekeeper's operator posts the root key sealed to `to`.
     HandOverRoot { to: PublicKey, handover: Vec<u8> },
     /// The elected enclave signs that it holds the root key of the
-    /// chain's commitment: from then on it is a gatekeeper.
+    /// chain's commitment: from then on it is a gatekeeper. During a
+    /// rotation, a member of the next era's set signs it holds the new
+    /// era's key.
     ConfirmReady {
         enclave: PublicKey,
+        signature: Signature,
+    },
+    /// Governance retires a gatekeeper: it leaves at the next rotation.
+    RetireGatekeeper { enclave: PublicKey },
+    /// The rotation's leader posts the commitment to the new era's root
+    /// key, signed by its enclave over [`ready_bytes`].
+    CommitRotation {
+        enclave: PublicKey,
+        era: u64,
+        commitment: Hash,
         signature: Signature,
     },
     /// An enclave says it is alive in `window` of `era` (signed by its
@@ -422,10 +494,12 @@ pub enum Event {
     },
     ContractKeyRequested {
         id: u64,
+        era: u64,
         executor: PublicKey,
     },
     ContractKeyGranted {
         id: u64,
+        era: u64,
     },
     ContractCommand {
         id: u64,
@@ -491,6 +565,35 @@ pub enum Event {
     GatekeeperReady {
         enclave: PublicKey,
     },
+    GatekeeperRetired {
+        enclave: PublicKey,
+    },
+    /// A key rotation to `era` started (or started over): `leader`
+    /// generates the key, `next` are to hold it.
+    KeyRotationStarted {
+        era: u64,
+        attempt: u32,
+        leader: PublicKey,
+        next: Vec<PublicKey>,
+    },
+    KeyRotationCommitted {
+        era: u64,
+        commitment: Hash,
+    },
+    /// "Key rotation ready": the era's gatekeepers hold its root key.
+    KeyRotationReady {
+        era: u64,
+        commitment: Hash,
+        members: Vec<PublicKey>,
+    },
+    /// The rotation passed its deadline: `slashed` held it up, lost
+    /// `slash_unresponsive_bps` of their stake, and are left out of the
+    /// attempt that follows.
+    KeyRotationTimedOut {
+        era: u64,
+        attempt: u32,
+        slashed: Vec<PublicKey>,
+    },
     /// At an era's end: a gatekeeper or executor active in `windows` of the
     /// era's windows, fewer than a quarter of the most active's `max`, lost
     /// `slashed` of its stake.
@@ -518,11 +621,13 @@ pub enum Record {
     Ids(Vec<u64>),
     /// An enclave's query endpoint.
     Endpoint(String),
-    Gatekeepers(GatekeeperSet),
+    Gatekeepers(Box<GatekeeperSet>),
     /// A contract's command key as its gatekeeper signed it.
     SignedKey(Box<ContractPublicKey>),
     /// An era's activity: enclave → bit `w` set when it was active in window `w`.
     Activity(std::collections::BTreeMap<PublicKey, u8>),
+    /// Key requests waiting for a grant: (contract, era).
+    KeyRequests(Vec<(u64, u64)>),
 }
 
 /// The contracts module's errors: codes 1300-1349.
@@ -564,6 +669,10 @@ pub enum Error {
     BadHeartbeat(String),
     #[error("gatekeepers: {0}")]
     Gatekeepers(String),
+    #[error(
+        "the key rotation to era {0} is under way: contract keys are published and granted once it is ready"
+    )]
+    Rotating(u64),
 }
 
 impl Error {
@@ -587,6 +696,7 @@ impl Error {
             Error::BadEndpoint(_) => 1314,
             Error::BadHeartbeat(_) => 1315,
             Error::Gatekeepers(_) => 1316,
+            Error::Rotating(_) => 1317,
         }
     }
 }
