@@ -77,6 +77,12 @@ pub struct DevnetArgs {
     /// from it; a new devnet only). 0 turns contracts off.
     #[arg(long, default_value_t = 1)]
     gatekeepers: usize,
+    /// Blocks per era of confidential contracts (a new devnet only): the
+    /// root key rotates at each era's first block, and the responsiveness
+    /// rule is applied at its end.
+    #[arg(long, default_value_t = proctor_state::contracts::ContractParams::default().era_blocks,
+          value_parser = clap::value_parser!(u64).range(8..))]
+    era_blocks: u64,
 }
 
 #[derive(Serialize, Clone)]
@@ -132,6 +138,7 @@ pub(crate) fn create(
     workers: usize,
     oracle_roots: Vec<String>,
     gatekeepers: usize,
+    era_blocks: u64,
 ) -> Result<Genesis> {
     std::fs::create_dir_all(dir.join("keys"))
         .with_context(|| format!("creating {}", dir.display()))?;
@@ -213,6 +220,7 @@ pub(crate) fn create(
             contracts: proctor_state::contracts::ContractParams {
                 gatekeeper,
                 elected,
+                era_blocks,
                 ..Default::default()
             },
         },
@@ -353,6 +361,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             args.workers,
             oracle_roots,
             args.gatekeepers,
+            args.era_blocks,
         )?
     };
     let ndir = proctor_node::node_dir(dir);

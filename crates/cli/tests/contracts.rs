@@ -302,10 +302,21 @@ fn a_killed_executor_is_replaced_and_its_successor_recovers_the_state() {
 /// asks for the root key with its attestation, receives it from the first
 /// gatekeeper's enclave and confirms on chain; contracts go on working.
 #[test]
-fn an_elected_gatekeeper_receives_the_root_key_and_serves_contracts() {
+fn an_elected_gatekeeper_receives_the_root_key_and_the_keys_rotate_at_the_next_era() {
     let dir = tmp("contracts-gatekeepers");
     let chain = dir.join("chain");
-    let (_devnet, url) = start_devnet_with(&chain, 2, &["--gatekeepers", "2", "--block-ms", "500"]);
+    let (_devnet, url) = start_devnet_with(
+        &chain,
+        2,
+        &[
+            "--gatekeepers",
+            "2",
+            "--block-ms",
+            "500",
+            "--era-blocks",
+            "60",
+        ],
+    );
     let file: serde_json::Value =
         serde_json::from_slice(&std::fs::read(chain.join("devnet.json")).unwrap()).unwrap();
     let w1 = file["workers"][1]["identity"].clone();
@@ -330,4 +341,45 @@ fn an_elected_gatekeeper_receives_the_root_key_and_serves_contracts() {
     let id = v["id"].as_u64().unwrap().to_string();
     let o = call(&url, &id, alice, "set a b");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Era 1: the root key rotates between the two gatekeepers' enclaves,
+    // the contract gets its era-1 key, and its executor re-checkpoints
+    // under it.
+    let info = |url: &str| {
+        rpc(
+            url,
+            "proctor_contract",
+            serde_json::json!([id.parse::<u64>().unwrap()]),
+        )
+    };
+    let set = wait_for("the rotation to era 1 ready", 240, || {
+        let v = rpc(&url, "proctor_gatekeepers", serde_json::json!([]));
+        (v["era"] == 1 && v["rotation"].is_null()).then_some(v)
+    });
+    assert_eq!(set["members"].as_array().unwrap().len(), 2, "{set}");
+    let before = info(&url)["key"].clone();
+    wait_for("the contract's era-1 key", 120, || {
+        (info(&url)["era"] == 1).then_some(())
+    });
+    assert_ne!(info(&url)["key"], before, "a new command key");
+    // Commands sealed to the new key apply over the state of era 0.
+    let o = call(&url, &id, alice, "set c d");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (q, want) in [("get a", "b"), ("get c", "d")] {
+        let v = json(&query(&url, &id, alice, q));
+        assert_eq!(
+            (v["reply"].as_str(), v["verified"].as_bool()),
+            (Some(want), Some(true)),
+            "{v}"
+        );
+    }
+    let cp = wait_for("a checkpoint under the era-1 key", 120, || {
+        let cp = rpc(
+            &url,
+            "proctor_contractCheckpoint",
+            serde_json::json!([id.parse::<u64>().unwrap()]),
+        );
+        (cp["era"] == 1).then_some(cp)
+    });
+    assert!(cp["applied"].as_u64().unwrap() >= 1, "{cp}");
 }

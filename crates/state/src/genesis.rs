@@ -129,7 +129,7 @@ fn validate_params(p: &ChainParams) -> Result<(), GenesisError> {
     let bps = |v: u32| u128::from(v) <= proctor_market::settle::BPS;
     let o = &p.oracle;
     let c = &p.contracts;
-    let rules: [(bool, &'static str); 21] = [
+    let rules: [(bool, &'static str); 23] = [
         (p.target_block_ms > 0, "target_block_ms must be positive"),
         (
             p.initial_difficulty > 0 && p.min_difficulty > 0,
@@ -206,6 +206,14 @@ fn validate_params(p: &ChainParams) -> Result<(), GenesisError> {
         (
             c.cost(c.max_fuel).is_some(),
             "contracts.price_per_million times max_fuel overflows",
+        ),
+        (
+            c.era_blocks >= crate::contracts::WINDOWS && c.rotation_timeout_blocks > 0,
+            "contracts.era_blocks must be at least 8 (its windows) and rotation_timeout_blocks positive",
+        ),
+        (
+            c.slash_unresponsive_bps <= 10_000,
+            "contracts.slash_unresponsive_bps must be at most 10000",
         ),
     ];
     match rules.iter().find(|(ok, _)| !ok) {

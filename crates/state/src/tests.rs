@@ -394,7 +394,7 @@ fn genesis_parameters_are_checked_for_range() {
     let base = testkit::params(None, sim_measurement());
     assert!(State::genesis(&testkit::genesis(&ks, 5, base.clone())).is_ok());
     type Breaker = fn(&mut ChainParams);
-    let cases: [(Breaker, &str); 10] = [
+    let cases: [(Breaker, &str); 13] = [
         (|p| p.market.fees.fee_bps = 10_001, "fee_bps"),
         (
             |p| {
@@ -414,6 +414,15 @@ fn genesis_parameters_are_checked_for_range() {
         ),
         (|p| p.target_block_ms = 0, "target_block_ms"),
         (|p| p.unbonding_blocks = u64::MAX, "unbonding_blocks"),
+        (|p| p.contracts.era_blocks = 0, "era_blocks"),
+        (
+            |p| p.contracts.rotation_timeout_blocks = 0,
+            "rotation_timeout_blocks",
+        ),
+        (
+            |p| p.contracts.slash_unresponsive_bps = 10_001,
+            "slash_unresponsive_bps",
+        ),
     ];
     for (breaker, name) in cases {
         let mut p = base.clone();

@@ -7,12 +7,19 @@
 //!   key of every contract awaiting one, and grant the contract key to each
 //!   executor that asked for it with its attestation (the enclave checks the
 //!   attestation; the chain checks who posts).
-//! - As a contract's **executor**: ask for the key with its attestation,
-//!   accept the grant, load the code (and the latest checkpoint), apply the
-//!   commands in chain order and post each signed receipt, and post a signed
-//!   checkpoint every `checkpoint_every` commands. Receipts not in a block
-//!   after a while are posted again. A restarted executor replays from the
-//!   latest checkpoint and posts receipts only past what the chain has.
+//! - In a **key rotation** (seed 004 §4.7): as its leader, have the enclave
+//!   generate the era's root key, post the commitment, and hand the key to
+//!   each member of the next set that asks; as a member, ask, take it and
+//!   confirm. A gatekeeper left out of the set once the rotation is ready
+//!   has its enclave destroy the root keys, and removes the sealed blob.
+//! - As a contract's **executor**: ask for the key of each era it needs
+//!   with its attestation (the checkpoint's, each command's, the current
+//!   one), accept the grant, load the code (and the latest checkpoint),
+//!   apply the commands in chain order and post each signed receipt, and
+//!   post a signed checkpoint every `checkpoint_every` commands and once
+//!   under each new era's key. Receipts not in a block after a while are
+//!   posted again. A restarted executor replays from the latest checkpoint
+//!   and posts receipts only past what the chain has.
 
 use crate::{Error, Result, Worker};
 use proctor_enclave::contracts::{
@@ -38,9 +45,10 @@ pub(crate) struct Duties {
     /// The chain's genesis hash, gatekeeper, checkpoint interval and era
     /// length, read once.
     chain: Option<(Hash, Option<PublicKey>, u64, u64)>,
-    root_requested: Sent<()>,
+    /// Eras whose root key this enclave asked for.
+    root_requested: Sent<u64>,
     /// Elected enclaves this gatekeeper handed the root key to.
-    roots_handed: Sent<PublicKey>,
+    roots_handed: Sent<(PublicKey, u64)>,
     /// The last (era, window) a heartbeat was sent for.
     heartbeat: Option<(u64, u64)>,
     /// The root key's sealed blob, until the enclave has restored it.
@@ -158,9 +166,11 @@ impl Worker {
             // the others take it like an elected enclave joining.
             Some(r) if r.leader == me => self.lead_rotation(r).await?,
             Some(r) if r.next.contains(&me) && !r.confirmed.contains(&me) => {
-                self.join_gatekeepers(chain, me).await?
+                self.join_gatekeepers(chain, me, r.era).await?
             }
-            None if set.candidates.contains(&me) => self.join_gatekeepers(chain, me).await?,
+            None if set.candidates.contains(&me) => {
+                self.join_gatekeepers(chain, me, set.era).await?
+            }
             _ => {}
         }
         // Out of the set once a rotation is done: destroy the root keys
@@ -193,7 +203,7 @@ impl Worker {
         if gatekeeper && set.rotation.is_none() {
             self.serve_as_gatekeeper(set.era).await?;
             for c in set.candidates {
-                self.hand_over_root(c).await?;
+                self.hand_over_root(c, set.era).await?;
             }
         }
         let mine = self.client.contracts(Some(me), Some(1_000)).await?;
@@ -266,7 +276,7 @@ impl Worker {
             return Ok(());
         }
         for m in r.next.iter().filter(|m| !r.confirmed.contains(m)) {
-            self.hand_over_root(*m).await?;
+            self.hand_over_root(*m, r.era).await?;
         }
         Ok(())
     }
@@ -299,8 +309,9 @@ impl Worker {
         Ok(())
     }
 
-    /// An elected enclave: ask for the root key, take it, confirm.
-    async fn join_gatekeepers(&mut self, chain: Hash, me: PublicKey) -> Result<()> {
+    /// An elected enclave, or a member of a rotation's next set: ask for
+    /// the root key of `era`, take it, confirm.
+    async fn join_gatekeepers(&mut self, chain: Hash, me: PublicKey, era: u64) -> Result<()> {
         let x = self.client.root_exchange(me).await?;
         if let Some(grant) = x.grant {
             let h: Handover =
@@ -323,7 +334,7 @@ impl Worker {
             }))
             .await?;
             tracing::info!("gatekeeper: root key received, readiness confirmed");
-        } else if x.request.is_none() && self.contracts.root_requested.due(()) {
+        } else if x.request.is_none() && self.contracts.root_requested.due(era) {
             let ContractResponse::Attested(att) = self
                 .contracts_call(ContractRequest::Attest { chain })
                 .await?
@@ -339,13 +350,14 @@ impl Worker {
         Ok(())
     }
 
-    /// A gatekeeper: hand the root key to elected enclave `to` once it asked.
-    async fn hand_over_root(&mut self, to: PublicKey) -> Result<()> {
+    /// A gatekeeper (or a rotation's leader): hand the root key of `era`
+    /// to enclave `to` once it asked.
+    async fn hand_over_root(&mut self, to: PublicKey, era: u64) -> Result<()> {
         let x = self.client.root_exchange(to).await?;
         let (Some(att), None) = (x.request, x.grant) else {
             return Ok(());
         };
-        if !self.contracts.roots_handed.due(to) {
+        if !self.contracts.roots_handed.due((to, era)) {
             return Ok(());
         }
         let to_att: PeerAttestation =
