@@ -26,6 +26,14 @@
 //! - **Checkpoints**: every `checkpoint_every` commands the executor posts
 //!   the state encrypted under the contract's state key, signed; a new
 //!   executor resumes from the latest one.
+//! - **Key rotation** (§4.7): at each era's first block a leader, picked
+//!   from the state root, generates the era's root key and commits to it;
+//!   the next set takes it and confirms; then every contract gets its key
+//!   of the era and its executor re-checkpoints under it. Contract keys wait
+//!   meanwhile; past `rotation_timeout_blocks` whoever held it up is slashed
+//!   and it starts over without them.
+//! - **Responsiveness** (§4.10): per era, enclaves active in fewer than a
+//!   quarter of the busiest one's windows are slashed.
 //!
 //! Escrows held for commands are counted in [`State::total_supply`].
 
