@@ -126,6 +126,7 @@ impl Sender {
             height: 1,
             fuel: 100_000_000,
             init: false,
+            oracle: false,
             reply_to: self.reply.public(),
             sealed: envelope::seal_to(&self.key, &info, msg, &mut self.rng)
                 .map_err(|e| anyhow!("{e}"))?,

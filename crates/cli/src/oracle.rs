@@ -33,9 +33,18 @@ pub enum OracleCmd {
         /// to this account: only the requester reads them.
         #[arg(long)]
         private: bool,
-        /// Fee prepaid (default: the chain's minimum oracle fee).
+        /// Fee prepaid (default: the chain's minimum oracle fee, plus the
+        /// callback's fee with `--callback`).
         #[arg(long)]
         fee: Option<u128>,
+        /// Deliver the datagram to this confidential contract too, as a
+        /// command from the oracle's address (docs/contracts.md).
+        #[arg(long)]
+        callback: Option<u64>,
+        /// The part of the fee that buys the callback command's fuel
+        /// (default: what the chain's egress fuel costs).
+        #[arg(long, requires = "callback")]
+        callback_fee: Option<u128>,
         /// Blocks to wait for the datagram (default: the chain's).
         #[arg(long)]
         deadline: Option<u64>,
@@ -225,6 +234,8 @@ pub async fn run(cmd: OracleCmd, url: &str) -> Result<()> {
             select,
             private,
             fee,
+            callback,
+            callback_fee,
             deadline,
             key,
             wait,
@@ -276,10 +287,26 @@ pub async fn run(cmd: OracleCmd, url: &str) -> Result<()> {
                     }
                 }
             };
-            let fee = fee.map(Amount).unwrap_or(g.params.oracle.min_fee);
+            let contracts = &g.params.contracts;
+            let callback = match callback {
+                None => None,
+                Some(contract) => Some(proctor_state::oracle::Callback {
+                    contract,
+                    fee: match callback_fee {
+                        Some(f) => Amount(f),
+                        None => contracts
+                            .cost(contracts.egress_fuel)
+                            .ok_or_else(|| anyhow!("the chain's egress fuel cost overflows"))?,
+                    },
+                }),
+            };
+            let cb_fee = callback.as_ref().map_or(0, |c| c.fee.0);
+            let fee = fee
+                .map(Amount)
+                .unwrap_or(Amount(g.params.oracle.min_fee.0.saturating_add(cb_fee)));
             let call = Call::Oracle(proctor_state::oracle::Call::Request {
                 query: query.clone(),
-                callback: None,
+                callback,
                 fee,
                 deadline_blocks: deadline.unwrap_or(0),
             });

@@ -185,6 +185,73 @@ fn a_relay_that_alters_the_response_gets_a_tls_failure_on_chain() {
     assert!(v["height"].as_u64().unwrap() > 0, "{v}");
 }
 
+#[test]
+fn a_datagram_reaches_a_confidential_contract_through_its_callback() {
+    let (_dir, chain, ca, _devnet, url) = devnet_trusting_a_ca("oracle-feed", &[]);
+    let key = chain.join("keys/dev0.json");
+    let key = key.to_str().unwrap();
+    let feed =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/contracts/feed.wasm");
+    // Once the worker's market offer makes it a provider.
+    let v = wait_for("the feed deployed", 120, || {
+        let o = run(&[
+            "--rpc",
+            &url,
+            "contract",
+            "deploy",
+            feed.to_str().unwrap(),
+            "--key",
+            key,
+            "--json",
+        ]);
+        o.status
+            .success()
+            .then(|| serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap())
+    });
+    let id = v["id"].as_u64().unwrap();
+    let (port, _) = serve(&ca, "localhost", r#"{"price":{"usd":[42.5,"x"]}}"#.into());
+    let target = format!("https://localhost:{port}/feed");
+    let id_arg = id.to_string();
+    let v = ok_json(&request(
+        &url,
+        key,
+        &target,
+        &["--select", "/price/usd", "--callback", &id_arg, "--wait"],
+    ));
+    assert_eq!(v["state"], "delivered", "{v}");
+    // The chain makes it the contract's command from the oracle's address;
+    // the executor applies it.
+    let info = wait_for("the datagram applied", 120, || {
+        let c = rpc(&url, "proctor_contract", serde_json::json!([id]));
+        (c["applied"] == 1).then_some(c)
+    });
+    assert_eq!(info["commands"], 1, "{info}");
+    let cmd = rpc(&url, "proctor_contractCommand", serde_json::json!([id, 1]));
+    assert_eq!(cmd["oracle"], true, "{cmd}");
+    assert_eq!(cmd["receipt"]["code"], 0, "{cmd}");
+    let q = |msg: &str| {
+        run(&[
+            "--rpc", &url, "contract", "query", &id_arg, "--key", key, "--msg", msg, "--json",
+        ])
+    };
+    let o = q("latest");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (a["reply"].as_str(), a["verified"].as_bool()),
+        (Some(r#"[42.5,"x"]"#), Some(true))
+    );
+    let o = q("request");
+    let a: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(a["reply"], v["id"].as_u64().unwrap().to_string());
+    // A user's command is not a datagram: the feed refuses it.
+    let o = run(&[
+        "--rpc", &url, "contract", "call", &id_arg, "--key", key, "--msg", "latest", "--wait",
+        "--json",
+    ]);
+    assert!(!o.status.success());
+}
+
 /// The arguments of `proctor --rpc URL oracle request --url TARGET --key
 /// KEY --json MORE..`.
 fn request<'a>(url: &'a str, key: &'a str, target: &'a str, more: &[&'a str]) -> Vec<&'a str> {

@@ -309,25 +309,38 @@ mod executing {
 
     const MARKER: &[u8] = b"zqxcontractmarker";
 
-    fn kv() -> Vec<u8> {
+    fn example(name: &str) -> Vec<u8> {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../examples/contracts/kv.wasm");
+            .join(format!("../../examples/contracts/{name}.wasm"));
         std::fs::read(p).unwrap()
+    }
+
+    fn kv() -> Vec<u8> {
+        example("kv")
     }
 
     /// An executor enclave granted contract `id`'s key by `gk`, with kv loaded.
     fn executor(name: &str, gk: &mut Enclave, id: u64, from: Option<Checkpoint>) -> Enclave {
+        running(name, gk, id, kv(), from)
+    }
+
+    /// An executor enclave granted contract `id`'s key by `gk`, running
+    /// `code` from `from`.
+    fn running(
+        name: &str,
+        gk: &mut Enclave,
+        id: u64,
+        code: Vec<u8>,
+        from: Option<Checkpoint>,
+    ) -> Enclave {
         let mut x = enclave(name);
         grant(gk, &mut x, id, 0);
-        ask(
-            &mut x,
-            ContractRequest::Load {
-                contract: id,
-                code: kv(),
-                checkpoint: from,
-            },
-        )
-        .unwrap();
+        let load = ContractRequest::Load {
+            contract: id,
+            code,
+            checkpoint: from,
+        };
+        ask(&mut x, load).unwrap();
         x
     }
 
@@ -353,6 +366,7 @@ mod executing {
             height: 5,
             fuel: 10_000_000,
             init: false,
+            oracle: false,
             reply_to: u.reply.public(),
             sealed: envelope::seal_to(
                 to,
@@ -401,6 +415,77 @@ mod executing {
 
     fn contains(hay: &[u8], needle: &[u8]) -> bool {
         hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn an_oracle_datagram_arrives_in_the_clear_from_the_oracle_and_gets_no_reply() {
+        use proctor_state::contracts::{oracle_address, oracle_message};
+        let mut gk = enclave("feed-gk");
+        bootstrap(&mut gk);
+        let key = public_key(&mut gk, 1).key;
+        let mut x = running("feed-x", &mut gk, 1, example("feed"), None);
+        // The chain's message for a delivered request selecting [42.5].
+        let r = proctor_state::oracle::OracleRequest {
+            datagram: Some(proctor_state::oracle::Datagram {
+                request: 9,
+                params: Hash::ZERO,
+                enclave: x.info().identity,
+                roots: Hash::ZERO,
+                time_ms: 0,
+                body: proctor_state::oracle::Body::Public(
+                    proctor_state::oracle::Outcome::Fetched {
+                        server_name: "example.org".into(),
+                        cert_hash: Hash::ZERO,
+                        status: 200,
+                        value: proctor_state::oracle::Value::Json("[42.5]".into()),
+                    },
+                ),
+            }),
+            ..oracle_request(9)
+        };
+        let datagram = Command {
+            sender: oracle_address(),
+            oracle: true,
+            sealed: oracle_message(&r).unwrap(),
+            ..command(&key, 1, &user(1), 9, b"")
+        };
+        let receipt = apply(&mut x, 1, datagram.clone());
+        assert_eq!((receipt.code, receipt.reply.len()), (0, 0));
+        // The same bytes from a user, sealed as a command: refused.
+        let forged = command(&key, 1, &user(1), 10, &datagram.sealed);
+        assert_eq!(apply(&mut x, 1, forged).code, 1);
+        // A host marking a user's sealed command as a datagram changes the
+        // command log its receipt names (which the chain checks).
+        let mut y = running("feed-y", &mut gk, 1, example("feed"), None);
+        let mut marked = command(&key, 1, &user(1), 9, b"x");
+        let honest = apply(&mut y, 1, marked.clone()).log;
+        marked.oracle = true;
+        let mut z = running("feed-z", &mut gk, 1, example("feed"), None);
+        assert_ne!(apply(&mut z, 1, marked).log, honest);
+    }
+
+    fn oracle_request(id: u64) -> proctor_state::oracle::OracleRequest {
+        proctor_state::oracle::OracleRequest {
+            id,
+            requester: Address([3; 20]),
+            query: proctor_state::oracle::Query::Public(proctor_state::oracle::Params {
+                url: "https://example.org/p".into(),
+                select: Some("/p".into()),
+            }),
+            callback: None,
+            fee: proctor_primitives::Amount(0),
+            escrow: proctor_primitives::Amount(0),
+            enclave: proctor_primitives::PublicKey([0; 32]),
+            created: 0,
+            created_ms: 0,
+            deadline: 0,
+            state: proctor_state::oracle::RequestState::Delivered,
+            datagram: None,
+            height: None,
+            fee_paid: proctor_primitives::Amount(0),
+            refunded: proctor_primitives::Amount(0),
+            error: None,
+        }
     }
 
     /// Grants `x` contract `id`'s key of `era` from `gk`.

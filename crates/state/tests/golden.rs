@@ -110,6 +110,7 @@ fn event_name(e: &Event) -> &'static str {
             contracts::Event::ContractReassigned { .. } => "contract_reassigned",
             contracts::Event::ContractHeartbeat { .. } => "contract_heartbeat",
             contracts::Event::ContractUnresponsive { .. } => "contract_unresponsive",
+            contracts::Event::ContractOracleDropped { .. } => "contract_oracle_dropped",
             contracts::Event::GatekeeperElected { .. } => "gatekeeper_elected",
             contracts::Event::GatekeeperRootRequested { .. } => "gatekeeper_root_requested",
             contracts::Event::GatekeeperRootHandedOver { .. } => "gatekeeper_root_handed_over",
@@ -596,6 +597,11 @@ fn events() -> Vec<Event> {
         }),
         Event::Contracts(contracts::Event::GatekeeperReady { enclave: pk(1) }),
         Event::Contracts(contracts::Event::GatekeeperRetired { enclave: pk(1) }),
+        Event::Contracts(contracts::Event::ContractOracleDropped {
+            request: 1,
+            contract: 2,
+            reason: "r".into(),
+        }),
         Event::Contracts(contracts::Event::KeyRotationStarted {
             era: 1,
             attempt: 2,
@@ -752,6 +758,7 @@ fn records() -> Vec<Record> {
                 height: 5,
                 fuel: 6,
                 init: false,
+                oracle: true,
                 reply_to: EncryptionKey([7; 32]),
                 sealed: vec![8],
                 escrow: Amount(0),
@@ -905,7 +912,7 @@ fn every_call_event_and_record_encodes_as_its_golden_fixture() {
         );
     }
     assert_eq!(calls.len(), 30, "a Call variant has no sample");
-    assert_eq!(events.len(), 47, "an Event variant has no sample");
+    assert_eq!(events.len(), 48, "an Event variant has no sample");
     assert_eq!(records.len(), 24, "a Record variant has no sample");
     check("calls.txt", &lines(&calls));
     check("events.txt", &lines(&events));

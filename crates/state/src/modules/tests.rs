@@ -2,6 +2,7 @@
 //! that offer their service on the market, and blocks of one transaction
 //! each, checking at every block that supply grows by exactly the reward.
 
+use crate::oracle::{Body, Datagram, Outcome, Params, Query, Value};
 use crate::testkit::{self, keys};
 use crate::{BlockEnv, Call, Event, SignedTransaction, State, Transaction, TxError};
 use proctor_primitives::{Amount, Hash, Keypair};
@@ -142,4 +143,64 @@ impl Chain {
             .balance
             .0
     }
+}
+
+/// The oracle's side: who serves a request, and its datagrams.
+impl Chain {
+    /// Index (in `enclaves`) of the enclave request `id` is assigned to.
+    pub(crate) fn assigned(&self, id: u64) -> usize {
+        let e = self.state.oracle_request(id).unwrap().enclave;
+        self.enclaves
+            .iter()
+            .position(|p| p.identity() == e)
+            .unwrap()
+    }
+
+    /// A datagram for request `id` as enclave `by` would sign it.
+    pub(crate) fn datagram(&self, id: u64, by: &SimPlatform) -> Datagram {
+        let r = self.state.oracle_request(id).unwrap();
+        Datagram {
+            request: id,
+            params: r.query.hash(),
+            enclave: by.identity(),
+            roots: self.state.params().oracle.roots_hash(),
+            time_ms: self.time(self.height),
+            body: Body::Public(Outcome::Fetched {
+                server_name: "example.org".into(),
+                cert_hash: Hash::of(b"cert"),
+                status: 200,
+                value: Value::Json("42".into()),
+            }),
+        }
+    }
+
+    pub(crate) fn signed(&self, d: Datagram, by: &SimPlatform) -> Call {
+        let signature = by.sign(&d.signing_bytes(&self.genesis));
+        Call::Oracle(crate::oracle::Call::Deliver {
+            datagram: d,
+            signature,
+        })
+    }
+
+    /// Request `id`'s datagram, signed by its assigned enclave.
+    pub(crate) fn delivery(&self, id: u64) -> Call {
+        let by = &self.enclaves[self.assigned(id)];
+        self.signed(self.datagram(id, by), by)
+    }
+
+    pub(crate) fn operator_of(&self, id: u64) -> usize {
+        3 + self.assigned(id)
+    }
+}
+
+pub(crate) fn public(url: &str, select: Option<&str>, fee: u128) -> Call {
+    Call::Oracle(crate::oracle::Call::Request {
+        query: Query::Public(Params {
+            url: url.into(),
+            select: select.map(Into::into),
+        }),
+        callback: None,
+        fee: Amount(fee),
+        deadline_blocks: 5,
+    })
 }

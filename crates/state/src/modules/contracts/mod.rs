@@ -41,7 +41,7 @@ use crate::TxError;
 use crate::context::{Context, Overlay, State, key};
 use crate::module::Module;
 use crate::types::Transaction;
-use proctor_primitives::{Address, Amount, Hash, Height, PublicKey, Signature};
+use proctor_primitives::{Address, Amount, EncryptionKey, Hash, Height, PublicKey, Signature};
 
 pub mod types;
 pub use types::*;
@@ -260,6 +260,7 @@ impl Module for Contracts {
                     height: cx.env.height,
                     fuel: *fuel,
                     init: *init,
+                    oracle: false,
                     reply_to: *reply_to,
                     sealed: sealed.clone(),
                     escrow: *escrow,
@@ -307,7 +308,8 @@ impl Module for Contracts {
     fn end_block(cx: &mut Context<'_>) -> Result<Vec<crate::Event>, TxError> {
         let height = cx.env.height;
         let timeout = cx.params().contracts.executor_timeout_blocks;
-        let mut events = responsiveness(cx)?;
+        let mut events = oracle_commands(cx)?;
+        events.extend(responsiveness(cx)?);
         events.extend(rotation_clock(cx)?);
         for id in cx.o.contract_ids(&waiting_key()) {
             let Some(mut c) = cx.o.contract(id) else {
@@ -693,6 +695,7 @@ fn receipt_call(
                     height: cx.env.height,
                     fuel: egress_fuel,
                     init: false,
+                    oracle: false,
                     reply_to: cmd.reply_to,
                     sealed: payload,
                     escrow: egress_cost,
@@ -709,6 +712,71 @@ fn receipt_call(
     cx.o.credit(&cmd.payer, refund)?;
     cmd.refunded = refund;
     cx.o.set_contract_command(&cmd);
+    Ok(events)
+}
+
+/// The datagrams the oracle delivered in this block to requests with a
+/// callback become commands of the callback's contract (seed 004 §4.8:
+/// "oracle datagrams can target a contract"), from [`oracle_address`],
+/// the message [`oracle_message`] in the clear. The callback's fee buys
+/// the fuel at the chain's price (up to `max_fuel`); what it does not use
+/// goes back to the requester with the receipt, and the rounding to the
+/// block. A callback that cannot be delivered gives its fee to the block.
+fn oracle_commands(cx: &mut Context<'_>) -> Result<Vec<Event>, TxError> {
+    let mut events = Vec::new();
+    for (r, held) in cx.o.take_oracle_callbacks() {
+        let Some(cb) = r.callback.clone() else {
+            cx.fees = cx.fees.checked_add(held).ok_or(TxError::Overflow)?;
+            continue;
+        };
+        let p = cx.params().contracts.clone();
+        let fuel = (held.0.saturating_mul(1_000_000) / p.price_per_million.0.max(1))
+            .min(p.max_fuel as u128) as u64;
+        let escrow = p.cost(fuel).ok_or(TxError::Overflow)?;
+        let msg = oracle_message(&r).unwrap_or_default();
+        let target = cx.o.contract(cb.contract).filter(|c| c.key.is_some());
+        let refused = match &target {
+            None => Some("no such contract, or it has no key yet".to_string()),
+            Some(_) if fuel == 0 => Some(format!("a callback fee of {held} buys no fuel")),
+            Some(_) if msg.len() as u64 > p.max_command_bytes => {
+                Some("the datagram is larger than a command".to_string())
+            }
+            Some(_) => None,
+        };
+        let (Some(c), None) = (target, refused.clone()) else {
+            cx.fees = cx.fees.checked_add(held).ok_or(TxError::Overflow)?;
+            events.push(Event::ContractOracleDropped {
+                request: r.id,
+                contract: cb.contract,
+                reason: refused.unwrap_or_default(),
+            });
+            continue;
+        };
+        cx.fees = cx
+            .fees
+            .checked_add(Amount(held.0 - escrow.0))
+            .ok_or(TxError::Overflow)?;
+        let cmd = CommandRecord {
+            contract: c.id,
+            seq: 0,
+            era: 0,
+            sender: oracle_address(),
+            nonce: r.id,
+            height: cx.env.height,
+            fuel,
+            init: false,
+            oracle: true,
+            reply_to: EncryptionKey([0; 32]),
+            sealed: msg,
+            escrow,
+            receipt: None,
+            paid: Amount::ZERO,
+            refunded: Amount::ZERO,
+            log: Hash::ZERO,
+            payer: r.requester,
+        };
+        events.push(enqueue(cx, c, cmd));
+    }
     Ok(events)
 }
 

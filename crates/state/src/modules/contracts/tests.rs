@@ -868,3 +868,85 @@ fn a_rotation_held_up_times_out_slashes_and_starts_over() {
     );
     assert_eq!(set.candidates, vec![]);
 }
+
+#[test]
+fn an_oracle_datagram_becomes_a_command_of_its_callback_contract() {
+    let mut c = chain("contracts-oracle");
+    let id = c.deploy(REQUESTER);
+    let key = c.key(id, &c.enclaves[0]);
+    c.ok(OTHER, call(super::Call::PublishKey { key }));
+    let price = c.state.params().contracts.price_per_million.0;
+    // A fee of 5,000 with 3,000 for the callback: 3 million instructions.
+    let request = |contract: u64, cb_fee: u128| {
+        let mut r = public("https://example.org/price", Some("/usd"), 5_000);
+        if let Call::Oracle(crate::oracle::Call::Request { callback, .. }) = &mut r {
+            *callback = Some(crate::oracle::Callback {
+                contract,
+                fee: Amount(cb_fee),
+            });
+        }
+        r
+    };
+    let rid = c.state.oracle_next_id();
+    c.ok(OTHER, request(id, 3_000));
+    let payer = c.balance(OTHER);
+    let (receipt, block) = c.block(Some((MINER, c.delivery(rid)))).unwrap();
+    assert!(receipt.iter().any(|e| matches!(e,
+        crate::Event::Oracle(crate::oracle::Event::OracleCallback { contract, .. }) if *contract == id)));
+    assert!(
+        block.contains(&crate::Event::Contracts(Event::ContractCommand {
+            id,
+            seq: 1,
+            sender: oracle_address(),
+        }))
+    );
+    let cmd = c.state.contract_command(id, 1).unwrap();
+    assert!(cmd.oracle && !cmd.init);
+    assert_eq!(
+        (cmd.nonce, cmd.payer),
+        (rid, c.ks[OTHER].public().address())
+    );
+    assert_eq!(cmd.fuel, 3_000 * 1_000_000 / price as u64);
+    assert_eq!(cmd.escrow, Amount(3_000));
+    // The message: id, requester, URL, pointer, kind, status, value.
+    let m = &cmd.sealed;
+    assert_eq!(&m[..8], &rid.to_le_bytes());
+    assert_eq!(&m[8..28], &c.ks[OTHER].public().address().0);
+    let url = b"https://example.org/price";
+    assert_eq!(&m[28..30], &(url.len() as u16).to_le_bytes());
+    assert_eq!(&m[30..30 + url.len()], url);
+    let rest = &m[30 + url.len()..];
+    assert_eq!(rest, [&[4, 0][..], b"/usd", &[0, 200, 0], b"42"].concat());
+    // Its receipt pays the executor and refunds the requester the rest.
+    let x = c.executor(id);
+    c.ok(MINER, c.receipt(id, 1, 1_000_000, &c.enclaves[x]));
+    let cmd = c.state.contract_command(id, 1).unwrap();
+    assert_eq!(cmd.paid, Amount(1_000_000 * price / 1_000_000));
+    assert_eq!(c.balance(OTHER), payer + 3_000 - cmd.paid.0);
+
+    // To a contract that does not exist, or with a fee that buys nothing:
+    // dropped, the fee to the block.
+    for (target, fee, why) in [(99, 3_000, "no such contract"), (id, 0, "buys no fuel")] {
+        let rid = c.state.oracle_next_id();
+        c.ok(OTHER, request(target, fee));
+        let (_, block) = c.block(Some((MINER, c.delivery(rid)))).unwrap();
+        assert!(
+            block.iter().any(|e| matches!(e,
+            crate::Event::Contracts(Event::ContractOracleDropped { request, reason, .. })
+                if *request == rid && reason.contains(why))),
+            "{why}: {block:?}"
+        );
+    }
+    assert_eq!(c.state.contract(id).unwrap().commands, 1);
+}
+
+#[test]
+fn the_oracle_address_is_the_one_contracts_compare_with() {
+    // examples/contracts/feed.c hard-codes it; computed apart from this
+    // code (Python's blake3 over the tag's length and the tag).
+    let hex = "54d6541b19bf79d0792fc2cf1b7ef142dea14af7";
+    let bytes: Vec<u8> = (0..20)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(oracle_address().0.to_vec(), bytes);
+}

@@ -193,6 +193,10 @@ pub struct CommandInput {
     pub fuel: u64,
     /// `init` instead of `handle` (the deploy's message).
     pub init: bool,
+    /// An oracle datagram delivered by the chain ([`oracle_message`], from
+    /// [`oracle_address`]): `sealed` is then the message in the clear (the
+    /// datagram is public on chain), and there is no reply.
+    pub oracle: bool,
     /// Where the reply is sealed to.
     pub reply_to: EncryptionKey,
     pub sealed: Vec<u8>,
@@ -319,6 +323,9 @@ pub struct CommandRecord {
     pub height: Height,
     pub fuel: u64,
     pub init: bool,
+    /// An oracle datagram delivered by the chain: `sealed` is the message
+    /// in the clear.
+    pub oracle: bool,
     pub reply_to: EncryptionKey,
     #[serde(with = "proctor_primitives::codec::hex_bytes")]
     pub sealed: Vec<u8>,
@@ -346,6 +353,60 @@ pub fn contract_address(id: u64) -> Address {
     Address(a)
 }
 
+/// The account oracle datagrams come from (what `caller()` shows a
+/// contract for them): the first 20 bytes of `H("proctor/oracle-address")`.
+/// No key controls it.
+pub fn oracle_address() -> Address {
+    let h = Hash::tagged("proctor/oracle-address", &[]);
+    let mut a = [0u8; 20];
+    a.copy_from_slice(&h.0[..20]);
+    Address(a)
+}
+
+/// The message a contract gets for oracle request `r`'s datagram (all
+/// integers little-endian):
+/// - request id (u64), requester (20 bytes);
+/// - URL and JSON pointer, each as a u16 length and its bytes (empty for a
+///   private request);
+/// - kind (u8): 0 the selected JSON value, 1 the body's hash (nothing was
+///   selected), 2 failed, 3 sealed (a private request's outcome, sealed to
+///   its reply key);
+/// - HTTP status (u16; 0 unless fetched);
+/// - the rest: the JSON text, the 32-byte hash, the failure's reason (u8,
+///   in the order of `oracle::FailReason`) then its detail text, or the
+///   ciphertext.
+///
+/// `None` when the request has no datagram.
+pub fn oracle_message(r: &crate::modules::oracle::types::OracleRequest) -> Option<Vec<u8>> {
+    use crate::modules::oracle::types::{Body, Outcome, Query, Value};
+    let d = r.datagram.as_ref()?;
+    let mut m = r.id.to_le_bytes().to_vec();
+    m.extend_from_slice(&r.requester.0);
+    let (url, select) = match &r.query {
+        Query::Public(p) => (p.url.as_str(), p.select.as_deref().unwrap_or("")),
+        Query::Private { .. } => ("", ""),
+    };
+    for s in [url, select] {
+        let b = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
+        m.extend_from_slice(&(b.len() as u16).to_le_bytes());
+        m.extend_from_slice(b);
+    }
+    let (kind, status, rest): (u8, u16, Vec<u8>) = match &d.body {
+        Body::Public(Outcome::Fetched { status, value, .. }) => match value {
+            Value::Json(j) => (0, *status, j.as_bytes().to_vec()),
+            Value::BodyHash(h) => (1, *status, h.0.to_vec()),
+        },
+        Body::Public(Outcome::Failed { reason, detail }) => {
+            (2, 0, [&[*reason as u8][..], detail.as_bytes()].concat())
+        }
+        Body::Sealed { ciphertext } => (3, 0, ciphertext.clone()),
+    };
+    m.push(kind);
+    m.extend_from_slice(&status.to_le_bytes());
+    m.extend_from_slice(&rest);
+    Some(m)
+}
+
 /// The nonce of the `index`-th egress message of command `seq` (bound into
 /// its ciphertext, like a transaction's nonce).
 pub fn egress_nonce(seq: u64, index: usize) -> u64 {
@@ -363,6 +424,7 @@ impl CommandRecord {
             height: self.height,
             fuel: self.fuel,
             init: self.init,
+            oracle: self.oracle,
             reply_to: self.reply_to,
             sealed: self.sealed.clone(),
         }
@@ -593,6 +655,14 @@ pub enum Event {
         era: u64,
         attempt: u32,
         slashed: Vec<PublicKey>,
+    },
+    /// Oracle request `request`'s datagram was not delivered to contract
+    /// `contract` (no such contract, no key yet, too large, or a callback
+    /// fee that buys no fuel); the fee went to the block.
+    ContractOracleDropped {
+        request: u64,
+        contract: u64,
+        reason: String,
     },
     /// At an era's end: a gatekeeper or executor active in `windows` of the
     /// era's windows, fewer than a quarter of the most active's `max`, lost

@@ -14,8 +14,10 @@
 //!   roots, and a certificate time inside the request's window (from the
 //!   request's block time to this block's), by the deadline. Then **m4**:
 //!   the datagram is recorded and emitted, the delivering enclave's operator
-//!   receives the fee less the callback's part, which goes to the block (it
-//!   pays for running the callback).
+//!   receives the fee less the callback's part. That part stays held until
+//!   the end of the block: it buys the contract command that delivers the
+//!   datagram to the callback's contract (the contracts module, above this
+//!   one, takes it with `take_oracle_callbacks`), or goes to the block.
 //! - Fees (Town Crier, CCS 2016): a requester may cancel an undelivered
 //!   request and gets the fee back less `cancel_fee`; that part stays held
 //!   until the deadline and pays a delivery that raced the cancel, or the
@@ -46,6 +48,9 @@ fn due_key(h: Height) -> Hash {
 }
 fn pending_key(enclave: &PublicKey) -> Hash {
     key(Oracle::KEY_PREFIX, "pending", &[&enclave.0])
+}
+fn callbacks_key() -> Hash {
+    key(Oracle::KEY_PREFIX, "callbacks", &[])
 }
 
 impl Overlay<'_> {
@@ -88,6 +93,23 @@ impl Overlay<'_> {
                     .is_some_and(|e| e.unbonding_until.is_none() && e.expires_at >= height)
             })
             .collect()
+    }
+    /// Requests delivered in this block whose callback has yet to run, with
+    /// the callback's fee, which each still holds; the list is emptied and
+    /// the fees released (the contracts module turns each into a command
+    /// at the end of the block, or gives the fee to the block).
+    pub(crate) fn take_oracle_callbacks(&mut self) -> Vec<(OracleRequest, Amount)> {
+        let ids = self.oracle_ids(&callbacks_key());
+        self.delete(callbacks_key());
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(mut r) = self.oracle_request(id) {
+                let held = std::mem::replace(&mut r.escrow, Amount::ZERO);
+                self.set_oracle_request(&r);
+                out.push((r, held));
+            }
+        }
+        out
     }
     /// Takes `id` off its enclave's pending list.
     fn unpend(&mut self, r: &OracleRequest) {
@@ -379,12 +401,18 @@ fn deliver(
             fee_paid: paid,
         }]);
     }
+    // The callback's part stays held until the end of the block, when it
+    // buys the contract command that delivers the datagram.
     let callback_fee = r.callback.as_ref().map_or(Amount::ZERO, |c| c.fee);
     let paid = Amount(r.escrow.0 - callback_fee.0);
     cx.o.credit(&operator, paid)?;
-    cx.fees = cx.fees.checked_add(callback_fee).ok_or(TxError::Overflow)?;
     r.fee_paid = paid;
-    r.escrow = Amount::ZERO;
+    r.escrow = callback_fee;
+    if r.callback.is_some() {
+        let mut ids = cx.o.oracle_ids(&callbacks_key());
+        ids.push(id);
+        cx.o.set_oracle_ids(callbacks_key(), ids);
+    }
     r.state = match &d.body {
         Body::Public(Outcome::Failed { .. }) => RequestState::Failed,
         _ => RequestState::Delivered,

@@ -7,73 +7,16 @@ use crate::modules::tests::*;
 use crate::{Call, Event};
 use proctor_primitives::{Amount, Keypair};
 use proctor_tee::Platform;
-use proctor_tee::sim::{SimPlatform, sim_measurement};
+use proctor_tee::sim::sim_measurement;
 use proptest::prelude::*;
 
 const FEE: u128 = 5_000;
 impl Chain {
-    /// Index (in `enclaves`) of the enclave request `id` is assigned to.
-    fn assigned(&self, id: u64) -> usize {
-        let e = self.state.oracle_request(id).unwrap().enclave;
-        self.enclaves
-            .iter()
-            .position(|p| p.identity() == e)
-            .unwrap()
-    }
-
     fn request(&mut self, url: &str, select: Option<&str>) -> u64 {
         let id = self.state.oracle_next_id();
         self.ok(REQUESTER, public(url, select, FEE));
         id
     }
-
-    /// A datagram for request `id` as enclave `by` would sign it.
-    fn datagram(&self, id: u64, by: &SimPlatform) -> Datagram {
-        let r = self.state.oracle_request(id).unwrap();
-        Datagram {
-            request: id,
-            params: r.query.hash(),
-            enclave: by.identity(),
-            roots: self.state.params().oracle.roots_hash(),
-            time_ms: self.time(self.height),
-            body: Body::Public(Outcome::Fetched {
-                server_name: "example.org".into(),
-                cert_hash: Hash::of(b"cert"),
-                status: 200,
-                value: Value::Json("42".into()),
-            }),
-        }
-    }
-
-    fn signed(&self, d: Datagram, by: &SimPlatform) -> Call {
-        let signature = by.sign(&d.signing_bytes(&self.genesis));
-        Call::Oracle(super::Call::Deliver {
-            datagram: d,
-            signature,
-        })
-    }
-
-    /// Request `id`'s datagram, signed by its assigned enclave.
-    fn delivery(&self, id: u64) -> Call {
-        let by = &self.enclaves[self.assigned(id)];
-        self.signed(self.datagram(id, by), by)
-    }
-
-    fn operator_of(&self, id: u64) -> usize {
-        3 + self.assigned(id)
-    }
-}
-
-fn public(url: &str, select: Option<&str>, fee: u128) -> Call {
-    Call::Oracle(super::Call::Request {
-        query: Query::Public(Params {
-            url: url.into(),
-            select: select.map(Into::into),
-        }),
-        callback: None,
-        fee: Amount(fee),
-        deadline_blocks: 5,
-    })
 }
 
 fn cancel(id: u64) -> Call {

@@ -216,9 +216,10 @@ pub fn reply_info(chain: &Hash, request: u64) -> Vec<u8> {
     .to_vec()
 }
 
-/// Who is told when the datagram arrives: a contract (once confidential
-/// contracts land, the executor consumes the `oracle_callback` event), and
-/// the part of the fee reserved to pay for running it.
+/// Who is told when the datagram arrives: a confidential contract, which
+/// gets it as a command from the oracle's address at the end of the block
+/// (`contracts::oracle_message`), and the part of the fee that buys that
+/// command's fuel.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Callback {
     pub contract: u64,
