@@ -103,6 +103,7 @@ fn grant_and_load(
             contract: id,
             code: KV.to_vec(),
             checkpoint: from,
+            proof: None,
         },
     )?;
     Ok(())
@@ -159,6 +160,7 @@ fn apply(x: &mut Enclave, id: u64, command: Command) -> Result<i32> {
             command,
             keys: vec![],
             unknown: vec![],
+            proof: None,
         },
     )? {
         ContractResponse::Applied { receipt, .. } => Ok(receipt.code),
@@ -266,6 +268,7 @@ pub fn run(args: ContractArgs) -> Result<()> {
                 contract: id,
                 code: KV.to_vec(),
                 checkpoint: Some(checkpoint),
+                proof: None,
             },
         )?
         else {

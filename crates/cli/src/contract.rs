@@ -364,6 +364,11 @@ pub fn check_answer(a: &QueryAnswer, q: &SignedQuery, f: &Facts) -> Result<(), U
     if st.query != q.hash() || st.reply != Hash::of(&a.reply) {
         return forged("about another query or reply");
     }
+    if !st.proven {
+        return forged(
+            "the enclave did not check its state against headers it verified (its host fed it unproven commands)",
+        );
+    }
     if f.block_hash != Some(st.block_hash) {
         return forged("names a block the chain does not have at that height");
     }
@@ -675,6 +680,7 @@ mod tests {
             reply: Hash::of(&reply),
             code: 0,
             executor: executor.public(),
+            proven: true,
         };
         let signature = executor.sign(&statement.signing_bytes());
         let facts = Facts {
@@ -712,6 +718,12 @@ mod tests {
         assert!(forged(check_answer(&x, &q, &f)));
         let mut x = a.clone();
         x.statement.state_hash = Hash([7; 32]);
+        assert!(forged(check_answer(&x, &q, &f)));
+        // Genuinely signed, but from a state the enclave could not check
+        // against the chain's headers.
+        let mut x = a.clone();
+        x.statement.proven = false;
+        x.signature = executor.sign(&x.statement.signing_bytes());
         assert!(forged(check_answer(&x, &q, &f)));
         // Re-signed by another key (the host's own).
         let host = Keypair::from_secret(&[8; 32]);

@@ -32,6 +32,8 @@
 //! between enclaves running this very code.
 
 use crate::Error;
+pub use crate::light::{CommandProof, Registration};
+use crate::light::{LightClient, Synced, verify_registration};
 use borsh::{BorshDeserialize, BorshSerialize};
 use proctor_primitives::{EncryptionKey, Hash, PublicKey, Signature};
 use proctor_state::contracts::{Checkpoint, ContractPublicKey, Emit, Receipt};
@@ -77,23 +79,41 @@ pub enum ContractRequest {
     },
     /// Take a contract key granted by a gatekeeper (an executor).
     Accept(Box<Handover>),
+    /// Start following the chain of `genesis` with a light client (an
+    /// executor; [`crate::light`]).
+    LightInit {
+        genesis: Box<proctor_state::Genesis>,
+    },
+    /// Follow `headers`, after checking the registrations of their miners
+    /// given in `miners` (answered [`ContractResponse::Synced`], or
+    /// [`ContractResponse::NeedMiners`]).
+    LightSync {
+        headers: Vec<proctor_state::Header>,
+        miners: Vec<Registration>,
+    },
     /// Start executing `contract` (whose key was accepted): its code, and
-    /// the checkpoint to resume from (none: the empty state).
+    /// the checkpoint to resume from (none: the empty state), with the
+    /// proof of the command record it was taken at (its log must match).
     Load {
         contract: u64,
         code: Vec<u8>,
         checkpoint: Option<Checkpoint>,
+        proof: Option<CommandProof>,
     },
     /// Apply a command to a loaded contract. Its egress messages to other
     /// contracts are sealed to their keys: `keys` are those the host found
     /// on chain (each checked here), `unknown` the targets it found none
     /// for (their messages are dropped). A target in neither gets
     /// [`ContractResponse::NeedKeys`], and nothing is applied.
+    /// With `proof`, the command is checked against the light client's
+    /// headers (and refused if it does not match); without, the state is
+    /// no longer proven (queries say so).
     Apply {
         contract: u64,
         command: Command,
         keys: Vec<TargetKey>,
         unknown: Vec<u64>,
+        proof: Option<CommandProof>,
     },
     /// The loaded contract's state, encrypted under its state key.
     Checkpoint { contract: u64 },
@@ -118,13 +138,8 @@ pub enum ContractRequest {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct TargetKey {
     pub key: proctor_state::contracts::ContractPublicKey,
-    pub encryption_key: EncryptionKey,
-    pub operator: proctor_primitives::Address,
-    /// The hash the registration quote bound (the genesis's, or its base
-    /// hash for an enclave registered in the genesis).
-    pub genesis: Hash,
-    pub expires_at: u64,
-    pub quote: Quote,
+    /// The signing gatekeeper's registration.
+    pub signer: Registration,
 }
 
 /// Instructions one query may use.
@@ -209,6 +224,10 @@ pub struct QueryStatement {
     /// 0, or the contract's refusal code.
     pub code: i32,
     pub executor: PublicKey,
+    /// Whether every command of this state (and the checkpoint it started
+    /// from) was checked against headers the enclave's light client
+    /// verified, and the block named is the one it follows at that height.
+    pub proven: bool,
 }
 
 impl QueryStatement {
@@ -297,6 +316,15 @@ pub enum ContractResponse {
     Loaded {
         applied: u64,
         state_hash: Hash,
+    },
+    /// The light client follows this tip.
+    Synced {
+        height: u64,
+        hash: Hash,
+    },
+    /// The light client needs these miners' registrations first.
+    NeedMiners {
+        miners: Vec<PublicKey>,
     },
     /// The command emits to these contracts, whose keys the host must give.
     NeedKeys {
@@ -482,6 +510,7 @@ pub(crate) struct Keys {
     contracts: BTreeMap<(u64, u64), (Hash, Secret)>,
     running: BTreeMap<u64, Running>,
     vm: Option<ContractVm>,
+    light: Option<LightClient>,
 }
 
 /// A contract this enclave executes: its code and plaintext state, which
@@ -492,6 +521,8 @@ struct Running {
     applied: u64,
     /// The command log applied (the chain checks it in every receipt).
     log: Hash,
+    /// Whether everything applied was checked against the light client.
+    proven: bool,
 }
 
 fn err(why: impl Into<String>) -> Error {
@@ -506,7 +537,7 @@ fn rng(p: &mut dyn Platform) -> rand_chacha::ChaCha20Rng {
 
 /// The roots this enclave trusts for peers' quotes: its own simulated
 /// attestation root on a simulated platform; none yet on real hardware.
-fn trust(p: &dyn Platform) -> TrustPolicy {
+pub(crate) fn trust(p: &dyn Platform) -> TrustPolicy {
     match p.quote(&[0; 64]) {
         Ok(Quote::Sim(q)) => TrustPolicy {
             sim_root: Some(q.root),
@@ -681,17 +712,36 @@ impl Keys {
                     commitment: h.commitment,
                 })
             }
+            ContractRequest::LightInit { genesis } => {
+                let light = LightClient::new(&genesis).map_err(err)?;
+                let (height, hash) = light.tip();
+                self.light = Some(light);
+                Ok(ContractResponse::Synced { height, hash })
+            }
+            ContractRequest::LightSync { headers, miners } => {
+                let light = self
+                    .light
+                    .as_mut()
+                    .ok_or_else(|| err("no light client yet (LightInit)"))?;
+                light.add_miners(p, &miners).map_err(err)?;
+                match light.sync(&headers).map_err(err)? {
+                    Synced::Tip { height, hash } => Ok(ContractResponse::Synced { height, hash }),
+                    Synced::NeedMiners(miners) => Ok(ContractResponse::NeedMiners { miners }),
+                }
+            }
             ContractRequest::Load {
                 contract,
                 code,
                 checkpoint,
-            } => self.load(contract, &code, checkpoint),
+                proof,
+            } => self.load(contract, &code, checkpoint, proof.as_ref()),
             ContractRequest::Apply {
                 contract,
                 command,
                 keys,
                 unknown,
-            } => match self.apply(p, contract, command, &keys, &unknown)? {
+                proof,
+            } => match self.apply(p, contract, command, &keys, &unknown, proof.as_ref())? {
                 Err(targets) => Ok(ContractResponse::NeedKeys { targets }),
                 Ok(receipt) => {
                     let chain = self.key(contract, None)?.0;
@@ -791,12 +841,38 @@ impl Keys {
             })
     }
 
+    /// The light client, if it follows `chain`.
+    fn light(&self, chain: &Hash) -> Result<&LightClient, Error> {
+        self.light
+            .as_ref()
+            .filter(|l| l.chain() == *chain)
+            .ok_or_else(|| err("no light client of this contract's chain (LightInit)"))
+    }
+
     fn load(
         &mut self,
         contract: u64,
         code: &[u8],
         checkpoint: Option<Checkpoint>,
+        proof: Option<&CommandProof>,
     ) -> Result<ContractResponse, Error> {
+        // Proven: from the empty state, or from a checkpoint whose command
+        // log is the chain's at its position.
+        let proven = match (&checkpoint, proof) {
+            (None, _) => true,
+            (Some(c), Some(p)) => {
+                let chain = self.key(contract, Some(c.era))?.0;
+                let record = self
+                    .light(&chain)?
+                    .command(contract, c.applied, p)
+                    .map_err(err)?;
+                if record.log != c.log {
+                    return Err(err("the checkpoint's command log is not the chain's"));
+                }
+                true
+            }
+            (Some(_), None) => false,
+        };
         let era = checkpoint.as_ref().map(|c| c.era);
         let (_, era, k_c) = self.key(contract, era)?;
         let k_c = Zeroizing::new(k_c);
@@ -831,6 +907,7 @@ impl Keys {
                 state,
                 applied,
                 log,
+                proven,
             },
         );
         Ok(ContractResponse::Loaded {
@@ -853,12 +930,36 @@ impl Keys {
         c: Command,
         keys: &[TargetKey],
         unknown: &[u64],
+        proof: Option<&CommandProof>,
     ) -> Result<Result<Receipt, Vec<u64>>, Error> {
         // An oracle datagram comes in the clear (it is public on chain);
         // any other command opens with the key of the era it was sealed
         // under: without that key nothing is applied (another executor
         // would open it).
         let chain = self.key(contract, None)?.0;
+        // Checked against the chain before anything runs: the record the
+        // light client proves is this very command, at the next position.
+        let record = match proof {
+            None => None,
+            Some(p) => {
+                let running = self.running(contract)?;
+                let seq = running.applied + 1;
+                let after =
+                    proctor_state::contracts::next_log(&running.log, &c.hash(contract, seq));
+                let r = self.light(&chain)?.command(contract, seq, p).map_err(err)?;
+                if r.input() != c {
+                    return Err(err(format!(
+                        "command {seq} is not the one the chain has at that position"
+                    )));
+                }
+                if r.log != after {
+                    return Err(err(format!(
+                        "the state has diverged from the chain's before command {seq} (its command log differs)"
+                    )));
+                }
+                Some(r)
+            }
+        };
         let opened = if c.oracle {
             Ok(c.sealed.clone())
         } else {
@@ -910,6 +1011,7 @@ impl Keys {
         r.applied += 1;
         let seq = r.applied;
         r.log = proctor_state::contracts::next_log(&r.log, &c.hash(contract, seq));
+        r.proven &= record.is_some();
         // Egress: to the chain as published; to a contract sealed to its
         // checked key, bound to this contract's address and the position.
         let me = proctor_state::contracts::contract_address(contract);
@@ -970,6 +1072,25 @@ impl Keys {
         q.caller
             .verify(&q.signing_bytes(), &q.signature)
             .map_err(|_| err("the query's signature does not verify"))?;
+        // The block the answer names: the host's, if the light client
+        // follows it there; the light client's tip, if the host's is past
+        // it; the host's word (unproven) without a light client.
+        let (height, block_hash, followed) = match self.light(&chain).ok() {
+            None => (height, block_hash, false),
+            Some(l) => match l.hash_at(height) {
+                Some(h) if h == block_hash => (height, block_hash, true),
+                Some(_) => {
+                    return Err(err(format!(
+                        "block {block_hash} is not the one followed at height {height}"
+                    )));
+                }
+                None if l.tip().0 < height => {
+                    let (h, b) = l.tip();
+                    (h, b, true)
+                }
+                None => (height, block_hash, false),
+            },
+        };
         if height > q.expires_at {
             return Err(err(format!(
                 "the query expired at height {} (the state is at {height})",
@@ -1007,7 +1128,7 @@ impl Keys {
                 )));
             }
         };
-        let (applied, state_hash) = (r.applied, r.state.hash());
+        let (applied, state_hash, proven) = (r.applied, r.state.hash(), r.proven);
         let query = q.hash();
         let reply = envelope::seal_to(
             &q.reply_to,
@@ -1027,6 +1148,7 @@ impl Keys {
             reply: Hash::of(&reply),
             code,
             executor: p.identity(),
+            proven: proven && followed,
         };
         let signature = p.sign(&statement.signing_bytes());
         Ok(QueryAnswer {
@@ -1072,24 +1194,14 @@ fn check_target_key(p: &dyn Platform, k: &TargetKey, chain: &Hash) -> Result<(),
     key.gatekeeper
         .verify(&key.signing_bytes(), &key.signature)
         .map_err(|_| err("a target's key is not signed by its gatekeeper"))?;
-    let claims = verify_quote(&k.quote, &trust(p), 0).map_err(|e| {
-        err(format!(
-            "the target key's signer's quote does not verify: {e}"
-        ))
-    })?;
-    let bound = proctor_tee::registration_report_data(
-        &key.gatekeeper,
-        &k.encryption_key,
-        &k.operator,
-        &k.genesis,
-        k.expires_at,
-    );
-    if claims.measurement != p.measurement() || claims.report_data != bound {
-        return Err(err(
-            "the target key's signer is not an enclave of this code",
-        ));
+    if k.signer.identity != key.gatekeeper {
+        return Err(err("the target key's signer is not its gatekeeper"));
     }
-    Ok(())
+    verify_registration(p, &k.signer, &[p.measurement()]).map_err(|e| {
+        err(format!(
+            "the target key's signer is not an enclave of this code: {e}"
+        ))
+    })
 }
 
 fn attest(p: &dyn Platform, chain: &Hash) -> Result<PeerAttestation, Error> {

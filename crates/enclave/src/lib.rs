@@ -47,6 +47,7 @@
 pub mod contracts;
 mod http;
 mod jobs;
+pub mod light;
 mod mining;
 pub mod oracle;
 pub mod wire;

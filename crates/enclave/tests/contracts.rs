@@ -339,6 +339,7 @@ mod executing {
             contract: id,
             code,
             checkpoint: from,
+            proof: None,
         };
         ask(&mut x, load).unwrap();
         x
@@ -385,6 +386,7 @@ mod executing {
             command: c,
             keys: vec![],
             unknown: vec![],
+            proof: None,
         };
         match ask(x, req).unwrap() {
             ContractResponse::Applied { receipt, signature } => {
@@ -535,6 +537,7 @@ mod executing {
                 command: c.clone(),
                 keys: vec![],
                 unknown: vec![],
+                proof: None,
             },
         )
         .unwrap_err();
@@ -559,6 +562,7 @@ mod executing {
             contract: 1,
             code: kv(),
             checkpoint: Some(cp),
+            proof: None,
         };
         match ask(&mut z, load).unwrap() {
             ContractResponse::Loaded {
@@ -655,6 +659,7 @@ mod executing {
                     contract: 1,
                     code: kv(),
                     checkpoint: Some(bad),
+                    proof: None,
                 },
             )
             .unwrap_err();
@@ -726,6 +731,9 @@ mod executing {
         assert_eq!((st.code, st.applied, st.height), (0, 1, 40));
         assert_eq!((st.state_hash, st.query), (applied.state_hash, q.hash()));
         assert_eq!(st.reply, Hash::of(&a.reply));
+        // Its commands came without proofs, from a host it has no light
+        // client to check: the statement says so (the CLI refuses it).
+        assert!(!st.proven);
         x.info()
             .identity
             .verify(&st.signing_bytes(), &a.signature)
@@ -821,6 +829,7 @@ mod executing {
                 contract: 1,
                 code: forward,
                 checkpoint: None,
+                proof: None,
             },
         )
         .unwrap();
@@ -840,6 +849,7 @@ mod executing {
                     command: cmd.clone(),
                     keys,
                     unknown,
+                    proof: None,
                 },
             )
         };
@@ -859,11 +869,14 @@ mod executing {
         let info = gk.info();
         let genuine = TargetKey {
             key: kv_key.clone(),
-            encryption_key: info.encryption_key,
-            operator,
-            genesis,
-            expires_at,
-            quote: quote.clone(),
+            signer: proctor_enclave::contracts::Registration {
+                identity: info.identity,
+                encryption_key: info.encryption_key,
+                operator,
+                genesis,
+                expires_at,
+                quote: quote.clone(),
+            },
         };
         // Signed by the host's own key instead.
         let host = Keypair::from_secret(&[7; 32]);
@@ -871,14 +884,16 @@ mod executing {
         forged.key.gatekeeper = host.public();
         forged.key.key = EncryptionKey([9; 32]);
         forged.key.signature = host.sign(&forged.key.signing_bytes());
+        let e = try_apply(&mut x, vec![forged.clone()], vec![]).unwrap_err();
+        assert!(e.contains("not its gatekeeper"), "{e}");
+        // ... and passed off as the gatekeeper's registration: the quote
+        // does not bind the host's key.
+        forged.signer.identity = host.public();
         let e = try_apply(&mut x, vec![forged], vec![]).unwrap_err();
-        assert!(
-            e.contains("not an enclave of this code") || e.contains("quote"),
-            "{e}"
-        );
+        assert!(e.contains("not an enclave of this code"), "{e}");
         // The genuine quote, claimed for other keys.
         let mut other = genuine.clone();
-        other.expires_at += 1;
+        other.signer.expires_at += 1;
         assert!(try_apply(&mut x, vec![other], vec![]).is_err());
         // The genuine key: sealed, bound to the forwarder's address.
         let ContractResponse::Applied { receipt, .. } =

@@ -619,6 +619,39 @@ impl ApiServer for Rpc {
         Ok(RootExchange { request, grant })
     }
 
+    async fn headers(&self, from: u64, count: u32) -> Result<Vec<String>, ErrorObjectOwned> {
+        let c = self.lock();
+        let mut out = Vec::new();
+        for h in from..from.saturating_add(u64::from(count.min(512))) {
+            match c.store().block_at(h).map_err(storage_error)? {
+                Some(b) => out.push(proctor_rpc::to_hex(&b.header)),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn contract_command_proof(
+        &self,
+        id: u64,
+        seq: u64,
+    ) -> Result<proctor_rpc::CommandProofInfo, ErrorObjectOwned> {
+        let c = self.lock();
+        let (record, proof) = c.state().prove_contract_command(id, seq);
+        let record = record.ok_or_else(|| {
+            error_in(
+                codes::NOT_FOUND,
+                format!("contract {id} has no command {seq}"),
+                "seq",
+            )
+        })?;
+        Ok(proctor_rpc::CommandProofInfo {
+            height: c.head().height,
+            record,
+            proof,
+        })
+    }
+
     async fn contract_key_requests(&self) -> Result<Vec<(u64, u64)>, ErrorObjectOwned> {
         Ok(self.lock().state().contract_key_requests())
     }

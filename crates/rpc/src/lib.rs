@@ -300,6 +300,17 @@ pub struct ContractCode {
     pub signed_key: Option<proctor_state::contracts::ContractPublicKey>,
 }
 
+/// A command's state record and its proof under the state root of the
+/// head at `height` (what an executor's light client checks).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CommandProofInfo {
+    pub height: Height,
+    /// The encoded state record, hex.
+    #[serde(with = "proctor_primitives::codec::hex_bytes")]
+    pub record: Vec<u8>,
+    pub proof: proctor_state::smt::SmtProof,
+}
+
 /// An elected gatekeeper's root key exchange.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RootExchange {
@@ -533,6 +544,21 @@ pub trait Api {
         id: u64,
         era: Option<u64>,
     ) -> Result<ContractCode, ErrorObjectOwned>;
+
+    /// Up to `count` (at most 512) canonical block headers from height
+    /// `from`, each the hex of its borsh encoding (what a light client
+    /// follows).
+    #[method(name = "headers")]
+    async fn headers(&self, from: Height, count: u32) -> Result<Vec<String>, ErrorObjectOwned>;
+
+    /// Command `seq` of a contract as the head's state holds it, with its
+    /// proof under the head's state root. Errors: 4004.
+    #[method(name = "contractCommandProof")]
+    async fn contract_command_proof(
+        &self,
+        id: u64,
+        seq: u64,
+    ) -> Result<CommandProofInfo, ErrorObjectOwned>;
 
     /// Key requests waiting for a gatekeeper's grant: `[contract, era]`
     /// pairs.

@@ -23,7 +23,8 @@
 
 use crate::{Error, Result, Worker};
 use proctor_enclave::contracts::{
-    ContractRequest, ContractResponse, Handover, PeerAttestation, TargetKey,
+    CommandProof, ContractRequest, ContractResponse, Handover, PeerAttestation, Registration,
+    TargetKey,
 };
 use proctor_enclave::{Request, Response};
 use proctor_primitives::{Hash, PublicKey, Signature, codec};
@@ -37,6 +38,9 @@ use std::time::{Duration, Instant};
 const COMMANDS_PER_POLL: u64 = 64;
 /// A receipt not in a block after this long is posted again.
 const RESEND_AFTER: Duration = Duration::from_secs(20);
+/// Headers the light client is given at once, and batches per sync.
+const LIGHT_BATCH: u32 = 256;
+const LIGHT_BATCHES: usize = 64;
 
 /// What the worker has done for contracts (host memory only: none of it is
 /// secret).
@@ -72,6 +76,8 @@ pub(crate) struct Duties {
     unconfirmed: BTreeMap<(u64, u64), (Receipt, Signature, Instant)>,
     /// Contract → the position and era of the last checkpoint posted.
     checkpointed: BTreeMap<u64, (u64, u64)>,
+    /// The height the enclave's light client follows (none: not started).
+    light: Option<u64>,
     /// The query port's URL to register on chain, and when it was last sent.
     endpoint: Option<(String, Option<Instant>)>,
 }
@@ -209,6 +215,14 @@ impl Worker {
         let mine = self.client.contracts(Some(me), Some(1_000)).await?;
         if gatekeeper || !mine.is_empty() {
             self.heartbeat(chain, era_blocks).await?;
+        }
+        // An executor's light client keeps up with the head, so queries
+        // name a block it verified.
+        if !mine.is_empty() {
+            let head = self.client.head().await?.height;
+            if let Err(e) = self.light_sync(head).await {
+                tracing::warn!("light client: {e}");
+            }
         }
         for c in mine.into_iter().filter(|c| c.key.is_some()) {
             if let Err(e) = self.execute(chain, every, &c).await {
@@ -383,15 +397,18 @@ impl Worker {
     async fn apply(
         &mut self,
         id: u64,
+        seq: u64,
         command: proctor_state::contracts::CommandInput,
     ) -> Result<(Receipt, Signature)> {
         let (mut keys, mut unknown) = (Vec::new(), Vec::new());
+        let proof = self.command_proof(id, seq).await?;
         for _ in 0..3 {
             let req = ContractRequest::Apply {
                 contract: id,
                 command: command.clone(),
                 keys: keys.clone(),
                 unknown: unknown.clone(),
+                proof: Some(proof.clone()),
             };
             match self.contracts_call(req).await? {
                 ContractResponse::Applied { receipt, signature } => {
@@ -419,21 +436,106 @@ impl Worker {
         let Some(key) = code.signed_key else {
             return Ok(None);
         };
-        let q = self.client.enclave_quote(key.gatekeeper).await?;
+        let signer = self.registration_of(key.gatekeeper).await?;
+        Ok(Some(TargetKey { key, signer }))
+    }
+
+    /// An enclave's registration as the chain keeps it (its quote and what
+    /// the quote binds).
+    async fn registration_of(&mut self, identity: PublicKey) -> Result<Registration> {
+        let q = self.client.enclave_quote(identity).await?;
         let genesis = match q.in_genesis {
             true => self.client.genesis().await?.base_hash(),
             false => self.contracts.chain.map_or(Hash::ZERO, |c| c.0),
         };
         let quote = proctor_rpc::from_hex("quote", &q.quote)
             .map_err(|e| Error::Enclave(e.message().to_string()))?;
-        Ok(Some(TargetKey {
-            key,
+        Ok(Registration {
+            identity,
             encryption_key: q.encryption_key,
             operator: q.operator,
             genesis,
             expires_at: q.expires_at,
             quote,
-        }))
+        })
+    }
+
+    /// Has the enclave's light client follow the chain up to `height` at
+    /// least (started from the genesis the first time): headers in
+    /// batches, with the registrations of miners it has not seen.
+    async fn light_sync(&mut self, height: u64) -> Result<()> {
+        let mut at = match self.contracts.light {
+            Some(h) => h,
+            None => {
+                let genesis = Box::new(self.client.genesis().await?);
+                let ContractResponse::Synced { height, .. } = self
+                    .contracts_call(ContractRequest::LightInit { genesis })
+                    .await?
+                else {
+                    return Err(Error::Enclave("no light client".into()));
+                };
+                self.contracts.light = Some(height);
+                height
+            }
+        };
+        let mut miners = Vec::new();
+        for _ in 0..LIGHT_BATCHES {
+            if at >= height {
+                return Ok(());
+            }
+            let headers = self
+                .client
+                .headers(at + 1, LIGHT_BATCH)
+                .await?
+                .iter()
+                .map(|h| proctor_rpc::from_hex::<proctor_state::Header>("header", h))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Error::Enclave(e.message().to_string()))?;
+            if headers.is_empty() {
+                break;
+            }
+            let req = ContractRequest::LightSync {
+                headers,
+                miners: std::mem::take(&mut miners),
+            };
+            match self.contracts_call(req).await {
+                Ok(ContractResponse::Synced { height, .. }) => {
+                    at = height;
+                    self.contracts.light = Some(height);
+                }
+                Ok(ContractResponse::NeedMiners { miners: ids }) => {
+                    for id in ids {
+                        miners.push(self.registration_of(id).await?);
+                    }
+                }
+                Ok(_) => return Err(Error::Enclave("the light client did not sync".into())),
+                // The node switched branches: feed the new one from below
+                // the fork.
+                Err(e) if at > 0 => {
+                    tracing::warn!(
+                        at,
+                        "light client: {e}; going back to follow the node's branch"
+                    );
+                    at = at.saturating_sub(LIGHT_BATCH as u64 / 4);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Enclave(format!(
+            "the light client is at {at}, not yet at {height}"
+        )))
+    }
+
+    /// Command `seq` of contract `id` with its proof, the light client
+    /// synced to the proof's header.
+    async fn command_proof(&mut self, id: u64, seq: u64) -> Result<CommandProof> {
+        let p = self.client.contract_command_proof(id, seq).await?;
+        self.light_sync(p.height).await?;
+        Ok(CommandProof {
+            height: p.height,
+            record: p.record,
+            proof: p.proof,
+        })
     }
 
     /// A gatekeeper: publish the command key of `era` of each contract
@@ -550,11 +652,16 @@ impl Worker {
                 return Ok(());
             }
             let code = self.client.contract_code(id, None).await?.code;
+            let proof = match checkpoint.as_ref().map(|c| c.applied) {
+                Some(n) if n > 0 => Some(self.command_proof(id, n).await?),
+                _ => None,
+            };
             let ContractResponse::Loaded { applied, .. } = self
                 .contracts_call(ContractRequest::Load {
                     contract: id,
                     code,
                     checkpoint,
+                    proof,
                 })
                 .await?
             else {
@@ -593,7 +700,7 @@ impl Worker {
             if !self.has_key(chain, id, cmd.era).await? {
                 break;
             }
-            let (receipt, signature) = self.apply(id, cmd.input()).await?;
+            let (receipt, signature) = self.apply(id, seq, cmd.input()).await?;
             applied = seq;
             self.contracts.loaded.insert(id, applied);
             // A replay after a restart: the chain has this receipt already.

@@ -55,7 +55,9 @@ fn contract_key(id: u64) -> Hash {
 fn code_key(id: u64) -> Hash {
     key(Contracts::KEY_PREFIX, "code", &[&id.to_le_bytes()])
 }
-fn command_key(id: u64, seq: u64) -> Hash {
+/// The state key of command `seq` of contract `id` (its record, with the
+/// command log after it, is what an executor's light client checks).
+pub fn command_key(id: u64, seq: u64) -> Hash {
     key(
         Contracts::KEY_PREFIX,
         "command",
@@ -1371,6 +1373,16 @@ impl State {
     /// Command `seq` of contract `id`.
     pub fn contract_command(&self, id: u64, seq: u64) -> Option<CommandRecord> {
         self.read().contract_command(id, seq)
+    }
+    /// Command `seq` of contract `id` as stored (the encoded state record)
+    /// and its proof under [`State::root`] (of its absence if none).
+    pub fn prove_contract_command(
+        &self,
+        id: u64,
+        seq: u64,
+    ) -> (Option<Vec<u8>>, crate::smt::SmtProof) {
+        let k = command_key(id, seq);
+        (self.tree.get(&k).map(<[u8]>::to_vec), self.tree.prove(&k))
     }
     /// Contract `id`'s latest checkpoint.
     pub fn contract_checkpoint(&self, id: u64) -> Option<Checkpoint> {
