@@ -12,7 +12,10 @@
 //!   each member of the next set that asks; as a member, ask, take it and
 //!   confirm. A gatekeeper left out of the set once the rotation is ready
 //!   has its enclave destroy the root keys, and removes the sealed blob.
-//! - As a contract's **executor**: ask for the key of each era it needs
+//! - As a contract's **executor**: keep the enclave's light client of the
+//!   chain up with the head (headers, and the registrations of miners it
+//!   has not seen), give each command with the proof of its state record;
+//!   ask for the key of each era it needs
 //!   with its attestation (the checkpoint's, each command's, the current
 //!   one), accept the grant, load the code (and the latest checkpoint),
 //!   apply the commands in chain order and post each signed receipt, and
