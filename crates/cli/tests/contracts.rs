@@ -248,19 +248,18 @@ fn a_killed_executor_is_replaced_and_its_successor_recovers_the_state() {
         let executor = v["executor"].as_str()?.to_string();
         (executor != w0).then(|| (v["id"].as_u64().unwrap().to_string(), executor))
     });
-    // More commands than the checkpoint interval (16): a checkpoint.
+    // More commands than the checkpoint interval (16): a checkpoint. Large
+    // values (kv's largest) make the state larger than a transaction
+    // carries, so the checkpoint travels as blobs (uploaded to the second
+    // node, fetched by the successor through the first).
+    let big = "b".repeat(4_000);
     for i in 0..18 {
+        let msg = match i {
+            2..15 => format!("set k{i} {big}"),
+            _ => format!("set k{i} v{i}"),
+        };
         let o = run(&[
-            "--rpc",
-            &url,
-            "contract",
-            "call",
-            &id,
-            "--key",
-            alice,
-            "--msg",
-            &format!("set k{i} v{i}"),
-            "--json",
+            "--rpc", &url, "contract", "call", &id, "--key", alice, "--msg", &msg, "--json",
         ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
@@ -275,6 +274,14 @@ fn a_killed_executor_is_replaced_and_its_successor_recovers_the_state() {
     }
     let info = ok_json(&["--rpc", &url, "contract", "info", &id, "--json"]);
     assert!(info["checkpoint_applied"].as_u64().unwrap() < 20, "{info}");
+    let id_n: u64 = id.parse().unwrap();
+    let cp = rpc(
+        &url,
+        "proctor_contractCheckpoint",
+        serde_json::json!([id_n]),
+    );
+    assert_eq!(cp["ciphertext"], "", "{cp}");
+    assert!(cp["parts"]["len"].as_u64().unwrap() > 52_000, "{cp}");
     let before = json(&query(&url, &id, alice, "get k17"));
     assert_eq!(before["reply"], "v17", "{before}");
     assert_eq!(before["enclave"].as_str(), Some(executor.as_str()));
@@ -296,6 +303,8 @@ fn a_killed_executor_is_replaced_and_its_successor_recovers_the_state() {
     );
     let last = json(&query(&url, &id, alice, "get after"));
     assert_eq!(last["reply"], "kill");
+    let recovered = json(&query(&url, &id, alice, "get k7"));
+    assert_eq!(recovered["reply"].as_str(), Some(big.as_str()));
 }
 
 /// `--gatekeepers 2`: the second worker's enclave is elected at genesis,

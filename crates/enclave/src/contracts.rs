@@ -1170,6 +1170,7 @@ impl Keys {
             state_hash: r.state.hash(),
             log: r.log,
             ciphertext: vec![],
+            parts: None,
         };
         let k = Zeroizing::new(checkpoint_key(&k_c, &cp));
         cp.ciphertext = envelope::encrypt(&k, &plain, &mut rng(p));

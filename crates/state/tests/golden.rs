@@ -392,6 +392,7 @@ fn contract_checkpoint() -> contracts::Checkpoint {
         state_hash: h(3),
         log: h(7),
         ciphertext: vec![4, 5, 6],
+        parts: None,
     }
 }
 
@@ -567,6 +568,8 @@ fn events() -> Vec<Event> {
             id: 1,
             applied: 2,
             state_hash: h(3),
+            parts: vec![h(4)],
+            replaced: vec![h(5)],
         }),
         Event::Contracts(contracts::Event::ContractEndpoint {
             enclave: pk(1),
@@ -770,7 +773,15 @@ fn records() -> Vec<Record> {
             },
         ))),
         Record::from(contracts::Record::Checkpoint(Box::new(
-            contract_checkpoint(),
+            contracts::Checkpoint {
+                ciphertext: vec![],
+                parts: Some(contracts::Parts {
+                    blobs: vec![h(1), h(2)],
+                    hash: h(3),
+                    len: 4,
+                }),
+                ..contract_checkpoint()
+            },
         ))),
         Record::from(contracts::Record::Next(2)),
         Record::from(contracts::Record::Blob(vec![1])),

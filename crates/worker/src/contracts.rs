@@ -33,7 +33,7 @@ use proctor_enclave::{Request, Response};
 use proctor_primitives::{Hash, PublicKey, Signature, codec};
 use proctor_rpc::ApiClient;
 use proctor_state::Call;
-use proctor_state::contracts::{Call as ContractCall, ContractInfo, Receipt};
+use proctor_state::contracts::{Call as ContractCall, Checkpoint, ContractInfo, Parts, Receipt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,8 @@ use std::time::{Duration, Instant};
 const COMMANDS_PER_POLL: u64 = 64;
 /// A receipt not in a block after this long is posted again.
 const RESEND_AFTER: Duration = Duration::from_secs(20);
+/// The size of the blobs a large checkpoint is stored in.
+const PART_BYTES: usize = 32 << 20;
 /// Headers the light client is given at once, and batches per sync.
 const LIGHT_BATCH: u32 = 256;
 const LIGHT_BATCHES: usize = 64;
@@ -52,6 +54,9 @@ pub(crate) struct Duties {
     /// The chain's genesis hash, gatekeeper, checkpoint interval and era
     /// length, read once.
     chain: Option<(Hash, Option<PublicKey>, u64, u64)>,
+    /// The largest checkpoint a transaction carries (larger ones go as
+    /// blobs).
+    max_checkpoint: u64,
     /// Eras whose root key this enclave asked for.
     root_requested: Sent<u64>,
     /// Elected enclaves this gatekeeper handed the root key to.
@@ -161,6 +166,7 @@ impl Worker {
                     p.era_blocks,
                 );
                 self.contracts.chain = Some(c);
+                self.contracts.max_checkpoint = p.max_checkpoint_bytes;
                 c
             }
         };
@@ -646,10 +652,65 @@ impl Worker {
         Ok(false)
     }
 
+    /// A checkpoint too large for a transaction: its ciphertext stored as
+    /// blobs of at most [`PART_BYTES`], the checkpoint naming them (the
+    /// enclave's signature covers the whole ciphertext's hash either way).
+    async fn store_parts(&self, mut cp: Checkpoint) -> Result<Checkpoint> {
+        if cp.ciphertext.len() as u64 <= self.contracts.max_checkpoint {
+            return Ok(cp);
+        }
+        let mut blobs = Vec::new();
+        for part in cp.ciphertext.chunks(PART_BYTES) {
+            blobs.push(proctor_rpc::upload_blob(&self.client, part).await?);
+        }
+        cp.parts = Some(Parts {
+            blobs,
+            hash: Hash::of(&cp.ciphertext),
+            len: cp.ciphertext.len() as u64,
+        });
+        cp.ciphertext = vec![];
+        Ok(cp)
+    }
+
+    /// A checkpoint in blobs, with its ciphertext fetched and checked.
+    async fn fetch_parts(&self, mut cp: Checkpoint) -> Result<Checkpoint> {
+        let Some(parts) = cp.parts.take() else {
+            return Ok(cp);
+        };
+        let mut ciphertext = Vec::with_capacity(parts.len.min(1 << 30) as usize);
+        for h in &parts.blobs {
+            ciphertext.extend(proctor_rpc::download_blob(&self.client, *h).await?);
+            if ciphertext.len() as u64 > parts.len {
+                break;
+            }
+        }
+        if ciphertext.len() as u64 != parts.len || Hash::of(&ciphertext) != parts.hash {
+            return Err(Error::Enclave(
+                "the checkpoint's blobs do not make up its ciphertext".into(),
+            ));
+        }
+        cp.ciphertext = ciphertext;
+        Ok(cp)
+    }
+
     async fn execute(&mut self, chain: Hash, every: u64, c: &ContractInfo) -> Result<()> {
         let id = c.id;
         if !self.contracts.loaded.contains_key(&id) {
-            let checkpoint = self.client.contract_checkpoint(id).await?;
+            let checkpoint = match self.client.contract_checkpoint(id).await? {
+                Some(cp) if cp.parts.is_some() => match self.fetch_parts(cp).await {
+                    Ok(cp) => Some(cp),
+                    // Every command stays on chain: the state can always
+                    // be rebuilt from the start.
+                    Err(e) => {
+                        tracing::warn!(
+                            contract = id,
+                            "the checkpoint's blobs are unavailable ({e}): replaying from the start"
+                        );
+                        None
+                    }
+                },
+                cp => cp,
+            };
             let era = checkpoint.as_ref().map_or(c.era, |cp| cp.era);
             if !self.has_key(chain, id, era).await? {
                 return Ok(());
@@ -737,6 +798,7 @@ impl Worker {
                 return Err(Error::Enclave("no checkpoint".into()));
             };
             let era = checkpoint.era;
+            let checkpoint = self.store_parts(checkpoint).await?;
             self.send_call(Call::Contracts(ContractCall::Checkpoint {
                 checkpoint,
                 executor: self.info.identity,

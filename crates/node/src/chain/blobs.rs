@@ -3,6 +3,9 @@
 use super::Chain;
 use proctor_primitives::Hash;
 
+/// Blocks a replaced checkpoint's blobs are kept.
+const REPLACED_CHECKPOINT_BLOCKS: u64 = 1_000;
+
 impl Chain {
     /// Blob retention (seed 000 §6.2, "short-time storage, self-destruct"):
     /// a job holds its module and input from submission (however long it
@@ -10,6 +13,7 @@ impl Chain {
     /// retention, then deleted with everything else whose time has come.
     /// Failures are logged, never fatal: blobs are not consensus data.
     pub(super) fn retain_and_expire_blobs(&self, events: &[&proctor_state::Event], height: u64) {
+        self.retain_checkpoints(events, height);
         for e in events {
             let (job, ended) = match e {
                 proctor_state::Event::Market(proctor_state::market::Event::JobSubmitted {
@@ -51,6 +55,36 @@ impl Chain {
             Ok(0) => {}
             Ok(n) => tracing::info!(n, height, "deleted blobs past their retention"),
             Err(err) => tracing::warn!("blob expiry failed: {err}"),
+        }
+    }
+
+    /// A contract's latest checkpoint in blobs is kept as long as it is the
+    /// latest; the one it replaced a while more, for a recovery that began
+    /// from it.
+    fn retain_checkpoints(&self, events: &[&proctor_state::Event], height: u64) {
+        for e in events {
+            let proctor_state::Event::Contracts(
+                proctor_state::contracts::Event::ContractCheckpointed {
+                    id,
+                    parts,
+                    replaced,
+                    ..
+                },
+            ) = e
+            else {
+                continue;
+            };
+            let held = parts.iter().map(|h| self.store.hold_blob(h));
+            let released = replaced.iter().map(|h| {
+                self.store
+                    .expire_blob_after(h, height + REPLACED_CHECKPOINT_BLOCKS)
+            });
+            if let Some(Err(err)) = held.chain(released).find(Result::is_err) {
+                tracing::warn!(
+                    contract = id,
+                    "checkpoint blob retention not recorded: {err}"
+                );
+            }
         }
     }
 

@@ -797,20 +797,34 @@ fn checkpoint_call(
         &cp.signing_bytes(&cx.state.genesis_hash),
         signature,
     )?;
-    if cp.ciphertext.len() as u64 > cx.params().contracts.max_checkpoint_bytes {
-        return Err(Error::BadCheckpoint(format!(
-            "larger than the chain's {} bytes",
-            cx.params().contracts.max_checkpoint_bytes
-        )));
+    match &cp.parts {
+        None if cp.ciphertext.len() as u64 > cx.params().contracts.max_checkpoint_bytes => {
+            return Err(Error::BadCheckpoint(format!(
+                "larger than the chain's {} bytes inline: send it as blobs (parts)",
+                cx.params().contracts.max_checkpoint_bytes
+            )));
+        }
+        Some(p)
+            if !cp.ciphertext.is_empty()
+                || p.blobs.is_empty()
+                || p.blobs.len() > MAX_PARTS
+                || p.len > MAX_PARTS_BYTES =>
+        {
+            return Err(Error::BadCheckpoint(format!(
+                "parts: 1 to {MAX_PARTS} blobs of at most {MAX_PARTS_BYTES} bytes in all, and no inline ciphertext"
+            )));
+        }
+        _ => {}
     }
     // After the last one, or at the same command under a newer era's key
     // (the re-checkpoint after a key rotation).
-    let fresh = match cx.o.get(&checkpoint_key(id)) {
-        Some(crate::Record::Contracts(Record::Checkpoint(last))) => {
-            cp.applied > last.applied || (cp.applied == last.applied && cp.era > last.era)
-        }
-        _ => true,
+    let last = match cx.o.get(&checkpoint_key(id)) {
+        Some(crate::Record::Contracts(Record::Checkpoint(last))) => Some(last),
+        _ => None,
     };
+    let fresh = last.as_ref().is_none_or(|last| {
+        cp.applied > last.applied || (cp.applied == last.applied && cp.era > last.era)
+    });
     if cp.applied > c.applied || !fresh || cp.era != c.era {
         return Err(Error::BadCheckpoint(format!(
             "at command {} of era {}: not after the last checkpoint, past the last receipt ({}), or not under the contract's key of era {}",
@@ -830,10 +844,13 @@ fn checkpoint_call(
     cx.o.set_contract(&c);
     note_activity(cx, executor);
     cx.o.put(checkpoint_key(id), Record::Checkpoint(Box::new(cp.clone())));
+    let blobs = |c: &Checkpoint| c.parts.as_ref().map_or(vec![], |p| p.blobs.clone());
     Ok(Event::ContractCheckpointed {
         id,
         applied: cp.applied,
         state_hash: cp.state_hash,
+        parts: blobs(cp),
+        replaced: last.map_or(vec![], |l| blobs(&l)),
     })
 }
 

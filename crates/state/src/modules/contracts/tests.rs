@@ -126,6 +126,7 @@ impl Chain {
             state_hash: Hash([applied as u8; 32]),
             log: self.log(id, applied),
             ciphertext: vec![5; 64],
+            parts: None,
         };
         let signature = by.sign(&cp.signing_bytes(&self.genesis));
         call(super::Call::Checkpoint {
@@ -781,6 +782,7 @@ fn keys_rotate_across_two_eras_as_a_gatekeeper_joins_and_one_leaves() {
             state_hash: Hash([1; 32]),
             log: c.log(id, 1),
             ciphertext: vec![5; 64],
+            parts: None,
         };
         cp.ciphertext[0] = era as u8;
         let signature = c.enclaves[x].sign(&cp.signing_bytes(&c.genesis));
@@ -949,4 +951,74 @@ fn the_oracle_address_is_the_one_contracts_compare_with() {
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
         .collect();
     assert_eq!(oracle_address().0.to_vec(), bytes);
+}
+
+#[test]
+fn a_checkpoint_larger_than_a_transaction_travels_as_blobs() {
+    let mut c = chain("contracts-parts");
+    let id = c.deploy(REQUESTER);
+    let key = c.key(id, &c.enclaves[0]);
+    c.ok(OTHER, call(super::Call::PublishKey { key }));
+    let x = c.executor(id);
+    for seq in 1..=2 {
+        c.ok(REQUESTER, c.command(id, FUEL, false));
+        c.ok(OTHER, c.receipt(id, seq, 10, &c.enclaves[x]));
+    }
+    let big = vec![7u8; 60_000];
+    let post = |c: &Chain, applied: u64, ciphertext: Vec<u8>, parts: Option<Parts>| {
+        let cp = Checkpoint {
+            contract: id,
+            era: 0,
+            applied,
+            state_hash: Hash([applied as u8; 32]),
+            log: c.log(id, applied),
+            ciphertext,
+            parts,
+        };
+        let signature = c.enclaves[x].sign(&cp.signing_bytes(&c.genesis));
+        call(super::Call::Checkpoint {
+            checkpoint: cp,
+            executor: c.enclaves[x].identity(),
+            signature,
+        })
+    };
+    let parts = |n: usize| Parts {
+        blobs: (0..n).map(|i| Hash([i as u8 + 1; 32])).collect(),
+        hash: Hash::of(&big),
+        len: big.len() as u64,
+    };
+    // Inline it does not fit; as parts it must not be inline too, nor in
+    // no or too many blobs.
+    assert_eq!(c.err(OTHER, post(&c, 1, big.clone(), None)), 1313);
+    assert_eq!(c.err(OTHER, post(&c, 1, big.clone(), Some(parts(2)))), 1313);
+    assert_eq!(c.err(OTHER, post(&c, 1, vec![], Some(parts(0)))), 1313);
+    assert_eq!(
+        c.err(OTHER, post(&c, 1, vec![], Some(parts(MAX_PARTS + 1)))),
+        1313
+    );
+    // The enclave signed the whole ciphertext's hash: parts that claim
+    // another do not verify.
+    let mut other = parts(2);
+    other.hash = Hash([9; 32]);
+    let mut forged = post(&c, 1, vec![], Some(parts(2)));
+    if let Call::Contracts(super::Call::Checkpoint { checkpoint, .. }) = &mut forged {
+        checkpoint.parts = Some(other);
+    }
+    assert_eq!(c.err(OTHER, forged), 1305);
+    let events = c.ok(OTHER, post(&c, 1, vec![], Some(parts(2))));
+    assert!(
+        events.contains(&crate::Event::Contracts(Event::ContractCheckpointed {
+            id,
+            applied: 1,
+            state_hash: Hash([1; 32]),
+            parts: parts(2).blobs,
+            replaced: vec![],
+        }))
+    );
+    // The next one says which blobs it replaces.
+    let old = parts(2).blobs;
+    let events = c.ok(OTHER, post(&c, 2, vec![1, 2, 3], None));
+    assert!(events.iter().any(|e| matches!(e,
+        crate::Event::Contracts(Event::ContractCheckpointed { parts: now, replaced, .. })
+            if now.is_empty() && *replaced == old)));
 }

@@ -258,11 +258,36 @@ pub struct Checkpoint {
     pub state_hash: Hash,
     /// The command log up to `applied`.
     pub log: Hash,
+    /// The state, encrypted: inline (at most `max_checkpoint_bytes`), or
+    /// empty when it travels as blobs (`parts`).
     #[serde(with = "proctor_primitives::codec::hex_bytes")]
     pub ciphertext: Vec<u8>,
+    /// A ciphertext larger than a transaction: stored as blobs.
+    pub parts: Option<Parts>,
 }
 
+/// A checkpoint's ciphertext as blobs in the node's blob store, in order.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Parts {
+    pub blobs: Vec<Hash>,
+    /// Hash and length of the whole ciphertext (what the enclave signed).
+    pub hash: Hash,
+    pub len: u64,
+}
+
+/// Most blobs one checkpoint is split into, and the longest ciphertext.
+pub const MAX_PARTS: usize = 64;
+pub const MAX_PARTS_BYTES: u64 = 2 << 30;
+
 impl Checkpoint {
+    /// The hash of the ciphertext, inline or in parts.
+    pub fn ciphertext_hash(&self) -> Hash {
+        match &self.parts {
+            Some(p) => p.hash,
+            None => Hash::of(&self.ciphertext),
+        }
+    }
+
     pub fn signing_bytes(&self, chain: &Hash) -> Vec<u8> {
         Hash::tagged(
             "proctor/contracts/checkpoint/v1",
@@ -273,7 +298,7 @@ impl Checkpoint {
                 &self.applied.to_le_bytes(),
                 &self.state_hash.0,
                 &self.log.0,
-                &Hash::of(&self.ciphertext).0,
+                &self.ciphertext_hash().0,
             ],
         )
         .0
@@ -597,6 +622,11 @@ pub enum Event {
         id: u64,
         applied: u64,
         state_hash: Hash,
+        /// Its blobs (a checkpoint larger than a transaction), and those of
+        /// the checkpoint it replaces: nodes keep the former, let the
+        /// latter go.
+        parts: Vec<Hash>,
+        replaced: Vec<Hash>,
     },
     ContractEndpoint {
         enclave: PublicKey,
