@@ -24,6 +24,26 @@ pub(crate) enum GovernanceCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Elect or retire gatekeepers of confidential contracts, or choose
+    /// forward secrecy (docs/contracts.md).
+    Gatekeepers {
+        /// The governance key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// An enclave to elect (its identity, hex; repeatable): it becomes
+        /// a gatekeeper once it holds the root key.
+        #[arg(long)]
+        elect: Vec<String>,
+        /// A gatekeeper to retire (repeatable): it leaves at the next key
+        /// rotation.
+        #[arg(long)]
+        retire: Vec<String>,
+        /// Destroy the keys of past eras once no checkpoint needs them.
+        #[arg(long, value_parser = ["on", "off"])]
+        forward_secrecy: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) async fn run(cmd: GovernanceCmd, url: &str) -> Result<()> {
@@ -48,6 +68,57 @@ pub(crate) async fn run(cmd: GovernanceCmd, url: &str) -> Result<()> {
                 send_call(url, &k, call, None, Some(Duration::from_secs(120))).await?;
             print(json, &crate::account::TxResult { hash, status }, |r| {
                 format!("allowlist updated by {}", r.hash)
+            })
+        }
+        GovernanceCmd::Gatekeepers {
+            key,
+            elect,
+            retire,
+            forward_secrecy,
+            json,
+        } => {
+            use proctor_state::contracts::Call as C;
+            let k = keys::read(&key)?;
+            let enclave = |s: &String| {
+                s.parse::<proctor_primitives::PublicKey>()
+                    .map_err(|e| anyhow!("{s:?} is not an enclave identity: {e}"))
+            };
+            let mut calls = Vec::new();
+            for e in &elect {
+                calls.push(C::ElectGatekeeper {
+                    enclave: enclave(e)?,
+                });
+            }
+            for e in &retire {
+                calls.push(C::RetireGatekeeper {
+                    enclave: enclave(e)?,
+                });
+            }
+            if let Some(on) = forward_secrecy {
+                calls.push(C::ForwardSecrecy { on: on == "on" });
+            }
+            if calls.is_empty() {
+                return Err(anyhow!(
+                    "nothing to do: give --elect, --retire or --forward-secrecy"
+                ));
+            }
+            let mut results = Vec::new();
+            for call in calls {
+                let (hash, status) = send_call(
+                    url,
+                    &k,
+                    Call::Contracts(call),
+                    None,
+                    Some(Duration::from_secs(120)),
+                )
+                .await?;
+                results.push(crate::account::TxResult { hash, status });
+            }
+            print(json, &results, |r| {
+                r.iter()
+                    .map(|r| format!("sent {}", r.hash))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             })
         }
     }

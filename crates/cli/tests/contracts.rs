@@ -323,7 +323,7 @@ fn an_elected_gatekeeper_receives_the_root_key_and_the_keys_rotate_at_the_next_e
             "--block-ms",
             "500",
             "--era-blocks",
-            "60",
+            "50",
         ],
     );
     let file: serde_json::Value =
@@ -391,4 +391,40 @@ fn an_elected_gatekeeper_receives_the_root_key_and_the_keys_rotate_at_the_next_e
         (cp["era"] == 1).then_some(cp)
     });
     assert!(cp["applied"].as_u64().unwrap() >= 1, "{cp}");
+
+    // Governance retires the first gatekeeper and chooses forward secrecy:
+    // at era 2 the second alone rotates, and the first destroys its keys.
+    let w0 = file["workers"][0]["identity"].as_str().unwrap().to_string();
+    let gov = chain.join("keys/governance.json");
+    let gone = chain.join("workers/w0/root-key.sealed");
+    assert!(gone.exists(), "the first gatekeeper keeps its keys sealed");
+    ok_json(&[
+        "--rpc",
+        &url,
+        "governance",
+        "gatekeepers",
+        "--key",
+        gov.to_str().unwrap(),
+        "--retire",
+        &w0,
+        "--forward-secrecy",
+        "on",
+        "--json",
+    ]);
+    let set = wait_for("the rotation to era 2 ready", 240, || {
+        let v = rpc(&url, "proctor_gatekeepers", serde_json::json!([]));
+        (v["era"] == 2 && v["rotation"].is_null()).then_some(v)
+    });
+    assert_eq!(set["members"], serde_json::json!([w1]), "{set}");
+    assert_eq!(set["forward_secrecy"], true);
+    wait_for("the retired gatekeeper's sealed keys removed", 60, || {
+        (!gone.exists()).then_some(())
+    });
+    wait_for("the contract's era-2 key", 120, || {
+        (info(&url)["era"] == 2).then_some(())
+    });
+    let o = call(&url, &id, alice, "set e f");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&query(&url, &id, alice, "get a"));
+    assert_eq!(v["reply"], "b", "{v}");
 }

@@ -64,6 +64,12 @@ pub enum ContractRequest {
     Rotate { era: u64 },
     /// Destroy every root key: this enclave is no longer a gatekeeper.
     Retire,
+    /// Destroy the root keys of eras before `before` (forward secrecy; the
+    /// newest is always kept). Answered with the new sealed blob.
+    Forget { before: u64 },
+    /// Destroy contract `contract`'s keys of eras before `before` (an
+    /// executor, once its state is checkpointed under a newer one).
+    ForgetContract { contract: u64, before: u64 },
     /// Take a root key handed over by another gatekeeper (answered with
     /// [`ContractResponse::Root`]: the sealed blob to keep).
     Receive(Box<Handover>),
@@ -662,6 +668,21 @@ impl Keys {
             }
             ContractRequest::Retire => {
                 self.root = None;
+                Ok(ContractResponse::Retired)
+            }
+            ContractRequest::Forget { before } => {
+                let root = self
+                    .root
+                    .as_mut()
+                    .ok_or_else(|| err("this enclave holds no root key (not a gatekeeper)"))?;
+                let newest = root.newest().0;
+                root.keys.retain(|era, _| *era >= before.min(newest));
+                self.root_response(p)
+            }
+            ContractRequest::ForgetContract { contract, before } => {
+                let newest = self.key(contract, None)?.1;
+                self.contracts
+                    .retain(|(c, era), _| *c != contract || *era >= before.min(newest));
                 Ok(ContractResponse::Retired)
             }
             ContractRequest::PublicKey { contract, era } => {

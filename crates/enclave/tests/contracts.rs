@@ -573,6 +573,29 @@ mod executing {
             }
             r => panic!("{r:?}"),
         }
+        // Forward secrecy: once checkpointed under era 1, the executor
+        // destroys its era-0 key; a command of era 0 no longer opens.
+        ask(
+            &mut x,
+            ContractRequest::ForgetContract {
+                contract: 1,
+                before: 1,
+            },
+        )
+        .unwrap();
+        let old = command(&key0, 1, &alice, 3, b"set c 3");
+        let e = ask(
+            &mut x,
+            ContractRequest::Apply {
+                contract: 1,
+                command: old,
+                keys: vec![],
+                unknown: vec![],
+                proof: None,
+            },
+        )
+        .unwrap_err();
+        assert!(e.contains("no key of era 0"), "{e}");
     }
 
     #[test]
@@ -995,4 +1018,28 @@ fn a_rotation_adds_an_eras_key_that_moves_with_the_past_ones_and_retiring_destro
         )
         .is_err()
     );
+}
+
+#[test]
+fn forward_secrecy_destroys_past_eras_keys_but_never_the_newest() {
+    let mut a = enclave("fs-a");
+    bootstrap(&mut a);
+    for era in 1..=2 {
+        ask(&mut a, ContractRequest::Rotate { era }).unwrap();
+    }
+    let k2 = key_of(&mut a, 7, 2).unwrap();
+    let (era, _, _) = root_of(ask(&mut a, ContractRequest::Forget { before: 2 }).unwrap());
+    assert_eq!(era, 2);
+    assert!(key_of(&mut a, 7, 0).is_err() && key_of(&mut a, 7, 1).is_err());
+    assert_eq!(key_of(&mut a, 7, 2).unwrap(), k2);
+    // Asked to forget everything, it keeps the key in force.
+    ask(&mut a, ContractRequest::Forget { before: 9 }).unwrap();
+    assert_eq!(key_of(&mut a, 7, 2).unwrap(), k2);
+    // A gatekeeper joining now gets only what is left.
+    let mut b = enclave("fs-b");
+    let to_b = attest(&mut b);
+    let h = handover(&mut a, ContractRequest::HandOver { to: to_b }).unwrap();
+    ask(&mut b, ContractRequest::Receive(Box::new(h))).unwrap();
+    assert!(key_of(&mut b, 7, 1).is_err());
+    assert_eq!(key_of(&mut b, 7, 2).unwrap(), k2);
 }

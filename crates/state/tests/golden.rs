@@ -65,6 +65,7 @@ fn call_name(c: &Call) -> &'static str {
         Call::Contracts(contracts::Call::HandOverRoot { .. }) => "contracts_hand_over_root",
         Call::Contracts(contracts::Call::ConfirmReady { .. }) => "contracts_confirm_ready",
         Call::Contracts(contracts::Call::RetireGatekeeper { .. }) => "contracts_retire_gatekeeper",
+        Call::Contracts(contracts::Call::ForwardSecrecy { .. }) => "contracts_forward_secrecy",
         Call::Contracts(contracts::Call::CommitRotation { .. }) => "contracts_commit_rotation",
     }
 }
@@ -116,6 +117,7 @@ fn event_name(e: &Event) -> &'static str {
             contracts::Event::GatekeeperRootHandedOver { .. } => "gatekeeper_root_handed_over",
             contracts::Event::GatekeeperReady { .. } => "gatekeeper_ready",
             contracts::Event::GatekeeperRetired { .. } => "gatekeeper_retired",
+            contracts::Event::ForwardSecrecy { .. } => "forward_secrecy",
             contracts::Event::KeyRotationStarted { .. } => "key_rotation_started",
             contracts::Event::KeyRotationCommitted { .. } => "key_rotation_committed",
             contracts::Event::KeyRotationReady { .. } => "key_rotation_ready",
@@ -348,6 +350,7 @@ fn calls() -> Vec<Call> {
             signature: key(1).sign(&contracts::ready_bytes(&h(9), 0, &h(5))),
         }),
         Call::Contracts(contracts::Call::RetireGatekeeper { enclave: pk(1) }),
+        Call::Contracts(contracts::Call::ForwardSecrecy { on: true }),
         Call::Contracts(contracts::Call::CommitRotation {
             enclave: pk(1),
             era: 2,
@@ -600,6 +603,7 @@ fn events() -> Vec<Event> {
         }),
         Event::Contracts(contracts::Event::GatekeeperReady { enclave: pk(1) }),
         Event::Contracts(contracts::Event::GatekeeperRetired { enclave: pk(1) }),
+        Event::Contracts(contracts::Event::ForwardSecrecy { on: true }),
         Event::Contracts(contracts::Event::ContractOracleDropped {
             request: 1,
             contract: 2,
@@ -796,6 +800,7 @@ fn records() -> Vec<Record> {
                 era: 3,
                 commitment: Some(h(4)),
                 leaving: vec![pk(1)],
+                forward_secrecy: true,
                 rotation: Some(contracts::Rotation {
                     era: 4,
                     attempt: 1,
@@ -922,8 +927,8 @@ fn every_call_event_and_record_encodes_as_its_golden_fixture() {
             "a variant sampled twice: {names:?}"
         );
     }
-    assert_eq!(calls.len(), 30, "a Call variant has no sample");
-    assert_eq!(events.len(), 48, "an Event variant has no sample");
+    assert_eq!(calls.len(), 31, "a Call variant has no sample");
+    assert_eq!(events.len(), 49, "an Event variant has no sample");
     assert_eq!(records.len(), 24, "a Record variant has no sample");
     check("calls.txt", &lines(&calls));
     check("events.txt", &lines(&events));

@@ -84,6 +84,12 @@ pub(crate) struct Duties {
     unconfirmed: BTreeMap<(u64, u64), (Receipt, Signature, Instant)>,
     /// Contract → the position and era of the last checkpoint posted.
     checkpointed: BTreeMap<u64, (u64, u64)>,
+    /// Whether governance chose forward secrecy, as of the last poll.
+    forward_secrecy: bool,
+    /// The era below which the enclave's root keys were destroyed.
+    forgot_root_below: u64,
+    /// Contract → the era below which its keys were destroyed.
+    forgot: BTreeMap<u64, u64>,
     /// The height the enclave's light client follows (none: not started).
     light: Option<u64>,
     /// The query port's URL to register on chain, and when it was last sent.
@@ -213,6 +219,14 @@ impl Worker {
             }))
             .await?;
             self.contracts.endpoint = Some((url, Some(Instant::now())));
+        }
+        self.contracts.forward_secrecy = set.forward_secrecy;
+        if gatekeeper
+            && set.forward_secrecy
+            && set.rotation.is_none()
+            && set.era > self.contracts.forgot_root_below
+        {
+            self.forget_past_roots(set.era).await?;
         }
         // Contract keys wait while a rotation is under way.
         if gatekeeper && set.rotation.is_none() {
@@ -652,6 +666,35 @@ impl Worker {
         Ok(false)
     }
 
+    /// Forward secrecy, as a gatekeeper: destroy the root keys of eras no
+    /// contract's latest checkpoint needs any more (before `era`, the one
+    /// in force, and before the oldest era of a checkpoint still in use).
+    async fn forget_past_roots(&mut self, era: u64) -> Result<()> {
+        let mut floor = era;
+        for c in self.client.contracts(None, Some(1_000)).await? {
+            if c.applied > 0 {
+                let cp = self.client.contract_checkpoint(c.id).await?;
+                floor = floor.min(cp.map_or(0, |cp| cp.era));
+            }
+        }
+        if floor <= self.contracts.forgot_root_below {
+            return Ok(());
+        }
+        let ContractResponse::Root { sealed, .. } = self
+            .contracts_call(ContractRequest::Forget { before: floor })
+            .await?
+        else {
+            return Err(Error::Enclave("no root key after forgetting".into()));
+        };
+        self.keep_root(sealed)?;
+        self.contracts.forgot_root_below = floor;
+        tracing::info!(
+            before = floor,
+            "gatekeeper: root keys of past eras destroyed"
+        );
+        Ok(())
+    }
+
     /// A checkpoint too large for a transaction: its ciphertext stored as
     /// blobs of at most [`PART_BYTES`], the checkpoint naming them (the
     /// enclave's signature covers the whole ciphertext's hash either way).
@@ -807,6 +850,33 @@ impl Worker {
             .await?;
             self.contracts.checkpointed.insert(id, (applied, era));
             tracing::info!(contract = id, applied, era, "executor: checkpoint posted");
+        }
+        // Forward secrecy, as an executor: once the chain holds a
+        // checkpoint under the current era's key, the past keys go.
+        let forgot = self.contracts.forgot.get(&id).copied().unwrap_or(0);
+        if self.contracts.forward_secrecy
+            && forgot < c.era
+            && self.contracts.checkpointed.get(&id).map(|x| x.1) == Some(c.era)
+            && self
+                .client
+                .contract_checkpoint(id)
+                .await?
+                .is_some_and(|cp| cp.era == c.era)
+        {
+            self.contracts_call(ContractRequest::ForgetContract {
+                contract: id,
+                before: c.era,
+            })
+            .await?;
+            self.contracts
+                .accepted
+                .retain(|(i, e)| *i != id || *e >= c.era);
+            self.contracts.forgot.insert(id, c.era);
+            tracing::info!(
+                contract = id,
+                before = c.era,
+                "executor: past keys destroyed"
+            );
         }
         Ok(())
     }

@@ -295,6 +295,7 @@ impl Module for Contracts {
             Call::HandOverRoot { to, handover } => vec![hand_over_root(cx, from, to, handover)?],
             Call::ConfirmReady { enclave, signature } => confirm_ready(cx, enclave, signature)?,
             Call::RetireGatekeeper { enclave } => vec![retire(cx, from, enclave)?],
+            Call::ForwardSecrecy { on } => vec![forward_secrecy(cx, from, *on)?],
             Call::CommitRotation {
                 enclave,
                 era,
@@ -448,6 +449,12 @@ fn request_key_call(
     if era > c.era {
         return Err(Error::BadCommand(format!(
             "contract {id}'s key is of era {}: there is none of era {era}",
+            c.era
+        )));
+    }
+    if era < c.era && cx.o.gatekeepers(&cx.params().contracts).forward_secrecy {
+        return Err(Error::BadCommand(format!(
+            "under forward secrecy, keys of past eras ({era}) are destroyed: ask for era {}",
             c.era
         )));
     }
@@ -1004,6 +1011,18 @@ fn confirm_ready(
     cx.o.delete(root_grant_key(enclave));
     note_activity(cx, enclave);
     Ok(vec![Event::GatekeeperReady { enclave: *enclave }])
+}
+
+fn forward_secrecy(cx: &mut Context<'_>, from: Address, on: bool) -> Result<Event, Error> {
+    if cx.params().governance != Some(from) {
+        return Err(Error::Gatekeepers(
+            "only the governance account chooses forward secrecy".into(),
+        ));
+    }
+    let mut g = cx.o.gatekeepers(&cx.params().contracts);
+    g.forward_secrecy = on;
+    cx.o.set_gatekeepers(g);
+    Ok(Event::ForwardSecrecy { on })
 }
 
 fn retire(cx: &mut Context<'_>, from: Address, enclave: &PublicKey) -> Result<Event, Error> {

@@ -1022,3 +1022,32 @@ fn a_checkpoint_larger_than_a_transaction_travels_as_blobs() {
         crate::Event::Contracts(Event::ContractCheckpointed { parts: now, replaced, .. })
             if now.is_empty() && *replaced == old)));
 }
+
+#[test]
+fn under_forward_secrecy_past_eras_keys_are_not_asked_for() {
+    let mut c = rotation_chain("contracts-forward-secrecy");
+    let id = c.deploy(REQUESTER);
+    let key = c.key(id, &c.enclaves[0]);
+    c.ok(OTHER, call(super::Call::PublishKey { key }));
+    let choose = call(super::Call::ForwardSecrecy { on: true });
+    assert_eq!(c.err(REQUESTER, choose.clone()), 1316, "governance only");
+    c.ok(OTHER, choose);
+    assert!(c.state.gatekeepers().forward_secrecy);
+    // Era 1: the genesis gatekeeper alone rotates; the contract's key moves.
+    c.until(40);
+    c.ok(OTHER, c.commit(0, 1, &Hash([11; 32])));
+    let mut k = c.key(id, &c.enclaves[0]);
+    k.era = 1;
+    k.signature = c.enclaves[0].sign(&k.signing_bytes());
+    c.ok(OTHER, call(super::Call::PublishKey { key: k }));
+    let x = c.executor(id);
+    let request = |era: u64| {
+        call(super::Call::RequestKey {
+            contract: id,
+            era,
+            attestation: vec![1; 8],
+        })
+    };
+    assert_eq!(c.err(3 + x, request(0)), 1309, "era 0's key is destroyed");
+    c.ok(3 + x, request(1));
+}

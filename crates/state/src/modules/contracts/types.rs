@@ -118,6 +118,10 @@ pub struct GatekeeperSet {
     pub leaving: Vec<PublicKey>,
     /// The key rotation under way, if any.
     pub rotation: Option<Rotation>,
+    /// Governance's choice (seed 004 §4.7): gatekeepers and executors
+    /// destroy the keys of past eras once no contract's latest checkpoint
+    /// needs them, so a key stolen later does not open the past.
+    pub forward_secrecy: bool,
 }
 
 /// A key rotation (seed 004 §4.7): at an era's first block the chain picks
@@ -528,6 +532,8 @@ pub enum Call {
     },
     /// Governance retires a gatekeeper: it leaves at the next rotation.
     RetireGatekeeper { enclave: PublicKey },
+    /// Governance turns forward secrecy on or off.
+    ForwardSecrecy { on: bool },
     /// The rotation's leader posts the commitment to the new era's root
     /// key, signed by its enclave over [`ready_bytes`].
     CommitRotation {
@@ -659,6 +665,9 @@ pub enum Event {
     },
     GatekeeperRetired {
         enclave: PublicKey,
+    },
+    ForwardSecrecy {
+        on: bool,
     },
     /// A key rotation to `era` started (or started over): `leader`
     /// generates the key, `next` are to hold it.
