@@ -32,6 +32,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Dev accounts and worker accounts created in a new devnet.
 pub(crate) const DEV_ACCOUNTS: usize = 4;
 pub(crate) const WORKER_ACCOUNTS: usize = 8;
+/// The stake a devnet's gatekeepers lock (ten times the registry's
+/// minimum).
+const GATEKEEPER_STAKE: u128 = 10_000_000;
+
 /// Balance of each dev account, in base units.
 pub(crate) const DEV_BALANCE: u128 = 1_000_000_000_000_000;
 
@@ -221,6 +225,7 @@ pub(crate) fn create(
                 gatekeeper,
                 elected,
                 era_blocks,
+                gatekeeper_stake: Amount(GATEKEEPER_STAKE),
                 ..Default::default()
             },
         },
@@ -241,7 +246,8 @@ pub(crate) fn create(
     }
     genesis.enclaves = enclaves
         .iter()
-        .map(|(op, p)| {
+        .enumerate()
+        .map(|(i, (op, p))| {
             let (identity, encryption_key) = (p.identity(), p.encryption_key());
             let expires_at = genesis.params.registration_blocks;
             let rd = registration_report_data(
@@ -257,7 +263,11 @@ pub(crate) fn create(
                 encryption_key,
                 expires_at,
                 quote: p.quote(&rd)?,
-                stake: genesis.params.min_stake,
+                // The gatekeepers' slots lock the larger stake.
+                stake: match i < gatekeepers {
+                    true => Amount(GATEKEEPER_STAKE),
+                    false => genesis.params.min_stake,
+                },
             })
         })
         .collect::<Result<_, proctor_tee::Error>>()?;

@@ -126,7 +126,8 @@ pub enum ContractRequest {
     /// Sign that this enclave holds the root key (a new gatekeeper's
     /// readiness, posted on chain).
     Ready,
-    /// Sign a heartbeat for `window` of `era` (seed 004 §4.10).
+    /// Sign a heartbeat for `window` of `era` (seed 004 §4.10): only the
+    /// window the light client's tip is in (or about to enter).
     Heartbeat { chain: Hash, era: u64, window: u64 },
     /// Answer a query over the loaded state, which the host says is the
     /// state at `height` (block `block_hash`): the statement names both, and
@@ -778,6 +779,19 @@ impl Keys {
                 )))
             }
             ContractRequest::Heartbeat { chain, era, window } => {
+                // Only for the window the chain is in by the light client
+                // (the next block's, or the one after): a host cannot
+                // collect heartbeats ahead of time.
+                let light = self.light(&chain)?;
+                let tip = light.tip().0;
+                if ![tip + 1, tip + 2]
+                    .iter()
+                    .any(|h| light.era_window(*h) == (era, window))
+                {
+                    return Err(err(format!(
+                        "window {window} of era {era} is not the chain's now (its tip is at {tip})"
+                    )));
+                }
                 Ok(ContractResponse::Heartbeat(p.sign(
                     &proctor_state::contracts::heartbeat_bytes(&chain, era, window),
                 )))

@@ -165,6 +165,15 @@ impl LightClient {
         (*h, e.hash)
     }
 
+    /// The contracts' era and responsiveness window of `height`.
+    pub fn era_window(&self, height: u64) -> (u64, u64) {
+        let e = self.params.contracts.era_blocks.max(1);
+        (
+            height / e,
+            (height % e) * proctor_state::contracts::WINDOWS / e,
+        )
+    }
+
     /// The hash of the header followed at `height`, if still held.
     pub fn hash_at(&self, height: u64) -> Option<Hash> {
         self.entries.get(&height).map(|e| e.hash)

@@ -1043,3 +1043,45 @@ fn forward_secrecy_destroys_past_eras_keys_but_never_the_newest() {
     assert!(key_of(&mut b, 7, 1).is_err());
     assert_eq!(key_of(&mut b, 7, 2).unwrap(), k2);
 }
+
+#[test]
+fn a_heartbeat_is_signed_only_for_the_window_the_light_client_is_in() {
+    let keys = proctor_state::testkit::keys(1);
+    let mut params = proctor_state::testkit::params(Some(root().public()), sim_measurement());
+    params.contracts.era_blocks = 16;
+    let g = proctor_state::testkit::genesis(&keys, 1_000, params);
+    let chain = g.hash();
+    let mut e = enclave("heartbeat");
+    let beat = |e: &mut Enclave, era: u64, window: u64| {
+        ask(e, ContractRequest::Heartbeat { chain, era, window })
+    };
+    // Without a light client of this chain it has no idea of the window.
+    assert!(beat(&mut e, 0, 0).is_err());
+    ask(
+        &mut e,
+        ContractRequest::LightInit {
+            genesis: Box::new(g),
+        },
+    )
+    .unwrap();
+    // At the genesis, the next two blocks are in windows 0 and 1 of era
+    // 0 (windows of two blocks); not later.
+    assert!(matches!(
+        beat(&mut e, 0, 0).unwrap(),
+        ContractResponse::Heartbeat(_)
+    ));
+    for (era, window) in [(0, 2), (0, 7), (1, 0)] {
+        let why = beat(&mut e, era, window).unwrap_err();
+        assert!(why.contains("not the chain's now"), "{why}");
+    }
+    // Another chain's heartbeat: no light client of it.
+    let other = ask(
+        &mut e,
+        ContractRequest::Heartbeat {
+            chain: Hash([9; 32]),
+            era: 0,
+            window: 0,
+        },
+    );
+    assert!(other.is_err());
+}

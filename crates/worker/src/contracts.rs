@@ -236,8 +236,10 @@ impl Worker {
             }
         }
         let mine = self.client.contracts(Some(me), Some(1_000)).await?;
-        if gatekeeper || !mine.is_empty() {
-            self.heartbeat(chain, era_blocks).await?;
+        if (gatekeeper || !mine.is_empty())
+            && let Err(e) = self.heartbeat(chain, era_blocks).await
+        {
+            tracing::warn!("heartbeat not sent: {e}");
         }
         // An executor's light client keeps up with the head, so queries
         // name a block it verified.
@@ -329,6 +331,8 @@ impl Worker {
         if self.contracts.heartbeat == Some((era, window)) {
             return Ok(());
         }
+        // The enclave signs only for the window its light client is in.
+        self.light_sync(next - 1).await?;
         let ContractResponse::Heartbeat(signature) = self
             .contracts_call(ContractRequest::Heartbeat { chain, era, window })
             .await?

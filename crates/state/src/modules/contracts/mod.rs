@@ -212,6 +212,10 @@ impl Overlay<'_> {
             _ => Default::default(),
         }
     }
+    /// Whether `enclave` has at least `bar` of stake locked.
+    fn staked_as_gatekeeper(&self, enclave: &PublicKey, bar: Amount) -> bool {
+        self.enclave(enclave).is_some_and(|e| e.stake >= bar)
+    }
     /// The operator of `enclave` if it is registered and active now.
     fn active_operator(&self, enclave: &PublicKey, height: u64) -> Option<Address> {
         self.enclave(enclave)
@@ -875,6 +879,12 @@ fn elect(cx: &mut Context<'_>, from: Address, enclave: &PublicKey) -> Result<Eve
             "{enclave} is not a registered, active enclave"
         )));
     }
+    let bar = cx.params().contracts.gatekeeper_stake;
+    if !cx.o.staked_as_gatekeeper(enclave, bar) {
+        return Err(Error::Gatekeepers(format!(
+            "{enclave} has less stake locked than a gatekeeper's {bar}"
+        )));
+    }
     let mut g = cx.o.gatekeepers(&cx.params().contracts);
     if g.members.contains(enclave) || g.candidates.contains(enclave) {
         return Err(Error::Gatekeepers(format!("{enclave} is already elected")));
@@ -1202,7 +1212,10 @@ fn start_rotation(cx: &mut Context<'_>, era: u64, attempt: u32) -> Vec<Event> {
         .filter(|m| !g.leaving.contains(m))
         .chain(&g.candidates)
     {
-        if cx.o.active_operator(m, height).is_some() && !next.contains(m) {
+        if cx.o.active_operator(m, height).is_some()
+            && cx.o.staked_as_gatekeeper(m, p.gatekeeper_stake)
+            && !next.contains(m)
+        {
             next.push(*m);
         }
     }

@@ -671,9 +671,15 @@ impl Chain {
 }
 
 fn rotation_chain(name: &str) -> Chain {
+    rotation_chain_with(name, 4_000)
+}
+
+/// [`rotation_chain`] whose gatekeepers lock `stake`.
+fn rotation_chain_with(name: &str, stake: u128) -> Chain {
     chain_with(name, |p| {
         p.era_blocks = 40;
         p.rotation_timeout_blocks = 10;
+        p.gatekeeper_stake = Amount(stake);
     })
 }
 
@@ -1050,4 +1056,25 @@ fn under_forward_secrecy_past_eras_keys_are_not_asked_for() {
     };
     assert_eq!(c.err(3 + x, request(0)), 1309, "era 0's key is destroyed");
     c.ok(3 + x, request(1));
+}
+
+#[test]
+fn a_gatekeeper_locks_the_larger_stake() {
+    // The test chain's enclaves lock 1,000,000.
+    let mut c = rotation_chain_with("contracts-stake", 1_000_001);
+    let ids: Vec<PublicKey> = c.enclaves.iter().map(|e| e.identity()).collect();
+    let elect = call(super::Call::ElectGatekeeper { enclave: ids[1] });
+    assert_eq!(c.err(OTHER, elect), 1316, "less than a gatekeeper's stake");
+    // The genesis gatekeeper itself falls short: at the next era nobody
+    // qualifies, and the key in force stays.
+    c.until(40);
+    let set = c.state.gatekeepers();
+    assert_eq!((set.era, set.rotation), (0, None));
+    let mut c = rotation_chain_with("contracts-stake-ok", 1_000_000);
+    c.ok(
+        OTHER,
+        call(super::Call::ElectGatekeeper {
+            enclave: c.enclaves[1].identity(),
+        }),
+    );
 }

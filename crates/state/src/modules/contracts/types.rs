@@ -44,6 +44,11 @@ pub struct ContractParams {
     /// What an unresponsive gatekeeper or executor loses of its stake, in
     /// basis points (to the treasury).
     pub slash_unresponsive_bps: u32,
+    /// The larger stake a gatekeeper locks (seed 004 §4.5): an enclave with
+    /// less is not elected, and leaves the set at the next rotation (after
+    /// a slash, say). 0: the registry's minimum is enough.
+    #[serde(default)]
+    pub gatekeeper_stake: Amount,
     /// Blocks a key rotation may take (seed 004 §4.7 step 5): then the
     /// gatekeepers that held it up are slashed and it starts over without
     /// them.
@@ -74,6 +79,7 @@ impl Default for ContractParams {
             egress_fuel: 1_000_000,
             era_blocks: 1_000,
             slash_unresponsive_bps: 1_000,
+            gatekeeper_stake: Amount::ZERO,
             rotation_timeout_blocks: default_rotation_timeout(),
             gatekeeper: None,
             elected: vec![],
