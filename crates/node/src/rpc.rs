@@ -253,13 +253,19 @@ impl ApiServer for Rpc {
 
     async fn enclave_quote(&self, identity: PublicKey) -> Result<EnclaveQuote, ErrorObjectOwned> {
         let c = self.lock();
-        let rec = c.state().enclave(&identity).ok_or_else(|| {
-            error_in(
-                codes::NOT_FOUND,
-                format!("enclave {identity} is not registered"),
-                "identity",
-            )
-        })?;
+        // A withdrawn registration's quote too: old blocks it mined are
+        // checked against it.
+        let rec = c
+            .state()
+            .enclave(&identity)
+            .or_else(|| c.state().retired_enclave(&identity))
+            .ok_or_else(|| {
+                error_in(
+                    codes::NOT_FOUND,
+                    format!("enclave {identity} is not registered"),
+                    "identity",
+                )
+            })?;
         let (quote, quoted_at_ms) = match rec.registration_tx {
             None => {
                 let g = c.genesis();

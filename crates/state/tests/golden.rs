@@ -131,6 +131,7 @@ fn record_name(r: &Record) -> &'static str {
         Record::Params(_) => "params",
         Record::Accounts(accounts::Record::Account(_)) => "account",
         Record::Registry(registry::Record::Enclave(_)) => "enclave",
+        Record::Registry(registry::Record::Retired(_)) => "retired_enclave",
         Record::Governance(governance::Record::Measurements(_)) => "measurements",
         Record::Market(market::Record::Job(_)) => "job",
         Record::Market(market::Record::Offer(_)) => "offer",
@@ -662,6 +663,17 @@ fn records() -> Vec<Record> {
             unbonding_until: Some(8),
             registration_tx: Some(h(9)),
         })),
+        Record::from(registry::Record::Retired(EnclaveRecord {
+            identity: pk(2),
+            encryption_key: EncryptionKey([3; 32]),
+            operator: addr(4),
+            measurement: h(5),
+            registered_at: 6,
+            expires_at: 7,
+            stake: Amount(0),
+            unbonding_until: Some(9),
+            registration_tx: None,
+        })),
         Record::Params(Box::new(params)),
         Record::from(governance::Record::Measurements(vec![MeasurementEntry {
             measurement: h(1),
@@ -929,7 +941,7 @@ fn every_call_event_and_record_encodes_as_its_golden_fixture() {
     }
     assert_eq!(calls.len(), 31, "a Call variant has no sample");
     assert_eq!(events.len(), 49, "an Event variant has no sample");
-    assert_eq!(records.len(), 24, "a Record variant has no sample");
+    assert_eq!(records.len(), 25, "a Record variant has no sample");
     check("calls.txt", &lines(&calls));
     check("events.txt", &lines(&events));
     check("records.txt", &lines(&records));

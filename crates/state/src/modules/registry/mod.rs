@@ -18,6 +18,9 @@ pub(crate) struct Registry;
 pub fn enclave_key(id: &PublicKey) -> Hash {
     key(Registry::KEY_PREFIX, "enclave", &[&id.0])
 }
+fn retired_key(id: &PublicKey) -> Hash {
+    key(Registry::KEY_PREFIX, "retired", &[&id.0])
+}
 
 impl Overlay<'_> {
     pub(crate) fn enclave(&self, id: &PublicKey) -> Option<EnclaveRecord> {
@@ -123,6 +126,13 @@ impl State {
                     .ok_or(TxError::Overflow)?;
                 o.set_account(&from, acc);
                 o.delete(enclave_key(identity));
+                o.put(
+                    retired_key(identity),
+                    Record::Retired(EnclaveRecord {
+                        stake: Amount::ZERO,
+                        ..rec.clone()
+                    }),
+                );
                 events.push(Event::StakeWithdrawn {
                     identity: *identity,
                     operator: from,
@@ -138,6 +148,15 @@ impl State {
     /// The registration of enclave `id`, if any.
     pub fn enclave(&self, id: &PublicKey) -> Option<EnclaveRecord> {
         self.read().enclave(id)
+    }
+
+    /// The last registration of enclave `id` if its stake was withdrawn
+    /// (stake 0): its quote can still be checked.
+    pub fn retired_enclave(&self, id: &PublicKey) -> Option<EnclaveRecord> {
+        match self.read().get(&retired_key(id)) {
+            Some(crate::Record::Registry(Record::Retired(e))) => Some(e),
+            _ => None,
+        }
     }
 
     /// Verifies a registration (quote, allowlist, binding, stake) and records

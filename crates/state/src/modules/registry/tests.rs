@@ -450,6 +450,9 @@ fn registration_lifecycle_with_stake_and_unbonding() {
     .unwrap();
     assert_eq!(state.account(&op).balance.0, balance - 1 + p.min_stake.0);
     assert!(state.enclave(&id).is_none());
+    // Its registration stays readable, without stake, for its quote.
+    let retired = state.retired_enclave(&id).unwrap();
+    assert_eq!((retired.identity, retired.stake), (id, Amount::ZERO));
     assert_eq!(
         step(
             &mut state,

@@ -75,6 +75,10 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum Record {
     Enclave(EnclaveRecord),
+    /// A registration whose stake was withdrawn (stake 0): kept so the
+    /// quote of an enclave that once mined can still be checked (a light
+    /// client verifying old headers needs it).
+    Retired(EnclaveRecord),
 }
 
 /// The registry's errors: codes 1100-1129 (1105-1113 are the quote's own,
