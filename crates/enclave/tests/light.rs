@@ -258,3 +258,276 @@ fn a_command_is_taken_only_with_a_proof_under_a_followed_header() {
     elsewhere.height = 9;
     assert!(light.command(1, 1, &elsewhere).is_err());
 }
+
+mod executor {
+    //! The light client inside an executor enclave: the host plays every
+    //! attacker (commands out of order, forged, unproven).
+    use super::*;
+    use proctor_enclave::contracts::{
+        Command, ContractRequest, ContractResponse, SignedQuery, command_info, query_info,
+    };
+    use proctor_enclave::{Enclave, Request, Response};
+    use proctor_primitives::Keypair;
+    use proctor_state::contracts::next_log;
+    use proctor_tee::envelope::{self, RecipientKey};
+
+    fn enclave(name: &str) -> Enclave {
+        Enclave::new(Box::new(platform(name, TRUSTED))).unwrap()
+    }
+
+    fn ask(e: &mut Enclave, req: ContractRequest) -> Result<ContractResponse, String> {
+        match e.handle(Request::Contracts(Box::new(req))) {
+            Response::Contracts(r) => Ok(r),
+            Response::Error { message, .. } => Err(message),
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+
+    fn rng(seed: u8) -> rand_chacha::ChaCha20Rng {
+        <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([seed; 32])
+    }
+
+    /// A command of `user` to contract 1 of `chain`, sealed to `key`.
+    fn command(
+        chain: &Hash,
+        key: &EncryptionKey,
+        user: &Keypair,
+        nonce: u64,
+        msg: &[u8],
+    ) -> Command {
+        let sender = user.public().address();
+        Command {
+            era: 0,
+            sender,
+            nonce,
+            height: 1,
+            fuel: 10_000_000,
+            init: false,
+            oracle: false,
+            reply_to: RecipientKey::from_seed(&[4; 32]).public(),
+            sealed: envelope::seal_to(
+                key,
+                &command_info(chain, 1, &sender, nonce),
+                msg,
+                &mut rng(nonce as u8),
+            )
+            .unwrap(),
+        }
+    }
+
+    /// The chain's records of `commands` (positions 1, 2, ...), each with
+    /// the command log after it.
+    fn records(commands: &[Command]) -> Vec<CommandRecord> {
+        let mut log = Hash::ZERO;
+        commands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let seq = i as u64 + 1;
+                log = next_log(&log, &c.hash(1, seq));
+                CommandRecord {
+                    contract: 1,
+                    seq,
+                    era: c.era,
+                    sender: c.sender,
+                    nonce: c.nonce,
+                    height: c.height,
+                    fuel: c.fuel,
+                    init: c.init,
+                    oracle: c.oracle,
+                    reply_to: c.reply_to,
+                    sealed: c.sealed.clone(),
+                    escrow: Amount(0),
+                    receipt: None,
+                    paid: Amount(0),
+                    refunded: Amount(0),
+                    log,
+                    payer: c.sender,
+                }
+            })
+            .collect()
+    }
+
+    fn encoded(r: &CommandRecord) -> Vec<u8> {
+        codec::encode(&Record::from(proctor_state::contracts::Record::Command(
+            Box::new(r.clone()),
+        )))
+    }
+
+    #[test]
+    fn an_executor_takes_only_the_commands_the_chain_it_follows_holds() {
+        let g = genesis();
+        let chain = g.hash();
+        // The gatekeeper's root key for this chain; the executor's grant.
+        let mut gk = enclave("exec-gk");
+        ask(&mut gk, ContractRequest::Bootstrap).unwrap();
+        ask(&mut gk, ContractRequest::Bind { chain }).unwrap();
+        let ContractResponse::PublicKey(pk) = ask(
+            &mut gk,
+            ContractRequest::PublicKey {
+                contract: 1,
+                era: 0,
+            },
+        )
+        .unwrap() else {
+            panic!("no key")
+        };
+        let mut x = enclave("exec-x");
+        let ContractResponse::Attested(to) =
+            ask(&mut x, ContractRequest::Attest { chain }).unwrap()
+        else {
+            panic!("no attestation")
+        };
+        let ContractResponse::Handover(h) = ask(
+            &mut gk,
+            ContractRequest::Grant {
+                contract: 1,
+                era: 0,
+                to,
+            },
+        )
+        .unwrap() else {
+            panic!("no grant")
+        };
+        ask(&mut x, ContractRequest::Accept(h)).unwrap();
+
+        // The chain holds two commands; a block commits to them.
+        let user = Keypair::from_secret(&[3; 32]);
+        let chain_cmds = [
+            command(&chain, &pk.key, &user, 1, b"set a 1"),
+            command(&chain, &pk.key, &user, 2, b"set b 2"),
+        ];
+        let recs = records(&chain_cmds);
+        let smt = Smt::from_entries(recs.iter().map(|r| (command_key(1, r.seq), encoded(r))));
+        let miner = platform("exec-miner", TRUSTED);
+        let mut b = Builder::new(&g);
+        let h1 = b.next(&miner, 1_000, smt.root());
+        let proof = |seq: u64| CommandProof {
+            height: 1,
+            record: encoded(&recs[seq as usize - 1]),
+            proof: smt.prove(&command_key(1, seq)),
+        };
+        ask(
+            &mut x,
+            ContractRequest::LightInit {
+                genesis: Box::new(g.clone()),
+            },
+        )
+        .unwrap();
+        let sync = ContractRequest::LightSync {
+            headers: vec![h1.clone()],
+            miners: vec![registration(&miner, &g, 1_000)],
+        };
+        assert!(matches!(
+            ask(&mut x, sync).unwrap(),
+            ContractResponse::Synced { height: 1, .. }
+        ));
+        let kv = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples/contracts/kv.wasm"),
+        )
+        .unwrap();
+        let load = ContractRequest::Load {
+            contract: 1,
+            code: kv,
+            checkpoint: None,
+            proof: None,
+        };
+        ask(&mut x, load).unwrap();
+        let apply = |x: &mut Enclave, c: &Command, proof: Option<CommandProof>| {
+            ask(
+                x,
+                ContractRequest::Apply {
+                    contract: 1,
+                    command: c.clone(),
+                    keys: vec![],
+                    unknown: vec![],
+                    proof,
+                },
+            )
+        };
+        // Out of order: command 2 with its own proof, then with command
+        // 1's; a forged command (anyone can seal one) with command 1's.
+        for (c, p) in [
+            (&chain_cmds[1], proof(2)),
+            (&chain_cmds[1], proof(1)),
+            (&command(&chain, &pk.key, &user, 1, b"set a 666"), proof(1)),
+        ] {
+            let e = apply(&mut x, c, Some(p)).unwrap_err();
+            assert!(
+                e.contains("does not verify") || e.contains("not the one the chain has"),
+                "{e}"
+            );
+        }
+        // The chain's commands in order, proven: applied.
+        for (i, c) in chain_cmds.iter().enumerate() {
+            let r = apply(&mut x, c, Some(proof(i as u64 + 1))).unwrap();
+            assert!(matches!(r, ContractResponse::Applied { .. }), "{r:?}");
+        }
+        // A query answered from it names the block followed, proven.
+        let caller = Keypair::from_secret(&[3; 32]);
+        let mut q = SignedQuery {
+            chain,
+            contract: 1,
+            caller: caller.public(),
+            expires_at: 10,
+            reply_to: RecipientKey::from_seed(&[5; 32]).public(),
+            sealed: envelope::seal_to(
+                &pk.key,
+                &query_info(&chain, 1, &caller.public(), 10),
+                b"get a",
+                &mut rng(9),
+            )
+            .unwrap(),
+            signature: proctor_primitives::Signature([0; 64]),
+        };
+        q.signature = caller.sign(&q.signing_bytes());
+        let query = |x: &mut Enclave, block_hash: Hash| {
+            ask(
+                x,
+                ContractRequest::Query {
+                    query: Box::new(q.clone()),
+                    height: 1,
+                    block_hash,
+                },
+            )
+        };
+        let ContractResponse::Answer(a) = query(&mut x, h1.hash()).unwrap() else {
+            panic!("no answer")
+        };
+        assert!(a.statement.proven);
+        assert_eq!((a.statement.height, a.statement.block_hash), (1, h1.hash()));
+        // A host naming another block at that height is refused.
+        assert!(query(&mut x, Hash([9; 32])).is_err());
+        // A command the host slips in without a proof: applied, but the
+        // state is no longer proven, and the chain's next command shows
+        // the divergence.
+        let slipped = command(&chain, &pk.key, &user, 3, b"set c 3");
+        apply(&mut x, &slipped, None).unwrap();
+        let ContractResponse::Answer(a) = query(&mut x, h1.hash()).unwrap() else {
+            panic!("no answer")
+        };
+        assert!(!a.statement.proven);
+        let later = [
+            chain_cmds[0].clone(),
+            chain_cmds[1].clone(),
+            command(&chain, &pk.key, &user, 3, b"set c the chain's"),
+            command(&chain, &pk.key, &user, 4, b"set d 4"),
+        ];
+        let recs = records(&later);
+        let smt = Smt::from_entries(recs.iter().map(|r| (command_key(1, r.seq), encoded(r))));
+        let h2 = b.next(&miner, 1_000, smt.root());
+        let sync = ContractRequest::LightSync {
+            headers: vec![h2],
+            miners: vec![],
+        };
+        ask(&mut x, sync).unwrap();
+        let fourth = CommandProof {
+            height: 2,
+            record: encoded(&recs[3]),
+            proof: smt.prove(&command_key(1, 4)),
+        };
+        let e = apply(&mut x, &later[3], Some(fourth)).unwrap_err();
+        assert!(e.contains("diverged"), "{e}");
+    }
+}
