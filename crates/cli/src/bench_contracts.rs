@@ -82,6 +82,21 @@ fn grant_and_load(
     id: u64,
     from: Option<Checkpoint>,
 ) -> Result<()> {
+    grant(gk, x, id)?;
+    ask(
+        x,
+        ContractRequest::Load {
+            contract: id,
+            code: KV.to_vec(),
+            checkpoint: from,
+            proof: None,
+        },
+    )?;
+    Ok(())
+}
+
+/// Grants contract `id`'s key from `gk` to `x`.
+fn grant(gk: &mut Enclave, x: &mut Enclave, id: u64) -> Result<()> {
     let ContractResponse::Attested(to) = ask(x, ContractRequest::Attest { chain: CHAIN })? else {
         bail!("no attestation");
     };
@@ -97,15 +112,6 @@ fn grant_and_load(
         bail!("no grant");
     };
     ask(x, ContractRequest::Accept(h))?;
-    ask(
-        x,
-        ContractRequest::Load {
-            contract: id,
-            code: KV.to_vec(),
-            checkpoint: from,
-            proof: None,
-        },
-    )?;
     Ok(())
 }
 
@@ -245,22 +251,7 @@ pub fn run(args: ContractArgs) -> Result<()> {
         let checkpoint_ms = t.elapsed().as_secs_f64() * 1e3;
         let checkpoint_bytes = checkpoint.ciphertext.len();
         let mut y = enclave(&dir, &format!("recovering-{id}"))?;
-        let ContractResponse::Attested(to) = ask(&mut y, ContractRequest::Attest { chain: CHAIN })?
-        else {
-            bail!("no attestation");
-        };
-        let ContractResponse::Handover(h) = ask(
-            &mut gk,
-            ContractRequest::Grant {
-                contract: id,
-                era: 0,
-                to,
-            },
-        )?
-        else {
-            bail!("no grant");
-        };
-        ask(&mut y, ContractRequest::Accept(h))?;
+        grant(&mut gk, &mut y, id)?;
         let t = Instant::now();
         let ContractResponse::Loaded { applied, .. } = ask(
             &mut y,

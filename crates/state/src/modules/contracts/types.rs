@@ -382,7 +382,14 @@ pub struct CommandRecord {
 /// shows the target): the first 20 bytes of `H("proctor/contract-address",
 /// id)`.
 pub fn contract_address(id: u64) -> Address {
-    let h = Hash::tagged("proctor/contract-address", &[&id.to_le_bytes()]);
+    hashed_address(Hash::tagged(
+        "proctor/contract-address",
+        &[&id.to_le_bytes()],
+    ))
+}
+
+/// An account no key controls: the first 20 bytes of a hash.
+fn hashed_address(h: Hash) -> Address {
     let mut a = [0u8; 20];
     a.copy_from_slice(&h.0[..20]);
     Address(a)
@@ -392,10 +399,7 @@ pub fn contract_address(id: u64) -> Address {
 /// contract for them): the first 20 bytes of `H("proctor/oracle-address")`.
 /// No key controls it.
 pub fn oracle_address() -> Address {
-    let h = Hash::tagged("proctor/oracle-address", &[]);
-    let mut a = [0u8; 20];
-    a.copy_from_slice(&h.0[..20]);
-    Address(a)
+    hashed_address(Hash::tagged("proctor/oracle-address", &[]))
 }
 
 /// The message a contract gets for oracle request `r`'s datagram (all
