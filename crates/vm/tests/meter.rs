@@ -115,6 +115,83 @@ fn br_table_in_a_loop_counts_exactly() {
     assert!(n > 50 * 10, "{n}");
 }
 
+/// An interpreter's dispatch loop: a `br_table` over cases of different
+/// costs, and a second `br_table` inside a case that shares the first's
+/// targets, goes back to the dispatch, or leaves the function. The tables'
+/// edges need different counts (landing pads).
+fn interpreter(steps: u32) -> String {
+    module(&format!(
+        r#"(global $acc (mut i32) (i32.const 0))
+           (func $run (param $pc i32) (local $a i32)
+             (local.set $a (i32.const 1))
+             loop $dispatch
+               block $done block $c3 block $c2 block $c1 block $c0
+                 (i32.rem_u (i32.load8_u offset=512 (i32.and (local.get $pc) (i32.const 63)))
+                            (i32.const 5))
+                 br_table $c0 $c1 $c2 $c3 $done
+               end
+               (local.set $a (i32.add (local.get $a) (i32.const 1)))
+               (local.set $pc (i32.add (local.get $pc) (i32.const 1)))
+               br $dispatch
+               end
+               (local.set $a (i32.mul (local.get $a) (i32.const 3)))
+               (local.set $pc (i32.add (local.get $pc) (i32.const 2)))
+               (i32.and (i32.shr_u (local.get $a) (i32.const 3)) (i32.const 15))
+               ;; c2's code, c3's code, the dispatch, done, or (rarely) out
+               br_table 0 1 3 2 0 1 3 3 0 1 3 2 0 3 3 4 1
+               end
+               (local.set $a (i32.xor (local.get $a) (i32.shl (local.get $pc) (i32.const 2))))
+               end
+               (local.set $a (i32.rotl (local.get $a) (i32.const 5)))
+               (local.set $pc (i32.add (local.get $pc) (i32.const 1)))
+               (global.set $acc (i32.add (global.get $acc) (local.get $a)))
+               (br_if $dispatch (i32.lt_u (local.get $pc) (i32.const {steps})))
+               end
+               (global.set $acc (i32.add (global.get $acc) (i32.const 1000)))
+               (local.set $pc (i32.add (local.get $pc) (i32.const 3)))
+               (br_if $dispatch (i32.lt_u (local.get $pc) (i32.const {steps})))
+             end)
+           (func (export "_start") (local $i i32)
+             (loop $fill
+               (i32.store8 offset=512 (local.get $i)
+                 (i32.mul (local.get $i) (i32.const 167)))
+               (br_if $fill (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+                                      (i32.const 64))))
+             (call $run (i32.const 0))
+             (call $run (i32.const 7))
+             (call $print (global.get $acc)))"#
+    ))
+}
+
+#[test]
+fn an_interpreters_dispatch_tables_count_exactly() {
+    let n = agree(&interpreter(400));
+    assert!(n > 400 * 5, "{n}");
+    // Out of fuel anywhere in the loop, landing pads included.
+    for fuel in [n / 3, n / 2 + 1, 2 * n / 3 + 7] {
+        out_of_fuel_at(&interpreter(400), fuel);
+    }
+}
+
+#[test]
+fn tables_whose_branches_carry_values_count_exactly() {
+    agree(&module(
+        r#"(func $f (param $x i32) (result i32) (local $i i32)
+             (loop $l
+               (local.set $x
+                 (block $c (result i32) (block $b (result i32) (block $a (result i32)
+                   (local.get $x)
+                   (br_table $a $b $c $b (i32.and (local.get $i) (i32.const 3))))
+                   (i32.const 1) (i32.add))
+                   (i32.const 3) (i32.mul)
+                   (local.get $i) (i32.rem_u (i32.const 7)) (br_if $c)
+                   (i32.const 5) (i32.xor)))
+               (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 50))))
+             (local.get $x))
+           (func (export "_start") (call $print (call $f (i32.const 7))))"#,
+    ));
+}
+
 #[test]
 fn if_without_else_block_results_and_loop_params() {
     agree(&module(

@@ -82,6 +82,7 @@ impl Rewriter {
         let g = Graph::build(&ops, &costs, self.imported_funcs, &self.type_sigs)?;
         let phi = g.potentials();
         let chords = phi.is_some();
+        self.per_segment += usize::from(!chords);
         let phi = phi.unwrap_or_else(|| vec![0; g.nodes.len()]);
 
         // Counting code around operators, by operator index (sparse).
@@ -207,9 +208,41 @@ impl Rewriter {
             };
             replace.insert(ins.0, ins.1);
         }
+        // Tables whose edges need different weights: the weight most of
+        // them need goes before the table, the others' differences on
+        // landing pads (see `Emit::table`), by target node.
+        let mut pads: BTreeMap<usize, Vec<(usize, i64)>> = BTreeMap::new();
+        if chords {
+            let mut by_table: BTreeMap<usize, Vec<(usize, i64)>> = BTreeMap::new();
+            for e in &g.edges {
+                if let Place::Table(i) = e.place {
+                    by_table.entry(i).or_default().push((e.to, weight(e)));
+                }
+            }
+            for (i, mut targets) in by_table {
+                let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+                for &(_, w) in &targets {
+                    *counts.entry(w).or_default() += 1;
+                }
+                // The most common weight (0 among equals: no code at all).
+                let common = counts
+                    .iter()
+                    .max_by_key(|&(&w, &n)| (n, w == 0))
+                    .map_or(0, |(&w, _)| w);
+                if common != 0 {
+                    before.entry(i).or_default().push(Ins::Dec(common));
+                }
+                targets.retain(|&(_, w)| w != common);
+                if !targets.is_empty() {
+                    pads.insert(
+                        i,
+                        targets.into_iter().map(|(t, w)| (t, w - common)).collect(),
+                    );
+                }
+            }
+        }
         if chords {
             let mut taken: BTreeMap<usize, i64> = BTreeMap::new();
-            let mut tables: BTreeMap<usize, i64> = BTreeMap::new();
             for e in &g.edges {
                 if let Place::BrIfTaken(i) = e.place
                     && !replace.contains_key(&i)
@@ -233,9 +266,6 @@ impl Rewriter {
                         if d != 0 {
                             after.entry(i).or_default().push(Ins::Dec(d));
                         }
-                    }
-                    Place::Table(i) if w != 0 && tables.insert(i, w).is_none() => {
-                        before.entry(i).or_default().push(Ins::Dec(w))
                     }
                     _ => {}
                 }
@@ -267,8 +297,9 @@ impl Rewriter {
             }
         }
 
-        // A scratch local for the size operand of operators charged by size.
-        let sized = ops.iter().any(|op| super::size_charge(op).is_some());
+        // A scratch local for the size operand of operators charged by size
+        // and the index of tables with pads.
+        let sized = !pads.is_empty() || ops.iter().any(|op| super::size_charge(op).is_some());
         let size_local = r + 1;
         if sized {
             locals.push((1, ValType::I32));
@@ -295,9 +326,17 @@ impl Rewriter {
             if let Some(charge) = super::size_charge(&op) {
                 emitter.charge_size(&mut f, charge, size_local);
             }
-            match replace.get(&i) {
-                Some(ins) => emit(&mut f, ins),
-                None => {
+            match (replace.get(&i), pads.get(&i), &op) {
+                (Some(ins), _, _) => emit(&mut f, ins),
+                (None, Some(pads), Operator::BrTable { targets }) => {
+                    let rds = targets
+                        .targets()
+                        .chain([Ok(targets.default())])
+                        .collect::<Result<Vec<u32>, _>>()
+                        .map_err(|e| e.to_string())?;
+                    emitter.table(&mut f, &rds, &g.tables[&i].targets, pads, size_local);
+                }
+                _ => {
                     let inst = self.instruction(op).map_err(|e| e.to_string())?;
                     f.instruction(&inst);
                 }
@@ -379,6 +418,47 @@ impl Emit<'_> {
         for &(l, g) in parked {
             f.instruction(&Instruction::GlobalGet(g));
             f.instruction(&Instruction::LocalSet(l));
+        }
+    }
+
+    /// A `br_table` whose entries `rds` (the default last; going to nodes
+    /// `to`) need different counts: the entries going to a node of `pads`
+    /// branch to a landing pad that counts the pad's weight and branches on
+    /// to the entry's label; the others go straight there. Pads are blocks
+    /// opened around the table, the first innermost; only tables whose
+    /// branches carry no values get them. The index waits in local `index`
+    /// while the blocks open.
+    pub(super) fn table(
+        &self,
+        f: &mut Function,
+        rds: &[u32],
+        to: &[Option<usize>],
+        pads: &[(usize, i64)],
+        index: u32,
+    ) {
+        let k = pads.len() as u32;
+        f.instruction(&Instruction::LocalSet(index));
+        for _ in 0..k {
+            f.instruction(&Instruction::Block(BlockType::Empty));
+        }
+        f.instruction(&Instruction::LocalGet(index));
+        let pad = |node: Option<usize>| pads.iter().position(|&(n, _)| Some(n) == node);
+        let mapped: Vec<u32> = rds
+            .iter()
+            .zip(to)
+            .map(|(&rd, &node)| pad(node).map_or(rd + k, |p| p as u32))
+            .collect();
+        let (default, entries) = mapped.split_last().expect("a table has a default");
+        f.instruction(&Instruction::BrTable(entries.into(), *default));
+        for (p, &(node, w)) in pads.iter().enumerate() {
+            f.instruction(&Instruction::End);
+            self.dec(f, w);
+            let rd = rds
+                .iter()
+                .zip(to)
+                .find_map(|(&rd, &n)| (n == Some(node)).then_some(rd))
+                .expect("a pad's node is an entry's");
+            f.instruction(&Instruction::Br(rd + k - 1 - p as u32));
         }
     }
 

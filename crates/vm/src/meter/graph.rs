@@ -72,6 +72,8 @@ pub(super) struct Frame {
     pub(super) label: Option<usize>,
     pub(super) if_from: Option<usize>,
     pub(super) has_else: bool,
+    /// How many values a branch to this frame's label carries.
+    pub(super) arity: u32,
 }
 
 /// The control-flow graph of one function body.
@@ -85,6 +87,17 @@ pub(super) struct Graph {
     pub(super) exact: Vec<Exact>,
     pub(super) loops: Vec<Loop>,
     pub(super) calls_others: bool,
+    /// Every `br_table`, by operator index.
+    pub(super) tables: BTreeMap<usize, Table>,
+}
+
+/// A `br_table` reached by live code.
+pub(super) struct Table {
+    /// The node each of its entries (the default last) goes to; `None`:
+    /// out of the function.
+    pub(super) targets: Vec<Option<usize>>,
+    /// How many values its branches carry.
+    pub(super) arity: u32,
 }
 
 /// A loop reached by live code.
@@ -160,6 +173,7 @@ impl Graph {
             label: None,
             if_from: None,
             has_else: false,
+            arity: u32::MAX,
         }];
         for (i, op) in ops.iter().enumerate() {
             g.owner.push(cur);
@@ -174,8 +188,16 @@ impl Graph {
                     .ok_or("branch depth out of range")?;
                 Ok(if f.kind == Kind::Func { None } else { f.label })
             };
+            // Values a block of type `ty` leaves (u32::MAX: unknown type).
+            let results = |ty: &wasmparser::BlockType| match ty {
+                wasmparser::BlockType::Empty => 0,
+                wasmparser::BlockType::Type(_) => 1,
+                wasmparser::BlockType::FuncType(t) => types
+                    .get(*t as usize)
+                    .map_or(u32::MAX, |s| s.1.len() as u32),
+            };
             match op {
-                Operator::Block { .. } => {
+                Operator::Block { blockty } => {
                     let end = g.node(depth, None);
                     frames.push(Frame {
                         kind: Kind::Block,
@@ -183,6 +205,7 @@ impl Graph {
                         label: Some(end),
                         if_from: None,
                         has_else: false,
+                        arity: results(blockty),
                     });
                 }
                 Operator::Loop { blockty } => {
@@ -212,9 +235,10 @@ impl Graph {
                         label,
                         if_from: None,
                         has_else: false,
+                        arity,
                     });
                 }
-                Operator::If { .. } => {
+                Operator::If { blockty } => {
                     let end = g.node(depth, None);
                     frames.push(Frame {
                         kind: Kind::If,
@@ -222,6 +246,7 @@ impl Graph {
                         label: Some(end),
                         if_from: cur,
                         has_else: false,
+                        arity: results(blockty),
                     });
                     cur = cur.map(|v| {
                         let t = g.node(depth, Some(i));
@@ -307,9 +332,16 @@ impl Graph {
                     if let Some(v) = cur {
                         let mut seen = Vec::new();
                         let mut exits = false;
+                        let mut table = Table {
+                            targets: Vec::new(),
+                            arity: 0,
+                        };
                         for rd in targets.targets().chain([Ok(targets.default())]) {
                             let rd = rd.map_err(|e| e.to_string())?;
-                            match target(&frames, rd)? {
+                            let to = target(&frames, rd)?;
+                            table.targets.push(to);
+                            table.arity = frames[frames.len() - 1 - rd as usize].arity;
+                            match to {
                                 Some(t) if !seen.contains(&t) => {
                                     seen.push(t);
                                     let back = g.back_edge(&frames, rd, false);
@@ -319,6 +351,7 @@ impl Graph {
                                 None => exits = true,
                             }
                         }
+                        g.tables.insert(i, table);
                         if exits {
                             g.exact(v, Place::Before(i), None);
                         }
@@ -475,11 +508,14 @@ impl Graph {
         }
         // Nodes never reached (dead code) keep 0; no live edge touches them.
         let phi: Vec<i64> = phi.into_iter().map(|p| p.unwrap_or(0)).collect();
+        // A table whose edges need different weights gets landing pads
+        // (`Emit::table`), which take no values: one whose branches carry
+        // values must have a single weight.
         let mut tables: BTreeMap<usize, i64> = BTreeMap::new();
         for e in &self.edges {
             if let Place::Table(i) = e.place {
                 let w = phi[e.from] + self.nodes[e.to].cost - phi[e.to];
-                if *tables.entry(i).or_insert(w) != w {
+                if *tables.entry(i).or_insert(w) != w && self.tables[&i].arity != 0 {
                     return None;
                 }
             }

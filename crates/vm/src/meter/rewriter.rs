@@ -24,6 +24,8 @@ pub(super) struct Rewriter {
     pub(super) imports_done: bool,
     pub(super) globals_done: bool,
     pub(super) failure: Option<String>,
+    /// Functions counted per segment (no chord placement was possible).
+    pub(super) per_segment: usize,
 }
 
 /// Parameter and result types of a function type.
@@ -44,6 +46,7 @@ impl Rewriter {
             imports_done: false,
             globals_done: false,
             failure: None,
+            per_segment: 0,
         };
         let mut inlinees = Vec::new();
         for payload in Parser::new(0).parse_all(bytes) {

@@ -172,6 +172,44 @@ fn inlining_stays_within_a_functions_allowance() {
 }
 
 #[test]
+fn the_corpus_is_counted_on_chords_in_every_function() {
+    // Interpreters and decoders dispatch through `br_table`s whose edges
+    // need different counts (pcre2's matcher, brotli's and bzip2's
+    // decoders, zstd's): landing pads keep them on chords instead of
+    // counting every segment of the function.
+    for (name, m) in [
+        (
+            "minigzip",
+            &include_bytes!("../../../../examples/corpus/minigzip.wasm")[..],
+        ),
+        (
+            "bzip2",
+            include_bytes!("../../../../examples/corpus/bzip2.wasm"),
+        ),
+        (
+            "brotli",
+            include_bytes!("../../../../examples/corpus/brotli.wasm"),
+        ),
+        (
+            "zstd",
+            include_bytes!("../../../../examples/corpus/zstd.wasm"),
+        ),
+        (
+            "pcre2grep",
+            include_bytes!("../../../../examples/corpus/pcre2grep.wasm"),
+        ),
+        (
+            "cjson",
+            include_bytes!("../../../../examples/corpus/cjson.wasm"),
+        ),
+    ] {
+        let (out, per_segment) = instrument_counting(m).unwrap();
+        assert!(valid(&out), "{name}");
+        assert_eq!(per_segment, 0, "{name}");
+    }
+}
+
+#[test]
 fn many_small_loops_grow_the_code_boundedly() {
     let loops: String = (0..500)
         .map(|_| {
