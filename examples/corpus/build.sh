@@ -11,13 +11,21 @@
 #   zstd       libzstd   the zstd command (programs/, no threads/bench/dict)
 #   pcre2grep  pcre2     PCRE2's grep (the interpreter, no JIT)
 #   cjson      cjson     cJSON, driven by drivers/cjson.c (parse and print)
+#   lua        lua5.4    the Lua interpreter (lua.c), running inputs/bench.lua
+#   sqlite     sqlite3   SQLite (the amalgamation, built by its own make),
+#                        driven by drivers/sqlite.c: a SQL script on stdin
+#                        against an in-memory database
 #
-# Only the .wasm files, drivers/, wasi_shim.c, inputs/ and expected/ are
-# committed; sources and native builds go to $CORPUS_SRC and $NATIVE_DIR.
-# Needs: clang lld wasi-libc libclang-rt-14-dev-wasm32 dpkg-dev gcc, and a
+# WASI lacks setjmp (include/setjmp.h: longjmp ends the program; Lua raises
+# no error on the bench's script) and a few POSIX calls (wasi_shim.c).
+# Only the .wasm files, drivers/, include/, wasi_shim.c, inputs/ and
+# expected/ are committed; sources and native builds go to $CORPUS_SRC and $NATIVE_DIR.
+# Needs: clang lld wasi-libc libclang-rt-14-dev-wasm32 dpkg-dev gcc make tcl
+# (SQLite's amalgamation is generated with tclsh), and a
 # deb-src entry (added for bookworm if `apt-get source` finds none).
 # Licenses: zlib (zlib), bzip2 (BSD-like), brotli (MIT), zstd (BSD), PCRE2
-# (BSD), cJSON (MIT); inputs/sqlite-src.txt is SQLite source (public domain),
+# (BSD), cJSON (MIT), Lua (MIT), SQLite (public domain); inputs/bench.lua
+# and inputs/workload.sql were written for this bench; inputs/sqlite-src.txt is SQLite source (public domain),
 # inputs/packages.json is Debian package metadata (dpkg status as JSON).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -25,7 +33,7 @@ here=$PWD
 src=${CORPUS_SRC:-/tmp/proctor-corpus-src}
 native=${NATIVE_DIR:-/tmp/proctor-corpus-native}
 mkdir -p "$src" "$native" expected
-packages="zlib bzip2 brotli libzstd pcre2 cjson"
+packages="zlib bzip2 brotli libzstd pcre2 cjson lua5.4 sqlite3"
 
 cd "$src"
 if ! apt-get source --download-only zlib >/dev/null 2>&1; then
@@ -41,7 +49,7 @@ fi
 for p in $packages; do
     apt-get source --download-only "$p" >/dev/null
 done
-for t in *.orig.tar.*; do
+for t in *.orig.tar.* ; do
     case "$t" in *.asc) ;; *) tar xf "$t" ;; esac
 done
 
@@ -81,6 +89,13 @@ emulated_libs="-lwasi-emulated-signal -lwasi-emulated-process-clocks"
     pcre2_substitute.c pcre2_substring.c pcre2_tables.c pcre2_ucd.c pcre2_valid_utf.c \
     pcre2_xclass.c)
 (cd cJSON-*/ && build cjson "" "" -I. "$here/drivers/cjson.c" cJSON.c)
+(cd lua-*/src && build lua "-I$here/include -DL_tmpnam=32 -DPROCTOR_SHIM_PATHS \
+    -Dremove=proctor_remove -Drename=proctor_rename $emulated" "$emulated_libs" \
+    $(ls ./*.c | grep -v luac.c))
+(cd sqlite3-*/ && mkdir -p bld && cd bld && { [ -f sqlite3.c ] || { ../configure --disable-tcl \
+    >/dev/null && make sqlite3.c >/dev/null; }; } && build sqlite "" "" -I. \
+    -DSQLITE_OS_OTHER=1 -DSQLITE_THREADSAFE=0 -DSQLITE_TEMP_STORE=3 -DSQLITE_OMIT_LOAD_EXTENSION \
+    "$here/drivers/sqlite.c" sqlite3.c)
 
 cd "$here"
 grep -v '^#' cases.tsv | while IFS=$'\t' read -r name input args; do

@@ -175,8 +175,9 @@ fn inlining_stays_within_a_functions_allowance() {
 fn the_corpus_is_counted_on_chords_in_every_function() {
     // Interpreters and decoders dispatch through `br_table`s whose edges
     // need different counts (pcre2's matcher, brotli's and bzip2's
-    // decoders, zstd's): landing pads keep them on chords instead of
-    // counting every segment of the function.
+    // decoders, zstd's; Lua's and SQLite's virtual machines): landing pads
+    // keep them on chords instead of counting every segment of the
+    // function.
     for (name, m) in [
         (
             "minigzip",
@@ -201,6 +202,14 @@ fn the_corpus_is_counted_on_chords_in_every_function() {
         (
             "cjson",
             include_bytes!("../../../../examples/corpus/cjson.wasm"),
+        ),
+        (
+            "lua",
+            include_bytes!("../../../../examples/corpus/lua.wasm"),
+        ),
+        (
+            "sqlite",
+            include_bytes!("../../../../examples/corpus/sqlite.wasm"),
         ),
     ] {
         let (out, per_segment) = instrument_counting(m).unwrap();
