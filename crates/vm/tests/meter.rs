@@ -627,6 +627,41 @@ fn slices_are_handed_out_one_per_slice_and_budgets_bind_in_recursion() {
     assert_eq!(o.instructions, 50_000);
 }
 
+#[test]
+fn a_call_tree_without_loops_or_recursion_stops_at_its_budget() {
+    // $f0 calls $f1 twice, which calls $f2 twice, ...: 2^40 calls and no
+    // loop or recursion, so no check a loop or a recursive function would
+    // place. Functions whose calls could run that long check on entry;
+    // without them the run would go on for hours past its budget.
+    let levels = 40;
+    let funcs: String = (0..levels)
+        .map(|k| {
+            format!(
+                "(func $f{k} (param $x i32) (result i32) \
+                 (i32.add (call $f{n} (local.get $x)) (call $f{n} (i32.add (local.get $x) (i32.const 1)))))",
+                n = k + 1
+            )
+        })
+        .collect();
+    let wat = module(&format!(
+        r#"{funcs}
+           (func $f{levels} (param $x i32) (result i32) (i32.mul (local.get $x) (i32.const 3)))
+           (func (export "_start") (call $emit (call $f0 (i32.const 1))))"#
+    ));
+    let bytes = wat::parse_str(&wat).unwrap();
+    let vm = Vm::new(Limits::default()).unwrap();
+    let loaded = vm.load(&bytes).unwrap();
+    for slice in [1, 1_000_000] {
+        let spec = TaskSpec {
+            fuel: 50_000,
+            ..TaskSpec::default()
+        };
+        let o = vm.run(&loaded, spec, slice);
+        assert_eq!(o.status, Status::OutOfFuel);
+        assert_eq!(o.instructions, 50_000);
+    }
+}
+
 /// A tiny deterministic generator of structured programs that always end:
 /// every loop spends a shared step counter and leaves when it runs out, and
 /// calls go down a depth argument.

@@ -115,7 +115,12 @@ impl Rewriter {
             saves.len() - 1
         };
         let mut prologue = Vec::new();
-        if g.calls_others {
+        let entry_checked = self
+            .next_body
+            .checked_sub(1)
+            .and_then(|k| self.entry_checked.get(k))
+            .is_none_or(|&c| c);
+        if g.calls_others && entry_checked {
             let params = self.type_sigs[ty as usize].0.len() as u32;
             prologue.push(Ins::Check(0, park(1, &mut (0..params))));
         }

@@ -51,11 +51,12 @@
 //! Each function keeps `R` in a local `r` (a register): loaded on entry and
 //! after every call, stored back before every call and at every exit. Every
 //! loop back edge (or loop header, for loops with parameters) and the entry
-//! of every function that calls another (which bounds recursion) tests
-//! `R ≤ 0`, and if so calls the imported `proctor.check`, where the host ends
-//! the slice (a fiber yield), stops the run when the budget is spent, and sets
-//! the next limit. Every cycle of the graph passes a loop back edge, so a run
-//! can never go on unmetered.
+//! of every function whose calls could otherwise run on without bound
+//! (recursion, calls through a table, call trees that multiply work: see
+//! `calls`) tests `R ≤ 0`, and if so calls the imported `proctor.check`,
+//! where the host ends the slice (a fiber yield), stops the run when the
+//! budget is spent, and sets the next limit. Every cycle of the graph passes
+//! a loop back edge, so a run can never go on unmetered.
 //!
 //! ## What keeps it fast
 //! - Checks on back edges: `br_if (r > ψ) $loop` replaces `br $loop`, so the
@@ -84,6 +85,7 @@
 //! for everything else (23x), and the corpus (`proctor bench corpus`) ran
 //! no faster with them. Both are gone; every speed-up here is one the
 //! engine gets on any code.
+mod calls;
 mod emit;
 mod graph;
 mod inline;
@@ -94,7 +96,7 @@ mod unroll;
 
 use wasm_encoder::reencode::Reencode;
 use wasmparser::{Operator, Parser};
-use {graph::*, inline::*, rewriter::*, unroll::*};
+use {calls::*, graph::*, inline::*, rewriter::*, unroll::*};
 
 /// Export name of the global holding the remaining instructions before the
 /// next check.

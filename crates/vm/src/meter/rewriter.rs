@@ -26,6 +26,8 @@ pub(super) struct Rewriter {
     pub(super) failure: Option<String>,
     /// Functions counted per segment (no chord placement was possible).
     pub(super) per_segment: usize,
+    /// Whether each defined function checks the count on entry.
+    pub(super) entry_checked: Vec<bool>,
 }
 
 /// Parameter and result types of a function type.
@@ -47,7 +49,9 @@ impl Rewriter {
             globals_done: false,
             failure: None,
             per_segment: 0,
+            entry_checked: Vec::new(),
         };
+        let mut calls = Vec::new();
         let mut inlinees = Vec::new();
         for payload in Parser::new(0).parse_all(bytes) {
             match payload.map_err(|e| MeterError::Parse(e.to_string()))? {
@@ -74,9 +78,13 @@ impl Rewriter {
                     }
                 }
                 wasmparser::Payload::GlobalSection(s) => r.globals += s.count(),
-                wasmparser::Payload::CodeSectionStart { .. } => inlinees.clear(),
+                wasmparser::Payload::CodeSectionStart { .. } => {
+                    inlinees.clear();
+                    calls.clear();
+                }
                 wasmparser::Payload::CodeSectionEntry(body) => {
                     r.inline_left += body.range().len();
+                    calls.push(Calls::scan(&body, r.imported_funcs).map_err(MeterError::Parse)?);
                     let k = inlinees.len();
                     let ty = *r
                         .func_types
@@ -98,6 +106,7 @@ impl Rewriter {
                 _ => {}
             }
         }
+        r.entry_checked = entry_checks(&calls);
         let imported = r.imported_funcs;
         r.inlinees = std::rc::Rc::new(
             (imported..)
