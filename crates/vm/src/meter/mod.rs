@@ -61,8 +61,8 @@
 //! ## What keeps it fast
 //! - Checks on back edges: `br_if (r > ψ) $loop` replaces `br $loop`, so the
 //!   check costs a compare and no jump of its own.
-//! - Small innermost loops are unrolled 4 times, branchy ones 16 times
-//!   (`unroll`, `copies`): the count and the check run once per 4 (16)
+//! - Small innermost loops are unrolled 4 times, branchy ones 8 times
+//!   (`unroll`, `copies`): the count and the check run once per 4 (8)
 //!   iterations, and each copy's exits go through landing pads where their
 //!   different counts are settled off the hot path. A branchy loop's copies
 //!   also give the branch predictor more to tell iterations apart by

@@ -83,7 +83,7 @@ fn calls_to(wat_src: &str, f: u32) -> usize {
 }
 
 #[test]
-fn branchy_loops_get_sixteen_copies_and_plain_ones_four() {
+fn branchy_loops_get_eight_copies_and_plain_ones_four() {
     // $g calls, so it is never inlined: the calls left in `_start` are
     // the copies of its loop (function 1 once the check is imported).
     let wrap = |body: &str| {

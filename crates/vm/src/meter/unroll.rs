@@ -1,4 +1,4 @@
-//! Unrolling small innermost loops (4 times, branchy ones 16).
+//! Unrolling small innermost loops (4 times, branchy ones 8).
 
 use std::collections::BTreeMap;
 use wasmparser::Operator;
@@ -10,7 +10,7 @@ pub(super) const UNROLL_MAX_BODY: usize = 200;
 /// Copies of a branchy loop's body: one with at least
 /// [`BRANCHY_MIN_BRANCHES`] conditional branches (`br_if`, `if`, the back
 /// edge's included) and at most [`BRANCHY_MAX_BODY`] operators.
-pub(super) const UNROLL_BRANCHY: usize = 16;
+pub(super) const UNROLL_BRANCHY: usize = 8;
 pub(super) const BRANCHY_MIN_BRANCHES: usize = 3;
 pub(super) const BRANCHY_MAX_BODY: usize = 100;
 
@@ -19,18 +19,20 @@ pub(super) const BRANCHY_MAX_BODY: usize = 100;
 ///
 /// A branchy loop (a tokenizer's character loop, a parser's or a state
 /// machine's) gets [`UNROLL_BRANCHY`]: besides running the count and its
-/// check once per 16 iterations, each copy's branches are branches of their
+/// check once per 8 iterations, each copy's branches are branches of their
 /// own to the processor's predictor, which then tells apart where in a
 /// stretch of iterations it is, as the plain loop's single set of branches
 /// cannot. wordfreq's character loop (7 branches, 88 operators) runs in
 /// 39.3 ms with 4 copies, 36.7 with 10, 31.6 with 14 and 30-33 with 16-32
-/// (120 passes over its text, in-process); on text that never repeats, 8 MB
-/// in one pass, the copies neither help nor cost (59.9 vs 60.7 ms), and
-/// sha256, n-body, filler and lz (no branchy loop in their hot paths)
-/// are unchanged. The price is compile time, once per module: libc's
-/// branchy loops (printf's, malloc's) are copied too, and the examples'
-/// metered modules grow by a quarter (wordfreq 83 to 104 KB, its metered
-/// load 83 to 111 ms).
+/// (120 passes over its text, in-process), which is why this was 16. On
+/// the corpus of real programs (`examples/corpus`, side by side in one
+/// process, 21 runs each) 16 copies cost more than they give: against 16,
+/// 8 copies take zstd from 1.18x to 1.08x of unmetered and pcre2grep from
+/// 1.22x to 1.17x, cost brotli 1.14x to 1.15x, leave the rest within
+/// noise, and the geometric mean goes from 1.141x to 1.122x (4 copies:
+/// 1.133x to 1.125x, brotli 1.26x; no unrolling at all: 1.141x to 1.124x,
+/// brotli 1.20x). Short trips through a loop pay for copies they never
+/// reach (code size, the landing pads of early exits).
 pub(super) fn copies(body: &[Operator<'_>]) -> usize {
     let branches = body
         .iter()
