@@ -19,8 +19,9 @@
 //!
 //! What differs from fuel is where the counting code goes, which is what
 //! makes it cheap: on the examples fuel costs 12-41% over unmetered
-//! wasmtime, this 1-9%; on the real C programs of `examples/corpus` 2-14%,
-//! 8% in geometric mean (`proctor bench corpus`, table in `docs/pouw.md`).
+//! wasmtime, this 1-9%; on the eight real C programs of `examples/corpus`
+//! 0-19%, 12% in geometric mean on an AMD VM (8% for the first six on an
+//! Intel one; `proctor bench corpus`, tables in `docs/pouw.md`).
 //!
 //! ## Counting on a spanning tree's chords
 //! Each function's control-flow graph has a node per straight-line segment
