@@ -315,9 +315,15 @@ pub fn lottery(args: LotteryArgs) -> Result<()> {
             "| program | kind | instructions | PoUW ms | M instructions/s |\n|---|---|---:|---:|---:|\n",
         );
         for p in &r.programs {
+            // A program's arguments may hold a `|` (a regex): escaped, so
+            // the table keeps its columns.
             s += &format!(
                 "| {} | {} | {} | {:.1} | {:.0} |\n",
-                p.program, p.kind, p.instructions, p.pouw_ms, p.minstr_per_s
+                p.program.replace('|', "\\|"),
+                p.kind,
+                p.instructions,
+                p.pouw_ms,
+                p.minstr_per_s
             );
         }
         s += &format!("spread (fastest / slowest): {:.2}x", r.spread);
