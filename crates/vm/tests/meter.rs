@@ -569,6 +569,44 @@ fn recursion_and_exits_from_deep_inside() {
 }
 
 #[test]
+fn the_count_passes_through_calls_of_every_shape() {
+    // Metered functions pass the count to each other as an extra parameter
+    // and result: several results, a branch to the function's label with
+    // values, an early `return`, code after it that no path reaches, the
+    // same function called directly, through a table and as a loop's
+    // body, and a host call deep inside.
+    let n = agree(&module(
+        r#"(type $pair_t (func (param i32) (result i32 i64)))
+           (table 2 funcref) (elem (i32.const 0) $pair $leaf)
+           (func $leaf (param $x i32) (result i32 i64)
+             (i32.mul (local.get $x) (i32.const 3)) (i64.extend_i32_u (local.get $x)))
+           (func $pair (param $x i32) (result i32 i64) (local $t i32)
+             (block $b
+               (br_if $b (i32.and (local.get $x) (i32.const 1)))
+               (if (i32.eq (local.get $x) (i32.const 4))
+                 (then (call $emit (local.get $x))
+                       (return (i32.const 40) (i64.const 4))))
+               (local.set $t (i32.add (local.get $x) (i32.const 7)))
+               (br 1 (local.get $t) (i64.const 2))
+               (drop) (i32.const 0) (i64.const 0) (return))
+             (call $leaf (local.get $x)))
+           (func $sum (param $n i32) (result i32) (local $i i32) (local $s i32) (local $w i64)
+             (loop $l
+               (call $pair (local.get $i))
+               local.set $w local.get $s i32.add local.set $s
+               (call_indirect (type $pair_t) (local.get $i) (i32.and (local.get $i) (i32.const 1)))
+               i32.wrap_i64 local.get $s i32.add local.set $s
+               local.get $s i32.add local.set $s
+               (local.set $s (i32.add (local.get $s) (i32.wrap_i64 (local.get $w))))
+               (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+                                   (local.get $n))))
+             (local.get $s))
+           (func (export "_start") (call $print (call $sum (i32.const 300))))"#,
+    ));
+    assert!(n > 300 * 20, "{n}");
+}
+
+#[test]
 fn unrolled_loops_with_exits_to_several_labels() {
     agree(&module(
         r#"(func $f (param $n i32) (result i32) (local $i i32) (local $s i32)

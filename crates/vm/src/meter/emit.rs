@@ -18,6 +18,10 @@ pub(super) enum Ins {
     Sync(i64),
     /// `r = R + ψ`.
     Reload(i64),
+    /// Pushes `r - ψ`: the count passed to a metered callee or returned.
+    Pass(i64),
+    /// `r = v + ψ` for `v` the count a metered callee returned.
+    Take(i64),
     /// `if r <= ψ { R = r - ψ; check(); r = R + ψ }`, parking the locals of
     /// the given save list around the call.
     Check(i64, usize),
@@ -37,7 +41,7 @@ impl Rewriter {
     ) -> Result<Function, String> {
         let err = |e: wasmparser::BinaryReaderError| e.to_string();
         let mut locals = Vec::new();
-        let params = &self.type_sigs[ty as usize].0;
+        let params = self.type_sigs[ty as usize].0.clone();
         let mut local_count = params.len() as u32;
         let mut kinds: Vec<_> = params.iter().map(|&t| scratch_kind(t)).collect();
         for l in body.get_locals_reader().map_err(err)? {
@@ -62,6 +66,9 @@ impl Rewriter {
             kinds.push(scratch_kind(t));
             locals.push((1, self.val_type(t).map_err(|e| e.to_string())?));
         }
+        let exit = self.internal[&ty].1;
+        let (ops, costs) = pass_count(ops, costs, params.len() as u32, exit);
+        kinds.insert(params.len(), scratch_kind(wasmparser::ValType::I64));
         self.meter(ty, locals, kinds, ops, costs)
     }
 
@@ -76,8 +83,9 @@ impl Rewriter {
         ops: Vec<Operator<'_>>,
         costs: Vec<i64>,
     ) -> Result<Function, String> {
-        locals.push((1, ValType::I64));
-        let r = kinds.len() as u32;
+        // The count is the parameter after the function's own.
+        let params = self.type_sigs[ty as usize].0.len() as u32;
+        let r = params;
         let (ops, costs) = unroll(ops, costs);
         let g = Graph::build(&ops, &costs, self.imported_funcs, &self.type_sigs)?;
         let phi = g.potentials();
@@ -121,7 +129,6 @@ impl Rewriter {
             .and_then(|k| self.entry_checked.get(k))
             .is_none_or(|&c| c);
         if g.calls_others && entry_checked {
-            let params = self.type_sigs[ty as usize].0.len() as u32;
             prologue.push(Ins::Check(0, park(1, &mut (0..params))));
         }
         // A loop parks the locals it uses that are live at its header (where
@@ -130,7 +137,7 @@ impl Rewriter {
         let live = if g.loops.is_empty() {
             None
         } else {
-            g.live_in(&ops, kinds.len() + 1)
+            g.live_in(&ops, kinds.len())
         };
         let is_live = |node: usize, local: u32| {
             live.as_ref()
@@ -172,9 +179,24 @@ impl Rewriter {
             let Place::Before(i) = x.at else {
                 unreachable!("exact points are before operators")
             };
-            before.entry(i).or_default().push(Ins::Sync(p));
+            // Metered callees take the count and give it back; the host,
+            // tables and the caller of the function's own index (its
+            // wrapper) read it from the global.
+            let passed = match ops[i] {
+                Operator::Call { function_index } => function_index >= self.imported_funcs,
+                Operator::Return | Operator::End => true,
+                _ => false,
+            };
+            before
+                .entry(i)
+                .or_default()
+                .push(if passed { Ins::Pass(p) } else { Ins::Sync(p) });
             if let Some(i) = x.reload {
-                after.entry(i).or_default().push(Ins::Reload(p));
+                after.entry(i).or_default().push(if passed {
+                    Ins::Take(p)
+                } else {
+                    Ins::Reload(p)
+                });
             }
         }
         // Loops whose checks go on their back edges, by back edge.
@@ -305,15 +327,13 @@ impl Rewriter {
         // A scratch local for the size operand of operators charged by size
         // and the index of tables with pads.
         let sized = !pads.is_empty() || ops.iter().any(|op| super::size_charge(op).is_some());
-        let size_local = r + 1;
+        let size_local = kinds.len() as u32;
         if sized {
             locals.push((1, ValType::I32));
         }
         let mut f = Function::new(locals);
         let global = self.remaining_global();
         let check = self.check_func();
-        f.instruction(&Instruction::GlobalGet(global));
-        f.instruction(&Instruction::LocalSet(r));
         let emitter = Emit {
             r,
             global,
@@ -324,9 +344,19 @@ impl Rewriter {
         for ins in &prologue {
             emit(&mut f, ins);
         }
+        let last = ops.len() - 1;
         for (i, op) in ops.into_iter().enumerate() {
             for ins in before.get(&i).into_iter().flatten() {
                 emit(&mut f, ins);
+            }
+            // Code no path reaches still validates: a `return` or the final
+            // `end` there is given the stack of one that could not be
+            // reached (nothing passes the count), and a call the wrapper.
+            let passes = before
+                .get(&i)
+                .is_some_and(|v| v.iter().any(|x| matches!(x, Ins::Pass(_))));
+            if !passes && (i == last || matches!(op, Operator::Return)) {
+                f.instruction(&Instruction::Unreachable);
             }
             if let Some(charge) = super::size_charge(&op) {
                 emitter.charge_size(&mut f, charge, size_local);
@@ -340,6 +370,11 @@ impl Rewriter {
                         .collect::<Result<Vec<u32>, _>>()
                         .map_err(|e| e.to_string())?;
                     emitter.table(&mut f, &rds, &g.tables[&i].targets, pads, size_local);
+                }
+                (None, None, &Operator::Call { function_index })
+                    if passes && function_index >= self.imported_funcs =>
+                {
+                    f.instruction(&Instruction::Call(self.internal_func(function_index)));
                 }
                 _ => {
                     let inst = self.instruction(op).map_err(|e| e.to_string())?;
@@ -476,6 +511,20 @@ impl Emit<'_> {
             }
             Ins::Sync(p) => self.sync(f, p),
             Ins::Reload(p) => self.reload(f, p),
+            Ins::Pass(p) => {
+                f.instruction(&Instruction::LocalGet(self.r));
+                if p != 0 {
+                    f.instruction(&Instruction::I64Const(p));
+                    f.instruction(&Instruction::I64Sub);
+                }
+            }
+            Ins::Take(p) => {
+                if p != 0 {
+                    f.instruction(&Instruction::I64Const(p));
+                    f.instruction(&Instruction::I64Add);
+                }
+                f.instruction(&Instruction::LocalSet(self.r));
+            }
             Ins::BackBr(p, l, save) => {
                 f.instruction(&Instruction::LocalGet(self.r));
                 f.instruction(&Instruction::I64Const(p));
@@ -502,4 +551,51 @@ impl Emit<'_> {
             }
         }
     }
+}
+
+/// Turns a body into its internal version's: the count arrives as the
+/// parameter after the function's own (`params`), so the locals declared
+/// after them move up by one; and the body is wrapped in an exit block of
+/// the function's result type, so that every branch that left the function
+/// lands on the block's end instead, and the only exits left, `return` and
+/// the final `end`, can give the count back as the last result. The
+/// added operators cost nothing.
+fn pass_count<'a>(
+    ops: Vec<Operator<'a>>,
+    costs: Vec<i64>,
+    params: u32,
+    exit: ExitBlock,
+) -> (Vec<Operator<'a>>, Vec<i64>) {
+    let shift = |l: u32| if l >= params { l + 1 } else { l };
+    let blockty = match exit {
+        ExitBlock::Empty => wasmparser::BlockType::Empty,
+        ExitBlock::Value(t) => wasmparser::BlockType::Type(t),
+        ExitBlock::Type(t) => wasmparser::BlockType::FuncType(t),
+    };
+    let n = ops.len();
+    let mut out = Vec::with_capacity(n + 2);
+    let mut out_costs = Vec::with_capacity(n + 2);
+    out.push(Operator::Block { blockty });
+    out_costs.push(0);
+    for (i, (op, c)) in ops.into_iter().zip(costs).enumerate() {
+        if i + 1 == n {
+            // The function's own `end`: the exit block closes first.
+            out.push(Operator::End);
+            out_costs.push(0);
+        }
+        out.push(match op {
+            Operator::LocalGet { local_index } => Operator::LocalGet {
+                local_index: shift(local_index),
+            },
+            Operator::LocalSet { local_index } => Operator::LocalSet {
+                local_index: shift(local_index),
+            },
+            Operator::LocalTee { local_index } => Operator::LocalTee {
+                local_index: shift(local_index),
+            },
+            op => op,
+        });
+        out_costs.push(c);
+    }
+    (out, out_costs)
 }

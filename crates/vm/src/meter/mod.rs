@@ -48,9 +48,16 @@
 //! bzip2, brotli and zstd fell back (pcre2's matcher: 33,000 operators).
 //!
 //! ## Runtime protocol
-//! A mutable global `proctor:remaining` (exported) holds `R = limit − used`.
-//! Each function keeps `R` in a local `r` (a register): loaded on entry and
-//! after every call, stored back before every call and at every exit. Every
+//! A mutable global `proctor:remaining` (exported) holds `R = limit − used`
+//! wherever the count leaves metered code: at host calls, calls through a
+//! table and checks. Inside, the count `r` is a local (a register) that
+//! metered code passes along: every defined function gets an internal
+//! version with the count as an extra last parameter and an extra last
+//! result, and direct calls between defined functions call those, so a
+//! call costs no store and load of the global. The function's own index
+//! becomes a wrapper of the original type (load `R`, call the internal
+//! version, store `R`), so exports, tables, `ref.func` and the start
+//! function see the module's own functions unchanged. Every
 //! loop back edge (or loop header, for loops with parameters) and the entry
 //! of every function whose calls could otherwise run on without bound
 //! (recursion, calls through a table, call trees that multiply work: see

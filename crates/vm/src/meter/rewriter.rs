@@ -9,8 +9,20 @@ use wasm_encoder::{ConstExpr, ExportKind, Function, Instruction, SectionId, ValT
 use wasmparser::{FunctionBody, Parser};
 
 pub(super) struct Rewriter {
-    /// Parameter and result types of each type.
+    /// Parameter and result types of each type: the module's, then the
+    /// types the rewriter adds after the check's (see [`Rewriter::added`]).
     pub(super) type_sigs: Vec<Signature>,
+    /// How many types the module itself declares.
+    pub(super) module_types: u32,
+    /// Types added after the check's type: internal function types, and
+    /// the block types of bodies wrapped in an exit block.
+    pub(super) added: Vec<Signature>,
+    /// For each type of a defined function: its internal type (the count
+    /// added as the last parameter and result) and the type of the block
+    /// its bodies are wrapped in, as type indices or an inline block type.
+    pub(super) internal: BTreeMap<u32, (u32, ExitBlock)>,
+    /// Metered bodies of the internal functions, emitted after the check's.
+    pub(super) internal_bodies: Vec<Function>,
     /// Functions whose calls are replaced by their bodies, by index.
     pub(super) inlinees: std::rc::Rc<BTreeMap<u32, Inlinee>>,
     /// Operators inlining may still add to the module: as many as its code
@@ -30,6 +42,16 @@ pub(super) struct Rewriter {
     pub(super) entry_checked: Vec<bool>,
 }
 
+/// The block type of the exit block a body is wrapped in: its function's
+/// results.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum ExitBlock {
+    Empty,
+    Value(wasmparser::ValType),
+    /// A type index (several results).
+    Type(u32),
+}
+
 /// Parameter and result types of a function type.
 pub(super) type Signature = (Vec<wasmparser::ValType>, Vec<wasmparser::ValType>);
 
@@ -39,6 +61,10 @@ impl Rewriter {
     pub(super) fn scan(bytes: &[u8]) -> Result<Self, MeterError> {
         let mut r = Rewriter {
             type_sigs: Vec::new(),
+            module_types: 0,
+            added: Vec::new(),
+            internal: BTreeMap::new(),
+            internal_bodies: Vec::new(),
             inlinees: Default::default(),
             inline_left: 0,
             func_types: Vec::new(),
@@ -107,6 +133,7 @@ impl Rewriter {
             }
         }
         r.entry_checked = entry_checks(&calls);
+        r.add_internal_types();
         let imported = r.imported_funcs;
         r.inlinees = std::rc::Rc::new(
             (imported..)
@@ -118,7 +145,49 @@ impl Rewriter {
     }
 
     pub(super) fn check_type(&self) -> u32 {
-        self.type_sigs.len() as u32
+        self.module_types
+    }
+
+    /// Adds, after the check's type, each defined function's internal type
+    /// (parameters and results with the count appended) and, where its
+    /// results are several, the type of the exit block its body is wrapped
+    /// in.
+    fn add_internal_types(&mut self) {
+        self.module_types = self.type_sigs.len() as u32;
+        let i64 = wasmparser::ValType::I64;
+        for &ty in &self.func_types {
+            if self.internal.contains_key(&ty) {
+                continue;
+            }
+            let Some((params, results)) = self.type_sigs.get(ty as usize).cloned() else {
+                continue;
+            };
+            let mut add = |sig: Signature| {
+                self.added.push(sig);
+                self.module_types + self.added.len() as u32
+            };
+            let exit = match results.as_slice() {
+                [] => ExitBlock::Empty,
+                &[t] => ExitBlock::Value(t),
+                _ => ExitBlock::Type(add((Vec::new(), results.clone()))),
+            };
+            let inner = add((
+                params.iter().copied().chain([i64]).collect(),
+                results.iter().copied().chain([i64]).collect(),
+            ));
+            self.internal.insert(ty, (inner, exit));
+        }
+        // Block types are looked up by index in `type_sigs`; the check's
+        // type (no parameters, no results) sits before the added ones.
+        self.type_sigs.push((Vec::new(), Vec::new()));
+        self.type_sigs.extend(self.added.iter().cloned());
+    }
+
+    /// Index of defined function `func`'s internal version (the count
+    /// passed as its last parameter and result): after the wrappers, which
+    /// keep the original indices, and the check's function.
+    pub(super) fn internal_func(&self, func: u32) -> u32 {
+        func + 2 + self.func_types.len() as u32
     }
     pub(super) fn check_import(&self) -> u32 {
         self.imported_funcs
@@ -228,6 +297,15 @@ impl Reencode for Rewriter {
     ) -> RResult<()> {
         reencode::utils::parse_type_section(self, types, section)?;
         types.ty().function([], []);
+        for (params, results) in self.added.clone() {
+            let conv = |ts: &[wasmparser::ValType], me: &mut Self| {
+                ts.iter()
+                    .map(|&t| me.val_type(t))
+                    .collect::<Result<Vec<_>, _>>()
+            };
+            let (p, r) = (conv(&params, self)?, conv(&results, self)?);
+            types.ty().function(p, r);
+        }
         Ok(())
     }
 
@@ -248,6 +326,9 @@ impl Reencode for Rewriter {
     ) -> RResult<()> {
         reencode::utils::parse_function_section(self, funcs, section)?;
         funcs.function(self.check_type());
+        for ty in self.func_types.clone() {
+            funcs.function(self.internal.get(&ty).map_or(ty, |&(inner, _)| inner));
+        }
         Ok(())
     }
 
@@ -261,6 +342,9 @@ impl Reencode for Rewriter {
         f.instruction(&Instruction::Call(self.check_import()));
         f.instruction(&Instruction::End);
         code.function(&f);
+        for f in std::mem::take(&mut self.internal_bodies) {
+            code.function(&f);
+        }
         Ok(())
     }
 
@@ -320,16 +404,26 @@ impl Reencode for Rewriter {
         body: FunctionBody<'_>,
     ) -> RResult<()> {
         let ty = self.func_types[self.next_body];
+        let func = self.imported_funcs + self.next_body as u32;
         self.next_body += 1;
-        match self.rewrite_body(&body, ty) {
-            Ok(f) => {
-                code.function(&f);
-            }
-            Err(e) => {
-                self.failure.get_or_insert(e);
-                code.function(&Function::new([]));
-            }
+        let body = self.rewrite_body(&body, ty).unwrap_or_else(|e| {
+            self.failure.get_or_insert(e);
+            Function::new([])
+        });
+        self.internal_bodies.push(body);
+        // The function's own index keeps its type and becomes a wrapper
+        // for callers that are not metered code passing the count along:
+        // the host (exports), tables (`call_indirect`), `ref.func`.
+        let params = self.type_sigs[ty as usize].0.len() as u32;
+        let mut f = Function::new([]);
+        for l in 0..params {
+            f.instruction(&Instruction::LocalGet(l));
         }
+        f.instruction(&Instruction::GlobalGet(self.remaining_global()));
+        f.instruction(&Instruction::Call(self.internal_func(func)));
+        f.instruction(&Instruction::GlobalSet(self.remaining_global()));
+        f.instruction(&Instruction::End);
+        code.function(&f);
         Ok(())
     }
 }
