@@ -76,9 +76,8 @@ pub struct Outcome {
     pub status: Status,
     /// Instructions executed, deterministic: exact when the program exits
     /// (returning from `_start` or calling `proc_exit`), the budget when it
-    /// ran out, and before a trap the count at the last host call, call
-    /// through a table or check that ended a slice (at most one slice
-    /// short).
+    /// ran out, and before a trap the count at the last host call or check
+    /// that ended a slice (at most about one slice short).
     pub instructions: u64,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,

@@ -184,6 +184,7 @@ impl Rewriter {
             // wrapper) read it from the global.
             let passed = match ops[i] {
                 Operator::Call { function_index } => function_index >= self.imported_funcs,
+                Operator::CallIndirect { .. } => self.tables_pass,
                 Operator::Return | Operator::End => true,
                 _ => false,
             };
@@ -326,7 +327,11 @@ impl Rewriter {
 
         // A scratch local for the size operand of operators charged by size
         // and the index of tables with pads.
-        let sized = !pads.is_empty() || ops.iter().any(|op| super::size_charge(op).is_some());
+        let sized = !pads.is_empty()
+            || ops.iter().any(|op| {
+                super::size_charge(op).is_some()
+                    || (self.tables_pass && matches!(op, Operator::CallIndirect { .. }))
+            });
         let size_local = kinds.len() as u32;
         if sized {
             locals.push((1, ValType::I32));
@@ -346,15 +351,24 @@ impl Rewriter {
         }
         let last = ops.len() - 1;
         for (i, op) in ops.into_iter().enumerate() {
+            let passes = before
+                .get(&i)
+                .is_some_and(|v| v.iter().any(|x| matches!(x, Ins::Pass(_))));
+            // The count goes under a table call's index: the index waits in
+            // the scratch local.
+            let indirect = passes && matches!(op, Operator::CallIndirect { .. });
+            if indirect {
+                f.instruction(&Instruction::LocalSet(size_local));
+            }
             for ins in before.get(&i).into_iter().flatten() {
                 emit(&mut f, ins);
+            }
+            if indirect {
+                f.instruction(&Instruction::LocalGet(size_local));
             }
             // Code no path reaches still validates: a `return` or the final
             // `end` there is given the stack of one that could not be
             // reached (nothing passes the count), and a call the wrapper.
-            let passes = before
-                .get(&i)
-                .is_some_and(|v| v.iter().any(|x| matches!(x, Ins::Pass(_))));
             if !passes && (i == last || matches!(op, Operator::Return)) {
                 f.instruction(&Instruction::Unreachable);
             }
@@ -375,6 +389,24 @@ impl Rewriter {
                     if passes && function_index >= self.imported_funcs =>
                 {
                     f.instruction(&Instruction::Call(self.internal_func(function_index)));
+                }
+                (
+                    None,
+                    None,
+                    &Operator::CallIndirect {
+                        type_index,
+                        table_index,
+                    },
+                ) if passes && self.tables_pass => {
+                    f.instruction(&Instruction::CallIndirect {
+                        type_index: self.internal[&type_index].0,
+                        table_index,
+                    });
+                }
+                (None, None, &Operator::RefFunc { function_index })
+                    if self.tables_pass && function_index >= self.imported_funcs =>
+                {
+                    f.instruction(&Instruction::RefFunc(self.internal_func(function_index)));
                 }
                 _ => {
                     let inst = self.instruction(op).map_err(|e| e.to_string())?;

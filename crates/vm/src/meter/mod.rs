@@ -49,15 +49,21 @@
 //!
 //! ## Runtime protocol
 //! A mutable global `proctor:remaining` (exported) holds `R = limit − used`
-//! wherever the count leaves metered code: at host calls, calls through a
-//! table and checks. Inside, the count `r` is a local (a register) that
+//! wherever the count leaves metered code: at host calls and checks. Inside,
+//! the count `r` is a local (a register) that
 //! metered code passes along: every defined function gets an internal
 //! version with the count as an extra last parameter and an extra last
 //! result, and direct calls between defined functions call those, so a
 //! call costs no store and load of the global. The function's own index
 //! becomes a wrapper of the original type (load `R`, call the internal
-//! version, store `R`), so exports, tables, `ref.func` and the start
-//! function see the module's own functions unchanged. Every
+//! version, store `R`), so exports and the start function see the module's
+//! own functions unchanged. Tables hold the internal versions too, and
+//! `call_indirect` passes the count with the internal version of its type
+//! (one internal type per type, so the signature check stays exact), when
+//! nothing outside metered code can see a table: every function reference
+//! names a defined function and no table is imported, exported or
+//! initialised by an expression; otherwise tables and `ref.func` keep the
+//! wrappers and a table call goes through the global. Every
 //! loop back edge (or loop header, for loops with parameters) and the entry
 //! of every function whose calls could otherwise run on without bound
 //! (recursion, calls through a table, call trees that multiply work: see

@@ -23,6 +23,15 @@ pub(super) struct Rewriter {
     pub(super) internal: BTreeMap<u32, (u32, ExitBlock)>,
     /// Metered bodies of the internal functions, emitted after the check's.
     pub(super) internal_bodies: Vec<Function>,
+    /// Whether tables hold the internal versions and `call_indirect` passes
+    /// the count: when every function reference (element segments,
+    /// `ref.func`) names a defined function and no table is imported,
+    /// exported or initialised by an expression, so nothing outside metered
+    /// code can see or fill a table.
+    pub(super) tables_pass: bool,
+    /// Set while element segments are re-encoded: function references there
+    /// name internal versions.
+    refs_internal: bool,
     /// Functions whose calls are replaced by their bodies, by index.
     pub(super) inlinees: std::rc::Rc<BTreeMap<u32, Inlinee>>,
     /// Operators inlining may still add to the module: as many as its code
@@ -65,6 +74,8 @@ impl Rewriter {
             added: Vec::new(),
             internal: BTreeMap::new(),
             internal_bodies: Vec::new(),
+            tables_pass: true,
+            refs_internal: false,
             inlinees: Default::default(),
             inline_left: 0,
             func_types: Vec::new(),
@@ -93,6 +104,7 @@ impl Rewriter {
                         match imp.map_err(|e| MeterError::Parse(e.to_string()))?.ty {
                             wasmparser::TypeRef::Func(_) => r.imported_funcs += 1,
                             wasmparser::TypeRef::Global(_) => r.globals += 1,
+                            wasmparser::TypeRef::Table(_) => r.tables_pass = false,
                             _ => {}
                         }
                     }
@@ -103,13 +115,49 @@ impl Rewriter {
                             .push(f.map_err(|e| MeterError::Parse(e.to_string()))?);
                     }
                 }
-                wasmparser::Payload::GlobalSection(s) => r.globals += s.count(),
+                wasmparser::Payload::GlobalSection(s) => {
+                    r.globals += s.count();
+                    for g in s {
+                        let g = g.map_err(|e| MeterError::Parse(e.to_string()))?;
+                        r.tables_pass &= !refers(&g.init_expr);
+                    }
+                }
+                wasmparser::Payload::TableSection(s) => {
+                    for t in s {
+                        let t = t.map_err(|e| MeterError::Parse(e.to_string()))?;
+                        r.tables_pass &= matches!(t.init, wasmparser::TableInit::RefNull);
+                    }
+                }
+                wasmparser::Payload::ElementSection(s) => {
+                    for e in s {
+                        match e.map_err(|e| MeterError::Parse(e.to_string()))?.items {
+                            wasmparser::ElementItems::Functions(fs) => {
+                                for f in fs {
+                                    let f = f.map_err(|e| MeterError::Parse(e.to_string()))?;
+                                    r.tables_pass &= f >= r.imported_funcs;
+                                }
+                            }
+                            wasmparser::ElementItems::Expressions(..) => r.tables_pass = false,
+                        }
+                    }
+                }
                 wasmparser::Payload::CodeSectionStart { .. } => {
                     inlinees.clear();
                     calls.clear();
                 }
                 wasmparser::Payload::CodeSectionEntry(body) => {
                     r.inline_left += body.range().len();
+                    if r.tables_pass {
+                        for op in body
+                            .get_operators_reader()
+                            .map_err(|e| MeterError::Parse(e.to_string()))?
+                        {
+                            let op = op.map_err(|e| MeterError::Parse(e.to_string()))?;
+                            if let wasmparser::Operator::RefFunc { function_index } = op {
+                                r.tables_pass &= function_index >= r.imported_funcs;
+                            }
+                        }
+                    }
                     calls.push(Calls::scan(&body, r.imported_funcs).map_err(MeterError::Parse)?);
                     let k = inlinees.len();
                     let ty = *r
@@ -124,9 +172,11 @@ impl Rewriter {
                 }
                 wasmparser::Payload::ExportSection(s) => {
                     for e in s {
-                        if e.map_err(|e| MeterError::Parse(e.to_string()))?.name == REMAINING {
+                        let e = e.map_err(|e| MeterError::Parse(e.to_string()))?;
+                        if e.name == REMAINING {
                             return Err(MeterError::ReservedExport);
                         }
+                        r.tables_pass &= e.kind != wasmparser::ExternalKind::Table;
                     }
                 }
                 _ => {}
@@ -155,13 +205,9 @@ impl Rewriter {
     fn add_internal_types(&mut self) {
         self.module_types = self.type_sigs.len() as u32;
         let i64 = wasmparser::ValType::I64;
-        for &ty in &self.func_types {
-            if self.internal.contains_key(&ty) {
-                continue;
-            }
-            let Some((params, results)) = self.type_sigs.get(ty as usize).cloned() else {
-                continue;
-            };
+        // Every type: `call_indirect` names types no defined function has.
+        for ty in 0..self.module_types {
+            let (params, results) = self.type_sigs[ty as usize].clone();
             let mut add = |sig: Signature| {
                 self.added.push(sig);
                 self.module_types + self.added.len() as u32
@@ -283,11 +329,24 @@ impl Reencode for Rewriter {
     type Error = std::convert::Infallible;
 
     fn function_index(&mut self, func: u32) -> RResult<u32> {
-        Ok(if func >= self.imported_funcs {
-            func + 1
-        } else {
+        Ok(if func < self.imported_funcs {
             func
+        } else if self.refs_internal {
+            self.internal_func(func)
+        } else {
+            func + 1
         })
+    }
+
+    fn parse_element_section(
+        &mut self,
+        elements: &mut wasm_encoder::ElementSection,
+        section: wasmparser::ElementSectionReader<'_>,
+    ) -> RResult<()> {
+        self.refs_internal = self.tables_pass;
+        let done = reencode::utils::parse_element_section(self, elements, section);
+        self.refs_internal = false;
+        done
     }
 
     fn parse_type_section(
@@ -426,4 +485,11 @@ impl Reencode for Rewriter {
         code.function(&f);
         Ok(())
     }
+}
+
+/// Whether a constant expression refers to a function (`ref.func`).
+fn refers(e: &wasmparser::ConstExpr<'_>) -> bool {
+    e.get_operators_reader()
+        .into_iter()
+        .any(|op| matches!(op, Ok(wasmparser::Operator::RefFunc { .. }) | Err(_)))
 }
