@@ -615,18 +615,7 @@ fn pass_count<'a>(
             out.push(Operator::End);
             out_costs.push(0);
         }
-        out.push(match op {
-            Operator::LocalGet { local_index } => Operator::LocalGet {
-                local_index: shift(local_index),
-            },
-            Operator::LocalSet { local_index } => Operator::LocalSet {
-                local_index: shift(local_index),
-            },
-            Operator::LocalTee { local_index } => Operator::LocalTee {
-                local_index: shift(local_index),
-            },
-            op => op,
-        });
+        out.push(super::inline::renumber_locals(op, shift));
         out_costs.push(c);
     }
     (out, out_costs)
