@@ -17,9 +17,10 @@ pub(super) struct Rewriter {
     /// Types added after the check's type: internal function types, and
     /// the block types of bodies wrapped in an exit block.
     pub(super) added: Vec<Signature>,
-    /// For each type of a defined function: its internal type (the count
-    /// added as the last parameter and result) and the type of the block
-    /// its bodies are wrapped in, as type indices or an inline block type.
+    /// For each of the module's types: its internal type (the count added
+    /// as the last parameter and result) and the type of the block bodies
+    /// of that type are wrapped in, as type indices or an inline block
+    /// type.
     pub(super) internal: BTreeMap<u32, (u32, ExitBlock)>,
     /// Metered bodies of the internal functions, emitted after the check's.
     pub(super) internal_bodies: Vec<Function>,
