@@ -611,6 +611,31 @@ fn the_count_passes_through_calls_of_every_shape() {
 }
 
 #[test]
+fn tables_holding_imports_keep_the_original_calls() {
+    // A table entry the host provides (here `proc_exit`, in a segment or
+    // taken by `ref.func`) cannot take the count: its table calls go
+    // through the global and must still reach the import, not trap on
+    // the signature check.
+    for refs in [
+        "(elem (i32.const 0) $exit)",
+        "(elem declare func $exit) (func $put (table.set (i32.const 0) (ref.func $exit)))",
+    ] {
+        let put = if refs.contains("$put") {
+            "(call $put)"
+        } else {
+            ""
+        };
+        let n = agree(&module(&format!(
+            r#"(table 1 funcref) {refs}
+               (func (export "_start") {put} (call $emit (i32.const 3))
+                 (call_indirect (param i32) (i32.const 0) (i32.const 0))
+                 (call $emit (i32.const 4)))"#
+        )));
+        assert!(n > 5, "{n}");
+    }
+}
+
+#[test]
 fn unrolled_loops_with_exits_to_several_labels() {
     agree(&module(
         r#"(func $f (param $n i32) (result i32) (local $i i32) (local $s i32)

@@ -37,6 +37,8 @@ pub(super) struct Calls {
     pub(super) callees: Vec<u32>,
     /// It calls through a table.
     pub(super) indirect: bool,
+    /// It takes a reference (`ref.func`) to an imported function.
+    pub(super) refs_import: bool,
 }
 
 impl Calls {
@@ -51,6 +53,9 @@ impl Calls {
                     c.callees.push(function_index - imported)
                 }
                 Operator::CallIndirect { .. } => c.indirect = true,
+                Operator::RefFunc { function_index } if function_index < imported => {
+                    c.refs_import = true
+                }
                 _ => {}
             }
         }
@@ -140,7 +145,7 @@ mod tests {
         Calls {
             cost,
             callees: callees.to_vec(),
-            indirect: false,
+            ..Calls::default()
         }
     }
 

@@ -148,18 +148,9 @@ impl Rewriter {
                 }
                 wasmparser::Payload::CodeSectionEntry(body) => {
                     r.inline_left += body.range().len();
-                    if r.tables_pass {
-                        for op in body
-                            .get_operators_reader()
-                            .map_err(|e| MeterError::Parse(e.to_string()))?
-                        {
-                            let op = op.map_err(|e| MeterError::Parse(e.to_string()))?;
-                            if let wasmparser::Operator::RefFunc { function_index } = op {
-                                r.tables_pass &= function_index >= r.imported_funcs;
-                            }
-                        }
-                    }
-                    calls.push(Calls::scan(&body, r.imported_funcs).map_err(MeterError::Parse)?);
+                    let c = Calls::scan(&body, r.imported_funcs).map_err(MeterError::Parse)?;
+                    r.tables_pass &= !c.refs_import;
+                    calls.push(c);
                     let k = inlinees.len();
                     let ty = *r
                         .func_types
@@ -199,10 +190,10 @@ impl Rewriter {
         self.module_types
     }
 
-    /// Adds, after the check's type, each defined function's internal type
+    /// Adds, after the check's type, each type's internal version
     /// (parameters and results with the count appended) and, where its
-    /// results are several, the type of the exit block its body is wrapped
-    /// in.
+    /// results are several, the type of the exit block bodies of that type
+    /// are wrapped in.
     fn add_internal_types(&mut self) {
         self.module_types = self.type_sigs.len() as u32;
         let i64 = wasmparser::ValType::I64;
@@ -387,7 +378,7 @@ impl Reencode for Rewriter {
         reencode::utils::parse_function_section(self, funcs, section)?;
         funcs.function(self.check_type());
         for ty in self.func_types.clone() {
-            funcs.function(self.internal.get(&ty).map_or(ty, |&(inner, _)| inner));
+            funcs.function(self.internal[&ty].0);
         }
         Ok(())
     }
