@@ -660,6 +660,44 @@ fn unrolled_loops_with_exits_to_several_labels() {
     ));
 }
 
+/// A `br_if` out of a small loop that carries a value to its label: the
+/// unrolled form's landing pads take no values, so such a loop stays as it
+/// is (unrolled, the module failed to compile: a valid program that would
+/// not load).
+#[test]
+fn loops_left_by_a_br_if_carrying_values_load_and_count_exactly() {
+    agree(&module(
+        r#"(func $plain (param $n i32) (result i32) (local $i i32)
+             (block $found (result i32)
+               (loop $l
+                 (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                 (br_if $found (i32.mul (local.get $i) (i32.const 3))
+                   (i32.ge_u (local.get $i) (local.get $n)))
+                 (br $l))
+               (i32.const 0)))
+           (func $branchy (param $n i32) (result i32) (local $i i32)
+             (block $outer (result i32)
+               (drop (block $inner (result i32)
+                 (loop $l
+                   (br_if $inner (i32.const 5) (i32.eq (local.get $i) (i32.const 1000)))
+                   (br_if $outer (local.get $i) (i32.eq (local.get $i) (local.get $n)))
+                   ;; $i runs through 0, 1, 4, 5, 8, ...: reaches 1000, skips
+                   ;; half the $n
+                   (if (i32.and (local.get $i) (i32.const 1))
+                     (then (local.set $i (i32.add (local.get $i) (i32.const 3))))
+                     (else (local.set $i (i32.add (local.get $i) (i32.const 1)))))
+                   (br $l))
+                 (i32.const 9)))
+               (i32.const 7)))
+           (func (export "_start") (local $n i32)
+             (loop $each
+               (call $emit (call $plain (local.get $n)))
+               (call $emit (call $branchy (local.get $n)))
+               (local.set $n (i32.add (local.get $n) (i32.const 1)))
+               (br_if $each (i32.lt_u (local.get $n) (i32.const 40)))))"#,
+    ));
+}
+
 #[test]
 fn slices_are_handed_out_one_per_slice_and_budgets_bind_in_recursion() {
     let wat = module(

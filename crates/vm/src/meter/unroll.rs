@@ -49,24 +49,42 @@ pub(super) fn copies(body: &[Operator<'_>]) -> usize {
 /// ones), so that their counting and their check run once per that many
 /// iterations (see [`unroll_loop`]). The operators the rewriting adds are
 /// marked synthetic and cost nothing, so the count is unchanged. Loops with
-/// a block type or a `br_table` are left alone.
+/// a block type or a `br_table`, and loops a `br_if` carrying values leaves,
+/// are left alone.
 pub(super) fn unroll<'a>(ops: Vec<Operator<'a>>, costs: Vec<i64>) -> (Vec<Operator<'a>>, Vec<i64>) {
-    // Innermost simple loops, as (loop operator, its end).
+    // Innermost simple loops, as (loop operator, its end). A frame is (its
+    // operator, still a candidate, whether a branch to its label carries
+    // values).
     let mut loops = BTreeMap::new();
-    let mut stack: Vec<(usize, bool)> = Vec::new();
+    let mut stack: Vec<(usize, bool, bool)> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         match op {
             Operator::Loop { blockty } => {
                 for f in &mut stack {
                     f.1 = false;
                 }
-                stack.push((i, *blockty == wasmparser::BlockType::Empty));
+                let empty = *blockty == wasmparser::BlockType::Empty;
+                stack.push((i, empty, !empty));
             }
-            Operator::Block { .. } | Operator::If { .. } => stack.push((usize::MAX, false)),
+            Operator::Block { blockty } | Operator::If { blockty } => {
+                stack.push((usize::MAX, false, *blockty != wasmparser::BlockType::Empty));
+            }
+            // A conditional exit's landing pads take no values: a loop left
+            // by a `br_if` that carries some stays as it is.
+            Operator::BrIf { relative_depth } => {
+                let target = stack.len().checked_sub(1 + *relative_depth as usize);
+                if let Some(t) = target
+                    && stack[t].2
+                {
+                    for f in &mut stack[t + 1..] {
+                        f.1 = false;
+                    }
+                }
+            }
             Operator::End => {
                 // A loop that costs nothing (`loop nop end`) falls through
                 // after one pass: there is no count to spread.
-                if let Some((start, true)) = stack.pop()
+                if let Some((start, true, _)) = stack.pop()
                     && i - start - 1 <= UNROLL_MAX_BODY
                     && costs[start..i].iter().any(|&c| c != 0)
                 {
