@@ -774,6 +774,8 @@ struct Gen {
     state: u64,
     out: String,
     labels: Vec<String>,
+    /// Labels of blocks with an `i32` result (branches to them carry one).
+    valued: Vec<String>,
     next: usize,
     /// Generating `$h`, which calls nothing (the rewriter inlines such
     /// functions when they are small).
@@ -803,7 +805,7 @@ impl Gen {
         let choice = if depth == 0 {
             self.rand(3)
         } else {
-            self.rand(11)
+            self.rand(13)
         };
         let l = ["$a", "$b", "$c"][self.rand(3) as usize];
         match choice {
@@ -901,6 +903,26 @@ impl Gen {
                      end"
                 ));
             }
+            11 => {
+                // A block with a result, which branches from inside loops
+                // leave with a value.
+                let name = self.label();
+                self.out
+                    .push_str(&format!("(local.set {l} (block {name} (result i32)"));
+                self.valued.push(name);
+                self.body(depth - 1);
+                self.valued.pop();
+                let e = self.expr();
+                self.out.push_str(&format!("{e}))"));
+            }
+            12 => {
+                if !self.valued.is_empty() {
+                    let k = self.rand(self.valued.len() as u64) as usize;
+                    let t = self.valued[k].clone();
+                    let (v, e) = (self.expr(), self.expr());
+                    self.out.push_str(&format!("(drop (br_if {t} {v} {e}))"));
+                }
+            }
             _ => {
                 let e = self.expr();
                 self.out
@@ -925,6 +947,7 @@ impl Gen {
             state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             out: String::new(),
             labels: Vec::new(),
+            valued: Vec::new(),
             next: 0,
             leaf: true,
         };
