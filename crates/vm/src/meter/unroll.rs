@@ -53,8 +53,8 @@ pub(super) fn copies(body: &[Operator<'_>]) -> usize {
 /// are left alone.
 pub(super) fn unroll<'a>(ops: Vec<Operator<'a>>, costs: Vec<i64>) -> (Vec<Operator<'a>>, Vec<i64>) {
     // Innermost simple loops, as (loop operator, its end). A frame is (its
-    // operator, still a candidate, whether a branch to its label carries
-    // values).
+    // operator, still a candidate, whether a branch to its label may carry
+    // values: any block type other than empty, conservatively for loops).
     let mut loops = BTreeMap::new();
     let mut stack: Vec<(usize, bool, bool)> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
