@@ -814,9 +814,7 @@ impl Gen {
                 self.out.push_str(&format!("(local.set {l} {e})"));
             }
             2 => {
-                if !self.labels.is_empty() {
-                    let k = self.rand(self.labels.len() as u64) as usize;
-                    let t = self.labels[k].clone();
+                if let Some(t) = self.pick(false) {
                     let e = self.expr();
                     self.out.push_str(&format!("(br_if {t} {e})"));
                 }
@@ -916,9 +914,7 @@ impl Gen {
                 self.out.push_str(&format!("{e}))"));
             }
             12 => {
-                if !self.valued.is_empty() {
-                    let k = self.rand(self.valued.len() as u64) as usize;
-                    let t = self.valued[k].clone();
+                if let Some(t) = self.pick(true) {
                     let (v, e) = (self.expr(), self.expr());
                     self.out.push_str(&format!("(drop (br_if {t} {v} {e}))"));
                 }
@@ -929,6 +925,21 @@ impl Gen {
                     .push_str(&format!("(if {e} (then (return (local.get $b))))"));
             }
         }
+    }
+
+    /// A random label in scope: of a block with a result (`valued`), or one
+    /// whose branches carry nothing.
+    fn pick(&mut self, valued: bool) -> Option<String> {
+        let n = if valued {
+            self.valued.len()
+        } else {
+            self.labels.len()
+        };
+        if n == 0 {
+            return None;
+        }
+        let k = self.rand(n as u64) as usize;
+        Some(if valued { &self.valued } else { &self.labels }[k].clone())
     }
 
     fn label(&mut self) -> String {
