@@ -698,6 +698,59 @@ fn loops_left_by_a_br_if_carrying_values_load_and_count_exactly() {
     ));
 }
 
+/// Loops with many live locals, whose check's call the meter places
+/// outside them (left for it and re-entered after): a loop with a result,
+/// left by a table to two outer labels (one an outer loop's back edge), by a
+/// `br_if` carrying a value out of the function's block, re-entered by a
+/// plain `br` and a `br_if`; and one that never ends, which must stop at
+/// its budget exactly.
+fn many_live_locals(body: &str) -> String {
+    module(&format!(
+        r#"(func $work (param $n i32) (result i32) (local $i i32) (local $j i32) (local $s i32)
+             (local $a i32) (local $b i32) (local $c i32) (local $d i32) (local $e i32) (local $f i32) (local $g i32) (local $h i32) (local $k i32) (local $m i32) (local $o i32) (local $t i32)
+             (local.set $a (i32.add (local.get $n) (i32.const 0))) (local.set $b (i32.add (local.get $n) (i32.const 1))) (local.set $c (i32.add (local.get $n) (i32.const 2))) (local.set $d (i32.add (local.get $n) (i32.const 3))) (local.set $e (i32.add (local.get $n) (i32.const 4))) (local.set $f (i32.add (local.get $n) (i32.const 5))) (local.set $g (i32.add (local.get $n) (i32.const 6))) (local.set $h (i32.add (local.get $n) (i32.const 7))) (local.set $k (i32.add (local.get $n) (i32.const 8))) (local.set $m (i32.add (local.get $n) (i32.const 9))) (local.set $o (i32.add (local.get $n) (i32.const 10))) (local.set $t (i32.add (local.get $n) (i32.const 11)))
+             (block $out (result i32)
+               (loop $outer
+                 (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                 (drop (br_if $out (local.get $s) (i32.gt_u (local.get $j) (local.get $n))))
+                 (local.set $i (i32.const 0))
+                 (block $skip
+                   (local.set $s (i32.add (local.get $s)
+                     (loop $inner (result i32)
+                       (local.set $a (i32.add (local.get $a) (i32.xor (local.get $b) (local.get $i)))) (local.set $b (i32.add (local.get $b) (i32.xor (local.get $c) (local.get $i)))) (local.set $c (i32.add (local.get $c) (i32.xor (local.get $d) (local.get $i)))) (local.set $d (i32.add (local.get $d) (i32.xor (local.get $e) (local.get $i)))) (local.set $e (i32.add (local.get $e) (i32.xor (local.get $f) (local.get $i)))) (local.set $f (i32.add (local.get $f) (i32.xor (local.get $g) (local.get $i)))) (local.set $g (i32.add (local.get $g) (i32.xor (local.get $h) (local.get $i)))) (local.set $h (i32.add (local.get $h) (i32.xor (local.get $k) (local.get $i)))) (local.set $k (i32.add (local.get $k) (i32.xor (local.get $m) (local.get $i)))) (local.set $m (i32.add (local.get $m) (i32.xor (local.get $o) (local.get $i)))) (local.set $o (i32.add (local.get $o) (i32.xor (local.get $t) (local.get $i)))) (local.set $t (i32.add (local.get $t) (i32.xor (local.get $a) (local.get $i))))
+                       (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                       (block $cont
+                         (br_table $cont $skip $outer $cont
+                           (i32.rem_u (local.get $a) (i32.const 37))))
+                       (drop (br_if $out (local.get $o) (i32.eq (i32.and (local.get $b) (i32.const 65535)) (i32.const 7))))
+                       (if (i32.and (local.get $i) (i32.const 1)) (then (br $inner)))
+                       (br_if $inner (i32.lt_u (local.get $i) (local.get $n)))
+                       (local.get $m)))))
+                 (br $outer))
+               (local.get $s))
+             (i32.add (i32.xor (i32.xor (i32.xor (i32.xor (i32.xor (i32.xor (i32.xor (i32.xor (i32.xor (i32.xor (i32.xor (local.get $a) (local.get $b)) (local.get $c)) (local.get $d)) (local.get $e)) (local.get $f)) (local.get $g)) (local.get $h)) (local.get $k)) (local.get $m)) (local.get $o)) (local.get $t))))
+           (func $forever (local $i i32) (local $a i32) (local $b i32) (local $c i32) (local $d i32) (local $e i32) (local $f i32) (local $g i32) (local $h i32) (local $k i32) (local $m i32) (local $o i32) (local $t i32)
+             (loop $l (local.set $a (i32.add (local.get $a) (i32.xor (local.get $b) (local.get $i)))) (local.set $b (i32.add (local.get $b) (i32.xor (local.get $c) (local.get $i)))) (local.set $c (i32.add (local.get $c) (i32.xor (local.get $d) (local.get $i)))) (local.set $d (i32.add (local.get $d) (i32.xor (local.get $e) (local.get $i)))) (local.set $e (i32.add (local.get $e) (i32.xor (local.get $f) (local.get $i)))) (local.set $f (i32.add (local.get $f) (i32.xor (local.get $g) (local.get $i)))) (local.set $g (i32.add (local.get $g) (i32.xor (local.get $h) (local.get $i)))) (local.set $h (i32.add (local.get $h) (i32.xor (local.get $k) (local.get $i)))) (local.set $k (i32.add (local.get $k) (i32.xor (local.get $m) (local.get $i)))) (local.set $m (i32.add (local.get $m) (i32.xor (local.get $o) (local.get $i)))) (local.set $o (i32.add (local.get $o) (i32.xor (local.get $t) (local.get $i)))) (local.set $t (i32.add (local.get $t) (i32.xor (local.get $a) (local.get $i)))) (local.set $i (i32.add (local.get $i) (i32.const 1))) (br $l)))
+           {body}"#
+    ))
+}
+
+#[test]
+fn loops_with_many_live_locals_check_outside_the_loop_and_count_exactly() {
+    let mut total = 0;
+    for n in [0, 1, 5, 40, 200] {
+        total += agree(&many_live_locals(&format!(
+            r#"(func (export "_start") (call $print (call $work (i32.const {n}))))"#
+        )));
+    }
+    assert!(total > 100_000, "too little work: {total} instructions");
+    let forever =
+        many_live_locals(r#"(func (export "_start") (call $emit (i32.const 1)) (call $forever))"#);
+    for fuel in [500, 10_007] {
+        out_of_fuel_at(&forever, fuel);
+    }
+}
+
 #[test]
 fn slices_are_handed_out_one_per_slice_and_budgets_bind_in_recursion() {
     let wat = module(
@@ -967,6 +1020,17 @@ impl Gen {
         g.leaf = false;
         g.body(4);
         let body = std::mem::take(&mut g.out);
+        // `$g` keeps ten more locals live through its body, so that its
+        // innermost loops have their check's call outside them (the meter
+        // does that where 12 or more locals are live); `$h`'s loops keep it
+        // inside.
+        let keep: String = (0..10).map(|k| format!("(local $k{k} i32)")).collect();
+        let keep_set: String = (0..10)
+            .map(|k| format!("(local.set $k{k} (i32.add (local.get $a) (i32.const {k})))"))
+            .collect();
+        let keep_sum = (1..10).fold("(local.get $k0)".to_string(), |acc, k| {
+            format!("(i32.xor {acc} (local.get $k{k}))")
+        });
         // `$h` reads its locals before it writes them: they must start at 0
         // on every call, inlined or not.
         module(&format!(
@@ -978,11 +1042,12 @@ impl Gen {
                  (block $fn {leaf})
                  (i32.add (local.get $a) (i32.add (local.get $b) (local.get $c))))
                (func $g (param $d i32) (param $a i32) (result i32) (local $b i32) (local $c i32)
-                 (local $p i32) (local $q i32) (local $n i32)
+                 (local $p i32) (local $q i32) (local $n i32) {keep}
                  (if (i32.le_s (local.get $d) (i32.const 0)) (then (return (local.get $a))))
                  (local.set $b (i32.const 1)) (local.set $c (i32.const 2))
+                 {keep_set}
                  (block $fn {body})
-                 (i32.add (local.get $a) (local.get $b)))
+                 (i32.add (i32.add (local.get $a) (local.get $b)) {keep_sum}))
                (func (export "_start") (call $emit (call $g (i32.const 3) (i32.const 5))))"#
         ))
     }

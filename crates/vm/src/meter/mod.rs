@@ -84,6 +84,10 @@
 //! - Around a check's call, an innermost loop's locals are parked in scratch
 //!   globals: no loop value is live across the call, so none has to sit in
 //!   a callee-saved register or on the stack for the whole loop.
+//! - An innermost loop with many live locals (12 or more) is left for its
+//!   check's call and re-entered after it (`emit::Hoist`), so that what
+//!   Cranelift itself keeps for the loop (the memory's base) need not
+//!   survive a call inside it either.
 //! - Small leaf functions called in small loops are inlined (`inline`): a
 //!   leaf with a loop would otherwise pay for its check's call (a stack
 //!   check and callee-saved registers) on every call, and every call pays

@@ -304,3 +304,71 @@ proptest! {
         }
     }
 }
+
+/// Whether some innermost loop of the rewritten `bytes` has a call in it
+/// (in the loops of [`loop_with_live_locals`], only the check's can be).
+fn innermost_loop_calls(bytes: &[u8]) -> Vec<bool> {
+    let mut found = Vec::new();
+    for p in Parser::new(0).parse_all(bytes) {
+        let wasmparser::Payload::CodeSectionEntry(body) = p.unwrap() else {
+            continue;
+        };
+        // Per open frame: (is a loop, has a nested loop, has a call).
+        let mut frames: Vec<(bool, bool, bool)> = vec![(false, false, false)];
+        for op in body.get_operators_reader().unwrap() {
+            match op.unwrap() {
+                Operator::Block { .. } | Operator::If { .. } => frames.push((false, false, false)),
+                Operator::Loop { .. } => {
+                    for f in frames.iter_mut() {
+                        f.1 = true;
+                    }
+                    frames.push((true, false, false));
+                }
+                Operator::Call { .. } => {
+                    for f in frames.iter_mut() {
+                        f.2 = true;
+                    }
+                }
+                Operator::End => {
+                    if let Some((true, false, call)) = frames.pop() {
+                        found.push(call);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+/// A module whose one function has a loop over `live` locals, each read
+/// and written on every iteration.
+fn loop_with_live_locals(live: u32) -> Vec<u8> {
+    let locals: String = (0..live).map(|k| format!("(local $x{k} i32)")).collect();
+    let body: String = (0..live)
+        .map(|k| {
+            format!(
+                "(local.set $x{k} (i32.add (local.get $x{k}) (i32.xor (local.get $x{}) (i32.load (local.get $x{k})))))",
+                (k + 1) % live
+            )
+        })
+        .collect();
+    wat::parse_str(format!(
+        r#"(module (memory 1) (func (export "_start") {locals}
+             (loop $l {body} (br_if $l (i32.and (local.get $x0) (i32.const 1))))))"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn the_check_of_a_loop_with_many_live_locals_is_called_outside_it() {
+    // Few live locals: the check's call stays on the back edge, inside.
+    let few = instrument(&loop_with_live_locals(4)).unwrap();
+    assert!(valid(&few));
+    assert_eq!(innermost_loop_calls(&few), vec![true]);
+    // Many: the loop is left for the call and re-entered after it (the
+    // outer `$resume` loop of `Hoist` holds the call; the loop has none).
+    let many = instrument(&loop_with_live_locals(emit::HOIST_LIVE + 2)).unwrap();
+    assert!(valid(&many));
+    assert_eq!(innermost_loop_calls(&many), vec![false]);
+}
