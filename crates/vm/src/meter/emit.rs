@@ -590,9 +590,19 @@ pub(super) struct Emit<'s> {
 impl Emit<'_> {
     pub(super) fn dec(&self, f: &mut Function, w: i64) {
         f.instruction(&Instruction::LocalGet(self.r));
-        f.instruction(&Instruction::I64Const(w));
-        f.instruction(&Instruction::I64Sub);
+        self.minus(f, w);
         f.instruction(&Instruction::LocalSet(self.r));
+    }
+
+    /// Subtracts the constant `w` from the count on the stack, as an
+    /// addition of `-w`: Cranelift lowers an addition of a constant to a
+    /// three-operand `lea` but a subtraction to a two-operand `sub`, which
+    /// needs a copy first wherever the count before it stays live (and it
+    /// does: Cranelift recomputes `r - w` from it in every other block that
+    /// uses the result, the check's cold path among them).
+    pub(super) fn minus(&self, f: &mut Function, w: i64) {
+        f.instruction(&Instruction::I64Const(w.wrapping_neg()));
+        f.instruction(&Instruction::I64Add);
     }
 
     /// `r -= charge(operand)`, the operand (on top of the stack) left in place.
@@ -619,8 +629,7 @@ impl Emit<'_> {
     pub(super) fn sync(&self, f: &mut Function, p: i64) {
         f.instruction(&Instruction::LocalGet(self.r));
         if p != 0 {
-            f.instruction(&Instruction::I64Const(p));
-            f.instruction(&Instruction::I64Sub);
+            self.minus(f, p);
         }
         f.instruction(&Instruction::GlobalSet(self.global));
     }
@@ -702,8 +711,7 @@ impl Emit<'_> {
             Ins::Pass(p) => {
                 f.instruction(&Instruction::LocalGet(self.r));
                 if p != 0 {
-                    f.instruction(&Instruction::I64Const(p));
-                    f.instruction(&Instruction::I64Sub);
+                    self.minus(f, p);
                 }
             }
             Ins::Take(p) => {
