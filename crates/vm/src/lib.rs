@@ -27,7 +27,7 @@
 //! the count is also the miner's lottery tickets, so a routine recognized
 //! and run 8 bytes at a time while charging the byte loop's count would let
 //! a miner choose work that mines many times faster (`proctor bench
-//! lottery`). The PoUW path runs within about 1.1x of unmetered wasmtime on
+//! lottery`). The PoUW path runs within about 1.06x of unmetered wasmtime on
 //! real C programs (`proctor bench corpus`).
 //!
 //! - [`contract`]: the contract ABI (imports from `"proctor"`: the message,

@@ -20,8 +20,9 @@
 //! What differs from fuel is where the counting code goes, which is what
 //! makes it cheap: on the examples fuel costs 12-41% over unmetered
 //! wasmtime, this 1-9%; on the eight real C programs of `examples/corpus`
-//! 0-19%, 12% in geometric mean on an AMD VM (8% for the first six on an
-//! Intel one; `proctor bench corpus`, tables in `docs/pouw.md`).
+//! -5% to +14%, 6% in geometric mean on an Intel VM (`proctor bench
+//! corpus`, tables in `docs/pouw.md`), and 18% more machine instructions
+//! (`examples/corpus/instructions.sh`).
 //!
 //! ## Counting on a spanning tree's chords
 //! Each function's control-flow graph has a node per straight-line segment
