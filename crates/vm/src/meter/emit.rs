@@ -26,18 +26,14 @@ pub(super) enum Ins {
     /// the given save list around the call.
     Check(i64, usize),
     /// In place of `br L` back to a loop: `br_if (r > ψ) L; R = r - ψ;
-    /// check(); r = R + ψ; br L`: the check costs no jump of its own.
-    BackBr(i64, u32, usize),
-    /// In place of `br_if L` back to a loop: `if; r -= w; br_if (r > ψ) L;
-    /// R = r - ψ; check(); r = R + ψ; br L; end`.
-    BackBrIf(i64, i64, u32, usize),
-    /// In place of `br L` back to a loop whose check's call is outside it
-    /// (see `Hoist`): `br_if (r > ψ) L; br (L + 1)`, the block around the
-    /// loop that the call follows.
-    ExitBr(i64, u32),
-    /// In place of `br_if L` back to such a loop: `if; r -= w; br_if (r >
-    /// ψ) L; br (L + 1); end`.
-    ExitBrIf(i64, i64, u32),
+    /// check(); r = R + ψ; br L` (the check costs no jump of its own),
+    /// parking the locals of the given save list; or, for a loop whose
+    /// check's call is outside it (`None`, see `Hoist`), `br_if (r > ψ) L;
+    /// br (L + 1)`, to the block around the loop that the call follows.
+    BackBr(i64, u32, Option<usize>),
+    /// In place of `br_if L` back to a loop: `if; r -= w;`, what
+    /// [`Ins::BackBr`] does (one frame deeper), `end`.
+    BackBrIf(i64, i64, u32, Option<usize>),
 }
 
 /// A loop whose check's call is placed outside it:
@@ -269,8 +265,8 @@ impl Rewriter {
                 _ => unreachable!("checked back edges are br or br_if"),
             };
             let ins = match e.place {
-                Place::BrIfTaken(i) => (i, Ins::BackBrIf(w, p, depth, save)),
-                Place::Before(i) => (i, Ins::BackBr(p, depth, save)),
+                Place::BrIfTaken(i) => (i, Ins::BackBrIf(w, p, depth, Some(save))),
+                Place::Before(i) => (i, Ins::BackBr(p, depth, Some(save))),
                 _ => unreachable!("checked back edges are br or br_if"),
             };
             replace.insert(ins.0, ins.1);
@@ -321,8 +317,8 @@ impl Rewriter {
                 let i = g.edges[e].place.op();
                 if let Some(ins) = replace.get_mut(&i) {
                     *ins = match *ins {
-                        Ins::BackBr(p, d, _) => Ins::ExitBr(p, d),
-                        Ins::BackBrIf(w, p, d, _) => Ins::ExitBrIf(w, p, d),
+                        Ins::BackBr(p, d, _) => Ins::BackBr(p, d, None),
+                        Ins::BackBrIf(w, p, d, _) => Ins::BackBrIf(w, p, d, None),
                         other => other,
                     };
                 }
@@ -496,8 +492,6 @@ impl Rewriter {
                     let ins = match *ins {
                         Ins::BackBr(p, d, s) => Ins::BackBr(p, adjust(&frames, d), s),
                         Ins::BackBrIf(w, p, d, s) => Ins::BackBrIf(w, p, adjust(&frames, d), s),
-                        Ins::ExitBr(p, d) => Ins::ExitBr(p, adjust(&frames, d)),
-                        Ins::ExitBrIf(w, p, d) => Ins::ExitBrIf(w, p, adjust(&frames, d)),
                         other => other,
                     };
                     emit(&mut f, &ins)
@@ -726,8 +720,15 @@ impl Emit<'_> {
                 f.instruction(&Instruction::I64Const(p));
                 f.instruction(&Instruction::I64GtS);
                 f.instruction(&Instruction::BrIf(l));
-                self.call_check(f, p, save);
-                f.instruction(&Instruction::Br(l));
+                match save {
+                    Some(save) => {
+                        self.call_check(f, p, save);
+                        f.instruction(&Instruction::Br(l));
+                    }
+                    None => {
+                        f.instruction(&Instruction::Br(l + 1));
+                    }
+                }
             }
             Ins::BackBrIf(w, p, l, save) => {
                 f.instruction(&Instruction::If(BlockType::Empty));
@@ -735,21 +736,6 @@ impl Emit<'_> {
                     self.dec(f, w);
                 }
                 self.ins(f, &Ins::BackBr(p, l + 1, save));
-                f.instruction(&Instruction::End);
-            }
-            Ins::ExitBr(p, l) => {
-                f.instruction(&Instruction::LocalGet(self.r));
-                f.instruction(&Instruction::I64Const(p));
-                f.instruction(&Instruction::I64GtS);
-                f.instruction(&Instruction::BrIf(l));
-                f.instruction(&Instruction::Br(l + 1));
-            }
-            Ins::ExitBrIf(w, p, l) => {
-                f.instruction(&Instruction::If(BlockType::Empty));
-                if w != 0 {
-                    self.dec(f, w);
-                }
-                self.ins(f, &Ins::ExitBr(p, l + 1));
                 f.instruction(&Instruction::End);
             }
             Ins::Check(p, save) => {
