@@ -705,10 +705,23 @@ fn loops_left_by_a_br_if_carrying_values_load_and_count_exactly() {
 /// plain `br` and a `br_if`; and one that never ends, which must stop at
 /// its budget exactly.
 fn many_live_locals(body: &str) -> String {
+    const X: [&str; 12] = ["a", "b", "c", "d", "e", "f", "g", "h", "k", "m", "o", "t"];
+    let locals: String = X.iter().map(|x| format!("(local ${x} i32)")).collect();
+    let init: String = (X.iter().enumerate())
+        .map(|(k, x)| format!("(local.set ${x} (i32.add (local.get $n) (i32.const {k})))"))
+        .collect();
+    // Each local takes in the next one: all of them are live at the header.
+    let update: String = (X.iter().zip(X.iter().cycle().skip(1)))
+        .map(|(x, y)| {
+            format!("(local.set ${x} (i32.add (local.get ${x}) (i32.xor (local.get ${y}) (local.get $i))))")
+        })
+        .collect();
+    let all = X.iter().fold("(i32.const 0)".to_string(), |acc, x| {
+        format!("(i32.xor {acc} (local.get ${x}))")
+    });
     module(&format!(
         r#"(func $work (param $n i32) (result i32) (local $i i32) (local $j i32) (local $s i32)
-             (local $a i32) (local $b i32) (local $c i32) (local $d i32) (local $e i32) (local $f i32) (local $g i32) (local $h i32) (local $k i32) (local $m i32) (local $o i32) (local $t i32)
-             (local.set $a (i32.add (local.get $n) (i32.const 0))) (local.set $b (i32.add (local.get $n) (i32.const 1))) (local.set $c (i32.add (local.get $n) (i32.const 2))) (local.set $d (i32.add (local.get $n) (i32.const 3))) (local.set $e (i32.add (local.get $n) (i32.const 4))) (local.set $f (i32.add (local.get $n) (i32.const 5))) (local.set $g (i32.add (local.get $n) (i32.const 6))) (local.set $h (i32.add (local.get $n) (i32.const 7))) (local.set $k (i32.add (local.get $n) (i32.const 8))) (local.set $m (i32.add (local.get $n) (i32.const 9))) (local.set $o (i32.add (local.get $n) (i32.const 10))) (local.set $t (i32.add (local.get $n) (i32.const 11)))
+             {locals} {init}
              (block $out (result i32)
                (loop $outer
                  (local.set $j (i32.add (local.get $j) (i32.const 1)))
@@ -717,20 +730,21 @@ fn many_live_locals(body: &str) -> String {
                  (block $skip
                    (local.set $s (i32.add (local.get $s)
                      (loop $inner (result i32)
-                       (local.set $a (i32.add (local.get $a) (i32.xor (local.get $b) (local.get $i)))) (local.set $b (i32.add (local.get $b) (i32.xor (local.get $c) (local.get $i)))) (local.set $c (i32.add (local.get $c) (i32.xor (local.get $d) (local.get $i)))) (local.set $d (i32.add (local.get $d) (i32.xor (local.get $e) (local.get $i)))) (local.set $e (i32.add (local.get $e) (i32.xor (local.get $f) (local.get $i)))) (local.set $f (i32.add (local.get $f) (i32.xor (local.get $g) (local.get $i)))) (local.set $g (i32.add (local.get $g) (i32.xor (local.get $h) (local.get $i)))) (local.set $h (i32.add (local.get $h) (i32.xor (local.get $k) (local.get $i)))) (local.set $k (i32.add (local.get $k) (i32.xor (local.get $m) (local.get $i)))) (local.set $m (i32.add (local.get $m) (i32.xor (local.get $o) (local.get $i)))) (local.set $o (i32.add (local.get $o) (i32.xor (local.get $t) (local.get $i)))) (local.set $t (i32.add (local.get $t) (i32.xor (local.get $a) (local.get $i))))
+                       {update}
                        (local.set $i (i32.add (local.get $i) (i32.const 1)))
                        (block $cont
                          (br_table $cont $skip $outer $cont
                            (i32.rem_u (local.get $a) (i32.const 37))))
-                       (drop (br_if $out (local.get $o) (i32.eq (i32.and (local.get $b) (i32.const 65535)) (i32.const 7))))
+                       (drop (br_if $out (local.get $o)
+                         (i32.eq (i32.and (local.get $b) (i32.const 65535)) (i32.const 7))))
                        (if (i32.and (local.get $i) (i32.const 1)) (then (br $inner)))
                        (br_if $inner (i32.lt_u (local.get $i) (local.get $n)))
                        (local.get $m)))))
                  (br $outer))
                (local.get $s))
-             (i32.add (i32.xor (i32.xor (i32.xor (i32.xor (i32.xor (i32.xor (i32.xor (i32.xor (i32.xor (i32.xor (i32.xor (local.get $a) (local.get $b)) (local.get $c)) (local.get $d)) (local.get $e)) (local.get $f)) (local.get $g)) (local.get $h)) (local.get $k)) (local.get $m)) (local.get $o)) (local.get $t))))
-           (func $forever (local $i i32) (local $a i32) (local $b i32) (local $c i32) (local $d i32) (local $e i32) (local $f i32) (local $g i32) (local $h i32) (local $k i32) (local $m i32) (local $o i32) (local $t i32)
-             (loop $l (local.set $a (i32.add (local.get $a) (i32.xor (local.get $b) (local.get $i)))) (local.set $b (i32.add (local.get $b) (i32.xor (local.get $c) (local.get $i)))) (local.set $c (i32.add (local.get $c) (i32.xor (local.get $d) (local.get $i)))) (local.set $d (i32.add (local.get $d) (i32.xor (local.get $e) (local.get $i)))) (local.set $e (i32.add (local.get $e) (i32.xor (local.get $f) (local.get $i)))) (local.set $f (i32.add (local.get $f) (i32.xor (local.get $g) (local.get $i)))) (local.set $g (i32.add (local.get $g) (i32.xor (local.get $h) (local.get $i)))) (local.set $h (i32.add (local.get $h) (i32.xor (local.get $k) (local.get $i)))) (local.set $k (i32.add (local.get $k) (i32.xor (local.get $m) (local.get $i)))) (local.set $m (i32.add (local.get $m) (i32.xor (local.get $o) (local.get $i)))) (local.set $o (i32.add (local.get $o) (i32.xor (local.get $t) (local.get $i)))) (local.set $t (i32.add (local.get $t) (i32.xor (local.get $a) (local.get $i)))) (local.set $i (i32.add (local.get $i) (i32.const 1))) (br $l)))
+             (i32.add {all}))
+           (func $forever (local $i i32) {locals}
+             (loop $l {update} (local.set $i (i32.add (local.get $i) (i32.const 1))) (br $l)))
            {body}"#
     ))
 }
