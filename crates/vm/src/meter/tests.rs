@@ -305,8 +305,9 @@ proptest! {
     }
 }
 
-/// Whether some innermost loop of the rewritten `bytes` has a call in it
-/// (in the loops of [`loop_with_live_locals`], only the check's can be).
+/// For each innermost loop of the rewritten `bytes`, in the order they
+/// end, whether it has a call in it (in the loops of
+/// [`loop_with_live_locals`], only the check's can be).
 fn innermost_loop_calls(bytes: &[u8]) -> Vec<bool> {
     let mut found = Vec::new();
     for p in Parser::new(0).parse_all(bytes) {
