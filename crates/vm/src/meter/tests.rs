@@ -254,8 +254,9 @@ fn many_small_loops_grow_the_code_boundedly() {
          (func (export \"_start\") (call $f (i32.const 3))))"
     ));
     // Unrolling may triple the function; the counting code adds the rest
-    // (6.1x; without the unrolling budget 7.4x).
-    assert!(g < 6.5, "grew {g:.1}x");
+    // (6.6x; 6.1x before each back edge counted on both of its paths, see
+    // `Ins::BackBr`; 7.4x then without the unrolling budget).
+    assert!(g < 7.0, "grew {g:.1}x");
 }
 
 #[test]
