@@ -21,8 +21,9 @@
 //! makes it cheap: on the examples fuel costs 12-41% over unmetered
 //! wasmtime, this 1-9%; on the eight real C programs of `examples/corpus`
 //! -5% to +14%, 6% in geometric mean on an Intel VM (`proctor bench
-//! corpus`, tables in `docs/pouw.md`), and 18% more machine instructions
-//! (`examples/corpus/instructions.sh`).
+//! corpus`, tables in `docs/pouw.md`), and 16% more machine instructions
+//! (`examples/corpus/instructions.sh`; `examples/corpus/functions.sh`
+//! tells which functions they are in).
 //!
 //! ## Counting on a spanning tree's chords
 //! Each function's control-flow graph has a node per straight-line segment
@@ -75,7 +76,10 @@
 //!
 //! ## What keeps it fast
 //! - Checks on back edges: `br_if (r > ψ) $loop` replaces `br $loop`, so the
-//!   check costs a compare and no jump of its own.
+//!   check costs a compare and no jump of its own. A back edge with a count
+//!   of its own compares before taking it down (`r > ψ + w`) and takes it
+//!   down on each path, so that no copy of the count is kept for the
+//!   check's path (`emit::Ins::BackBr`).
 //! - Small innermost loops are unrolled 4 times, branchy ones 8 times
 //!   (`unroll`, `copies`): the count and the check run once per 4 (8)
 //!   iterations, and each copy's exits go through landing pads where their
