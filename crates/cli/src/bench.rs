@@ -28,7 +28,7 @@ pub struct BenchArgs {
     #[arg(default_value = "all")]
     which: String,
     /// Filler rounds for the pouw benchmark.
-    #[arg(long, default_value_t = 300_000)]
+    #[arg(long, default_value_t = 1_000)]
     rounds: u64,
     /// Repetitions of each side (the median is reported).
     #[arg(long, default_value_t = 5)]

@@ -42,8 +42,9 @@ use std::time::{Duration, Instant};
 pub const SLICE: u64 = 1_000_000;
 /// Slices per enclave call between template checks (about 0.1 s of work).
 pub const SLICES_PER_CALL: u32 = 100;
-/// Filler rounds per task run.
-pub const FILLER_ROUNDS: &str = "4000000";
+/// Filler rounds per task run (about 3.4 million instructions each: a run
+/// lasts a few seconds, and a new block restarts it sooner).
+pub const FILLER_ROUNDS: &str = "10000";
 
 /// Worker errors.
 #[derive(Debug, thiserror::Error)]
