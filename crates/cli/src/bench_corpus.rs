@@ -11,7 +11,7 @@
 //!   miner's lottery tickets per second) for the corpus, the example tasks
 //!   and adversarial probes (`examples/tasks/probes/`); reports the spread
 //!   (max/min), which should stay small so that no choice of work mines much
-//!   faster than another.
+//!   faster than another, over all of them and without the probes.
 
 use crate::task::{Comparison, compare};
 use anyhow::{Context, Result, bail};
@@ -247,6 +247,21 @@ pub struct LotteryReport {
     pub programs: Vec<Rate>,
     /// Fastest over slowest rate.
     pub spread: f64,
+    /// The same over the corpus and the example tasks only (work a user
+    /// would submit, and the filler), leaving out the probes written to
+    /// find the extremes.
+    pub spread_without_probes: f64,
+}
+
+/// Fastest over slowest of `rates` (1 for none).
+fn spread(rates: impl Iterator<Item = f64> + Clone) -> f64 {
+    let max = rates.clone().fold(f64::MIN, f64::max);
+    let min = rates.fold(f64::MAX, f64::min);
+    if min > 0.0 && max >= min {
+        max / min
+    } else {
+        1.0
+    }
 }
 
 /// The adversarial probes of `examples/tasks/probes/` and their arguments.
@@ -303,11 +318,14 @@ pub fn lottery(args: LotteryArgs) -> Result<()> {
             minstr_per_s: m.instructions as f64 / m.median.pouw_ms / 1000.0,
         });
     }
-    let rates = programs.iter().map(|p| p.minstr_per_s);
-    let max = rates.clone().fold(f64::MIN, f64::max);
-    let min = rates.fold(f64::MAX, f64::min);
     let report = LotteryReport {
-        spread: max / min,
+        spread: spread(programs.iter().map(|p| p.minstr_per_s)),
+        spread_without_probes: spread(
+            programs
+                .iter()
+                .filter(|p| p.kind != "probe")
+                .map(|p| p.minstr_per_s),
+        ),
         programs,
     };
     crate::print(args.json, &report, |r| {
@@ -326,7 +344,22 @@ pub fn lottery(args: LotteryArgs) -> Result<()> {
                 p.minstr_per_s
             );
         }
-        s += &format!("spread (fastest / slowest): {:.2}x", r.spread);
+        s += &format!(
+            "spread (fastest / slowest): {:.2}x; without the probes: {:.2}x",
+            r.spread, r.spread_without_probes
+        );
         s
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn spread_is_fastest_over_slowest_and_one_for_nothing() {
+        assert_eq!(spread([2.0, 8.0, 4.0].into_iter()), 4.0);
+        assert_eq!(spread([5.0].into_iter()), 1.0);
+        assert_eq!(spread(std::iter::empty()), 1.0);
+    }
 }
