@@ -18,10 +18,12 @@
 //! fuel's count by formula.
 //!
 //! What differs from fuel is where the counting code goes, which is what
-//! makes it cheap: on the examples fuel costs 12-41% over unmetered
-//! wasmtime, this 1-9%; on the eight real C programs of `examples/corpus`
-//! -5% to +14%, 6% in geometric mean on an Intel VM (`proctor bench
-//! corpus`, tables in `docs/pouw.md`), and 16% more machine instructions
+//! makes it cheap: on the example tasks fuel cost 12-41% over unmetered
+//! wasmtime (an Intel VM), this -10% to +14% (`proctor task bench`, an AMD
+//! VM; the filler, an LZ77 compressor, the most); on the eight real C
+//! programs of `examples/corpus` -5% to +14%, 6% in geometric mean on an
+//! Intel VM (`proctor bench corpus`, tables in `docs/pouw.md`; 5.6-6.8% on
+//! the AMD one), and 16% more machine instructions
 //! (`examples/corpus/instructions.sh`; `examples/corpus/functions.sh`
 //! tells which functions they are in).
 //!
