@@ -114,6 +114,20 @@ static uint32_t hash4(const uint8_t *p) {
     return (v * 2654435761u) >> (32 - HBITS);
 }
 
+/* Literal runs of in[from..to) at out + o, 255 bytes at most each; the new
+ * output length. */
+static size_t literals(const uint8_t *in, size_t from, size_t to, uint8_t *out, size_t o) {
+    while (from < to) {
+        size_t k = to - from < 255 ? to - from : 255;
+        out[o++] = 0;
+        out[o++] = (uint8_t)k;
+        memcpy(out + o, in + from, k);
+        o += k;
+        from += k;
+    }
+    return o;
+}
+
 /* LZ77 over the block: tokens 0x00 LEN literals... | 0x01 LEN DIST16. */
 static size_t compress(const uint8_t *in, uint8_t *out) {
     static int32_t head[1 << HBITS], prev[BLOCK];
@@ -137,14 +151,7 @@ static size_t compress(const uint8_t *in, uint8_t *out) {
             head[h] = (int32_t)i;
         }
         if (best >= MINMATCH) {
-            while (lit < i) {
-                size_t k = i - lit < 255 ? i - lit : 255;
-                out[o++] = 0;
-                out[o++] = (uint8_t)k;
-                memcpy(out + o, in + lit, k);
-                o += k;
-                lit += k;
-            }
+            o = literals(in, lit, i, out, o);
             out[o++] = 1;
             out[o++] = (uint8_t)best;
             out[o++] = (uint8_t)dist;
@@ -160,15 +167,7 @@ static size_t compress(const uint8_t *in, uint8_t *out) {
             i++;
         }
     }
-    while (lit < BLOCK) {
-        size_t k = BLOCK - lit < 255 ? BLOCK - lit : 255;
-        out[o++] = 0;
-        out[o++] = (uint8_t)k;
-        memcpy(out + o, in + lit, k);
-        o += k;
-        lit += k;
-    }
-    return o;
+    return literals(in, lit, BLOCK, out, o);
 }
 
 static uint32_t adler32(const uint8_t *p, size_t n) {
