@@ -11,6 +11,17 @@
 #
 #   examples/corpus/functions.sh PROGRAM [TOP]           top functions by extra instructions (default 15)
 #   examples/corpus/functions.sh PROGRAM --hot FUNCTION  one function's hottest instructions (unmetered index)
+#   examples/corpus/functions.sh PROGRAM --classes FUNCTION  its instructions by kind, each way
+#
+# `--classes` sorts every instruction the function executed (with the
+# callees inlined into it) by what it does, read from `objdump -d` of the
+# machine code (the `machine_code` example): stores to and loads from the
+# stack frame (spills and reloads), other operations on the frame,
+# register-to-register moves, `lea`, and so on by mnemonic, and prints the
+# executed count of each kind unmetered and metered, largest difference
+# first: where a function's extra instructions are spills, reloads and
+# moves, the meter cost registers rather than counting code. Also needs
+# `objdump` (Debian package `binutils`).
 #
 # Needs valgrind (Debian package `valgrind`) and builds `run_once` with
 # `--features proctor-vm/profiling`, which names the compiled functions in a
@@ -25,19 +36,19 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-usage="usage: functions.sh PROGRAM [TOP] | functions.sh PROGRAM --hot FUNCTION"
+usage="usage: functions.sh PROGRAM [TOP] | functions.sh PROGRAM --hot|--classes FUNCTION"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 case "${2:-}" in
-"" | --hot) ;;
+"" | --hot | --classes) ;;
 *[!0-9]*) echo "$usage" >&2; exit 2 ;;
 esac
-[ "${2:-}" != --hot ] || [[ "${3:-}" =~ ^[0-9]+$ ]] || { echo "$usage" >&2; exit 2; }
+case "${2:-}" in --hot | --classes) [[ "${3:-}" =~ ^[0-9]+$ ]] || { echo "$usage" >&2; exit 2; } ;; esac
 program=$1
 shift
 line=$(awk -F'\t' -v n="$program" '$1 == n' cases.tsv)
 [ -n "$line" ] || { echo "no case named $program in cases.tsv" >&2; exit 2; }
 target=${CARGO_TARGET_DIR:-../../target}
-cargo build -q --release -p proctor-vm --features proctor-vm/profiling --example run_once
+cargo build -q --release -p proctor-vm --features proctor-vm/profiling --example run_once --example machine_code
 run_once=$target/release/examples/run_once
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -57,6 +68,13 @@ for mode in metered unmetered; do
     [ -f "/tmp/perf-$pid.map" ] || { cat "$out/$mode.log" >&2; echo "no perf map for $mode" >&2; exit 1; }
     mv "/tmp/perf-$pid.map" "$out/$mode.map"
 done
+if [ "${1:-}" = --classes ]; then
+    command -v objdump >/dev/null || { echo "needs objdump (apt-get install binutils)" >&2; exit 1; }
+    for mode in metered unmetered; do
+        "$target/release/examples/machine_code" "$mode" "$program.wasm" "$out/$mode.elf"
+        objdump -d --no-show-raw-insn "$out/$mode.elf" >"$out/$mode.s"
+    done
+fi
 python3 - "$out" "$@" <<'EOF'
 import bisect, re, sys
 out, rest = sys.argv[1], sys.argv[2:]
@@ -111,6 +129,53 @@ def original(i):
     return None
 
 cu, cm = counts("unmetered", fu), counts("metered", fm)
+def code(mode):
+    """Instruction text per (function index, offset), from objdump."""
+    text, index, start = {}, None, 0
+    for line in open(f"{out}/{mode}.s"):
+        m = re.match(r"([0-9a-f]+) <wasm\[0\]::function\[(\d+)\]>:", line)
+        if m:
+            start, index = int(m.group(1), 16), int(m.group(2))
+            continue
+        m = re.match(r"\s+([0-9a-f]+):\s+(\S.*)", line)
+        if m and index is not None:
+            text[(index, int(m.group(1), 16) - start)] = m.group(2).strip()
+    return text
+
+def kind(ins):
+    """What an instruction does, for `--classes`."""
+    op, _, args = ins.partition(" ")
+    args = args.strip()
+    if "(%rsp)" in args:
+        if op.startswith("mov") and args.endswith("(%rsp)"):
+            return "store to the frame"
+        if op.startswith("mov"):
+            return "load from the frame"
+        return "other op on the frame"
+    if op == "mov" and re.fullmatch(r"%\w+,%\w+", args):
+        return "move between registers"
+    if op.startswith("j") and op != "jmp":
+        return "conditional branch"
+    return op
+
+if rest[:1] == ["--classes"]:
+    want = int(rest[1])
+    per_kind = {}
+    for col, (mode, per, f) in enumerate((("unmetered", cu, lambda i: i), ("metered", cm, original))):
+        text = code(mode)
+        for (i, off), c in per.items():
+            if f(i) == want:
+                k = kind(text.get((i, off), "(not an instruction start) ?"))
+                per_kind.setdefault(k, [0, 0])[col] += c
+    u, m = (sum(v[col] for v in per_kind.values()) for col in (0, 1))
+    if not u:
+        sys.exit(f"function {want} executed no instructions unmetered")
+    print(f"function {want}: unmetered {u}, metered {m} ({m / u:.3f}x), extra {m - u}")
+    print("| kind | unmetered | metered | extra |")
+    print("|---|---:|---:|---:|")
+    for k, (a, b) in sorted(per_kind.items(), key=lambda kv: (-abs(kv[1][1] - kv[1][0]), kv[0])):
+        print(f"| {k} | {a} | {b} | {b - a:+d} |")
+    sys.exit(0)
 if rest[:1] == ["--hot"]:
     want = int(rest[1])
     for mode, per, f in (("unmetered", cu, lambda i: i), ("metered", cm, original)):

@@ -249,6 +249,19 @@ impl Vm {
         Ok(loaded)
     }
 
+    /// The machine code [`Vm::load`] compiles `bytes` to (checked and
+    /// metered), as the ELF image wasmtime's `Engine::precompile_module`
+    /// writes: `objdump -d` reads it, which is how
+    /// `examples/corpus/functions.sh --classes` tells what the meter did to
+    /// a function's instructions.
+    pub fn machine_code(&self, bytes: &[u8]) -> Result<Vec<u8>, VmError> {
+        checker::check(bytes, &self.limits)?;
+        let metered = meter::instrument(bytes).map_err(VmError::Meter)?;
+        self.engine
+            .precompile_module(&metered)
+            .map_err(|e| VmError::Compile(e.to_string()))
+    }
+
     /// Starts a run of `loaded` that yields every `slice` instructions.
     pub fn start(&self, loaded: &Loaded, mut spec: TaskSpec, slice: u64) -> Task {
         // The input moves into the run: a large one is not copied again.
@@ -486,6 +499,15 @@ impl UnmeteredVm {
         Module::new(&self.engine, bytes).map_err(|e| VmError::Compile(e.to_string()))
     }
 
+    /// The machine code [`UnmeteredVm::compile`] compiles `bytes` to, as
+    /// an ELF image (see [`Vm::machine_code`]).
+    pub fn machine_code(&self, bytes: &[u8]) -> Result<Vec<u8>, VmError> {
+        checker::check(bytes, &self.limits)?;
+        self.engine
+            .precompile_module(bytes)
+            .map_err(|e| VmError::Compile(e.to_string()))
+    }
+
     /// Runs `module` to completion; `instructions` is the fuel consumed, or 0
     /// without fuel. Fuel counts `memory.grow` as 1 where the meter adds
     /// [`meter::PAGE_CHARGE`] per page: the pages the memory grew by are
@@ -635,5 +657,30 @@ mod tests {
         let bad = wat::parse_str(r#"(module (import "env" "x" (func)) (func (export "_start")))"#)
             .unwrap();
         assert!(matches!(vm.load(&bad), Err(VmError::Rejected(_))));
+        assert!(matches!(vm.machine_code(&bad), Err(VmError::Rejected(_))));
+        let u = UnmeteredVm::new(Limits::default()).unwrap();
+        assert!(matches!(u.machine_code(&bad), Err(VmError::Rejected(_))));
+    }
+
+    #[test]
+    fn machine_code_is_an_elf_image_of_the_metered_module() {
+        let bytes = wat::parse_str(LOOP).unwrap();
+        let metered = Vm::new(Limits::default())
+            .unwrap()
+            .machine_code(&bytes)
+            .unwrap();
+        let plain = UnmeteredVm::new(Limits::default())
+            .unwrap()
+            .machine_code(&bytes)
+            .unwrap();
+        assert!(metered.starts_with(b"\x7fELF") && plain.starts_with(b"\x7fELF"));
+        // The metered module has more functions (the check import's
+        // trampoline, internal versions) and code to count: more bytes.
+        assert!(
+            metered.len() > plain.len(),
+            "{} <= {}",
+            metered.len(),
+            plain.len()
+        );
     }
 }
