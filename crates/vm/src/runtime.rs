@@ -237,8 +237,7 @@ impl Vm {
         if let Some(l) = self.cache.lock().expect("cache lock").get(&hash) {
             return Ok(l.clone());
         }
-        let verdict = checker::check(bytes, &self.limits)?;
-        let metered = meter::instrument(bytes).map_err(VmError::Meter)?;
+        let (verdict, metered) = self.check_and_meter(bytes)?;
         let module =
             Module::new(&self.engine, &metered).map_err(|e| VmError::Compile(e.to_string()))?;
         let loaded = Loaded { verdict, module };
@@ -255,11 +254,18 @@ impl Vm {
     /// `examples/corpus/functions.sh --classes` tells what the meter did to
     /// a function's instructions.
     pub fn machine_code(&self, bytes: &[u8]) -> Result<Vec<u8>, VmError> {
-        checker::check(bytes, &self.limits)?;
-        let metered = meter::instrument(bytes).map_err(VmError::Meter)?;
+        let (_, metered) = self.check_and_meter(bytes)?;
         self.engine
             .precompile_module(&metered)
             .map_err(|e| VmError::Compile(e.to_string()))
+    }
+
+    /// The checker's verdict on `bytes` and the module the engine compiles
+    /// for it: the same module rewritten to count its own instructions.
+    fn check_and_meter(&self, bytes: &[u8]) -> Result<(Verdict, Vec<u8>), VmError> {
+        let verdict = checker::check(bytes, &self.limits)?;
+        let metered = meter::instrument(bytes).map_err(VmError::Meter)?;
+        Ok((verdict, metered))
     }
 
     /// Starts a run of `loaded` that yields every `slice` instructions.
