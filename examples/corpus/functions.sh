@@ -165,7 +165,8 @@ if rest[:1] == ["--classes"]:
         text = code(mode)
         for (i, off), c in per.items():
             if f(i) == want:
-                k = kind(text.get((i, off), "(not an instruction start) ?"))
+                ins = text.get((i, off))
+                k = kind(ins) if ins else "not an instruction start (objdump disagrees)"
                 per_kind.setdefault(k, [0, 0])[col] += c
     u, m = (sum(v[col] for v in per_kind.values()) for col in (0, 1))
     if not u:
