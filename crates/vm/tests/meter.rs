@@ -115,6 +115,53 @@ fn br_table_in_a_loop_counts_exactly() {
     assert!(n > 50 * 10, "{n}");
 }
 
+/// cJSON's string printer: each byte is copied, unless one of `n + 1`
+/// conditions sends it to the escape path (`br_if`s to the end of a block
+/// whose own path leaves by a branch; the meter counts them on landing
+/// pads, for `n` below and above the pads a block may have).
+fn escape_loop(n: u32) -> String {
+    let conds: String = (0..n)
+        .map(|k| {
+            format!(
+                "(br_if $esc (i32.eq (local.get $c) (i32.const {})))",
+                40 + k
+            )
+        })
+        .collect();
+    module(&format!(
+        r#"(data (i32.const 1024) "plain text, (escapes) and *+,-./ 0123\n\"\\ end\09!")
+           (func $f (result i32) (local $p i32) (local $q i32) (local $c i32)
+             (local.set $p (i32.const 1024)) (local.set $q (i32.const 2048))
+             (block $done
+               (loop $l
+                 (local.set $c (i32.load8_u (local.get $p)))
+                 (br_if $done (i32.eqz (local.get $c)))
+                 (block $next
+                   (block $esc
+                     (br_if $esc (i32.lt_u (local.get $c) (i32.const 32)))
+                     {conds}
+                     (i32.store8 (local.get $q) (local.get $c))
+                     (local.set $q (i32.add (local.get $q) (i32.const 1)))
+                     (br $next))
+                   (i32.store8 (local.get $q) (i32.const 92))
+                   (i32.store8 offset=1 (local.get $q) (i32.add (local.get $c) (i32.const 1)))
+                   (local.set $q (i32.add (local.get $q) (i32.const 2))))
+                 (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                 (br $l)))
+             (i32.xor (i32.sub (local.get $q) (i32.const 2048)) (i32.load (i32.const 2060))))
+           (func (export "_start") (call $print (call $f)))"#
+    ))
+}
+
+#[test]
+fn early_exits_on_landing_pads_count_exactly() {
+    for n in [2, 12] {
+        let count = agree(&escape_loop(n));
+        assert!(count > 45 * 15, "{n}: {count}");
+    }
+    out_of_fuel_at(&escape_loop(3), 400);
+}
+
 /// An interpreter's dispatch loop: a `br_table` over cases of different
 /// costs, and a second `br_table` inside a case that shares the first's
 /// targets, goes back to the dispatch, or leaves the function. The tables'

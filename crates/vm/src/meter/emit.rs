@@ -366,11 +366,43 @@ impl Rewriter {
                 }
             }
         }
+        // `br_if`s whose taken edge's count goes on a landing pad inside
+        // the block it leaves, so that the path that stays carries no
+        // count for it (see `Graph::potentials` for why the taken edge is
+        // the chord there). A block with k pads gets k frames around its
+        // body, the first pad innermost, closed before its `end`:
+        //
+        //   block L (block P0 ... (block Pk-1 <body; br_if P_j> br k) end
+        //     r -= w0; br k-1 ... end r -= wk-1) end
+        //
+        // The body's own path to L's end jumps over the pads; an LLVM body
+        // whose `br_if`s leave early mostly ends in a branch anyway.
+        // By block operator, the pads' counts; by `br_if`, its block and
+        // its pad's place in that list.
+        let mut block_pads: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
+        let mut br_pad: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+        if chords {
+            for e in &g.edges {
+                if let Place::BrIfTaken(i) = e.place
+                    && let Some(&b) = g.paddable.get(&i)
+                    && !replace.contains_key(&i)
+                {
+                    let w = weight(e);
+                    let list = block_pads.entry(b).or_default();
+                    if w != 0 {
+                        br_pad.insert(i, (b, list.len()));
+                        list.push(w);
+                    }
+                }
+            }
+            block_pads.retain(|_, l| !l.is_empty());
+        }
         if chords {
             let mut taken: BTreeMap<usize, i64> = BTreeMap::new();
             for e in &g.edges {
                 if let Place::BrIfTaken(i) = e.place
                     && !replace.contains_key(&i)
+                    && !br_pad.contains_key(&i)
                 {
                     taken.insert(i, weight(e));
                 }
@@ -385,7 +417,9 @@ impl Rewriter {
                     Place::SynthElse(i) if w != 0 => {
                         before.entry(i).or_default().push(Ins::Else(w))
                     }
-                    Place::BrIfTaken(i) if w != 0 && !replace.contains_key(&i) => {
+                    Place::BrIfTaken(i)
+                        if w != 0 && !replace.contains_key(&i) && !br_pad.contains_key(&i) =>
+                    {
                         before.entry(i).or_default().push(Ins::Dec(w))
                     }
                     Place::BrIfFall(i) => {
@@ -449,12 +483,17 @@ impl Rewriter {
             emit(&mut f, ins);
         }
         let last = ops.len() - 1;
-        // Open frames of the original code, `true` for hoisted loops: a
-        // branch out of a hoisted loop crosses its three added frames.
-        let mut frames: Vec<bool> = vec![false];
-        let adjust = |frames: &[bool], d: u32| -> u32 {
-            let inner = &frames[frames.len().saturating_sub(d as usize)..];
-            d + 3 * inner.iter().filter(|&&h| h).count() as u32
+        // Open frames of the original code, with the frames added around
+        // them (3 for a hoisted loop: a branch out of it crosses them) and
+        // the counts of the landing pads inside them (a block's: a branch
+        // to the block or past it crosses their frames).
+        let mut frames: Vec<(u32, &[i64])> = vec![(0, &[])];
+        let adjust = |frames: &[(u32, &[i64])], d: u32| -> u32 {
+            let crossed = &frames[frames.len().saturating_sub(d as usize)..];
+            let reached = &frames[frames.len().saturating_sub(d as usize + 1)..];
+            let around: u32 = crossed.iter().map(|f| f.0).sum();
+            let pads: usize = reached.iter().map(|f| f.1.len()).sum();
+            d + around + pads as u32
         };
         for (i, op) in ops.into_iter().enumerate() {
             let passes = before
@@ -498,6 +537,22 @@ impl Rewriter {
                 Operator::End => Some(false),
                 _ => None,
             };
+            if matches!(op, Operator::End)
+                && let Some(&(_, ws)) = frames.last()
+                && !ws.is_empty()
+            {
+                // The block's own path goes past its pads; each pad takes
+                // its count down and goes on to the block's end.
+                let k = ws.len() as u32;
+                f.instruction(&Instruction::Br(k));
+                for (j, &w) in (0..).zip(ws) {
+                    f.instruction(&Instruction::End);
+                    emitter.dec(&mut f, w);
+                    if j + 1 < k {
+                        f.instruction(&Instruction::Br(k - 1 - j));
+                    }
+                }
+            }
             match (replace.get(&i), pads.get(&i), &op) {
                 (Some(ins), _, _) => {
                     let ins = match *ins {
@@ -528,7 +583,12 @@ impl Rewriter {
                     f.instruction(&Instruction::Br(adjust(&frames, relative_depth)));
                 }
                 (None, None, &Operator::BrIf { relative_depth }) => {
-                    f.instruction(&Instruction::BrIf(adjust(&frames, relative_depth)));
+                    let d = adjust(&frames, relative_depth);
+                    let d = match br_pad.get(&i) {
+                        Some(&(b, j)) => d - block_pads[&b].len() as u32 + j as u32,
+                        None => d,
+                    };
+                    f.instruction(&Instruction::BrIf(d));
                 }
                 (None, None, &Operator::Call { function_index })
                     if passes && function_index >= self.imported_funcs =>
@@ -559,7 +619,13 @@ impl Rewriter {
                 }
             }
             match frame {
-                Some(true) => frames.push(hoist.is_some()),
+                Some(true) => {
+                    let ws = block_pads.get(&i).map_or(&[][..], |w| &w[..]);
+                    for _ in ws {
+                        f.instruction(&Instruction::Block(BlockType::Empty));
+                    }
+                    frames.push((if hoist.is_some() { 3 } else { 0 }, ws));
+                }
                 Some(false) => {
                     frames.pop();
                 }

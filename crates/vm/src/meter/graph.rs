@@ -74,6 +74,8 @@ pub(super) struct Frame {
     pub(super) has_else: bool,
     /// How many values a branch to this frame's label carries.
     pub(super) arity: u32,
+    /// The operator that opened the frame.
+    pub(super) op: usize,
 }
 
 /// The control-flow graph of one function body.
@@ -89,7 +91,22 @@ pub(super) struct Graph {
     pub(super) calls_others: bool,
     /// Every `br_table`, by operator index.
     pub(super) tables: BTreeMap<usize, Table>,
+    /// `br_if`s whose taken edge goes to the end of a `block` without
+    /// results (by operator index), with that block's operator: their
+    /// count can go on a landing pad inside the block.
+    pub(super) paddable: BTreeMap<usize, usize>,
 }
+
+/// Landing pads for `br_if`s at most per block (each is one more frame
+/// around the block's body).
+pub(super) const BR_IF_PADS: usize = 8;
+/// Functions of more operators (after unrolling and inlining) get no
+/// `br_if` pads. In an interpreter's dispatch function every register is
+/// taken, and what the pads change in its graph moved regalloc2's spills
+/// more than the pads saved: Lua's `luaV_execute` (between 5,000 and
+/// 20,000) went from 1.112x to 1.131x of its unmetered machine
+/// instructions with them.
+pub(super) const BR_IF_PADS_MAX_OPS: usize = 5000;
 
 /// A `br_table` reached by live code.
 pub(super) struct Table {
@@ -162,6 +179,7 @@ impl Graph {
         types: &[Signature],
     ) -> Result<Graph, String> {
         let mut g = Graph::default();
+        let mut pads_per_block: BTreeMap<usize, usize> = BTreeMap::new();
         let entry = g.node(0, None);
         // Entering a function costs 1 (so does an empty function).
         g.nodes[entry].cost = 1;
@@ -174,6 +192,7 @@ impl Graph {
             if_from: None,
             has_else: false,
             arity: u32::MAX,
+            op: 0,
         }];
         for (i, op) in ops.iter().enumerate() {
             g.owner.push(cur);
@@ -206,6 +225,7 @@ impl Graph {
                         if_from: None,
                         has_else: false,
                         arity: results(blockty),
+                        op: i,
                     });
                 }
                 Operator::Loop { blockty } => {
@@ -236,6 +256,7 @@ impl Graph {
                         if_from: None,
                         has_else: false,
                         arity,
+                        op: i,
                     });
                 }
                 Operator::If { blockty } => {
@@ -247,6 +268,7 @@ impl Graph {
                         if_from: cur,
                         has_else: false,
                         arity: results(blockty),
+                        op: i,
                     });
                     cur = cur.map(|v| {
                         let t = g.node(depth, Some(i));
@@ -318,6 +340,16 @@ impl Graph {
                             Some(t) => {
                                 let f = &frames[frames.len() - 1 - *relative_depth as usize];
                                 let simple = f.looping.is_some_and(|(_, arity)| arity == 0);
+                                if f.kind == Kind::Block
+                                    && f.arity == 0
+                                    && ops.len() <= BR_IF_PADS_MAX_OPS
+                                {
+                                    let n = pads_per_block.entry(f.op).or_insert(0);
+                                    if *n < BR_IF_PADS {
+                                        *n += 1;
+                                        g.paddable.insert(i, f.op);
+                                    }
+                                }
                                 let back = g.back_edge(&frames, *relative_depth, simple);
                                 g.edge(v, t, Place::BrIfTaken(i), back)
                             }
@@ -454,7 +486,12 @@ impl Graph {
     }
 
     /// Potentials `φ` over a spanning tree chosen by Kruskal, hot edges first;
-    /// `None` when some `br_table` would need unequal weights.
+    /// `None` when some `br_table` would need unequal weights. Among the
+    /// edges of one loop depth, a `br_if`'s taken edge goes before its
+    /// fall-through, so that the latter carries the count, unless the taken
+    /// edge can have a landing pad (`Graph::paddable`): then the
+    /// fall-through, the path compilers lay out as the likely one, goes
+    /// first and the taken edge's count, if any, goes on the pad.
     pub(super) fn potentials(&self) -> Option<Vec<i64>> {
         let n = self.nodes.len();
         let mut order: Vec<usize> = (0..self.edges.len()).collect();
@@ -463,6 +500,8 @@ impl Graph {
             let kind = match e.place {
                 Place::Table(_) => return (0, std::cmp::Reverse(0), 0),
                 _ if e.back => 3,
+                Place::BrIfTaken(i) if self.paddable.contains_key(&i) => 2,
+                Place::BrIfFall(i) if self.paddable.contains_key(&i) => 0,
                 Place::BrIfTaken(_) => 0,
                 Place::BrIfFall(_) => 2,
                 _ => 1,

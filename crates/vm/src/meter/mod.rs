@@ -23,7 +23,7 @@
 //! VM; the filler, an LZ77 compressor, the most); on the eight real C
 //! programs of `examples/corpus` -5% to +14%, 6% in geometric mean on an
 //! Intel VM (`proctor bench corpus`, tables in `docs/pouw.md`; 5.6-6.8% on
-//! the AMD one), and 16% more machine instructions
+//! the AMD one), and 14% more machine instructions
 //! (`examples/corpus/instructions.sh`; `examples/corpus/functions.sh`
 //! tells which functions they are in).
 //!
@@ -82,6 +82,15 @@
 //!   of its own compares before taking it down (`r > ψ + w`) and takes it
 //!   down on each path, so that no copy of the count is kept for the
 //!   check's path (`emit::Ins::BackBr`).
+//! - A `br_if` that leaves a block early (to its end, without values) is
+//!   taken to be the unlikely way (compilers lay out the likely path as the
+//!   fall-through): its fall-through goes into the spanning tree first, and
+//!   if the taken edge is left with a count, that count goes on a landing
+//!   pad inside the block (`emit`), so that the path that stays carries
+//!   none. Before, each condition passed on such a chain took the count
+//!   down (cJSON's string printer, brotli's hash-chain loop:
+//!   `if (a || b || c) continue;`). Not in functions of more than 5,000
+//!   operators (`graph::BR_IF_PADS_MAX_OPS`: the interpreters' dispatch).
 //! - Small innermost loops are unrolled 4 times, branchy ones 8 times
 //!   (`unroll`, `copies`): the count and the check run once per 4 (8)
 //!   iterations, and each copy's exits go through landing pads where their

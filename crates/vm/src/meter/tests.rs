@@ -374,3 +374,92 @@ fn the_check_of_a_loop_with_many_live_locals_is_called_outside_it() {
     assert!(valid(&many));
     assert_eq!(innermost_loop_calls(&many), vec![false]);
 }
+
+/// A module whose function leaves a block early by `n` `br_if`s (the shape
+/// of cJSON's string printer, which sends a byte to its escape path when
+/// any of several conditions holds), after `nops` `nop`s.
+fn early_exits(n: u32, nops: usize) -> Vec<u8> {
+    let conds: String = (1..n)
+        .map(|k| format!("(br_if $e (i32.eq (local.get $c) (i32.const {})))", 32 + k))
+        .collect();
+    let nops = "(nop)".repeat(nops);
+    wat::parse_str(format!(
+        r#"(module (func (export "f") (param $c i32) (result i32)
+             {nops}
+             (block $e
+               (br_if $e (i32.lt_u (local.get $c) (i32.const 32)))
+               {conds}
+               (return (i32.mul (local.get $c) (i32.const 3))))
+             (i32.const 2)))"#
+    ))
+    .unwrap()
+}
+
+/// Every function's operators, by function.
+fn bodies(bytes: &[u8]) -> Vec<Vec<Operator<'_>>> {
+    Parser::new(0)
+        .parse_all(bytes)
+        .filter_map(|p| match p.unwrap() {
+            wasmparser::Payload::CodeSectionEntry(body) => Some(
+                body.get_operators_reader()
+                    .unwrap()
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The blocks of the function with `br_if`s (the internal version) and
+/// whether the count changes between its first `br_if` and its last.
+fn blocks_and_counting_between_br_ifs(bytes: &[u8]) -> (usize, bool) {
+    let bodies = bodies(bytes);
+    let ops = bodies
+        .iter()
+        .find(|ops| ops.iter().any(|op| matches!(op, Operator::BrIf { .. })))
+        .expect("a function with br_if");
+    let blocks = ops
+        .iter()
+        .filter(|op| matches!(op, Operator::Block { .. }))
+        .count();
+    let first = ops
+        .iter()
+        .position(|op| matches!(op, Operator::BrIf { .. }));
+    let last = ops
+        .iter()
+        .rposition(|op| matches!(op, Operator::BrIf { .. }));
+    let counting = ops[first.unwrap()..last.unwrap()]
+        .iter()
+        .any(|op| matches!(op, Operator::I64Add | Operator::I64Sub));
+    (blocks, counting)
+}
+
+#[test]
+fn early_exits_from_a_block_count_on_landing_pads() {
+    // A function too large for pads: the exits' counts go on the path that
+    // stays. Its blocks are the original's and the internal version's.
+    let large = instrument(&early_exits(3, graph::BR_IF_PADS_MAX_OPS)).unwrap();
+    assert!(valid(&large));
+    let (blocks, counting) = blocks_and_counting_between_br_ifs(&large);
+    assert!(counting);
+    // Three exits: the first is the tree edge into the block's end, the
+    // other two count on pads (a block each), and the path that stays
+    // counts nothing between them.
+    let three = instrument(&early_exits(3, 0)).unwrap();
+    assert!(valid(&three));
+    assert_eq!(
+        blocks_and_counting_between_br_ifs(&three),
+        (blocks + 2, false)
+    );
+    // More exits than a block may have pads: at most BR_IF_PADS of them
+    // get one, the rest count on the path as before.
+    let many = instrument(&early_exits(graph::BR_IF_PADS as u32 + 4, 0)).unwrap();
+    assert!(valid(&many));
+    let (with_pads, _) = blocks_and_counting_between_br_ifs(&many);
+    assert!(
+        (blocks + 1..=blocks + graph::BR_IF_PADS).contains(&with_pads),
+        "{with_pads}"
+    );
+}
