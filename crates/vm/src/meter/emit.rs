@@ -388,14 +388,13 @@ impl Rewriter {
                     && !replace.contains_key(&i)
                 {
                     let w = weight(e);
-                    let list = block_pads.entry(b).or_default();
                     if w != 0 {
+                        let list = block_pads.entry(b).or_default();
                         br_pad.insert(i, (b, list.len()));
                         list.push(w);
                     }
                 }
             }
-            block_pads.retain(|_, l| !l.is_empty());
         }
         if chords {
             let mut taken: BTreeMap<usize, i64> = BTreeMap::new();
