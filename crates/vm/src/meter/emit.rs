@@ -144,7 +144,11 @@ impl Rewriter {
         // entry the parameters, in a loop the locals it uses.
         let mut saves: Vec<Vec<(u32, u32)>> = Vec::new();
         // Parking code is 4 operators per local and check site: its total is
-        // kept within the function's own size.
+        // kept within the function's own size. A large function parks
+        // nothing (see `LARGE_FUNCTION_OPS`): in an interpreter's dispatch
+        // the reloaded copies after each call are more values for a full
+        // register file, which cost the hot paths more than the calls do.
+        let large = ops.len() > LARGE_FUNCTION_OPS;
         let mut parked_budget = ops.len() / 4;
         // `sites`: how many places emit the list (one per checked back edge).
         let mut park = |sites: usize, locals: &mut dyn Iterator<Item = u32>| -> usize {
@@ -154,7 +158,8 @@ impl Rewriter {
                 let Some(kind) = kinds.get(l as usize).copied().flatten() else {
                     continue;
                 };
-                if used[kind] < SCRATCH
+                if !large
+                    && used[kind] < SCRATCH
                     && parked_budget >= sites
                     && !list.iter().any(|&(x, _)| x == l)
                 {

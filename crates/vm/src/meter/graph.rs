@@ -100,14 +100,20 @@ pub(super) struct Graph {
 /// Landing pads for `br_if`s at most per block (each is one more frame
 /// around the block's body).
 pub(super) const BR_IF_PADS: usize = 8;
-/// Functions of more operators (after unrolling and inlining) get no
-/// `br_if` pads. In an interpreter's dispatch function every register is
-/// taken, and what the pads change in its graph moved regalloc2's spills
-/// more than the pads saved: Lua's `luaV_execute` (between 10,000 and
-/// 20,000) went from 1.112x to 1.131x of its unmetered machine
-/// instructions with them. A limit of 10,000 measured the same on the
-/// corpus as this one (1.144x).
-pub(super) const BR_IF_PADS_MAX_OPS: usize = 5000;
+/// A function of more operators than this (after unrolling and inlining)
+/// is *large*: in practice an interpreter's dispatch function (Lua's
+/// `luaV_execute`, SQLite's `sqlite3VdbeExec`, PCRE2's `match`), where
+/// every register is taken and regalloc2 spills most values already. Two
+/// rewrites that pay elsewhere cost there, by what they change in its
+/// register allocation:
+/// - `br_if` landing pads ([`Graph::paddable`]): `luaV_execute` (between
+///   10,000 and 20,000 operators) went from 1.112x to 1.131x of its
+///   unmetered machine instructions with them; a limit of 10,000 measured
+///   the same on the corpus as this one (1.144x);
+/// - parking locals around checks' calls (`Rewriter::meter`): without it
+///   there, pcre2grep went from 1.168x to 1.146x, Lua from 1.168x to
+///   1.156x and SQLite from 1.144x to 1.142x, the rest unchanged.
+pub(super) const LARGE_FUNCTION_OPS: usize = 5000;
 
 /// A `br_table` reached by live code.
 pub(super) struct Table {
@@ -343,7 +349,7 @@ impl Graph {
                                 let simple = f.looping.is_some_and(|(_, arity)| arity == 0);
                                 if f.kind == Kind::Block
                                     && f.arity == 0
-                                    && ops.len() <= BR_IF_PADS_MAX_OPS
+                                    && ops.len() <= LARGE_FUNCTION_OPS
                                 {
                                     let n = pads_per_block.entry(f.op).or_insert(0);
                                     if *n < BR_IF_PADS {

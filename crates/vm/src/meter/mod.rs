@@ -90,7 +90,7 @@
 //!   none. Before, each condition passed on such a chain took the count
 //!   down (cJSON's string printer, brotli's hash-chain loop:
 //!   `if (a || b || c) continue;`). Not in functions of more than 5,000
-//!   operators (`graph::BR_IF_PADS_MAX_OPS`: the interpreters' dispatch).
+//!   operators (`graph::LARGE_FUNCTION_OPS`: the interpreters' dispatch).
 //! - Small innermost loops are unrolled 4 times, branchy ones 8 times
 //!   (`unroll`, `copies`): the count and the check run once per 4 (8)
 //!   iterations, and each copy's exits go through landing pads where their
@@ -99,7 +99,9 @@
 //!   (measured on wordfreq when it was written; see `copies`).
 //! - Around a check's call, an innermost loop's locals are parked in scratch
 //!   globals: no loop value is live across the call, so none has to sit in
-//!   a callee-saved register or on the stack for the whole loop.
+//!   a callee-saved register or on the stack for the whole loop. Not in
+//!   large functions (`graph::LARGE_FUNCTION_OPS`), where the reloaded
+//!   copies are more values for a register file that is full already.
 //! - An innermost loop with many live locals (12 or more) is left for its
 //!   check's call and re-entered after it (`emit::Hoist`), so that what
 //!   Cranelift itself keeps for the loop (the memory's base) need not

@@ -344,8 +344,9 @@ fn innermost_loop_calls(bytes: &[u8]) -> Vec<bool> {
 }
 
 /// A module whose one function has a loop over `live` locals, each read
-/// and written on every iteration.
-fn loop_with_live_locals(live: u32) -> Vec<u8> {
+/// and written on every iteration, after `nops` `nop`s.
+fn loop_with_live_locals(live: u32, nops: usize) -> Vec<u8> {
+    let nops = "(nop)".repeat(nops);
     let locals: String = (0..live).map(|k| format!("(local $x{k} i32)")).collect();
     let body: String = (0..live)
         .map(|k| {
@@ -356,7 +357,7 @@ fn loop_with_live_locals(live: u32) -> Vec<u8> {
         })
         .collect();
     wat::parse_str(format!(
-        r#"(module (memory 1) (func (export "_start") {locals}
+        r#"(module (memory 1) (func (export "_start") {locals} {nops}
              (loop $l {body} (br_if $l (i32.and (local.get $x0) (i32.const 1))))))"#
     ))
     .unwrap()
@@ -365,14 +366,41 @@ fn loop_with_live_locals(live: u32) -> Vec<u8> {
 #[test]
 fn the_check_of_a_loop_with_many_live_locals_is_called_outside_it() {
     // Few live locals: the check's call stays on the back edge, inside.
-    let few = instrument(&loop_with_live_locals(4)).unwrap();
+    let few = instrument(&loop_with_live_locals(4, 0)).unwrap();
     assert!(valid(&few));
     assert_eq!(innermost_loop_calls(&few), vec![true]);
     // Many: the loop is left for the call and re-entered after it (the
     // outer `$resume` loop of `Hoist` holds the call; the loop has none).
-    let many = instrument(&loop_with_live_locals(emit::HOIST_LIVE + 2)).unwrap();
+    let many = instrument(&loop_with_live_locals(emit::HOIST_LIVE + 2, 0)).unwrap();
     assert!(valid(&many));
     assert_eq!(innermost_loop_calls(&many), vec![false]);
+}
+
+/// The globals the rewritten `bytes` set: the count's and, where locals
+/// are parked around a check's call, the scratch globals.
+fn globals_set(bytes: &[u8]) -> std::collections::BTreeSet<u32> {
+    bodies(bytes)
+        .iter()
+        .flatten()
+        .filter_map(|op| match op {
+            Operator::GlobalSet { global_index } => Some(*global_index),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_function_parks_no_locals() {
+    // A small function parks its loop's locals around the check's call:
+    // the count's global and four scratch ones are set.
+    let small = instrument(&loop_with_live_locals(4, 0)).unwrap();
+    assert!(valid(&small));
+    assert_eq!(globals_set(&small).len(), 5);
+    // The same loop in a large function (an interpreter's dispatch) parks
+    // nothing: only the count's global is set.
+    let large = instrument(&loop_with_live_locals(4, graph::LARGE_FUNCTION_OPS)).unwrap();
+    assert!(valid(&large));
+    assert_eq!(globals_set(&large).len(), 1);
 }
 
 /// A module whose function leaves a block early by `n` `br_if`s (the shape
@@ -440,7 +468,7 @@ fn blocks_and_counting_between_br_ifs(bytes: &[u8]) -> (usize, bool) {
 fn early_exits_from_a_block_count_on_landing_pads() {
     // A function too large for pads: the exits' counts go on the path that
     // stays. Its blocks are the original's and the internal version's.
-    let large = instrument(&early_exits(3, graph::BR_IF_PADS_MAX_OPS)).unwrap();
+    let large = instrument(&early_exits(3, graph::LARGE_FUNCTION_OPS)).unwrap();
     assert!(valid(&large));
     let (blocks, counting) = blocks_and_counting_between_br_ifs(&large);
     assert!(counting);
