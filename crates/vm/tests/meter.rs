@@ -1169,6 +1169,63 @@ fn bulk_memory_is_charged_by_size() {
     assert_eq!((large, grown), (small, small + 3 * 16384));
 }
 
+/// `memory.copy` of `(dst, src, len)` after filling bytes 1,024 on of one
+/// page with a pattern; prints a checksum of those bytes after each copy.
+fn copies(cases: &[(u32, u32, u32)]) -> String {
+    let calls: String = cases
+        .iter()
+        .map(|(d, s, n)| format!("(call $copy (i32.const {d}) (i32.const {s}) (i32.const {n}))\n"))
+        .collect();
+    module(&format!(
+        r#"(func $sum (result i32) (local $i i32) (local $h i32)
+             (local.set $i (i32.const 1024))
+             (loop $l
+               (local.set $h (i32.add (i32.mul (local.get $h) (i32.const 31))
+                 (i32.load8_u (local.get $i))))
+               (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+                 (i32.const 65536))))
+             (local.get $h))
+           (func $copy (param $d i32) (param $s i32) (param $n i32)
+             (memory.copy (local.get $d) (local.get $s) (local.get $n))
+             (call $print (call $sum)))
+           (func (export "_start") (local $i i32)
+             (local.set $i (i32.const 1024))
+             (loop $l
+               (i32.store8 (local.get $i) (i32.xor (i32.mul (local.get $i) (i32.const 7))
+                 (i32.shr_u (local.get $i) (i32.const 8))))
+               (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+                 (i32.const 65536))))
+             {calls})"#
+    ))
+}
+
+#[test]
+fn long_copies_move_what_memory_copy_moves() {
+    // Copies longer than 2,048 bytes with the destination 1 to 63 bytes
+    // above the source modulo 4 KiB run as a loop of 16-byte moves (see
+    // `proctor_vm::meter`): each direction, overlapping or not, with an
+    // unaligned head and a tail, up to the end of memory; and the copies
+    // beside them that stay one `memory.copy` (a short one, one outside
+    // the window). Fuel's run is plain wasmtime: the same bytes after
+    // every copy, and the same count plus `len >> 2` a copy.
+    let cases = [
+        (17416, 1025, 20000),  // 7 above, after the source
+        (31813, 40000, 20000), // 5 above modulo 4 KiB, below the source, overlapping
+        (2033, 2000, 30001),   // 33 above, overlapping
+        (5001, 5000, 2049),    // 1 above, just long enough
+        (5002, 5000, 2048),    // too short: one copy
+        (25967, 30000, 9999),  // 63 above modulo 4 KiB, below the source
+        (9216, 1024, 10000),   // a multiple of 4 KiB apart: one copy
+        (3064, 3000, 12345),   // 64 above: one copy
+        (40489, 20000, 25047), // 9 above, ending at the end of memory
+    ];
+    let charge = cases.iter().map(|&(_, _, n)| u64::from(n >> 2)).sum();
+    agree_plus(&copies(&cases), charge);
+    // One byte more runs past the end of memory: a trap in both.
+    traps_out_of_bounds(&copies(&[(40489, 20000, 25048)]));
+    traps_out_of_bounds(&copies(&[(20018, 40489, 25048)]));
+}
+
 /// A module that writes `write` bytes in `iovecs` buffers, draws `random`
 /// random bytes and reads up to `read` bytes of input; prints fd_write's
 /// errno.

@@ -491,3 +491,42 @@ fn early_exits_from_a_block_count_on_landing_pads() {
         "{with_pads}"
     );
 }
+
+#[test]
+fn a_copy_gets_a_loop_of_vector_moves_for_the_aliasing_window() {
+    // Each `memory.copy` keeps its own operator (short copies and those
+    // outside the window) beside a loop of 16-byte loads and stores each
+    // way, behind the test of length and distance; a function without one
+    // gets neither.
+    let m = wat::parse_str(
+        r#"(module (memory 1)
+             (func (export "_start")
+               (memory.copy (i32.const 9000) (i32.const 0) (i32.const 5000))
+               (memory.fill (i32.const 0) (i32.const 1) (i32.const 5000))))"#,
+    )
+    .unwrap();
+    let out = instrument(&m).unwrap();
+    assert!(valid(&out));
+    let count = |body: &[Operator<'_>], f: fn(&Operator<'_>) -> bool| {
+        body.iter().filter(|op| f(op)).count()
+    };
+    let bodies = bodies(&out);
+    let with_copy: Vec<_> = bodies
+        .iter()
+        .filter(|b| count(b, |op| matches!(op, Operator::MemoryCopy { .. })) > 0)
+        .collect();
+    assert_eq!(with_copy.len(), 1);
+    let body = with_copy[0];
+    assert_eq!(count(body, |op| matches!(op, Operator::V128Load { .. })), 8);
+    assert_eq!(
+        count(body, |op| matches!(op, Operator::V128Store { .. })),
+        8
+    );
+    assert_eq!(
+        count(body, |op| matches!(op, Operator::MemoryFill { .. })),
+        1
+    );
+    assert!(bodies.iter().all(
+        |b| count(b, |op| matches!(op, Operator::V128Load { .. })) == 0 || std::ptr::eq(b, body)
+    ));
+}
