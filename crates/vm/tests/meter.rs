@@ -1201,7 +1201,7 @@ fn copies(cases: &[(u32, u32, u32)]) -> String {
 
 #[test]
 fn long_copies_move_what_memory_copy_moves() {
-    // Copies longer than 2,048 bytes with the destination 1 to 63 bytes
+    // Copies longer than 2,048 bytes with the destination 1 to 15 bytes
     // above the source modulo 4 KiB run as a loop of 16-byte moves (see
     // `proctor_vm::meter`): each direction, overlapping or not, with an
     // unaligned head and a tail, up to the end of memory; and the copies
@@ -1211,12 +1211,12 @@ fn long_copies_move_what_memory_copy_moves() {
     let cases = [
         (17416, 1025, 20000),  // 7 above, after the source
         (31813, 40000, 20000), // 5 above modulo 4 KiB, below the source, overlapping
-        (2033, 2000, 30001),   // 33 above, overlapping
+        (2015, 2000, 30001),   // 15 above, overlapping
         (5001, 5000, 2049),    // 1 above, just long enough
         (5002, 5000, 2048),    // too short: one copy
-        (25967, 30000, 9999),  // 63 above modulo 4 KiB, below the source
+        (25919, 30000, 9999),  // 15 above modulo 4 KiB, below the source
         (9216, 1024, 10000),   // a multiple of 4 KiB apart: one copy
-        (3064, 3000, 12345),   // 64 above: one copy
+        (3016, 3000, 12345),   // 16 above: one copy
         (40489, 20000, 25047), // 9 above, ending at the end of memory
     ];
     let charge = cases.iter().map(|&(_, _, n)| u64::from(n >> 2)).sum();

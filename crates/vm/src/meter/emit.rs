@@ -713,7 +713,7 @@ impl Emit<'_> {
 
     /// `memory.copy` (its operands on the stack, the length also in local
     /// `n`). A copy longer than [`COPY_LOOP_MIN`] bytes whose destination is
-    /// 1 to 63 bytes above its source modulo 4 KiB moves 64 bytes a turn in
+    /// 1 to [`COPY_WINDOW`] bytes above its source modulo 4 KiB moves 64 bytes a turn in
     /// 16-byte loads and stores: the bytes up to where the destination is
     /// aligned to 64, the aligned middle, then the rest, in that order when
     /// the destination is at or below the source and in the reverse order
@@ -730,7 +730,9 @@ impl Emit<'_> {
     /// one after the other often are (the `bulk` probe of `proctor bench
     /// lottery`: 1.7 G instructions/s against 8-37 for everything else).
     /// The loop runs such a copy at about the speed `rep movsb` has
-    /// elsewhere (1.10-1.15x of it). `t` is the first of five scratch
+    /// elsewhere (1.1-1.4x of its time), so it is kept to the window where
+    /// `rep movsb` is slow: 1 to 15 bytes, measured on that CPU (16 and
+    /// more ran at the usual speed). `t` is the first of five scratch
     /// locals: destination, source, offset, end of the aligned middle, its
     /// start.
     pub(super) fn copy(&self, f: &mut Function, dst_mem: u32, src_mem: u32, n: u32, t: u32) {
@@ -809,7 +811,7 @@ impl Emit<'_> {
                 I::I32And,
                 I::I32Const(-1),
                 I::I32Add,
-                I::I32Const(63),
+                I::I32Const(COPY_WINDOW as i32),
                 I::I32GeU,
                 I::BrIf(0),
             ],

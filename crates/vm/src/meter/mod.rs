@@ -151,10 +151,13 @@ pub(crate) const CHECK: (&str, &str) = ("proctor", "check");
 /// bytes counts as one instruction: about the time the engine takes for one
 /// instruction of ordinary code (`proctor bench lottery`).
 pub const BULK_SHIFT: u32 = 2;
-/// `memory.copy` of more bytes than this, with the destination 1 to 63
-/// bytes above the source modulo 4 KiB, runs as a loop of 16-byte loads
-/// and stores instead of wasmtime's call to `memmove` (`emit::Emit::copy`).
+/// `memory.copy` of more bytes than this, with the destination 1 to
+/// [`COPY_WINDOW`] bytes above the source modulo 4 KiB, runs as a loop of
+/// 16-byte loads and stores instead of wasmtime's call to `memmove`
+/// (`emit::Emit::copy`).
 pub(crate) const COPY_LOOP_MIN: u32 = 2048;
+/// See [`COPY_LOOP_MIN`].
+pub(crate) const COPY_WINDOW: u32 = 15;
 /// Instructions charged per 64 KiB page a `memory.grow` asks for (zeroing
 /// the page costs about as much as filling it: 65,536 >> [`BULK_SHIFT`]).
 pub const PAGE_CHARGE: i64 = 65_536 >> BULK_SHIFT;
