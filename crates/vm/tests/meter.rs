@@ -1289,3 +1289,39 @@ fn wasi_calls_are_charged_by_the_bytes_they_move() {
     let (_, einval) = run(&io(16, 1025, 4, 16));
     assert_eq!(einval, "L");
 }
+
+#[test]
+fn a_trapped_run_counts_up_to_its_last_check_never_past_the_trap() {
+    // The count is exact at checks and host calls, not at every operator:
+    // a run that traps reports the count of its last such point, which
+    // the slice size decides (the worker's host picks it, so replicas may
+    // differ, each paid by its own report). Never more than what ran (a
+    // user is not charged past the trap, whatever the slice), never less
+    // than what ran
+    // before the last yield (the guest yields every 16 slices, and the
+    // limit it runs to is the next yield), less what runs between two
+    // checks (here four unrolled iterations and the exit, under 100), and
+    // the same on every run.
+    let wat = module(
+        r#"(func (export "_start") (local $i i32)
+             (loop $l
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $l (i32.lt_u (local.get $i) (i32.const 10000))))
+             (unreachable))"#,
+    );
+    let slices = [1, 97, 1000, 10_000];
+    let (reference, ours) = runs(&wat, 1 << 40, &slices);
+    let (_, again) = runs(&wat, 1 << 40, &slices);
+    assert!(matches!(reference.status, Status::Trapped(_)));
+    for ((o, a), slice) in ours.iter().zip(&again).zip(slices) {
+        assert!(matches!(o.status, Status::Trapped(_)), "slice {slice}");
+        assert_eq!(o.instructions, a.instructions, "slice {slice}");
+        assert!(o.instructions <= reference.instructions, "slice {slice}");
+        assert!(
+            o.instructions + 16 * slice + 100 >= reference.instructions,
+            "slice {slice}: {} of {}",
+            o.instructions,
+            reference.instructions
+        );
+    }
+}
