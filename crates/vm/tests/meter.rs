@@ -1226,6 +1226,33 @@ fn long_copies_move_what_memory_copy_moves() {
     traps_out_of_bounds(&copies(&[(20018, 40489, 25048)]));
 }
 
+#[test]
+fn random_long_copies_in_the_window_move_what_memory_copy_moves() {
+    // 40 copies of 2,049 to 20,000 bytes between random places of the
+    // page, 1 to 15 bytes above modulo 4 KiB (now and then 16 or 0: one
+    // copy), either way round and overlapping or not, each checked against
+    // plain wasmtime as above.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |k: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % k
+    };
+    let mut cases = Vec::new();
+    while cases.len() < 40 {
+        let n = 2049 + next(18_000) as u32;
+        let s = 1024 + next(u64::from(65_536 - 1024 - n)) as u32;
+        let delta = [1, 2, 7, 8, 15, 16, 0][next(7) as usize];
+        let d = i64::from(s) + (next(9) as i64 - 4) * 4096 + delta;
+        if d >= 1024 && d + i64::from(n) <= 65_536 {
+            cases.push((d as u32, s, n));
+        }
+    }
+    let charge = cases.iter().map(|&(_, _, n)| u64::from(n >> 2)).sum();
+    agree_plus(&copies(&cases), charge);
+}
+
 /// A module that writes `write` bytes in `iovecs` buffers, draws `random`
 /// random bytes and reads up to `read` bytes of input; prints fd_write's
 /// errno.
