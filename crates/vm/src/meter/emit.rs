@@ -713,9 +713,10 @@ impl Emit<'_> {
 
     /// `memory.copy` (its operands on the stack, the length also in local
     /// `n`). A copy longer than [`COPY_LOOP_MIN`] bytes whose destination is
-    /// 1 to [`COPY_WINDOW`] bytes above its source modulo 4 KiB moves 64 bytes a turn in
-    /// 16-byte loads and stores: the bytes up to where the destination is
-    /// aligned to 64, the aligned middle, then the rest, in that order when
+    /// 1 to [`COPY_WINDOW`] bytes above its source modulo 4 KiB moves 64
+    /// bytes a turn in 16-byte loads and stores: the bytes up to where the
+    /// destination is aligned to 64, the aligned middle, then the rest, in
+    /// that order when
     /// the destination is at or below the source and in the reverse order
     /// (each part back to front) when above, so that an overlapping copy
     /// moves what `memory.copy` moves. Every other copy, and one that would
