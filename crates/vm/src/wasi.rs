@@ -254,7 +254,7 @@ pub(crate) fn memory<T>(caller: &mut Caller<'_, T>) -> Option<Memory> {
     }
 }
 
-/// Host copies from `src` to `dst` of `len` bytes that go in pieces of
+/// Whether a host copy of `len` bytes from `src` to `dst` goes in pieces of
 /// [`COPY_PIECE`]: glibc's `memcpy` moves 2 KiB to 1 MiB with `rep movsb`,
 /// which on AMD EPYC runs 10-25x slower when the destination is 1 to 15
 /// bytes above the source modulo 4 KiB (the window the meter's copy loop is
